@@ -1,0 +1,1 @@
+"""Nipype workflows of dcequant (participant and group levels) and their thin interfaces."""
