@@ -4,11 +4,12 @@
 Christensen S, Gyldensted L, Østergaard L. Automatic selection of arterial input
 function using cluster analysis. MRM 2006;55:524-531:
 
-1. **Candidates** — voxels inside ``mask`` whose curve is finite everywhere and (when
-   ``t10`` is given) whose pre-contrast T1 lies in ``blood_t1_range`` (blood T1 is about
-   1.4–2.2 s at 1.5 T and 3 T).
+1. **Candidates** — voxels inside ``mask`` whose curve is finite everywhere.
 2. **Area** — keep candidates whose area under the curve is at or above the
-   ``area_percentile`` (default 90th) percentile of the candidates' areas.
+   ``area_percentile`` (default 90th) percentile of the candidates' areas; then, when
+   ``t10`` is given, only those whose pre-contrast T1 lies in ``blood_t1_range`` (blood
+   T1 is about 1.4–2.2 s at 1.5 T and 3 T). The area percentile is taken before the T1
+   gate so that it ranks vessels against the whole search region.
 3. **Smoothness** — irregularity = σ/peak, with σ the curve's noise SD estimated from the
    median absolute deviation of the first differences of its second half (robust to the
    sharp bolus itself, which a raw second-derivative roughness would penalise); drop the
@@ -260,16 +261,16 @@ def detect_aif(
     voxel_shape = concentration.shape[:-1]
     flat = concentration.reshape(-1, t.size)
     area = flat @ _trapezoid_weights(t)  # NaN/inf wherever a sample is not finite
-    candidates = mask.reshape(-1) & np.isfinite(area)
+    index = np.flatnonzero(mask.reshape(-1) & np.isfinite(area))
+    if index.size:
+        index = index[(area[index] >= np.percentile(area[index], area_percentile)) & (area[index] > 0)]
     if t10 is not None:
         t10 = np.asarray(t10, dtype=float)
         if t10.shape != voxel_shape:
             raise ValueError(f"t10: shape {t10.shape} does not match the voxel shape {voxel_shape}")
+        voxel_t1 = t10.reshape(-1)[index]
         with np.errstate(invalid="ignore"):
-            candidates &= ((t10 >= blood_t1_range[0]) & (t10 <= blood_t1_range[1])).reshape(-1)
-    index = np.flatnonzero(candidates)
-    if index.size:
-        index = index[(area[index] >= np.percentile(area[index], area_percentile)) & (area[index] > 0)]
+            index = index[(voxel_t1 >= blood_t1_range[0]) & (voxel_t1 <= blood_t1_range[1])]
     curves = flat[index]
 
     chosen = (
