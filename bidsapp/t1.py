@@ -132,7 +132,8 @@ def compute_t1_map(
         & (b1_map > 0)
     )
     s = signals[fit_ok]  # (V, n)
-    alpha = np.deg2rad(b1_map[fit_ok][:, None] * angles)  # (V, n) actual angles, radians
+    # actual angles in radians: (V, n) with a B1 map, else one shared row (1, n)
+    alpha = np.deg2rad(angles[None, :] if b1 is None else b1_map[fit_ok][:, None] * angles)
     actual_deg = np.rad2deg(alpha)
 
     if method == "two-angle":
@@ -209,8 +210,11 @@ def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_itera
     f0 = spgr_signal(1.0, r1[:, None], actual_deg, tr)
     m0 = np.where(start_ok, m0_start, np.sum(s * f0, axis=-1) / np.sum(f0 * f0, axis=-1))
 
+    def rows(array, idx):
+        return array if array.shape[0] == 1 else array[idx]
+
     def cost_of(m0_, r1_, idx):
-        f_ = spgr_signal(1.0, r1_[:, None], actual_deg[idx], tr)
+        f_ = spgr_signal(1.0, r1_[:, None], rows(actual_deg, idx), tr)
         return np.sum((s[idx] - m0_[:, None] * f_) ** 2, axis=-1), f_
 
     cost, f = cost_of(m0, r1, np.arange(n_vox))
@@ -224,9 +228,8 @@ def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_itera
         m0_a, r1_a = m0[active], r1[active]
         e1 = np.exp(-tr * r1_a)[:, None]
         jac_m0 = f_active
-        jac_r1 = m0_a[:, None] * tr * e1 * sin_a[active] * (1.0 - cos_a[active]) / (
-            1.0 - e1 * cos_a[active]
-        ) ** 2
+        sin_active, cos_active = rows(sin_a, active), rows(cos_a, active)
+        jac_r1 = m0_a[:, None] * tr * e1 * sin_active * (1.0 - cos_active) / (1.0 - e1 * cos_active) ** 2
         resid = s[active] - m0_a[:, None] * f_active
         g0, g1 = np.sum(jac_m0 * resid, axis=-1), np.sum(jac_r1 * resid, axis=-1)
         h00 = np.sum(jac_m0 * jac_m0, axis=-1)
@@ -244,15 +247,18 @@ def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_itera
         trial_m0 = np.where(feasible, trial_m0, m0_a)
         trial_cost, trial_f = cost_of(trial_m0, trial_r1, active)
         better = feasible & (trial_cost <= cost[active])
-        small_step = (np.abs(step_r1) <= 1e-10 * r1_a) & (np.abs(step_m0) <= 1e-10 * np.abs(m0_a))
-        flat = better & (cost[active] - trial_cost <= 1e-14 * cost[active])
+        # at the minimum the proposed step is negligible (accepted or not) or no longer
+        # lowers the cost; stop there (relative tolerances 1e-8 on steps, 1e-10 on cost)
+        small_step = feasible & (np.abs(step_r1) <= 1e-8 * r1_a) & (np.abs(step_m0) <= 1e-8 * np.abs(m0_a))
+        flat = better & (cost[active] - trial_cost <= 1e-10 * cost[active])
         m0[active] = np.where(better, trial_m0, m0_a)
         r1[active] = np.where(better, trial_r1, r1_a)
         cost[active] = np.where(better, trial_cost, cost[active])
         damping[active] = np.where(better, lam / 10.0, lam * 10.0)
         f_active = np.where(better[:, None], trial_f, f_active)
-        done = (better & (small_step | flat)) | (cost[active] == 0) | (damping[active] > 1e12)
-        converged[active] = done & (damping[active] <= 1e12)
+        failed = damping[active] > 1e12
+        done = small_step | flat | (cost[active] == 0) | failed
+        converged[active] = done & ~failed
         keep = ~done
         active, f_active = active[keep], f_active[keep]
     return np.exp(-tr * r1), m0, converged
