@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bidsapp import compute_t1_map
-from osipi_data import t1_cases
+from osipi_data import array_cell, read_csv, t1_cases
 
 OSIPI_XFAIL_LINEAR = ("Pat5_voxel5_prostaat",)
 ARGS = "flip_angles, tr, signals, r1_ref, a_tol, r_tol"
@@ -45,8 +45,6 @@ def test_prostate_b1_corrected_reference_values():
     """Beyond OSIPI's own tests: the prostate file also holds the NKI reference fits with B1
     correction (B1 column in percent). Our B1-corrected non-linear fit reproduces them to
     1e-5 and our uncorrected linear fit reproduces the uncorrected linear ones to 1e-3."""
-    from osipi_data import array_cell, read_csv
-
     frame = read_csv("T1_mapping/t1_prostate_data.csv")
     for _, row in frame.iterrows():
         fa, tr, s = array_cell(row["FA"]), array_cell(row["TR"])[0] / 1000.0, array_cell(row["s"])
