@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validate import boolean_mask
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
 
 
@@ -98,15 +99,7 @@ def _check_inputs(concentration, t, mask):
         raise ValueError(
             f"concentration: last axis must match len(t) = {t.size}, got shape {concentration.shape}"
         )
-    voxel_shape = concentration.shape[:-1]
-    if mask is None:
-        mask = np.ones(voxel_shape, dtype=bool)
-    else:
-        mask = np.asarray(mask)
-        if mask.shape != voxel_shape:
-            raise ValueError(f"mask: shape {mask.shape} does not match the voxel shape {voxel_shape}")
-        mask = mask.astype(bool)
-    return concentration, t, mask
+    return concentration, t, boolean_mask(mask, concentration.shape[:-1])
 
 
 def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
