@@ -21,8 +21,10 @@ in this order; user rules from :mod:`.rules` override the result):
   most angles. A lone spoiled gradient echo is ``T1w``.
 * ``other`` — everything else (listed in the plan and provenance, not converted).
 
-T1-weighted anatomy acquired after the dynamic series started gets the BIDS ``ce``
-entity (post-contrast).
+T1-weighted anatomy acquired after the dynamic series started (or, without one, with
+ContrastBolusAgent set) gets the BIDS ``ce-<agent>`` entity; of several such images with
+different contrast doses the smallest is ``acq-lowdose`` and the largest
+``acq-fulldose`` (a low-dose / standard-dose pre/post set).
 """
 
 import re
@@ -213,16 +215,49 @@ def _resolve_vfa(assignments):
             a.reason += "; no flip-angle partners, anatomical T1w"
 
 
+def _contrast_label(assignments):
+    """BIDS ``ce`` label: the agent named in the headers (alphanumeric), else ``contrast``."""
+    for a in assignments:
+        agent = a.acq.first.contrast.get("ContrastBolusAgent")
+        if agent:
+            label = re.sub(r"[^A-Za-z0-9]", "", agent)
+            if label:
+                return label
+    return "contrast"
+
+
 def _post_contrast(assignments):
+    """Mark post-contrast T1w (``ce`` entity) and name a low/standard dose pair (``acq``).
+
+    Post-contrast: acquired after the dynamic series started, or — without a dynamic
+    series — carrying ContrastBolusAgent in the header. Two or more post-contrast T1w
+    with different ContrastBolusTotalDose/Volume: the smallest dose is ``acq-lowdose``
+    and the largest ``acq-fulldose``.
+    """
     dce = next((a for a in assignments if a.role == "dce"), None)
     start = dce.acq.earliest_clock() if dce is not None else None
+    label = _contrast_label(assignments)
+    post = []
     for a in assignments:
-        if a.role != "T1w" or "ce" in a.entities:
+        if a.role != "T1w" or "ce" in a.entities or a.decided_by != "auto":
             continue
         clock = a.acq.earliest_clock()
-        if start is not None and clock is not None and clock > start:
-            a.entities["ce"] = "post"
-            a.reason += "; acquired after the dynamic series (post-contrast)"
+        if start is not None and clock is not None:
+            after = clock > start
+            why = "acquired after the dynamic series started"
+        else:
+            after = bool(a.acq.first.contrast.get("ContrastBolusAgent"))
+            why = "ContrastBolusAgent in the header"
+        if after:
+            a.entities["ce"] = label
+            a.reason += f"; post-contrast ({why})"
+            post.append(a)
+    doses = [_dose(a.acq) for a in post]
+    if len(post) >= 2 and all(d is not None for d in doses) and len(set(doses)) > 1:
+        ranked = sorted(post, key=lambda a: _dose(a.acq))
+        for a, acq in ((ranked[0], "lowdose"), (ranked[-1], "fulldose")):
+            a.entities = {"acq": acq, **a.entities}
+            a.reason += f"; {acq} of a dose pair (ContrastBolus dose {_dose(a.acq):g})"
 
 
 def _number_runs(assignments):
