@@ -195,7 +195,8 @@ def write_enhanced(path, data, affine, *, series_number=1, description="enhanced
             fg.PlanePositionSequence = Sequence([pp])
             fc = Dataset()
             fc.TemporalPositionIndex = t + 1
-            fc.FrameAcquisitionDateTime = "20260101" + tm(start + times[t])
+            day = 1 + int((start + times[t]) // 86400)
+            fc.FrameAcquisitionDateTime = f"202601{day:02d}" + tm(start + times[t])
             fg.FrameContentSequence = Sequence([fc])
             per_frame.append(fg)
             pixels.append(np.rint(data[:, :, k, t].T).astype(np.int16))

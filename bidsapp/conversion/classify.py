@@ -138,6 +138,13 @@ def vfa_key(acq):
     )
 
 
+def _same_protocol(acq, other):
+    """Same TR, TE, matrix and orientation (for acquisitions without a stack)."""
+    f, g = acq.first, other.first
+    return (f.repetition_time, f.echo_time, f.rows, f.columns, f.orientation) == (
+        g.repetition_time, g.echo_time, g.rows, g.columns, g.orientation)
+
+
 def _grid_key(acq):
     stack = acq.stack
     return None if stack is None else (stack.grid.shape, tuple(np.round(stack.grid.affine, 2).ravel()))
@@ -205,7 +212,9 @@ def _resolve_vfa(assignments):
         f = a.acq.first
         missing = [n for n, v in (("FlipAngle", f.flip_angle), ("RepetitionTime", f.repetition_time)) if v is None]
         same_grid = chosen_key is not None and _grid_key(a.acq) == (chosen_key[0], chosen_key[1])
-        if a.role == "vfa":
+        if a.acq.stack is None and chosen and _same_protocol(a.acq, chosen[0].acq):
+            a.role = "vfa"  # a flip-angle image whose frames could not be stacked; problem set later
+        elif a.role == "vfa":
             a.problem = (f"{', '.join(missing)} missing" if missing else
                          "does not share grid, TR, TE and sequence with the other flip-angle images")
         elif missing and same_grid:

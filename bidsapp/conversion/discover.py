@@ -42,23 +42,49 @@ def _expected_pixel_bytes(ds):
         return None
 
 
-def read_header(path):
-    """Read one file's header; return ``(dataset, None)`` or ``(None, reason)``."""
+def _series_of_broken_file(path):
+    """`` of series …`` for a file whose full header cannot be read, if its start can."""
+    from pydicom.filereader import read_partial
+
+    def after_series_number(tag, vr, length):
+        return tag > 0x00200011
+
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+        with open(path, "rb") as fh:
+            ds = read_partial(fh, stop_when=after_series_number)
+        uid = ds.SeriesInstanceUID
+    except Exception:
+        return ""
+    return " of " + series_label(getattr(ds, "SeriesNumber", None), getattr(ds, "SeriesDescription", ""), uid)
+
+
+def read_header(path):
+    """Read one file's header; return ``(dataset, None)`` or ``(None, reason)``.
+
+    Reading stops at the Pixel Data element; the file position there tells whether the
+    pixel data the header announces is complete on disk (a truncated copy is caught
+    here, before any pixels are read).
+    """
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=False)
+            pixel_start = fh.tell()
     except InvalidDicomError:
         return None, "not a DICOM file"
     except Exception as exc:  # truncated or corrupt header
-        return None, f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+        return None, f"unreadable DICOM header{_series_of_broken_file(path)} ({type(exc).__name__}: {exc})"
+    label = series_label(getattr(ds, "SeriesNumber", None), getattr(ds, "SeriesDescription", ""),
+                         getattr(ds, "SeriesInstanceUID", ""))
     sop_class = str(getattr(ds, "SOPClassUID", ""))
-    if sop_class.startswith(NON_IMAGE_SOP_PREFIXES) or "Rows" not in ds:
-        return None, "DICOM object without image data"
+    if sop_class.startswith(NON_IMAGE_SOP_PREFIXES):
+        return None, "DICOM directory or non-image object"
+    if "Rows" not in ds or pixel_start >= size:
+        return None, f"no pixel data in file of {label} (non-image object or truncated file)"
     expected = _expected_pixel_bytes(ds)
-    if expected is not None and os.path.getsize(path) < expected:
-        label = series_label(getattr(ds, "SeriesNumber", None), getattr(ds, "SeriesDescription", ""),
-                             getattr(ds, "SeriesInstanceUID", ""))
-        return None, (f"truncated file of {label}: {os.path.getsize(path)} bytes on disk, "
-                      f"pixel data alone needs {expected}")
+    # 8 bytes: the smallest Pixel Data element header (implicit VR)
+    if expected is not None and size - pixel_start - 8 < expected:
+        return None, f"truncated file of {label}: pixel data has {max(size - pixel_start - 8, 0)} of {expected} bytes"
     return ds, None
 
 

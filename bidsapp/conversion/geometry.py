@@ -96,7 +96,9 @@ def slice_step(distinct, fallback=None):
     gaps = np.diff(distinct)
     step = float(gaps.mean())
     if np.max(np.abs(gaps - step)) > max(SPACING_RTOL * step, SLICE_TOLERANCE_MM):
-        raise GeometryError(f"irregular slice spacing: gaps from {gaps.min():.4f} to {gaps.max():.4f} mm")
+        ratio = gaps.max() / gaps.min() if gaps.min() > 0 else 0.0
+        hint = " (slices missing?)" if abs(ratio - round(ratio)) < 0.01 and ratio >= 2 else ""
+        raise GeometryError(f"irregular slice spacing: gaps from {gaps.min():.4f} to {gaps.max():.4f} mm{hint}")
     return step
 
 

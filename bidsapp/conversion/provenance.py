@@ -11,7 +11,7 @@ identical logs. Format (one object)::
      "series": [{"SeriesInstanceUID": "…", "StudyInstanceUID": "…", "SeriesNumber": 7,
                  "SeriesDescription": "dyn", "acquisition": "", "n_frames": 661,
                  "role": "dce", "decided_by": "auto", "reason": "…",
-                 "status": "written", "message": "",
+                 "status": "converted", "message": "",
                  "outputs": ["sub-01/perf/sub-01_dce.nii.gz", "sub-01/perf/sub-01_dce.json"],
                  "details": {"timing_source": "AcquisitionTime", "volumes": 661},
                  "files": ["dyn/IM0001", …]}]}
@@ -23,6 +23,10 @@ from pathlib import Path
 from .. import bids_raw
 from .._version import __version__
 from ..io_utils import write_json_atomic
+
+
+#: run-specific statuses logged as "converted", so identical runs write identical logs
+CONVERTED = ("written", "unchanged", "replaced")
 
 
 def provenance_path(bids_dir, subject, session):
@@ -56,7 +60,7 @@ def provenance_record(result, dcm2niix_version=None):
             "role": a.role,
             "decided_by": a.decided_by,
             "reason": a.reason,
-            "status": r.status,
+            "status": "converted" if r.status in CONVERTED else r.status,
             "message": r.message,
             "outputs": [_relative(p, plan.bids_dir) for p in r.files],
             "details": r.details,
