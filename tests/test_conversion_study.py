@@ -234,22 +234,23 @@ def test_post_contrast_dose_pair_gets_ce_and_acq_entities(tmp_path):
 # --- bad input: each names the series, the rest still converts -------------------------
 
 
-def _first_dicom(folder, description):
+def _first_dicom(folder, description, instance=None):
+    """A file of the series ``description`` (with InstanceNumber ``instance`` if given)."""
     import pydicom
 
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix != ".txt":
             ds = pydicom.dcmread(p, stop_before_pixels=True)
-            if ds.SeriesDescription == description:
+            if ds.SeriesDescription == description and instance in (None, ds.InstanceNumber):
                 return p
     raise AssertionError(description)
 
 
 def test_truncated_and_non_dicom_files_are_noted(tmp_path):
     make_study(tmp_path / "dicom")
-    victim = _first_dicom(tmp_path / "dicom", "ax_tse")
+    victim = _first_dicom(tmp_path / "dicom", "ax_tse", instance=2)  # a middle slice
     victim.write_bytes(victim.read_bytes()[:-10])  # pixel data cut short
-    cut_header = _first_dicom(tmp_path / "dicom", "vfa")
+    cut_header = _first_dicom(tmp_path / "dicom", "vfa", instance=3)
     cut_header.write_bytes(cut_header.read_bytes()[:-200])  # header cut short
     (tmp_path / "dicom" / "empty.dcm").write_bytes(b"")
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
@@ -264,7 +265,7 @@ def test_truncated_and_non_dicom_files_are_noted(tmp_path):
 
 def test_missing_dynamic_frame_is_reported_and_vfa_still_converts(tmp_path, capsys):
     make_study(tmp_path / "dicom", vendor="philips")
-    _first_dicom(tmp_path / "dicom", "dyn").unlink()
+    _first_dicom(tmp_path / "dicom", "dyn", instance=7).unlink()
     code = convert_main([str(tmp_path / "dicom"), str(tmp_path / "bids"), "--participant-label", "01"])
     err = capsys.readouterr().err
     assert code == 1 and "series 9 'dyn'" in err and "dce not converted" in err
