@@ -36,7 +36,19 @@ def save_volume(path, data, grid, dt=None, dtype=np.float32):
 
 
 def _common_sidecar(protocol):
-    return {"MagneticFieldStrength": protocol.field_strength, "Manufacturer": MANUFACTURER, "EchoTime": protocol.echo_time}
+    return {
+        "MagneticFieldStrength": protocol.field_strength,
+        "Manufacturer": MANUFACTURER,
+        "ManufacturersModelName": "digital reference object",
+        "SoftwareVersions": __version__,
+        "InstitutionName": "dcequant simulation",
+        "StationName": "SIMMR01",
+        "ScanningSequence": "GR",
+        "SequenceVariant": "SP",
+        "SequenceName": "spgr3d",
+        "MRAcquisitionType": "3D",
+        "EchoTime": protocol.echo_time,
+    }
 
 
 def contrast_fields(protocol, bolus=True):
@@ -107,6 +119,8 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
 
     def volume(datatype, suffix, data, sidecar, dtype=np.float32, dt=None, **entities):
         save_volume(truth(datatype, suffix, **entities), data, grid, dt=dt, dtype=dtype)
+        if datatype in ("anat", "fmap"):
+            sidecar = {"SkullStripped": False, **sidecar}
         write_json_atomic(truth(datatype, suffix, ".json", **entities), sidecar)
 
     volume("anat", "T1map", phantom.t1, {"Units": "s"})
@@ -129,8 +143,12 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     write_json_atomic(truth("perf", "timeseries", ".json"), _aif_sidecar(sim))
     if sim.motion is not None:
         names = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
-        _write_table(truth("perf", "motion", ".tsv"), dict(zip(names, sim.motion.T)))
-        write_json_atomic(truth("anat", "motion", ".json"), {"VFAMotion": dict(zip(names, sim.vfa_motion)), "Units": "mm and degrees"})
+        motion = bids_raw.raw_path(root, subject, session, "perf", "timeseries", ".tsv", desc="truthmotion")
+        _write_table(motion, dict(zip(names, sim.motion.T)))
+        doc = {n: {"Units": "mm" if n.startswith("trans") else "degrees"} for n in names}
+        doc["Description"] = "rigid motion of every DCE frame (rotation about the slab centre)"
+        doc["VFAMotion"] = dict(zip(names, sim.vfa_motion))
+        write_json_atomic(motion.with_suffix(".json"), doc)
     if dose_pair is not None:
         for dose, data in (("low", dose_pair.low_enhancement), ("standard", dose_pair.enhancement)):
             fraction = dose_pair.low_dose_fraction if dose == "low" else 1.0
@@ -169,25 +187,36 @@ def _write_table(path, columns):
     write_text_atomic(path, buffer.getvalue())
 
 
-def write_subject_truth(root, subject, phantom):
-    """Subject-level truth (class values, group, geometry) as ``sub-L/sub-L_desc-truth_tissues.json``."""
-    path = bids_raw.subject_dir(root, subject) / bids_raw.bids_basename(subject, None, "tissues", ".json", desc="truth")
-    write_json_atomic(
-        path,
-        {
-            "Group": phantom.group,
-            "GroupShifts": {f"{t}/{p}": d for (t, p), d in phantom.shifts.items()},
-            "TissueValues": phantom.subject_values,
-            "Units": {"T1": "s", "M0": "relative", "Ktrans": "1/min", "ve": "fraction", "vp": "fraction"},
-            "SinusDelay": phantom.sinus_delay,
-            "FieldStrength": phantom.field_strength,
-            "Hematocrit": phantom.hematocrit,
-        },
-    )
+def subject_truth_row(subject, phantom, group_column):
+    """One ``participants.tsv`` row of the truth dataset: group and subject-level values."""
+    row = {"participant_id": subject, group_column: phantom.group or "n/a", "sinus_delay": round(phantom.sinus_delay, 6)}
+    for tissue, values in phantom.subject_values.items():
+        for parameter, value in values.items():
+            row[f"{tissue}_{parameter}"] = f"{value:.6g}"
+    return row
 
 
-def write_truth_dataset_files(root):
-    """``dataset_description.json`` (derivative) and ``dseg.tsv`` of the truth dataset."""
+def subject_truth_columns(row, group_column):
+    """``participants.json`` entries documenting the columns of :func:`subject_truth_row`."""
+    units = {"T1": "s", "M0": "relative to CSF", "Ktrans": "1/min", "ve": "fraction", "vp": "fraction"}
+    doc = {
+        group_column: {"Description": "group label; the second level shifts tumour-rim Ktrans and vp"},
+        "sinus_delay": {"Description": "bolus delay of the sagittal sinus", "Units": "s"},
+    }
+    for column in row:
+        tissue, _, parameter = column.rpartition("_")
+        if parameter in units:
+            doc[column] = {"Description": f"subject-level {parameter} of {tissue} (before spatial variation)", "Units": units[parameter]}
+    return doc
+
+
+#: truth files outside the BIDS derivatives specification (listed in the truth .bidsignore)
+TRUTH_IGNORE_PATTERNS = ("*_desc-truth_Ktrans.*", "*_desc-truth_ve.*", "*_desc-truth_vp.*", "*_desc-truth_kep.*", "*_desc-truth_delay.*", "*_desc-truth_dce.*", "*_desc-truth_timeseries.*", "*_desc-truthmotion_timeseries.*", "*_desc-truth_enhancement.*")
+
+
+def write_truth_dataset_files(root, participants, group_column):
+    """``dataset_description.json`` (derivative), ``dseg.tsv``, ``.bidsignore`` and
+    ``participants.tsv`` (subject-level truth) of the truth dataset."""
     bids_raw.ensure_dataset_description(
         root,
         "dcequant simulation ground truth",
@@ -196,6 +225,9 @@ def write_truth_dataset_files(root):
     )
     lines = ["index\tname\tabbreviation"] + [f"{i}\t{name}\t{abbr}" for i, (name, abbr) in TISSUE_CLASSES.items()]
     write_text_atomic(root / "dseg.tsv", "\n".join(lines) + "\n")
+    bids_raw.ensure_bidsignore(root, TRUTH_IGNORE_PATTERNS)
+    if participants:
+        bids_raw.update_participants(root, participants, columns_doc=subject_truth_columns(participants[0], group_column))
 
 
 def write_raw_dataset_files(root, participants, group_column, group_labels, study_summary):

@@ -92,6 +92,12 @@ def _relaxivity(protocol):
     return float(relaxivity_for(protocol.agent, protocol.field_strength))
 
 
+def check_physics(protocol):
+    """Fail early (ValueError) if the protocol's agent, field or AIF name is unknown."""
+    _relaxivity(protocol)
+    plasma_aif(protocol, SessionInput(protocol.nominal_arrival, 1.0), np.zeros(1))
+
+
 def _enhanced_signal(concentration, t10, m0, tr, flip_angle, relaxivity, b1):
     """SPGR signal of voxels ``[v]`` with concentration ``[v, n]`` (mM)."""
     from bidsapp import concentration_to_signal
