@@ -1,7 +1,8 @@
 """Small synthetic DICOM series for the converter's tests and benchmark.
 
-Images are written from NIfTI-ordered arrays ``data[i, j, k(, t)]`` and a RAS affine,
-i.e. the inverse of the converter's geometry convention, in three vendor timing styles:
+Images are written from NIfTI-ordered arrays ``data[i, j, k(, t)]`` and a RAS affine
+with a negative determinant (radiological order, e.g. LAS), i.e. the inverse of the
+converter's geometry convention (column i, row ny−1−j), in these vendor timing styles:
 
 * ``siemens`` — AcquisitionTime per frame, AcquisitionNumber = volume;
 * ``ge`` — one AcquisitionTime for the series, TriggerTime (ms) per frame;
@@ -27,12 +28,18 @@ def tm(seconds):
     return f"{h:02d}{m:02d}{s:09.6f}"
 
 
-def geometry_from_affine(affine):
-    """(IOP, PixelSpacing, first IPP, slice step vector) in LPS from a RAS affine."""
+def geometry_from_affine(affine, n_rows):
+    """(IOP, PixelSpacing, IPP of slice 0, slice step vector) in LPS from a RAS affine."""
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, float)
     dcol, drow = np.linalg.norm(lps[:3, 0]), np.linalg.norm(lps[:3, 1])
-    rowcos, colcos = lps[:3, 0] / dcol, lps[:3, 1] / drow
-    return list(rowcos) + list(colcos), [drow, dcol], lps[:3, 3], lps[:3, 2]
+    rowcos, colcos = lps[:3, 0] / dcol, -lps[:3, 1] / drow
+    ipp0 = lps[:3, 3] + (n_rows - 1) * lps[:3, 1]  # voxel (0, ny-1, 0) = pixel row 0, column 0
+    return list(rowcos) + list(colcos), [drow, dcol], ipp0, lps[:3, 2]
+
+
+def pixel_rows(image):
+    """DICOM pixel array (rows × columns) of a NIfTI-ordered slice ``image[i, j]``."""
+    return image[:, ::-1].T
 
 
 def _base(study_uid, series_uid, series_number, description, manufacturer, flip, tr, te, seq="GR", ti=None,
@@ -103,7 +110,7 @@ def write_series(folder, data, affine, *, vendor="siemens", series_number=1, des
         data = data[..., None]
     nx, ny, nz, nt = data.shape
     times = np.zeros(nt) if times is None else np.asarray(times, float)
-    iop, spacing, ipp0, step = geometry_from_affine(affine)
+    iop, spacing, ipp0, step = geometry_from_affine(affine, ny)
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()
     manufacturer = manufacturer or {"siemens": "SIEMENS", "ge": "GE MEDICAL SYSTEMS",
@@ -143,7 +150,7 @@ def write_series(folder, data, affine, *, vendor="siemens", series_number=1, des
                 setattr(ds, key, value)
             for key, value in (extra or {}).items():
                 setattr(ds, key, value)
-            stored = np.rint((data[:, :, k, t].T - intercept) / slope).astype(np.int16)
+            stored = np.rint((pixel_rows(data[:, :, k, t]) - intercept) / slope).astype(np.int16)
             ds.PixelData = stored.tobytes()
             index = len(paths)
             rel = names(index) if names else f"d{rng.integers(3)}/{rng.integers(1 << 40):012x}"
@@ -163,7 +170,7 @@ def write_enhanced(path, data, affine, *, series_number=1, description="enhanced
         data = data[..., None]
     nx, ny, nz, nt = data.shape
     times = np.zeros(nt) if times is None else np.asarray(times, float)
-    iop, spacing, ipp0, step = geometry_from_affine(affine)
+    iop, spacing, ipp0, step = geometry_from_affine(affine, ny)
     ds = _base(study_uid or generate_uid(), generate_uid(), series_number, description, "SIEMENS", None, None, None)
     ds.SOPClassUID = ENHANCED_MR
     ds.SOPInstanceUID = generate_uid()
@@ -199,7 +206,7 @@ def write_enhanced(path, data, affine, *, series_number=1, description="enhanced
             fc.FrameAcquisitionDateTime = f"202601{day:02d}" + tm(start + times[t])
             fg.FrameContentSequence = Sequence([fc])
             per_frame.append(fg)
-            pixels.append(np.rint(data[:, :, k, t].T).astype(np.int16))
+            pixels.append(np.rint(pixel_rows(data[:, :, k, t])).astype(np.int16))
     ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
     ds.PixelData = np.stack(pixels).tobytes()
     _save(ds, Path(path))
@@ -212,11 +219,11 @@ def phantom(shape, seed=0, low=50, high=1000):
 
 
 def oblique_affine(voxel=(1.5, 1.8, 3.0), origin=(-40.0, 25.0, 10.0), angle_deg=12.0):
-    """A right-handed oblique RAS affine (rotation about x and z)."""
+    """An oblique RAS affine in radiological order (LAS-like, negative determinant)."""
     a = np.deg2rad(angle_deg)
     rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
     rz = np.array([[np.cos(a / 2), -np.sin(a / 2), 0], [np.sin(a / 2), np.cos(a / 2), 0], [0, 0, 1]])
     aff = np.eye(4)
-    aff[:3, :3] = rz @ rx @ np.diag(voxel)
+    aff[:3, :3] = rz @ rx @ np.diag([-voxel[0], voxel[1], voxel[2]])
     aff[:3, 3] = origin
     return aff

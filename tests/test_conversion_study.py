@@ -126,7 +126,7 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path, capsys):
 
 def test_single_slice_vfa_in_other_study_with_acquisition_time_only_across_midnight(tmp_path):
     """Flip-angle images are separate series of a different study; timing only in AcquisitionTime."""
-    aff = np.diag([-1.2, -1.2, 4.0, 1.0])
+    aff = np.diag([-1.2, 1.2, 4.0, 1.0])
     aff[:3, 3] = [30.0, 40.0, -2.0]
     dyn = phantom((6, 5, 1, 30), 3)
     times = np.cumsum(np.r_[0.0, np.full(29, 2.4)])
@@ -163,7 +163,7 @@ def test_vfa_set_stored_in_one_series(tmp_path):
 
 
 def test_slice_spacing_comes_from_positions_not_thickness(tmp_path):
-    aff = np.diag([-1.0, -1.0, 5.0, 1.0])
+    aff = np.diag([-1.0, 1.0, 5.0, 1.0])
     vol = phantom((4, 4, 3, 4), 2)
     write_series(tmp_path / "dicom", vol, aff, series_number=1, description="dyn", times=np.arange(4) * 2.0,
                  extra={"SliceThickness": 3.0})
@@ -173,7 +173,7 @@ def test_slice_spacing_comes_from_positions_not_thickness(tmp_path):
 
 
 def test_rescale_slope_and_philips_private_scale(tmp_path):
-    aff = np.diag([-1.0, -1.0, 2.0, 1.0])
+    aff = np.diag([-1.0, 1.0, 2.0, 1.0])
     vol = phantom((4, 4, 2), 5) * 0.5
     write_series(tmp_path / "dicom", vol, aff, vendor="philips", series_number=1, description="a", flip=4.0,
                  slope=0.5, philips_scale=2.0)
@@ -217,7 +217,7 @@ def test_user_rules_override_roles_and_add_sidecar_fields(tmp_path):
 
 
 def test_post_contrast_dose_pair_gets_ce_and_acq_entities(tmp_path):
-    aff = np.diag([-1.0, -1.0, 2.0, 1.0])
+    aff = np.diag([-1.0, 1.0, 2.0, 1.0])
     dicom = tmp_path / "dicom"
     write_series(dicom, phantom((4, 4, 2, 4), 1), aff, series_number=30, description="dyn", times=np.arange(4.0),
                  start=1000.0, contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 10.0})
@@ -274,7 +274,7 @@ def test_missing_dynamic_frame_is_reported_and_vfa_still_converts(tmp_path, caps
 
 
 def test_single_slice_missing_temporal_position_is_an_error(tmp_path):
-    aff = np.diag([-1.0, -1.0, 3.0, 1.0])
+    aff = np.diag([-1.0, 1.0, 3.0, 1.0])
     paths = write_series(tmp_path / "dicom", phantom((4, 4, 1, 6), 1), aff, vendor="philips", series_number=2,
                          description="dyn", times=np.arange(6) * 2.0)
     paths[3].unlink()

@@ -72,8 +72,10 @@ def test_affine_uses_sorted_positions_and_real_spacing():
     distinct = geometry.unique_locations(locs)
     step = geometry.slice_step(distinct, fallback=2.0)  # SliceThickness 2 mm, spacing 3 mm
     assert step == pytest.approx(3.0)
-    aff = geometry.affine_from_dicom(iop, positions[np.argmin(locs)], (0.8, 0.9), step)
-    assert np.allclose(aff, [[-0.9, 0, 0, -10], [0, -0.8, 0, -20], [0, 0, 3, 2], [0, 0, 0, 1]])
+    aff = geometry.affine_from_dicom(iop, positions[np.argmin(locs)], (0.8, 0.9), step, n_rows=5)
+    # rows reversed: j = 0 is the last row, 4 × 0.8 mm further along the column direction (LPS +y)
+    assert np.allclose(aff, [[-0.9, 0, 0, -10], [0, 0.8, 0, -23.2], [0, 0, 3, 2], [0, 0, 0, 1]])
+    assert np.linalg.det(aff[:3, :3]) < 0
 
 
 def test_irregular_spacing_and_single_slice_without_thickness_are_errors():

@@ -4,8 +4,10 @@ Used for anatomical images, whose voxel order does not have to match other image
 The acquisition's files are linked into a private temporary folder (dcm2niix
 converts whole folders), dcm2niix writes into another temporary folder, and the result
 is accepted only if it is a single image whose grid is the acquisition's IPP/IOP grid
-up to a permutation/flip of axes (dcm2niix may reorder rows or slices). Otherwise the
-caller falls back to the pydicom/nibabel path.
+up to a permutation/flip of axes (dcm2niix may flip columns, rows or slices). The
+accepted image is then reoriented to that grid, so anatomy shares the voxel order and
+affine of the dynamic and flip-angle images. Otherwise the caller falls back to the
+pydicom/nibabel path.
 
 Reference: Li X et al. J Neurosci Methods 2016;264:47-56 (dcm2niix).
 """
@@ -95,4 +97,19 @@ def run_dcm2niix(files, expected_grid):
         sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
     if not same_world_grid(img.shape, img.affine, expected_grid.shape, expected_grid.affine):
         raise Dcm2niixError("dcm2niix geometry differs from the ImagePositionPatient/Orientation grid")
-    return img, sidecar
+    return reorient_to_grid(img, expected_grid), sidecar
+
+
+def reorient_to_grid(img, grid, atol_mm=1e-2):
+    """``img`` with axes permuted/flipped onto ``grid`` (same voxel centres; checked)."""
+    from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+
+    transform = ornt_transform(io_orientation(img.affine), io_orientation(grid.affine))
+    data = apply_orientation(np.asanyarray(img.dataobj), transform)
+    moved = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape)
+    if data.shape[:3] != tuple(grid.shape) or not np.allclose(moved, grid.affine, atol=atol_mm):
+        raise Dcm2niixError("dcm2niix image cannot be reoriented onto the ImagePositionPatient/Orientation grid")
+    out = nib.Nifti1Image(data, grid.affine, img.header)
+    out.set_qform(grid.affine, code=1)
+    out.set_sform(grid.affine, code=1)
+    return out

@@ -1,19 +1,21 @@
 """Voxel grid of a stack of DICOM slices: sorting, real slice spacing and the affine.
 
-Convention (the same as nibabel's DICOM reader and dcequant's simulator): the NIfTI
-array index ``(i, j, k)`` is DICOM (column ``i``, row ``j``, slice ``k``), with slices
-sorted by ascending position along the slice normal ``n = r × c``, where ``r`` and
-``c`` are the row and column direction cosines of ImageOrientationPatient. In DICOM's
-LPS patient space the voxel-to-world matrix is::
+Convention (the same as dcm2niix and dcequant's simulator): the NIfTI array index
+``(i, j, k)`` is DICOM column ``i``, row ``R − 1 − j`` (rows reversed, R = Rows) and slice
+``k``, with slices sorted by ascending position along the slice normal ``n = r × c``,
+where ``r`` and ``c`` are the row and column direction cosines of
+ImageOrientationPatient. In DICOM's LPS patient space the voxel-to-world matrix is::
 
-    [ r·Δcol   c·Δrow   n·Δslice   IPP_0 ]
+    [ r·Δcol   −c·Δrow   n·Δslice   IPP_0 + (R − 1)·c·Δrow ]
 
 with PixelSpacing = (Δrow, Δcol), Δslice the *measured* distance between sorted slice
 positions (never SliceThickness, which can differ from the spacing when there are gaps
 or overlaps) and IPP_0 the ImagePositionPatient of the first sorted slice (never of
 the first file on disk). NIfTI world space is RAS, so the first two rows are negated.
+The determinant is always negative (radiological storage order, e.g. LAS for an
+axial stack), as in dcm2niix output.
 
-Reference: DICOM PS3.3 C.7.6.2.1.1; nibabel ``nibabel.nicom.dicomwrappers``.
+Reference: DICOM PS3.3 C.7.6.2.1.1; Li X et al. J Neurosci Methods 2016;264:47-56.
 """
 
 from dataclasses import dataclass
@@ -112,16 +114,16 @@ def check_collinear(positions, orientation, locations):
         raise GeometryError(f"slice origins are offset in-plane by up to {spread:.3f} mm (mixed stacks or gantry tilt)")
 
 
-def affine_from_dicom(orientation, first_position, pixel_spacing, step):
-    """4x4 RAS affine of a sorted slice stack (see module docstring)."""
+def affine_from_dicom(orientation, first_position, pixel_spacing, step, n_rows):
+    """4x4 RAS affine of a sorted slice stack with ``n_rows`` rows (see module docstring)."""
     o = np.asarray(orientation, dtype=float)
     row_cos, col_cos = o[:3], o[3:]
     d_row, d_col = (float(v) for v in pixel_spacing)
     lps = np.eye(4)
     lps[:3, 0] = row_cos * d_col
-    lps[:3, 1] = col_cos * d_row
+    lps[:3, 1] = -col_cos * d_row
     lps[:3, 2] = slice_normal(o) * step
-    lps[:3, 3] = np.asarray(first_position, dtype=float)
+    lps[:3, 3] = np.asarray(first_position, dtype=float) + (int(n_rows) - 1) * col_cos * d_row
     return LPS_TO_RAS @ lps
 
 

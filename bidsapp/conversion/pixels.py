@@ -1,7 +1,7 @@
 """Read the pixel data of a stacked acquisition into a NIfTI-ordered array.
 
-Each frame's ``pixel_array`` (rows × columns) is transposed to (column, row) so the
-array index matches :mod:`.geometry`'s affine; slices and volumes follow the
+Each frame's ``pixel_array`` (rows × columns) is transposed to (column, row) and the
+rows reversed, so the array index matches :mod:`.geometry`'s affine; slices and volumes follow the
 :class:`~.series.Stack` order. Stored values are mapped to real values with
 RescaleSlope/RescaleIntercept (per frame; for enhanced MR from the Pixel Value
 Transformation functional group). For Philips data with a private scale slope
@@ -60,7 +60,7 @@ def load_stack(stack):
             data = np.empty((ncol, nrow, nslice, nvol), dtype=np.float32 if rescale else pixels.dtype)
         if rescale:
             slope, intercept = _scale(frame)
-            data[:, :, k, t] = pixels.T.astype(np.float64) * slope + intercept
+            data[:, :, k, t] = pixels.T[:, ::-1].astype(np.float64) * slope + intercept
         else:
-            data[:, :, k, t] = pixels.T
+            data[:, :, k, t] = pixels.T[:, ::-1]
     return data[..., 0] if nvol == 1 else data

@@ -210,7 +210,8 @@ def build_stack(acq):
     sorted_positions = np.array([column[0].position for column in columns])
     geometry.check_collinear(sorted_positions, first.orientation, distinct)
     step = geometry.slice_step(distinct, first.spacing_between_slices or first.slice_thickness)
-    affine = geometry.affine_from_dicom(first.orientation, columns[0][0].position, first.pixel_spacing, step)
+    affine = geometry.affine_from_dicom(first.orientation, columns[0][0].position, first.pixel_spacing, step,
+                                        first.rows)
     grid = geometry.Grid(shape=(first.columns, first.rows, len(distinct)), affine=affine)
     if len(distinct) > 1 and first.slice_thickness and abs(first.slice_thickness - step) > 1e-3:
         warnings.append(f"slice spacing {step:.4f} mm from positions differs from SliceThickness "
