@@ -109,7 +109,10 @@ def reorient_to_grid(img, grid, atol_mm=1e-2):
     moved = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape)
     if data.shape[:3] != tuple(grid.shape) or not np.allclose(moved, grid.affine, atol=atol_mm):
         raise Dcm2niixError("dcm2niix image cannot be reoriented onto the ImagePositionPatient/Orientation grid")
-    out = nib.Nifti1Image(data, grid.affine, img.header)
+    if np.issubdtype(data.dtype, np.floating):
+        data = data.astype(np.float32)  # scaled values; never re-quantised to the stored type
+    out = nib.Nifti1Image(data, grid.affine)
+    out.header.set_xyzt_units("mm", "sec")
     out.set_qform(grid.affine, code=1)
     out.set_sform(grid.affine, code=1)
     return out
