@@ -337,3 +337,21 @@ def test_failed_write_leaves_no_partial_nifti(tmp_path, monkeypatch):
     assert not result.ok and any("disk full" in e for e in result.errors)
     leftovers = [p for p in (tmp_path / "bids").rglob("*.nii*")]
     assert leftovers == []
+
+
+def test_b1_maps_are_written_in_percent(tmp_path):
+    aff = np.diag([-2.0, 2.0, 4.0, 1.0])
+    percent = phantom((6, 6, 3), 4, low=70, high=130)
+    write_series(tmp_path / "a", percent, aff, series_number=8, description="B1 map", flip=None,
+                 image_type=("DERIVED", "PRIMARY", "B1", "ND"))
+    convert_dicom_study(tmp_path / "a", tmp_path / "bids_a", "01")
+    img = nib.load(tmp_path / "bids_a/sub-01/fmap/sub-01_TB1map.nii.gz")
+    assert np.allclose(img.get_fdata(), percent)
+    assert json.loads((tmp_path / "bids_a/sub-01/fmap/sub-01_TB1map.json").read_text())["Units"] == "percent"
+    # Siemens tfl_b1map: 10 × actual flip angle for a nominal 80°
+    write_series(tmp_path / "b", percent * 8.0, aff, series_number=9, description="tfl_b1map", flip=80.0, tr=5.0,
+                 image_type=("ORIGINAL", "PRIMARY", "M", "ND"))
+    convert_dicom_study(tmp_path / "b", tmp_path / "bids_b", "01")
+    img = nib.load(tmp_path / "bids_b/sub-01/fmap/sub-01_TB1map.nii.gz")
+    assert np.allclose(img.get_fdata(), percent)
+    assert validate(tmp_path / "bids_b") == []

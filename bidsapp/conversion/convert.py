@@ -158,12 +158,13 @@ def _convert_vfa(a, dce_grid):
 def b1_to_percent(data, frame):
     """Relative B1 in percent of nominal, and how it was scaled.
 
-    Siemens ``tfl_b1map`` stores 10 × the actual flip angle for the nominal FlipAngle,
-    so percent = value · 10 / FlipAngle. Otherwise the values are taken as percent when
+    Siemens ``tfl_b1map`` (``tfl`` in description/protocol/sequence name) stores 10 × the
+    actual flip angle for the nominal FlipAngle, so percent = value · 10 / FlipAngle. Otherwise the values are taken as percent when
     their median over non-zero voxels is 30–300, or as a fraction (×100) when 0.3–3.
     """
     data = np.asarray(data, dtype=np.float32)
-    if "b1" in frame.sequence_name.lower() and frame.flip_angle and "siemens" in frame.manufacturer.lower():
+    text = " ".join([frame.series_description, frame.protocol_name, frame.sequence_name]).lower()
+    if "tfl" in text and frame.flip_angle and "siemens" in frame.manufacturer.lower():
         return data * (10.0 / frame.flip_angle), f"Siemens tfl_b1map: value x 10 / FlipAngle {frame.flip_angle:g}"
     nz = data[data > 0]
     median = float(np.median(nz)) if nz.size else 0.0
