@@ -355,3 +355,20 @@ def test_b1_maps_are_written_in_percent(tmp_path):
     img = nib.load(tmp_path / "bids_b/sub-01/fmap/sub-01_TB1map.nii.gz")
     assert np.allclose(img.get_fdata(), percent)
     assert validate(tmp_path / "bids_b") == []
+
+
+def test_localizer_derived_and_phase_series_are_not_converted(tmp_path):
+    make_study(tmp_path / "dicom", with_t2=False)
+    axial = np.diag([-2.0, 2.0, 5.0, 1.0])
+    sagittal = np.array([[0, 0, -5.0, 0], [-2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 1]])
+    for aff in (axial, sagittal):  # one series, two orientations, no localizer in the name
+        write_series(tmp_path / "dicom", phantom((8, 8, 1), 1), aff, series_number=1, description="3plane",
+                     flip=20.0, tr=0.0086, series_uid="1.2.3.999")
+    write_series(tmp_path / "dicom", phantom(SHAPE + (N_VOL,), 2), oblique_affine(), series_number=10,
+                 description="dyn_SUB", flip=12.0, times=TIMES, image_type=("DERIVED", "SECONDARY", "SUBTRACT"))
+    write_series(tmp_path / "dicom", phantom(SHAPE, 3), oblique_affine(), series_number=11, description="phase",
+                 flip=15.0, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
+    plan = plan_conversion(tmp_path / "dicom", "01")
+    roles = {(e.assignment.acq.first.series_number, e.assignment.acq.sub_label): e.role for e in plan.entries}
+    assert [r for (n, _), r in roles.items() if n in (1, 10, 11)] == ["other"] * 4
+    assert sorted(roles.values()).count("vfa") == 3 and list(roles.values()).count("dce") == 1

@@ -19,7 +19,10 @@ in this order; user rules from :mod:`.rules` override the result):
   differ in flip angle (≥ 2 angles), whether stored as one series per angle or one
   series holding all angles. The set sharing the dynamic's grid wins, then the set with
   most angles. A lone spoiled gradient echo is ``T1w``.
-* ``other`` — everything else (listed in the plan and provenance, not converted).
+* ``other`` — derived images (ImageType DERIVED: subtractions, reformats), phase /
+  real / imaginary images, localizers, pieces of a series that splits into several
+  geometries without forming a flip-angle set, and everything else (listed in the plan
+  and provenance, not converted).
 
 T1-weighted anatomy acquired after the dynamic series started (or, without one, with
 ContrastBolusAgent set) gets the BIDS ``ce-<agent>`` entity; of several such images with
@@ -40,6 +43,7 @@ MAX_SPGR_TR_S = 0.1
 B1_IMAGE_TYPES = {"B1", "B1MAP", "B1_MAP", "FLIP_ANGLE_MAP", "FLIP ANGLE MAP", "FA_MAP", "RFMAP", "TB1MAP"}
 B1_TEXT = re.compile(r"b1[ _-]?map|tfl_?b1|\bb1\b|flip[ _-]?angle[ _-]?map|\bafi\b|\bdream\b", re.IGNORECASE)
 FLAIR_TEXT = re.compile(r"flair", re.IGNORECASE)
+LOCALIZER_TEXT = re.compile(r"locali[sz]er|scout|survey|aahead", re.IGNORECASE)
 
 
 @dataclass
@@ -79,8 +83,9 @@ def _text(frame):
 
 
 def _is_gradient_echo(frame):
-    seq = frame.scanning_sequence.upper()
-    return not seq or "GR" in seq.split("\\") or "EP" in seq.split("\\") and "SE" not in seq.split("\\")
+    """ScanningSequence GR (or EP without SE); unknown counts as gradient echo."""
+    seq = frame.scanning_sequence.upper().split("\\") if frame.scanning_sequence else []
+    return not seq or "GR" in seq or ("EP" in seq and "SE" not in seq)
 
 
 def _is_b1(acq, series_sizes):
@@ -101,6 +106,12 @@ def automatic_role(acq, series_sizes):
     nvol = n_volumes(acq)
     if _is_b1(acq, series_sizes):
         return "TB1map", "B1 map (ImageType/description)"
+    if f.image_type[:1] == ("DERIVED",):
+        return "other", f"derived image ({chr(92).join(f.image_type)}), e.g. subtraction or reformat"
+    if {"P", "PHASE", "R", "REAL", "I", "IMAGINARY"} & set(f.image_type):
+        return "other", f"phase/real/imaginary image ({chr(92).join(f.image_type)})"
+    if "LOCALIZER" in f.image_type or LOCALIZER_TEXT.search(_text(f)):
+        return "other", "localizer"
     if nvol >= MIN_DYNAMIC_VOLUMES:
         if _is_gradient_echo(f) and (tr is None or tr < MAX_SPGR_TR_S):
             return "dce", f"{nvol} volumes per slice, gradient echo TR {_ms(tr)}"
@@ -173,7 +184,7 @@ def _pick_dynamics(assignments):
         a.role, a.reason = "other", "third or later dynamic series"
 
 
-def _resolve_vfa(assignments):
+def _resolve_vfa(assignments, series_sizes):
     dce = next((a for a in assignments if a.role == "dce"), None)
     dce_grid = _grid_key(dce.acq) if dce is not None else None
     candidates = [a for a in assignments if a.role in ("spgr", "vfa")]
@@ -219,6 +230,9 @@ def _resolve_vfa(assignments):
                          "does not share grid, TR, TE and sequence with the other flip-angle images")
         elif missing and same_grid:
             a.role, a.problem = "vfa", f"{', '.join(missing)} missing; cannot be used as a flip-angle image"
+        elif series_sizes[a.acq.series_uid] > 1:
+            a.role = "other"
+            a.reason += "; one of several geometries/parameter sets in its series, not a flip-angle set"
         else:
             a.role = "T1w"
             a.reason += "; no flip-angle partners, anatomical T1w"
@@ -309,7 +323,7 @@ def classify(acquisitions, rules=()):
                 a.entities["acq"] = "lowdose"
         assignments.append(a)
     _pick_dynamics(assignments)
-    _resolve_vfa(assignments)
+    _resolve_vfa(assignments, sizes)
     _post_contrast(assignments)
     for a in assignments:
         if a.acq.error and a.role not in ("ignore",) and a.problem is None:
