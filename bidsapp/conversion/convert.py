@@ -141,7 +141,8 @@ def _convert_dce(a):
     if missing:
         raise ValueError(f"{', '.join(missing)} missing from the DICOM header; supply it with a "
                          "user rule's \"sidecar\" (see docs/conversion.md)")
-    return _nifti(data, stack.grid.affine, vt), sidecar, {"timing_source": source, "volumes": len(vt)}
+    details = {"timing_source": source, "volume_order": stack.order_source, "volumes": len(vt)}
+    return _nifti(data, stack.grid.affine, vt), sidecar, details
 
 
 def _convert_vfa(a, dce_grid):
