@@ -372,3 +372,27 @@ def test_localizer_derived_and_phase_series_are_not_converted(tmp_path):
     roles = [(e.assignment.acq.first.series_number, e.role) for e in plan.entries]
     assert [r for n, r in roles if n in (1, 10, 11)] == ["other"] * 4
     assert [r for _, r in roles].count("vfa") == 3 and [r for _, r in roles].count("dce") == 1
+
+
+def test_anatomy_goes_through_dcm2niix_and_falls_back_to_nibabel(tmp_path, monkeypatch):
+    import bidsapp.conversion.convert as convert_module
+    from bidsapp.conversion.dcm2niix_runner import Dcm2niixError
+
+    make_study(tmp_path / "dicom")
+    result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
+    t2 = next(r for r in result.entries if r.entry.role == "T2w")
+    assert t2.details == {"tool": "dcm2niix"}
+    via_dcm2niix = nib.load(tmp_path / "bids/sub-01/anat/sub-01_T2w.nii.gz")
+    dce = nib.load(tmp_path / "bids/sub-01/perf/sub-01_dce.nii.gz")
+    assert np.allclose(via_dcm2niix.affine, dce.affine, atol=1e-4)  # reoriented onto the IPP grid
+
+    def refuse(files, grid):
+        raise Dcm2niixError("simulated failure")
+
+    monkeypatch.setattr(convert_module, "run_dcm2niix", refuse)
+    result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids2", "01")
+    t2 = next(r for r in result.entries if r.entry.role == "T2w")
+    assert t2.details == {"tool": "nibabel", "dcm2niix_fallback_reason": "simulated failure"}
+    via_nibabel = nib.load(tmp_path / "bids2/sub-01/anat/sub-01_T2w.nii.gz")
+    assert np.array_equal(via_nibabel.get_fdata(), via_dcm2niix.get_fdata())
+    assert np.allclose(via_nibabel.affine, via_dcm2niix.affine, atol=1e-4)

@@ -138,6 +138,10 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
         plan.entries.append(PlanEntry(assignment=a, target=target_path(a, root, subject, session)))
         for warning in (a.acq.stack.warnings if a.acq.stack is not None else []):
             plan.notes.append(f"{a.acq.label}: {warning}")
+    patients = sorted({str(getattr(f.dataset, "PatientID", "") or "") for f in frames} - {""})
+    if len(patients) > 1:
+        plan.notes.append(f"{dicom_dir}: images of {len(patients)} different PatientIDs ({', '.join(patients[:5])}); "
+                          "all are converted as participant " + subject)
     if not frames:
         plan.notes.append(f"{dicom_dir}: no DICOM images found")
     elif not plan.entries_with_role("dce"):

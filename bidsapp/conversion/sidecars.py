@@ -58,6 +58,7 @@ def contrast_fields(frame, first_clock):
 def dce_sidecar(frame, volume_timing, first_clock, extra=None):
     """Sidecar of the dynamic series (``*_dce.json``)."""
     out = common_fields(frame)
+    out["PulseSequenceType"] = "SPGR"  # the dce role requires a short-TR gradient echo
     out["VolumeTiming"] = [round(float(t), 6) for t in volume_timing]
     out.update(contrast_fields(frame, first_clock))
     out.update(extra or {})
