@@ -396,3 +396,18 @@ def test_anatomy_goes_through_dcm2niix_and_falls_back_to_nibabel(tmp_path, monke
     via_nibabel = nib.load(tmp_path / "bids2/sub-01/anat/sub-01_T2w.nii.gz")
     assert np.array_equal(via_nibabel.get_fdata(), via_dcm2niix.get_fdata())
     assert np.allclose(via_nibabel.affine, via_dcm2niix.affine, atol=1e-4)
+
+
+def test_rle_compressed_series_convert(tmp_path):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    truth = make_study(tmp_path / "dicom", with_t2=False)
+    for path in (tmp_path / "dicom").rglob("*"):
+        if path.is_file() and path.suffix != ".txt":
+            ds = pydicom.dcmread(path)
+            ds.compress(RLELossless)
+            ds.save_as(path)
+    result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
+    assert result.ok, result.errors
+    assert np.array_equal(nib.load(tmp_path / "bids/sub-01/perf/sub-01_dce.nii.gz").get_fdata(), truth["dce"])
