@@ -295,13 +295,14 @@ def test_duplicate_instances_are_dropped_with_a_note(tmp_path):
 
 def test_missing_flip_angle_is_named_and_the_rest_converts(tmp_path):
     aff = oblique_affine()
-    for i, angle in enumerate((2.0, 6.0, 12.0)):
+    for i, angle in enumerate((2.0, 6.0, 12.0, 20.0)):
         write_series(tmp_path / "dicom", phantom(SHAPE, i), aff, series_number=10 + i, description=f"vfa{i}",
-                     flip=None if i == 1 else angle)
+                     flip=None if i == 1 else angle, tr=None if i == 3 else 0.005)
     write_series(tmp_path / "dicom", phantom(SHAPE + (4,), 9), aff, series_number=3, description="dyn", flip=None,
                  times=np.arange(4.0))
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     assert any("series 11 'vfa1'" in e and "FlipAngle missing" in e for e in result.errors)
+    assert any("series 13 'vfa3'" in e and "RepetitionTime missing" in e for e in result.errors)
     assert any("series 3 'dyn'" in e and "FlipAngle" in e for e in result.errors)
     assert (tmp_path / "bids/sub-01/anat/sub-01_flip-2_VFA.nii.gz").exists()
     assert not (tmp_path / "bids/sub-01/anat/sub-01_flip-3_VFA.nii.gz").exists()

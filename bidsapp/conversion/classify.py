@@ -125,7 +125,7 @@ def automatic_role(acq, series_sizes):
         return "T1w", f"inversion-prepared, TI {_ms(ti)}"
     if "SE" in seq and tr is not None and te is not None and tr < 1.0 and te < 0.03:
         return "T1w", f"spin echo TR {_ms(tr)}, TE {_ms(te)}"
-    if _is_gradient_echo(f) and tr is not None and tr < MAX_SPGR_TR_S:
+    if _is_gradient_echo(f) and (tr is None or tr < MAX_SPGR_TR_S):
         return "spgr", f"single-volume gradient echo TR {_ms(tr)}"
     return "other", f"no DCE role (TR {_ms(tr)}, TE {_ms(te)}, {f.scanning_sequence or 'sequence ?'})"
 
