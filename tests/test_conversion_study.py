@@ -412,3 +412,15 @@ def test_rle_compressed_series_convert(tmp_path):
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     assert result.ok, result.errors
     assert np.array_equal(nib.load(tmp_path / "bids/sub-01/perf/sub-01_dce.nii.gz").get_fdata(), truth["dce"])
+
+
+def test_cli_usage_errors_exit_2_with_a_message(tmp_path, capsys):
+    assert convert_main([str(tmp_path / "missing"), str(tmp_path / "b"), "--participant-label", "01"]) == 2
+    assert "DICOM_DIR" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "x.txt").write_text("x")
+    assert convert_main([str(tmp_path / "empty"), str(tmp_path / "b"), "--participant-label", "01"]) == 2
+    assert "no DICOM images" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    assert convert_main([str(tmp_path / "empty"), str(tmp_path / "b"), "--participant-label", "a_b"]) == 2
+    assert "participant label 'a_b'" in capsys.readouterr().err

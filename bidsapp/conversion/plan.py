@@ -113,7 +113,8 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
 
     ``config`` is a rules file path, a parsed rules mapping or None (see
     :mod:`bidsapp.conversion.rules`). ``bids_dir`` only fills in target paths; nothing is
-    written.
+    written. Raises ValueError for a bad label, bad rules, or a folder without DICOM
+    images.
     """
     subject = bids_raw.strip_prefix(participant_label, "sub")
     session = bids_raw.strip_prefix(session_label, "ses") if session_label else None
@@ -122,6 +123,8 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
             raise ValueError(f"{name} {value!r} must be alphanumeric (BIDS label)")
     rules = load_rules(config)
     found = discover_dicom(dicom_dir)
+    if not found.frames:
+        raise ValueError(f"DICOM_DIR {dicom_dir}: no DICOM images found ({found.n_files} files looked at)")
     frames, dup_notes = remove_duplicates(found.frames)
     acquisitions = stack_all(group_acquisitions(frames))
     assignments = classify(acquisitions, rules)
@@ -142,8 +145,6 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
     if len(patients) > 1:
         plan.notes.append(f"{dicom_dir}: images of {len(patients)} different PatientIDs ({', '.join(patients[:5])}); "
                           "all are converted as participant " + subject)
-    if not frames:
-        plan.notes.append(f"{dicom_dir}: no DICOM images found")
-    elif not plan.entries_with_role("dce"):
+    if not plan.entries_with_role("dce"):
         plan.notes.append("no dynamic (DCE) series found")
     return plan
