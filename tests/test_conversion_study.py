@@ -424,3 +424,20 @@ def test_cli_usage_errors_exit_2_with_a_message(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
     assert convert_main([str(tmp_path / "empty"), str(tmp_path / "b"), "--participant-label", "a_b"]) == 2
     assert "participant label 'a_b'" in capsys.readouterr().err
+
+
+def test_low_dose_dynamic_and_multi_echo(tmp_path):
+    aff = np.diag([-1.0, 1.0, 2.0, 1.0])
+    dicom = tmp_path / "dicom"
+    write_series(dicom, phantom((4, 4, 2, 6), 1), aff, series_number=8, description="dyn_low", times=np.arange(6.0),
+                 start=1000.0, contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 2.0})
+    uid = "1.2.3.4.77"
+    for echo, te in enumerate((0.0015, 0.004), start=1):
+        write_series(dicom, phantom((4, 4, 2, 6), 2 + echo), aff, series_number=9, description="dyn_full", te=te,
+                     times=np.arange(6.0), start=2000.0, series_uid=uid, extra={"EchoNumbers": echo},
+                     contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 8.0})
+    plan = plan_conversion(dicom, "01", bids_dir=tmp_path / "bids")
+    got = sorted((e.assignment.acq.first.series_number, e.assignment.acq.first.echo_number, e.role,
+                  e.target.name if e.target else None) for e in plan.entries)
+    assert got == [(8, None, "dce-lowdose", "sub-01_acq-lowdose_dce.nii.gz"),
+                   (9, 1, "dce", "sub-01_dce.nii.gz"), (9, 2, "other", None)]
