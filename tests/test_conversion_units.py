@@ -123,3 +123,11 @@ def test_first_role_wins_and_sidecars_merge():
     ]})
     fields = {"SeriesNumber": 7}.get
     assert rules.apply_rules(parsed, fields) == ("T2w", "rules[0]", {"A": 2, "B": 3})
+
+
+def test_same_date_after_midnight_is_unwrapped_and_changing_dates_are_used():
+    k = np.zeros(3, int)
+    stale = [_F(acquisition_time=t, acquisition_date=100) for t in (86395.0, 1.0, 7.0)]
+    assert np.allclose(timing.choose_timing(stale, k)[1], [86395, 86401, 86407])
+    dated = [_F(acquisition_time=t, acquisition_date=d) for t, d in ((86395.0, 100), (1.0, 101), (7.0, 101))]
+    assert np.allclose(timing.choose_timing(dated, k)[1], [86395, 86401, 86407])
