@@ -112,6 +112,9 @@ def test_dose_pair_goes_through_the_signal_equation(phantom):
 def test_protocol_errors_name_the_field():
     with pytest.raises(ValueError, match="baseline_frames"):
         Protocol(n_frames=4, baseline_frames=4)
+    with pytest.raises(ValueError, match="bolus_arrival"):
+        Protocol(baseline_frames=5, temporal_resolution=5.0, bolus_arrival=10.0)
+    assert Protocol(bolus_arrival=30.0).nominal_arrival == 30.0
     with pytest.raises(ValueError, match="unknown Protocol field"):
         FAST.replace(frames=3)
     with pytest.raises(ValueError, match="field_strength"):
