@@ -185,3 +185,14 @@ def test_cli_writes_a_study_and_refuses_a_non_empty_folder(tmp_path, capsys):
 def test_cli_module_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bidsapp.simulate.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--vendor" in result.stdout
+
+
+def test_same_seed_gives_the_same_study(tmp_path):
+    tiny = dict(n_subjects=1, fmt="both", grid=Grid(matrix=(16, 16, 2), voxel_size=(12.0, 12.0, 10.0)), protocol=Protocol(n_frames=4, baseline_frames=2))
+    runs = [simulate_study(tmp_path / name, seed=seed, **tiny) for name, seed in (("a", 8), ("b", 8), ("c", 9))]
+    assert runs[0].sessions == runs[1].sessions != runs[2].sessions
+    dicom = [{f.name: f.read_bytes() for f in (tmp_path / n / "sourcedata/dicom/sub-01").iterdir()} for n in ("a", "b")]
+    assert dicom[0] == dicom[1]
+    dce = [nib.load(tmp_path / n / "sub-01/perf/sub-01_dce.nii.gz").get_fdata() for n in ("a", "b", "c")]
+    np.testing.assert_array_equal(dce[0], dce[1])
+    assert not np.array_equal(dce[0], dce[2])

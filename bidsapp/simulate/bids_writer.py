@@ -19,7 +19,6 @@ from ..io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
 from .subject import RECEIVER_GAIN
 from .tissues import TISSUE_CLASSES
 
-TRUTH_PIPELINE = "truth"
 MANUFACTURER = "dcequant simulator"
 DOSE_PAIR_ACQ = {"low": "lowdose", "standard": "fulldose"}
 
@@ -230,7 +229,7 @@ def write_truth_dataset_files(root, participants, group_column):
         bids_raw.update_participants(root, participants, columns_doc=subject_truth_columns(participants[0], group_column))
 
 
-def write_raw_dataset_files(root, participants, group_column, group_labels, study_summary):
+def write_raw_dataset_files(root, participants, group_column, group_labels, readme):
     """Raw dataset files: description, ``.bidsignore``, README and participants."""
     bids_raw.ensure_dataset_description(
         root,
@@ -240,7 +239,7 @@ def write_raw_dataset_files(root, participants, group_column, group_labels, stud
         GeneratedBy=[{"Name": "dcequant-simulate", "Version": __version__}],
     )
     bids_raw.ensure_bidsignore(root)
-    write_text_atomic(root / "README", study_summary)
+    write_text_atomic(root / "README", readme)
     doc = {
         group_column: {
             "Description": "binary group label; the second level shifts tumour Ktrans and vp",
