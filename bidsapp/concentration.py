@@ -170,24 +170,51 @@ def signal_to_concentration(
             else:
                 m0_map = s0 / spgr_signal(1.0, r10, alpha_deg, tr, b1_map)
             voxel_ok &= np.isfinite(m0_map) & (m0_map > 0)
-            alpha = np.deg2rad(alpha_deg * b1_map)[..., None]
-            q = signal / (m0_map[..., None] * np.sin(alpha))
-            e1 = (1.0 - q) / (1.0 - q * np.cos(alpha))
-            r1_t = -np.log(e1) / tr
-            sample_ok = (q > 0) & (q < 1)
+            alpha = np.deg2rad(alpha_deg * b1_map)
+            # per voxel: q = S / scale, E1 = (1 - q) / (1 - q cos α)
+            per_voxel = (m0_map * np.sin(alpha), np.cos(alpha))
         else:
-            r1_t = r10[..., None] * signal / s0[..., None]
-            sample_ok = signal > 0
-        conc = (r1_t - r10[..., None]) / r1
+            per_voxel = (s0,)
 
-    valid = sample_ok & np.isfinite(signal) & np.isfinite(conc) & voxel_ok[..., None]
-    conc = np.where(valid, conc, np.nan)
+    flat_signal = signal.reshape(-1, signal.shape[-1])
+    flat_maps = [np.broadcast_to(m, voxel_shape).reshape(-1) for m in (r10, voxel_ok, *per_voxel)]
+    conc = np.empty(flat_signal.shape)
+    valid = np.empty(flat_signal.shape, dtype=bool)
+    for block in _voxel_blocks(*flat_signal.shape):
+        conc[block], valid[block] = _invert_block(
+            flat_signal[block], tr, r1, method, *(m[block] for m in flat_maps)
+        )
+    conc = conc.reshape(signal.shape)
+    valid = valid.reshape(signal.shape)
     return ConcentrationResult(
         concentration=conc,
         valid=valid,
         voxel_valid=np.all(valid, axis=-1),
         baseline_frames=frames,
     )
+
+
+def _voxel_blocks(n_voxels, n_frames, samples_per_block=2**21):
+    """Slices over voxels holding about ``samples_per_block`` samples each (bounds memory)."""
+    step = max(1, samples_per_block // max(1, n_frames))
+    return [slice(start, start + step) for start in range(0, n_voxels, step)]
+
+
+def _invert_block(signal, tr, r1, method, r10, voxel_ok, *per_voxel):
+    """Concentration and per-sample validity for a block of curves ``signal[v, t]``."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if method == "spgr":
+            scale, cos_alpha = per_voxel
+            q = signal / scale[:, None]
+            r1_t = -np.log((1.0 - q) / (1.0 - q * cos_alpha[:, None])) / tr
+            sample_ok = (q > 0) & (q < 1)
+        else:
+            (s0,) = per_voxel
+            r1_t = r10[:, None] * signal / s0[:, None]
+            sample_ok = signal > 0
+        conc = (r1_t - r10[:, None]) / r1
+    valid = sample_ok & np.isfinite(signal) & np.isfinite(conc) & voxel_ok[:, None]
+    return np.where(valid, conc, np.nan), valid
 
 
 def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, b1=1.0):
@@ -224,5 +251,10 @@ def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, 
     t10_map = voxel_map(t10, voxel_shape, "t10")
     m0_map = voxel_map(m0, voxel_shape, "m0")
     b1_map = voxel_map(b1, voxel_shape, "b1")
-    r1_t = 1.0 / t10_map[..., None] + r1 * concentration
-    return spgr_signal(m0_map[..., None], r1_t, alpha_deg, tr, b1_map[..., None])
+    flat = concentration.reshape(-1, concentration.shape[-1])
+    maps = [m.reshape(-1) for m in np.broadcast_arrays(t10_map, m0_map, b1_map)]
+    signal = np.empty(flat.shape)
+    for block in _voxel_blocks(*flat.shape):
+        t10_b, m0_b, b1_b = (m[block, None] for m in maps)
+        signal[block] = spgr_signal(m0_b, 1.0 / t10_b + r1 * flat[block], alpha_deg, tr, b1_b)
+    return signal.reshape(concentration.shape)

@@ -21,7 +21,9 @@ def synthetic_volume(seed=0, noise_sd=0.05, artery_scale=1.0):
     16×16×4 voxels, 60 frames at 4 s: a feeding artery (Parker blood curve, bolus at
     20 s, 4 voxels per slice), a vein/sinus (the same bolus delayed 12 s and dispersed
     by a 20 s mean-transit exponential, 9 voxels per slice), Tofts tissue elsewhere
-    (Ktrans 0.05-0.3 /min, ve 0.2-0.5) and Gaussian noise.
+    (Ktrans 0.05-0.3 /min, ve 0.2-0.5) and Gaussian noise of SD ``noise_sd`` mM.
+    ``artery_scale`` scales the arterial curve (partial volume); the returned true blood
+    AIF is the scaled curve.
     """
     rng = np.random.default_rng(seed)
     t = np.arange(60) * 4.0

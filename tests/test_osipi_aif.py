@@ -13,23 +13,22 @@ import pytest
 from bidsapp import population_aif
 from osipi_data import aif_cases
 
-CASES = (
-    [("parker", *p.values) for p in aif_cases("aif_parker", 60.0)]
-    + [("parker", *p.values) for p in aif_cases("aif_parker_delay", 60.0)]
-    + [("georgiou", *p.values) for p in aif_cases("aif_georgiou", 60.0)]
-    + [("mcgrath", *p.values) for p in aif_cases("aif_preclinical", 1.0)]
-    + [("mcgrath", *p.values) for p in aif_cases("aif_preclinical_delay", 1.0)]
+#: (population AIF name, tolerances.json dataset id, time unit of the file in s)
+SOURCES = (
+    ("parker", "aif_parker", 60.0),
+    ("parker", "aif_parker_delay", 60.0),
+    ("georgiou", "aif_georgiou", 60.0),
+    ("mcgrath", "aif_preclinical", 1.0),
+    ("mcgrath", "aif_preclinical_delay", 1.0),
 )
-IDS = (
-    [f"parker-{p.id}" for p in aif_cases("aif_parker", 60.0)]
-    + [f"parker-{p.id}" for p in aif_cases("aif_parker_delay", 60.0)]
-    + [f"georgiou-{p.id}" for p in aif_cases("aif_georgiou", 60.0)]
-    + [f"mcgrath-{p.id}" for p in aif_cases("aif_preclinical", 1.0)]
-    + [f"mcgrath-{p.id}" for p in aif_cases("aif_preclinical_delay", 1.0)]
-)
+CASES = [
+    pytest.param(name, *case.values, id=f"{dataset_id}-{case.id}")
+    for name, dataset_id, unit in SOURCES
+    for case in aif_cases(dataset_id, unit)
+]
 
 
-@pytest.mark.parametrize("name, t, cb_ref, delay, a_tol, r_tol", CASES, ids=IDS)
+@pytest.mark.parametrize("name, t, cb_ref, delay, a_tol, r_tol", CASES)
 def test_osipi_population_aif(name, t, cb_ref, delay, a_tol, r_tol):
     cb = population_aif(name, t, bolus_arrival=delay, hematocrit=0.0)
     np.testing.assert_allclose(cb, cb_ref, rtol=r_tol, atol=a_tol)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bidsapp import compute_t1_map
-from osipi_data import t1_cases
+from osipi_data import array_cell, read_csv, t1_cases
 
 OSIPI_XFAIL_LINEAR = ("Pat5_voxel5_prostaat",)
 ARGS = "flip_angles, tr, signals, r1_ref, a_tol, r_tol"
@@ -39,3 +39,16 @@ def test_osipi_t1_two_angle(flip_angles, tr, signals, r1_ref, a_tol, r_tol):
 
 def test_osipi_t1_case_count():
     assert len(t1_cases()) == 171
+
+
+def test_prostate_b1_corrected_reference_values():
+    """Beyond OSIPI's own tests: the prostate file also holds the NKI reference fits with B1
+    correction (B1 column in percent). Our B1-corrected non-linear fit reproduces them to
+    1e-5 and our uncorrected linear fit reproduces the uncorrected linear ones to 1e-3."""
+    frame = read_csv("T1_mapping/t1_prostate_data.csv")
+    for _, row in frame.iterrows():
+        fa, tr, s = array_cell(row["FA"]), array_cell(row["TR"])[0] / 1000.0, array_cell(row["s"])
+        nonlinear = compute_t1_map(s, fa, tr, method="vfa-nonlinear", b1=row["B1"] / 100.0)
+        np.testing.assert_allclose(nonlinear.t1 * 1000.0, row["T1 nonlinear B1cor"], rtol=1e-5)
+        linear = compute_t1_map(s, fa, tr, method="vfa-linear")
+        np.testing.assert_allclose(linear.t1 * 1000.0, row["T1 linear"], rtol=1e-3)

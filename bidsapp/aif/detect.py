@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validate import boolean_mask
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
 
 
@@ -98,18 +99,10 @@ def _check_inputs(concentration, t, mask):
         raise ValueError(
             f"concentration: last axis must match len(t) = {t.size}, got shape {concentration.shape}"
         )
-    voxel_shape = concentration.shape[:-1]
-    if mask is None:
-        mask = np.ones(voxel_shape, dtype=bool)
-    else:
-        mask = np.asarray(mask)
-        if mask.shape != voxel_shape:
-            raise ValueError(f"mask: shape {mask.shape} does not match the voxel shape {voxel_shape}")
-        mask = mask.astype(bool)
-    return concentration, t, mask
+    return concentration, t, boolean_mask(mask, concentration.shape[:-1])
 
 
-def curve_quality(curve, t, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
+def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
     """Quality score 0..1 of an arterial curve (the rule of the module docstring)."""
     curve = np.asarray(curve, dtype=float)
     n = curve.size
@@ -247,6 +240,16 @@ def detect_aif(
         the image curve (with a warning) or raises if no voxel qualifies.
     min_quality : float
         Quality threshold in [0, 1].
+    blood_t1_range : (float, float)
+        T10 window in s accepted as blood when ``t10`` is given.
+    n_clusters : int
+        k of the k-means step.
+    area_percentile, roughness_percentile : float
+        Percentile thresholds of steps 2 and 3.
+    max_roughness : float
+        Largest accepted σ/peak (step 3).
+    peak_to_tail_ref, min_voxels : float, int
+        Constants of the quality score.
 
     Returns
     -------
@@ -286,7 +289,7 @@ def detect_aif(
         return _population_fallback(fallback, t, hct, reference, 0.0, voxel_shape, reason)
 
     blood = curves[chosen].mean(axis=0)
-    quality = curve_quality(blood, t, chosen.size, peak_to_tail_ref, min_voxels)
+    quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
     if quality < min_quality:
@@ -317,6 +320,8 @@ def aif_from_mask(concentration, mask, t, hematocrit=0.45, *, peak_to_tail_ref=3
         Frame times in s.
     hematocrit : float
         Haematocrit for blood → plasma.
+    peak_to_tail_ref, min_voxels : float, int
+        Constants of the quality score.
 
     Returns
     -------
@@ -338,6 +343,6 @@ def aif_from_mask(concentration, mask, t, hematocrit=0.45, *, peak_to_tail_ref=3
     n_used = int(usable.sum())
     return AIFResult(
         t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=usable,
-        quality=float(curve_quality(blood, t, n_used, peak_to_tail_ref, min_voxels)),
+        quality=float(curve_quality(blood, n_used, peak_to_tail_ref, min_voxels)),
         source="mask", hematocrit=hct, warnings=warnings,
     )
