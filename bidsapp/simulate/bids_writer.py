@@ -50,13 +50,15 @@ def _common_sidecar(protocol):
     }
 
 
-def contrast_fields(protocol, bolus=True):
-    """Contrast-agent sidecar fields (dose in mmol/kg)."""
-    fields = {"ContrastBolusIngredient": "GADOLINIUM", "ContrastBolusAgent": protocol.agent}
-    if bolus:
-        fields["ContrastBolusDose"] = protocol.dose
-        fields["ContrastBolusDoseUnits"] = "mmol/kg"
-    return fields
+def contrast_fields(protocol, dose_fraction=1.0):
+    """Contrast-agent sidecar fields (total dose in ml, dose in mmol/kg)."""
+    return {
+        "ContrastBolusIngredient": "GADOLINIUM",
+        "ContrastBolusAgent": protocol.agent,
+        "ContrastBolusTotalDose": round(protocol.injected_volume_ml(dose_fraction), 4),
+        "ContrastBolusDose": dose_fraction * protocol.dose,
+        "ContrastBolusDoseUnits": "mmol/kg",
+    }
 
 
 def write_raw_session(root, subject, session, sim, dose_pair=None):
@@ -102,7 +104,7 @@ def _write_dose_pair(root, subject, session, pair, protocol, grid):
         sidecar = {"FlipAngle": pair.flip_angle, "RepetitionTimeExcitation": pair.tr, "PulseSequenceType": "SPGR", **_common_sidecar(protocol)}
         if dose is not None:
             fraction = pair.low_dose_fraction if dose == "low" else 1.0
-            sidecar.update(contrast_fields(protocol.replace(dose=fraction * protocol.dose)))
+            sidecar.update(contrast_fields(protocol, fraction))
             sidecar["ContrastDoseFraction"] = fraction
         write_json_atomic(path.with_name(path.name.replace(".nii.gz", ".json")), sidecar)
         written.append(path)

@@ -29,11 +29,7 @@ from .dicom_vendors import vendor_style
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 GYROMAGNETIC_MHZ_PER_T = 42.577478518
-PATIENT_WEIGHT_KG = 70.0
 MAX_STORED = 4000  # largest stored value (12-bit data)
-#: formulation concentration (mmol/ml) to express the dose as an injected volume
-AGENT_CONCENTRATION = {"gadobutrol": 1.0, "gadoxetate": 0.25}
-DEFAULT_AGENT_CONCENTRATION = 0.5
 SIMULATION_JSON = "simulation.json"
 
 
@@ -248,7 +244,7 @@ def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, f
     ds.PatientID = f"SIM{label}"
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
-    ds.PatientWeight = PATIENT_WEIGHT_KG
+    ds.PatientWeight = f"{protocol.patient_weight:g}"
     ds.BodyPartExamined = "BRAIN"
     ds.ScanningSequence = "GR"
     ds.SequenceVariant = "SP"
@@ -286,8 +282,7 @@ def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, f
     ds.PixelSpacing = [f"{grid.voxel_size[1]:.6g}", f"{grid.voxel_size[0]:.6g}"]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if s.contrast_fraction is not None:
-        mmol = s.contrast_fraction * protocol.dose * PATIENT_WEIGHT_KG
-        ml = mmol / AGENT_CONCENTRATION.get(protocol.agent.lower(), DEFAULT_AGENT_CONCENTRATION)
+        ml = protocol.injected_volume_ml(s.contrast_fraction)
         ds.ContrastBolusAgent = protocol.agent
         ds.ContrastBolusRoute = "IV"
         ds.ContrastBolusVolume = f"{ml:.4g}"

@@ -5,6 +5,10 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 STANDARD_DOSE = 0.1  # mmol/kg, the dose the population AIFs were measured with
+#: formulation concentration (mmol/ml) of agents not sold at 0.5 M, by generic and
+#: brand name, to express a dose as an injected volume (product labels)
+AGENT_CONCENTRATION = {"gadobutrol": 1.0, "gadovist": 1.0, "gadavist": 1.0, "gadoxetate": 0.25, "eovist": 0.25, "primovist": 0.25}
+DEFAULT_AGENT_CONCENTRATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,8 @@ class Protocol:
     ``b1_amplitude``: maximum relative deviation of the transmit field (0 = uniform).
     ``motion``: maximum rigid displacement in mm and rotation in degrees (0 = none).
     The dose-pair T1-weighted volumes use ``t1w_flip_angle``/``t1w_tr`` and are
-    acquired ``post_contrast_delay`` s after bolus arrival.
+    acquired ``post_contrast_delay`` s after bolus arrival. ``patient_weight`` (kg)
+    converts the dose to an injected volume for the headers.
     """
 
     field_strength: float = 3.0
@@ -48,6 +53,7 @@ class Protocol:
     t1w_tr: float = 0.008
     post_contrast_delay: float = 180.0
     fine_step: float = 0.5
+    patient_weight: float = 70.0
 
     def __post_init__(self):
         object.__setattr__(self, "vfa_flip_angles", tuple(sorted(float(a) for a in self.vfa_flip_angles)))
@@ -76,6 +82,7 @@ class Protocol:
             "t1w_tr": self.t1w_tr > 0,
             "post_contrast_delay": self.post_contrast_delay > 0,
             "fine_step": self.fine_step > 0,
+            "patient_weight": self.patient_weight > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -89,6 +96,12 @@ class Protocol:
         if unknown:
             raise ValueError(f"unknown Protocol field(s): {', '.join(unknown)}")
         return replace(self, **changes)
+
+    def injected_volume_ml(self, dose_fraction=1.0):
+        """Injected volume (ml) of ``dose_fraction`` × the dose for ``patient_weight``."""
+        key = "".join(ch for ch in self.agent.lower() if ch.isalnum())
+        concentration = AGENT_CONCENTRATION.get(key, DEFAULT_AGENT_CONCENTRATION)
+        return dose_fraction * self.dose * self.patient_weight / concentration
 
     @property
     def frame_times(self):
