@@ -17,6 +17,8 @@ import zlib
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from .. import bids_raw
@@ -27,11 +29,7 @@ from .dicom_vendors import vendor_style
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 GYROMAGNETIC_MHZ_PER_T = 42.577478518
-PATIENT_WEIGHT_KG = 70.0
 MAX_STORED = 4000  # largest stored value (12-bit data)
-#: formulation concentration (mmol/ml) to express the dose as an injected volume
-AGENT_CONCENTRATION = {"gadobutrol": 1.0, "gadoxetate": 0.25}
-DEFAULT_AGENT_CONCENTRATION = 0.5
 SIMULATION_JSON = "simulation.json"
 
 
@@ -146,11 +144,12 @@ def write_dicom_session(
     names = sorted(names)
     rng.shuffle(names)
     folder.mkdir(parents=True, exist_ok=True)
+    encoders = {number: _SeriesEncoder() for number in templates}
     for (s, n, k), name in zip([tasks[i] for i in rng.permutation(len(tasks))], names):
         ds, scale = templates[s.number]
         _fill_instance(ds, style, grid, s, n, k, scale, series_start[s.number], uid(s.number, n, k))
         with atomic_path(folder / name, suffix=".dcm") as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
+            tmp.write_bytes(encoders[s.number].encode(ds))
 
     info = {
         "GeneratedBy": {"Name": "dcequant-simulate", "Version": __version__},
@@ -166,6 +165,55 @@ def write_dicom_session(
     }
     write_json_atomic(folder / SIMULATION_JSON, info)
     return info
+
+
+#: attributes set per file by :func:`_fill_instance` (everything else is per series)
+PER_FILE_KEYWORDS = (
+    "SOPInstanceUID",
+    "AcquisitionTime",
+    "ContentTime",
+    "AcquisitionNumber",
+    "InstanceNumber",
+    "ImagePositionPatient",
+    "TemporalPositionIdentifier",
+    "SliceLocation",
+    "TriggerTime",
+    "PixelData",
+)
+
+
+class _SeriesEncoder:
+    """Explicit VR little endian Part 10 bytes of a series' files.
+
+    Elements that are the same in every file of the series are encoded once; per file
+    only :data:`PER_FILE_KEYWORDS` and the file meta information are encoded (the same
+    bytes ``Dataset.save_as`` writes, an order of magnitude faster).
+    """
+
+    def __init__(self):
+        self._dynamic = {pydicom.datadict.tag_for_keyword(k) for k in PER_FILE_KEYWORDS}
+        self._static = {}
+
+    def _element_bytes(self, elem):
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, False
+        write_data_element(fp, elem)
+        return fp.getvalue()
+
+    def encode(self, ds):
+        meta = DicomBytesIO()
+        meta.is_little_endian, meta.is_implicit_VR = True, False
+        write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+        parts = [b"\0" * 128, b"DICM", meta.getvalue()]
+        for elem in ds:  # ascending tag order
+            if elem.tag in self._dynamic:
+                parts.append(self._element_bytes(elem))
+            else:
+                cached = self._static.get(elem.tag)
+                if cached is None:
+                    cached = self._static[elem.tag] = self._element_bytes(elem)
+                parts.append(cached)
+        return b"".join(parts)
 
 
 def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, frame_of_reference, start, series_start):
@@ -196,7 +244,7 @@ def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, f
     ds.PatientID = f"SIM{label}"
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
-    ds.PatientWeight = PATIENT_WEIGHT_KG
+    ds.PatientWeight = f"{protocol.patient_weight:g}"
     ds.BodyPartExamined = "BRAIN"
     ds.ScanningSequence = "GR"
     ds.SequenceVariant = "SP"
@@ -234,8 +282,7 @@ def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, f
     ds.PixelSpacing = [f"{grid.voxel_size[1]:.6g}", f"{grid.voxel_size[0]:.6g}"]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if s.contrast_fraction is not None:
-        mmol = s.contrast_fraction * protocol.dose * PATIENT_WEIGHT_KG
-        ml = mmol / AGENT_CONCENTRATION.get(protocol.agent.lower(), DEFAULT_AGENT_CONCENTRATION)
+        ml = protocol.injected_volume_ml(s.contrast_fraction)
         ds.ContrastBolusAgent = protocol.agent
         ds.ContrastBolusRoute = "IV"
         ds.ContrastBolusVolume = f"{ml:.4g}"
@@ -266,4 +313,4 @@ def _fill_instance(ds, style, grid, s, n, k, scale, series_start, sop_uid):
         if style.timing == "trigger_time":
             ds.TriggerTime = f"{s.frame_times[n] * 1000:.1f}"
     pixels = np.clip(np.rint(s.volume[:, ::-1, k, n].T * scale), 0, 2**12 - 1).astype(np.uint16)
-    ds.PixelData = pixels.tobytes()
+    ds.add_new(0x7FE00010, "OW", pixels.tobytes())  # PixelData

@@ -5,6 +5,10 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 STANDARD_DOSE = 0.1  # mmol/kg, the dose the population AIFs were measured with
+#: formulation concentration (mmol/ml) of agents not sold at 0.5 M, by generic and
+#: brand name, to express a dose as an injected volume (product labels)
+AGENT_CONCENTRATION = {"gadobutrol": 1.0, "gadovist": 1.0, "gadavist": 1.0, "gadoxetate": 0.25, "eovist": 0.25, "primovist": 0.25}
+DEFAULT_AGENT_CONCENTRATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -13,15 +17,17 @@ class Protocol:
 
     Sequences are spoiled gradient echo (SPGR). ``temporal_resolution`` is the frame
     spacing; frame ``n`` is acquired at ``n × temporal_resolution`` s. The bolus
-    arrives ``baseline_frames`` frames in (``(baseline_frames − 0.5) × Δt``, jittered
-    by ``arrival_jitter`` s SD, never before the last baseline frame). Per session the
+    arrives at ``bolus_arrival`` s (default ``(baseline_frames − 0.5) × Δt``), jittered
+    by ``arrival_jitter`` s SD per session, never before the last baseline frame
+    (``(baseline_frames − 1) × Δt``). Per session the
     AIF amplitude is multiplied by a log-normal factor with SD ``aif_amplitude_cv``.
     ``snr`` is the mean baseline DCE signal of normal brain over the noise SD σ
     (σ is shared by every series of the session, as for one receiver chain).
     ``b1_amplitude``: maximum relative deviation of the transmit field (0 = uniform).
     ``motion``: maximum rigid displacement in mm and rotation in degrees (0 = none).
     The dose-pair T1-weighted volumes use ``t1w_flip_angle``/``t1w_tr`` and are
-    acquired ``post_contrast_delay`` s after bolus arrival.
+    acquired ``post_contrast_delay`` s after bolus arrival. ``patient_weight`` (kg)
+    converts the dose to an injected volume for the headers.
     """
 
     field_strength: float = 3.0
@@ -39,6 +45,7 @@ class Protocol:
     n_frames: int = 40
     temporal_resolution: float = 5.0
     baseline_frames: int = 5
+    bolus_arrival: float | None = None
     snr: float = 30.0
     b1_amplitude: float = 0.0
     motion: float = 0.0
@@ -46,6 +53,7 @@ class Protocol:
     t1w_tr: float = 0.008
     post_contrast_delay: float = 180.0
     fine_step: float = 0.5
+    patient_weight: float = 70.0
 
     def __post_init__(self):
         object.__setattr__(self, "vfa_flip_angles", tuple(sorted(float(a) for a in self.vfa_flip_angles)))
@@ -65,6 +73,8 @@ class Protocol:
             "n_frames": int(self.n_frames) >= 2,
             "temporal_resolution": self.temporal_resolution > 0,
             "baseline_frames": 1 <= int(self.baseline_frames) < int(self.n_frames),
+            "bolus_arrival": self.bolus_arrival is None
+            or self.earliest_arrival <= self.bolus_arrival < (int(self.n_frames) - 1) * float(self.temporal_resolution),
             "snr": self.snr > 0,
             "b1_amplitude": 0 <= self.b1_amplitude < 0.5,
             "motion": self.motion >= 0,
@@ -72,6 +82,7 @@ class Protocol:
             "t1w_tr": self.t1w_tr > 0,
             "post_contrast_delay": self.post_contrast_delay > 0,
             "fine_step": self.fine_step > 0,
+            "patient_weight": self.patient_weight > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -86,6 +97,12 @@ class Protocol:
             raise ValueError(f"unknown Protocol field(s): {', '.join(unknown)}")
         return replace(self, **changes)
 
+    def injected_volume_ml(self, dose_fraction=1.0):
+        """Injected volume (ml) of ``dose_fraction`` × the dose for ``patient_weight``."""
+        key = "".join(ch for ch in self.agent.lower() if ch.isalnum())
+        concentration = AGENT_CONCENTRATION.get(key, DEFAULT_AGENT_CONCENTRATION)
+        return dose_fraction * self.dose * self.patient_weight / concentration
+
     @property
     def frame_times(self):
         """Acquisition time of every DCE frame (s, first frame at 0)."""
@@ -94,6 +111,8 @@ class Protocol:
     @property
     def nominal_arrival(self):
         """Bolus arrival time without jitter (s)."""
+        if self.bolus_arrival is not None:
+            return float(self.bolus_arrival)
         return (int(self.baseline_frames) - 0.5) * float(self.temporal_resolution)
 
     @property
