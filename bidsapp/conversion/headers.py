@@ -74,6 +74,7 @@ class Frame:
     philips_scale_slope: float | None = None
     contrast: dict = field(default_factory=dict)
     dataset: object = field(default=None, repr=False, compare=False)
+    pixel_offset: int | None = None  # file offset of raw little-endian pixel values
 
     @property
     def label(self):
