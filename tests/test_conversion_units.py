@@ -152,3 +152,27 @@ def test_raw_pixel_reading_matches_pydicom_masking(tmp_path, signed, value):
     frame = frames_from_dataset(header, path)[0]
     frame.pixel_offset = offset
     assert np.array_equal(pixels._raw_pixels(frame), pydicom.dcmread(path).pixel_array)
+
+
+def test_dicom_without_preamble_is_read_and_text_is_not(tmp_path):
+    import pydicom
+
+    from bidsapp.conversion import pixels
+    from bidsapp.conversion.discover import read_header
+    from bidsapp.conversion.headers import frames_from_dataset
+    from dicom_factory import write_series
+
+    data = np.arange(6.0).reshape(3, 2, 1) + 7
+    path = write_series(tmp_path, data, np.diag([-1.0, 1.0, 1.0, 1.0]), series_number=1)[0]
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    raw = tmp_path / "raw_no_preamble"
+    ds.save_as(raw, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    header, offset, reason = read_header(raw)
+    assert reason is None and offset is not None
+    frame = frames_from_dataset(header, raw)[0]
+    frame.pixel_offset = offset
+    assert np.array_equal(pixels._raw_pixels(frame), data[:, ::-1, 0].T)
+    (tmp_path / "notes").write_bytes(b"\x08\x00 hello, not DICOM at all")
+    assert read_header(tmp_path / "notes")[2] is not None

@@ -1,7 +1,9 @@
 """Find every DICOM file under a folder and read its header (never its pixels).
 
 Files are recognised by content (the ``DICM`` preamble marker, via
-``pydicom.dcmread(force=False)``), not by name, so any naming scheme works. Files that
+``pydicom.dcmread(force=False)``; a file without preamble is accepted only if it starts
+with a group-0008 element and holds a SOPInstanceUID), not by name, so any naming
+scheme works. Files that
 are not DICOM, that cannot be parsed, or whose pixel data is shorter than the header
 promises (a truncated copy) are reported as notes and skipped; they never stop the
 rest of the study from converting.
@@ -62,6 +64,25 @@ def _series_of_broken_file(path):
     return " of " + series_label(getattr(ds, "SeriesNumber", None), getattr(ds, "SeriesDescription", ""), uid)
 
 
+def _read_without_preamble(fh):
+    """Header of a DICOM stream without preamble/meta (starts with group 0008), or None.
+
+    Such files (ACR-NEMA style exports) are valid data sets; the transfer syntax is the
+    encoding pydicom detected, recorded in ``file_meta`` for the pixel reader.
+    """
+    fh.seek(0)
+    if fh.read(2) != b"\x08\x00":
+        return None
+    fh.seek(0)
+    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+    implicit, little = ds.original_encoding
+    if not little or "SOPInstanceUID" not in ds:
+        return None
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = IMPLICIT_VR_LITTLE_ENDIAN if implicit else EXPLICIT_VR_LITTLE_ENDIAN
+    return ds
+
+
 def _pixel_value_offset(fh, ds, pixel_start):
     """File offset of the Pixel Data value if stored raw (little endian), else None."""
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
@@ -88,11 +109,14 @@ def read_header(path):
     size = os.path.getsize(path)
     try:
         with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=False)
+            try:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=False)
+            except InvalidDicomError:
+                ds = _read_without_preamble(fh)
+                if ds is None:
+                    return None, None, "not a DICOM file"
             pixel_start = fh.tell()
             offset = _pixel_value_offset(fh, ds, pixel_start) if pixel_start < size else None
-    except InvalidDicomError:
-        return None, None, "not a DICOM file"
     except Exception as exc:  # truncated or corrupt header
         return None, None, f"unreadable DICOM header{_series_of_broken_file(path)} ({type(exc).__name__}: {exc})"
     label = series_label(getattr(ds, "SeriesNumber", None), getattr(ds, "SeriesDescription", ""),
