@@ -441,3 +441,11 @@ def test_low_dose_dynamic_and_multi_echo(tmp_path):
                   e.target.name if e.target else None) for e in plan.entries)
     assert got == [(8, None, "dce-lowdose", "sub-01_acq-lowdose_dce.nii.gz"),
                    (9, 1, "dce", "sub-01_dce.nii.gz"), (9, 2, "other", None)]
+
+
+def test_two_series_forced_to_one_name_are_reported(tmp_path):
+    make_study(tmp_path / "dicom")
+    rules = {"rules": [{"match": {"SeriesDescription": ["dyn", "ax_tse"]}, "role": "dce"}]}
+    plan = plan_conversion(tmp_path / "dicom", "01", config=rules)
+    assert any("same BIDS name as series" in p for p in plan.problems)
+    assert len([e for e in plan.entries if e.target is not None and e.role == "dce"]) == 1

@@ -137,8 +137,15 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
         n_files=found.n_files,
         notes=found.notes + dup_notes,
     )
+    claimed = {}
     for a in assignments:
-        plan.entries.append(PlanEntry(assignment=a, target=target_path(a, root, subject, session)))
+        target = target_path(a, root, subject, session)
+        if target is not None and target in claimed:
+            a.problem = f"same BIDS name as {claimed[target]}; choose one with a user rule (role 'ignore')"
+            target = None
+        elif target is not None:
+            claimed[target] = a.acq.label
+        plan.entries.append(PlanEntry(assignment=a, target=target))
         for warning in (a.acq.stack.warnings if a.acq.stack is not None else []):
             plan.notes.append(f"{a.acq.label}: {warning}")
     patients = sorted({str(getattr(f.dataset, "PatientID", "") or "") for f in frames} - {""})
