@@ -1,6 +1,7 @@
 """Whole studies: BIDS validity, truth layout, DICOM readable by pydicom and dcm2niix, CLI."""
 
 import csv
+import io
 import json
 import re
 import shutil
@@ -120,6 +121,10 @@ def test_every_dicom_file_is_read_by_pydicom(study):
             assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" and ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
             assert ds.pixel_array.shape == (GRID.matrix[1], GRID.matrix[0])
             by_series.setdefault(ds.SeriesInstanceUID, []).append(ds)
+        # the cached-element encoder writes exactly what pydicom's own writer writes
+        rewritten = io.BytesIO()
+        pydicom.dcmread(files[0]).save_as(rewritten, enforce_file_format=True)
+        assert rewritten.getvalue() == files[0].read_bytes()
         roles = {s["SeriesInstanceUID"]: s for s in info["series"]}
         assert set(by_series) == set(roles)
         for uid, datasets in by_series.items():
