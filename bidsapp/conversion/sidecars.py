@@ -8,11 +8,11 @@ Contrast fields are copied from the DICOM Contrast/Bolus module of the dynamic s
 relative to the first dynamic frame (DICOM stores a clock time). When PatientWeight is
 known, the dose per body weight is added as ``ContrastBolusDose`` (mmol/kg,
 ``ContrastBolusDoseUnits``) = injected volume × formulation concentration / weight,
-with the concentrations of :data:`bidsapp.simulate.protocol.AGENT_CONCENTRATION`
+with the concentrations of :func:`bidsapp.relaxivity.formulation_concentration`
 (product labels; 0.5 mmol/ml for other gadolinium agents).
 """
 
-from ..simulate.protocol import AGENT_CONCENTRATION, DEFAULT_AGENT_CONCENTRATION
+from ..relaxivity import formulation_concentration
 from . import timing
 
 
@@ -65,8 +65,7 @@ def contrast_fields(frame, first_clock):
     volume = c.get("ContrastBolusTotalDose", c.get("ContrastBolusVolume"))
     weight = _positive(getattr(frame.dataset, "PatientWeight", None))
     if volume and weight and c.get("ContrastBolusAgent"):
-        key = "".join(ch for ch in c["ContrastBolusAgent"].lower() if ch.isalnum())
-        mmol = volume * AGENT_CONCENTRATION.get(key, DEFAULT_AGENT_CONCENTRATION)
+        mmol = volume * formulation_concentration(c["ContrastBolusAgent"])
         _put(out, "ContrastBolusDose", round(mmol / weight, 6))
         out["ContrastBolusDoseUnits"] = "mmol/kg"
     start = c.get("ContrastBolusStartTime")

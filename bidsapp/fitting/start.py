@@ -186,7 +186,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
 def murase_start(spec, plasma, y):
     """Murase linearisation for ``tofts`` / ``extended_tofts`` (no delay); ``y [N, T]``."""
     cp = plasma.at_frames()[:, 0]
-    icp = exp_conv_time_major(plasma.subdivided()[..., None], plasma.t, torch.zeros(1, dtype=y.dtype))[:, 0, 0]
+    icp = exp_conv_time_major(plasma.subdivided()[..., None], plasma.t, y.new_zeros(1))[:, 0, 0]
     ic = cumulative_integral(y, plasma.t)
     cols = [icp.expand_as(y), -ic] + ([cp.expand_as(y)] if spec.name == "extended_tofts" else [])
     x = torch.stack(cols, dim=-1)  # [N, T, m]

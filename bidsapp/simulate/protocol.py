@@ -4,11 +4,9 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from ..relaxivity import formulation_concentration
+
 STANDARD_DOSE = 0.1  # mmol/kg, the dose the population AIFs were measured with
-#: formulation concentration (mmol/ml) of agents not sold at 0.5 M, by generic and
-#: brand name, to express a dose as an injected volume (product labels)
-AGENT_CONCENTRATION = {"gadobutrol": 1.0, "gadovist": 1.0, "gadavist": 1.0, "gadoxetate": 0.25, "eovist": 0.25, "primovist": 0.25}
-DEFAULT_AGENT_CONCENTRATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -99,9 +97,7 @@ class Protocol:
 
     def injected_volume_ml(self, dose_fraction=1.0):
         """Injected volume (ml) of ``dose_fraction`` × the dose for ``patient_weight``."""
-        key = "".join(ch for ch in self.agent.lower() if ch.isalnum())
-        concentration = AGENT_CONCENTRATION.get(key, DEFAULT_AGENT_CONCENTRATION)
-        return dose_fraction * self.dose * self.patient_weight / concentration
+        return dose_fraction * self.dose * self.patient_weight / formulation_concentration(self.agent)
 
     @property
     def frame_times(self):
