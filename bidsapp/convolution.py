@@ -13,7 +13,7 @@ so ``B`` is computed *exactly* at the frame times ``t_i`` by the recursion
     φ_m(x) = ∫_0^1 v^m e^{−x v} dv,
 
 where c_{i,j} = c(t_i + j·δ_i), δ_i = Δ_i / S: each frame interval is split into S equal
-sub-steps. S = 1 uses the AIF at the frame times only; S > 1 uses an AIF known on a
+sub-steps (:func:`substep_times`). S = 1 uses the AIF at the frame times only; S > 1 uses an AIF known on a
 finer grid (an analytic population AIF, or a finer AIF acquisition), which matters
 when the first pass is shorter than a frame. The sub-step sums run over all intervals
 at once, so S costs S vectorised operations, not S times more sequential steps. The
@@ -60,38 +60,40 @@ def _phi_series(x, m):
     return out
 
 
-def subdivision_times(t, n_sub):
-    """Times ``[T-1, S+1]``: ``t_i + j·(t_{i+1} − t_i)/S`` for j = 0…S."""
-    frac = torch.arange(n_sub + 1, dtype=t.dtype, device=t.device) / n_sub
-    return t[:-1, None] + (t[1:] - t[:-1])[:, None] * frac[None, :]
+def substep_times(t, n_sub):
+    """Frame times subdivided into ``n_sub`` equal sub-steps: ``[(T-1)·S + 1]`` times (s).
+
+    Sub-point j of frame interval i is element ``i·S + j``; the frames are ``[::S]``.
+    """
+    frac = torch.arange(n_sub, dtype=t.dtype, device=t.device) / n_sub
+    inner = t[:-1, None] + (t[1:] - t[:-1])[:, None] * frac[None, :]
+    return torch.cat([inner.reshape(-1), t[-1:]])
 
 
-def frames_from_subdivided(c):
-    """Values at the frame times ``[T, ...]`` from a subdivided input ``[T-1, S+1, ...]``."""
-    return torch.cat([c[:, 0], c[-1:, -1]], dim=0)
-
-
-def exp_conv_time_major(c, t, k, with_grad=False):
-    """Exact convolution on time-major, subdivided input (∂/∂k for the first input only).
+def exp_conv_time_major(c, t, k, n_sub=1, with_grad=False):
+    """Exact convolution of time-major input known at the sub-step times.
 
     Parameters
     ----------
-    c : torch.Tensor ``[T-1, S+1, n or 1, M]``
-        Input at S+1 equally spaced points of every frame interval (``M`` inputs that
-        share the rate of each voxel).
+    c : torch.Tensor ``[(T-1)·S + 1, n or 1, M]``
+        Input at the sub-step times of :func:`substep_times` (``M`` inputs that share
+        the rate of each voxel).
     t : torch.Tensor ``[T]``
         Frame times in s, strictly increasing.
     k : torch.Tensor ``[n]``
         Rates in 1/s, ≥ 0.
+    n_sub : int
+        Sub-steps per frame interval, S.
     with_grad : bool
-        Also return ∂B/∂k.
+        Also return ∂B/∂k of the first input.
 
     Returns
     -------
     B : torch.Tensor ``[T, n, M]`` with ``B[0] = 0`` (and ∂B/∂k ``[T, n, 1]`` of the
     first input, the only one the fitting engine differentiates by the rate).
     """
-    n_sub = c.shape[1] - 1
+    n_int = t.shape[0] - 1
+    point = lambda j: c[j : j + n_int * n_sub : n_sub]  # noqa: E731  sub-point j of every interval
     dt = t[1:] - t[:-1]
     if bool(torch.allclose(dt, dt[:1].expand_as(dt), rtol=1e-9, atol=0.0)):
         dt = dt[:1]
@@ -100,22 +102,22 @@ def exp_conv_time_major(c, t, k, with_grad=False):
     es = torch.exp(-x)
     p0, p1 = _phi(x, 0), _phi(x, 1)
     w0, w1 = d * p1, d * (p0 - p1)
-    acc = w0 * c[:, 0] + w1 * c[:, 1]  # interval increments I_i [T-1, n, M]
+    acc = (w0 * point(0)).addcmul_(w1, point(1))  # interval increments I_i [T-1, n, M]
     if with_grad:
         p2 = _phi(x, 2)
         dw0, dw1, des = -(d**2) * p2, -(d**2) * (p1 - p2), -d * es
-        dacc = dw0 * c[:, 0, :, :1] + dw1 * c[:, 1, :, :1]
+        dacc = (dw0 * point(0)[..., :1]).addcmul_(dw1, point(1)[..., :1])
     for j in range(1, n_sub):
         if with_grad:
-            dacc = es * dacc + des * acc[..., :1] + dw0 * c[:, j, :, :1] + dw1 * c[:, j + 1, :, :1]
-        acc = es * acc + w0 * c[:, j] + w1 * c[:, j + 1]
+            dacc.mul_(es).addcmul_(des, acc[..., :1]).addcmul_(dw0, point(j)[..., :1])
+            dacc.addcmul_(dw1, point(j + 1)[..., :1])
+        acc.mul_(es).addcmul_(w0, point(j)).addcmul_(w1, point(j + 1))
     big_e = es**n_sub  # e^{−kΔ_i}
     acc = acc.contiguous()
-    n_steps = acc.shape[0]
-    out = torch.empty((n_steps + 1,) + acc.shape[1:], dtype=acc.dtype, device=acc.device)
+    out = torch.empty((n_int + 1,) + acc.shape[1:], dtype=acc.dtype, device=acc.device)
     out[0] = 0.0
     last = big_e.shape[0] - 1
-    for i in range(n_steps):
+    for i in range(n_int):
         torch.addcmul(acc[i], big_e[min(i, last)], out[i], out=out[i + 1])
     if not with_grad:
         return out
@@ -123,7 +125,7 @@ def exp_conv_time_major(c, t, k, with_grad=False):
     dbig_e = -(d * n_sub) * big_e
     grad = torch.empty_like(out[..., :1])
     grad[0] = 0.0
-    for i in range(n_steps):
+    for i in range(n_int):
         j = min(i, last)
         torch.addcmul(torch.addcmul(dacc[i], dbig_e[j], out[i, ..., :1]), big_e[j], grad[i], out=grad[i + 1])
     return out, grad
@@ -137,9 +139,8 @@ def exp_conv(c, t, k, with_grad=False):
     :func:`exp_conv_time_major`.
     """
     lead = torch.broadcast_shapes(c.shape[:-2], k.shape)
-    ct = c.expand(lead + c.shape[-2:]).reshape(-1, c.shape[-2], c.shape[-1]).permute(2, 0, 1)
-    sub = torch.stack([ct[:-1], ct[1:]], dim=1)  # [T-1, 2, n, m]
-    out = exp_conv_time_major(sub, t, k.expand(lead).reshape(-1), with_grad)
+    ct = c.expand(lead + c.shape[-2:]).reshape(-1, c.shape[-2], c.shape[-1]).permute(2, 0, 1)  # [T, n, m]
+    out = exp_conv_time_major(ct, t, k.expand(lead).reshape(-1), 1, with_grad)
     back = lambda a: a.permute(1, 2, 0).reshape(lead + a.shape[-1:] + c.shape[-1:])  # noqa: E731
     return (back(out[0]), back(out[1])) if with_grad else back(out)
 
@@ -164,26 +165,25 @@ def shift_input(c, t, delay):
 def sample_input(c, t, tq):
     """Value and slope of the piecewise-linear ``c(t)`` at times ``tq`` (0 before ``t[0]``).
 
-    On a uniform grid the segment index is computed arithmetically (no binary search).
+    On a uniform grid the segment index is computed arithmetically (no binary search),
+    with in-place arithmetic to keep memory traffic low.
     """
     n = t.shape[0]
     step = t[1:] - t[:-1]
     dc = c[1:] - c[:-1]
     if bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
-        u = (tq - t[0]) / step[0]
-        seg = u.floor().clamp_(0, n - 2)
-        frac = u - seg
-        seg = seg.long()
-        seg_dc = dc[seg]
-        value = c[seg] + seg_dc * frac
-        slope = seg_dc / step[0]
-        before, after = u < 0, u > n - 1
+        pos = (tq - t[0]).div_(step[0])  # position in samples
+        before, after = pos < 0, pos > n - 1
+        seg = pos.clamp(0, n - 2).long()
+        frac = pos.sub_(seg)
+        seg_dc = torch.take(dc, seg)
+        value = torch.take(c, seg).addcmul_(seg_dc, frac)
+        slope = seg_dc.div_(step[0])
     else:
         seg = (torch.searchsorted(t, tq.contiguous(), right=True) - 1).clamp_(0, n - 2)
-        slope = (dc / step)[seg]
-        value = c[seg] + slope * (tq - t[seg])
+        slope = torch.take(dc / step, seg)
+        value = torch.take(c, seg).addcmul_(slope, tq - torch.take(t, seg))
         before, after = tq < t[0], tq > t[-1]
-    value = value.masked_fill(before, 0.0)
-    value = torch.where(after, c[-1], value)
-    slope = slope.masked_fill(before | after, 0.0)
+    value.masked_fill_(before, 0.0).masked_fill_(after, c[-1])
+    slope.masked_fill_(before | after, 0.0)
     return value, slope

@@ -33,7 +33,7 @@ import torch
 
 import math
 
-from .convolution import exp_conv_time_major, frames_from_subdivided, sample_input, subdivision_times
+from .convolution import exp_conv_time_major, sample_input, substep_times
 
 PER_MIN = 1.0 / 60.0  # 1/min -> 1/s
 FP_UNIT = 1.0 / 6000.0  # ml/100ml/min -> 1/s
@@ -173,28 +173,26 @@ class PlasmaInput:
                 ratio = float((t[1:] - t[:-1]).max() / (self.aif_times[1:] - self.aif_times[:-1]).min())
                 n_sub = int(min(max(math.ceil(ratio - 1e-9), 1), MAX_SUBSTEPS))
         self.n_sub = int(n_sub)
-        sub = subdivision_times(t, self.n_sub)  # [T-1, S+1]
-        # every sub-step time once: interval i's last point is interval i+1's first
-        self.unique_times = torch.cat([sub[:, :-1].reshape(-1), t[-1:]])
+        self.times = substep_times(t, self.n_sub)  # [(T-1)·S + 1]
         self._undelayed = None
 
-    def subdivided(self, delay=None, with_slope=False):
-        """AIF at the sub-step times, ``[T-1, S+1, n]`` (``n = 1`` without delay), and its slope.
-
-        Evaluated once per distinct time and viewed per interval (no copy).
-        """
+    def sampled(self, delay=None, with_slope=False):
+        """AIF at the sub-step times ``[(T-1)·S + 1, n]`` (``n = 1`` without delay), and its slope."""
         if delay is None:
             if self._undelayed is None:
-                self._undelayed = sample_input(self.aif, self.aif_times, self.unique_times[:, None])
+                self._undelayed = sample_input(self.aif, self.aif_times, self.times[:, None])
             value, slope = self._undelayed
         else:
-            value, slope = sample_input(self.aif, self.aif_times, self.unique_times[:, None] - delay)
-        window = lambda a: a.unfold(0, self.n_sub + 1, self.n_sub).permute(0, 2, 1)  # noqa: E731
-        return (window(value), window(slope)) if with_slope else window(value)
+            value, slope = sample_input(self.aif, self.aif_times, self.times[:, None] - delay)
+        return (value, slope) if with_slope else value
 
     def at_frames(self, delay=None):
-        """AIF at the frame times, ``[T, n]``."""
-        return frames_from_subdivided(self.subdivided(delay))
+        """AIF at the frame times, ``[T, n]`` (a view)."""
+        return self.sampled(delay)[:: self.n_sub]
+
+    def convolve(self, c, k, with_grad=False):
+        """:func:`exp_conv_time_major` of input ``c [(T-1)·S + 1, n, M]`` sampled like this AIF."""
+        return exp_conv_time_major(c, self.t, k, self.n_sub, with_grad)
 
 
 def prepare_inputs(t, aif, device=None, aif_times=None):
@@ -241,15 +239,15 @@ def evaluate(spec, p, plasma, delay=None):
     values = [p[n] for n in spec.params] + ([delay] if delay is not None else [])
     lead = torch.broadcast_shapes(*(v.shape for v in values))
     flat = {n: p[n].expand(lead).reshape(-1) for n in spec.params}
-    sub = plasma.subdivided(None if delay is None else delay.expand(lead).reshape(-1))
-    cp = frames_from_subdivided(sub)  # [T, n or 1]
+    sub = plasma.sampled(None if delay is None else delay.expand(lead).reshape(-1))
+    cp = sub[:: plasma.n_sub]  # [T, n or 1]
     n = max(flat[spec.params[0]].numel(), 1)
     out = torch.zeros(plasma.t.numel(), n, dtype=torch.float64, device=plasma.t.device)
     for coef, rate in spec.terms(flat):
         if rate is None:
             out += coef * cp
         else:
-            out += coef * exp_conv_time_major(sub[..., None], plasma.t, rate)[..., 0]
+            out += coef * plasma.convolve(sub[..., None], rate)[..., 0]
     return out.T.reshape(lead + (plasma.t.numel(),))
 
 

@@ -28,14 +28,14 @@ import numpy as np
 import torch
 
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
-from ..convolution import exp_conv_time_major, frames_from_subdivided
+from .allocator import tune_allocator
 from .device import resolve_device
 from .lm import levenberg_marquardt
 from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
 LOGGER = logging.getLogger("dcequant.fitting")
-DELAY_SUBSTEPS = 4
+DELAY_SUBSTEPS = 2
 
 
 @dataclass
@@ -52,7 +52,7 @@ class FitOptions:
         ``t`` — e.g. an analytic population AIF on a 0.5 s grid; the convolution then
         resolves the first pass between frames (see :class:`bidsapp.models.PlasmaInput`).
     substeps : sub-steps per frame interval in the convolution (default: enough to
-        resolve ``aif_times``; 4 when a delay is fitted or fixed and the AIF is given at
+        resolve ``aif_times``; 2 when a delay is fitted or fixed and the AIF is given at
         the frames, so the delayed piecewise-linear AIF is followed between frames; else 1).
     chunk_size : voxels per chunk (default 16384 on CPU, 131072 on CUDA).
     progress : callable ``progress(done, total)`` called after each chunk.
@@ -252,6 +252,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     spec = get_model(model)
     opts = FitOptions.from_kwargs(options)
     dev = resolve_device(device)
+    tune_allocator()
     t_, aif_, aif_grid = prepare_inputs(t, aif, dev, opts.aif_times)
     if not bool((aif_ != 0).any()):
         raise ValueError("aif: the arterial input function is zero everywhere")
@@ -349,9 +350,9 @@ def patlak_linear(concentration, t, aif, mask=None, delay=None, aif_times=None):
     flat, lead, use = _as_voxels(concentration, t_.numel(), mask)
     plasma = PlasmaInput(t_, aif_, aif_grid)
     shift = None if delay is None else torch.tensor([float(delay)], dtype=torch.float64)
-    sub = plasma.subdivided(shift)
-    cp = frames_from_subdivided(sub)[:, 0]
-    icp = exp_conv_time_major(sub[..., None], t_, torch.zeros(1, dtype=torch.float64))[:, 0, 0]
+    sub = plasma.sampled(shift)
+    cp = sub[:: plasma.n_sub, 0]
+    icp = plasma.convolve(sub[..., None], torch.zeros(1, dtype=torch.float64))[:, 0, 0]
     x = torch.stack([cp, icp], dim=1).numpy()  # [T, 2]
     xtx_inv = np.linalg.inv(x.T @ x)
     y = np.where(use[:, None], flat, 0.0).astype(float)

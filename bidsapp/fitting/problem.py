@@ -12,7 +12,6 @@ contiguous memory, which is several times faster on CPU for the short curves of 
 
 import torch
 
-from ..convolution import exp_conv_time_major, frames_from_subdivided
 
 
 class KineticProblem:
@@ -40,13 +39,12 @@ class KineticProblem:
         return len(self.names)
 
     def _inputs(self, theta, idx):
-        """Subdivided plasma input ``[T-1, S+1, n or 1, m]`` (m = 2 adds ∂/∂delay) and Cp at the frames."""
+        """Plasma input at the sub-step times ``[(T-1)·S+1, n or 1, m]`` (m = 2 adds ∂/∂delay)."""
         if self.fit_delay:
-            value, slope = self.plasma.subdivided(theta[:, -1], with_slope=True)
-            return torch.stack([value, -slope], dim=-1), frames_from_subdivided(value)  # ∂cp/∂delay = −slope
+            value, slope = self.plasma.sampled(theta[:, -1], with_slope=True)
+            return torch.stack([value, slope.neg_()], dim=-1)  # ∂cp/∂delay = −slope
         delay = None if self.fixed_delay is None else self.fixed_delay[idx]
-        value = self.plasma.subdivided(delay)
-        return value[..., None], frames_from_subdivided(value)
+        return self.plasma.sampled(delay)[..., None]
 
     def predict(self, theta, idx):
         """Prediction ``[T, n]`` and Jacobian ``[P, T, n]`` at ``theta [n, P]`` for voxels ``idx``."""
@@ -58,7 +56,9 @@ class KineticProblem:
             quantities = [q for coef, rate in terms for q in (coef, rate) if q is not None]
             grads = iter([torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T if q.requires_grad
                           else torch.zeros_like(th).T for q in quantities])  # constant rates (k = 0)
-        inputs, cp = self._inputs(theta, idx)
+        inputs = self._inputs(theta, idx)
+        frames = inputs[:: self.plasma.n_sub]  # [T, n or 1, m]
+        cp = frames[..., 0]
         n_t, n = self.t.shape[0], theta.shape[0]
         pred = torch.zeros(n_t, n, dtype=theta.dtype, device=theta.device)
         jac = torch.zeros(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
@@ -66,10 +66,10 @@ class KineticProblem:
             coef, dcoef = coef.detach(), next(grads)  # dcoef [P, n]
             if rate is None:
                 basis = cp.expand(n_t, n)
-                ddelay = frames_from_subdivided(inputs[..., 1]) if self.fit_delay else None
+                ddelay = frames[..., 1] if self.fit_delay else None
             else:
                 drate = next(grads)
-                bases, dbases = exp_conv_time_major(inputs, self.t, rate.detach(), with_grad=True)
+                bases, dbases = self.plasma.convolve(inputs, rate.detach(), with_grad=True)
                 basis, ddelay = bases[..., 0], (bases[..., 1] if self.fit_delay else None)
                 coef_g = coef * dbases[..., 0]
                 for p in range(n_model):

@@ -15,7 +15,7 @@ least squares. Patlak is linear and is solved exactly (:func:`patlak_design`).
 import numpy as np
 import torch
 
-from ..convolution import cumulative_integral, exp_conv_time_major, frames_from_subdivided
+from ..convolution import cumulative_integral
 from ..models import FP_UNIT, PER_MIN
 
 # rate grids (1/min): wide enough for brain, tumour and body tissue
@@ -62,8 +62,8 @@ def _rate_combos(model):
 
 def _bases(model, plasma, delays, combos):
     """Basis curves ``[D, C, m, T]`` for delays ``D`` (s) and rate combinations ``C``."""
-    sub = plasma.subdivided(delays)  # [T-1, S+1, D]
-    cp = frames_from_subdivided(sub).T  # [D, T]
+    sub = plasma.sampled(delays)  # [(T-1)·S+1, D]
+    cp = sub[:: plasma.n_sub].T  # [D, T]
     d, n_c = cp.shape[0], combos.shape[0]
     out = []
     for name in _BASES[model]:
@@ -71,7 +71,7 @@ def _bases(model, plasma, delays, combos):
             out.append(cp[:, None, :].expand(d, n_c, -1))
             continue
         rate = torch.zeros(1, dtype=cp.dtype, device=cp.device) if name == "int" else combos[:, int(name[1]) - 1]
-        conv = exp_conv_time_major(sub[:, :, None, :], plasma.t, rate)  # [T, C or 1, D]
+        conv = plasma.convolve(sub[:, None, :], rate)  # [T, C or 1, D]
         out.append(conv.permute(2, 1, 0).expand(d, n_c, -1))
     return torch.stack(out, dim=2)
 
@@ -186,7 +186,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
 def murase_start(spec, plasma, y):
     """Murase linearisation for ``tofts`` / ``extended_tofts`` (no delay); ``y [N, T]``."""
     cp = plasma.at_frames()[:, 0]
-    icp = exp_conv_time_major(plasma.subdivided()[..., None], plasma.t, y.new_zeros(1))[:, 0, 0]
+    icp = plasma.convolve(plasma.sampled()[..., None], y.new_zeros(1))[:, 0, 0]
     ic = cumulative_integral(y, plasma.t)
     cols = [icp.expand_as(y), -ic] + ([cp.expand_as(y)] if spec.name == "extended_tofts" else [])
     x = torch.stack(cols, dim=-1)  # [N, T, m]
