@@ -35,7 +35,7 @@ from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
 LOGGER = logging.getLogger("dcequant.fitting")
-DELAY_SUBSTEPS = 2
+DELAY_SUBSTEPS = 4
 
 
 @dataclass
@@ -52,7 +52,7 @@ class FitOptions:
         ``t`` — e.g. an analytic population AIF on a 0.5 s grid; the convolution then
         resolves the first pass between frames (see :class:`bidsapp.models.PlasmaInput`).
     substeps : sub-steps per frame interval in the convolution (default: enough to
-        resolve ``aif_times``; 2 when a delay is fitted or fixed and the AIF is given at
+        resolve ``aif_times``; 4 when a delay is fitted or fixed and the AIF is given at
         the frames, so the delayed piecewise-linear AIF is followed between frames; else 1).
     chunk_size : voxels per chunk (default 16384 on CPU, 131072 on CUDA).
     progress : callable ``progress(done, total)`` called after each chunk.
