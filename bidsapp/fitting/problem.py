@@ -72,11 +72,16 @@ class KineticProblem:
                 bases, dbases = self.plasma.convolve(inputs, rate.detach(), with_grad=True)
                 basis, ddelay = bases[..., 0], (bases[..., 1] if self.fit_delay else None)
                 coef_g = coef * dbases[..., 0]
-                for p in range(n_model):
+                for p in _depends_on(drate):
                     jac[p].addcmul_(coef_g, drate[p])
             pred.addcmul_(basis, coef)
-            for p in range(n_model):
+            for p in _depends_on(dcoef):
                 jac[p].addcmul_(basis, dcoef[p])
             if self.fit_delay:
                 jac[n_model].addcmul_(ddelay, coef)
         return pred, jac
+
+
+def _depends_on(derivatives):
+    """Indices of the parameters with a non-zero derivative (skips structural zeros)."""
+    return [p for p in range(derivatives.shape[0]) if bool(derivatives[p].any())]
