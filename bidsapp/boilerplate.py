@@ -35,6 +35,8 @@ REFERENCES = {
                   "doi:10.1038/jcbfm.1983.1",
     "sourbron2011": "Sourbron SP, Buckley DL. On the scope and interpretation of the Tofts models for DCE-MRI. "
                     "Magn Reson Med 2011;66:735-745. doi:10.1002/mrm.22861",
+    "sourbron2013": "Sourbron SP, Buckley DL. Classic models for dynamic contrast-enhanced MRI. NMR Biomed "
+                    "2013;26:1004-1027. doi:10.1002/nbm.2940",
 }
 
 

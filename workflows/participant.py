@@ -28,8 +28,8 @@ MODEL_TEXT = {
     "tofts": ("the standard Tofts model (parameters Ktrans, ve; kep = Ktrans/ve)", ["tofts1999"]),
     "extended_tofts": ("the extended Tofts model (Ktrans, ve, vp; kep = Ktrans/ve)", ["tofts1999"]),
     "patlak": ("the Patlak model (Ktrans, vp)", ["patlak1983"]),
-    "2cxm": ("the two-compartment exchange model (Fp, PS, ve, vp)", ["sourbron2011"]),
-    "2cum": ("the two-compartment uptake model (Fp, PS, vp)", ["sourbron2011"]),
+    "2cxm": ("the two-compartment exchange model (Fp, PS, ve, vp)", ["sourbron2013"]),
+    "2cum": ("the two-compartment uptake model (Fp, PS, vp)", ["sourbron2013"]),
 }
 
 

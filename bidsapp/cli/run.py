@@ -165,7 +165,10 @@ def run_participant(config):
 def run_group(config):
     from ..group import run_group_level
 
-    table = run_group_level(config)
+    try:
+        table = run_group_level(config)
+    except LookupError as exc:
+        raise AppError(str(exc), EXIT_NOTHING_SELECTED) from None
     print(f"dcequant: group table: {table}")
     return EXIT_OK
 

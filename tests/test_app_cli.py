@@ -1,0 +1,71 @@
+"""Exit codes and the quick modes of the ``dcequant`` command."""
+
+import pytest
+
+from bidsapp import __version__
+from bidsapp.cli.run import main
+
+from app_dataset import make_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bids")
+    make_dataset(root, subjects=("01",), sessions=(None,), shape=(4, 4, 1))
+    return root
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_bad_analysis_level_exits_17(dataset, tmp_path, capsys):
+    assert main([str(dataset), str(tmp_path / "out"), "session"]) == 17
+    assert "analysis_level" in capsys.readouterr().err
+
+
+def test_unknown_participant_exits_18(dataset, tmp_path, capsys):
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--participant-label", "99",
+                 "--skip-bids-validation"])
+    assert code == 18 and "99" in capsys.readouterr().err
+
+
+def test_invalid_bids_exits_16(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    make_dataset(raw, subjects=("01",), sessions=(None,), shape=(2, 2, 1))
+    (raw / "sub-01" / "anat" / "not_bids_at_all.nii.gz").write_bytes(b"x")
+    assert main([str(raw), str(tmp_path / "out"), "participant"]) == 16
+    assert "not valid BIDS" in capsys.readouterr().err
+
+
+def test_bad_option_value_exits_1_with_one_line(dataset, tmp_path, capsys):
+    assert main([str(dataset), str(tmp_path / "out"), "participant", "--hematocrit", "3"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--hematocrit" in err and len(err.splitlines()) == 1
+
+
+def test_missing_bids_dir_exits_1(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "participant"]) == 1
+    assert "nope" in capsys.readouterr().err
+
+
+def test_requesting_a_network_fails_clearly(dataset, tmp_path, capsys):
+    assert main([str(dataset), str(tmp_path / "out"), "participant", "--nets", "unet"]) == 1
+    assert "no networks are available" in capsys.readouterr().err
+
+
+def test_boilerplate_only_writes_citation_and_nothing_else(dataset, tmp_path):
+    out = tmp_path / "out"
+    code = main([str(dataset), str(out), "participant", "--boilerplate-only", "--skip-bids-validation",
+                 "--models", "tofts", "2cxm", "--fit-delay", "-w", str(tmp_path / "work")])
+    assert code == 0
+    text = (out / "logs" / "CITATION.md").read_text()
+    assert "standard Tofts model" in text and "two-compartment exchange model" in text
+    assert "bolus-arrival delay" in text and "## References" in text and "[1]" in text
+    assert not list(out.glob("sub-*")) and not (tmp_path / "work").exists()
+
+
+def test_group_without_participant_outputs_exits_18(dataset, tmp_path):
+    assert main([str(dataset), str(tmp_path / "out"), "group"]) == 18
