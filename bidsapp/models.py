@@ -1,0 +1,209 @@
+"""Tracer-kinetic models: one forward-model module for fitting, simulation and training.
+
+Every model is written as a sum of *terms* ``coef · B(t)`` where ``B`` is either the
+(delayed) plasma curve itself or its exact convolution with ``exp(−k t)``
+(:func:`bidsapp.convolution.exp_conv`; ``k = 0`` is the running integral):
+
+==================  ==================  ==============================================
+model               parameters          C(t)
+==================  ==================  ==============================================
+``tofts``           Ktrans, ve          Ktrans · Cp ⊗ e^{−kep t},  kep = Ktrans/ve
+``extended_tofts``  Ktrans, ve, vp      vp·Cp + Ktrans · Cp ⊗ e^{−kep t}
+``patlak``          Ktrans, vp          vp·Cp + Ktrans · ∫Cp
+``2cxm``            Fp, PS, ve, vp      Fp·[A·Cp ⊗ e^{−α t} + (1 − A)·Cp ⊗ e^{−β t}]
+``2cum``            Fp, PS, vp          Fp·[E·∫Cp + (1 − E)·Cp ⊗ e^{−t/Tp}]
+==================  ==================  ==============================================
+
+2CXM: α, β are the roots of λ² − (Fp+PS)/vp·λ − PS/ve·λ + Fp·PS/(vp·ve) = 0
+(α > β), A = (Fp/vp − β)/(α − β). 2CUM: E = PS/(Fp+PS), Tp = vp/(Fp+PS).
+
+Units: Ktrans, PS, kep in 1/min; Fp in ml/100ml/min (converted with the tissue density
+taken as 1 ml/g, i.e. Fp[1/s] = Fp/6000); ve, vp fractions; t and delay in s; Cp (plasma
+AIF) and C in mM. A ``delay`` (s) shifts the AIF later: C(t) = model(Cp(t − delay)).
+
+References: Tofts PS et al. JMRI 1999;10:223-232 (Tofts, extended Tofts);
+Patlak CS et al. J Cereb Blood Flow Metab 1983;3:1-7; Sourbron SP, Buckley DL. MRM
+2011;66:735-745 and Phys Med Biol 2012;57:R1-R33 (2CXM, 2CUM).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .convolution import exp_conv, shift_input
+
+PER_MIN = 1.0 / 60.0  # 1/min -> 1/s
+FP_UNIT = 1.0 / 6000.0  # ml/100ml/min -> 1/s
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Description of one kinetic model.
+
+    ``params`` lists the fitted parameters in order; ``bounds`` the default box
+    constraints (lower, upper) used by the fitting engine; ``derived`` the parameters
+    computed from the fitted ones (e.g. kep).
+    """
+
+    name: str
+    params: tuple
+    units: dict
+    bounds: dict
+    description: str
+    derived: tuple = field(default=())
+
+    def terms(self, p):
+        """List of ``(coef, rate)`` torch tensors (rate in 1/s, ``None`` = plasma term)."""
+        return _TERMS[self.name](p)
+
+
+def _tofts_terms(p):
+    ktrans = p["Ktrans"] * PER_MIN
+    return [(ktrans, ktrans / p["ve"])]
+
+
+def _extended_tofts_terms(p):
+    return [(p["vp"], None), *_tofts_terms(p)]
+
+
+def _patlak_terms(p):
+    return [(p["vp"], None), (p["Ktrans"] * PER_MIN, torch.zeros_like(p["Ktrans"]))]
+
+
+def _two_cxm_terms(p):
+    fp, ps, ve, vp = p["Fp"] * FP_UNIT, p["PS"] * PER_MIN, p["ve"], p["vp"]
+    s = (fp + ps) / vp + ps / ve
+    prod = fp * ps / (vp * ve)
+    root = torch.sqrt(torch.clamp(s * s - 4.0 * prod, min=0.0))
+    alpha = 0.5 * (s + root)
+    beta = 0.5 * (s - root)
+    # A·(α−β) = Fp/vp − β; written without the division so α = β stays finite
+    a_coef = fp * (fp / vp - beta) / torch.clamp(root, min=1e-300)
+    return [(a_coef, alpha), (fp - a_coef, beta)]
+
+
+def _two_cum_terms(p):
+    fp, ps, vp = p["Fp"] * FP_UNIT, p["PS"] * PER_MIN, p["vp"]
+    total = fp + ps
+    return [(fp * ps / total, torch.zeros_like(fp)), (fp * fp / total, total / vp)]
+
+
+_TERMS = {
+    "tofts": _tofts_terms,
+    "extended_tofts": _extended_tofts_terms,
+    "patlak": _patlak_terms,
+    "2cxm": _two_cxm_terms,
+    "2cum": _two_cum_terms,
+}
+
+_UNITS = {
+    "Ktrans": "1/min",
+    "kep": "1/min",
+    "PS": "1/min",
+    "Fp": "ml/100ml/min",
+    "ve": "fraction",
+    "vp": "fraction",
+    "delay": "s",
+}
+
+MODELS = {
+    "tofts": ModelSpec(
+        "tofts", ("Ktrans", "ve"), _UNITS, {"Ktrans": (0.0, 5.0), "ve": (1e-3, 1.0)},
+        "Standard Tofts model (Tofts et al. 1999)", ("kep",)),
+    "extended_tofts": ModelSpec(
+        "extended_tofts", ("Ktrans", "ve", "vp"), _UNITS,
+        {"Ktrans": (0.0, 5.0), "ve": (1e-3, 1.0), "vp": (0.0, 1.0)},
+        "Extended Tofts model (Tofts et al. 1999)", ("kep",)),
+    "patlak": ModelSpec(
+        "patlak", ("Ktrans", "vp"), _UNITS, {"Ktrans": (-1.0, 5.0), "vp": (0.0, 1.0)},
+        "Patlak model (Patlak et al. 1983)"),
+    "2cxm": ModelSpec(
+        "2cxm", ("Fp", "PS", "ve", "vp"), _UNITS,
+        {"Fp": (1e-3, 300.0), "PS": (0.0, 5.0), "ve": (1e-3, 1.0), "vp": (1e-3, 1.0)},
+        "Two-compartment exchange model (Sourbron & Buckley 2011)"),
+    "2cum": ModelSpec(
+        "2cum", ("Fp", "PS", "vp"), _UNITS,
+        {"Fp": (1e-3, 300.0), "PS": (0.0, 5.0), "vp": (1e-3, 1.0)},
+        "Two-compartment uptake model (Sourbron & Buckley 2012)"),
+}
+
+DELAY_UNIT = "s"
+
+
+def get_model(model):
+    """Return the :class:`ModelSpec` for ``model`` (a name or a spec)."""
+    if isinstance(model, ModelSpec):
+        return model
+    try:
+        return MODELS[str(model).lower().replace("-", "_").replace("extendedtofts", "extended_tofts")]
+    except KeyError:
+        raise ValueError(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}") from None
+
+
+def prepare_inputs(t, aif, device=None):
+    """Validate ``t`` (s, strictly increasing) and the plasma ``aif`` (mM); return float64 tensors."""
+    t = torch.as_tensor(np.array(t, dtype=float), dtype=torch.float64, device=device)
+    aif = torch.as_tensor(np.array(aif, dtype=float), dtype=torch.float64, device=device)
+    if t.ndim != 1 or t.numel() < 2:
+        raise ValueError(f"t: expected a 1-D array of at least 2 times, got shape {tuple(t.shape)}")
+    if aif.shape != t.shape:
+        raise ValueError(f"aif: length {aif.numel()} does not match t (length {t.numel()})")
+    if not torch.isfinite(t).all() or not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("t: times must be finite and strictly increasing (seconds)")
+    if not torch.isfinite(aif).all():
+        raise ValueError("aif: contains NaN or infinite values")
+    return t, aif
+
+
+def evaluate(spec, p, t, aif, delay=None):
+    """Tissue concentration ``[..., T]`` for parameter tensors ``p`` (torch, float64)."""
+    cp = aif if delay is None else shift_input(aif, t, delay)[0]
+    out = None
+    for coef, rate in spec.terms(p):
+        if rate is None:
+            term = coef[..., None] * cp
+        else:
+            basis = exp_conv(cp[..., None, :], t, rate)[..., 0, :]
+            term = coef[..., None] * basis
+        out = term if out is None else out + term
+    return out
+
+
+def model_curve(model, params, t, aif, delay=None):
+    """Tissue concentration (mM) predicted by a kinetic model.
+
+    Parameters
+    ----------
+    model : str
+        One of ``tofts``, ``extended_tofts``, ``patlak``, ``2cxm``, ``2cum``.
+    params : dict
+        Parameter name -> scalar or array (common leading shape); units as in
+        :data:`MODELS` (Ktrans, PS in 1/min; Fp in ml/100ml/min; ve, vp fractions).
+    t : array_like ``(T,)``
+        Sample times in s (strictly increasing; non-uniform allowed).
+    aif : array_like ``(T,)``
+        Plasma concentration in mM at ``t`` (taken as linear between samples, 0
+        before ``t[0]`` when delayed).
+    delay : float or array, optional
+        Bolus delay in s (AIF shifted later); scalar or leading-shape array.
+
+    Returns
+    -------
+    numpy.ndarray ``[..., T]`` (a torch tensor if the parameters are tensors).
+    """
+    spec = get_model(model)
+    missing = [name for name in spec.params if name not in params]
+    if missing:
+        raise ValueError(f"params: model {spec.name!r} needs {', '.join(missing)}")
+    as_torch = any(isinstance(params[n], torch.Tensor) for n in spec.params)
+    device = next((params[n].device for n in spec.params if isinstance(params[n], torch.Tensor)), None)
+    t_, aif_ = prepare_inputs(t.cpu().numpy() if isinstance(t, torch.Tensor) else t,
+                              aif.cpu().numpy() if isinstance(aif, torch.Tensor) else aif, device)
+    tensors = [torch.as_tensor(params[n], dtype=torch.float64, device=device) for n in spec.params]
+    if delay is not None:
+        tensors.append(torch.as_tensor(delay, dtype=torch.float64, device=device))
+    tensors = torch.broadcast_tensors(*tensors)
+    p = dict(zip(spec.params, tensors))
+    out = evaluate(spec, p, t_, aif_, tensors[-1] if delay is not None else None)
+    return out if as_torch else out.cpu().numpy()
