@@ -27,7 +27,7 @@ from pathlib import Path
 #: kinetic models the app knows (names of ``bidsapp.MODELS``)
 MODEL_NAMES = ("tofts", "extended_tofts", "patlak", "2cxm", "2cum")
 DEFAULT_MODELS = ("extended_tofts", "patlak")
-T1_METHODS = ("vfa-linear", "vfa-nonlinear")
+T1_METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
 DEVICES = ("auto", "cpu", "cuda")
 ANALYSIS_LEVELS = ("participant", "group")
 #: contrast agent and field strength assumed (with a warning) when ``--relaxivity`` is not

@@ -28,8 +28,7 @@ from .io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
 LOGGER = logging.getLogger("dcequant")
 PARAM_UNITS = {"Ktrans": "1/min", "ve": "fraction", "vp": "fraction", "kep": "1/min",
                "Fp": "ml/100ml/min", "PS": "1/min", "delay": "s"}
-#: fitted AIF from image detection below this quality falls back to the Parker AIF
-MIN_AIF_QUALITY = 0.3
+#: population AIF used when image detection finds no acceptable arterial curve
 FALLBACK_POPULATION_AIF = "parker"
 
 
@@ -215,9 +214,10 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     """Arterial input function. Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``,
     ``aif_mask`` (selected voxels, may be all zero) and ``manifest``.
 
-    ``spec``: ``auto`` (detected in the image; the Parker population AIF with a warning
-    when detection fails or its quality is below 0.3), a population name, a TSV/CSV
-    table, or a NIfTI ROI mask of arterial voxels on the DCE grid.
+    ``spec``: ``auto`` (detected in the image by :func:`bidsapp.detect_aif`, which falls
+    back to the Parker population AIF, with a warning, when no arterial curve of
+    sufficient quality is found), a population name, a TSV/CSV table, or a NIfTI ROI mask
+    of arterial voxels on the DCE grid.
     """
     from . import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
 
@@ -229,27 +229,13 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     arrival = float(info["BolusArrivalTime"])
     warnings, source, quality, aif_mask = [], None, None, np.zeros(conc.shape[:3], bool)
 
-    def population(name, reason=None):
-        if reason:
-            warnings.append(f"{reason}; using the {name} population AIF")
-        plasma = population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit)
-        return plasma, plasma * (1.0 - hematocrit), f"population:{name}", None
-
     if spec == "auto":
-        try:
-            result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit)
-        except (ValueError, RuntimeError) as exc:
-            plasma, blood, source, quality = population(FALLBACK_POPULATION_AIF, f"AIF detection failed ({exc})")
-        else:
-            warnings += list(result.warnings)
-            if result.quality < MIN_AIF_QUALITY:
-                plasma, blood, source, quality = population(
-                    FALLBACK_POPULATION_AIF, f"detected AIF quality {result.quality:.2f} < {MIN_AIF_QUALITY}")
-            else:
-                plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
-                aif_mask = np.asarray(result.mask, bool)
+        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF)
+        plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
+        aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
     elif spec in POPULATION_AIFS:
-        plasma, blood, source, quality = population(spec)
+        plasma = population_aif(spec, t, bolus_arrival=arrival, hematocrit=hematocrit)
+        blood, source = plasma * (1.0 - hematocrit), f"population:{spec}"
     elif spec.endswith((".tsv", ".csv")):
         plasma = _read_aif_table(spec, t)
         blood, source = plasma * (1.0 - hematocrit), f"file:{Path(spec).name}"
@@ -264,7 +250,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
                          "an existing .tsv/.csv table or a .nii[.gz] mask")
     for message in warnings:
         LOGGER.warning("AIF: %s", message)
-    rows = ["time\tplasma\tblood"] + [f"{a:.6g}\t{b:.6g}\t{c:.6g}" for a, b, c in zip(t, plasma, blood)]
+    rows = ["time\tplasma\tblood"] + [f"{a:.10g}\t{b:.10g}\t{c:.10g}" for a, b, c in zip(t, plasma, blood)]
     out = {"tsv": str(Path("aif.tsv").resolve()), "json": str(Path("aif.json").resolve()),
            "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8)}
     write_text_atomic(out["tsv"], "\n".join(rows) + "\n")

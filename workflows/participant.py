@@ -150,7 +150,8 @@ def init_t1map_wf(config: Config, use_vfa=True, use_b1=False):
     outputnode = pe.Node(IdentityInterface(fields=["t1", "mask", "manifest"]), name="outputnode")
     if use_vfa:
         method = {"vfa-linear": "the linearised (DESPOT1) variable-flip-angle fit",
-                  "vfa-nonlinear": "a non-linear least-squares fit of the SPGR equation"}[config.t1_method]
+                  "vfa-nonlinear": "a non-linear least-squares fit of the SPGR equation",
+                  "two-angle": "the closed-form two-flip-angle solution"}[config.t1_method]
         wf.__desc__ = (f"Pre-contrast T1 (T10) and M0 maps were estimated from the variable-flip-angle "
                        f"spoiled gradient-echo images with {method} [@deoni2003]"
                        + (", with the actual flip angles corrected by the measured B1 map." if use_b1 else "."))
