@@ -93,6 +93,43 @@ def _b1_relative(b1_file, shape):
     return b1 / 100.0
 
 
+def convert_dicom_step(dicom_dir, bids_dir, fallback_dir, subject, session):
+    """Convert one session's DICOM to raw BIDS (the code behind ``dcequant-convert``).
+
+    Files go into ``bids_dir`` when it is writable, else into ``fallback_dir`` (in the
+    work folder); existing identical files are left as they are and existing different
+    files are never replaced. Conversions are serialised with a lock file next to
+    ``fallback_dir`` so parallel sessions do not race on ``participants.tsv``.
+    Returns ``dce``, ``vfa`` (ascending flip), ``b1`` (or ``None``) and ``raw_root``.
+    """
+    import os
+
+    from filelock import FileLock
+
+    from .bids_raw import b1_path, dce_path, vfa_path
+    from .conversion import convert_dicom_study
+
+    target = Path(bids_dir) if os.access(bids_dir, os.W_OK) else Path(fallback_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    Path(fallback_dir).parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(fallback_dir).parent / "dicom_conversion.lock")):
+        result = convert_dicom_study(dicom_dir, target, subject, session_label=session or None)
+    for entry in result.entries:
+        if entry.files:
+            LOGGER.info("DICOM conversion: %s %s", entry.status, ", ".join(str(f) for f in entry.files))
+    if not result.ok:
+        raise RuntimeError(f"DICOM conversion of {dicom_dir} failed: {'; '.join(result.errors)}")
+    dce = dce_path(target, subject, session)
+    if not dce.exists():
+        raise RuntimeError(f"DICOM conversion of {dicom_dir} produced no DCE series ({dce.name})")
+    vfa, index = [], 1
+    while vfa_path(target, subject, session, index).exists():
+        vfa.append(str(vfa_path(target, subject, session, index)))
+        index += 1
+    b1 = b1_path(target, subject, session)
+    return {"dce": str(dce), "vfa": vfa, "b1": str(b1) if b1.exists() else None, "raw_root": str(target)}
+
+
 def t1_step(vfa_files, b1_file, method, raw_root):
     """VFA T1 (s) and M0 maps; outputs ``t1``, ``m0``, ``mask`` and ``manifest``."""
     from . import compute_t1_map
@@ -161,6 +198,7 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
         if n_base >= signal.shape[3]:
             raise ValueError(f"--baseline-frames {n_base}: {dce_file} has only {signal.shape[3]} frames")
     b1 = _b1_relative(b1_file, signal.shape)
+    t10 = np.where(mask, t10, 1.0)  # placeholder T1 where T1 mapping failed; those voxels are masked out
     result = signal_to_concentration(signal, t10, acq.tr, acq.flip_angle, relax.value, n_base,
                                      method="spgr", b1=b1)
     mask = mask & np.asarray(result.voxel_valid, bool)

@@ -18,6 +18,34 @@ class _Manifest(TraitedSpec):
     manifest = File(exists=True, desc="JSON list of derivative entries")
 
 
+class ConvertDICOMInputSpec(BaseInterfaceInputSpec):
+    dicom_dir = traits.Str(mandatory=True, desc="sourcedata/dicom/sub-<L>[/ses-<S>]")
+    bids_dir = traits.Str(mandatory=True, desc="raw BIDS root (written if writable)")
+    fallback_dir = traits.Str(mandatory=True, desc="raw BIDS root in the work folder")
+    subject = traits.Str(mandatory=True)
+    session = traits.Str("", usedefault=True)
+
+
+class ConvertDICOMOutputSpec(TraitedSpec):
+    dce = File(exists=True)
+    vfa = traits.List(File(exists=True))
+    b1 = File(exists=True)
+    raw_root = traits.Str()
+
+
+class ConvertDICOM(SimpleInterface):
+    """DICOM to raw BIDS for one session (:func:`bidsapp.conversion.convert_dicom_study`)."""
+
+    input_spec = ConvertDICOMInputSpec
+    output_spec = ConvertDICOMOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        out = session_steps.convert_dicom_step(i.dicom_dir, i.bids_dir, i.fallback_dir, i.subject, i.session or None)
+        self._results.update({k: v for k, v in out.items() if v is not None})
+        return runtime
+
+
 class T1MapInputSpec(BaseInterfaceInputSpec):
     vfa_files = InputMultiObject(File(exists=True), mandatory=True, desc="VFA volumes, ascending flip")
     b1_file = File(exists=True, desc="TB1map in percent")
