@@ -1,26 +1,30 @@
-"""Exact convolution of a sampled, piecewise-linear input with an exponential (torch).
+"""Exact convolution of a piecewise-linear input with an exponential (torch).
 
 Every tracer-kinetic model in :mod:`bidsapp.models` is a sum of terms of the form
 
     B(t) = ∫_{t0}^{t} c(τ) · exp(−k (t − τ)) dτ,   k ≥ 0 (1/s),
 
-where ``c`` is the plasma concentration known at the sample times ``t_i`` and taken as
-linear between them (k = 0 gives the running integral of ``c``). Over one interval the
-integral has a closed form, so ``B`` is computed *exactly* by the recursion
+with ``c`` the plasma concentration, taken as linear between its samples (k = 0 gives
+the running integral). Over a linear piece of length δ the integral has a closed form,
+so ``B`` is computed *exactly* at the frame times ``t_i`` by the recursion
 
-    B_{i+1} = e^{−kΔ_i} B_i + Δ_i [ φ1(kΔ_i) c_i + (φ0(kΔ_i) − φ1(kΔ_i)) c_{i+1} ],
+    B_{i+1} = e^{−kΔ_i} B_i + I_i,
+    I_i = Σ_j e^{−k(Δ_i − (j+1)δ_i)} δ_i [φ1(kδ_i) c_{i,j} + (φ0(kδ_i) − φ1(kδ_i)) c_{i,j+1}],
     φ_m(x) = ∫_0^1 v^m e^{−x v} dv,
 
-which works for non-uniform sampling. Rectangle-rule or FFT convolutions (osipy,
-many in-house codes) bias vp and Ktrans by O(Ktrans·Δt/2); this one has no
-discretisation error for piecewise-linear input. The derivative with respect to k,
-needed by the fitting engine, follows from dφ_m/dx = −φ_{m+1}:
+where c_{i,j} = c(t_i + j·δ_i), δ_i = Δ_i / S: each frame interval is split into S equal
+sub-steps. S = 1 uses the AIF at the frame times only; S > 1 uses an AIF known on a
+finer grid (an analytic population AIF, or a finer AIF acquisition), which matters
+when the first pass is shorter than a frame. The sub-step sums run over all intervals
+at once, so S costs S vectorised operations, not S times more sequential steps. The
+derivative with respect to k (for the fitting engine) follows from dφ_m/dx = −φ_{m+1}.
+Rectangle-rule or FFT convolutions (osipy, many in-house codes) bias vp and Ktrans by
+O(Ktrans·Δt/2); this one has no discretisation error for piecewise-linear input and
+works for non-uniform frame times.
 
-    ∂B_{i+1}/∂k = e^{−kΔ_i} (∂B_i/∂k − Δ_i B_i) − Δ_i² [ φ2 c_i + (φ1 − φ2) c_{i+1} ].
-
-The AIF can be delayed per voxel: :func:`shift_input` resamples the piecewise-linear
-input at ``t − delay`` (zero before the first sample) and returns its slope, from
-which the delay derivative of every term follows by linearity.
+Delays shift the input per voxel: :func:`sample_input` evaluates the piecewise-linear
+AIF at ``t − delay`` (0 before its first sample) together with its slope, from which
+the delay derivative of every term follows by linearity.
 
 Reference: Flouri D, Lesnic D, Sourbron SP. Fitting the two-compartment model in DCE-MRI
 by linear inversion. MRM 2016;76:998-1006 (exact piecewise-linear convolution).
@@ -30,7 +34,7 @@ import math
 
 import torch
 
-_SERIES_LIMIT = 0.1  # below this x = kΔ the φ_m are evaluated by their Taylor series
+_SERIES_LIMIT = 0.1  # below this x = kδ the φ_m are evaluated by their Taylor series
 _SERIES_TERMS = 10
 
 
@@ -56,55 +60,86 @@ def _phi_series(x, m):
     return out
 
 
-def exp_conv(c, t, k, with_grad=False):
-    """Exact convolution of piecewise-linear inputs with exp(−k t), and ∂/∂k.
+def subdivision_times(t, n_sub):
+    """Times ``[T-1, S+1]``: ``t_i + j·(t_{i+1} − t_i)/S`` for j = 0…S."""
+    frac = torch.arange(n_sub + 1, dtype=t.dtype, device=t.device) / n_sub
+    return t[:-1, None] + (t[1:] - t[:-1])[:, None] * frac[None, :]
+
+
+def frames_from_subdivided(c):
+    """Values at the frame times ``[T, ...]`` from a subdivided input ``[T-1, S+1, ...]``."""
+    return torch.cat([c[:, 0], c[-1:, -1]], dim=0)
+
+
+def exp_conv_time_major(c, t, k, with_grad=False):
+    """Exact convolution on time-major, subdivided input.
 
     Parameters
     ----------
-    c : torch.Tensor
-        Input samples ``[..., m, T]`` (``m`` inputs sharing one rate per voxel); the
-        leading shape must broadcast against ``k``.
-    t : torch.Tensor
-        Sample times ``[T]`` in s, strictly increasing.
-    k : torch.Tensor
-        Rate constants ``[...]`` in 1/s, ≥ 0 (0 gives the running integral).
+    c : torch.Tensor ``[T-1, S+1, n or 1, M]``
+        Input at S+1 equally spaced points of every frame interval (``M`` inputs that
+        share the rate of each voxel).
+    t : torch.Tensor ``[T]``
+        Frame times in s, strictly increasing.
+    k : torch.Tensor ``[n]``
+        Rates in 1/s, ≥ 0.
     with_grad : bool
         Also return ∂B/∂k.
 
     Returns
     -------
-    B : torch.Tensor ``[..., m, T]`` (and ``dB/dk`` of the same shape if requested);
-        ``B[..., 0] = 0`` (the integral starts at ``t[0]``).
+    B : torch.Tensor ``[T, n, M]`` with ``B[0] = 0`` (and ∂B/∂k).
     """
+    n_sub = c.shape[1] - 1
     dt = t[1:] - t[:-1]
-    uniform = bool(torch.allclose(dt, dt[:1].expand_as(dt), rtol=1e-9, atol=0.0))
-    if uniform:
+    if bool(torch.allclose(dt, dt[:1].expand_as(dt), rtol=1e-9, atol=0.0)):
         dt = dt[:1]
-    k = k[..., None, None]  # broadcast over inputs and intervals
-    x = k * dt
-    e = torch.exp(-x)
+    d = (dt / n_sub)[:, None, None]  # sub-step length [T-1 or 1, 1, 1]
+    x = d * k[None, :, None]  # [T-1 or 1, n, 1]
+    es = torch.exp(-x)
     p0, p1 = _phi(x, 0), _phi(x, 1)
-    c0, c1 = c[..., :-1], c[..., 1:]
-    inc = dt * (p1 * c0 + (p0 - p1) * c1)
-    shape = torch.broadcast_shapes(inc.shape, c.shape[:-1] + (c.shape[-1] - 1,))
-    inc = inc.expand(shape)
-    e = e.expand(shape[:-1] + (e.shape[-1],))
-    out = torch.zeros(shape[:-1] + (shape[-1] + 1,), dtype=inc.dtype, device=inc.device)
-    col = lambda a, i: a[..., 0] if a.shape[-1] == 1 else a[..., i]  # noqa: E731
-    for i in range(shape[-1]):
-        torch.addcmul(inc[..., i], col(e, i), out[..., i], out=out[..., i + 1])
+    w0, w1 = d * p1, d * (p0 - p1)
+    acc = w0 * c[:, 0] + w1 * c[:, 1]  # interval increments I_i [T-1, n, M]
+    if with_grad:
+        p2 = _phi(x, 2)
+        dw0, dw1, des = -(d**2) * p2, -(d**2) * (p1 - p2), -d * es
+        dacc = dw0 * c[:, 0] + dw1 * c[:, 1]
+    for j in range(1, n_sub):
+        if with_grad:
+            dacc = es * dacc + des * acc + dw0 * c[:, j] + dw1 * c[:, j + 1]
+        acc = es * acc + w0 * c[:, j] + w1 * c[:, j + 1]
+    big_e = es**n_sub  # e^{−kΔ_i}
+    acc = acc.contiguous()
+    n_steps = acc.shape[0]
+    out = torch.empty((n_steps + 1,) + acc.shape[1:], dtype=acc.dtype, device=acc.device)
+    out[0] = 0.0
+    last = big_e.shape[0] - 1
+    for i in range(n_steps):
+        torch.addcmul(acc[i], big_e[min(i, last)], out[i], out=out[i + 1])
     if not with_grad:
         return out
-    p2 = _phi(x, 2)
-    dinc = -(dt**2) * (p2 * c0 + (p1 - p2) * c1)
-    dinc = dinc.expand(shape)
-    de = -dt * e  # ∂e^{−kΔ}/∂k
-    de = de.expand(e.shape)
-    grad = torch.zeros_like(out)
-    for i in range(shape[-1]):
-        g = dinc[..., i] + col(de, i) * out[..., i]
-        torch.addcmul(g, col(e, i), grad[..., i], out=grad[..., i + 1])
+    dacc = dacc.contiguous()
+    dbig_e = -(d * n_sub) * big_e
+    grad = torch.empty_like(out)
+    grad[0] = 0.0
+    for i in range(n_steps):
+        j = min(i, last)
+        torch.addcmul(torch.addcmul(dacc[i], dbig_e[j], out[i]), big_e[j], grad[i], out=grad[i + 1])
     return out, grad
+
+
+def exp_conv(c, t, k, with_grad=False):
+    """Exact convolution of inputs sampled at the frame times, batch-last layout.
+
+    ``c [..., m, T]`` (m inputs sharing one rate), ``t [T]`` s, ``k [...]`` 1/s.
+    Returns ``B [..., m, T]`` (and ∂B/∂k). See :func:`exp_conv_time_major`.
+    """
+    lead = torch.broadcast_shapes(c.shape[:-2], k.shape)
+    ct = c.expand(lead + c.shape[-2:]).reshape(-1, c.shape[-2], c.shape[-1]).permute(2, 0, 1)
+    sub = torch.stack([ct[:-1], ct[1:]], dim=1)  # [T-1, 2, n, m]
+    out = exp_conv_time_major(sub, t, k.expand(lead).reshape(-1), with_grad)
+    back = lambda a: a.permute(1, 2, 0).reshape(lead + c.shape[-2:])  # noqa: E731
+    return (back(out[0]), back(out[1])) if with_grad else back(out)
 
 
 def cumulative_integral(c, t):
@@ -117,32 +152,23 @@ def cumulative_integral(c, t):
 def shift_input(c, t, delay):
     """Resample a piecewise-linear input at ``t − delay`` and return it with its slope.
 
-    Parameters
-    ----------
-    c : torch.Tensor ``[T]``
-        Input (e.g. the plasma AIF) at times ``t``.
-    t : torch.Tensor ``[T]``
-        Sample times in s.
-    delay : torch.Tensor ``[...]``
-        Delay in s (positive: the input arrives later). The input is taken as 0 before
-        ``t[0]`` and constant after ``t[-1]``.
-
-    Returns
-    -------
-    shifted, slope : torch.Tensor ``[..., T]``
-        ``c(t − delay)`` and ``dc/dt`` at ``t − delay`` (so ∂shifted/∂delay = −slope).
+    ``c``, ``t`` ``[T]`` (s), ``delay [...]`` in s (positive: the input arrives later).
+    Returns ``c(t − delay)`` and ``dc/dt`` there, both ``[..., T]`` (so
+    ∂shifted/∂delay = −slope). The input is 0 before ``t[0]``, constant after ``t[-1]``.
     """
-    tq = t - delay[..., None]
+    return sample_input(c, t, t - delay[..., None])
+
+
+def sample_input(c, t, tq):
+    """Value and slope of the piecewise-linear ``c(t)`` at times ``tq`` (0 before ``t[0]``)."""
     seg_slope = (c[1:] - c[:-1]) / (t[1:] - t[:-1])
     idx = torch.searchsorted(t, tq.contiguous(), right=True) - 1  # segment index
     before = idx < 0
     after = idx >= t.shape[0] - 1
     seg = idx.clamp(0, t.shape[0] - 2)
     slope = seg_slope[seg]
-    shifted = c[seg] + slope * (tq - t[seg])
-    # before the first sample: linear ramp from 0 at t0 − Δ0 is not assumed; input is 0
-    shifted = torch.where(before, torch.zeros_like(shifted), shifted)
-    slope = torch.where(before, torch.zeros_like(slope), slope)
-    shifted = torch.where(after, c[-1].expand_as(shifted), shifted)
-    slope = torch.where(after, torch.zeros_like(slope), slope)
-    return shifted, slope
+    value = c[seg] + slope * (tq - t[seg])
+    zero = torch.zeros_like(value)
+    value = torch.where(before, zero, torch.where(after, c[-1].expand_as(value), value))
+    slope = torch.where(before | after, zero, slope)
+    return value, slope

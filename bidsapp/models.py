@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .convolution import exp_conv, shift_input
+import math
+
+from .convolution import exp_conv_time_major, frames_from_subdivided, sample_input, subdivision_times
 
 PER_MIN = 1.0 / 60.0  # 1/min -> 1/s
 FP_UNIT = 1.0 / 6000.0  # ml/100ml/min -> 1/s
@@ -141,36 +143,111 @@ def get_model(model):
         raise ValueError(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}") from None
 
 
-def prepare_inputs(t, aif, device=None):
-    """Validate ``t`` (s, strictly increasing) and the plasma ``aif`` (mM); return float64 tensors."""
-    t = torch.as_tensor(np.array(t, dtype=float), dtype=torch.float64, device=device)
-    aif = torch.as_tensor(np.array(aif, dtype=float), dtype=torch.float64, device=device)
+MAX_SUBSTEPS = 32
+
+
+class PlasmaInput:
+    """The plasma AIF as seen by the models: piecewise linear on its own time grid.
+
+    Parameters
+    ----------
+    t : torch.Tensor ``[T]``
+        Frame times (s) at which tissue curves are predicted.
+    aif : torch.Tensor
+        Plasma concentration (mM) at ``aif_times`` (default: at ``t``).
+    aif_times : torch.Tensor, optional
+        A finer (or different) AIF time grid in s. The convolution then splits each
+        frame interval into ``n_sub`` equal sub-steps (default: enough to resolve the
+        AIF grid, at most 32), which removes the error of sampling a fast first pass
+        only at the frames.
+    """
+
+    def __init__(self, t, aif, aif_times=None, n_sub=None):
+        self.t = t
+        self.aif = aif
+        self.aif_times = t if aif_times is None else aif_times
+        if n_sub is None:
+            if aif_times is None:
+                n_sub = 1
+            else:
+                ratio = float((t[1:] - t[:-1]).max() / (self.aif_times[1:] - self.aif_times[:-1]).min())
+                n_sub = int(min(max(math.ceil(ratio - 1e-9), 1), MAX_SUBSTEPS))
+        self.n_sub = int(n_sub)
+        self.sub_times = subdivision_times(t, self.n_sub)  # [T-1, S+1]
+        self._undelayed = None
+
+    def subdivided(self, delay=None, with_slope=False):
+        """AIF at the sub-step times, ``[T-1, S+1, n]`` (``n = 1`` without delay), and its slope."""
+        if delay is None:
+            if self._undelayed is None:
+                self._undelayed = sample_input(self.aif, self.aif_times, self.sub_times[..., None])
+            value, slope = self._undelayed
+        else:
+            value, slope = sample_input(self.aif, self.aif_times, self.sub_times[..., None] - delay)
+        return (value, slope) if with_slope else value
+
+    def at_frames(self, delay=None):
+        """AIF at the frame times, ``[T, n]``."""
+        return frames_from_subdivided(self.subdivided(delay))
+
+
+def prepare_inputs(t, aif, device=None, aif_times=None):
+    """Validate times (s), the plasma ``aif`` (mM) and its optional own time grid.
+
+    Returns float64 tensors ``t``, ``aif`` and ``aif_times`` (``None`` when the AIF is
+    given at ``t``).
+    """
+    t = _as_tensor(t, device)
+    aif = _as_tensor(aif, device)
     if t.ndim != 1 or t.numel() < 2:
         raise ValueError(f"t: expected a 1-D array of at least 2 times, got shape {tuple(t.shape)}")
-    if aif.shape != t.shape:
-        raise ValueError(f"aif: length {aif.numel()} does not match t (length {t.numel()})")
-    if not torch.isfinite(t).all() or not bool((t[1:] > t[:-1]).all()):
-        raise ValueError("t: times must be finite and strictly increasing (seconds)")
+    _check_times("t", t)
+    grid = t
+    if aif_times is not None:
+        grid = _as_tensor(aif_times, device)
+        _check_times("aif_times", grid)
+        if grid.ndim != 1 or grid.numel() < 2:
+            raise ValueError(f"aif_times: expected a 1-D array of at least 2 times, got shape {tuple(grid.shape)}")
+    if aif.shape != grid.shape:
+        what = "aif_times" if aif_times is not None else "t"
+        raise ValueError(f"aif: length {aif.numel()} does not match {what} (length {grid.numel()})")
     if not torch.isfinite(aif).all():
         raise ValueError("aif: contains NaN or infinite values")
-    return t, aif
+    return t, aif, (grid if aif_times is not None else None)
 
 
-def evaluate(spec, p, t, aif, delay=None):
-    """Tissue concentration ``[..., T]`` for parameter tensors ``p`` (torch, float64)."""
-    cp = aif if delay is None else shift_input(aif, t, delay)[0]
-    out = None
-    for coef, rate in spec.terms(p):
+def _as_tensor(x, device):
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=torch.float64)
+    return torch.as_tensor(np.array(x, dtype=float), dtype=torch.float64, device=device)
+
+
+def _check_times(name, t):
+    if not torch.isfinite(t).all() or not bool((t[1:] > t[:-1]).all()):
+        raise ValueError(f"{name}: times must be finite and strictly increasing (seconds)")
+
+
+def evaluate(spec, p, plasma, delay=None):
+    """Tissue concentration ``[..., T]`` for parameter tensors ``p`` (torch, float64).
+
+    ``plasma`` is a :class:`PlasmaInput`; ``delay`` (s) broadcasts with the parameters.
+    """
+    values = [p[n] for n in spec.params] + ([delay] if delay is not None else [])
+    lead = torch.broadcast_shapes(*(v.shape for v in values))
+    flat = {n: p[n].expand(lead).reshape(-1) for n in spec.params}
+    sub = plasma.subdivided(None if delay is None else delay.expand(lead).reshape(-1))
+    cp = frames_from_subdivided(sub)  # [T, n or 1]
+    n = max(flat[spec.params[0]].numel(), 1)
+    out = torch.zeros(plasma.t.numel(), n, dtype=torch.float64, device=plasma.t.device)
+    for coef, rate in spec.terms(flat):
         if rate is None:
-            term = coef[..., None] * cp
+            out += coef * cp
         else:
-            basis = exp_conv(cp[..., None, :], t, rate)[..., 0, :]
-            term = coef[..., None] * basis
-        out = term if out is None else out + term
-    return out
+            out += coef * exp_conv_time_major(sub[..., None], plasma.t, rate)[..., 0]
+    return out.T.reshape(lead + (plasma.t.numel(),))
 
 
-def model_curve(model, params, t, aif, delay=None):
+def model_curve(model, params, t, aif, delay=None, aif_times=None):
     """Tissue concentration (mM) predicted by a kinetic model.
 
     Parameters
@@ -181,12 +258,14 @@ def model_curve(model, params, t, aif, delay=None):
         Parameter name -> scalar or array (common leading shape); units as in
         :data:`MODELS` (Ktrans, PS in 1/min; Fp in ml/100ml/min; ve, vp fractions).
     t : array_like ``(T,)``
-        Sample times in s (strictly increasing; non-uniform allowed).
-    aif : array_like ``(T,)``
-        Plasma concentration in mM at ``t`` (taken as linear between samples, 0
-        before ``t[0]`` when delayed).
+        Frame times in s (strictly increasing; non-uniform allowed).
+    aif : array_like
+        Plasma concentration in mM at ``t`` (or at ``aif_times``), taken as linear
+        between samples and 0 before its first sample.
     delay : float or array, optional
         Bolus delay in s (AIF shifted later); scalar or leading-shape array.
+    aif_times : array_like, optional
+        Time grid (s) of ``aif`` when it is not sampled at ``t`` (e.g. a finer grid).
 
     Returns
     -------
@@ -198,12 +277,11 @@ def model_curve(model, params, t, aif, delay=None):
         raise ValueError(f"params: model {spec.name!r} needs {', '.join(missing)}")
     as_torch = any(isinstance(params[n], torch.Tensor) for n in spec.params)
     device = next((params[n].device for n in spec.params if isinstance(params[n], torch.Tensor)), None)
-    t_, aif_ = prepare_inputs(t.cpu().numpy() if isinstance(t, torch.Tensor) else t,
-                              aif.cpu().numpy() if isinstance(aif, torch.Tensor) else aif, device)
+    t_, aif_, grid = prepare_inputs(t, aif, device, aif_times)
     tensors = [torch.as_tensor(params[n], dtype=torch.float64, device=device) for n in spec.params]
     if delay is not None:
         tensors.append(torch.as_tensor(delay, dtype=torch.float64, device=device))
     tensors = torch.broadcast_tensors(*tensors)
     p = dict(zip(spec.params, tensors))
-    out = evaluate(spec, p, t_, aif_, tensors[-1] if delay is not None else None)
+    out = evaluate(spec, p, PlasmaInput(t_, aif_, grid), tensors[-1] if delay is not None else None)
     return out if as_torch else out.cpu().numpy()

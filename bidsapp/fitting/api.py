@@ -1,0 +1,321 @@
+"""Public fitting API: :func:`fit_model` and :func:`patlak_linear`.
+
+Method (written out in ``docs/fitting.md``):
+
+1. Voxels with a non-finite sample or outside ``mask`` are not fitted (NaN parameters,
+   ``valid`` False); an all-zero AIF, mismatched lengths or non-monotonic times are
+   the caller's errors (``ValueError``).
+2. Voxels are processed in chunks (bounded memory for whole volumes, same code on CPU
+   and CUDA, float64 throughout).
+3. Starting values: a rate × delay grid with non-negative linear least squares for the
+   coefficients (variable projection); for Tofts / extended Tofts without delay also
+   Murase's linearisation — the start with the lower exact sum of squares wins.
+4. Batched bounded Levenberg–Marquardt with analytic Jacobians of the exact model
+   (:mod:`bidsapp.fitting.problem`, :mod:`bidsapp.fitting.lm`).
+5. Standard errors from the Jacobian at the solution, scaled by the residual variance:
+   cov = σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P); derived kep by the delta method.
+6. Validity rule (``FitResult.valid``): converged, all parameters, standard errors
+   and R² finite, R² ≥ ``min_r2`` (default 0: no worse than a constant), no
+   parameter at its *upper* bound (the box was too small: the value is not an
+   estimate), the delay (if fitted) not at either bound, and ve + vp ≤ 1 where the
+   model has both.
+"""
+
+import logging
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
+from ..convolution import exp_conv_time_major, frames_from_subdivided
+from .device import resolve_device
+from .lm import levenberg_marquardt
+from .problem import KineticProblem
+from .start import delay_grid, grid_start, murase_start
+
+LOGGER = logging.getLogger("dcequant.fitting")
+
+
+@dataclass
+class FitOptions:
+    """Options of :func:`fit_model` (passed as keyword arguments).
+
+    bounds : dict name -> (lower, upper) overriding :data:`bidsapp.MODELS` bounds.
+    delay : fixed bolus delay in s (scalar or leading-shape array) when not fitted.
+    delay_bounds : (lower, upper) in s for ``fit_delay=True``.
+    init : ``"auto"`` (grid, plus Murase for Tofts models), ``"grid"`` or ``"linear"``.
+    max_iter, ftol, xtol : Levenberg–Marquardt stopping rules.
+    min_r2 : smallest R² for a valid voxel.
+    aif_times : time grid (s) of ``aif`` when it is not sampled at the frame times
+        ``t`` — e.g. an analytic population AIF on a 0.5 s grid; the convolution then
+        resolves the first pass between frames (see :class:`bidsapp.models.PlasmaInput`).
+    chunk_size : voxels per chunk (default 16384 on CPU, 131072 on CUDA).
+    progress : callable ``progress(done, total)`` called after each chunk.
+    """
+
+    bounds: dict = field(default_factory=dict)
+    delay: object = None
+    delay_bounds: tuple = (-10.0, 30.0)
+    init: str = "auto"
+    max_iter: int = 60
+    ftol: float = 1e-10
+    xtol: float = 1e-8
+    min_r2: float = 0.0
+    aif_times: object = None
+    chunk_size: int = None
+    progress: object = None
+
+    @classmethod
+    def from_kwargs(cls, kwargs):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"fit_model: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        opts = cls(**kwargs)
+        if opts.init not in ("auto", "grid", "linear"):
+            raise ValueError(f"init: expected 'auto', 'grid' or 'linear', got {opts.init!r}")
+        lo, hi = opts.delay_bounds
+        if not lo < hi:
+            raise ValueError(f"delay_bounds: lower {lo} must be below upper {hi}")
+        return opts
+
+
+@dataclass
+class FitResult:
+    """Result of a kinetic fit; every array has the leading shape of the input.
+
+    ``params`` and ``stderr`` are keyed by parameter name (``Ktrans``, ``ve``, ``vp``,
+    ``kep``, ``Fp``, ``PS``, ``delay`` as the model defines them) in the units of
+    :data:`bidsapp.MODELS`; ``r2`` is the coefficient of determination, ``sse`` the
+    residual sum of squares (mM²), ``converged`` and ``valid`` booleans (see the
+    module docstring for the validity rule).
+    """
+
+    model: str
+    params: dict
+    stderr: dict
+    r2: np.ndarray
+    sse: np.ndarray
+    converged: np.ndarray
+    valid: np.ndarray
+
+    def predict(self, t, aif, aif_times=None):
+        """Fitted curves at ``t`` for the plasma ``aif`` (NaN where not fitted)."""
+        from ..models import model_curve
+
+        spec = get_model(self.model)
+        p = {k: self.params[k] for k in spec.params}
+        return model_curve(self.model, p, t, aif, delay=self.params.get("delay"), aif_times=aif_times)
+
+
+def _bounds(spec, opts, fit_delay, device):
+    bounds = {**spec.bounds, **opts.bounds}
+    unknown = sorted(set(opts.bounds) - set(spec.params))
+    if unknown:
+        raise ValueError(f"bounds: {', '.join(unknown)} not parameters of {spec.name!r}")
+    pairs = [bounds[n] for n in spec.params] + ([tuple(opts.delay_bounds)] if fit_delay else [])
+    for name, (lo, hi) in zip(spec.params, pairs):
+        if not lo < hi:
+            raise ValueError(f"bounds: {name} lower {lo} must be below upper {hi}")
+    lo = torch.tensor([p[0] for p in pairs], dtype=torch.float64, device=device)
+    hi = torch.tensor([p[1] for p in pairs], dtype=torch.float64, device=device)
+    return lo, hi
+
+
+def _as_voxels(concentration, n_t, mask):
+    conc = np.asarray(concentration)
+    if conc.ndim < 1 or conc.shape[-1] != n_t:
+        raise ValueError(f"concentration: last axis has {conc.shape[-1] if conc.ndim else 0} frames but t has {n_t}")
+    lead = conc.shape[:-1]
+    flat = conc.reshape(-1, n_t)
+    use = np.isfinite(flat).all(-1)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != lead:
+            raise ValueError(f"mask: shape {mask.shape} does not match the concentration's voxel shape {lead}")
+        use &= mask.reshape(-1).astype(bool)
+    return flat, lead, use
+
+
+def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
+    """Starting θ ``[n, P]``: grid (all models), Murase (Tofts models), or the better of both."""
+    tofts_like = spec.name in ("tofts", "extended_tofts")
+    if opts.init == "linear" and tofts_like and not fit_delay and fixed_delay is None:
+        lin = murase_start(spec, plasma, y)
+        return torch.nan_to_num(torch.stack([lin[n] for n in spec.params], dim=1), nan=0.0)
+    if fit_delay:
+        t = plasma.t
+        delays = torch.as_tensor(delay_grid(t.cpu().numpy(), opts.delay_bounds), dtype=t.dtype, device=t.device)
+    elif fixed_delay is not None:  # one representative delay is enough for a start
+        delays = fixed_delay.median().reshape(1)
+    else:
+        delays = None
+    params, delay, _ = grid_start(spec, plasma, y, delays)
+    theta = torch.stack([params[n] for n in spec.params] + ([delay] if fit_delay else []), dim=1)
+    theta = torch.maximum(torch.minimum(torch.nan_to_num(theta, nan=0.0), hi), lo)
+    if opts.init == "auto" and tofts_like and not fit_delay and fixed_delay is None:
+        lin = murase_start(spec, plasma, y)
+        theta_lin = torch.stack([lin[n] for n in spec.params], dim=1)
+        finite = torch.isfinite(theta_lin).all(-1)
+        theta_lin = torch.maximum(torch.minimum(torch.nan_to_num(theta_lin, nan=0.0), hi), lo)
+        p = {n: theta_lin[:, i] for i, n in enumerate(spec.params)}
+        sse_lin = ((y - evaluate(spec, p, plasma)) ** 2).sum(-1)
+        p = {n: theta[:, i] for i, n in enumerate(spec.params)}
+        sse_grid = ((y - evaluate(spec, p, plasma)) ** 2).sum(-1)
+        theta = torch.where((finite & (sse_lin < sse_grid))[:, None], theta_lin, theta)
+    return theta
+
+
+def _standard_errors(jtj, sse, n_t, n_p):
+    inv, info = torch.linalg.inv_ex(jtj)
+    var = torch.diagonal(inv, dim1=1, dim2=2) * (sse / max(n_t - n_p, 1))[:, None]
+    ok = (info == 0)[:, None] & (var >= 0)
+    return torch.where(ok, var.clamp_min(0).sqrt(), torch.full_like(var, float("nan"))), torch.where(
+        (info == 0)[:, None, None], inv * (sse / max(n_t - n_p, 1))[:, None, None], torch.full_like(inv, float("nan")))
+
+
+def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="auto", **options):
+    """Fit a kinetic model to tissue concentration curves.
+
+    Parameters
+    ----------
+    model : str
+        ``tofts``, ``extended_tofts``, ``patlak``, ``2cxm`` or ``2cum``.
+    concentration : array_like ``[..., T]``
+        Tissue concentration in mM, any leading shape.
+    t : array_like ``(T,)``
+        Sample times in s (strictly increasing).
+    aif : array_like ``(T,)``
+        Plasma concentration (mM) at ``t``.
+    mask : bool array of the leading shape, optional
+        Voxels to fit (others get NaN and ``valid`` False).
+    fit_delay : bool
+        Fit a per-voxel bolus delay (s) within ``delay_bounds``.
+    device : ``"auto"``, ``"cpu"`` or ``"cuda"``
+    **options
+        See :class:`FitOptions`.
+
+    Returns
+    -------
+    FitResult
+    """
+    spec = get_model(model)
+    opts = FitOptions.from_kwargs(options)
+    dev = resolve_device(device)
+    t_, aif_, aif_grid = prepare_inputs(t, aif, dev, opts.aif_times)
+    if not bool((aif_ != 0).any()):
+        raise ValueError("aif: the arterial input function is zero everywhere")
+    plasma = PlasmaInput(t_, aif_, aif_grid)
+    flat, lead, use = _as_voxels(concentration, t_.numel(), mask)
+    if fit_delay and opts.delay is not None:
+        raise ValueError("delay: give a fixed delay or fit_delay=True, not both")
+    fixed = None
+    if opts.delay is not None:
+        fixed = np.broadcast_to(np.asarray(opts.delay, dtype=float), lead).reshape(-1)
+    lo, hi = _bounds(spec, opts, fit_delay, dev)
+    names = spec.params + (("delay",) if fit_delay else ())
+    n_vox, n_t, n_p = flat.shape[0], t_.numel(), len(names)
+
+    theta_all = np.full((n_vox, n_p), np.nan)
+    se_all = np.full((n_vox, n_p), np.nan)
+    cov_all = np.full((n_vox, n_p, n_p), np.nan)
+    sse_all = np.full(n_vox, np.nan)
+    r2_all = np.full(n_vox, np.nan)
+    conv_all = np.zeros(n_vox, dtype=bool)
+    chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 16384))
+    todo = np.flatnonzero(use)
+    for start in range(0, todo.size, chunk):
+        sel = todo[start:start + chunk]
+        y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
+        delay = None if fixed is None else torch.as_tensor(fixed[sel], dtype=torch.float64, device=dev)
+        problem = KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
+        theta0 = _starting_values(spec, opts, fit_delay, delay, plasma, y, lo, hi)
+        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, opts.max_iter, opts.ftol, opts.xtol)
+        se, cov = _standard_errors(res.jtj, res.sse, n_t, n_p)
+        sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
+        r2 = torch.where(sst > 0, 1.0 - res.sse / sst.clamp_min(1e-300),
+                         torch.where(res.sse <= 1e-300, torch.ones_like(sst), torch.zeros_like(sst)))
+        theta_all[sel] = res.theta.cpu().numpy()
+        se_all[sel] = se.cpu().numpy()
+        cov_all[sel] = cov.cpu().numpy()
+        sse_all[sel] = res.sse.cpu().numpy()
+        r2_all[sel] = r2.cpu().numpy()
+        conv_all[sel] = res.converged.cpu().numpy()
+        LOGGER.debug("fitted %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
+        if opts.progress is not None:
+            opts.progress(start + sel.size, todo.size)
+
+    params = {n: theta_all[:, i] for i, n in enumerate(names)}
+    stderr = {n: se_all[:, i] for i, n in enumerate(names)}
+    if "ve" in params and "Ktrans" in params:
+        i, j = names.index("Ktrans"), names.index("ve")
+        kt, ve = params["Ktrans"], params["ve"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            params["kep"] = kt / ve
+            grad_k, grad_v = 1.0 / ve, -kt / ve**2
+            var = grad_k**2 * cov_all[:, i, i] + 2 * grad_k * grad_v * cov_all[:, i, j] + grad_v**2 * cov_all[:, j, j]
+            stderr["kep"] = np.sqrt(np.where(var >= 0, var, np.nan))
+    if fixed is not None:
+        params["delay"] = np.where(use, fixed, np.nan)
+
+    valid = _validity(spec, names, theta_all, se_all, r2_all, conv_all, lo.cpu().numpy(), hi.cpu().numpy(),
+                      fit_delay, opts.min_r2) & use
+    shape = lambda a: a.reshape(lead)  # noqa: E731
+    return FitResult(
+        model=spec.name,
+        params={k: shape(v) for k, v in params.items()},
+        stderr={k: shape(v) for k, v in stderr.items()},
+        r2=shape(r2_all), sse=shape(sse_all), converged=shape(conv_all), valid=shape(valid))
+
+
+def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2):
+    with np.errstate(invalid="ignore"):
+        ok = converged & np.isfinite(theta).all(-1) & np.isfinite(se).all(-1) & np.isfinite(r2) & (r2 >= min_r2)
+        tol = 1e-6 * np.maximum(1.0, np.abs(hi))
+        at_upper = theta >= hi - tol
+        if fit_delay:
+            at_upper[:, -1] |= theta[:, -1] <= lo[-1] + tol[-1]
+        ok &= ~at_upper.any(-1)
+        if "ve" in names and "vp" in names:
+            ok &= theta[:, names.index("ve")] + theta[:, names.index("vp")] <= 1.0 + 1e-6
+    return ok
+
+
+def patlak_linear(concentration, t, aif, mask=None, delay=None, aif_times=None):
+    """Closed-form (unconstrained linear least squares) Patlak fit.
+
+    C(t) = vp·Cp(t) + Ktrans·∫Cp, solved for all voxels with one pseudo-inverse.
+    Returns a :class:`FitResult` (Ktrans in 1/min, vp fraction) whose ``stderr`` come
+    from σ²·(XᵀX)⁻¹ and whose ``converged`` is True wherever the data are finite.
+    """
+    t_, aif_, aif_grid = prepare_inputs(t, aif, None, aif_times)
+    if not bool((aif_ != 0).any()):
+        raise ValueError("aif: the arterial input function is zero everywhere")
+    flat, lead, use = _as_voxels(concentration, t_.numel(), mask)
+    plasma = PlasmaInput(t_, aif_, aif_grid)
+    shift = None if delay is None else torch.tensor([float(delay)], dtype=torch.float64)
+    sub = plasma.subdivided(shift)
+    cp = frames_from_subdivided(sub)[:, 0]
+    icp = exp_conv_time_major(sub[..., None], t_, torch.zeros(1, dtype=torch.float64))[:, 0, 0]
+    x = torch.stack([cp, icp], dim=1).numpy()  # [T, 2]
+    xtx_inv = np.linalg.inv(x.T @ x)
+    y = np.where(use[:, None], flat, 0.0).astype(float)
+    coef = y @ (x @ xtx_inv)  # [N, 2]
+    resid = y - coef @ x.T
+    sse = (resid**2).sum(-1)
+    sst = ((y - y.mean(-1, keepdims=True)) ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(sst > 0, 1 - sse / sst, np.where(sse == 0, 1.0, 0.0))
+    sigma2 = sse / max(x.shape[0] - 2, 1)
+    se = np.sqrt(sigma2[:, None] * np.diag(xtx_inv)[None, :])
+    nan = lambda a: np.where(use, a, np.nan).reshape(lead)  # noqa: E731
+    per_min = 60.0
+    params = {"Ktrans": nan(coef[:, 1] * per_min), "vp": nan(coef[:, 0])}
+    if delay is not None:
+        params["delay"] = nan(np.full(use.shape, float(delay)))
+    return FitResult(
+        model="patlak", params=params,
+        stderr={"Ktrans": nan(se[:, 1] * per_min), "vp": nan(se[:, 0])},
+        r2=nan(r2), sse=nan(sse), converged=use.reshape(lead),
+        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead))

@@ -1,0 +1,81 @@
+"""Predictions and analytic Jacobians of a kinetic model for a batch of voxels.
+
+Each model is a sum of terms ``coef(θ) · B(rate(θ), delay)`` (:mod:`bidsapp.models`).
+The Jacobian follows from the chain rule: the small per-voxel maps θ → (coef, rate) are
+differentiated by autograd, the bases B by the exact recursions of
+:func:`bidsapp.convolution.exp_conv_time_major` (∂B/∂rate) and by linearity in the
+delayed input (∂B/∂delay = B evaluated on −slope of the delayed AIF).
+
+Arrays are time-major (``[T, n]``, Jacobian ``[P, T, n]``): every operation then runs on
+contiguous memory, which is several times faster on CPU for the short curves of DCE.
+"""
+
+import torch
+
+from ..convolution import exp_conv_time_major, frames_from_subdivided
+
+
+class KineticProblem:
+    """Model, plasma input and per-voxel delays of one chunk of voxels.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    plasma : bidsapp.models.PlasmaInput
+        The AIF (mM) and the frame times (s).
+    delay : torch.Tensor ``[N]``, optional
+        Fixed per-voxel delay (s) when the delay is not fitted.
+    fit_delay : bool
+        Append the delay (s) as the last fitted parameter.
+    """
+
+    def __init__(self, spec, plasma, delay=None, fit_delay=False):
+        self.spec, self.plasma, self.t = spec, plasma, plasma.t
+        self.fixed_delay = delay
+        self.fit_delay = bool(fit_delay)
+        self.names = spec.params + (("delay",) if self.fit_delay else ())
+
+    @property
+    def n_params(self):
+        return len(self.names)
+
+    def _inputs(self, theta, idx):
+        """Subdivided plasma input ``[T-1, S+1, n or 1, m]`` (m = 2 adds ∂/∂delay) and Cp at the frames."""
+        if self.fit_delay:
+            value, slope = self.plasma.subdivided(theta[:, -1], with_slope=True)
+            return torch.stack([value, -slope], dim=-1), frames_from_subdivided(value)  # ∂cp/∂delay = −slope
+        delay = None if self.fixed_delay is None else self.fixed_delay[idx]
+        value = self.plasma.subdivided(delay)
+        return value[..., None], frames_from_subdivided(value)
+
+    def predict(self, theta, idx):
+        """Prediction ``[T, n]`` and Jacobian ``[P, T, n]`` at ``theta [n, P]`` for voxels ``idx``."""
+        spec = self.spec
+        n_model = len(spec.params)
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            terms = spec.terms({name: th[:, i] for i, name in enumerate(spec.params)})
+            quantities = [q for coef, rate in terms for q in (coef, rate) if q is not None]
+            grads = iter([torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T for q in quantities])
+        inputs, cp = self._inputs(theta, idx)
+        n_t, n = self.t.shape[0], theta.shape[0]
+        pred = torch.zeros(n_t, n, dtype=theta.dtype, device=theta.device)
+        jac = torch.zeros(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
+        for coef, rate in terms:
+            coef, dcoef = coef.detach(), next(grads)  # dcoef [P, n]
+            if rate is None:
+                basis = cp.expand(n_t, n)
+                ddelay = frames_from_subdivided(inputs[..., 1]) if self.fit_delay else None
+            else:
+                drate = next(grads)
+                bases, dbases = exp_conv_time_major(inputs, self.t, rate.detach(), with_grad=True)
+                basis, ddelay = bases[..., 0], (bases[..., 1] if self.fit_delay else None)
+                coef_g = coef * dbases[..., 0]
+                for p in range(n_model):
+                    jac[p].addcmul_(coef_g, drate[p])
+            pred.addcmul_(basis, coef)
+            for p in range(n_model):
+                jac[p].addcmul_(basis, dcoef[p])
+            if self.fit_delay:
+                jac[n_model].addcmul_(ddelay, coef)
+        return pred, jac

@@ -1,0 +1,195 @@
+"""Starting values for the kinetic fits.
+
+Every model is linear in its term coefficients once its rate constants (and the delay)
+are fixed (:mod:`bidsapp.models`). The *grid* start therefore scans a small grid of
+rates × delays, solves the (non-negative) linear least-squares problem for the
+coefficients of every grid point at once — one matrix product for all voxels — keeps the
+best grid point per voxel and maps coefficients and rates back to the model parameters
+(variable projection; Golub & Pereyra, SIAM J Numer Anal 1973;10:413-432).
+
+For the Tofts models the *linear* start is Murase's linearisation (Murase K. MRM
+2004;51:858-862): C(t) = (Ktrans + kep·vp)·∫Cp − kep·∫C + vp·Cp, solved per voxel by
+least squares. Patlak is linear and is solved exactly (:func:`patlak_design`).
+"""
+
+import numpy as np
+import torch
+
+from ..convolution import cumulative_integral, exp_conv_time_major, frames_from_subdivided
+from ..models import FP_UNIT, PER_MIN
+
+# rate grids (1/min): wide enough for brain, tumour and body tissue
+_RATES_PER_MIN = {
+    "tofts": np.logspace(-3, np.log10(30.0), 28),
+    "extended_tofts": np.logspace(-3, np.log10(30.0), 28),
+    "2cum": np.logspace(-2, 3, 28),
+    "2cxm": np.logspace(-3, 3, 20),
+}
+# which bases each model combines: "cp" (plasma), "int" (running integral), "k1"/"k2" rates
+_BASES = {
+    "tofts": ("k1",),
+    "extended_tofts": ("cp", "k1"),
+    "patlak": ("cp", "int"),
+    "2cum": ("int", "k1"),
+    "2cxm": ("k1", "k2"),
+}
+
+
+def delay_grid(t, bounds):
+    """Coarse delay grid (s) within ``bounds``, one point per sampling interval (≥ 1 s).
+
+    The points sit half-way between multiples of the step: the sum of squares is
+    piecewise quadratic in the delay with kinks where delayed samples cross the AIF's
+    sample times, and a start exactly on a kink has a one-sided derivative.
+    """
+    step = max(float(np.median(np.diff(t))), 1.0)
+    lo, hi = bounds
+    grid = np.arange(np.floor(lo / step) * step + 0.5 * step, hi, step)
+    grid = grid[(grid > lo) & (grid < hi)]
+    return grid if grid.size else np.array([0.5 * (lo + hi)])
+
+
+def _rate_combos(model):
+    if model == "patlak":
+        return np.zeros((1, 0))
+    rates = _RATES_PER_MIN[model] * PER_MIN
+    if model == "2cxm":
+        k1, k2 = np.meshgrid(rates, rates, indexing="ij")
+        keep = k1 > k2
+        return np.stack([k1[keep], k2[keep]], axis=1)
+    return rates[:, None]
+
+
+def _bases(model, plasma, delays, combos):
+    """Basis curves ``[D, C, m, T]`` for delays ``D`` (s) and rate combinations ``C``."""
+    sub = plasma.subdivided(delays)  # [T-1, S+1, D]
+    cp = frames_from_subdivided(sub).T  # [D, T]
+    d, n_c = cp.shape[0], combos.shape[0]
+    out = []
+    for name in _BASES[model]:
+        if name == "cp":
+            out.append(cp[:, None, :].expand(d, n_c, -1))
+            continue
+        rate = torch.zeros(1, dtype=cp.dtype, device=cp.device) if name == "int" else combos[:, int(name[1]) - 1]
+        conv = exp_conv_time_major(sub[:, :, None, :], plasma.t, rate)  # [T, C or 1, D]
+        out.append(conv.permute(2, 1, 0).expand(d, n_c, -1))
+    return torch.stack(out, dim=2)
+
+
+def _nonneg_ls(gram, h, yy):
+    """Per-voxel, per-grid-point NNLS for m ≤ 2 bases; returns coefficients and SSE."""
+    m = gram.shape[-1]
+    if m == 1:
+        c = (h[..., 0] / gram[..., 0, 0]).clamp_min(0.0)
+        return c[..., None], yy[:, None] - c * h[..., 0]
+    g00, g01, g11 = gram[..., 0, 0], gram[..., 0, 1], gram[..., 1, 1]
+    h0, h1 = h[..., 0], h[..., 1]
+    det = g00 * g11 - g01 * g01
+    c0 = (g11 * h0 - g01 * h1) / det
+    c1 = (g00 * h1 - g01 * h0) / det
+    sse = yy[:, None] - (c0 * h0 + c1 * h1)
+    ok = (c0 >= 0) & (c1 >= 0) & torch.isfinite(sse)
+    a0 = (h0 / g00).clamp_min(0.0)
+    a1 = (h1 / g11).clamp_min(0.0)
+    s0 = yy[:, None] - a0 * h0
+    s1 = yy[:, None] - a1 * h1
+    use0 = s0 <= s1
+    c0 = torch.where(ok, c0, torch.where(use0, a0, torch.zeros_like(a0)))
+    c1 = torch.where(ok, c1, torch.where(use0, torch.zeros_like(a1), a1))
+    sse = torch.where(ok, sse, torch.minimum(s0, s1))
+    return torch.stack([c0, c1], dim=-1), torch.nan_to_num(sse, nan=float("inf"))
+
+
+def coefficients_to_params(model, coef, rates):
+    """Map linear coefficients and rates (1/s) to model parameters (model units)."""
+    c0 = coef[:, 0]
+    if model == "tofts":
+        return {"Ktrans": c0 / PER_MIN, "ve": c0 / rates[:, 0]}
+    if model == "extended_tofts":
+        return {"Ktrans": coef[:, 1] / PER_MIN, "ve": coef[:, 1] / rates[:, 0], "vp": c0}
+    if model == "patlak":
+        return {"Ktrans": coef[:, 1] / PER_MIN, "vp": c0}
+    if model == "2cum":
+        a, b = c0, coef[:, 1]
+        fp = a + b
+        ps = a * fp / b.clamp_min(1e-300)
+        return {"Fp": fp / FP_UNIT, "PS": ps / PER_MIN, "vp": (fp + ps) / rates[:, 0]}
+    # 2cxm: C = c1·e^{−αt}⊗Cp + c2·e^{−βt}⊗Cp, Fp = c1 + c2, A = c1/Fp
+    alpha, beta = rates[:, 0], rates[:, 1]
+    fp = (c0 + coef[:, 1]).clamp_min(1e-300)
+    a = c0 / fp
+    vp = fp / (beta + a * (alpha - beta)).clamp_min(1e-300)
+    ssum, prod = alpha + beta, alpha * beta
+    ps = vp * ssum - prod * vp * vp / fp - fp
+    ve = ps * fp / (prod * vp).clamp_min(1e-300)
+    return {"Fp": fp / FP_UNIT, "PS": ps / PER_MIN, "ve": ve, "vp": vp}
+
+
+def grid_start(spec, plasma, y, delays=None):
+    """Best grid point per voxel: ``(params dict, delay [N] or None, sse [N])``.
+
+    ``delays`` is a 1-D tensor of candidate delays (s) or ``None`` (no delay). With
+    several delays the search has two stages: the delay is chosen with a coarse rate
+    grid, then the full rate grid is searched at each voxel's delay.
+    """
+    t = plasma.t
+    combos = torch.as_tensor(_rate_combos(spec.name), dtype=t.dtype, device=t.device)
+    if delays is None or delays.numel() == 1:
+        delay_vals = delays if delays is not None else torch.zeros(1, dtype=t.dtype, device=t.device)
+        coef, combo, sse = _grid_search(spec.name, plasma, y, delay_vals, combos)
+        params = coefficients_to_params(spec.name, coef, combos[combo % max(combos.shape[0], 1)]
+                                        if combos.numel() else coef[:, :0])
+        delay = None if delays is None else delay_vals.expand(y.shape[0])
+        return params, delay, sse
+    stride = max(1, combos.shape[0] // 8)
+    _, best, _ = _grid_search(spec.name, plasma, y, delays, combos[::stride] if combos.numel() else combos)
+    n_coarse = max(combos[::stride].shape[0], 1)
+    delay_idx = best // n_coarse
+    coef = torch.empty(y.shape[0], len(_BASES[spec.name]), dtype=y.dtype, device=y.device)
+    combo = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    sse = torch.empty(y.shape[0], dtype=y.dtype, device=y.device)
+    for j in torch.unique(delay_idx).tolist():
+        sel = delay_idx == j
+        coef[sel], combo[sel], sse[sel] = _grid_search(spec.name, plasma, y[sel], delays[j:j + 1], combos)
+    rates = combos[combo] if combos.numel() else coef[:, :0]
+    return coefficients_to_params(spec.name, coef, rates), delays[delay_idx], sse
+
+
+def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
+    """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel."""
+    t = plasma.t
+    bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
+    n_d, n_c, m, n_t = bases.shape
+    flat = bases.reshape(n_d * n_c, m, n_t)
+    gram = (flat @ flat.transpose(1, 2))[None]  # [1, G, m, m]
+    design = flat.reshape(-1, n_t).T
+    block = max(1, max_elements // (n_d * n_c * m))
+    coef_out, idx_out, sse_out = [], [], []
+    for start in range(0, y.shape[0], block):
+        yb = y[start:start + block]
+        h = (yb @ design).reshape(yb.shape[0], n_d * n_c, m)
+        coef, sse = _nonneg_ls(gram, h, (yb * yb).sum(-1))
+        best = sse.argmin(dim=1)
+        rows = torch.arange(yb.shape[0], device=y.device)
+        coef_out.append(coef[rows, best])
+        idx_out.append(best)
+        sse_out.append(sse[rows, best])
+    return torch.cat(coef_out), torch.cat(idx_out), torch.cat(sse_out)
+
+
+def murase_start(spec, plasma, y):
+    """Murase linearisation for ``tofts`` / ``extended_tofts`` (no delay); ``y [N, T]``."""
+    cp = plasma.at_frames()[:, 0]
+    icp = exp_conv_time_major(plasma.subdivided()[..., None], plasma.t, torch.zeros(1, dtype=y.dtype))[:, 0, 0]
+    ic = cumulative_integral(y, plasma.t)
+    cols = [icp.expand_as(y), -ic] + ([cp.expand_as(y)] if spec.name == "extended_tofts" else [])
+    x = torch.stack(cols, dim=-1)  # [N, T, m]
+    sol, info = torch.linalg.solve_ex(x.transpose(1, 2) @ x, (x.transpose(1, 2) @ y[..., None])[..., 0])
+    kep = sol[:, 1].clamp_min(1e-6 * PER_MIN)
+    vp = sol[:, 2] if spec.name == "extended_tofts" else torch.zeros_like(kep)
+    ktrans = sol[:, 0] - kep * vp
+    params = {"Ktrans": ktrans / PER_MIN, "ve": ktrans / kep}
+    if spec.name == "extended_tofts":
+        params["vp"] = vp
+    bad = (info != 0) | ~torch.isfinite(sol).all(-1)
+    return {k: torch.where(bad, torch.full_like(v, float("nan")), v) for k, v in params.items()}

@@ -1,0 +1,264 @@
+"""Variable-flip-angle (VFA) T1 mapping from spoiled gradient-echo signals.
+
+Three vectorised estimators of (T1, M0) per voxel, all built on
+:func:`bidsapp.spgr.spgr_signal`:
+
+``vfa-linear``
+    DESPOT1 linearisation (Deoni et al. MRM 2003;49:515): with
+    y = S/sin α and x = S/tan α the SPGR equation is the straight line
+    y = E1·x + M0·(1 − E1), E1 = exp(−TR/T1); an ordinary least-squares line per voxel.
+``vfa-nonlinear``
+    Least squares on the SPGR equation itself, Σ (S_i − S(α_i; M0, R1))², solved with a
+    batched Levenberg–Marquardt iteration on (M0, R1) over all voxels at once, started
+    from the linear fit.
+``two-angle``
+    The closed-form two-flip-angle solution (Wang et al. MRM 1987;5:399; Brookes et al.
+    JMR 1999;138:167): with y_i = S_i/sin α_i for the first and last angle,
+    E1 = (y2 − y1)/(y2·cos α2 − y1·cos α1), M0 = y1·(1 − E1·cos α1)/(1 − E1).
+
+A relative B1 map scales the nominal angles (α = b1·α_nominal) in all three.
+
+Validity rule (``T1MapResult.valid``) — a voxel is valid only if all of:
+
+1. it is inside ``mask``;
+2. every signal is finite and > 0, and b1 (when given) is finite and > 0;
+3. the fit gives 0 < E1 < 1 (a finite, positive T1) and a finite M0 > 0;
+4. T1 lies in ``t1_range`` (default 1 ms .. 10 s: physically plausible tissue/fluid);
+5. the fit is good: the relative RMS residual over all angles,
+   sqrt(mean((S − Ŝ)²)) / mean(S), is at most ``max_residual`` (default 0.1);
+6. (``vfa-nonlinear`` only) the Levenberg–Marquardt iteration converged.
+
+Invalid voxels have ``t1`` and ``m0`` set to NaN.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import boolean_mask, flip_angles_deg, positive_scalar, voxel_map
+from .spgr import spgr_signal
+
+METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
+
+
+@dataclass
+class T1MapResult:
+    """Result of :func:`compute_t1_map` (arrays of the voxel shape ``signals.shape[:-1]``).
+
+    Attributes
+    ----------
+    t1 : numpy.ndarray
+        T1 in s (NaN where not ``valid``).
+    m0 : numpy.ndarray
+        Equilibrium signal M0 in signal units (NaN where not ``valid``).
+    valid : numpy.ndarray of bool
+        The validity rule of the module docstring.
+    residual : numpy.ndarray
+        Relative RMS residual of the fit (NaN where no fit was made).
+    method : str
+        The estimator used.
+    """
+
+    t1: np.ndarray
+    m0: np.ndarray
+    valid: np.ndarray
+    residual: np.ndarray
+    method: str
+
+
+def compute_t1_map(
+    signals,
+    flip_angles,
+    tr,
+    method="vfa-linear",
+    b1=None,
+    mask=None,
+    *,
+    t1_range=(1e-3, 10.0),
+    max_residual=0.1,
+    max_iterations=100,
+):
+    """Map T1 and M0 from variable-flip-angle SPGR signals.
+
+    Parameters
+    ----------
+    signals : array_like, shape (..., n)
+        Signal per voxel and flip angle; the flip-angle axis is last.
+    flip_angles : array_like, shape (n,)
+        Nominal flip angles in degrees (a warning is raised if all are below π).
+    tr : float
+        Repetition time in s (> 0).
+    method : {"vfa-linear", "vfa-nonlinear", "two-angle"}
+        Estimator (see the module docstring). ``two-angle`` uses the first and the last
+        angle; the residual is still computed over all angles.
+    b1 : array_like, optional
+        Relative transmit field (1.0 = nominal), scalar or of the voxel shape.
+    mask : array_like of bool, optional
+        Voxels to fit (voxel shape); others are returned invalid.
+    t1_range : (float, float)
+        Plausible T1 range in s for the validity rule.
+    max_residual : float
+        Largest accepted relative RMS residual for the validity rule.
+    max_iterations : int
+        Iteration cap of the non-linear fit.
+
+    Returns
+    -------
+    T1MapResult
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: unknown T1 method {method!r}; choose one of {METHODS}")
+    signals = np.asarray(signals, dtype=float)
+    angles = np.asarray(flip_angles, dtype=float)
+    if angles.ndim != 1:
+        raise ValueError(f"flip_angles: expected a 1-D sequence of angles, got shape {angles.shape}")
+    if angles.size < 2:
+        raise ValueError(f"flip_angles: at least two flip angles are needed, got {angles.size}")
+    if signals.ndim < 1 or signals.shape[-1] != angles.size:
+        raise ValueError(
+            f"signals: last axis ({signals.shape[-1] if signals.ndim else 'scalar'}) must match "
+            f"the number of flip_angles ({angles.size})"
+        )
+    angles = flip_angles_deg(angles)
+    tr = positive_scalar(tr, "tr")
+    voxel_shape = signals.shape[:-1]
+    b1_map = voxel_map(b1, voxel_shape, "b1", default=1.0)
+    inside = boolean_mask(mask, voxel_shape)
+
+    fit_ok = (
+        inside
+        & np.all(np.isfinite(signals) & (signals > 0), axis=-1)
+        & np.isfinite(b1_map)
+        & (b1_map > 0)
+    )
+    s = signals[fit_ok]  # (V, n)
+    # actual angles in radians: (V, n) with a B1 map, else one shared row (1, n)
+    alpha = np.deg2rad(angles[None, :] if b1 is None else b1_map[fit_ok][:, None] * angles)
+    actual_deg = np.rad2deg(alpha)
+
+    if method == "two-angle":
+        e1, m0 = _two_angle(s, alpha)
+        converged = np.ones(e1.shape, dtype=bool)
+    else:
+        e1, m0 = _despot1(s, alpha)
+        converged = np.ones(e1.shape, dtype=bool)
+        if method == "vfa-nonlinear":
+            e1, m0, converged = _levenberg_marquardt(s, alpha, actual_deg, e1, m0, tr, max_iterations)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = -tr / np.log(e1)
+        predicted = spgr_signal(m0[:, None], 1.0 / t1[:, None], actual_deg, tr)
+        residual = np.sqrt(np.mean((s - predicted) ** 2, axis=-1)) / np.mean(s, axis=-1)
+    good = (
+        (e1 > 0)
+        & (e1 < 1)
+        & np.isfinite(t1)
+        & np.isfinite(m0)
+        & (m0 > 0)
+        & (t1 >= t1_range[0])
+        & (t1 <= t1_range[1])
+        & (residual <= max_residual)
+        & converged
+    )
+
+    valid = np.zeros(voxel_shape, dtype=bool)
+    valid[fit_ok] = good
+    out_t1 = np.full(voxel_shape, np.nan)
+    out_m0 = np.full(voxel_shape, np.nan)
+    out_res = np.full(voxel_shape, np.nan)
+    out_t1[fit_ok] = np.where(good, t1, np.nan)
+    out_m0[fit_ok] = np.where(good, m0, np.nan)
+    out_res[fit_ok] = residual
+    return T1MapResult(t1=out_t1, m0=out_m0, valid=valid, residual=out_res, method=method)
+
+
+def _despot1(s, alpha):
+    """Per-voxel least-squares line y = E1·x + M0(1 − E1), y = S/sin α, x = S/tan α."""
+    y = s / np.sin(alpha)
+    x = s / np.tan(alpha)
+    x_mean = x.mean(axis=-1, keepdims=True)
+    y_mean = y.mean(axis=-1, keepdims=True)
+    dx = x - x_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.einsum("vn,vn->v", dx, y - y_mean) / np.einsum("vn,vn->v", dx, dx)
+        intercept = y_mean[:, 0] - slope * x_mean[:, 0]
+        m0 = intercept / (1.0 - slope)
+    return slope, m0
+
+
+def _two_angle(s, alpha):
+    """Closed-form E1 and M0 from the first and the last flip angle."""
+    y1, y2 = s[:, 0] / np.sin(alpha[:, 0]), s[:, -1] / np.sin(alpha[:, -1])
+    c1, c2 = np.cos(alpha[:, 0]), np.cos(alpha[:, -1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1 = (y2 - y1) / (y2 * c2 - y1 * c1)
+        m0 = y1 * (1.0 - e1 * c1) / (1.0 - e1)
+    return e1, m0
+
+
+def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_iterations):
+    """Batched Levenberg–Marquardt on (M0, R1) for Σ (S − M0·f(α; R1))².
+
+    f = spgr_signal(1, R1, α, TR) and ∂f/∂R1 = TR·E1·sin α·(1 − cos α)/(1 − E1·cos α)².
+    Voxels whose linear start is unusable start from T1 = 1 s with the matching
+    least-squares M0. Returns (E1, M0, converged).
+    """
+    n_vox = s.shape[0]
+    sin_a, cos_a = np.sin(alpha), np.cos(alpha)
+    start_ok = (e1_start > 0) & (e1_start < 1) & np.isfinite(m0_start) & (m0_start > 0)
+    r1 = np.where(start_ok, -np.log(np.where(start_ok, e1_start, 0.5)) / tr, 1.0)
+    f0 = spgr_signal(1.0, r1[:, None], actual_deg, tr)
+    m0 = np.where(start_ok, m0_start, np.sum(s * f0, axis=-1) / np.sum(f0 * f0, axis=-1))
+
+    def rows(array, idx):
+        return array if array.shape[0] == 1 else array[idx]
+
+    def cost_of(m0_, r1_, idx):
+        f_ = spgr_signal(1.0, r1_[:, None], rows(actual_deg, idx), tr)
+        return np.sum((s[idx] - m0_[:, None] * f_) ** 2, axis=-1), f_
+
+    cost, f = cost_of(m0, r1, np.arange(n_vox))
+    damping = np.full(n_vox, 1e-3)
+    converged = np.zeros(n_vox, dtype=bool)
+    active = np.arange(n_vox)
+    f_active = f
+    for _ in range(max_iterations):
+        if active.size == 0:
+            break
+        m0_a, r1_a = m0[active], r1[active]
+        e1 = np.exp(-tr * r1_a)[:, None]
+        jac_m0 = f_active
+        sin_active, cos_active = rows(sin_a, active), rows(cos_a, active)
+        jac_r1 = m0_a[:, None] * tr * e1 * sin_active * (1.0 - cos_active) / (1.0 - e1 * cos_active) ** 2
+        resid = s[active] - m0_a[:, None] * f_active
+        g0, g1 = np.sum(jac_m0 * resid, axis=-1), np.sum(jac_r1 * resid, axis=-1)
+        h00 = np.sum(jac_m0 * jac_m0, axis=-1)
+        h11 = np.sum(jac_r1 * jac_r1, axis=-1)
+        h01 = np.sum(jac_m0 * jac_r1, axis=-1)
+        lam = damping[active]
+        a00, a11 = h00 * (1.0 + lam), h11 * (1.0 + lam)
+        det = a00 * a11 - h01 * h01
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step_m0 = (a11 * g0 - h01 * g1) / det
+            step_r1 = (a00 * g1 - h01 * g0) / det
+        trial_m0, trial_r1 = m0_a + step_m0, r1_a + step_r1
+        feasible = np.isfinite(trial_m0) & np.isfinite(trial_r1) & (trial_r1 > 0)
+        trial_r1 = np.where(feasible, trial_r1, r1_a)
+        trial_m0 = np.where(feasible, trial_m0, m0_a)
+        trial_cost, trial_f = cost_of(trial_m0, trial_r1, active)
+        better = feasible & (trial_cost <= cost[active])
+        # at the minimum the proposed step is negligible (accepted or not) or no longer
+        # lowers the cost; stop there (relative tolerances 1e-8 on steps, 1e-10 on cost)
+        small_step = feasible & (np.abs(step_r1) <= 1e-8 * r1_a) & (np.abs(step_m0) <= 1e-8 * np.abs(m0_a))
+        flat = better & (cost[active] - trial_cost <= 1e-10 * cost[active])
+        m0[active] = np.where(better, trial_m0, m0_a)
+        r1[active] = np.where(better, trial_r1, r1_a)
+        cost[active] = np.where(better, trial_cost, cost[active])
+        damping[active] = np.where(better, lam / 10.0, lam * 10.0)
+        f_active = np.where(better[:, None], trial_f, f_active)
+        failed = damping[active] > 1e12
+        done = small_step | flat | (cost[active] == 0) | failed
+        converged[active] = done & ~failed
+        keep = ~done
+        active, f_active = active[keep], f_active[keep]
+    return np.exp(-tr * r1), m0, converged
