@@ -49,6 +49,7 @@ def build_parser():
     p.add_argument("--frames", type=int, default=40, help="DCE frames (default 40)")
     p.add_argument("--temporal-resolution", type=float, default=5.0, help="s per frame (default 5)")
     p.add_argument("--baseline-frames", type=int, default=5, help="pre-contrast frames (default 5)")
+    p.add_argument("--bolus-arrival", type=float, default=None, help="mean bolus arrival in s (default: half a frame before the first post-baseline frame)")
     p.add_argument("--flip-angles", type=lambda t: _floats(t, None, "flip angles"), default=(2.0, 5.0, 10.0, 15.0), help="VFA angles, degrees (default 2,5,10,15)")
     p.add_argument("--vfa-tr", type=float, default=0.005, help="VFA TR in s (default 0.005)")
     p.add_argument("--dce-flip-angle", type=float, default=15.0, help="DCE flip angle, degrees (default 15)")
@@ -88,6 +89,7 @@ def main(argv=None):
             n_frames=args.frames,
             temporal_resolution=args.temporal_resolution,
             baseline_frames=args.baseline_frames,
+            bolus_arrival=args.bolus_arrival,
             snr=args.snr,
             b1_amplitude=args.b1,
             motion=args.motion,

@@ -26,7 +26,7 @@ class Grid:
 
     Arrays are indexed ``[i, j, k]``; ``i`` runs from the patient's right to left,
     ``j`` from posterior to anterior and ``k`` from inferior to superior (LAS, the
-    orientation dcm2niix gives axial DICOM, so converted and simulated NIfTI match
+    orientation dcm2niix gives the axial dynamic series, so converted and simulated NIfTI match
     voxel for voxel). ``slab_centre`` is the z (mm) of the slab centre.
     """
 

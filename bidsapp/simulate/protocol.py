@@ -13,8 +13,9 @@ class Protocol:
 
     Sequences are spoiled gradient echo (SPGR). ``temporal_resolution`` is the frame
     spacing; frame ``n`` is acquired at ``n × temporal_resolution`` s. The bolus
-    arrives ``baseline_frames`` frames in (``(baseline_frames − 0.5) × Δt``, jittered
-    by ``arrival_jitter`` s SD, never before the last baseline frame). Per session the
+    arrives at ``bolus_arrival`` s (default ``(baseline_frames − 0.5) × Δt``), jittered
+    by ``arrival_jitter`` s SD per session, never before the last baseline frame
+    (``(baseline_frames − 1) × Δt``). Per session the
     AIF amplitude is multiplied by a log-normal factor with SD ``aif_amplitude_cv``.
     ``snr`` is the mean baseline DCE signal of normal brain over the noise SD σ
     (σ is shared by every series of the session, as for one receiver chain).
@@ -39,6 +40,7 @@ class Protocol:
     n_frames: int = 40
     temporal_resolution: float = 5.0
     baseline_frames: int = 5
+    bolus_arrival: float | None = None
     snr: float = 30.0
     b1_amplitude: float = 0.0
     motion: float = 0.0
@@ -65,6 +67,8 @@ class Protocol:
             "n_frames": int(self.n_frames) >= 2,
             "temporal_resolution": self.temporal_resolution > 0,
             "baseline_frames": 1 <= int(self.baseline_frames) < int(self.n_frames),
+            "bolus_arrival": self.bolus_arrival is None
+            or self.earliest_arrival <= self.bolus_arrival < (int(self.n_frames) - 1) * float(self.temporal_resolution),
             "snr": self.snr > 0,
             "b1_amplitude": 0 <= self.b1_amplitude < 0.5,
             "motion": self.motion >= 0,
@@ -94,6 +98,8 @@ class Protocol:
     @property
     def nominal_arrival(self):
         """Bolus arrival time without jitter (s)."""
+        if self.bolus_arrival is not None:
+            return float(self.bolus_arrival)
         return (int(self.baseline_frames) - 0.5) * float(self.temporal_resolution)
 
     @property

@@ -150,7 +150,7 @@ def simulate_study(
         for v_index, session in enumerate(cohort.sessions):
             rng = cohort.session_rng(s_index, v_index)
             sim = simulate_subject(phantom, protocol, rng)
-            pair = simulate_dose_pair(phantom, protocol, rng, low_dose_fraction, sim.session_input) if dose_pairs else None
+            pair = simulate_dose_pair(phantom, protocol, rng, low_dose_fraction, sim.session_input, sim.b1) if dose_pairs else None
             name = f"sub-{subject}" + (f" ses-{session}" if session else "")
             if fmt in ("bids", "both"):
                 write_raw_session(out_dir, subject, session, sim, pair)

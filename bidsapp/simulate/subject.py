@@ -161,7 +161,7 @@ def simulate_subject(phantom, protocol=None, rng=None):
     )
 
 
-def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25, session_input=None):
+def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25, session_input=None, b1=None):
     """Pre-contrast, low-dose and standard-dose T1-weighted SPGR volumes (:class:`DosePair`).
 
     The standard-dose tissue concentration at ``bolus_arrival + post_contrast_delay``
@@ -169,14 +169,17 @@ def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25,
     concentration (the models are linear in the AIF, which scales with dose). Each
     volume's signal is computed through the SPGR equation with ``R1 = 1/T10 + r1·C``
     and gets independent Rician noise — nothing is obtained by scaling images.
-    Typical low-dose fractions are 0.1–0.33.
+    Typical low-dose fractions are 0.1–0.33. ``session_input`` and ``b1`` (relative
+    transmit field) default to new draws; pass a session's to pair it with that session.
     """
     if not 0.0 < low_dose_fraction < 1.0:
         raise ValueError(f"low_dose_fraction {low_dose_fraction} must lie in (0, 1)")
     rng = np.random.default_rng(rng)
     protocol = _protocol_for(phantom, protocol)
     session_input = session_input or SessionInput.draw(rng, protocol)
-    b1 = b1_map(phantom.grid, protocol.b1_amplitude, rng)
+    b1 = b1_map(phantom.grid, protocol.b1_amplitude, rng) if b1 is None else np.asarray(b1, dtype=np.float32)
+    if b1.shape != phantom.grid.matrix:
+        raise ValueError(f"b1 shape {b1.shape} differs from the phantom grid {phantom.grid.matrix}")
     time = session_input.bolus_arrival + protocol.post_contrast_delay
     n_fine = int(np.ceil(time / protocol.fine_step)) + 1
     t_fine = np.linspace(0.0, time, n_fine)
