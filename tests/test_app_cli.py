@@ -5,13 +5,13 @@ import pytest
 from bidsapp import __version__
 from bidsapp.cli.run import main
 
-from app_dataset import make_dataset
+from bidsapp.simulate import Grid, simulate_study
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("bids")
-    make_dataset(root, subjects=("01",), sessions=(None,), shape=(4, 4, 1))
+    simulate_study(root, n_subjects=1, n_sessions=1, grid=Grid((8, 8, 2), (27.5, 27.5, 5.0)), overwrite=True)
     return root
 
 
@@ -32,11 +32,13 @@ def test_unknown_participant_exits_18(dataset, tmp_path, capsys):
     assert code == 18 and "99" in capsys.readouterr().err
 
 
-def test_invalid_bids_exits_16(tmp_path, capsys):
-    raw = tmp_path / "raw"
-    make_dataset(raw, subjects=("01",), sessions=(None,), shape=(2, 2, 1))
-    (raw / "sub-01" / "anat" / "not_bids_at_all.nii.gz").write_bytes(b"x")
-    assert main([str(raw), str(tmp_path / "out"), "participant"]) == 16
+def test_invalid_bids_exits_16(dataset, tmp_path, capsys):
+    stray = next(dataset.glob("sub-*")) / "anat" / "not_bids_at_all.nii.gz"
+    stray.write_bytes(b"x")
+    try:
+        assert main([str(dataset), str(tmp_path / "out"), "participant"]) == 16
+    finally:
+        stray.unlink()
     assert "not valid BIDS" in capsys.readouterr().err
 
 

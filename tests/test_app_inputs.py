@@ -10,28 +10,29 @@ from bidsapp.acquisition import detect_baseline_frames, read_dce_acquisition, re
 from bidsapp.bids_query import NothingSelectedError, collect_sessions, dicom_sessions, load_filter_file
 from bidsapp.bids_raw import dce_path
 
-from app_dataset import make_dataset
+from bidsapp.simulate import Grid, Protocol, simulate_study
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("bids")
-    make_dataset(root, subjects=("01", "02"), sessions=("1", "2"), shape=(4, 4, 1))
+    simulate_study(root, n_subjects=2, n_sessions=2, grid=Grid((8, 8, 2), (27.5, 27.5, 5.0)),
+                   protocol=Protocol(b1_amplitude=0.1), overwrite=True)
     return root
 
 
 def test_collect_sessions_finds_every_input(dataset):
     sessions = collect_sessions(dataset)
-    assert [s.name for s in sessions] == ["sub-01_ses-1", "sub-01_ses-2", "sub-02_ses-1", "sub-02_ses-2"]
+    assert [s.name for s in sessions] == ["sub-01_ses-01", "sub-01_ses-02", "sub-02_ses-01", "sub-02_ses-02"]
     first = sessions[0]
-    assert first.dce.name == "sub-01_ses-1_dce.nii.gz" and first.b1.name == "sub-01_ses-1_TB1map.nii.gz"
-    assert [p.name for p in first.vfa] == [f"sub-01_ses-1_flip-{i}_VFA.nii.gz" for i in (1, 2, 3, 4)]
+    assert first.dce.name == "sub-01_ses-01_dce.nii.gz" and first.b1.name == "sub-01_ses-01_TB1map.nii.gz"
+    assert [p.name for p in first.vfa] == [f"sub-01_ses-01_flip-{i}_VFA.nii.gz" for i in (1, 2, 3, 4)]
     assert not first.from_dicom
 
 
 def test_selection_by_labels(dataset):
-    sessions = collect_sessions(dataset, participant_label=["sub-02"], session_label=["2"])
-    assert [s.name for s in sessions] == ["sub-02_ses-2"]
+    sessions = collect_sessions(dataset, participant_label=["sub-02"], session_label=["ses-02"])
+    assert [s.name for s in sessions] == ["sub-02_ses-02"]
 
 
 def test_unknown_participant_is_nothing_selected(dataset):
@@ -44,8 +45,8 @@ def test_unknown_participant_is_nothing_selected(dataset):
 def test_filter_file(dataset, tmp_path):
     path = tmp_path / "filter.json"
     path.write_text(json.dumps({"vfa": {"flip": [1, 4]}}))
-    sessions = collect_sessions(dataset, ["01"], ["1"], load_filter_file(path))
-    assert [p.name for p in sessions[0].vfa] == ["sub-01_ses-1_flip-1_VFA.nii.gz", "sub-01_ses-1_flip-4_VFA.nii.gz"]
+    sessions = collect_sessions(dataset, ["01"], ["01"], load_filter_file(path))
+    assert [p.name for p in sessions[0].vfa] == ["sub-01_ses-01_flip-1_VFA.nii.gz", "sub-01_ses-01_flip-4_VFA.nii.gz"]
     path.write_text(json.dumps({"bold": {}}))
     with pytest.raises(ValueError, match="bold"):
         load_filter_file(path)
@@ -60,10 +61,11 @@ def test_dicom_only_subjects_are_found(tmp_path):
 
 
 def test_dce_sidecar(dataset):
-    acq = read_dce_acquisition(dce_path(dataset, "01", "1"), 40)
-    assert acq.tr == 0.004 and acq.flip_angle == 15.0 and acq.agent == "gadobutrol" and acq.times[1] == 4.0
+    acq = read_dce_acquisition(dce_path(dataset, "01", "01"), 40)
+    assert (acq.tr, acq.flip_angle, acq.field_strength, acq.times[1]) == (0.005, 15.0, 3.0, 5.0)
+    assert acq.agent.lower() == "gadobutrol"
     with pytest.raises(ValueError, match="VolumeTiming has 40 entries for 12 frames"):
-        read_dce_acquisition(dce_path(dataset, "01", "1"), 12)
+        read_dce_acquisition(dce_path(dataset, "01", "01"), 12)
 
 
 def test_missing_sidecar_field_is_named(tmp_path):

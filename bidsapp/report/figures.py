@@ -21,7 +21,7 @@ MAX_SLICES = 8
 def to_base64(fig):
     """PNG of ``fig`` as a base64 string (the figure is closed)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -45,26 +45,51 @@ def robust_limits(values, mask=None):
     return float(low), float(high if high > low else low + 1e-6)
 
 
-def lightbox(volume, title, units, mask=None, cmap="viridis", limits=None, overlay=None):
-    """Axial slices of a 3-D map side by side with one colourbar labelled in ``units``."""
-    volume = np.asarray(volume, float)
-    slices = _slices(volume)
-    vmin, vmax = limits or robust_limits(volume, mask)
-    fig, axes = plt.subplots(1, len(slices), figsize=(1.8 * len(slices) + 1.0, 2.2), squeeze=False)
-    image = None
-    for ax, z in zip(axes[0], slices):
-        shown = volume[:, :, z].T
-        if mask is not None:
-            shown = np.ma.masked_where(~np.asarray(mask, bool)[:, :, z].T, shown)
-        image = ax.imshow(shown, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        if overlay is not None and np.asarray(overlay)[:, :, z].any():
-            ys, xs = np.nonzero(np.asarray(overlay, bool)[:, :, z].T)
-            ax.scatter(xs, ys, s=12, facecolors="none", edgecolors="red", linewidths=1.0)
-        ax.set_title(f"z={z}", fontsize=8)
-        ax.axis("off")
-    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, pad=0.02)
-    bar.set_label(units)
-    fig.suptitle(title, fontsize=10)
+def _montage(volume, slices):
+    """Axial slices side by side (transposed for display), separated by a blank column."""
+    gap = np.full((volume.shape[1], 1), np.nan)
+    tiles = []
+    for z in slices:
+        tiles += [volume[:, :, z].T, gap]
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def map_grid(rows, title=None):
+    """Several 3-D maps in one figure: one row per map showing its axial slices side by
+    side (left to right: increasing z), each row with a colourbar labelled in its units.
+
+    ``rows`` is a list of dicts with ``volume``, ``title``, ``units`` and optionally
+    ``mask`` (voxels outside are blank), ``cmap``, ``limits`` (vmin, vmax; default the
+    1st-99th percentiles) and ``overlay`` (voxels circled in red).
+    """
+    first = np.asarray(rows[0]["volume"])
+    slices = _slices(first)
+    nx, ny = first.shape[:2]
+    map_width = min(9.0, 1.8 * len(slices))
+    row_height = map_width * ny / (len(slices) * (nx + 1)) + 0.3
+    height = row_height * len(rows) + 0.6
+    fig, axes = plt.subplots(len(rows), 1, figsize=(map_width + 1.6, height), squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.95, top=1 - 0.45 / height, bottom=0.2 / height, hspace=0.35)
+    for ax, row in zip(axes[:, 0], rows):
+        volume = np.asarray(row["volume"], float)
+        mask = None if row.get("mask") is None else np.asarray(row["mask"], bool)
+        vmin, vmax = row.get("limits") or robust_limits(volume, mask)
+        shown = volume if mask is None else np.where(mask, volume, np.nan)
+        cmap = plt.get_cmap(row.get("cmap", "viridis")).with_extremes(bad="white")
+        image = ax.imshow(_montage(shown, slices), origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
+                          interpolation="nearest")
+        overlay = row.get("overlay")
+        if overlay is not None:
+            ys, xs = np.nonzero(np.nan_to_num(_montage(np.asarray(overlay, float), slices)) > 0)
+            ax.scatter(xs, ys, s=10, facecolors="none", edgecolors="red", linewidths=0.8)
+        ax.set_xticks([(i + 0.5) * (nx + 1) - 1 for i in range(len(slices))], [f"z={z}" for z in slices], fontsize=6)
+        ax.set_yticks([])
+        ax.set_ylabel(row["title"], fontsize=8)
+        bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, fraction=0.05)
+        bar.set_label(row["units"], fontsize=7)
+        bar.ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return to_base64(fig)
 
 

@@ -106,10 +106,10 @@ def _session_section(session, folder):
     t1_path = _find(anat, "*_desc-vfa_T1map.nii.gz")
     if t1_path is not None:
         t1 = _load(t1_path)
-        mask = t1 > 0
         parts.append("<h3>Pre-contrast T1</h3>")
-        parts.append(_img(figures.lightbox(t1, "T1 (VFA)", "s", mask=mask, cmap="gray"), "T1 map"))
-        parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)", mask=mask), "T1 histogram"))
+        parts.append(_img(figures.map_grid([dict(volume=t1, title="T1", units="s", mask=t1 > 0, cmap="gray")]),
+                          "T1 map"))
+        parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)", mask=t1 > 0), "T1 histogram"))
     conc_path = _find(perf, "*_desc-conc_dce.nii.gz")
     aif_path = _find(perf, "*_desc-aif_timeseries.tsv")
     conc = _load(conc_path) if conc_path is not None else None
@@ -125,36 +125,33 @@ def _session_section(session, folder):
         parts.append(_img(figures.aif_plot(t, table[:, 1], table[:, 2], aif_meta.get("Source")), "AIF"))
         aif_mask_path = _find(perf, "*_desc-aif_mask.nii.gz")
         if aif_mask_path is not None and conc is not None:
-            peak = conc.max(axis=-1)
-            parts.append(_img(figures.lightbox(peak, "Peak concentration with the AIF voxels (red)", "mM",
-                                               cmap="gray", overlay=_load(aif_mask_path) > 0), "AIF voxels"))
+            parts.append(_img(figures.map_grid([dict(volume=conc.max(axis=-1), title="peak conc.", units="mM",
+                                                     cmap="gray", overlay=_load(aif_mask_path) > 0)],
+                                               "AIF voxels (red) on the peak concentration"), "AIF voxels"))
     for model in _models_in(perf):
         label = model_label(model)
         parts.append(f"<h3>Model: {html.escape(model)}</h3>")
         quality_path = _find(perf, f"*_desc-{label}_mask.nii.gz")
         quality = _load(quality_path) > 0 if quality_path is not None else None
-        r2_path = _find(perf, f"*_desc-{label}_R2map.nii.gz")
-        r2 = _load(r2_path)
+        r2 = _load(_find(perf, f"*_desc-{label}_R2map.nii.gz"))
+        rows = []
         for path in sorted(perf.glob(f"*_desc-{label}_*.nii.gz")):
             name = path.name[: -len(".nii.gz")].rsplit("_", 1)[1]
-            if name in ("R2map", "mask"):
-                continue
-            units = _sidecar(path).get("Units", "")
-            parts.append(_img(figures.lightbox(_load(path), f"{name} ({model})", units, mask=quality,
-                                               cmap=CMAPS.get(name, "viridis")), f"{name} map"))
-        parts.append(_img(figures.lightbox(r2, f"R² ({model})", "R²", limits=(0.0, 1.0)), "R2 map"))
+            if name not in ("R2map", "mask"):
+                rows.append(dict(volume=_load(path), title=name, units=_sidecar(path).get("Units", ""), mask=quality,
+                                 cmap=CMAPS.get(name, "viridis")))
+        rows.append(dict(volume=r2, title="R²", units="R²", limits=(0.0, 1.0)))
         if quality is not None:
             parts.append(f"<p>Quality mask: {int(quality.sum())} of {quality.size} voxels.</p>")
-            parts.append(_img(figures.lightbox(quality.astype(float), f"quality mask ({model})", "in mask",
-                                               cmap="gray", limits=(0.0, 1.0)), "quality mask"))
-        stderr_paths = sorted(perf.glob(f"*_desc-{stderr_label(model)}_*.nii.gz"))
-        if stderr_paths:
+            rows.append(dict(volume=quality.astype(float), title="quality", units="in mask", cmap="gray",
+                             limits=(0.0, 1.0)))
+        parts.append(_img(figures.map_grid(rows, f"{model}: parameter maps, R² and quality mask"), f"{model} maps"))
+        stderr_rows = [dict(volume=_load(path), title=f"SE {path.name[: -len('.nii.gz')].rsplit('_', 1)[1]}",
+                            units=_sidecar(path).get("Units", ""), mask=quality, cmap="cividis")
+                       for path in sorted(perf.glob(f"*_desc-{stderr_label(model)}_*.nii.gz"))]
+        if stderr_rows:
             parts.append("<h4>Uncertainty (standard error)</h4>")
-            for path in stderr_paths:
-                name = path.name[: -len(".nii.gz")].rsplit("_", 1)[1]
-                parts.append(_img(figures.lightbox(_load(path), f"SE of {name} ({model})",
-                                                   _sidecar(path).get("Units", ""), mask=quality, cmap="cividis"),
-                                  f"{name} standard error"))
+            parts.append(_img(figures.map_grid(stderr_rows, f"{model}: standard errors"), f"{model} uncertainty"))
         if conc is not None and aif is not None and quality is not None:
             curves = _example_curves(model, perf, conc, t, aif, quality, r2)
             if curves:
