@@ -28,6 +28,8 @@ from .io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
 LOGGER = logging.getLogger("dcequant")
 PARAM_UNITS = {"Ktrans": "1/min", "ve": "fraction", "vp": "fraction", "kep": "1/min",
                "Fp": "ml/100ml/min", "PS": "1/min", "delay": "s"}
+#: background threshold of the analysis mask, as a fraction of the bright first-frame signal
+SIGNAL_FRACTION = 0.1
 #: population AIF used when image detection finds no acceptable arterial curve
 FALLBACK_POPULATION_AIF = "parker"
 
@@ -83,6 +85,13 @@ def _provenance(sources, raw_root):
 def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"):
     """``bids::<path>`` URI of a file of this derivative dataset."""
     return "bids::" + derivative_path("", subject, session, datatype, suffix, desc, extension).as_posix()
+
+
+def signal_mask(dce, fraction=SIGNAL_FRACTION):
+    """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
+    first frame: excludes background and air, where T1 and concentration are noise."""
+    first = np.asarray(dce, float)[..., 0]
+    return first > fraction * np.percentile(first, 99)
 
 
 def _b1_relative(b1_file, shape):
@@ -188,7 +197,7 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
     acq = read_dce_acquisition(dce_file, signal.shape[3])
     relax = resolve_relaxivity(relaxivity, acq.agent, acq.field_strength)
     warnings = list(relax.warnings)
-    mask = t1_valid > 0
+    mask = (t1_valid > 0) & signal_mask(signal)
     if baseline_frames is None:
         n_base, more = detect_baseline_frames(signal, mask)
         warnings += more

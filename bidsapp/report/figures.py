@@ -106,6 +106,7 @@ def histogram(values, title, units, mask=None):
     ax.set_xlabel(units)
     ax.set_ylabel("voxels")
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     return to_base64(fig)
 
 
@@ -118,17 +119,22 @@ def aif_plot(t, plasma, blood, source):
     ax.set_ylabel("concentration (mM)")
     ax.set_title(f"AIF ({source})", fontsize=10)
     ax.legend(fontsize=8)
+    fig.tight_layout()
     return to_base64(fig)
 
 
 def curves_plot(t, curves, fits, labels, title):
-    """Measured concentration curves (points) with their model fits (lines)."""
-    fig, ax = plt.subplots(figsize=(5.0, 2.8))
-    for measured, fitted, label in zip(curves, fits, labels):
-        line = ax.plot(t, fitted, "-", lw=1.5, label=label)[0]
-        ax.plot(t, measured, "o", ms=2.5, color=line.get_color())
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("concentration (mM)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    """Measured concentration curves (points) with their model fits (lines), one panel
+    per voxel so that tissue curves are not dwarfed by vessels."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves), 2.4), squeeze=False)
+    for ax, measured, fitted, label in zip(axes[0], curves, fits, labels):
+        ax.plot(t, measured, "o", ms=2.5, color="#4c72b0", label="measured")
+        ax.plot(t, fitted, "-", lw=1.5, color="#dd8452", label="fit")
+        ax.set_title(label, fontsize=7)
+        ax.set_xlabel("time (s)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("concentration (mM)", fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return to_base64(fig)

@@ -22,7 +22,8 @@ from ..derivatives import model_label, stderr_label
 from ..io_utils import write_text_atomic
 from . import figures
 
-N_EXAMPLE_CURVES = 4
+#: R² quantiles (within the quality mask) of the voxels whose curves are shown
+EXAMPLE_QUANTILES = (0.25, 0.5, 0.75, 0.95)
 CMAPS = {"Ktrans": "magma", "kep": "magma", "Fp": "inferno", "PS": "plasma", "ve": "viridis", "vp": "cividis",
          "delay": "coolwarm"}
 
@@ -77,7 +78,7 @@ def _example_curves(model, perf, conc, t, aif, quality, r2):
     if idx.size == 0:
         return None
     order = idx[np.argsort(r2.ravel()[idx], kind="stable")]
-    picks = sorted({int(order[int(q * (order.size - 1))]) for q in np.linspace(0.1, 1.0, N_EXAMPLE_CURVES)})
+    picks = sorted({int(order[int(q * (order.size - 1))]) for q in EXAMPLE_QUANTILES})
     label = model_label(model)
     maps = {}
     for name in MODELS[model].params + ("delay",):
