@@ -71,3 +71,20 @@ def test_boilerplate_only_writes_citation_and_nothing_else(dataset, tmp_path):
 
 def test_group_without_participant_outputs_exits_18(dataset, tmp_path):
     assert main([str(dataset), str(tmp_path / "out"), "group"]) == 18
+
+
+def test_plugin_file_and_default_plugins(tmp_path):
+    from bidsapp.cli.run import AppError, _plugin, parse_config
+
+    callback = object()
+    base = ["b", "o", "participant"]
+    assert _plugin(parse_config(base), callback) == ("Linear", {"status_callback": callback})
+    plugin, args = _plugin(parse_config(base + ["--nprocs", "4", "--mem", "8"]), callback)
+    assert plugin == "MultiProc" and args["n_procs"] == 4 and args["memory_gb"] == 8
+    path = tmp_path / "slurm.yml"
+    path.write_text("plugin: SLURM\nplugin_args:\n  sbatch_args: --time=00:10:00\n  max_jobs: 5\n")
+    plugin, args = _plugin(parse_config(base + ["--use-plugin", str(path)]), callback)
+    assert plugin == "SLURM" and args == {"sbatch_args": "--time=00:10:00", "max_jobs": 5}
+    path.write_text("plugin_args: {}\n")
+    with pytest.raises(AppError, match="'plugin'"):
+        _plugin(parse_config(base + ["--use-plugin", str(path)]), callback)

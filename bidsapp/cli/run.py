@@ -100,7 +100,7 @@ def _plugin(config, progress):
     return plugin, args
 
 
-def _nipype_config(config, work_dir):
+def _nipype_config(config):
     from nipype import config as nipype_config
 
     settings = {
@@ -144,11 +144,14 @@ def run_participant(config):
         for subject in subjects:
             LOGGER.info("report: %s", write_subject_report(config.output_dir, subject))
         return EXIT_OK
-    settings = _nipype_config(config, work_dir)
+    settings = _nipype_config(config)
     _quiet_nipype(config.verbose)
     wf.config.update(settings)
     if config.write_graph:
-        wf.write_graph(graph2use="colored", format="svg", simple_form=True)
+        try:
+            wf.write_graph(graph2use="colored", format="svg", simple_form=True)
+        except OSError as exc:  # graphviz's ``dot`` is not installed: keep the .dot file
+            LOGGER.warning("--write-graph: %s; graph left in dot format under %s", exc, work_dir / wf.name)
     progress = Progress.for_workflow(wf)
     plugin, plugin_args = _plugin(config, progress)
     try:
