@@ -47,14 +47,14 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dicom_study(tmp_path_factory):
     """The same study as DICOM only: sub-01 converted with dcequant-convert, sub-02 left to
-    the participant workflow; default options (AIF detected in the image), 2 processes."""
+    the participant workflow; default options (AIF detected in the image)."""
     root = tmp_path_factory.mktemp("e2e_dicom")
     bids = _simulate(root / "bids", "dicom")
     for session in SESSIONS:
         dicom = bids / f"sourcedata/dicom/sub-01/ses-{session}"
         assert convert_main([str(dicom), str(bids), "--participant-label", "01", "--session-label", session]) == 0
     assert not (bids / "sub-02").exists()
-    code = main([str(bids), str(root / "out"), "participant", "-w", str(root / "work"), "--nprocs", "2"])
+    code = main([str(bids), str(root / "out"), "participant", "-w", str(root / "work")])
     assert code == 0
     return root
 
