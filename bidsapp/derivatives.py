@@ -15,10 +15,11 @@ Names are built from entities (never hard-coded paths) with
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_R2map.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_mask.nii.gz     quality mask
 
-Every NIfTI/TSV has a JSON sidecar. Files of a session are first written into a
-hidden staging folder inside ``output_dir`` and then moved into place one by one with
-``os.replace`` (atomic on one filesystem); if any move fails, the files moved so far
-are removed again, so a failed session leaves no partial set of new files.
+Every NIfTI/TSV has a JSON sidecar. Each session's datasink stages its files in a
+hidden folder inside ``output_dir`` (:func:`stage_session`); once every session of the
+subject has succeeded, :func:`commit_subject` moves them into place one by one with
+``os.replace`` (atomic on one filesystem) and removes the files moved so far if one
+move fails. A subject whose processing fails therefore gets no new files.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .bids_raw import BIDS_VERSION, ensure_bidsignore, raw_path
+from .bids_raw import BIDS_VERSION, ensure_bidsignore, raw_path, subject_dir
 from .io_utils import _json_default, write_json_atomic, write_text_atomic
 
 CODE_URL = "https://github.com/dcequant/dcequant"
@@ -135,47 +136,66 @@ def write_dataset_description(output_dir, bids_dir):
     return desc
 
 
-def commit_session(output_dir, subject, session, entries):
-    """Write all ``entries`` of one session into ``output_dir``; all or nothing.
+def _staging_root(output_dir, subject):
+    return Path(output_dir) / STAGING_DIR / f"sub-{subject}"
 
-    Returns the list of written paths. Each file (and its JSON sidecar) is copied into
-    a staging folder, then moved into place; on error the moved files are removed.
+
+def stage_session(output_dir, subject, session, entries):
+    """Copy the ``entries`` of one session (and their JSON sidecars) into the subject's
+    hidden staging folder, laid out as they will be in ``output_dir``.
+
+    Earlier staged files of the same session are removed first. Returns the staged
+    files as paths relative to ``output_dir`` (the input of :func:`commit_subject`).
     """
     output_dir = Path(output_dir)
-    tag = f"sub-{subject}" + (f"_ses-{session}" if session else "")
-    staging = output_dir / STAGING_DIR / tag
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    plan = []
-    try:
-        for entry in entries:
-            target = entry.target(output_dir, subject, session)
-            staged = staging / target.name
-            shutil.copyfile(entry.source, staged)
-            plan.append((staged, target))
-            if entry.extension.startswith(".nii"):
-                entry.sidecar.setdefault("SkullStripped", False)
-            if entry.sidecar:
-                json_target = target.with_name(target.name[: -len(entry.extension)] + ".json")
-                json_staged = staging / json_target.name
-                json_staged.write_text(json.dumps(entry.sidecar, indent=2, default=_json_default) + "\n")
-                plan.append((json_staged, json_target))
-        moved = []
-        try:
-            for staged, target in plan:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, target)
-                moved.append(target)
-        except BaseException:
-            for target in moved:
-                target.unlink(missing_ok=True)
-            raise
-    finally:
+    staging = _staging_root(output_dir, subject)
+    session_root = subject_dir(staging.parent, subject, session)
+    if session:
+        shutil.rmtree(session_root, ignore_errors=True)
+    else:
         shutil.rmtree(staging, ignore_errors=True)
+    staged = []
+    for entry in entries:
+        target = entry.target(output_dir, subject, session)
+        relative = target.relative_to(output_dir)
+        (staging.parent / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry.source, staging.parent / relative)
+        staged.append(relative.as_posix())
+        if entry.extension.startswith(".nii"):
+            entry.sidecar.setdefault("SkullStripped", False)
+        if entry.sidecar:
+            json_relative = relative.with_name(relative.name[: -len(entry.extension)] + ".json")
+            (staging.parent / json_relative).write_text(
+                json.dumps(entry.sidecar, indent=2, default=_json_default) + "\n")
+            staged.append(json_relative.as_posix())
+    return staged
+
+
+def commit_subject(output_dir, subject, staged):
+    """Move the ``staged`` files of one subject (all its sessions) into ``output_dir``.
+
+    Runs only after every session of the subject succeeded (it depends on all their
+    datasinks), so a subject whose processing fails gets no new files. Each move is an
+    atomic ``os.replace``; if one fails, the files moved so far are removed again.
+    Returns the written paths.
+    """
+    output_dir = Path(output_dir)
+    staging_parent = output_dir / STAGING_DIR
+    moved = []
+    try:
+        for relative in staged:
+            target = output_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging_parent / relative, target)
+            moved.append(target)
+    except BaseException:
+        for target in moved:
+            target.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(_staging_root(output_dir, subject), ignore_errors=True)
         try:
-            (output_dir / STAGING_DIR).rmdir()
+            staging_parent.rmdir()
         except OSError:
             pass
-    return [target for _, target in plan]
-
+    return moved

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from bidsapp import derivatives
-from bidsapp.derivatives import Entry, commit_session, derivative_path, model_label, write_dataset_description
+from bidsapp.derivatives import (Entry, commit_subject, derivative_path, model_label, stage_session,
+                                 write_dataset_description)
 
 
 def test_names_come_from_entities(tmp_path):
@@ -38,18 +39,33 @@ def _entries(tmp_path, n):
     return entries
 
 
-def test_commit_writes_files_and_sidecars(tmp_path):
+def test_stage_then_commit_writes_files_and_sidecars(tmp_path):
     out = tmp_path / "out"
-    written = commit_session(out, "01", None, _entries(tmp_path, 2))
-    assert sorted(p.name for p in written) == ["sub-01_desc-m_P0.json", "sub-01_desc-m_P0.nii.gz",
-                                               "sub-01_desc-m_P1.json", "sub-01_desc-m_P1.nii.gz"]
-    sidecar = json.loads((out / "sub-01/perf/sub-01_desc-m_P0.json").read_text())
+    staged = stage_session(out, "01", "1", _entries(tmp_path, 2))
+    staged += stage_session(out, "01", "2", _entries(tmp_path, 1))
+    assert not list(out.glob("sub-01"))  # nothing visible before the commit
+    written = commit_subject(out, "01", staged)
+    assert sorted(p.relative_to(out).as_posix() for p in written) == [
+        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.json", "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.nii.gz",
+        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P1.json", "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P1.nii.gz",
+        "sub-01/ses-2/perf/sub-01_ses-2_desc-m_P0.json", "sub-01/ses-2/perf/sub-01_ses-2_desc-m_P0.nii.gz"]
+    sidecar = json.loads((out / "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.json").read_text())
     assert sidecar == {"Units": "1/min", "SkullStripped": False}
     assert not (out / derivatives.STAGING_DIR).exists()
 
 
+def test_restaging_a_session_replaces_its_files(tmp_path):
+    out = tmp_path / "out"
+    stage_session(out, "01", None, _entries(tmp_path, 3))
+    staged = stage_session(out, "01", None, _entries(tmp_path, 1))
+    assert len(list((out / derivatives.STAGING_DIR).rglob("*.nii.gz"))) == 1
+    commit_subject(out, "01", staged)
+    assert [p.name for p in out.rglob("*.nii.gz")] == ["sub-01_desc-m_P0.nii.gz"]
+
+
 def test_failed_commit_leaves_no_new_files(tmp_path, monkeypatch):
     out = tmp_path / "out"
+    staged = stage_session(out, "01", "1", _entries(tmp_path, 3))
     calls = {"n": 0}
     real_replace = os.replace
 
@@ -61,13 +77,13 @@ def test_failed_commit_leaves_no_new_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(derivatives.os, "replace", flaky_replace)
     with pytest.raises(OSError, match="disk full"):
-        commit_session(out, "01", "1", _entries(tmp_path, 3))
+        commit_subject(out, "01", staged)
     assert [p for p in out.rglob("*") if p.is_file()] == []
 
 
-def test_missing_source_fails_before_anything_is_moved(tmp_path):
+def test_missing_source_fails_while_staging(tmp_path):
     entries = _entries(tmp_path, 2)
     entries[1].source = str(tmp_path / "gone.nii.gz")
     with pytest.raises(FileNotFoundError):
-        commit_session(tmp_path / "out", "01", None, entries)
-    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+        stage_session(tmp_path / "out", "01", None, entries)
+    assert not list((tmp_path / "out").glob("sub-*"))

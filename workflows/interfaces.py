@@ -195,23 +195,45 @@ class DerivativesSinkInputSpec(BaseInterfaceInputSpec):
 
 
 class DerivativesSinkOutputSpec(TraitedSpec):
-    out_files = traits.List(traits.Str)
+    staged = traits.List(traits.Str, desc="staged files, relative to output_dir")
 
 
 class DerivativesSink(SimpleInterface):
-    """Commit all derivatives of one session (all or nothing, see
-    :func:`bidsapp.derivatives.commit_session`)."""
+    """Stage all derivatives of one session (:func:`bidsapp.derivatives.stage_session`)."""
 
     input_spec = DerivativesSinkInputSpec
     output_spec = DerivativesSinkOutputSpec
 
     def _run_interface(self, runtime):
-        from bidsapp.derivatives import commit_session, read_manifest
+        from bidsapp.derivatives import read_manifest, stage_session
 
         i = self.inputs
         entries = [e for m in i.manifests for e in read_manifest(m)]
-        written = commit_session(i.output_dir, i.subject, i.session or None, entries)
-        self._results["out_files"] = [str(p) for p in written]
+        self._results["staged"] = stage_session(i.output_dir, i.subject, i.session or None, entries)
+        return runtime
+
+
+class CommitSubjectInputSpec(BaseInterfaceInputSpec):
+    staged = traits.List(traits.Str, mandatory=True)
+    output_dir = traits.Str(mandatory=True)
+    subject = traits.Str(mandatory=True)
+
+
+class CommitSubjectOutputSpec(TraitedSpec):
+    out_files = traits.List(traits.Str)
+
+
+class CommitSubject(SimpleInterface):
+    """Move a subject's staged derivatives into place (:func:`bidsapp.derivatives.commit_subject`)."""
+
+    input_spec = CommitSubjectInputSpec
+    output_spec = CommitSubjectOutputSpec
+
+    def _run_interface(self, runtime):
+        from bidsapp.derivatives import commit_subject
+
+        i = self.inputs
+        self._results["out_files"] = [str(p) for p in commit_subject(i.output_dir, i.subject, i.staged)]
         return runtime
 
 

@@ -2,9 +2,8 @@
 
 Graph per subject/session (``init_single_session_wf``)::
 
-    [convert DICOM] -> T1 map (VFA, B1) -> concentration -> AIF -> fit <model> ... -> datasink
-                                                    \\______________/
-    and per subject: all session datasinks -> HTML report.
+    [convert DICOM] -> T1 map (VFA, B1) -> concentration -> AIF -> fit <model> ... -> datasink (staging)
+    and per subject: all session datasinks -> commit (move into output_dir) -> HTML report.
 
 Every ``init_*_wf`` factory sets ``workflow.__desc__`` (and ``__refs__``), the methods
 paragraph that :mod:`bidsapp.boilerplate` assembles into ``logs/CITATION.md``.
@@ -58,12 +57,14 @@ def init_subject_wf(config: Config, subject, sessions, work_dir):
     """All sessions of one subject, then the subject's HTML report."""
     wf = pe.Workflow(name=f"sub_{_node_name(subject)}_wf")
     merge = pe.Node(Merge(len(sessions), ravel_inputs=True), name="collect_outputs")
+    commit = pe.Node(ifc.CommitSubject(output_dir=str(config.output_dir), subject=subject),
+                     name="commit", overwrite=True)
     report = pe.Node(ifc.SubjectReport(output_dir=str(config.output_dir), subject=subject),
                      name="report", overwrite=True)
     for index, inputs in enumerate(sessions, start=1):
         session_wf = init_single_session_wf(config, inputs, work_dir)
-        wf.connect(session_wf, "outputnode.out_files", merge, f"in{index}")
-    wf.connect(merge, "out", report, "written")
+        wf.connect(session_wf, "outputnode.staged", merge, f"in{index}")
+    wf.connect([(merge, commit, [("out", "staged")]), (commit, report, [("out_files", "written")])])
     return wf
 
 
@@ -72,7 +73,7 @@ def init_single_session_wf(config: Config, inputs, work_dir):
     name = _node_name(f"ses_{inputs.session}_wf" if inputs.session else "single_session_wf")
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root"]), name="inputnode")
-    outputnode = pe.Node(IdentityInterface(fields=["out_files"]), name="outputnode")
+    outputnode = pe.Node(IdentityInterface(fields=["staged"]), name="outputnode")
     has_vfa = bool(inputs.vfa) or (inputs.from_dicom and config.t10 is None)
     if not has_vfa and config.t10 is None:
         raise ValueError(f"{inputs.name}: no VFA data for T1 mapping; give --t10 (s)")
@@ -124,7 +125,7 @@ def init_single_session_wf(config: Config, inputs, work_dir):
                     (fit_wf, manifests, [("outputnode.manifest", f"in{index}")])])
     sink = pe.Node(ifc.DerivativesSink(output_dir=str(config.output_dir), subject=inputs.subject,
                                        session=inputs.session or ""), name="datasink", overwrite=True)
-    wf.connect([(manifests, sink, [("out", "manifests")]), (sink, outputnode, [("out_files", "out_files")])])
+    wf.connect([(manifests, sink, [("out", "manifests")]), (sink, outputnode, [("staged", "staged")])])
     return wf
 
 
