@@ -35,6 +35,16 @@ _EXPORTS = {
     "fit_model": "bidsapp.fitting",
     "FitResult": "bidsapp.fitting",
     "patlak_linear": "bidsapp.fitting",
+    # synthetic studies
+    "simulate_study": "bidsapp.simulate",
+    "make_phantom": "bidsapp.simulate",
+    "simulate_subject": "bidsapp.simulate",
+    "simulate_dose_pair": "bidsapp.simulate",
+    # DICOM to BIDS
+    "convert_dicom_study": "bidsapp.conversion",
+    "plan_conversion": "bidsapp.conversion",
+    "ConversionPlan": "bidsapp.conversion",
+    "ConversionResult": "bidsapp.conversion",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -103,3 +103,23 @@ def relaxivity_for(agent, field_strength):
         )
     values = [RELAXIVITY_TABLE[generic][f] for f in fields]
     return float(np.interp(field, fields, values))
+
+
+#: formulation concentration (mmol/ml) of the marketed products, by generic name
+#: (product labels); converts an injected volume to a dose and back
+FORMULATION_MMOL_PER_ML = {
+    "gadobutrol": 1.0,
+    "gadoxetate": 0.25,
+    "gadoterate": 0.5,
+    "gadobenate": 0.5,
+    "gadopentetate": 0.5,
+    "gadoteridol": 0.5,
+    "gadodiamide": 0.5,
+    "gadoversetamide": 0.5,
+}
+DEFAULT_FORMULATION_MMOL_PER_ML = 0.5
+
+
+def formulation_concentration(agent):
+    """Concentration (mmol/ml) of the marketed formulation of ``agent`` (0.5 if unknown)."""
+    return FORMULATION_MMOL_PER_ML.get(_normalise(agent), DEFAULT_FORMULATION_MMOL_PER_ML)

@@ -11,7 +11,6 @@ converter's geometry convention (column i, row ny−1−j), in these vendor timi
 """
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid

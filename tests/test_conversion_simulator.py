@@ -59,7 +59,7 @@ def test_converted_simulator_dicom_equals_simulator_bids(tmp_path, vendor, matri
     got = json.loads((out / "sub-01/perf/sub-01_dce.json").read_text())
     assert np.max(np.abs(np.array(got["VolumeTiming"]) - want["VolumeTiming"])) < 1e-3
     for key in ("FlipAngle", "RepetitionTimeExcitation", "EchoTime", "MagneticFieldStrength", "ContrastBolusAgent",
-                "ContrastBolusIngredient"):
+                "ContrastBolusIngredient", "ContrastBolusTotalDose", "ContrastBolusDose", "ContrastBolusDoseUnits"):
         assert got[key] == pytest.approx(want[key]), key
     for index in range(1, 5):
         want_vfa = json.loads((sim / f"sub-01/anat/sub-01_flip-{index}_VFA.json").read_text())

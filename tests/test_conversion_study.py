@@ -295,13 +295,14 @@ def test_duplicate_instances_are_dropped_with_a_note(tmp_path):
 
 def test_missing_flip_angle_is_named_and_the_rest_converts(tmp_path):
     aff = oblique_affine()
-    for i, angle in enumerate((2.0, 6.0, 12.0)):
+    for i, angle in enumerate((2.0, 6.0, 12.0, 20.0)):
         write_series(tmp_path / "dicom", phantom(SHAPE, i), aff, series_number=10 + i, description=f"vfa{i}",
-                     flip=None if i == 1 else angle)
+                     flip=None if i == 1 else angle, tr=None if i == 3 else 0.005)
     write_series(tmp_path / "dicom", phantom(SHAPE + (4,), 9), aff, series_number=3, description="dyn", flip=None,
                  times=np.arange(4.0))
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     assert any("series 11 'vfa1'" in e and "FlipAngle missing" in e for e in result.errors)
+    assert any("series 13 'vfa3'" in e and "RepetitionTime missing" in e for e in result.errors)
     assert any("series 3 'dyn'" in e and "FlipAngle" in e for e in result.errors)
     assert (tmp_path / "bids/sub-01/anat/sub-01_flip-2_VFA.nii.gz").exists()
     assert not (tmp_path / "bids/sub-01/anat/sub-01_flip-3_VFA.nii.gz").exists()
@@ -372,3 +373,79 @@ def test_localizer_derived_and_phase_series_are_not_converted(tmp_path):
     roles = [(e.assignment.acq.first.series_number, e.role) for e in plan.entries]
     assert [r for n, r in roles if n in (1, 10, 11)] == ["other"] * 4
     assert [r for _, r in roles].count("vfa") == 3 and [r for _, r in roles].count("dce") == 1
+
+
+def test_anatomy_goes_through_dcm2niix_and_falls_back_to_nibabel(tmp_path, monkeypatch):
+    import bidsapp.conversion.convert as convert_module
+    from bidsapp.conversion.dcm2niix_runner import Dcm2niixError
+
+    make_study(tmp_path / "dicom")
+    result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
+    t2 = next(r for r in result.entries if r.entry.role == "T2w")
+    assert t2.details == {"tool": "dcm2niix"}
+    via_dcm2niix = nib.load(tmp_path / "bids/sub-01/anat/sub-01_T2w.nii.gz")
+    dce = nib.load(tmp_path / "bids/sub-01/perf/sub-01_dce.nii.gz")
+    assert np.allclose(via_dcm2niix.affine, dce.affine, atol=1e-4)  # reoriented onto the IPP grid
+
+    def refuse(files, grid):
+        raise Dcm2niixError("simulated failure")
+
+    monkeypatch.setattr(convert_module, "run_dcm2niix", refuse)
+    result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids2", "01")
+    t2 = next(r for r in result.entries if r.entry.role == "T2w")
+    assert t2.details == {"tool": "nibabel", "dcm2niix_fallback_reason": "simulated failure"}
+    via_nibabel = nib.load(tmp_path / "bids2/sub-01/anat/sub-01_T2w.nii.gz")
+    assert np.array_equal(via_nibabel.get_fdata(), via_dcm2niix.get_fdata())
+    assert np.allclose(via_nibabel.affine, via_dcm2niix.affine, atol=1e-4)
+
+
+def test_rle_compressed_series_convert(tmp_path):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    truth = make_study(tmp_path / "dicom", with_t2=False)
+    for path in (tmp_path / "dicom").rglob("*"):
+        if path.is_file() and path.suffix != ".txt":
+            ds = pydicom.dcmread(path)
+            ds.compress(RLELossless)
+            ds.save_as(path)
+    result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
+    assert result.ok, result.errors
+    assert np.array_equal(nib.load(tmp_path / "bids/sub-01/perf/sub-01_dce.nii.gz").get_fdata(), truth["dce"])
+
+
+def test_cli_usage_errors_exit_2_with_a_message(tmp_path, capsys):
+    assert convert_main([str(tmp_path / "missing"), str(tmp_path / "b"), "--participant-label", "01"]) == 2
+    assert "DICOM_DIR" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "x.txt").write_text("x")
+    assert convert_main([str(tmp_path / "empty"), str(tmp_path / "b"), "--participant-label", "01"]) == 2
+    assert "no DICOM images" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    assert convert_main([str(tmp_path / "empty"), str(tmp_path / "b"), "--participant-label", "a_b"]) == 2
+    assert "participant label 'a_b'" in capsys.readouterr().err
+
+
+def test_low_dose_dynamic_and_multi_echo(tmp_path):
+    aff = np.diag([-1.0, 1.0, 2.0, 1.0])
+    dicom = tmp_path / "dicom"
+    write_series(dicom, phantom((4, 4, 2, 6), 1), aff, series_number=8, description="dyn_low", times=np.arange(6.0),
+                 start=1000.0, contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 2.0})
+    uid = "1.2.3.4.77"
+    for echo, te in enumerate((0.0015, 0.004), start=1):
+        write_series(dicom, phantom((4, 4, 2, 6), 2 + echo), aff, series_number=9, description="dyn_full", te=te,
+                     times=np.arange(6.0), start=2000.0, series_uid=uid, extra={"EchoNumbers": echo},
+                     contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 8.0})
+    plan = plan_conversion(dicom, "01", bids_dir=tmp_path / "bids")
+    got = sorted((e.assignment.acq.first.series_number, e.assignment.acq.first.echo_number, e.role,
+                  e.target.name if e.target else None) for e in plan.entries)
+    assert got == [(8, None, "dce-lowdose", "sub-01_acq-lowdose_dce.nii.gz"),
+                   (9, 1, "dce", "sub-01_dce.nii.gz"), (9, 2, "other", None)]
+
+
+def test_two_series_forced_to_one_name_are_reported(tmp_path):
+    make_study(tmp_path / "dicom")
+    rules = {"rules": [{"match": {"SeriesDescription": ["dyn", "ax_tse"]}, "role": "dce"}]}
+    plan = plan_conversion(tmp_path / "dicom", "01", config=rules)
+    assert any("same BIDS name as series" in p for p in plan.problems)
+    assert len([e for e in plan.entries if e.target is not None and e.role == "dce"]) == 1

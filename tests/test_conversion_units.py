@@ -123,3 +123,56 @@ def test_first_role_wins_and_sidecars_merge():
     ]})
     fields = {"SeriesNumber": 7}.get
     assert rules.apply_rules(parsed, fields) == ("T2w", "rules[0]", {"A": 2, "B": 3})
+
+
+def test_same_date_after_midnight_is_unwrapped_and_changing_dates_are_used():
+    k = np.zeros(3, int)
+    stale = [_F(acquisition_time=t, acquisition_date=100) for t in (86395.0, 1.0, 7.0)]
+    assert np.allclose(timing.choose_timing(stale, k)[1], [86395, 86401, 86407])
+    dated = [_F(acquisition_time=t, acquisition_date=d) for t, d in ((86395.0, 100), (1.0, 101), (7.0, 101))]
+    assert np.allclose(timing.choose_timing(dated, k)[1], [86395, 86401, 86407])
+
+
+@pytest.mark.parametrize("signed,value", [(0, 0xF005), (1, 0x0F05), (1, 0x0005)])
+def test_raw_pixel_reading_matches_pydicom_masking(tmp_path, signed, value):
+    import pydicom
+
+    from bidsapp.conversion import pixels
+    from bidsapp.conversion.discover import read_header
+    from bidsapp.conversion.headers import frames_from_dataset
+    from dicom_factory import write_series
+
+    path = write_series(tmp_path, np.full((3, 2, 1), 5.0), np.diag([-1.0, 1.0, 1.0, 1.0]), series_number=1)[0]
+    ds = pydicom.dcmread(path)
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, signed
+    ds.PixelData = np.full((2, 3), value, np.uint16).tobytes()
+    ds.save_as(path)
+    header, offset, reason = read_header(path)
+    assert reason is None and offset is not None
+    frame = frames_from_dataset(header, path)[0]
+    frame.pixel_offset = offset
+    assert np.array_equal(pixels._raw_pixels(frame), pydicom.dcmread(path).pixel_array)
+
+
+def test_dicom_without_preamble_is_read_and_text_is_not(tmp_path):
+    import pydicom
+
+    from bidsapp.conversion import pixels
+    from bidsapp.conversion.discover import read_header
+    from bidsapp.conversion.headers import frames_from_dataset
+    from dicom_factory import write_series
+
+    data = np.arange(6.0).reshape(3, 2, 1) + 7
+    path = write_series(tmp_path, data, np.diag([-1.0, 1.0, 1.0, 1.0]), series_number=1)[0]
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    raw = tmp_path / "raw_no_preamble"
+    ds.save_as(raw, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    header, offset, reason = read_header(raw)
+    assert reason is None and offset is not None
+    frame = frames_from_dataset(header, raw)[0]
+    frame.pixel_offset = offset
+    assert np.array_equal(pixels._raw_pixels(frame), data[:, ::-1, 0].T)
+    (tmp_path / "notes").write_bytes(b"\x08\x00 hello, not DICOM at all")
+    assert read_header(tmp_path / "notes")[2] is not None

@@ -115,6 +115,8 @@ def test_protocol_errors_name_the_field():
     with pytest.raises(ValueError, match="bolus_arrival"):
         Protocol(baseline_frames=5, temporal_resolution=5.0, bolus_arrival=10.0)
     assert Protocol(bolus_arrival=30.0).nominal_arrival == 30.0
+    assert Protocol(agent="Gadovist").injected_volume_ml() == pytest.approx(7.0)  # 1.0 M, 70 kg
+    assert Protocol(agent="gadoterate").injected_volume_ml(0.5) == pytest.approx(7.0)  # 0.5 M
     with pytest.raises(ValueError, match="unknown Protocol field"):
         FAST.replace(frames=3)
     with pytest.raises(ValueError, match="field_strength"):

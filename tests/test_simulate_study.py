@@ -1,6 +1,7 @@
 """Whole studies: BIDS validity, truth layout, DICOM readable by pydicom and dcm2niix, CLI."""
 
 import csv
+import io
 import json
 import re
 import shutil
@@ -120,6 +121,10 @@ def test_every_dicom_file_is_read_by_pydicom(study):
             assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" and ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
             assert ds.pixel_array.shape == (GRID.matrix[1], GRID.matrix[0])
             by_series.setdefault(ds.SeriesInstanceUID, []).append(ds)
+        # the cached-element encoder writes exactly what pydicom's own writer writes
+        rewritten = io.BytesIO()
+        pydicom.dcmread(files[0]).save_as(rewritten, enforce_file_format=True)
+        assert rewritten.getvalue() == files[0].read_bytes()
         roles = {s["SeriesInstanceUID"]: s for s in info["series"]}
         assert set(by_series) == set(roles)
         for uid, datasets in by_series.items():
@@ -185,3 +190,14 @@ def test_cli_writes_a_study_and_refuses_a_non_empty_folder(tmp_path, capsys):
 def test_cli_module_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bidsapp.simulate.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--vendor" in result.stdout
+
+
+def test_same_seed_gives_the_same_study(tmp_path):
+    tiny = dict(n_subjects=1, fmt="both", grid=Grid(matrix=(16, 16, 2), voxel_size=(12.0, 12.0, 10.0)), protocol=Protocol(n_frames=4, baseline_frames=2))
+    runs = [simulate_study(tmp_path / name, seed=seed, **tiny) for name, seed in (("a", 8), ("b", 8), ("c", 9))]
+    assert runs[0].sessions == runs[1].sessions != runs[2].sessions
+    dicom = [{f.name: f.read_bytes() for f in (tmp_path / n / "sourcedata/dicom/sub-01").iterdir()} for n in ("a", "b")]
+    assert dicom[0] == dicom[1]
+    dce = [nib.load(tmp_path / n / "sub-01/perf/sub-01_dce.nii.gz").get_fdata() for n in ("a", "b", "c")]
+    np.testing.assert_array_equal(dce[0], dce[1])
+    assert not np.array_equal(dce[0], dce[2])

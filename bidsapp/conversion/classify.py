@@ -8,9 +8,9 @@ in this order; user rules from :mod:`.rules` override the result):
   with a single acquisition.
 * ``dce`` — at least :data:`MIN_DYNAMIC_VOLUMES` volumes per slice position from a
   gradient-echo sequence with TR < :data:`MAX_SPGR_TR_S`. Longer-TR dynamics (DSC,
-  fMRI) are ``other``. With several dynamics the one with the larger contrast dose
-  (else more volumes, else the later one) is ``dce`` and an earlier/smaller one is
-  ``dce-lowdose``.
+  fMRI) are ``other``. Of a multi-echo dynamic series only the shortest echo is
+  ``dce``. With several dynamic series the one with the larger contrast dose (else more
+  volumes, else the later one) is ``dce`` and the next one ``dce-lowdose``.
 * ``FLAIR`` — inversion recovery with TI ≥ 1.5 s, or FLAIR in the description;
   ``T2w`` — TR ≥ 1.5 s and TE ≥ 60 ms; ``T1w`` — spin echo with TR < 1 s and TE < 30 ms,
   or inversion-prepared gradient echo (MPRAGE, TI 0.3–1.5 s).
@@ -125,7 +125,7 @@ def automatic_role(acq, series_sizes):
         return "T1w", f"inversion-prepared, TI {_ms(ti)}"
     if "SE" in seq and tr is not None and te is not None and tr < 1.0 and te < 0.03:
         return "T1w", f"spin echo TR {_ms(tr)}, TE {_ms(te)}"
-    if _is_gradient_echo(f) and tr is not None and tr < MAX_SPGR_TR_S:
+    if _is_gradient_echo(f) and (tr is None or tr < MAX_SPGR_TR_S):
         return "spgr", f"single-volume gradient echo TR {_ms(tr)}"
     return "other", f"no DCE role (TR {_ms(tr)}, TE {_ms(te)}, {f.scanning_sequence or 'sequence ?'})"
 
@@ -168,6 +168,14 @@ def _dose(acq):
 
 def _pick_dynamics(assignments):
     dyn = [a for a in assignments if a.role == "dce" and a.decided_by == "auto"]
+    first_echo = {}
+    for a in sorted(dyn, key=lambda a: a.acq.first.echo_time or 0.0):
+        if a.acq.series_uid in first_echo:  # later echo (or other image) of the same dynamic series
+            a.role = "other"
+            a.reason = f"{a.reason}; not the shortest echo of its series ({first_echo[a.acq.series_uid].acq.label})"
+        else:
+            first_echo[a.acq.series_uid] = a
+    dyn = list(first_echo.values())
     if len(dyn) < 2:
         return
     doses = [_dose(a.acq) for a in dyn]

@@ -44,10 +44,7 @@ def main(argv=None):
         print(plan.table())
         for problem in plan.problems:
             print(f"error: {problem}", file=sys.stderr)
-        return 1 if plan.problems else (2 if not plan.entries else 0)
-    if not plan.entries:
-        print(f"dcequant-convert: error: no DICOM images under {args.dicom_dir}", file=sys.stderr)
-        return 2
+        return 1 if plan.problems else 0
     for r in outcome.entries:
         if r.files:
             print(f"{r.status:10s} {r.entry.label} -> {r.entry.target}")

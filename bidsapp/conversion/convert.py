@@ -19,7 +19,6 @@ silently replaced. Identical re-runs rewrite identical bytes (idempotent).
 """
 
 import filecmp
-import json
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from .. import bids_raw
 from .._version import __version__
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, write_json_atomic
 from . import pixels, sidecars, timing
 from .dcm2niix_runner import Dcm2niixError, dcm2niix_version, run_dcm2niix
 from .plan import ANAT_ROLES, plan_conversion
@@ -68,17 +67,6 @@ class ConversionResult:
     @property
     def ok(self):
         return not self.errors
-
-
-def _json_bytes(data):
-    def default(obj):
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-    return (json.dumps(data, indent=2, default=default) + "\n").encode("utf-8")
 
 
 def stage_and_commit(items, overwrite):
@@ -121,7 +109,7 @@ def _nifti(data, affine, volume_timing=None):
 def _write_pair(target, img, sidecar, overwrite):
     json_path = target.with_name(target.name.replace(".nii.gz", ".json"))
     statuses = stage_and_commit(
-        [(target, lambda tmp: nib.save(img, str(tmp))), (json_path, lambda tmp: tmp.write_bytes(_json_bytes(sidecar)))],
+        [(target, lambda tmp: nib.save(img, str(tmp))), (json_path, lambda tmp: write_json_atomic(tmp, sidecar))],
         overwrite,
     )
     status = "replaced" if "replaced" in statuses else "written" if "written" in statuses else "unchanged"
@@ -141,7 +129,8 @@ def _convert_dce(a):
     if missing:
         raise ValueError(f"{', '.join(missing)} missing from the DICOM header; supply it with a "
                          "user rule's \"sidecar\" (see docs/conversion.md)")
-    return _nifti(data, stack.grid.affine, vt), sidecar, {"timing_source": source, "volumes": len(vt)}
+    details = {"timing_source": source, "volume_order": stack.order_source, "volumes": len(vt)}
+    return _nifti(data, stack.grid.affine, vt), sidecar, details
 
 
 def _convert_vfa(a, dce_grid):

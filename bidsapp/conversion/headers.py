@@ -74,6 +74,7 @@ class Frame:
     philips_scale_slope: float | None = None
     contrast: dict = field(default_factory=dict)
     dataset: object = field(default=None, repr=False, compare=False)
+    pixel_offset: int | None = None  # file offset of raw little-endian pixel values
 
     @property
     def label(self):
@@ -312,11 +313,10 @@ def _enhanced_frames(ds, path):
                 content_date=ref_date,
                 rescale_slope=_float(fg("PixelValueTransformationSequence", "RescaleSlope")) or 1.0,
                 rescale_intercept=_float(fg("PixelValueTransformationSequence", "RescaleIntercept")) or 0.0,
-                **{k: v for k, v in fields.items()},
+                **fields,
             )
         )
-        # the enhanced MR module has no top-level FlipAngle etc.; fall back to it anyway
-        frame = frames[-1]
+        frame = frames[-1]  # legacy-converted objects may keep FlipAngle/TR at the top level
         if frame.flip_angle is None:
             frame.flip_angle = _float(_get(ds, "FlipAngle"))
         if frame.repetition_time is None:

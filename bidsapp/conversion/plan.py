@@ -113,7 +113,8 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
 
     ``config`` is a rules file path, a parsed rules mapping or None (see
     :mod:`bidsapp.conversion.rules`). ``bids_dir`` only fills in target paths; nothing is
-    written.
+    written. Raises ValueError for a bad label, bad rules, or a folder without DICOM
+    images.
     """
     subject = bids_raw.strip_prefix(participant_label, "sub")
     session = bids_raw.strip_prefix(session_label, "ses") if session_label else None
@@ -122,6 +123,8 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
             raise ValueError(f"{name} {value!r} must be alphanumeric (BIDS label)")
     rules = load_rules(config)
     found = discover_dicom(dicom_dir)
+    if not found.frames:
+        raise ValueError(f"DICOM_DIR {dicom_dir}: no DICOM images found ({found.n_files} files looked at)")
     frames, dup_notes = remove_duplicates(found.frames)
     acquisitions = stack_all(group_acquisitions(frames))
     assignments = classify(acquisitions, rules)
@@ -134,12 +137,21 @@ def plan_conversion(dicom_dir, participant_label, session_label=None, config=Non
         n_files=found.n_files,
         notes=found.notes + dup_notes,
     )
+    claimed = {}
     for a in assignments:
-        plan.entries.append(PlanEntry(assignment=a, target=target_path(a, root, subject, session)))
+        target = target_path(a, root, subject, session)
+        if target is not None and target in claimed:
+            a.problem = f"same BIDS name as {claimed[target]}; choose one with a user rule (role 'ignore')"
+            target = None
+        elif target is not None:
+            claimed[target] = a.acq.label
+        plan.entries.append(PlanEntry(assignment=a, target=target))
         for warning in (a.acq.stack.warnings if a.acq.stack is not None else []):
             plan.notes.append(f"{a.acq.label}: {warning}")
-    if not frames:
-        plan.notes.append(f"{dicom_dir}: no DICOM images found")
-    elif not plan.entries_with_role("dce"):
+    patients = sorted({str(getattr(f.dataset, "PatientID", "") or "") for f in frames} - {""})
+    if len(patients) > 1:
+        plan.notes.append(f"{dicom_dir}: images of {len(patients)} different PatientIDs ({', '.join(patients[:5])}); "
+                          "all are converted as participant " + subject)
+    if not plan.entries_with_role("dce"):
         plan.notes.append("no dynamic (DCE) series found")
     return plan

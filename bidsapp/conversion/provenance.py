@@ -13,7 +13,8 @@ identical logs. Format (one object)::
                  "role": "dce", "decided_by": "auto", "reason": "…",
                  "status": "converted", "message": "",
                  "outputs": ["sub-01/perf/sub-01_dce.nii.gz", "sub-01/perf/sub-01_dce.json"],
-                 "details": {"timing_source": "AcquisitionTime", "volumes": 661},
+                 "details": {"timing_source": "AcquisitionTime",
+                             "volume_order": "AcquisitionTime", "volumes": 661},
                  "files": ["dyn/IM0001", …]}]}
 """
 

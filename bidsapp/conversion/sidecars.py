@@ -5,15 +5,28 @@ Field names follow BIDS (MRI common metadata, qMRI VFA) and dcequant's raw layou
 Contrast fields are copied from the DICOM Contrast/Bolus module of the dynamic series:
 ``ContrastBolusVolume`` and ``ContrastBolusTotalDose`` in ml (as DICOM defines them),
 ``ContrastBolusIngredientConcentration`` in mg/ml, and ``ContrastBolusStartTime`` in s
-relative to the first dynamic frame (DICOM stores a clock time).
+relative to the first dynamic frame (DICOM stores a clock time). When PatientWeight is
+known, the dose per body weight is added as ``ContrastBolusDose`` (mmol/kg,
+``ContrastBolusDoseUnits``) = injected volume × formulation concentration / weight,
+with the concentrations of :func:`bidsapp.relaxivity.formulation_concentration`
+(product labels; 0.5 mmol/ml for other gadolinium agents).
 """
 
+from ..relaxivity import formulation_concentration
 from . import timing
 
 
 def _put(out, key, value):
     if value is not None and value != "":
         out[key] = round(value, 9) if isinstance(value, float) else value
+
+
+def _positive(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def common_fields(frame):
@@ -49,6 +62,12 @@ def contrast_fields(frame, first_clock):
     for key in ("ContrastBolusAgent", "ContrastBolusRoute", "ContrastBolusVolume", "ContrastBolusTotalDose",
                 "ContrastBolusIngredient", "ContrastBolusIngredientConcentration", "ContrastFlowRate"):
         _put(out, key, c.get(key))
+    volume = c.get("ContrastBolusTotalDose", c.get("ContrastBolusVolume"))
+    weight = _positive(getattr(frame.dataset, "PatientWeight", None))
+    if volume and weight and c.get("ContrastBolusAgent"):
+        mmol = volume * formulation_concentration(c["ContrastBolusAgent"])
+        _put(out, "ContrastBolusDose", round(mmol / weight, 6))
+        out["ContrastBolusDoseUnits"] = "mmol/kg"
     start = c.get("ContrastBolusStartTime")
     if start is not None and first_clock is not None:
         _put(out, "ContrastBolusStartTime", round(timing.clock_difference(start, first_clock), 6))
@@ -58,6 +77,7 @@ def contrast_fields(frame, first_clock):
 def dce_sidecar(frame, volume_timing, first_clock, extra=None):
     """Sidecar of the dynamic series (``*_dce.json``)."""
     out = common_fields(frame)
+    out["PulseSequenceType"] = "SPGR"  # the dce role requires a short-TR gradient echo
     out["VolumeTiming"] = [round(float(t), 6) for t in volume_timing]
     out.update(contrast_fields(frame, first_clock))
     out.update(extra or {})

@@ -8,7 +8,8 @@ present in every frame *and* separates the frames acquired at one slice position
 
 1. ``TriggerTime`` (0018,1060), ms;
 2. ``AcquisitionTime`` (0008,0032) (enhanced MR: FrameAcquisitionDateTime), with
-   AcquisitionDate when every frame has it, otherwise unwrapped across midnight;
+   AcquisitionDate when every frame has it and it changes within the series, otherwise
+   unwrapped across midnight;
 3. ``ContentTime`` (0008,0033) (enhanced MR: FrameReferenceDateTime), likewise;
 4. ``TemporalPositionIdentifier`` (0020,0100) × ``TemporalResolution`` (0020,0110, ms).
 
@@ -58,7 +59,8 @@ def _clock(frames, time_attr, date_attr):
     if any(v is None for v in times):
         return None
     dates = [getattr(f, date_attr) for f in frames]
-    if all(d is not None for d in dates):
+    # dates are trusted only when they change (some exports keep the study date after midnight)
+    if all(d is not None for d in dates) and len(set(dates)) > 1:
         base = min(dates)
         return np.array([(d - base) * DAY_S + t for d, t in zip(dates, times)])
     return unwrap_midnight(times)

@@ -35,6 +35,7 @@ from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
 LOGGER = logging.getLogger("dcequant.fitting")
+DELAY_SUBSTEPS = 4
 
 
 @dataclass
@@ -50,6 +51,9 @@ class FitOptions:
     aif_times : time grid (s) of ``aif`` when it is not sampled at the frame times
         ``t`` — e.g. an analytic population AIF on a 0.5 s grid; the convolution then
         resolves the first pass between frames (see :class:`bidsapp.models.PlasmaInput`).
+    substeps : sub-steps per frame interval in the convolution (default: enough to
+        resolve ``aif_times``; 4 when a delay is fitted or fixed and the AIF is given at
+        the frames, so the delayed piecewise-linear AIF is followed between frames; else 1).
     chunk_size : voxels per chunk (default 16384 on CPU, 131072 on CUDA).
     progress : callable ``progress(done, total)`` called after each chunk.
     """
@@ -58,11 +62,12 @@ class FitOptions:
     delay: object = None
     delay_bounds: tuple = (-10.0, 30.0)
     init: str = "auto"
-    max_iter: int = 60
-    ftol: float = 1e-10
+    max_iter: int = 100
+    ftol: float = 1.5e-8
     xtol: float = 1e-8
     min_r2: float = 0.0
     aif_times: object = None
+    substeps: int = None
     chunk_size: int = None
     progress: object = None
 
@@ -175,6 +180,47 @@ def _standard_errors(jtj, sse, n_t, n_p):
         (info == 0)[:, None, None], inv * (sse / max(n_t - n_p, 1))[:, None, None], torch.full_like(inv, float("nan")))
 
 
+FIRST_PASS_ITERATIONS = 15
+
+
+class _Outputs:
+    """Per-voxel result arrays of one fit (filled chunk by chunk)."""
+
+    def __init__(self, n_vox, n_p):
+        self.theta = np.full((n_vox, n_p), np.nan)
+        self.se = np.full((n_vox, n_p), np.nan)
+        self.cov = np.full((n_vox, n_p, n_p), np.nan)
+        self.sse = np.full(n_vox, np.nan)
+        self.r2 = np.full(n_vox, np.nan)
+        self.converged = np.zeros(n_vox, dtype=bool)
+
+    def store(self, sel, y, res, n_t, n_p):
+        if sel.size == 0:
+            return
+        se, cov = _standard_errors(res.jtj, res.sse, n_t, n_p)
+        sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
+        r2 = torch.where(sst > 0, 1.0 - res.sse / sst.clamp_min(1e-300),
+                         torch.where(res.sse <= 1e-300, torch.ones_like(sst), torch.zeros_like(sst)))
+        self.theta[sel] = res.theta.cpu().numpy()
+        self.se[sel] = se.cpu().numpy()
+        self.cov[sel] = cov.cpu().numpy()
+        self.sse[sel] = res.sse.cpu().numpy()
+        self.r2[sel] = r2.cpu().numpy()
+        self.converged[sel] = res.converged.cpu().numpy()
+
+
+def _take(res, keep):
+    """The part of an :class:`LMResult` for the voxels in ``keep``."""
+    keep = torch.as_tensor(keep, device=res.theta.device)
+    return type(res)(res.theta[keep], res.sse[keep], res.jtj[keep], res.converged[keep], res.n_iter[keep])
+
+
+def _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev):
+    y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
+    delay = None if fixed is None else torch.as_tensor(fixed[sel], dtype=torch.float64, device=dev)
+    return y, KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
+
+
 def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="auto", **options):
     """Fit a kinetic model to tissue concentration curves.
 
@@ -206,7 +252,10 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     t_, aif_, aif_grid = prepare_inputs(t, aif, dev, opts.aif_times)
     if not bool((aif_ != 0).any()):
         raise ValueError("aif: the arterial input function is zero everywhere")
-    plasma = PlasmaInput(t_, aif_, aif_grid)
+    substeps = opts.substeps
+    if substeps is None and aif_grid is None and (fit_delay or opts.delay is not None):
+        substeps = DELAY_SUBSTEPS
+    plasma = PlasmaInput(t_, aif_, aif_grid, substeps)
     flat, lead, use = _as_voxels(concentration, t_.numel(), mask)
     if fit_delay and opts.delay is not None:
         raise ValueError("delay: give a fixed delay or fit_delay=True, not both")
@@ -217,34 +266,36 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     names = spec.params + (("delay",) if fit_delay else ())
     n_vox, n_t, n_p = flat.shape[0], t_.numel(), len(names)
 
-    theta_all = np.full((n_vox, n_p), np.nan)
-    se_all = np.full((n_vox, n_p), np.nan)
-    cov_all = np.full((n_vox, n_p, n_p), np.nan)
-    sse_all = np.full(n_vox, np.nan)
-    r2_all = np.full(n_vox, np.nan)
-    conv_all = np.zeros(n_vox, dtype=bool)
+    out = _Outputs(n_vox, n_p)
     chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 16384))
     todo = np.flatnonzero(use)
+    first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
+    pending_idx, pending_theta = [], []
     for start in range(0, todo.size, chunk):
         sel = todo[start:start + chunk]
-        y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
-        delay = None if fixed is None else torch.as_tensor(fixed[sel], dtype=torch.float64, device=dev)
-        problem = KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
-        theta0 = _starting_values(spec, opts, fit_delay, delay, plasma, y, lo, hi)
-        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, opts.max_iter, opts.ftol, opts.xtol)
-        se, cov = _standard_errors(res.jtj, res.sse, n_t, n_p)
-        sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
-        r2 = torch.where(sst > 0, 1.0 - res.sse / sst.clamp_min(1e-300),
-                         torch.where(res.sse <= 1e-300, torch.ones_like(sst), torch.zeros_like(sst)))
-        theta_all[sel] = res.theta.cpu().numpy()
-        se_all[sel] = se.cpu().numpy()
-        cov_all[sel] = cov.cpu().numpy()
-        sse_all[sel] = res.sse.cpu().numpy()
-        r2_all[sel] = r2.cpu().numpy()
-        conv_all[sel] = res.converged.cpu().numpy()
-        LOGGER.debug("fitted %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
+        y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
+        theta0 = _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
+        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
+        unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
+        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, n_p)
+        pending_idx.append(sel[unfinished])
+        pending_theta.append(res.theta[unfinished])
+        LOGGER.debug("first pass: %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
         if opts.progress is not None:
             opts.progress(start + sel.size, todo.size)
+    # voxels still moving after the first pass continue together, so the slow tail
+    # of every chunk costs one batch instead of one batch per chunk
+    pending = np.concatenate(pending_idx) if pending_idx else np.zeros(0, dtype=int)
+    if pending.size:
+        theta_rest = torch.cat(pending_theta)
+        for start in range(0, pending.size, chunk):
+            sel = pending[start:start + chunk]
+            y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
+            res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
+                                      opts.max_iter - first_pass, opts.ftol, opts.xtol)
+            out.store(sel, y, res, n_t, n_p)
+    theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
+        out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
 
     params = {n: theta_all[:, i] for i, n in enumerate(names)}
     stderr = {n: se_all[:, i] for i, n in enumerate(names)}

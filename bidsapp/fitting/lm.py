@@ -1,8 +1,11 @@
 """Batched, bounded Levenberg–Marquardt least squares in torch.
 
 All voxels iterate together; each keeps its own damping λ, and voxels that have
-converged leave the active set so the work shrinks as the fit proceeds. Steps use
-Marquardt's scaling (λ·diag(JᵀJ)) and are projected onto the box bounds. Data are
+converged leave the batch so the work shrinks as the fit proceeds. Steps use
+Marquardt's scaling (λ·diag(JᵀJ)) and are projected onto the box bounds; a parameter
+on a bound whose gradient points outwards is held there for that step (active-set
+handling), so the others take a proper Gauss–Newton step instead of creeping along
+the boundary. Data are
 time-major: ``y [T, N]``, Jacobian ``[P, T, N]``.
 
 A voxel has converged when an accepted step improves the sum of squares by less than
@@ -39,7 +42,7 @@ def normal_matrix(jac):
     return out
 
 
-def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-10, xtol=1e-8, lambda0=1e-3):
+def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1.5e-8, xtol=1e-8, lambda0=1e-3):
     """Minimise ``Σ_t (y − f(θ))²`` per voxel within ``lower ≤ θ ≤ upper``.
 
     Parameters
@@ -70,10 +73,15 @@ def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-1
     for _ in range(max_iter):
         if act.numel() == 0:
             break
-        grad = (jac * resid).sum(1).T  # [n, P]
-        scale = torch.diagonal(jtj, dim1=1, dim2=2)
+        grad = (jac * resid).sum(1).T  # [n, P]; a step along +grad lowers the SSE
+        # parameters on a bound whose gradient points outwards are held (active set)
+        held = ((theta <= lower) & (grad < 0)) | ((theta >= upper) & (grad > 0))
+        free = (~held).to(jtj.dtype)
+        grad = grad * free
+        system = jtj * (free[:, :, None] * free[:, None, :]) + torch.diag_embed(held.to(jtj.dtype))
+        scale = torch.diagonal(system, dim1=1, dim2=2)
         scale = torch.maximum(scale, 1e-12 * scale.amax(-1, keepdim=True)).clamp_min(1e-300)
-        step, info = torch.linalg.solve_ex(jtj + torch.diag_embed(lam[:, None] * scale), grad)
+        step, info = torch.linalg.solve_ex(system + torch.diag_embed(lam[:, None] * scale), grad)
         step = torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
         predicted = (step * (grad + lam[:, None] * scale * step)).sum(-1)
         trial = torch.maximum(torch.minimum(theta + step, upper), lower)

@@ -56,7 +56,8 @@ class KineticProblem:
             th = theta.detach().requires_grad_(True)
             terms = spec.terms({name: th[:, i] for i, name in enumerate(spec.params)})
             quantities = [q for coef, rate in terms for q in (coef, rate) if q is not None]
-            grads = iter([torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T for q in quantities])
+            grads = iter([torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T if q.requires_grad
+                          else torch.zeros_like(th).T for q in quantities])  # constant rates (k = 0)
         inputs, cp = self._inputs(theta, idx)
         n_t, n = self.t.shape[0], theta.shape[0]
         pred = torch.zeros(n_t, n, dtype=theta.dtype, device=theta.device)

@@ -130,7 +130,7 @@ def grid_start(spec, plasma, y, delays=None):
 
     ``delays`` is a 1-D tensor of candidate delays (s) or ``None`` (no delay). With
     several delays the search has two stages: the delay is chosen with a coarse rate
-    grid, then the full rate grid is searched at each voxel's delay.
+    grid, then the full rate grid is searched at that delay and its two neighbours.
     """
     t = plasma.t
     combos = torch.as_tensor(_rate_combos(spec.name), dtype=t.dtype, device=t.device)
@@ -147,12 +147,18 @@ def grid_start(spec, plasma, y, delays=None):
     delay_idx = best // n_coarse
     coef = torch.empty(y.shape[0], len(_BASES[spec.name]), dtype=y.dtype, device=y.device)
     combo = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
-    sse = torch.empty(y.shape[0], dtype=y.dtype, device=y.device)
-    for j in torch.unique(delay_idx).tolist():
-        sel = delay_idx == j
-        coef[sel], combo[sel], sse[sel] = _grid_search(spec.name, plasma, y[sel], delays[j:j + 1], combos)
+    sse = torch.full((y.shape[0],), float("inf"), dtype=y.dtype, device=y.device)
+    chosen = delay_idx.clone()
+    for offset in (0, -1, 1):  # the coarse stage's delay and its two neighbours
+        candidate = (delay_idx + offset).clamp(0, delays.numel() - 1)
+        for j in torch.unique(candidate).tolist():
+            sel = torch.nonzero(candidate == j).flatten()
+            c, k, e = _grid_search(spec.name, plasma, y[sel], delays[j:j + 1], combos)
+            better = e < sse[sel]
+            sel = sel[better]
+            coef[sel], combo[sel], sse[sel], chosen[sel] = c[better], k[better], e[better], j
     rates = combos[combo] if combos.numel() else coef[:, :0]
-    return coefficients_to_params(spec.name, coef, rates), delays[delay_idx], sse
+    return coefficients_to_params(spec.name, coef, rates), delays[chosen], sse
 
 
 def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
@@ -180,7 +186,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
 def murase_start(spec, plasma, y):
     """Murase linearisation for ``tofts`` / ``extended_tofts`` (no delay); ``y [N, T]``."""
     cp = plasma.at_frames()[:, 0]
-    icp = exp_conv_time_major(plasma.subdivided()[..., None], plasma.t, torch.zeros(1, dtype=y.dtype))[:, 0, 0]
+    icp = exp_conv_time_major(plasma.subdivided()[..., None], plasma.t, y.new_zeros(1))[:, 0, 0]
     ic = cumulative_integral(y, plasma.t)
     cols = [icp.expand_as(y), -ic] + ([cp.expand_as(y)] if spec.name == "extended_tofts" else [])
     x = torch.stack(cols, dim=-1)  # [N, T, m]

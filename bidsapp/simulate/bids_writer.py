@@ -19,7 +19,6 @@ from ..io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
 from .subject import RECEIVER_GAIN
 from .tissues import TISSUE_CLASSES
 
-TRUTH_PIPELINE = "truth"
 MANUFACTURER = "dcequant simulator"
 DOSE_PAIR_ACQ = {"low": "lowdose", "standard": "fulldose"}
 
@@ -51,13 +50,15 @@ def _common_sidecar(protocol):
     }
 
 
-def contrast_fields(protocol, bolus=True):
-    """Contrast-agent sidecar fields (dose in mmol/kg)."""
-    fields = {"ContrastBolusIngredient": "GADOLINIUM", "ContrastBolusAgent": protocol.agent}
-    if bolus:
-        fields["ContrastBolusDose"] = protocol.dose
-        fields["ContrastBolusDoseUnits"] = "mmol/kg"
-    return fields
+def contrast_fields(protocol, dose_fraction=1.0):
+    """Contrast-agent sidecar fields (total dose in ml, dose in mmol/kg)."""
+    return {
+        "ContrastBolusIngredient": "GADOLINIUM",
+        "ContrastBolusAgent": protocol.agent,
+        "ContrastBolusTotalDose": round(protocol.injected_volume_ml(dose_fraction), 4),
+        "ContrastBolusDose": dose_fraction * protocol.dose,
+        "ContrastBolusDoseUnits": "mmol/kg",
+    }
 
 
 def write_raw_session(root, subject, session, sim, dose_pair=None):
@@ -103,7 +104,7 @@ def _write_dose_pair(root, subject, session, pair, protocol, grid):
         sidecar = {"FlipAngle": pair.flip_angle, "RepetitionTimeExcitation": pair.tr, "PulseSequenceType": "SPGR", **_common_sidecar(protocol)}
         if dose is not None:
             fraction = pair.low_dose_fraction if dose == "low" else 1.0
-            sidecar.update(contrast_fields(protocol.replace(dose=fraction * protocol.dose)))
+            sidecar.update(contrast_fields(protocol, fraction))
             sidecar["ContrastDoseFraction"] = fraction
         write_json_atomic(path.with_name(path.name.replace(".nii.gz", ".json")), sidecar)
         written.append(path)
@@ -230,7 +231,7 @@ def write_truth_dataset_files(root, participants, group_column):
         bids_raw.update_participants(root, participants, columns_doc=subject_truth_columns(participants[0], group_column))
 
 
-def write_raw_dataset_files(root, participants, group_column, group_labels, study_summary):
+def write_raw_dataset_files(root, participants, group_column, group_labels, readme):
     """Raw dataset files: description, ``.bidsignore``, README and participants."""
     bids_raw.ensure_dataset_description(
         root,
@@ -240,7 +241,7 @@ def write_raw_dataset_files(root, participants, group_column, group_labels, stud
         GeneratedBy=[{"Name": "dcequant-simulate", "Version": __version__}],
     )
     bids_raw.ensure_bidsignore(root)
-    write_text_atomic(root / "README", study_summary)
+    write_text_atomic(root / "README", readme)
     doc = {
         group_column: {
             "Description": "binary group label; the second level shifts tumour Ktrans and vp",

@@ -13,6 +13,7 @@ series is what (for converter tests). Vendor conventions: :mod:`.dicom_vendors`.
 
 import datetime as dt
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -29,12 +30,9 @@ from .dicom_vendors import vendor_style
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 GYROMAGNETIC_MHZ_PER_T = 42.577478518
-PATIENT_WEIGHT_KG = 70.0
 MAX_STORED = 4000  # largest stored value (12-bit data)
-#: formulation concentration (mmol/ml) to express the dose as an injected volume
-AGENT_CONCENTRATION = {"gadobutrol": 1.0, "gadoxetate": 0.25}
-DEFAULT_AGENT_CONCENTRATION = 0.5
 SIMULATION_JSON = "simulation.json"
+DCE_SERIES_NUMBER = 30
 
 
 def _tm(moment):
@@ -64,7 +62,7 @@ def _session_series(subject, session, sim, style, dose_pair):
     if dose_pair is not None:
         series.append(_Series("t1w_pre", style.t1w_description.format(label="pre"), 20, dose_pair.pre, dose_pair.flip_angle, dose_pair.tr, bids_name=bids_raw.raw_path("", subject, session, "anat", "T1w").as_posix()))
     dce_name = bids_raw.dce_path("", subject, session).as_posix()
-    series.append(_Series("dce", style.dce_description, 30, sim.dce, protocol.dce_flip_angle, protocol.dce_tr, sim.t, 1.0, dce_name))
+    series.append(_Series("dce", style.dce_description, DCE_SERIES_NUMBER, sim.dce, protocol.dce_flip_angle, protocol.dce_tr, sim.t, 1.0, dce_name))
     if dose_pair is not None:
         for offset, (dose, volume) in enumerate((("low", dose_pair.low), ("standard", dose_pair.standard))):
             fraction = dose_pair.low_dose_fraction if dose == "low" else 1.0
@@ -93,6 +91,7 @@ def write_dicom_session(
     start (default 2024-03-04 09:00).
     """
     style = vendor_style(vendor)
+    folder = Path(folder)
     protocol, grid = sim.protocol, sim.phantom.grid
     key = ("dcequant-simulate", seed, subject, session or "", style.name)
 
@@ -102,7 +101,8 @@ def write_dicom_session(
     rng = np.random.default_rng([int(seed), zlib.crc32("/".join(str(p) for p in key).encode())])
     start = study_datetime or dt.datetime(2024, 3, 4, 9, 0, 0)
     series = _session_series(subject, session, sim, style, dose_pair)
-    study_uid, vfa_study_uid = uid("study"), uid("study-vfa") if vfa_separate_study else uid("study")
+    study_uid = uid("study")
+    vfa_study_uid = uid("study-vfa") if vfa_separate_study else study_uid
     frame_of_reference = uid("frame-of-reference")
     global_scale = MAX_STORED / max(float(s.volume.max()) for s in series)
     series_start = {}
@@ -142,14 +142,9 @@ def write_dicom_session(
         )
 
     tasks = [(s, n, k) for s in series for n in range(s.volume.shape[-1]) for k in range(grid.matrix[2])]
-    names = set()
-    while len(names) < len(tasks):
-        names.add(f"{rng.integers(0, 16**12):012x}")
-    names = sorted(names)
-    rng.shuffle(names)
     folder.mkdir(parents=True, exist_ok=True)
     encoders = {number: _SeriesEncoder() for number in templates}
-    for (s, n, k), name in zip([tasks[i] for i in rng.permutation(len(tasks))], names):
+    for (s, n, k), name in zip([tasks[i] for i in rng.permutation(len(tasks))], _random_names(rng, len(tasks))):
         ds, scale = templates[s.number]
         _fill_instance(ds, style, grid, s, n, k, scale, series_start[s.number], uid(s.number, n, k))
         with atomic_path(folder / name, suffix=".dcm") as tmp:
@@ -164,11 +159,21 @@ def write_dicom_session(
         "StudyInstanceUID": study_uid,
         "VFASeparateStudy": bool(vfa_separate_study),
         "BolusArrivalTime": sim.session_input.bolus_arrival,
-        "DCESeriesStart": _tm(series_start[30]),
+        "DCESeriesStart": _tm(series_start[DCE_SERIES_NUMBER]),
         "series": records,
     }
     write_json_atomic(folder / SIMULATION_JSON, info)
     return info
+
+
+def _random_names(rng, n):
+    """``n`` distinct random 12-digit hexadecimal file names."""
+    names = set()
+    while len(names) < n:
+        names.add(f"{rng.integers(0, 16**12):012x}")
+    names = sorted(names)
+    rng.shuffle(names)
+    return names
 
 
 #: attributes set per file by :func:`_fill_instance` (everything else is per series)
@@ -248,7 +253,7 @@ def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, f
     ds.PatientID = f"SIM{label}"
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
-    ds.PatientWeight = PATIENT_WEIGHT_KG
+    ds.PatientWeight = f"{protocol.patient_weight:g}"
     ds.BodyPartExamined = "BRAIN"
     ds.ScanningSequence = "GR"
     ds.SequenceVariant = "SP"
@@ -286,8 +291,7 @@ def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, f
     ds.PixelSpacing = [f"{grid.voxel_size[1]:.6g}", f"{grid.voxel_size[0]:.6g}"]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if s.contrast_fraction is not None:
-        mmol = s.contrast_fraction * protocol.dose * PATIENT_WEIGHT_KG
-        ml = mmol / AGENT_CONCENTRATION.get(protocol.agent.lower(), DEFAULT_AGENT_CONCENTRATION)
+        ml = protocol.injected_volume_ml(s.contrast_fraction)
         ds.ContrastBolusAgent = protocol.agent
         ds.ContrastBolusRoute = "IV"
         ds.ContrastBolusVolume = f"{ml:.4g}"

@@ -4,6 +4,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from ..relaxivity import formulation_concentration
+
 STANDARD_DOSE = 0.1  # mmol/kg, the dose the population AIFs were measured with
 
 
@@ -22,7 +24,8 @@ class Protocol:
     ``b1_amplitude``: maximum relative deviation of the transmit field (0 = uniform).
     ``motion``: maximum rigid displacement in mm and rotation in degrees (0 = none).
     The dose-pair T1-weighted volumes use ``t1w_flip_angle``/``t1w_tr`` and are
-    acquired ``post_contrast_delay`` s after bolus arrival.
+    acquired ``post_contrast_delay`` s after bolus arrival. ``patient_weight`` (kg)
+    converts the dose to an injected volume for the headers.
     """
 
     field_strength: float = 3.0
@@ -48,6 +51,7 @@ class Protocol:
     t1w_tr: float = 0.008
     post_contrast_delay: float = 180.0
     fine_step: float = 0.5
+    patient_weight: float = 70.0
 
     def __post_init__(self):
         object.__setattr__(self, "vfa_flip_angles", tuple(sorted(float(a) for a in self.vfa_flip_angles)))
@@ -76,6 +80,7 @@ class Protocol:
             "t1w_tr": self.t1w_tr > 0,
             "post_contrast_delay": self.post_contrast_delay > 0,
             "fine_step": self.fine_step > 0,
+            "patient_weight": self.patient_weight > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -89,6 +94,10 @@ class Protocol:
         if unknown:
             raise ValueError(f"unknown Protocol field(s): {', '.join(unknown)}")
         return replace(self, **changes)
+
+    def injected_volume_ml(self, dose_fraction=1.0):
+        """Injected volume (ml) of ``dose_fraction`` × the dose for ``patient_weight``."""
+        return dose_fraction * self.dose * self.patient_weight / formulation_concentration(self.agent)
 
     @property
     def frame_times(self):

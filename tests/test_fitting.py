@@ -1,0 +1,164 @@
+"""Fitting engine: noise-free round trips, bounds and invalid voxels, bad input, and
+agreement with a float64 scipy reference."""
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+import bidsapp
+from bidsapp import fit_model, model_curve, patlak_linear
+
+T = np.arange(60) * 5.0
+ROUND_TRIP = {
+    "tofts": {"Ktrans": [0.02, 0.1, 0.3, 0.6], "ve": [0.1, 0.25, 0.4, 0.5]},
+    "extended_tofts": {"Ktrans": [0.02, 0.1, 0.3, 0.6], "ve": [0.1, 0.25, 0.4, 0.5], "vp": [0.01, 0.03, 0.05, 0.1]},
+    "patlak": {"Ktrans": [0.001, 0.01, 0.03, 0.05], "vp": [0.01, 0.03, 0.05, 0.1]},
+    "2cxm": {"Fp": [10.0, 25.0, 40.0, 60.0], "PS": [0.05, 0.1, 0.15, 0.3], "ve": [0.1, 0.2, 0.3, 0.4],
+             "vp": [0.02, 0.05, 0.08, 0.1]},
+    "2cum": {"Fp": [10.0, 25.0, 40.0, 60.0], "PS": [0.01, 0.05, 0.1, 0.2], "vp": [0.02, 0.05, 0.08, 0.1]},
+}
+
+
+@pytest.fixture(scope="module")
+def aif():
+    return bidsapp.population_aif("parker", T, bolus_arrival=20.0, hematocrit=0.45)
+
+
+def rel_err(a, b):
+    return np.abs(np.asarray(a) - np.asarray(b)) / np.abs(np.asarray(b))
+
+
+@pytest.mark.parametrize("model", list(ROUND_TRIP))
+def test_noise_free_round_trip(model, aif):
+    truth = {k: np.array(v) for k, v in ROUND_TRIP[model].items()}
+    conc = model_curve(model, truth, T, aif)
+    fit = fit_model(model, conc, T, aif, device="cpu")
+    assert fit.converged.all() and fit.valid.all()
+    for name, value in truth.items():
+        assert rel_err(fit.params[name], value).max() < 1e-4, name
+    assert (fit.r2 > 1 - 1e-10).all()
+
+
+@pytest.mark.parametrize("model", ["extended_tofts", "2cxm"])
+def test_noise_free_round_trip_with_delay(model, aif):
+    truth = {k: np.array(v) for k, v in ROUND_TRIP[model].items()}
+    delay = np.array([0.5, 2.3, 4.1, 7.7])
+    conc = model_curve(model, truth, T, aif, delay=delay)
+    fit = fit_model(model, conc, T, aif, fit_delay=True, device="cpu", substeps=1)
+    assert fit.valid.all()
+    # the model with its own discretisation: the fitted curve reproduces the data exactly
+    np.testing.assert_allclose(fit.predict(T, aif), conc, atol=1e-8 * conc.max())
+
+
+def test_fine_aif_grid_recovers_truth_that_frames_alone_cannot(aif):
+    """Tissue integrated on a 0.1 s grid; the AIF given on 1 s steps resolves the first pass."""
+    fine = np.arange(0, T[-1] + 1e-9, 0.1)
+    truth = {"Ktrans": np.array([0.05, 0.2, 0.5]), "ve": np.array([0.2, 0.3, 0.4]), "vp": np.array([0.02, 0.05, 0.08])}
+    aif_fine = bidsapp.population_aif("parker", fine, bolus_arrival=20.0, hematocrit=0.45)
+    conc = model_curve("extended_tofts", truth, fine, aif_fine)[:, ::50]
+    coarse = np.arange(0, T[-1] + 1e-9, 1.0)
+    fit = fit_model("extended_tofts", conc, T, aif_fine[::10], aif_times=coarse, device="cpu")
+    for name, value in truth.items():
+        assert rel_err(fit.params[name], value).max() < 0.01, name
+
+
+def test_leading_shape_mask_and_invalid_voxels(aif):
+    truth = {"Ktrans": np.full((2, 3), 0.1), "ve": np.full((2, 3), 0.3), "vp": np.full((2, 3), 0.02)}
+    conc = model_curve("extended_tofts", truth, T, aif)
+    conc[0, 1, 5] = np.nan
+    mask = np.ones((2, 3), bool)
+    mask[1, 2] = False
+    fit = fit_model("extended_tofts", conc, T, aif, mask=mask, device="cpu")
+    assert fit.params["Ktrans"].shape == (2, 3)
+    assert np.isnan(fit.params["Ktrans"][0, 1]) and not fit.valid[0, 1]
+    assert np.isnan(fit.params["Ktrans"][1, 2]) and not fit.valid[1, 2]
+    assert fit.valid.sum() == 4
+    np.testing.assert_allclose(fit.params["kep"][fit.valid], 0.1 / 0.3, rtol=1e-6)
+
+
+def test_upper_bound_hit_is_invalid(aif):
+    conc = model_curve("tofts", {"Ktrans": 0.5, "ve": 0.3}, T, aif)
+    fit = fit_model("tofts", conc[None], T, aif, device="cpu", bounds={"Ktrans": (0.0, 0.2)})
+    assert fit.params["Ktrans"][0] == pytest.approx(0.2)
+    assert not fit.valid[0]
+
+
+def test_zero_curve_and_noise_only_voxels_do_not_raise(aif):
+    rng = np.random.default_rng(0)
+    conc = np.vstack([np.zeros(T.size), rng.normal(0, 0.01, T.size)])
+    fit = fit_model("extended_tofts", conc, T, aif, device="cpu")
+    assert np.isfinite(fit.params["Ktrans"]).all()
+
+
+def test_stderr_matches_monte_carlo_spread(aif):
+    rng = np.random.default_rng(1)
+    clean = model_curve("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.05}, T, aif)
+    noisy = clean + rng.normal(0, 0.02, (400, T.size))
+    fit = fit_model("extended_tofts", noisy, T, aif, device="cpu")
+    for name in ("Ktrans", "ve", "vp"):
+        spread = np.std(fit.params[name])
+        assert 0.7 < np.median(fit.stderr[name]) / spread < 1.4, name
+
+
+def scipy_reference(model, conc, aif, x0, bounds):
+    names = bidsapp.MODELS[model].params
+
+    def resid(x):
+        return model_curve(model, dict(zip(names, x)), T, aif) - conc
+
+    return least_squares(resid, x0, bounds=bounds, method="trf", x_scale="jac", xtol=1e-14, ftol=1e-14).x
+
+
+@pytest.mark.parametrize("model,x0", [
+    ("extended_tofts", [0.1, 0.2, 0.02]),
+    ("2cxm", [20.0, 0.1, 0.2, 0.05]),
+])
+def test_equals_float64_scipy_reference_on_noisy_curves(model, x0, aif):
+    rng = np.random.default_rng(2)
+    truth = {k: np.array(v) for k, v in ROUND_TRIP[model].items()}
+    conc = model_curve(model, truth, T, aif) + rng.normal(0, 0.01, (4, T.size))
+    fit = fit_model(model, conc, T, aif, device="cpu")
+    spec = bidsapp.MODELS[model]
+    lo = [spec.bounds[n][0] for n in spec.params]
+    hi = [spec.bounds[n][1] for n in spec.params]
+    for i in range(conc.shape[0]):
+        ref = scipy_reference(model, conc[i], aif, x0, (lo, hi))
+        ours = np.array([fit.params[n][i] for n in spec.params])
+        sse_ref = ((model_curve(model, dict(zip(spec.params, ref)), T, aif) - conc[i]) ** 2).sum()
+        assert fit.sse[i] <= sse_ref * (1 + 1e-6)
+        np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=1e-5)
+
+
+def test_patlak_linear_is_exact_and_matches_iterative(aif):
+    truth = {"Ktrans": np.array([0.01, 0.05]), "vp": np.array([0.03, 0.1])}
+    conc = model_curve("patlak", truth, T, aif)
+    lin = patlak_linear(conc, T, aif)
+    np.testing.assert_allclose(lin.params["Ktrans"], truth["Ktrans"], rtol=1e-10)
+    np.testing.assert_allclose(lin.params["vp"], truth["vp"], rtol=1e-10)
+    it = fit_model("patlak", conc, T, aif, device="cpu")
+    np.testing.assert_allclose(it.params["Ktrans"], lin.params["Ktrans"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"model": "gamma"}, "model"),
+    ({"aif": np.zeros(60)}, "aif: the arterial input function is zero"),
+    ({"aif": np.ones(59)}, "aif: length"),
+    ({"t": T[::-1].copy()}, "t:"),
+    ({"conc": np.zeros((3, 59))}, "concentration: last axis"),
+    ({"mask": np.ones(4, bool)}, "mask"),
+    ({"device": "cuda:7" if not __import__("torch").cuda.is_available() else "tpu"}, "device"),
+    ({"extra": {"bogus": 1}}, "unknown option"),
+    ({"extra": {"bounds": {"Fp": (0, 1)}}}, "bounds"),
+])
+def test_bad_input_raises_clear_errors(kwargs, match, aif):
+    args = {"model": "extended_tofts", "conc": np.zeros((3, 60)), "t": T, "aif": aif, "mask": None, "device": "cpu"}
+    extra = kwargs.pop("extra", {})
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        fit_model(args["model"], args["conc"], args["t"], args["aif"], mask=args["mask"], device=args["device"], **extra)
+
+
+def test_device_auto_runs_on_available_device(aif):
+    conc = model_curve("tofts", {"Ktrans": 0.1, "ve": 0.3}, T, aif)
+    fit = fit_model("tofts", conc[None], T, aif, device="auto")
+    assert fit.valid[0]
