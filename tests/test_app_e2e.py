@@ -232,3 +232,26 @@ def test_killed_run_resumes_with_identical_outputs(study):
             assert np.array_equal(np.asarray(img_a.dataobj), np.asarray(img_b.dataobj)), rel
         else:
             assert a.read_bytes() == b.read_bytes(), rel
+
+
+def test_every_model_with_delay_writes_its_parameter_maps(tmp_path):
+    """The other models and --fit-delay, on one small noise-free session with a population AIF."""
+    bids = tmp_path / "bids"
+    simulate_study(bids, n_subjects=1, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
+                   protocol=NOISE_FREE, overwrite=True)
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation",
+                 "--models", "tofts", "2cxm", "2cum", "--fit-delay", "--aif", "parker"])
+    assert code == 0
+    perf = out / "sub-01" / "perf"
+    for model, params in {"tofts": ("Ktrans", "ve", "kep"), "2cxm": ("Fp", "PS", "ve", "vp"),
+                          "2cum": ("Fp", "PS", "vp")}.items():
+        for param in (*params, "delay"):
+            meta = json.loads((perf / f"sub-01_desc-{model}_{param}.json").read_text())
+            assert meta["Units"] == {"Ktrans": "1/min", "kep": "1/min", "PS": "1/min", "Fp": "ml/100ml/min",
+                                     "ve": "fraction", "vp": "fraction", "delay": "s"}[param]
+            assert (perf / f"sub-01_desc-{model}Stderr_{param}.nii.gz").is_file()
+            assert meta["FitDelay"] is True and meta["AIF"]["Source"] == "population:parker"
+    assert "two-compartment exchange model" in (out / "logs" / "CITATION.md").read_text()
+    assert "Model: 2cum" in (out / "sub-01.html").read_text()
+    assert _validation_errors(out) == []
