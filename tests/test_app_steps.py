@@ -92,6 +92,8 @@ def test_progress_lines(caplog):
     progress(_Node("dcequant_wf.sub_01_wf.ses_A_wf.t1map_wf.vfa_t1"), "start")
     progress(_Node("dcequant_wf.sub_01_wf.ses_A_wf.t1map_wf.vfa_t1"), "end")
     assert stream.getvalue().splitlines()[-1] == "[sub-01] 1/2 steps  (ses-A: t1map.vfa_t1 done)"
+    progress(_Node("dcequant_wf.sub_01_wf.report"), "end")
+    assert stream.getvalue().splitlines()[-1] == "[sub-01] 2/2 steps  (report skipped)"
     plain = Progress({"sub-01": 2}, stream=stream, interactive_mode=False)
     with caplog.at_level(logging.INFO, logger="dcequant"):
         plain(_Node("dcequant_wf.sub_01_wf.report"), "exception")

@@ -62,6 +62,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.interactive = interactive(self.stream) if interactive_mode is None else interactive_mode
         self._lock = threading.Lock()
+        self._started = set()
 
     @classmethod
     def for_workflow(cls, workflow, **kwargs):
@@ -72,7 +73,11 @@ class Progress:
     def __call__(self, node, status):
         subject = _subject_of(node.fullname)
         with self._lock:
-            if status in ("end", "exception"):
+            if status == "start":
+                self._started.add(node.fullname)
+            elif status == "end" and node.fullname not in self._started:
+                status = "skipped"  # the Linear plugin reports nodes downstream of a failure as ended
+            if status in ("end", "exception", "skipped"):
                 self.done[subject] += 1
             word = {"start": "started", "end": "done", "exception": "FAILED"}.get(status, status)
             line = f"[{subject or 'dcequant'}] {self.done[subject]}/{self.totals.get(subject, '?')} steps  " \
