@@ -255,3 +255,21 @@ def test_every_model_with_delay_writes_its_parameter_maps(tmp_path):
     assert "two-compartment exchange model" in (out / "logs" / "CITATION.md").read_text()
     assert "Model: 2cum" in (out / "sub-01.html").read_text()
     assert _validation_errors(out) == []
+
+
+def test_a_failing_subject_gets_no_files_and_the_others_finish(tmp_path, capsys):
+    bids = tmp_path / "bids"
+    simulate_study(bids, n_subjects=2, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
+                   protocol=NOISE_FREE, overwrite=True)
+    sidecar = bids / "sub-02" / "perf" / "sub-02_dce.json"
+    meta = json.loads(sidecar.read_text())
+    del meta["VolumeTiming"]
+    sidecar.write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation",
+                 "--models", "patlak"])
+    assert code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dcequant: error:")]
+    assert len(errors) == 1 and "sub-02_dce.nii.gz: sidecar field 'VolumeTiming' is missing" in errors[0]
+    assert (out / "sub-01.html").is_file() and (out / "sub-01/perf/sub-01_desc-patlak_Ktrans.nii.gz").is_file()
+    assert not (out / "sub-02").exists() and not (out / ".dcequant-staging").exists()

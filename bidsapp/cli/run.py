@@ -11,6 +11,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..config import ANALYSIS_LEVELS, load_config_file, make_config
@@ -115,6 +116,19 @@ def _nipype_config(config):
     return settings
 
 
+def _crash_summary(crash_dir, since):
+    """``node: last error line`` of every crash file written since ``since`` (epoch s)."""
+    summary = []
+    for path in sorted(Path(crash_dir).glob("crash-*.txt")):
+        if path.stat().st_mtime < since:
+            continue
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        node = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Node:")), path.name)
+        error = next((line for line in reversed(lines) if "Error" in line.split(":", 1)[0]), lines[-1] if lines else "")
+        summary.append(f"{node}: {error}")
+    return summary
+
+
 def run_participant(config):
     from ..bids_query import NothingSelectedError, collect_sessions, load_filter_file
     from ..boilerplate import write_citation
@@ -154,12 +168,14 @@ def run_participant(config):
             LOGGER.warning("--write-graph: %s; graph left in dot format under %s", exc, work_dir / wf.name)
     progress = Progress.for_workflow(wf)
     plugin, plugin_args = _plugin(config, progress)
+    started = time.time()
     try:
         wf.run(plugin=plugin, plugin_args=plugin_args)
-    except RuntimeError as exc:
+    except RuntimeError:
         crash_dir = Path(config.output_dir) / "logs" / "crash"
-        raise AppError(f"processing failed ({exc}); crash files in {crash_dir}; re-run with the same "
-                       f"--work-dir {work_dir} to resume") from None
+        failures = _crash_summary(crash_dir, started)
+        raise AppError(f"processing failed: {'; '.join(failures) or 'see the log'} (crash files in {crash_dir}; "
+                       f"re-run with the same --work-dir {work_dir} to resume)") from None
     for subject in subjects:
         print(f"dcequant: report for sub-{subject}: {Path(config.output_dir).resolve() / f'sub-{subject}.html'}")
     return EXIT_OK
