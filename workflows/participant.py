@@ -132,8 +132,8 @@ def init_single_session_wf(config: Config, inputs, work_dir):
 def init_dicom_wf(inputs, bids_dir, work_dir):
     """Convert the session's DICOM into raw BIDS files first (as ``dcequant-convert`` does)."""
     wf = pe.Workflow(name="dicom_wf")
-    wf.__desc__ = ("The DICOM series were converted to BIDS with dcm2niix [@dcm2niix] "
-                   "through dcequant's converter before processing.")
+    wf.__desc__ = ("The DICOM series were converted to BIDS with dcequant's converter (pixel data and "
+                   "geometry read with pydicom; anatomical series converted with dcm2niix [@dcm2niix]).")
     wf.__refs__ = ["dcm2niix"]
     node = pe.Node(ifc.ConvertDICOM(dicom_dir=str(inputs.dicom_dir), bids_dir=str(Path(bids_dir).resolve()),
                                     fallback_dir=str(Path(work_dir).resolve() / "bids_from_dicom"),
