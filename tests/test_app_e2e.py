@@ -47,14 +47,14 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dicom_study(tmp_path_factory):
     """The same study as DICOM only: sub-01 converted with dcequant-convert, sub-02 left to
-    the participant workflow; default options (AIF detected in the image)."""
+    the participant workflow; processed with the true AIF (for truth recovery)."""
     root = tmp_path_factory.mktemp("e2e_dicom")
     bids = _simulate(root / "bids", "dicom")
     for session in SESSIONS:
         dicom = bids / f"sourcedata/dicom/sub-01/ses-{session}"
         assert convert_main([str(dicom), str(bids), "--participant-label", "01", "--session-label", session]) == 0
     assert not (bids / "sub-02").exists()
-    code = main([str(bids), str(root / "out"), "participant", "-w", str(root / "work")])
+    code = main([str(bids), str(root / "out"), "participant", "-w", str(root / "work"), "--aif", str(bids / TRUTH_AIF)])
     assert code == 0
     return root
 
@@ -108,17 +108,23 @@ def test_dicom_only_subject_was_converted_into_bids_dir(dicom_study):
         assert (bids / f"sub-02/ses-{session}/perf/sub-02_ses-{session}_dce.nii.gz").is_file()
         assert len(list((bids / f"sub-02/ses-{session}/anat").glob("*_VFA.nii.gz"))) == 4
     assert _validation_errors(bids) == []
-    aif = json.loads((dicom_study / "out/sub-02/ses-01/perf/sub-02_ses-01_desc-aif_timeseries.json").read_text())
-    assert aif["Source"] == "image" or aif["Source"].startswith("population:")
 
 
-def test_noise_free_truth_is_recovered(study):
+#: (fixture, min. quality-mask coverage of the brain, Ktrans atol 1/min, vp rtol, T1 rtol). The DICOM study
+#: stores 16-bit integers: the rounding acts like noise of ~0.05 % of the signal, which leaves
+#: voxels with Ktrans ~1e-4/min unidentifiable (outside the quality mask) and adds up to ~3e-4/min.
+RECOVERY = [("study", 0.9, 1e-5, 0.01, 1e-3), ("dicom_study", 0.5, 5e-4, 0.02, 5e-3)]
+
+
+@pytest.mark.parametrize("which, coverage, ktrans_atol, vp_rtol, t1_rtol", RECOVERY)
+def test_noise_free_truth_is_recovered(which, coverage, ktrans_atol, vp_rtol, t1_rtol, request):
     """Extended Tofts maps against the simulator's truth inside each quality mask.
 
-    Tolerances: Ktrans 1 %, vp 1 % (+1e-4), ve 5 % where ve is identifiable (kep > 0.1/min over
-    the 200 s acquisition); T1 0.1 %.
+    Tolerances: Ktrans 1 % (+ atol), vp ``vp_rtol`` (+1e-4), ve 5 % where ve is identifiable
+    (kep > 0.1/min over the 200 s acquisition); T1 ``t1_rtol``.
     """
-    out, truth = study / "out", study / "bids" / "derivatives" / "truth"
+    root = request.getfixturevalue(which)
+    out, truth = root / "out", root / "bids" / "derivatives" / "truth"
     for subject in SUBJECTS:
         for session in SESSIONS:
             rel = f"sub-{subject}/ses-{session}"
@@ -129,16 +135,17 @@ def test_noise_free_truth_is_recovered(study):
 
             quality = load(out, "perf_desc-extendedtofts_mask") > 0
             brain = load(truth, "anat_desc-truth_dseg") > 0
-            assert quality.sum() > 0.9 * brain.sum()
+            assert quality.sum() > coverage * brain.sum()
             fitted = {p: load(out, f"perf_desc-extendedtofts_{p}") for p in ("Ktrans", "ve", "vp")}
             true = {p: load(truth, f"perf_desc-truth_{p}") for p in ("Ktrans", "ve", "vp", "kep")}
-            np.testing.assert_allclose(fitted["Ktrans"][quality], true["Ktrans"][quality], rtol=0.01, atol=1e-5)
-            np.testing.assert_allclose(fitted["vp"][quality], true["vp"][quality], rtol=0.01, atol=1e-4)
+            np.testing.assert_allclose(fitted["Ktrans"][quality], true["Ktrans"][quality], rtol=0.01,
+                                       atol=ktrans_atol)
+            np.testing.assert_allclose(fitted["vp"][quality], true["vp"][quality], rtol=vp_rtol, atol=1e-4)
             identifiable = quality & (true["kep"] > 0.1)
             assert identifiable.sum() > 0
             np.testing.assert_allclose(fitted["ve"][identifiable], true["ve"][identifiable], rtol=0.05)
             t1 = load(out, "anat_desc-vfa_T1map")
-            np.testing.assert_allclose(t1[brain], load(truth, "anat_desc-truth_T1map")[brain], rtol=1e-3)
+            np.testing.assert_allclose(t1[brain], load(truth, "anat_desc-truth_T1map")[brain], rtol=t1_rtol)
 
 
 def test_sidecars_carry_units_and_provenance(study):
@@ -161,7 +168,9 @@ def test_report_is_self_contained(dicom_study):
     for section in ("Pre-contrast T1", "Arterial input function", "Model: extended_tofts", "Model: patlak",
                     "Uncertainty", "Warnings", "Methods", "References"):
         assert section in text
-    assert text.count("data:image/png;base64,") >= 20
+    for figure in ("T1 map", "T1 histogram", "AIF", "extended_tofts maps", "extended_tofts uncertainty",
+                   "patlak maps", "example curves"):
+        assert f'alt="{figure}" src="data:image/png;base64,' in text
     assert "src=\"http" not in text and "<script" not in text
 
 
@@ -273,3 +282,7 @@ def test_a_failing_subject_gets_no_files_and_the_others_finish(tmp_path, capsys)
     assert len(errors) == 1 and "sub-02_dce.nii.gz: sidecar field 'VolumeTiming' is missing" in errors[0]
     assert (out / "sub-01.html").is_file() and (out / "sub-01/perf/sub-01_desc-patlak_Ktrans.nii.gz").is_file()
     assert not (out / "sub-02").exists() and not (out / ".dcequant-staging").exists()
+    aif = json.loads((out / "sub-01/perf/sub-01_desc-aif_timeseries.json").read_text())  # default: --aif auto
+    assert aif["Source"] == "image" and aif["NumberOfVoxels"] > 0
+    assert (out / "sub-01/perf/sub-01_desc-aif_mask.nii.gz").is_file()
+    assert 'alt="AIF voxels"' in (out / "sub-01.html").read_text()
