@@ -19,7 +19,9 @@ from ..bids_raw import subject_dir
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="dcequant-demo", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="dcequant-demo",
+                                     description="Simulate a small DICOM study, convert it, run dcequant "
+                                                 "(participant and group) and print where the reports are.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("out", type=Path, help="empty or new folder for the demo")
     parser.add_argument("--subjects", type=int, default=2, help="number of simulated subjects")
