@@ -286,3 +286,15 @@ def test_a_failing_subject_gets_no_files_and_the_others_finish(tmp_path, capsys)
     assert aif["Source"] == "image" and aif["NumberOfVoxels"] > 0
     assert (out / "sub-01/perf/sub-01_desc-aif_mask.nii.gz").is_file()
     assert 'alt="AIF voxels"' in (out / "sub-01.html").read_text()
+
+
+def test_demo_runs_the_whole_product(tmp_path, capsys):
+    from bidsapp.cli.demo import main as demo
+
+    assert demo([str(tmp_path / "demo"), "--matrix", "16", "16", "2", "--nprocs", "1"]) == 0
+    out = tmp_path / "demo" / "derivatives" / "dcequant"
+    printed = capsys.readouterr().out
+    for subject in SUBJECTS:
+        assert str((out / f"sub-{subject}.html").resolve()) in printed
+    rows = (out / "group" / "roi_stats.tsv").read_text().splitlines()
+    assert any("_desc-truth_dseg\t" in row for row in rows[1:])
