@@ -72,7 +72,7 @@ def frames_from_subdivided(c):
 
 
 def exp_conv_time_major(c, t, k, with_grad=False):
-    """Exact convolution on time-major, subdivided input.
+    """Exact convolution on time-major, subdivided input (∂/∂k for the first input only).
 
     Parameters
     ----------
@@ -88,7 +88,8 @@ def exp_conv_time_major(c, t, k, with_grad=False):
 
     Returns
     -------
-    B : torch.Tensor ``[T, n, M]`` with ``B[0] = 0`` (and ∂B/∂k).
+    B : torch.Tensor ``[T, n, M]`` with ``B[0] = 0`` (and ∂B/∂k ``[T, n, 1]`` of the
+    first input, the only one the fitting engine differentiates by the rate).
     """
     n_sub = c.shape[1] - 1
     dt = t[1:] - t[:-1]
@@ -103,10 +104,10 @@ def exp_conv_time_major(c, t, k, with_grad=False):
     if with_grad:
         p2 = _phi(x, 2)
         dw0, dw1, des = -(d**2) * p2, -(d**2) * (p1 - p2), -d * es
-        dacc = dw0 * c[:, 0] + dw1 * c[:, 1]
+        dacc = dw0 * c[:, 0, :, :1] + dw1 * c[:, 1, :, :1]
     for j in range(1, n_sub):
         if with_grad:
-            dacc = es * dacc + des * acc + dw0 * c[:, j] + dw1 * c[:, j + 1]
+            dacc = es * dacc + des * acc[..., :1] + dw0 * c[:, j, :, :1] + dw1 * c[:, j + 1, :, :1]
         acc = es * acc + w0 * c[:, j] + w1 * c[:, j + 1]
     big_e = es**n_sub  # e^{−kΔ_i}
     acc = acc.contiguous()
@@ -120,11 +121,11 @@ def exp_conv_time_major(c, t, k, with_grad=False):
         return out
     dacc = dacc.contiguous()
     dbig_e = -(d * n_sub) * big_e
-    grad = torch.empty_like(out)
+    grad = torch.empty_like(out[..., :1])
     grad[0] = 0.0
     for i in range(n_steps):
         j = min(i, last)
-        torch.addcmul(torch.addcmul(dacc[i], dbig_e[j], out[i]), big_e[j], grad[i], out=grad[i + 1])
+        torch.addcmul(torch.addcmul(dacc[i], dbig_e[j], out[i, ..., :1]), big_e[j], grad[i], out=grad[i + 1])
     return out, grad
 
 
@@ -132,13 +133,14 @@ def exp_conv(c, t, k, with_grad=False):
     """Exact convolution of inputs sampled at the frame times, batch-last layout.
 
     ``c [..., m, T]`` (m inputs sharing one rate), ``t [T]`` s, ``k [...]`` 1/s.
-    Returns ``B [..., m, T]`` (and ∂B/∂k). See :func:`exp_conv_time_major`.
+    Returns ``B [..., m, T]`` (and ∂B/∂k of the first input, ``[..., 1, T]``). See
+    :func:`exp_conv_time_major`.
     """
     lead = torch.broadcast_shapes(c.shape[:-2], k.shape)
     ct = c.expand(lead + c.shape[-2:]).reshape(-1, c.shape[-2], c.shape[-1]).permute(2, 0, 1)
     sub = torch.stack([ct[:-1], ct[1:]], dim=1)  # [T-1, 2, n, m]
     out = exp_conv_time_major(sub, t, k.expand(lead).reshape(-1), with_grad)
-    back = lambda a: a.permute(1, 2, 0).reshape(lead + c.shape[-2:])  # noqa: E731
+    back = lambda a: a.permute(1, 2, 0).reshape(lead + a.shape[-1:] + c.shape[-1:])  # noqa: E731
     return (back(out[0]), back(out[1])) if with_grad else back(out)
 
 
@@ -160,15 +162,28 @@ def shift_input(c, t, delay):
 
 
 def sample_input(c, t, tq):
-    """Value and slope of the piecewise-linear ``c(t)`` at times ``tq`` (0 before ``t[0]``)."""
-    seg_slope = (c[1:] - c[:-1]) / (t[1:] - t[:-1])
-    idx = torch.searchsorted(t, tq.contiguous(), right=True) - 1  # segment index
-    before = idx < 0
-    after = idx >= t.shape[0] - 1
-    seg = idx.clamp(0, t.shape[0] - 2)
-    slope = seg_slope[seg]
-    value = c[seg] + slope * (tq - t[seg])
-    zero = torch.zeros_like(value)
-    value = torch.where(before, zero, torch.where(after, c[-1].expand_as(value), value))
-    slope = torch.where(before | after, zero, slope)
+    """Value and slope of the piecewise-linear ``c(t)`` at times ``tq`` (0 before ``t[0]``).
+
+    On a uniform grid the segment index is computed arithmetically (no binary search).
+    """
+    n = t.shape[0]
+    step = t[1:] - t[:-1]
+    dc = c[1:] - c[:-1]
+    if bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
+        u = (tq - t[0]) / step[0]
+        seg = u.floor().clamp_(0, n - 2)
+        frac = u - seg
+        seg = seg.long()
+        seg_dc = dc[seg]
+        value = c[seg] + seg_dc * frac
+        slope = seg_dc / step[0]
+        before, after = u < 0, u > n - 1
+    else:
+        seg = (torch.searchsorted(t, tq.contiguous(), right=True) - 1).clamp_(0, n - 2)
+        slope = (dc / step)[seg]
+        value = c[seg] + slope * (tq - t[seg])
+        before, after = tq < t[0], tq > t[-1]
+    value = value.masked_fill(before, 0.0)
+    value = torch.where(after, c[-1], value)
+    slope = slope.masked_fill(before | after, 0.0)
     return value, slope

@@ -173,18 +173,24 @@ class PlasmaInput:
                 ratio = float((t[1:] - t[:-1]).max() / (self.aif_times[1:] - self.aif_times[:-1]).min())
                 n_sub = int(min(max(math.ceil(ratio - 1e-9), 1), MAX_SUBSTEPS))
         self.n_sub = int(n_sub)
-        self.sub_times = subdivision_times(t, self.n_sub)  # [T-1, S+1]
+        sub = subdivision_times(t, self.n_sub)  # [T-1, S+1]
+        # every sub-step time once: interval i's last point is interval i+1's first
+        self.unique_times = torch.cat([sub[:, :-1].reshape(-1), t[-1:]])
         self._undelayed = None
 
     def subdivided(self, delay=None, with_slope=False):
-        """AIF at the sub-step times, ``[T-1, S+1, n]`` (``n = 1`` without delay), and its slope."""
+        """AIF at the sub-step times, ``[T-1, S+1, n]`` (``n = 1`` without delay), and its slope.
+
+        Evaluated once per distinct time and viewed per interval (no copy).
+        """
         if delay is None:
             if self._undelayed is None:
-                self._undelayed = sample_input(self.aif, self.aif_times, self.sub_times[..., None])
+                self._undelayed = sample_input(self.aif, self.aif_times, self.unique_times[:, None])
             value, slope = self._undelayed
         else:
-            value, slope = sample_input(self.aif, self.aif_times, self.sub_times[..., None] - delay)
-        return (value, slope) if with_slope else value
+            value, slope = sample_input(self.aif, self.aif_times, self.unique_times[:, None] - delay)
+        window = lambda a: a.unfold(0, self.n_sub + 1, self.n_sub).permute(0, 2, 1)  # noqa: E731
+        return (window(value), window(slope)) if with_slope else window(value)
 
     def at_frames(self, delay=None):
         """AIF at the frame times, ``[T, n]``."""

@@ -156,20 +156,23 @@ def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
         delays = fixed_delay.median().reshape(1)
     else:
         delays = None
-    params, delay, _ = grid_start(spec, plasma, y, delays)
+    params, delay, sse_grid = grid_start(spec, plasma, y, delays)
     theta = torch.stack([params[n] for n in spec.params] + ([delay] if fit_delay else []), dim=1)
-    theta = torch.maximum(torch.minimum(torch.nan_to_num(theta, nan=0.0), hi), lo)
+    clamped = torch.maximum(torch.minimum(torch.nan_to_num(theta, nan=0.0), hi), lo)
     if opts.init == "auto" and tofts_like and not fit_delay and fixed_delay is None:
+        # the grid's NNLS residual is the exact SSE of its start unless the bounds clipped it
+        p = {n: clamped[:, i] for i, n in enumerate(spec.params)}
+        moved = (clamped != theta).any(-1)
+        if moved.any():
+            sse_grid = torch.where(moved, ((y - evaluate(spec, p, plasma)) ** 2).sum(-1), sse_grid)
         lin = murase_start(spec, plasma, y)
         theta_lin = torch.stack([lin[n] for n in spec.params], dim=1)
         finite = torch.isfinite(theta_lin).all(-1)
         theta_lin = torch.maximum(torch.minimum(torch.nan_to_num(theta_lin, nan=0.0), hi), lo)
         p = {n: theta_lin[:, i] for i, n in enumerate(spec.params)}
         sse_lin = ((y - evaluate(spec, p, plasma)) ** 2).sum(-1)
-        p = {n: theta[:, i] for i, n in enumerate(spec.params)}
-        sse_grid = ((y - evaluate(spec, p, plasma)) ** 2).sum(-1)
-        theta = torch.where((finite & (sse_lin < sse_grid))[:, None], theta_lin, theta)
-    return theta
+        clamped = torch.where((finite & (sse_lin < sse_grid))[:, None], theta_lin, clamped)
+    return clamped
 
 
 def _standard_errors(jtj, sse, n_t, n_p):

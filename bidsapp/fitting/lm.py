@@ -73,7 +73,7 @@ def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1.5e
     for _ in range(max_iter):
         if act.numel() == 0:
             break
-        grad = (jac * resid).sum(1).T  # [n, P]; a step along +grad lowers the SSE
+        grad = torch.einsum("ptn,tn->np", jac, resid)  # a step along +grad lowers the SSE
         # parameters on a bound whose gradient points outwards are held (active set)
         held = ((theta <= lower) & (grad < 0)) | ((theta >= upper) & (grad > 0))
         free = (~held).to(jtj.dtype)
