@@ -81,10 +81,20 @@ def test_plugin_file_and_default_plugins(tmp_path):
     assert _plugin(parse_config(base), callback) == ("Linear", {"status_callback": callback})
     plugin, args = _plugin(parse_config(base + ["--nprocs", "4", "--mem", "8"]), callback)
     assert plugin == "MultiProc" and args["n_procs"] == 4 and args["memory_gb"] == 8
-    path = tmp_path / "slurm.yml"
-    path.write_text("plugin: SLURM\nplugin_args:\n  sbatch_args: --time=00:10:00\n  max_jobs: 5\n")
+    path = tmp_path / "slurm.json"
+    path.write_text('{"plugin": "SLURM", "plugin_args": {"sbatch_args": "--time=00:10:00", "max_jobs": 5}}')
     plugin, args = _plugin(parse_config(base + ["--use-plugin", str(path)]), callback)
     assert plugin == "SLURM" and args == {"sbatch_args": "--time=00:10:00", "max_jobs": 5}
-    path.write_text("plugin_args: {}\n")
+    path.write_text('{"plugin_args": {}}')
     with pytest.raises(AppError, match="'plugin'"):
         _plugin(parse_config(base + ["--use-plugin", str(path)]), callback)
+
+
+def test_plugin_file_in_yaml(tmp_path):
+    from bidsapp.cli.run import _plugin, parse_config
+
+    pytest.importorskip("yaml")  # PyYAML is optional (JSON plugin files need nothing)
+    path = tmp_path / "slurm.yml"
+    path.write_text("plugin: SGE\nplugin_args:\n  qsub_args: -q short\n")
+    plugin, args = _plugin(parse_config(["b", "o", "participant", "--use-plugin", str(path)]), None)
+    assert plugin == "SGE" and args == {"qsub_args": "-q short"}

@@ -58,7 +58,7 @@ def build_parser():
                    help="threads per process (torch/BLAS) [default: 1]")
     g.add_argument("--mem", "--mem-gb", dest="mem", type=float, metavar="GB", help="memory limit for MultiProc")
     g.add_argument("--use-plugin", dest="use_plugin", type=Path, metavar="YAML",
-                   help="Nipype plugin file ('plugin: SLURM' and 'plugin_args: {...}')")
+                   help="Nipype plugin file, YAML or .json (plugin: SLURM, plugin_args: {...})")
     g.add_argument("--stop-on-first-crash", dest="stop_on_first_crash", action="store_true",
                    help="abort at the first failing node")
     g.add_argument("--resource-monitor", dest="resource_monitor", action="store_true",

@@ -79,14 +79,31 @@ def validate_bids(bids_dir):
     LOGGER.info("bids-validator-deno: %s is valid", bids_dir)
 
 
+def _read_plugin_file(path):
+    """Nipype plugin settings from a YAML (needs PyYAML) or JSON file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise AppError(f"--use-plugin {path}: cannot read ({exc})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise AppError(f"--use-plugin {path}: invalid JSON ({exc})") from None
+    try:
+        import yaml
+    except ImportError:
+        raise AppError(f"--use-plugin {path}: reading YAML needs PyYAML (pip install pyyaml); "
+                       "or write the plugin file as JSON") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise AppError(f"--use-plugin {path}: invalid YAML ({exc})") from None
+
+
 def _plugin(config, progress):
     if config.use_plugin is not None:
-        import yaml
-
-        try:
-            settings = yaml.safe_load(Path(config.use_plugin).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise AppError(f"--use-plugin {config.use_plugin}: cannot read YAML ({exc})") from None
+        settings = _read_plugin_file(Path(config.use_plugin))
         if "plugin" not in settings:
             raise AppError(f"--use-plugin {config.use_plugin}: key 'plugin' is missing")
         plugin, args = settings["plugin"], dict(settings.get("plugin_args") or {})
