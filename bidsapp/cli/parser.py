@@ -57,7 +57,7 @@ def build_parser():
     g.add_argument("--omp-nthreads", dest="omp_nthreads", type=int, metavar="N",
                    help="threads per process (torch/BLAS) [default: 1]")
     g.add_argument("--mem", "--mem-gb", dest="mem", type=float, metavar="GB", help="memory limit for MultiProc")
-    g.add_argument("--use-plugin", dest="use_plugin", type=Path, metavar="YAML",
+    g.add_argument("--use-plugin", dest="use_plugin", type=Path, metavar="FILE",
                    help="Nipype plugin file, YAML or .json (plugin: SLURM, plugin_args: {...})")
     g.add_argument("--stop-on-first-crash", dest="stop_on_first_crash", action="store_true",
                    help="abort at the first failing node")
