@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure, 16 invalid BIDS input, 17 bad analysis level,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -61,12 +62,21 @@ def _quiet_nipype(verbose):
         logger.setLevel(nipype_level)
 
 
+def _validator_command():
+    """The ``bids-validator-deno`` command: its Python package run by this interpreter, else the
+    executable on PATH."""
+    if importlib.util.find_spec("bids_validator_deno") is not None:
+        return [sys.executable, "-c", "import sys; from bids_validator_deno import cli; sys.exit(cli())"]
+    exe = shutil.which("bids-validator-deno")
+    if exe is None:
+        raise AppError("bids-validator-deno is not installed (pip install bids-validator-deno); "
+                       "or pass --skip-bids-validation")
+    return [exe]
+
+
 def validate_bids(bids_dir):
     """Run ``bids-validator-deno``; raise :class:`AppError` (16) when it reports errors."""
-    exe = shutil.which("bids-validator-deno") or shutil.which("bids-validator-deno", path=str(Path(sys.executable).parent))
-    if exe is None:
-        raise AppError("bids-validator-deno not found on PATH; install it or pass --skip-bids-validation")
-    proc = subprocess.run([exe, "--format", "json", str(bids_dir)], capture_output=True, text=True)
+    proc = subprocess.run([*_validator_command(), "--format", "json", str(bids_dir)], capture_output=True, text=True)
     try:
         report = json.loads(proc.stdout)
     except ValueError:
