@@ -218,9 +218,10 @@ def test_killed_run_resumes_with_identical_outputs(study):
     deadline = time.time() + 300
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log = proc.communicate()[0].decode()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {log[-2000:]}"
     reference = root / "out"
     for folder in out.glob("sub-*/"):  # a subject is either complete or absent
         assert _files_under(folder) == _files_under(reference / folder.name)
