@@ -1,0 +1,142 @@
+"""Acquisition parameters of a DCE session: sidecars, frame times, relaxivity, baseline.
+
+* :func:`read_dce_acquisition` reads the DCE sidecar (``RepetitionTimeExcitation`` s,
+  ``FlipAngle`` deg, ``VolumeTiming`` s, ``MagneticFieldStrength`` T,
+  ``ContrastBolusAgent``).
+* :func:`read_vfa_acquisition` reads the flip angles and TR of the VFA volumes.
+* :func:`resolve_relaxivity` picks r1 (/mM/s): the user's value, else
+  :func:`bidsapp.relaxivity_for` of the sidecar's agent and field strength, else
+  gadobutrol at the field strength (3 T when unknown) with a warning.
+* :func:`detect_baseline_frames` finds the pre-contrast frames from the bolus arrival.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_AGENT, DEFAULT_FIELD_STRENGTH
+
+
+@dataclass
+class DCEAcquisition:
+    """What the fit needs from the DCE sidecar."""
+
+    tr: float
+    flip_angle: float
+    times: np.ndarray
+    field_strength: float | None = None
+    agent: str | None = None
+
+
+@dataclass
+class Relaxivity:
+    """r1 in /mM/s, where it came from, and any warning raised while choosing it."""
+
+    value: float
+    source: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_sidecar(nifti_path):
+    """JSON sidecar of a NIfTI file (``x.nii.gz`` -> ``x.json``); ValueError if absent."""
+    path = Path(str(nifti_path).replace(".nii.gz", ".json").replace(".nii", ".json"))
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise ValueError(f"{nifti_path}: JSON sidecar {path.name} is missing") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+
+
+def _require(meta, key, path):
+    if key not in meta:
+        raise ValueError(f"{path}: sidecar field {key!r} is missing")
+    return meta[key]
+
+
+def read_dce_acquisition(dce_path, n_frames):
+    """Read the DCE sidecar of ``dce_path`` (with ``n_frames`` volumes)."""
+    meta = read_sidecar(dce_path)
+    tr = float(_require(meta, "RepetitionTimeExcitation", dce_path))
+    flip = float(_require(meta, "FlipAngle", dce_path))
+    times = np.asarray(_require(meta, "VolumeTiming", dce_path), dtype=float)
+    if times.shape != (n_frames,):
+        raise ValueError(f"{dce_path}: VolumeTiming has {times.size} entries for {n_frames} frames")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError(f"{dce_path}: VolumeTiming must increase")
+    times = times - times[0]
+    field_strength = meta.get("MagneticFieldStrength")
+    return DCEAcquisition(tr, flip, times, float(field_strength) if field_strength else None,
+                          meta.get("ContrastBolusAgent"))
+
+
+def read_vfa_acquisition(vfa_paths):
+    """Return ``(flip_angles_deg, tr_s)`` of the VFA volumes; all must share one TR."""
+    flips, trs = [], []
+    for path in vfa_paths:
+        meta = read_sidecar(path)
+        flips.append(float(_require(meta, "FlipAngle", path)))
+        trs.append(float(_require(meta, "RepetitionTimeExcitation", path)))
+    if not np.allclose(trs, trs[0]):
+        raise ValueError(f"{vfa_paths[0]}: VFA volumes have different RepetitionTimeExcitation {trs}")
+    return np.asarray(flips), trs[0]
+
+
+def resolve_relaxivity(user_value, agent, field_strength):
+    """Choose r1 (/mM/s) as documented in the module docstring."""
+    from . import relaxivity_for
+
+    if user_value is not None:
+        return Relaxivity(float(user_value), "user (--relaxivity)")
+    warnings = []
+    b0 = field_strength
+    if b0 is None:
+        b0 = DEFAULT_FIELD_STRENGTH
+        warnings.append(f"MagneticFieldStrength missing; assumed {b0} T for the relaxivity")
+    if agent:
+        try:
+            return Relaxivity(float(relaxivity_for(agent, b0)), f"{agent} at {b0} T", warnings)
+        except (KeyError, ValueError) as exc:
+            warnings.append(f"relaxivity of contrast agent {agent!r} unknown ({exc})")
+    else:
+        warnings.append("ContrastBolusAgent missing from the DCE sidecar")
+    value = float(relaxivity_for(DEFAULT_AGENT, b0))
+    warnings.append(f"using the default relaxivity of {DEFAULT_AGENT} at {b0} T: {value:.3g} /mM/s "
+                    "(set --relaxivity to override)")
+    return Relaxivity(value, f"default ({DEFAULT_AGENT} at {b0} T)", warnings)
+
+
+def detect_baseline_frames(signal, mask=None, top_fraction=0.01):
+    """Number of pre-contrast frames, from the bolus arrival in the most enhancing voxels.
+
+    The mean curve of the ``top_fraction`` voxels with the largest enhancement
+    (max − first frame) is compared with its first-frames level; the bolus arrives at
+    the first frame exceeding that level by 10 % of the peak enhancement (and by 5
+    noise SDs of the first three frames). Frames strictly before the one preceding
+    the arrival are baseline, so the partial-volume frame at arrival is excluded.
+
+    Returns ``(n_frames, warnings)``; at least 1 frame.
+    """
+    signal = np.asarray(signal, dtype=float)
+    flat = signal.reshape(-1, signal.shape[-1])
+    if mask is not None:
+        flat = flat[np.asarray(mask, bool).reshape(-1)]
+    if flat.shape[0] == 0 or signal.shape[-1] < 4:
+        return 1, ["baseline detection: too few voxels or frames; using 1 baseline frame"]
+    enhancement = flat.max(axis=1) - flat[:, 0]
+    n_top = max(1, int(round(top_fraction * flat.shape[0])))
+    curve = flat[np.argsort(enhancement)[-n_top:]].mean(axis=0)
+    level = np.median(curve[:3])
+    noise = np.std(curve[:3])
+    peak = curve.max() - level
+    above = np.flatnonzero(curve > level + max(0.1 * peak, 5 * noise))
+    if peak <= 0 or above.size == 0:
+        return 1, ["baseline detection: no enhancement found; using 1 baseline frame"]
+    arrival = int(above[0])
+    n_frames = max(1, arrival - 1)
+    warnings = [] if n_frames >= 3 else [f"only {n_frames} baseline frame(s) before the bolus arrival"]
+    return n_frames, warnings

@@ -1,0 +1,158 @@
+"""One configuration object for a dcequant run.
+
+Every command-line option of ``dcequant`` is a field of :class:`Config`, with the
+same name as the option's destination (``--omp-nthreads`` -> ``omp_nthreads``). A
+configuration file (``--config-file``, TOML or JSON) may set any of them; keys may be
+written with hyphens or underscores. Precedence: built-in defaults < config file <
+command line.
+
+Example ``dcequant.toml``::
+
+    models = ["extended_tofts", "patlak", "2cxm"]
+    fit_delay = true
+    hematocrit = 0.42
+    aif = "parker"
+    nprocs = 8
+    omp_nthreads = 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: kinetic models the app knows (names of ``bidsapp.MODELS``)
+MODEL_NAMES = ("tofts", "extended_tofts", "patlak", "2cxm", "2cum")
+DEFAULT_MODELS = ("extended_tofts", "patlak")
+T1_METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
+DEVICES = ("auto", "cpu", "cuda")
+ANALYSIS_LEVELS = ("participant", "group")
+#: contrast agent and field strength assumed (with a warning) when ``--relaxivity`` is not
+#: given and the DCE sidecar lacks ``ContrastBolusAgent`` / ``MagneticFieldStrength``.
+DEFAULT_AGENT = "gadobutrol"
+DEFAULT_FIELD_STRENGTH = 3.0
+DEFAULT_HEMATOCRIT = 0.45
+
+
+@dataclass
+class Config:
+    """All options of a run (units: s, /mM/s, fractions)."""
+
+    # positionals
+    bids_dir: Path | None = None
+    output_dir: Path | None = None
+    analysis_level: str | None = None
+    # selection
+    participant_label: list[str] = field(default_factory=list)
+    session_label: list[str] = field(default_factory=list)
+    bids_filter_file: Path | None = None
+    skip_bids_validation: bool = False
+    # execution
+    work_dir: Path | None = None
+    nprocs: int = 1
+    omp_nthreads: int = 1
+    mem: float | None = None
+    use_plugin: Path | None = None
+    stop_on_first_crash: bool = False
+    resource_monitor: bool = False
+    write_graph: bool = False
+    boilerplate_only: bool = False
+    reports_only: bool = False
+    random_seed: int = 0
+    verbose: int = 0
+    device: str = "auto"
+    # science
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    fit_delay: bool = False
+    t1_method: str = "vfa-linear"
+    t10: float | None = None
+    b1_correction: bool = True
+    relaxivity: float | None = None
+    hematocrit: float = DEFAULT_HEMATOCRIT
+    baseline_frames: int | None = None
+    aif: str = "auto"
+    roi: list[Path] = field(default_factory=list)
+    nets: list[str] | None = None
+
+    def validate(self):
+        """Raise ``ValueError`` naming the option when a value is out of range."""
+        unknown = [m for m in self.models if m not in MODEL_NAMES]
+        if unknown or not self.models:
+            raise ValueError(f"--models: unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+        checks = [
+            (self.t1_method in T1_METHODS, f"--t1-method must be one of {T1_METHODS}, got {self.t1_method!r}"),
+            (self.device in DEVICES, f"--device must be one of {DEVICES}, got {self.device!r}"),
+            (self.nprocs >= 1, f"--nprocs must be >= 1, got {self.nprocs}"),
+            (self.omp_nthreads >= 1, f"--omp-nthreads must be >= 1, got {self.omp_nthreads}"),
+            (self.mem is None or self.mem > 0, f"--mem must be > 0 GB, got {self.mem}"),
+            (self.t10 is None or 0 < self.t10 < 10, f"--t10 must be in (0, 10) s, got {self.t10}"),
+            (self.relaxivity is None or self.relaxivity > 0, f"--relaxivity must be > 0 /mM/s, got {self.relaxivity}"),
+            (0 <= self.hematocrit < 1, f"--hematocrit must be in [0, 1), got {self.hematocrit}"),
+            (self.baseline_frames is None or self.baseline_frames >= 1,
+             f"--baseline-frames must be >= 1, got {self.baseline_frames}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+    def to_dict(self):
+        """JSON-serialisable dict of every option (paths as strings)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, list):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            out[f.name] = value
+        return out
+
+
+_PATH_FIELDS = {"bids_dir", "output_dir", "bids_filter_file", "work_dir", "use_plugin"}
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def load_config_file(path):
+    """Read a TOML (``.toml``) or JSON file into a dict of :class:`Config` fields.
+
+    Raises ``ValueError`` naming the file and the key for unknown keys or bad syntax.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--config-file {path}: cannot read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config-file {path}: top level must be a table/object")
+    options = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            raise ValueError(f"--config-file {path}: unknown option {key!r}")
+        options[name] = value
+    return options
+
+
+def make_config(options):
+    """Build a validated :class:`Config` from a dict of field values (``None`` = default)."""
+    values = {}
+    for name, value in options.items():
+        if name not in _FIELDS:
+            raise ValueError(f"unknown option {name!r}")
+        if value is None:
+            continue
+        if name in _PATH_FIELDS:
+            value = Path(value)
+        elif name == "roi":
+            value = [Path(v) for v in value]
+        elif name in ("participant_label", "session_label"):
+            value = [str(v) for v in value]
+        values[name] = value
+    return Config(**values).validate()

@@ -1,0 +1,140 @@
+"""Matplotlib figures of the subject report, returned as base64 PNG strings.
+
+Everything is drawn with the non-interactive Agg backend and embedded in the HTML, so
+a report is one self-contained file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_SLICES = 8
+
+
+def to_base64(fig):
+    """PNG of ``fig`` as a base64 string (the figure is closed)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _slices(volume):
+    n = volume.shape[2]
+    if n <= MAX_SLICES:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, MAX_SLICES)})
+
+
+def robust_limits(values, mask=None):
+    """1st and 99th percentiles of the finite (masked) values; ``(0, 1)`` when empty."""
+    values = np.asarray(values, float)
+    if mask is not None:
+        values = values[np.asarray(mask, bool)]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [1, 99])
+    return float(low), float(high if high > low else low + 1e-6)
+
+
+def _montage(volume, slices):
+    """Axial slices side by side (transposed for display), separated by a blank column."""
+    gap = np.full((volume.shape[1], 1), np.nan)
+    tiles = []
+    for z in slices:
+        tiles += [volume[:, :, z].T, gap]
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def map_grid(rows, title=None):
+    """Several 3-D maps in one figure: one row per map showing its axial slices side by
+    side (left to right: increasing z), each row with a colourbar labelled in its units.
+
+    ``rows`` is a list of dicts with ``volume``, ``title``, ``units`` and optionally
+    ``mask`` (voxels outside are blank), ``cmap``, ``limits`` (vmin, vmax; default the
+    1st-99th percentiles) and ``overlay`` (voxels circled in red).
+    """
+    first = np.asarray(rows[0]["volume"])
+    slices = _slices(first)
+    nx, ny = first.shape[:2]
+    map_width = min(9.0, 1.8 * len(slices))
+    row_height = map_width * ny / (len(slices) * (nx + 1)) + 0.3
+    height = row_height * len(rows) + 0.6
+    fig, axes = plt.subplots(len(rows), 1, figsize=(map_width + 1.6, height), squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.95, top=1 - 0.45 / height, bottom=0.2 / height, hspace=0.35)
+    for ax, row in zip(axes[:, 0], rows):
+        volume = np.asarray(row["volume"], float)
+        mask = None if row.get("mask") is None else np.asarray(row["mask"], bool)
+        vmin, vmax = row.get("limits") or robust_limits(volume, mask)
+        shown = volume if mask is None else np.where(mask, volume, np.nan)
+        cmap = plt.get_cmap(row.get("cmap", "viridis")).with_extremes(bad="white")
+        image = ax.imshow(_montage(shown, slices), origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
+                          interpolation="nearest")
+        overlay = row.get("overlay")
+        if overlay is not None:
+            ys, xs = np.nonzero(np.nan_to_num(_montage(np.asarray(overlay, float), slices)) > 0)
+            ax.scatter(xs, ys, s=10, facecolors="none", edgecolors="red", linewidths=0.8)
+        ax.set_xticks([(i + 0.5) * (nx + 1) - 1 for i in range(len(slices))], [f"z={z}" for z in slices], fontsize=6)
+        ax.set_yticks([])
+        ax.set_ylabel(row["title"], fontsize=8)
+        bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, fraction=0.05)
+        bar.set_label(row["units"], fontsize=7)
+        bar.ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return to_base64(fig)
+
+
+def histogram(values, title, units, mask=None):
+    """Histogram of the (masked) values between robust limits."""
+    values = np.asarray(values, float)
+    if mask is not None:
+        values = values[np.asarray(mask, bool)]
+    values = values[np.isfinite(values)]
+    fig, ax = plt.subplots(figsize=(4.0, 2.4))
+    if values.size:
+        low, high = robust_limits(values)
+        ax.hist(values, bins=50, range=(low, high), color="#4c72b0")
+    ax.set_xlabel(units)
+    ax.set_ylabel("voxels")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return to_base64(fig)
+
+
+def aif_plot(t, plasma, blood, source):
+    """Plasma and blood AIF against time (s)."""
+    fig, ax = plt.subplots(figsize=(4.5, 2.6))
+    ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
+    ax.plot(t, blood, "--", label="blood")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("concentration (mM)")
+    ax.set_title(f"AIF ({source})", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return to_base64(fig)
+
+
+def curves_plot(t, curves, fits, labels, title):
+    """Measured concentration curves (points) with their model fits (lines), one panel
+    per voxel so that tissue curves are not dwarfed by vessels."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves), 2.4), squeeze=False)
+    for ax, measured, fitted, label in zip(axes[0], curves, fits, labels):
+        ax.plot(t, measured, "o", ms=2.5, color="#4c72b0", label="measured")
+        ax.plot(t, fitted, "-", lw=1.5, color="#dd8452", label="fit")
+        ax.set_title(label, fontsize=7)
+        ax.set_xlabel("time (s)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("concentration (mM)", fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return to_base64(fig)

@@ -1,0 +1,195 @@
+"""The per-subject HTML report (``<output_dir>/sub-<L>.html``), built from the derivatives.
+
+Because it reads only the derivative dataset, ``--reports-only`` can rebuild it at any
+time. Sections per session: T1 map and histogram, AIF with the selected voxels,
+parameter maps of every model (lightbox with colourbar and units), example voxel
+curves with their fits, R² and quality masks, standard-error maps, warnings raised
+during the run; then the methods text of ``logs/CITATION.md``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ..bids_raw import subject_dir
+from ..config import MODEL_NAMES
+from ..derivatives import model_label, stderr_label
+from ..io_utils import write_text_atomic
+from . import figures
+
+#: R² quantiles (within the quality mask) of the voxels whose curves are shown
+EXAMPLE_QUANTILES = (0.25, 0.5, 0.75, 0.95)
+CMAPS = {"Ktrans": "magma", "kep": "magma", "Fp": "inferno", "PS": "plasma", "ve": "viridis", "vp": "cividis",
+         "delay": "coolwarm"}
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{border-bottom:2px solid #4c72b0}h2{margin-top:2em;border-bottom:1px solid #ccc}
+img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}
+.warn{background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin:4px 0}
+.methods{background:#f6f6f6;padding:1em}
+"""
+
+
+def _load(path):
+    return np.asarray(nib.load(str(path)).dataobj, dtype=float)
+
+
+def _sidecar(path):
+    json_path = Path(str(path).replace(".nii.gz", ".json").replace(".tsv", ".json"))
+    return json.loads(json_path.read_text()) if json_path.exists() else {}
+
+
+def _img(b64, alt):
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"/>'
+
+
+def _find(folder, pattern):
+    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _session_dirs(output_dir, subject):
+    root = subject_dir(output_dir, subject)
+    sessions = sorted(p for p in root.glob("ses-*") if p.is_dir())
+    return [(p.name[4:], p) for p in sessions] or [(None, root)]
+
+
+def _models_in(perf):
+    labels = {model_label(m): m for m in MODEL_NAMES}
+    found = []
+    for path in sorted(perf.glob("*_R2map.nii.gz")):
+        desc = next((part[5:] for part in path.name.split("_") if part.startswith("desc-")), None)
+        if desc in labels:
+            found.append(labels[desc])
+    return sorted(found, key=MODEL_NAMES.index)
+
+
+def _example_curves(model, perf, conc, t, aif, quality, r2):
+    """Fitted versus measured curves of voxels at R² quantiles within the quality mask."""
+    from .. import MODELS, model_curve
+
+    idx = np.flatnonzero(quality.ravel())
+    if idx.size == 0:
+        return None
+    order = idx[np.argsort(r2.ravel()[idx], kind="stable")]
+    picks = sorted({int(order[int(q * (order.size - 1))]) for q in EXAMPLE_QUANTILES})
+    label = model_label(model)
+    maps = {}
+    for name in MODELS[model].params + ("delay",):
+        path = _find(perf, f"*_desc-{label}_{name}.nii.gz")
+        if path is not None:
+            maps[name] = _load(path).ravel()
+    curves, fits, names = [], [], []
+    flat_conc = conc.reshape(-1, conc.shape[-1])
+    for voxel in picks:
+        params = {name: maps[name][voxel] for name in MODELS[model].params}
+        delay = maps["delay"][voxel] if "delay" in maps else None
+        curves.append(flat_conc[voxel])
+        fits.append(np.asarray(model_curve(model, params, t, aif, delay=delay), float))
+        coords = np.unravel_index(voxel, quality.shape)
+        names.append(f"voxel {tuple(int(c) for c in coords)}, R²={r2.ravel()[voxel]:.2f}")
+    return figures.curves_plot(t, curves, fits, names, f"{model}: example voxels")
+
+
+def _session_section(session, folder):
+    anat, perf = folder / "anat", folder / "perf"
+    parts, warnings = [f"<h2>{'Session ' + html.escape(session) if session else 'Results'}</h2>"], []
+    for sidecar_path in sorted(folder.glob("*/*.json")):
+        for message in json.loads(sidecar_path.read_text()).get("Warnings", []):
+            if message not in warnings:
+                warnings.append(message)
+    t1_path = _find(anat, "*_desc-vfa_T1map.nii.gz")
+    if t1_path is not None:
+        t1 = _load(t1_path)
+        parts.append("<h3>Pre-contrast T1</h3>")
+        parts.append(_img(figures.map_grid([dict(volume=t1, title="T1", units="s", mask=t1 > 0, cmap="gray")]),
+                          "T1 map"))
+        parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)", mask=t1 > 0), "T1 histogram"))
+    conc_path = _find(perf, "*_desc-conc_dce.nii.gz")
+    aif_path = _find(perf, "*_desc-aif_timeseries.tsv")
+    conc = _load(conc_path) if conc_path is not None else None
+    aif = t = None
+    if aif_path is not None:
+        table = np.loadtxt(aif_path, skiprows=1, ndmin=2)
+        t, aif = table[:, 0], table[:, 1]
+        aif_meta = _sidecar(aif_path)
+        parts.append("<h3>Arterial input function</h3>")
+        parts.append(f"<p>Source: {html.escape(str(aif_meta.get('Source')))}; quality: "
+                     f"{aif_meta.get('Quality')}; haematocrit: {aif_meta.get('Hematocrit')}; "
+                     f"voxels: {aif_meta.get('NumberOfVoxels', 0)}</p>")
+        parts.append(_img(figures.aif_plot(t, table[:, 1], table[:, 2], aif_meta.get("Source")), "AIF"))
+        aif_mask_path = _find(perf, "*_desc-aif_mask.nii.gz")
+        if aif_mask_path is not None and conc is not None:
+            parts.append(_img(figures.map_grid([dict(volume=conc.max(axis=-1), title="peak conc.", units="mM",
+                                                     cmap="gray", overlay=_load(aif_mask_path) > 0)],
+                                               "AIF voxels (red) on the peak concentration"), "AIF voxels"))
+    for model in _models_in(perf):
+        label = model_label(model)
+        parts.append(f"<h3>Model: {html.escape(model)}</h3>")
+        quality_path = _find(perf, f"*_desc-{label}_mask.nii.gz")
+        quality = _load(quality_path) > 0 if quality_path is not None else None
+        r2 = _load(_find(perf, f"*_desc-{label}_R2map.nii.gz"))
+        rows = []
+        for path in sorted(perf.glob(f"*_desc-{label}_*.nii.gz")):
+            name = path.name[: -len(".nii.gz")].rsplit("_", 1)[1]
+            if name not in ("R2map", "mask"):
+                rows.append(dict(volume=_load(path), title=name, units=_sidecar(path).get("Units", ""), mask=quality,
+                                 cmap=CMAPS.get(name, "viridis")))
+        rows.append(dict(volume=r2, title="R²", units="R²", limits=(0.0, 1.0)))
+        if quality is not None:
+            parts.append(f"<p>Quality mask: {int(quality.sum())} of {quality.size} voxels.</p>")
+            rows.append(dict(volume=quality.astype(float), title="quality", units="in mask", cmap="gray",
+                             limits=(0.0, 1.0)))
+        parts.append(_img(figures.map_grid(rows, f"{model}: parameter maps, R² and quality mask"), f"{model} maps"))
+        stderr_rows = [dict(volume=_load(path), title=f"SE {path.name[: -len('.nii.gz')].rsplit('_', 1)[1]}",
+                            units=_sidecar(path).get("Units", ""), mask=quality, cmap="cividis")
+                       for path in sorted(perf.glob(f"*_desc-{stderr_label(model)}_*.nii.gz"))]
+        if stderr_rows:
+            parts.append("<h4>Uncertainty (standard error)</h4>")
+            parts.append(_img(figures.map_grid(stderr_rows, f"{model}: standard errors"), f"{model} uncertainty"))
+        if conc is not None and aif is not None and quality is not None:
+            curves = _example_curves(model, perf, conc, t, aif, quality, r2)
+            if curves:
+                parts.append(_img(curves, "example curves"))
+    parts.append("<h3>Warnings</h3>")
+    parts += [f'<div class="warn">{html.escape(w)}</div>' for w in warnings] or ["<p>None.</p>"]
+    return "\n".join(parts)
+
+
+def _methods_html(output_dir):
+    path = Path(output_dir) / "logs" / "CITATION.md"
+    if not path.exists():
+        return "<p>No methods text (logs/CITATION.md missing).</p>"
+    blocks = []
+    for block in path.read_text().split("\n\n"):
+        block = block.strip()
+        if block.startswith("#"):
+            level = min(len(block) - len(block.lstrip("#")) + 2, 4)
+            blocks.append(f"<h{level}>{html.escape(block.lstrip('#').strip())}</h{level}>")
+        elif block:
+            blocks.append("<p>" + html.escape(block).replace("\n", "<br/>") + "</p>")
+    return '<div class="methods">' + "\n".join(blocks) + "</div>"
+
+
+def write_subject_report(output_dir, subject):
+    """Write ``<output_dir>/sub-<subject>.html``; return its path."""
+    from .. import __version__
+
+    output_dir = Path(output_dir)
+    body = [f"<h1>dcequant report: sub-{html.escape(subject)}</h1>",
+            f"<p>dcequant {__version__}. Units: time s, T1 s, concentration mM, Ktrans/kep/PS 1/min, "
+            "Fp ml/100ml/min, ve/vp fractions.</p>"]
+    for session, folder in _session_dirs(output_dir, subject):
+        body.append(_session_section(session, folder))
+    body += ["<h2>Methods</h2>", _methods_html(output_dir)]
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>sub-{html.escape(subject)}</title>"
+            f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
+    path = output_dir / f"sub-{subject}.html"
+    write_text_atomic(path, page)
+    return path

@@ -1,0 +1,100 @@
+"""Input side of the BIDS App: BIDS queries, sidecars, relaxivity and baseline detection."""
+
+import json
+
+import numpy as np
+import pytest
+
+import bidsapp
+from bidsapp.acquisition import detect_baseline_frames, read_dce_acquisition, resolve_relaxivity
+from bidsapp.bids_query import NothingSelectedError, collect_sessions, dicom_sessions, load_filter_file
+from bidsapp.bids_raw import dce_path
+
+from bidsapp.simulate import Grid, Protocol, simulate_study
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bids")
+    simulate_study(root, n_subjects=2, n_sessions=2, grid=Grid((8, 8, 2), (27.5, 27.5, 5.0)),
+                   protocol=Protocol(b1_amplitude=0.1), overwrite=True)
+    return root
+
+
+def test_collect_sessions_finds_every_input(dataset):
+    sessions = collect_sessions(dataset)
+    assert [s.name for s in sessions] == ["sub-01_ses-01", "sub-01_ses-02", "sub-02_ses-01", "sub-02_ses-02"]
+    first = sessions[0]
+    assert first.dce.name == "sub-01_ses-01_dce.nii.gz" and first.b1.name == "sub-01_ses-01_TB1map.nii.gz"
+    assert [p.name for p in first.vfa] == [f"sub-01_ses-01_flip-{i}_VFA.nii.gz" for i in (1, 2, 3, 4)]
+    assert not first.from_dicom
+
+
+def test_selection_by_labels(dataset):
+    sessions = collect_sessions(dataset, participant_label=["sub-02"], session_label=["ses-02"])
+    assert [s.name for s in sessions] == ["sub-02_ses-02"]
+
+
+def test_unknown_participant_is_nothing_selected(dataset):
+    with pytest.raises(NothingSelectedError, match="03"):
+        collect_sessions(dataset, participant_label=["03"])
+    with pytest.raises(NothingSelectedError):
+        collect_sessions(dataset, session_label=["9"])
+
+
+def test_filter_file(dataset, tmp_path):
+    path = tmp_path / "filter.json"
+    path.write_text(json.dumps({"vfa": {"flip": [1, 4]}}))
+    sessions = collect_sessions(dataset, ["01"], ["01"], load_filter_file(path))
+    assert [p.name for p in sessions[0].vfa] == ["sub-01_ses-01_flip-1_VFA.nii.gz", "sub-01_ses-01_flip-4_VFA.nii.gz"]
+    path.write_text(json.dumps({"bold": {}}))
+    with pytest.raises(ValueError, match="bold"):
+        load_filter_file(path)
+
+
+def test_dicom_only_subjects_are_found(tmp_path):
+    (tmp_path / "sourcedata" / "dicom" / "sub-07" / "ses-a").mkdir(parents=True)
+    (tmp_path / "sourcedata" / "dicom" / "sub-08").mkdir(parents=True)
+    assert set(dicom_sessions(tmp_path)) == {("07", "a"), ("08", None)}
+    sessions = collect_sessions(tmp_path)
+    assert [s.name for s in sessions] == ["sub-07_ses-a", "sub-08"] and all(s.from_dicom for s in sessions)
+
+
+def test_dce_sidecar(dataset):
+    acq = read_dce_acquisition(dce_path(dataset, "01", "01"), 40)
+    assert (acq.tr, acq.flip_angle, acq.field_strength, acq.times[1]) == (0.005, 15.0, 3.0, 5.0)
+    assert acq.agent.lower() == "gadobutrol"
+    with pytest.raises(ValueError, match="VolumeTiming has 40 entries for 12 frames"):
+        read_dce_acquisition(dce_path(dataset, "01", "01"), 12)
+
+
+def test_missing_sidecar_field_is_named(tmp_path):
+    nii = tmp_path / "x_dce.nii.gz"
+    (tmp_path / "x_dce.json").write_text(json.dumps({"FlipAngle": 15, "VolumeTiming": [0, 1]}))
+    with pytest.raises(ValueError, match="RepetitionTimeExcitation"):
+        read_dce_acquisition(nii, 2)
+
+
+def test_relaxivity_resolution():
+    assert resolve_relaxivity(4.2, "gadobutrol", 3.0).value == 4.2
+    from_agent = resolve_relaxivity(None, "gadobutrol", 1.5)
+    assert from_agent.value == pytest.approx(bidsapp.relaxivity_for("gadobutrol", 1.5)) and not from_agent.warnings
+    unknown = resolve_relaxivity(None, None, None)
+    assert unknown.value == pytest.approx(bidsapp.relaxivity_for("gadobutrol", 3.0))
+    assert any("ContrastBolusAgent" in w for w in unknown.warnings)
+    assert any("MagneticFieldStrength" in w for w in unknown.warnings)
+
+
+@pytest.mark.parametrize("arrival_frame", [3, 6, 10])
+def test_baseline_detection_stops_before_the_bolus(arrival_frame):
+    t = np.arange(40) * 4.0
+    aif = bidsapp.population_aif("parker", t, bolus_arrival=t[arrival_frame])
+    signal = 100 + 50 * aif[None, None, None, :] * np.linspace(0.2, 1, 10)[:, None, None, None]
+    n, warnings = detect_baseline_frames(signal)
+    assert n in (arrival_frame - 1, arrival_frame)
+    assert bool(warnings) == (n < 3)
+
+
+def test_baseline_detection_without_enhancement():
+    n, warnings = detect_baseline_frames(np.full((3, 3, 1, 20), 10.0))
+    assert n == 1 and "no enhancement" in warnings[0]

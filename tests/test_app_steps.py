@@ -1,0 +1,111 @@
+"""Session steps without Nipype, progress reporting and the group ROI table helpers."""
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bidsapp import session_steps
+from bidsapp.bids_raw import dce_path
+from bidsapp.cli.progress import Progress
+from bidsapp.group import find_rois
+from bidsapp.simulate import Grid, Protocol, simulate_study
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("steps")
+    simulate_study(root, n_subjects=1, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
+                   protocol=Protocol(snr=np.inf), overwrite=True)
+    return root
+
+
+def test_fixed_t10_chain_with_a_population_aif(session, tmp_path, monkeypatch):
+    """No VFA: --t10, --aif parker, --baseline-frames, tofts fit; each step writes its manifest."""
+    monkeypatch.chdir(tmp_path)
+    dce = dce_path(session, "01", None)
+    t1 = session_steps.fixed_t1_step(dce, 1.3)
+    assert np.allclose(nib.load(t1["t1"]).get_fdata(), 1.3)
+    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, 4, "fixed T10 = 1.3 s", session)
+    info = json.loads(Path(conc["acquisition"]).read_text())
+    assert info["Relaxivity"] == 4.5 and info["BaselineFrames"] == 4 and info["RelaxivitySource"].startswith("user")
+    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "parker", 0.4, session)
+    sidecar = json.loads(Path(aif["json"]).read_text())
+    assert sidecar["Source"] == "population:parker" and sidecar["Hematocrit"] == 0.4
+    table = np.loadtxt(aif["tsv"], skiprows=1)
+    np.testing.assert_allclose(table[:, 2], table[:, 1] * 0.6)
+    fit = session_steps.fit_step("tofts", conc["conc"], conc["mask"], conc["acquisition"], aif["tsv"], aif["json"],
+                                 False, "cpu", 0, 1, "vfa-linear", "01", None)
+    entries = json.loads(Path(fit["manifest"]).read_text())
+    names = {(e["suffix"], e["desc"]) for e in entries}
+    assert {("Ktrans", "tofts"), ("ve", "tofts"), ("kep", "tofts"), ("Ktrans", "toftsStderr"),
+            ("R2map", "tofts"), ("mask", "tofts")} <= names
+    ktrans = next(e for e in entries if (e["suffix"], e["desc"]) == ("Ktrans", "tofts"))
+    assert ktrans["sidecar"]["Units"] == "1/min" and ktrans["sidecar"]["AIF"]["Source"] == "population:parker"
+    assert ktrans["sidecar"]["AIF"]["File"] == "bids::sub-01/perf/sub-01_desc-aif_timeseries.tsv"
+
+
+def test_aif_table_errors_name_the_column(tmp_path):
+    path = tmp_path / "aif.tsv"
+    path.write_text("t\tplasma\n0\t0\n")
+    with pytest.raises(ValueError, match="'time'"):
+        session_steps._read_aif_table(path, np.arange(3.0))
+    path.write_text("time\tplasma\n0\t0\n1\t1\n")
+    with pytest.raises(ValueError, match="spans"):
+        session_steps._read_aif_table(path, np.arange(5.0))
+
+
+def test_aif_spec_placeholders():
+    spec = "/d/sub-{subject}/ses-{session}/aif.tsv"
+    assert session_steps.resolve_aif_spec(spec, "01", "A") == "/d/sub-01/ses-A/aif.tsv"
+
+
+def test_signal_mask_drops_background():
+    dce = np.zeros((4, 4, 1, 3))
+    dce[1:3, 1:3] = 100.0
+    dce[0, 0] = 5.0
+    assert session_steps.signal_mask(dce).sum() == 4
+
+
+def test_find_rois(session, tmp_path):
+    truth = session / "derivatives" / "truth"
+    rois = find_rois([truth], "01", None)
+    assert [name for name, _ in rois] == ["sub-01_desc-truth_dseg"]
+    template = str(truth / "sub-{subject}" / "anat" / "sub-{subject}_desc-truth_dseg.nii.gz")
+    assert find_rois([template], "01", None)[0][1].is_file()
+    with pytest.raises(ValueError, match="--roi"):
+        find_rois([tmp_path / "missing.nii.gz"], "01", None)
+
+
+class _Node:
+    def __init__(self, fullname):
+        self.fullname = fullname
+
+
+def test_progress_lines(caplog):
+    stream = io.StringIO()
+    progress = Progress({"sub-01": 2}, stream=stream, interactive_mode=True)
+    progress(_Node("dcequant_wf.sub_01_wf.ses_A_wf.t1map_wf.vfa_t1"), "start")
+    progress(_Node("dcequant_wf.sub_01_wf.ses_A_wf.t1map_wf.vfa_t1"), "end")
+    assert stream.getvalue().splitlines()[-1] == "[sub-01] 1/2 steps  (ses-A: t1map.vfa_t1 done)"
+    progress(_Node("dcequant_wf.sub_01_wf.report"), "end")
+    assert stream.getvalue().splitlines()[-1] == "[sub-01] 2/2 steps  (report skipped)"
+    plain = Progress({"sub-01": 2}, stream=stream, interactive_mode=False)
+    with caplog.at_level(logging.INFO, logger="dcequant"):
+        plain(_Node("dcequant_wf.sub_01_wf.report"), "exception")
+    assert "[sub-01] 1/2 steps  (report FAILED)" in caplog.text
+
+
+def test_progress_is_plain_under_ci(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("CI", "true")
+    assert not Progress({}, stream=Tty()).interactive
+    monkeypatch.delenv("CI")
+    assert Progress({}, stream=Tty()).interactive and not Progress({}, stream=io.StringIO()).interactive

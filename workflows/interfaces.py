@@ -1,0 +1,261 @@
+"""Thin Nipype interfaces around :mod:`bidsapp.session_steps` and the derivative writer.
+
+Each ``_run_interface`` runs in the node's working folder and calls one step function;
+arrays travel between nodes as NIfTI/TSV/JSON files there.
+"""
+
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
+                                    TraitedSpec, isdefined, traits)
+
+from bidsapp import session_steps
+
+
+def _opt(value):
+    return value if isdefined(value) else None
+
+
+class _Manifest(TraitedSpec):
+    manifest = File(exists=True, desc="JSON list of derivative entries")
+
+
+class ConvertDICOMInputSpec(BaseInterfaceInputSpec):
+    dicom_dir = traits.Str(mandatory=True, desc="sourcedata/dicom/sub-<L>[/ses-<S>]")
+    bids_dir = traits.Str(mandatory=True, desc="raw BIDS root (written if writable)")
+    fallback_dir = traits.Str(mandatory=True, desc="raw BIDS root in the work folder")
+    subject = traits.Str(mandatory=True)
+    session = traits.Str("", usedefault=True)
+
+
+class ConvertDICOMOutputSpec(TraitedSpec):
+    dce = File(exists=True)
+    vfa = traits.List(File(exists=True))
+    b1 = File(exists=True)
+    raw_root = traits.Str()
+
+
+class ConvertDICOM(SimpleInterface):
+    """DICOM to raw BIDS for one session (:func:`bidsapp.conversion.convert_dicom_study`)."""
+
+    input_spec = ConvertDICOMInputSpec
+    output_spec = ConvertDICOMOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        out = session_steps.convert_dicom_step(i.dicom_dir, i.bids_dir, i.fallback_dir, i.subject, i.session or None)
+        self._results.update({k: v for k, v in out.items() if v is not None})
+        return runtime
+
+
+class T1MapInputSpec(BaseInterfaceInputSpec):
+    vfa_files = InputMultiObject(File(exists=True), mandatory=True, desc="VFA volumes, ascending flip")
+    b1_file = File(exists=True, desc="TB1map in percent")
+    method = traits.Str("vfa-linear", usedefault=True)
+    raw_root = traits.Str(mandatory=True, desc="root of the raw dataset (for provenance)")
+
+
+class T1MapOutputSpec(_Manifest):
+    t1 = File(exists=True, desc="T1 map (s)")
+    m0 = File(exists=True)
+    mask = File(exists=True, desc="valid T1 voxels")
+
+
+class T1Map(SimpleInterface):
+    """Variable-flip-angle T1 mapping (:func:`bidsapp.compute_t1_map`)."""
+
+    input_spec = T1MapInputSpec
+    output_spec = T1MapOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        self._results.update(session_steps.t1_step(list(i.vfa_files), _opt(i.b1_file), i.method, i.raw_root))
+        return runtime
+
+
+class FixedT1InputSpec(BaseInterfaceInputSpec):
+    dce_file = File(exists=True, mandatory=True)
+    t10 = traits.Float(mandatory=True, desc="T1 in s")
+
+
+class FixedT1OutputSpec(_Manifest):
+    t1 = File(exists=True)
+    mask = File(exists=True)
+
+
+class FixedT1(SimpleInterface):
+    """Constant pre-contrast T1 (``--t10``) on the DCE grid."""
+
+    input_spec = FixedT1InputSpec
+    output_spec = FixedT1OutputSpec
+
+    def _run_interface(self, runtime):
+        self._results.update(session_steps.fixed_t1_step(self.inputs.dce_file, self.inputs.t10))
+        return runtime
+
+
+class ConcentrationInputSpec(BaseInterfaceInputSpec):
+    dce_file = File(exists=True, mandatory=True)
+    t1_file = File(exists=True, mandatory=True)
+    t1_mask = File(exists=True, mandatory=True)
+    b1_file = File(exists=True)
+    relaxivity = traits.Float(desc="r1 /mM/s; default from the sidecar")
+    baseline_frames = traits.Int(desc="default: detected")
+    t1_source = traits.Str(mandatory=True)
+    raw_root = traits.Str(mandatory=True)
+
+
+class ConcentrationOutputSpec(_Manifest):
+    conc = File(exists=True, desc="concentration (mM)")
+    mask = File(exists=True)
+    acquisition = File(exists=True, desc="JSON with timing, relaxivity, baseline")
+
+
+class Concentration(SimpleInterface):
+    """Signal to concentration (:func:`bidsapp.signal_to_concentration`)."""
+
+    input_spec = ConcentrationInputSpec
+    output_spec = ConcentrationOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        self._results.update(session_steps.concentration_step(
+            i.dce_file, i.t1_file, i.t1_mask, _opt(i.b1_file), _opt(i.relaxivity), _opt(i.baseline_frames),
+            i.t1_source, i.raw_root))
+        return runtime
+
+
+class AIFInputSpec(BaseInterfaceInputSpec):
+    conc = File(exists=True, mandatory=True)
+    mask = File(exists=True, mandatory=True)
+    acquisition = File(exists=True, mandatory=True)
+    t1_file = File(exists=True, mandatory=True)
+    spec = traits.Str("auto", usedefault=True)
+    hematocrit = traits.Float(0.45, usedefault=True)
+    raw_root = traits.Str(mandatory=True)
+
+
+class AIFOutputSpec(_Manifest):
+    tsv = File(exists=True)
+    json = File(exists=True)
+    aif_mask = File(exists=True)
+
+
+class AIF(SimpleInterface):
+    """Arterial input function (detected, population, table or ROI)."""
+
+    input_spec = AIFInputSpec
+    output_spec = AIFOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        self._results.update(session_steps.aif_step(i.conc, i.mask, i.acquisition, i.t1_file, i.spec,
+                                                    i.hematocrit, i.raw_root))
+        return runtime
+
+
+class FitInputSpec(BaseInterfaceInputSpec):
+    model = traits.Str(mandatory=True)
+    conc = File(exists=True, mandatory=True)
+    mask = File(exists=True, mandatory=True)
+    acquisition = File(exists=True, mandatory=True)
+    aif_tsv = File(exists=True, mandatory=True)
+    aif_json = File(exists=True, mandatory=True)
+    fit_delay = traits.Bool(False, usedefault=True)
+    device = traits.Str("auto", usedefault=True)
+    seed = traits.Int(0, usedefault=True)
+    threads = traits.Int(1, usedefault=True)
+    t1_method = traits.Str(mandatory=True)
+    subject = traits.Str(mandatory=True)
+    session = traits.Str("", usedefault=True)
+
+
+class FitOutputSpec(_Manifest):
+    r2 = File(exists=True)
+    quality = File(exists=True)
+
+
+class FitModel(SimpleInterface):
+    """Voxel-wise kinetic model fit (:func:`bidsapp.fit_model`)."""
+
+    input_spec = FitInputSpec
+    output_spec = FitOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        self._results.update(session_steps.fit_step(
+            i.model, i.conc, i.mask, i.acquisition, i.aif_tsv, i.aif_json, i.fit_delay, i.device, i.seed,
+            i.threads, i.t1_method, i.subject, i.session or None))
+        return runtime
+
+
+class DerivativesSinkInputSpec(BaseInterfaceInputSpec):
+    manifests = InputMultiObject(File(exists=True), mandatory=True)
+    output_dir = traits.Str(mandatory=True)
+    subject = traits.Str(mandatory=True)
+    session = traits.Str("", usedefault=True)
+
+
+class DerivativesSinkOutputSpec(TraitedSpec):
+    staged = traits.List(traits.Str, desc="staged files, relative to output_dir")
+
+
+class DerivativesSink(SimpleInterface):
+    """Stage all derivatives of one session (:func:`bidsapp.derivatives.stage_session`)."""
+
+    input_spec = DerivativesSinkInputSpec
+    output_spec = DerivativesSinkOutputSpec
+
+    def _run_interface(self, runtime):
+        from bidsapp.derivatives import read_manifest, stage_session
+
+        i = self.inputs
+        entries = [e for m in i.manifests for e in read_manifest(m)]
+        self._results["staged"] = stage_session(i.output_dir, i.subject, i.session or None, entries)
+        return runtime
+
+
+class CommitSubjectInputSpec(BaseInterfaceInputSpec):
+    staged = traits.List(traits.Str, mandatory=True)
+    output_dir = traits.Str(mandatory=True)
+    subject = traits.Str(mandatory=True)
+
+
+class CommitSubjectOutputSpec(TraitedSpec):
+    out_files = traits.List(traits.Str)
+
+
+class CommitSubject(SimpleInterface):
+    """Move a subject's staged derivatives into place (:func:`bidsapp.derivatives.commit_subject`)."""
+
+    input_spec = CommitSubjectInputSpec
+    output_spec = CommitSubjectOutputSpec
+
+    def _run_interface(self, runtime):
+        from bidsapp.derivatives import commit_subject
+
+        i = self.inputs
+        self._results["out_files"] = [str(p) for p in commit_subject(i.output_dir, i.subject, i.staged)]
+        return runtime
+
+
+class ReportInputSpec(BaseInterfaceInputSpec):
+    output_dir = traits.Str(mandatory=True)
+    subject = traits.Str(mandatory=True)
+    written = traits.List(traits.Str, desc="files written by the sinks (orders the report after them)")
+
+
+class ReportOutputSpec(TraitedSpec):
+    out_report = File(exists=True)
+
+
+class SubjectReport(SimpleInterface):
+    """Self-contained HTML report of one subject (``sub-<L>.html``)."""
+
+    input_spec = ReportInputSpec
+    output_spec = ReportOutputSpec
+
+    def _run_interface(self, runtime):
+        from bidsapp.report import write_subject_report
+
+        i = self.inputs
+        self._results["out_report"] = str(write_subject_report(i.output_dir, i.subject))
+        return runtime
