@@ -33,7 +33,7 @@ import torch
 
 import math
 
-from .convolution import exp_conv_time_major, sample_input, substep_times
+from .convolution import exp_conv_delayed, exp_conv_time_major, locate_input, sample_input, substep_times
 
 PER_MIN = 1.0 / 60.0  # 1/min -> 1/s
 FP_UNIT = 1.0 / 6000.0  # ml/100ml/min -> 1/s
@@ -179,23 +179,31 @@ class PlasmaInput:
         self.times = substep_times(t, self.n_sub)  # [(T-1)·S + 1]
         self._undelayed = None
 
-    def sampled(self, delay=None, with_slope=False):
-        """AIF at the sub-step times ``[(T-1)·S + 1, n]`` (``n = 1`` without delay), and its slope."""
-        if delay is None:
-            if self._undelayed is None:
-                self._undelayed = sample_input(self.aif, self.aif_times, self.times[:, None])
-            value, slope = self._undelayed
-        else:
-            value, slope = sample_input(self.aif, self.aif_times, self.times[:, None] - delay)
-        return (value, slope) if with_slope else value
+    def sampled(self):
+        """AIF at the sub-step times ``[(T-1)·S + 1, 1]`` (no delay)."""
+        if self._undelayed is None:
+            self._undelayed = sample_input(self.aif, self.aif_times, self.times[:, None])[0]
+        return self._undelayed
 
-    def at_frames(self, delay=None):
-        """AIF at the frame times, ``[T, n]`` (a view)."""
-        return self.sampled(delay)[:: self.n_sub]
+    def at_frames(self):
+        """AIF at the frame times, ``[T, 1]`` (a view)."""
+        return self.sampled()[:: self.n_sub]
 
     def convolve(self, c, k, with_grad=False):
         """:func:`exp_conv_time_major` of input ``c [(T-1)·S + 1, n, M]`` sampled like this AIF."""
         return exp_conv_time_major(c, self.t, k, self.n_sub, with_grad)
+
+    def read_times(self, delay):
+        """Times ``[T, n]`` at which each voxel reads the undelayed AIF: t − delay."""
+        return self.t[:, None] - delay[None, :]
+
+    def locate(self, s):
+        """:func:`locate_input` of this AIF at read-out times ``s [T, n]`` (value, slope, …)."""
+        return locate_input(self.aif, self.aif_times, s)
+
+    def delayed_convolve(self, k, s, with_grad=False, located=None):
+        """:func:`exp_conv_delayed` of this AIF at read-out times ``s [T, n]``."""
+        return exp_conv_delayed(self.aif, self.aif_times, k, s, with_grad, located)
 
 
 def prepare_inputs(t, aif, device=None, aif_times=None):
@@ -238,19 +246,27 @@ def evaluate(spec, p, plasma, delay=None):
     """Tissue concentration ``[..., T]`` for parameter tensors ``p`` (torch, float64).
 
     ``plasma`` is a :class:`PlasmaInput`; ``delay`` (s) broadcasts with the parameters.
+    A delay reads the undelayed response at t − delay (:func:`exp_conv_delayed`).
     """
     values = [p[n] for n in spec.params] + ([delay] if delay is not None else [])
     lead = torch.broadcast_shapes(*(v.shape for v in values))
     flat = {n: p[n].expand(lead).reshape(-1) for n in spec.params}
-    sub = plasma.sampled(None if delay is None else delay.expand(lead).reshape(-1))
-    cp = sub[:: plasma.n_sub]  # [T, n or 1]
     n = max(flat[spec.params[0]].numel(), 1)
     out = torch.zeros(plasma.t.numel(), n, dtype=torch.float64, device=plasma.t.device)
+    if delay is None:
+        sub = plasma.sampled()
+        cp = sub[:: plasma.n_sub]  # [T, 1]
+    else:
+        s = plasma.read_times(delay.expand(lead).reshape(-1))
+        located = plasma.locate(s)
+        cp = located[0]
     for coef, rate in spec.terms(flat):
         if rate is None:
             out += coef * cp
-        else:
+        elif delay is None:
             out += coef * plasma.convolve(sub[..., None], rate)[..., 0]
+        else:
+            out += coef * plasma.delayed_convolve(rate, s, located=located)
     return out.T.reshape(lead + (plasma.t.numel(),))
 
 

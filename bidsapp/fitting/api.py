@@ -39,7 +39,6 @@ from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
 LOGGER = logging.getLogger("dcequant.fitting")
-DELAY_SUBSTEPS = 4
 
 
 @dataclass
@@ -55,10 +54,10 @@ class FitOptions:
     aif_times : time grid (s) of ``aif`` when it is not sampled at the frame times
         ``t`` — e.g. an analytic population AIF on a 0.5 s grid; the convolution then
         resolves the first pass between frames (see :class:`bidsapp.models.PlasmaInput`).
-    substeps : sub-steps per frame interval in the convolution (default: enough to
-        resolve ``aif_times``; 4 when a delay is fitted or fixed and the AIF is given at
-        the frames, so the delayed piecewise-linear AIF is followed between frames; else 1).
-    chunk_size : voxels per chunk (default 16384 on CPU, 131072 on CUDA).
+    substeps : sub-steps per frame interval in the undelayed convolution (default:
+        enough to resolve ``aif_times``, else 1). Delayed models read the exact
+        undelayed response on the AIF's own grid at t − delay and need none.
+    chunk_size : voxels per chunk (default 32768 on CPU, 131072 on CUDA).
     progress : callable ``progress(done, total)`` called after each chunk.
     """
 
@@ -274,10 +273,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     t_, aif_, aif_grid = prepare_inputs(t, aif, dev, opts.aif_times)
     if not bool((aif_ != 0).any()):
         raise ValueError("aif: the arterial input function is zero everywhere")
-    substeps = opts.substeps
-    if substeps is None and aif_grid is None and (fit_delay or opts.delay is not None):
-        substeps = DELAY_SUBSTEPS
-    plasma = PlasmaInput(t_, aif_, aif_grid, substeps)
+    plasma = PlasmaInput(t_, aif_, aif_grid, opts.substeps)
     flat, lead, use = _as_voxels(concentration, t_.numel(), mask)
     if fit_delay and opts.delay is not None:
         raise ValueError("delay: give a fixed delay or fit_delay=True, not both")
@@ -289,7 +285,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     n_vox, n_t, n_p = flat.shape[0], t_.numel(), len(names)
 
     out = _Outputs(n_vox, n_p)
-    chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 16384))
+    chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 32768))
     todo = np.flatnonzero(use)
     first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
     pending_idx, pending_theta = [], []
@@ -404,11 +400,10 @@ def patlak_linear(concentration, t, aif, mask=None, delay=None, aif_times=None):
         raise ValueError("aif: the arterial input function is zero everywhere")
     flat, lead, use = _as_voxels(concentration, t_.numel(), mask)
     plasma = PlasmaInput(t_, aif_, aif_grid)
-    shift = None if delay is None else torch.tensor([float(delay)], dtype=torch.float64)
-    sub = plasma.sampled(shift)
-    cp = sub[:: plasma.n_sub, 0]
-    icp = plasma.convolve(sub[..., None], torch.zeros(1, dtype=torch.float64))[:, 0, 0]
-    x = torch.stack([cp, icp], dim=1).numpy()  # [T, 2]
+    p = {"Ktrans": torch.zeros(2, dtype=torch.float64), "vp": torch.tensor([1.0, 0.0], dtype=torch.float64)}
+    p["Ktrans"][1] = 60.0  # unit coefficients: row 0 is Cp, row 1 is ∫Cp (Ktrans in 1/min)
+    shift = None if delay is None else torch.full((2,), float(delay), dtype=torch.float64)
+    x = evaluate(get_model("patlak"), p, plasma, shift).T.numpy()  # [T, 2] basis of the linear model
     xtx_inv = np.linalg.inv(x.T @ x)
     y = np.where(use[:, None], flat, 0.0).astype(float)
     coef = y @ (x @ xtx_inv)  # [N, 2]

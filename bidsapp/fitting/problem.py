@@ -38,14 +38,6 @@ class KineticProblem:
     def n_params(self):
         return len(self.names)
 
-    def _inputs(self, theta, idx):
-        """Plasma input at the sub-step times ``[(T-1)·S+1, n or 1, m]`` (m = 2 adds ∂/∂delay)."""
-        if self.fit_delay:
-            value, slope = self.plasma.sampled(theta[:, -1], with_slope=True)
-            return torch.stack([value, slope.neg_()], dim=-1)  # ∂cp/∂delay = −slope
-        delay = None if self.fixed_delay is None else self.fixed_delay[idx]
-        return self.plasma.sampled(delay)[..., None]
-
     def predict(self, theta, idx):
         """Prediction ``[T, n]`` and Jacobian ``[P, T, n]`` at ``theta [n, P]`` for voxels ``idx``."""
         spec = self.spec
@@ -56,29 +48,40 @@ class KineticProblem:
             quantities = [q for coef, rate in terms for q in (coef, rate) if q is not None]
             grads = iter([torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T if q.requires_grad
                           else torch.zeros_like(th).T for q in quantities])  # constant rates (k = 0)
-        inputs = self._inputs(theta, idx)
-        frames = inputs[:: self.plasma.n_sub]  # [T, n or 1, m]
-        cp = frames[..., 0]
+        if self.fit_delay:
+            delay = theta[:, -1]
+        else:
+            delay = None if self.fixed_delay is None else self.fixed_delay[idx]
         n_t, n = self.t.shape[0], theta.shape[0]
+        if delay is None:
+            sub = self.plasma.sampled()[..., None]  # [(T-1)·S+1, 1, 1]
+            cp = sub[:: self.plasma.n_sub, :, 0]
+        else:
+            s = self.plasma.read_times(delay)
+            located = self.plasma.locate(s)
+            cp, cp_slope = located[0], located[1]
         pred = torch.zeros(n_t, n, dtype=theta.dtype, device=theta.device)
         jac = torch.zeros(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
         for coef, rate in terms:
             coef, dcoef = coef.detach(), next(grads)  # dcoef [P, n]
             if rate is None:
                 basis = cp.expand(n_t, n)
-                ddelay = frames[..., 1] if self.fit_delay else None
+                dbasis_ds = cp_slope if delay is not None else None
             else:
                 drate = next(grads)
-                bases, dbases = self.plasma.convolve(inputs, rate.detach(), with_grad=True)
-                basis, ddelay = bases[..., 0], (bases[..., 1] if self.fit_delay else None)
-                coef_g = coef * dbases[..., 0]
+                if delay is None:
+                    bases, dbases = self.plasma.convolve(sub, rate.detach(), with_grad=True)
+                    basis, dbasis_dk, dbasis_ds = bases[..., 0], dbases[..., 0], None
+                else:
+                    basis, dbasis_dk, dbasis_ds = self.plasma.delayed_convolve(rate.detach(), s, True, located)
+                coef_g = coef * dbasis_dk
                 for p in _depends_on(drate):
                     jac[p].addcmul_(coef_g, drate[p])
             pred.addcmul_(basis, coef)
             for p in _depends_on(dcoef):
                 jac[p].addcmul_(basis, dcoef[p])
-            if self.fit_delay:
-                jac[n_model].addcmul_(ddelay, coef)
+            if self.fit_delay:  # the basis is read at s = t − delay: ∂/∂delay = −∂/∂s
+                jac[n_model].addcmul_(dbasis_ds, coef, value=-1.0)
         return pred, jac
 
 

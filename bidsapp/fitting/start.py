@@ -61,18 +61,34 @@ def _rate_combos(model):
 
 
 def _bases(model, plasma, delays, combos):
-    """Basis curves ``[D, C, m, T]`` for delays ``D`` (s) and rate combinations ``C``."""
-    sub = plasma.sampled(delays)  # [(T-1)·S+1, D]
-    cp = sub[:: plasma.n_sub].T  # [D, T]
-    d, n_c = cp.shape[0], combos.shape[0]
+    """Basis curves ``[D, C, m, T]`` for delays ``D`` (s; ``None`` = undelayed) and rate combinations ``C``.
+
+    Undelayed bases use the same sub-stepped convolution as the undelayed model, delayed
+    ones the same read-out at t − delay as the delayed model, so every grid SSE is exact.
+    """
+    n_c, n_t = combos.shape[0], plasma.t.numel()
+    rate_of = {"int": combos.new_zeros(1)}
+    rate_of.update({f"k{i + 1}": combos[:, i] for i in range(combos.shape[1])})
     out = []
+    if delays is None:
+        sub = plasma.sampled()  # [(T-1)·S+1, 1]
+        for name in _BASES[model]:
+            if name == "cp":
+                out.append(sub[:: plasma.n_sub].T[:, None, :].expand(1, n_c, n_t))
+            else:
+                conv = plasma.convolve(sub[:, None, :], rate_of[name])  # [T, C or 1, 1]
+                out.append(conv.permute(2, 1, 0).expand(1, n_c, n_t))
+        return torch.stack(out, dim=2)
     for name in _BASES[model]:
-        if name == "cp":
-            out.append(cp[:, None, :].expand(d, n_c, -1))
-            continue
-        rate = torch.zeros(1, dtype=cp.dtype, device=cp.device) if name == "int" else combos[:, int(name[1]) - 1]
-        conv = plasma.convolve(sub[:, None, :], rate)  # [T, C or 1, D]
-        out.append(conv.permute(2, 1, 0).expand(d, n_c, -1))
+        per_delay = []
+        for d in delays:
+            s = plasma.read_times(d.reshape(1))  # [T, 1]
+            if name == "cp":
+                per_delay.append(plasma.locate(s)[0].T.expand(n_c, n_t))
+            else:
+                rate = rate_of[name]
+                per_delay.append(plasma.delayed_convolve(rate, s.expand(n_t, rate.numel())).T.expand(n_c, n_t))
+        out.append(torch.stack(per_delay))
     return torch.stack(out, dim=2)
 
 
@@ -135,11 +151,10 @@ def grid_start(spec, plasma, y, delays=None):
     t = plasma.t
     combos = torch.as_tensor(_rate_combos(spec.name), dtype=t.dtype, device=t.device)
     if delays is None or delays.numel() == 1:
-        delay_vals = delays if delays is not None else torch.zeros(1, dtype=t.dtype, device=t.device)
-        coef, combo, sse = _grid_search(spec.name, plasma, y, delay_vals, combos)
+        coef, combo, sse = _grid_search(spec.name, plasma, y, delays, combos)
         params = coefficients_to_params(spec.name, coef, combos[combo % max(combos.shape[0], 1)]
                                         if combos.numel() else coef[:, :0])
-        delay = None if delays is None else delay_vals.expand(y.shape[0])
+        delay = None if delays is None else delays.expand(y.shape[0])
         return params, delay, sse
     stride = max(1, combos.shape[0] // 8)
     _, best, _ = _grid_search(spec.name, plasma, y, delays, combos[::stride] if combos.numel() else combos)
