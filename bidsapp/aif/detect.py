@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validate import boolean_mask
+from ..concentration import concentration_to_signal, signal_to_concentration
+from ..spgr import spgr_signal
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
 
 
@@ -146,7 +148,7 @@ def _kmeans(shapes, order, k, max_iterations=100):
     return labels
 
 
-def _earliest_cluster(curves, t, k):
+def _earliest_cluster(curves, t, k, min_size):
     """Indices (into ``curves``) of the arterial k-means cluster.
 
     Among clusters whose mean curve peaks at ≥ 50 % of the highest cluster peak, the one
@@ -158,9 +160,25 @@ def _earliest_cluster(curves, t, k):
     present = np.unique(labels)
     means = np.stack([curves[labels == j].mean(axis=0) for j in present])
     peaks = means.max(axis=-1)
-    eligible = np.flatnonzero(peaks >= 0.5 * peaks.max())
-    best = min(eligible, key=lambda j: (int(np.argmax(means[j])), -peaks[j]))
+    sizes = np.array([np.sum(labels == j) for j in present])
+    eligible = np.flatnonzero((peaks >= 0.5 * peaks.max()) & (sizes >= min(min_size, sizes.max())))
+    arrival = _half_maximum_time(means, t)
+    best = min(eligible, key=lambda j: (arrival[j], -peaks[j]))
     return np.flatnonzero(labels == present[best])
+
+
+def _half_maximum_time(curves, t):
+    """Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly
+    interpolated between frames (resolves the arterial–venous delay below one frame)."""
+    peaks = curves.max(axis=-1, keepdims=True)
+    above = curves >= 0.5 * peaks
+    first = np.argmax(above, axis=-1)
+    before = np.maximum(first - 1, 0)
+    rows = np.arange(curves.shape[0])
+    low, high = curves[rows, before], curves[rows, first]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(high > low, (0.5 * peaks[:, 0] - low) / (high - low), 1.0)
+    return np.where(first > 0, t[before] + np.clip(fraction, 0.0, 1.0) * (t[first] - t[before]), t[first])
 
 
 def _trapezoid_weights(t):
@@ -171,7 +189,7 @@ def _trapezoid_weights(t):
     return weights
 
 
-def _select_arterial(curves, t, roughness_percentile, max_roughness, k):
+def _select_arterial(curves, t, roughness_percentile, max_roughness, k, min_size):
     """Indices into ``curves`` (the area-selected voxels) of the arterial voxels (steps 3–4)."""
     peak = curves.max(axis=-1)
     keep = np.flatnonzero(peak > 0)
@@ -181,10 +199,55 @@ def _select_arterial(curves, t, roughness_percentile, max_roughness, k):
     keep = keep[(roughness <= np.percentile(roughness, roughness_percentile)) & (roughness <= max_roughness)]
     if keep.size <= 1:
         return keep
-    chosen = keep[_earliest_cluster(curves[keep], t, k)]
+    chosen = keep[_earliest_cluster(curves[keep], t, k, min_size)]
     if chosen.size >= 2 * k:
-        chosen = chosen[_earliest_cluster(curves[chosen], t, k)]
+        chosen = chosen[_earliest_cluster(curves[chosen], t, k, min_size)]
     return chosen
+
+
+def _check_signal_model(signal_model, t10, voxel_shape):
+    """Validated ``signal_model`` dict (b1 flattened to the voxels) or None."""
+    if signal_model is None:
+        return None
+    if t10 is None:
+        raise ValueError("signal_model: needs t10 (the T10 map the concentration was computed with)")
+    missing = {"tr", "flip_angle", "relaxivity"} - set(signal_model)
+    unknown = set(signal_model) - {"tr", "flip_angle", "relaxivity", "b1"}
+    if missing or unknown:
+        raise ValueError(f"signal_model: needs keys tr, flip_angle, relaxivity (optional b1); "
+                         f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    b1 = np.broadcast_to(np.asarray(signal_model.get("b1", 1.0), dtype=float), voxel_shape).reshape(-1)
+    return {"tr": float(signal_model["tr"]), "flip_angle": float(signal_model["flip_angle"]),
+            "relaxivity": float(signal_model["relaxivity"]), "b1": b1}
+
+
+def _relative_signal(concentration, t10, model):
+    """Relative SPGR signal S/S0 ``[v, t]`` of voxels ``[v]`` from their concentration (mM).
+
+    The exact forward model of :func:`bidsapp.signal_to_concentration` with M0 = S0 / f(T10),
+    so S/S0 is the measured signal over its baseline mean whatever the voxel's T10 error.
+    Samples that are NaN (signal at or above the SPGR asymptote) are set to the asymptote
+    S/S0 = sin(α·b1) / f(T10); non-positive or non-finite T10 gives NaN."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(t10) & (t10 > 0)
+        safe_t10 = np.where(ok, t10, 1.0)
+        s0 = spgr_signal(1.0, 1.0 / safe_t10, model["flip_angle"], model["tr"], model["b1"])
+        asymptote = np.sin(np.deg2rad(model["flip_angle"] * model["b1"])) / s0
+        finite = np.isfinite(concentration)
+        relative = concentration_to_signal(np.where(finite, concentration, 0.0), safe_t10, 1.0 / s0,
+                                           model["tr"], model["flip_angle"], model["relaxivity"], model["b1"])
+        relative = np.where(finite, relative, asymptote[:, None])
+    return np.where(ok[:, None], relative, np.nan)
+
+
+def _pooled_concentration(relative, t10, b1, model):
+    """Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with
+    their median T10 and b1 (NaN where the mean reaches the SPGR asymptote)."""
+    t10_pooled = float(np.median(t10))
+    b1_pooled = float(np.median(b1))
+    m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
+    return signal_to_concentration(relative.mean(axis=0), t10_pooled, model["tr"], model["flip_angle"],
+                                   model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
 
 
 def _population_fallback(name, t, hematocrit, reference_curve, quality, voxel_shape, reason):
@@ -215,10 +278,13 @@ def detect_aif(
     blood_t1_range=(1.4, 2.2),
     n_clusters=5,
     area_percentile=90.0,
+    vessel_area_fraction=0.25,
+    blood_t1_enhancement=0.75,
     roughness_percentile=75.0,
     max_roughness=0.1,
     peak_to_tail_ref=3.0,
     min_voxels=3,
+    signal_model=None,
 ):
     """Detect an arterial input function automatically (algorithm: module docstring).
 
@@ -246,10 +312,20 @@ def detect_aif(
         k of the k-means step.
     area_percentile, roughness_percentile : float
         Percentile thresholds of steps 2 and 3.
+    vessel_area_fraction : float
+        Step 2 also drops voxels whose area is below this fraction of the 99.5th
+        percentile of the candidates' areas (the large-vessel level).
     max_roughness : float
         Largest accepted σ/peak (step 3).
     peak_to_tail_ref, min_voxels : float, int
         Constants of the quality score.
+    signal_model : dict, optional
+        The SPGR acquisition the concentration was computed with: ``tr`` (s),
+        ``flip_angle`` (degrees), ``relaxivity`` (/mM/s) and optionally ``b1`` (relative
+        flip-angle scale, scalar or map of the voxel shape). Requires ``t10``. When given,
+        voxels are selected on their relative signal and the curve is converted from the
+        selected voxels' mean relative signal with their median T10 (module docstring,
+        "Signal-domain pooling"); strongly recommended for measured data.
 
     Returns
     -------
@@ -262,22 +338,28 @@ def detect_aif(
     if not 0.0 <= float(min_quality) <= 1.0:
         raise ValueError(f"min_quality: must be in [0, 1], got {min_quality!r}")
     voxel_shape = concentration.shape[:-1]
-    flat = concentration.reshape(-1, t.size)
-    area = flat @ _trapezoid_weights(t)  # NaN/inf wherever a sample is not finite
-    index = np.flatnonzero(mask.reshape(-1) & np.isfinite(area))
-    if index.size:
-        index = index[(area[index] >= np.percentile(area[index], area_percentile)) & (area[index] > 0)]
     if t10 is not None:
         t10 = np.asarray(t10, dtype=float)
         if t10.shape != voxel_shape:
             raise ValueError(f"t10: shape {t10.shape} does not match the voxel shape {voxel_shape}")
+    model = _check_signal_model(signal_model, t10, voxel_shape)
+    flat = concentration.reshape(-1, t.size)
+    if model is not None:  # select on the relative enhancement S/S0 − 1 (independent of T10 errors)
+        flat = _relative_signal(flat, t10.reshape(-1), model) - 1.0
+    area = flat @ _trapezoid_weights(t)  # NaN/inf wherever a sample is not finite
+    index = np.flatnonzero(mask.reshape(-1) & np.isfinite(area))
+    if index.size:
+        threshold = max(np.percentile(area[index], area_percentile),
+                        vessel_area_fraction * np.percentile(area[index], 99.5))
+        index = index[(area[index] >= threshold) & (area[index] > 0)]
+    if t10 is not None:
         voxel_t1 = t10.reshape(-1)[index]
         with np.errstate(invalid="ignore"):
             index = index[(voxel_t1 >= blood_t1_range[0]) & (voxel_t1 <= blood_t1_range[1])]
     curves = flat[index]
 
     chosen = (
-        _select_arterial(curves, t, roughness_percentile, max_roughness, n_clusters)
+        _select_arterial(curves, t, roughness_percentile, max_roughness, n_clusters, min_voxels)
         if index.size
         else index
     )
@@ -288,7 +370,12 @@ def detect_aif(
         reference = curves.mean(axis=0) if index.size else None
         return _population_fallback(fallback, t, hct, reference, 0.0, voxel_shape, reason)
 
-    blood = curves[chosen].mean(axis=0)
+    if model is None:
+        blood = curves[chosen].mean(axis=0)
+    else:
+        blood_like = curves.max(axis=-1) >= blood_t1_enhancement * curves[chosen].mean(axis=0).max()
+        blood = _pooled_concentration(curves[chosen] + 1.0, t10.reshape(-1)[index[blood_like]],
+                                      model["b1"][index[chosen]], model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
