@@ -250,14 +250,40 @@ def _pooled_concentration(relative, t10, b1, model):
                                    model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
 
 
+def _onset_time(curve, t):
+    """First time (s) at which ``curve`` reaches 10 % of its peak."""
+    return t[np.argmax(curve >= 0.1 * np.nanmax(curve))]
+
+
+def area_ratio_to_population(plasma, t, name, hematocrit):
+    """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name`` with
+    its bolus arrival aligned to the 10 %-of-peak onset of ``plasma``."""
+    fine_t = np.arange(0.0, 120.0, 0.1)
+    population_onset = _onset_time(population_aif(name, fine_t, hematocrit=hematocrit), fine_t)
+    arrival = max(0.0, float(_onset_time(plasma, t) - population_onset))
+    weights = _trapezoid_weights(t)
+    return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
+
+
+def area_plausibility(ratio, limits=(0.5, 2.0)):
+    """Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the
+    geometric midpoints of each limit with 1, linear in log(ratio) in between."""
+    low, high = float(limits[0]), float(limits[1])
+    if not 0.0 < low < 1.0 < high:
+        raise ValueError(f"plausible_area_ratio: expected 0 < low < 1 < high, got {limits!r}")
+    if not np.isfinite(ratio) or ratio <= 0:
+        return 0.0
+    log_ratio = np.log(ratio)
+    bound = np.log(low) if log_ratio < 0 else np.log(high)
+    return float(np.clip(2.0 - 2.0 * log_ratio / bound, 0.0, 1.0))
+
+
 def _population_fallback(name, t, hematocrit, reference_curve, quality, voxel_shape, reason):
     arrival = 0.0
     if reference_curve is not None and np.nanmax(reference_curve) > 0:
-        image_onset = t[np.argmax(reference_curve >= 0.1 * np.nanmax(reference_curve))]
         fine_t = np.arange(0.0, 120.0, 0.1)
-        population = population_aif(name, fine_t, hematocrit=hematocrit)
-        population_onset = fine_t[np.argmax(population >= 0.1 * population.max())]
-        arrival = max(0.0, float(image_onset - population_onset))
+        population_onset = _onset_time(population_aif(name, fine_t, hematocrit=hematocrit), fine_t)
+        arrival = max(0.0, float(_onset_time(reference_curve, t) - population_onset))
     plasma = population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit)
     warning = f"{reason}; using the population AIF {name!r} with bolus arrival {arrival:.1f} s"
     return AIFResult(
@@ -279,12 +305,15 @@ def detect_aif(
     n_clusters=5,
     area_percentile=90.0,
     vessel_area_fraction=0.25,
-    blood_t1_enhancement=0.75,
+    blood_t1_enhancement=0.8,
+    arrival_tolerance=0.1,
     roughness_percentile=75.0,
     max_roughness=0.1,
     peak_to_tail_ref=3.0,
     min_voxels=3,
     signal_model=None,
+    population_check=None,
+    plausible_area_ratio=(0.6, 1.67),
 ):
     """Detect an arterial input function automatically (algorithm: module docstring).
 
@@ -326,6 +355,13 @@ def detect_aif(
         voxels are selected on their relative signal and the curve is converted from the
         selected voxels' mean relative signal with their median T10 (module docstring,
         "Signal-domain pooling"); strongly recommended for measured data.
+    population_check : str, optional
+        Name of a population AIF whose area (over ``t``, aligned to the image bolus
+        arrival) the image plasma AIF's area is compared with; the quality score is
+        multiplied by the plausibility factor of the module docstring. None: no check.
+    plausible_area_ratio : (float, float)
+        Area ratios (image / population) at and beyond which the plausibility factor is 0;
+        it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
 
     Returns
     -------
@@ -337,6 +373,9 @@ def detect_aif(
         raise ValueError(f"fallback: unknown population AIF {fallback!r}; choose one of {POPULATION_AIFS}")
     if not 0.0 <= float(min_quality) <= 1.0:
         raise ValueError(f"min_quality: must be in [0, 1], got {min_quality!r}")
+    if population_check is not None and population_check not in POPULATION_AIFS:
+        raise ValueError(f"population_check: unknown population AIF {population_check!r}; choose one of {POPULATION_AIFS}")
+    area_plausibility(1.0, plausible_area_ratio)  # validates the limits
     voxel_shape = concentration.shape[:-1]
     if t10 is not None:
         t10 = np.asarray(t10, dtype=float)
@@ -373,21 +412,34 @@ def detect_aif(
     if model is None:
         blood = curves[chosen].mean(axis=0)
     else:
-        blood_like = curves.max(axis=-1) >= blood_t1_enhancement * curves[chosen].mean(axis=0).max()
+        reference = curves[chosen].mean(axis=0)
+        arrival_offset = _half_maximum_time(curves, t) - _half_maximum_time(reference[None, :], t)[0]
+        blood_like = (curves.max(axis=-1) >= blood_t1_enhancement * reference.max()) & (
+            np.abs(arrival_offset) <= arrival_tolerance * np.median(np.diff(t)))
         blood = _pooled_concentration(curves[chosen] + 1.0, t10.reshape(-1)[index[blood_like]],
                                       model["b1"][index[chosen]], model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
+    notes = []
+    if not np.all(np.isfinite(blood)):
+        quality, notes = 0.0, ["the mean arterial signal reaches the SPGR asymptote"]
+    elif population_check is not None:
+        ratio = area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct)
+        plausibility = area_plausibility(ratio, plausible_area_ratio)
+        quality *= plausibility
+        if plausibility < 1.0:
+            notes = [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
+                     + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
     if quality < min_quality:
-        reason = f"image AIF quality {quality:.2f} < min_quality {min_quality:.2f}"
+        reason = "; ".join(notes + [f"image AIF quality {quality:.2f} < min_quality {min_quality:.2f}"])
         if fallback is not None:
             return _population_fallback(
                 fallback, t, hct, curves.mean(axis=0), quality, voxel_shape, reason
             )
         warnings = [f"{reason}; kept the image AIF because fallback=None"]
     else:
-        warnings = []
+        warnings = notes
     return AIFResult(
         t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=selected, quality=float(quality),
         source="image", hematocrit=hct, warnings=warnings,
