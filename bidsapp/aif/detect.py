@@ -265,7 +265,7 @@ def area_ratio_to_population(plasma, t, name, hematocrit):
     return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
 
 
-def area_plausibility(ratio, limits=(0.5, 2.0)):
+def area_plausibility(ratio, limits=(0.6, 1.67)):
     """Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the
     geometric midpoints of each limit with 1, linear in log(ratio) in between."""
     low, high = float(limits[0]), float(limits[1])
