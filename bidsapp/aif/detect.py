@@ -4,12 +4,16 @@
 Christensen S, Gyldensted L, Østergaard L. Automatic selection of arterial input
 function using cluster analysis. MRM 2006;55:524-531:
 
-1. **Candidates** — voxels inside ``mask`` whose curve is finite everywhere.
-2. **Area** — keep candidates whose area under the curve is at or above the
-   ``area_percentile`` (default 90th) percentile of the candidates' areas; then, when
-   ``t10`` is given, only those whose pre-contrast T1 lies in ``blood_t1_range`` (blood
-   T1 is about 1.4–2.2 s at 1.5 T and 3 T). The area percentile is taken before the T1
-   gate so that it ranks vessels against the whole search region.
+1. **Candidates** — voxels inside ``mask`` whose curve is finite everywhere. With
+   ``signal_model`` (recommended, see "Signal-domain pooling") the curves used for
+   selection are the relative enhancements S/S0 − 1 rather than concentrations.
+2. **Area** — keep candidates whose area under the curve is at or above both the
+   ``area_percentile`` (default 90th) percentile of the candidates' areas and
+   ``vessel_area_fraction`` (default 0.25) × their 99.5th percentile (the large-vessel
+   level: in a 64×64×8 brain the 90th percentile alone leaves ~1000 tissue voxels that
+   swamp the ~20 arterial ones in the clustering); then, when ``t10`` is given, only
+   those whose pre-contrast T1 lies in ``blood_t1_range`` (blood T1 is about 1.4–2.2 s at
+   1.5 T and 3 T).
 3. **Smoothness** — irregularity = σ/peak, with σ the curve's noise SD estimated from the
    median absolute deviation of the first differences of its second half (robust to the
    sharp bolus itself, which a raw second-derivative roughness would penalise); drop the
@@ -18,31 +22,74 @@ function using cluster analysis. MRM 2006;55:524-531:
 4. **Clustering** — k-means (``n_clusters``, default 5) on area-normalised curves
    (shape only). Initialisation is deterministic: voxels are ordered by time to peak
    (ties: larger area first) and the k initial centroids are the mean curves of k
-   consecutive equal-size groups. Among the clusters whose mean curve peaks at ≥ 50 % of
-   the highest cluster peak, the one whose mean curve peaks first (ties: the higher
-   peak) is kept — the earliest, sharpest bolus; veins peak later and broader, tissue
-   lower. Mouridsen ranks clusters by first moment, but in DCE the long wash-out tail
-   dominates the first moment, so the time to peak is used. The clustering is repeated
-   once inside the kept cluster when it holds at least 2·k voxels (Mouridsen's two-pass
-   scheme).
-5. **Curve** — the mean of the selected voxels' curves. Concentrations measured in a
-   vessel are whole-blood concentrations: ``blood`` is that mean, ``plasma`` is
-   blood / (1 − Hct).
+   consecutive equal-size groups. Among the clusters with at least ``min_voxels`` voxels
+   (when any has that many) whose mean curve peaks at ≥ 50 % of the highest cluster peak,
+   the one whose mean curve reaches half its peak first is kept (the half-maximum time is
+   interpolated linearly between frames, so a sinus delayed by less than one frame is
+   still later; ties: the higher peak). Mouridsen ranks clusters by first moment, but in
+   DCE the long wash-out tail dominates the first moment. The clustering is repeated once
+   inside the kept cluster when it holds at least 2·k voxels (Mouridsen's two-pass
+   scheme), which removes the partial-volume rim of the vessel.
+5. **Curve** — without ``signal_model``: the mean of the selected voxels' concentration
+   curves. Concentrations measured in a vessel are whole-blood concentrations: ``blood``
+   is that curve, ``plasma`` is blood / (1 − Hct).
 
-Quality score (0..1, the product of four factors, each in [0, 1]):
+Signal-domain pooling (``signal_model = {tr, flip_angle, relaxivity[, b1]}``)
+-----------------------------------------------------------------------------
+Arterial blood at the bolus peak is close to the SPGR asymptote S → M0·sin α (at 3 T,
+α = 15°, TR = 5 ms, 0.1 mmol/kg: S/S0 ≈ 10 of a possible ≈ 12), where the inversion
+signal → concentration is steep: a 2 % error in a voxel's T10 (VFA T1 noise) or in its
+baseline S0 changes the peak concentration by ≈ 10 %, and a voxel whose T10 is
+underestimated looks like the best arterial voxel. On the simulated 64×64×8 studies
+this inflated the concentration-domain AIF peak 1.9–2.6× (pure sinus voxels with T10
+1.54 s instead of 1.75 s reached 14 mM instead of 6 mM blood). With ``signal_model``:
+
+* the relative signal S/S0 of every voxel is recovered exactly from its concentration
+  and T10 (the forward model of :func:`bidsapp.signal_to_concentration` with
+  M0 = S0 / f(T10)); samples that are NaN because the signal passed the asymptote are set
+  to the asymptote (instead of dropping the voxel, which would bias against the purest
+  arterial voxels);
+* steps 2–4 select on S/S0 − 1, which does not depend on T10 errors;
+* the curve is the concentration of the **mean relative signal** of the selected voxels
+  (averaging before the nonlinear inversion; on the sensitivity of the SPGR inversion to
+  T10, M0 and noise at high concentration see Schabel MC, Parker DL. Phys Med Biol
+  2008;53:2345–2373), converted with the **median
+  T10 of the blood-like voxels**: candidates whose peak enhancement is ≥
+  ``blood_t1_enhancement`` (0.8) × the selected mean's and whose half-maximum time is
+  within ``arrival_tolerance`` (0.1) frame intervals of it — the pure arterial voxels
+  of the same vessel, not the (later) sinus, whose blood T1 can differ. The pooled b1 is
+  the median over the selected voxels (exact for a smooth B1 field).
+
+Quality score (0..1, the product of these factors, each in [0, 1]):
 
 * timing: 1 if the peak is neither in the first frame nor in the last two frames, else 0;
 * peak-to-tail: clip((peak/tail − 1) / (``peak_to_tail_ref`` − 1), 0, 1), with tail the
   mean of the last 20 % of samples (a first pass that returns to a low plateau scores 1
   at a ratio ≥ 3; a venous or tissue-like curve scores low);
 * noise: clip(1 − 10·σ/peak, 0, 1), σ the noise SD of the mean curve (as in step 3);
-* voxel count: min(1, n_selected / ``min_voxels``).
+* voxel count: min(1, n_selected / ``min_voxels``);
+* area plausibility (only with ``population_check = <population AIF name>``): the ratio r
+  of the image plasma AIF's area over ``t`` to that of the population AIF aligned to the
+  image bolus arrival; the factor is 1 for r between the geometric midpoints of
+  ``plausible_area_ratio`` (default (0.6, 1.67)) and 1 (0.77–1.29), falls linearly in
+  log r to 0 at the limits. Partial volume scales a vessel voxel's curve down without
+  changing its shape, so no shape criterion can see it; a voxel made of 50 % artery gives
+  r ≈ 0.5. When no voxel is purely arterial (e.g. 32×32×4 at 6.9 mm voxels, vessel
+  diameter ~7 mm) r falls to 0.25–0.65 on the simulated studies, the score to < 0.5,
+  and the fallback triggers with the warning "partial volume likely". The window
+  accepts the population spread of AIF areas (Parker et al. 2006) only roughly; pass
+  ``population_check=None`` for doses other than ~0.1 mmol/kg.
+* an image curve with NaN samples (the mean signal reaches the asymptote) scores 0.
 
 When the score is below ``min_quality`` (or no voxel qualifies) and ``fallback`` names a
 population AIF, that curve is returned instead (``source = "population:<name>"``) with its
 bolus arrival aligned to the image (the time at which the mean of the step-2 curves first
 reaches 10 % of its peak, minus the population curve's own 10 % time); the reason is in
 ``warnings``.
+
+Calamante's venous-output scaling (scale the AIF so its integral matches the sinus's) is
+not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms the sinus is no larger than the artery, so it is partial-
+volumed exactly when the artery is.
 """
 
 from dataclasses import dataclass, field
