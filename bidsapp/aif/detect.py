@@ -55,8 +55,8 @@ this inflated the concentration-domain AIF peak 1.9–2.6× (pure sinus voxels w
   T10, M0 and noise at high concentration see Schabel MC, Parker DL. Phys Med Biol
   2008;53:2345–2373), converted with the **median
   T10 of the blood-like voxels**: candidates whose peak enhancement is ≥
-  ``blood_t1_enhancement`` (0.8) × the selected mean's and whose half-maximum time is
-  within ``arrival_tolerance`` (0.1) frame intervals of it — the pure arterial voxels
+  ``t10_pool_enhancement`` (0.8) × the selected mean's and whose half-maximum time is
+  within ``t10_pool_arrival`` (0.1) frame intervals of it, and the selected voxels — the pure arterial voxels
   of the same vessel, not the (later) sinus, whose blood T1 can differ. The pooled b1 is
   the median over the selected voxels (exact for a smooth B1 field).
 
@@ -352,8 +352,8 @@ def detect_aif(
     n_clusters=5,
     area_percentile=90.0,
     vessel_area_fraction=0.25,
-    blood_t1_enhancement=0.8,
-    arrival_tolerance=0.1,
+    t10_pool_enhancement=0.8,
+    t10_pool_arrival=0.1,
     roughness_percentile=75.0,
     max_roughness=0.1,
     peak_to_tail_ref=3.0,
@@ -393,6 +393,11 @@ def detect_aif(
         percentile of the candidates' areas (the large-vessel level).
     max_roughness : float
         Largest accepted σ/peak (step 3).
+    t10_pool_enhancement, t10_pool_arrival : float
+        With ``signal_model``: the T10 used for the conversion is the median over the
+        step-2 candidates whose peak enhancement is ≥ ``t10_pool_enhancement`` × that of
+        the selected mean curve and whose half-maximum time is within
+        ``t10_pool_arrival`` frame intervals of it.
     peak_to_tail_ref, min_voxels : float, int
         Constants of the quality score.
     signal_model : dict, optional
@@ -461,8 +466,9 @@ def detect_aif(
     else:
         reference = curves[chosen].mean(axis=0)
         arrival_offset = _half_maximum_time(curves, t) - _half_maximum_time(reference[None, :], t)[0]
-        blood_like = (curves.max(axis=-1) >= blood_t1_enhancement * reference.max()) & (
-            np.abs(arrival_offset) <= arrival_tolerance * np.median(np.diff(t)))
+        blood_like = (curves.max(axis=-1) >= t10_pool_enhancement * reference.max()) & (
+            np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
+        blood_like[chosen] = True  # the selected voxels always belong to the pool
         blood = _pooled_concentration(curves[chosen] + 1.0, t10.reshape(-1)[index[blood_like]],
                                       model["b1"][index[chosen]], model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
