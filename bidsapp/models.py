@@ -45,7 +45,9 @@ class ModelSpec:
 
     ``params`` lists the fitted parameters in order; ``bounds`` the default box
     constraints (lower, upper) used by the fitting engine; ``derived`` the parameters
-    computed from the fitted ones (e.g. kep).
+    computed from the fitted ones (e.g. kep); ``identifiable_if`` maps a parameter to
+    the one whose exchange it describes (ve is only determined when Ktrans, or PS for
+    2CXM, is significantly above zero).
     """
 
     name: str
@@ -54,6 +56,7 @@ class ModelSpec:
     bounds: dict
     description: str
     derived: tuple = field(default=())
+    identifiable_if: dict = field(default_factory=dict)
 
     def terms(self, p):
         """List of ``(coef, rate)`` torch tensors (rate in 1/s, ``None`` = plasma term)."""
@@ -112,18 +115,18 @@ _UNITS = {
 MODELS = {
     "tofts": ModelSpec(
         "tofts", ("Ktrans", "ve"), _UNITS, {"Ktrans": (0.0, 5.0), "ve": (1e-3, 1.0)},
-        "Standard Tofts model (Tofts et al. 1999)", ("kep",)),
+        "Standard Tofts model (Tofts et al. 1999)", ("kep",), {"ve": "Ktrans", "kep": "Ktrans"}),
     "extended_tofts": ModelSpec(
         "extended_tofts", ("Ktrans", "ve", "vp"), _UNITS,
         {"Ktrans": (0.0, 5.0), "ve": (1e-3, 1.0), "vp": (0.0, 1.0)},
-        "Extended Tofts model (Tofts et al. 1999)", ("kep",)),
+        "Extended Tofts model (Tofts et al. 1999)", ("kep",), {"ve": "Ktrans", "kep": "Ktrans"}),
     "patlak": ModelSpec(
         "patlak", ("Ktrans", "vp"), _UNITS, {"Ktrans": (-1.0, 5.0), "vp": (0.0, 1.0)},
         "Patlak model (Patlak et al. 1983)"),
     "2cxm": ModelSpec(
         "2cxm", ("Fp", "PS", "ve", "vp"), _UNITS,
         {"Fp": (1e-3, 300.0), "PS": (0.0, 5.0), "ve": (1e-3, 1.0), "vp": (1e-3, 1.0)},
-        "Two-compartment exchange model (Sourbron & Buckley 2011)"),
+        "Two-compartment exchange model (Sourbron & Buckley 2011)", (), {"ve": "PS"}),
     "2cum": ModelSpec(
         "2cum", ("Fp", "PS", "vp"), _UNITS,
         {"Fp": (1e-3, 300.0), "PS": (0.0, 5.0), "vp": (1e-3, 1.0)},

@@ -277,6 +277,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     t = np.asarray(info["VolumeTiming"], float)
     arrival = float(info["BolusArrivalTime"])
     warnings, source, quality, aif_mask = [], None, None, np.zeros(conc.shape[:3], bool)
+    population = None  # analytic AIF parameters, so the fit can sample it between frames
 
     if spec == "auto":
         signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
@@ -288,6 +289,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     elif spec in POPULATION_AIFS:
         plasma = population_aif(spec, t, bolus_arrival=arrival, hematocrit=hematocrit)
         blood, source = plasma * (1.0 - hematocrit), f"population:{spec}"
+        population = {"Name": spec, "BolusArrival": arrival, "BolusArrivalUnits": "s"}
     elif spec.endswith((".tsv", ".csv")):
         plasma = _read_aif_table(spec, t)
         blood, source = plasma * (1.0 - hematocrit), f"file:{Path(spec).name}"
@@ -314,6 +316,8 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         "blood": {"Description": "whole-blood concentration (plasma x (1 - hematocrit))", "Units": "mM"},
         "Software": software_info(), "Sources": _provenance([spec if Path(spec).exists() else None], raw_root),
     }
+    if population is not None:
+        sidecar["PopulationAIF"] = population
     write_json_atomic(out["json"], sidecar)
     entries = [Entry(out["tsv"], "perf", "timeseries", "aif", ".tsv", sidecar)]
     if aif_mask.any():
@@ -322,6 +326,34 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
     return out
+
+
+POPULATION_AIF_STEP = 0.5  # s: the grid on which analytic AIFs are given to the fit
+
+
+def fit_aif(aif_tsv, aif_info, t):
+    """The plasma AIF handed to the fit: ``(aif, aif_times)``.
+
+    An analytic population AIF is evaluated at equal sub-steps of every frame interval
+    (at most :data:`POPULATION_AIF_STEP` long; the frames are among them), so the exact
+    convolution resolves its first pass between frames (see
+    :class:`bidsapp.models.PlasmaInput`); any other AIF is used at the frame times
+    (``aif_times`` None).
+    """
+    from . import population_aif
+
+    population = aif_info.get("PopulationAIF")
+    if not population:
+        return np.loadtxt(aif_tsv, skiprows=1, ndmin=2)[:, 1], None
+    import torch
+
+    from .convolution import substep_times
+
+    n_sub = int(np.ceil(float(np.max(np.diff(t))) / POPULATION_AIF_STEP - 1e-9))
+    times = substep_times(torch.as_tensor(t, dtype=torch.float64), max(n_sub, 1)).numpy()
+    plasma = population_aif(population["Name"], times, bolus_arrival=population["BolusArrival"],
+                            hematocrit=aif_info["Hematocrit"])
+    return plasma, times
 
 
 def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, fit_delay, device,
@@ -340,9 +372,10 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     info = json.loads(Path(acquisition_file).read_text())
     aif_info = json.loads(Path(aif_json).read_text())
     t = np.asarray(info["VolumeTiming"], float)
-    aif = np.loadtxt(aif_tsv, skiprows=1, ndmin=2)[:, 1]
+    aif, aif_times = fit_aif(aif_tsv, aif_info, t)
     spec = MODELS[model]
-    fit = fit_model(model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device)
+    fit = fit_model(model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device,
+                    aif_times=aif_times)
     quality = np.asarray(fit.valid, bool) & (mask > 0)
     label = model_label(model)
     aif_uri = derivative_uri(subject, session, "perf", "timeseries", "aif", ".tsv")

@@ -162,3 +162,27 @@ def test_device_auto_runs_on_available_device(aif):
     conc = model_curve("tofts", {"Ktrans": 0.1, "ve": 0.3}, T, aif)
     fit = fit_model("tofts", conc[None], T, aif, device="auto")
     assert fit.valid[0]
+
+
+def test_exchange_parameters_of_non_enhancing_and_patlak_like_voxels_are_not_estimable(aif):
+    """Intact BBB (Ktrans = 0) and no washout (Patlak regime): the voxel stays valid with
+    Ktrans and vp estimated, while ve and kep are reported as not estimable (NaN)."""
+    rng = np.random.default_rng(4)
+    flat = model_curve("extended_tofts", {"Ktrans": 0.0, "ve": 0.3, "vp": 0.03}, T, aif)
+    uptake = model_curve("patlak", {"Ktrans": 0.05, "vp": 0.04}, T, aif)
+    leaky = model_curve("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.03}, T, aif)
+    conc = np.stack([flat, uptake, leaky]) + rng.normal(0, 0.002, (3, T.size))
+    fit = fit_model("extended_tofts", conc, T, aif, device="cpu")
+    assert fit.valid.all()
+    assert np.isnan(fit.params["ve"][:2]).all() and np.isnan(fit.params["kep"][:2]).all()
+    assert np.isnan(fit.stderr["ve"][:2]).all()
+    assert abs(fit.params["Ktrans"][0]) < 0.005 and fit.params["vp"][0] == pytest.approx(0.03, rel=0.1)
+    assert fit.params["Ktrans"][1] == pytest.approx(0.05, rel=0.15)  # ve ≤ 1 keeps kep ≥ Ktrans: mild mismatch
+    assert fit.params["ve"][2] == pytest.approx(0.3, rel=0.1) and np.isfinite(fit.stderr["ve"][2])
+
+
+def test_parameters_on_a_bound_have_no_standard_error(aif):
+    conc = model_curve("extended_tofts", {"Ktrans": 0.1, "ve": 0.3, "vp": 0.0}, T, aif)
+    fit = fit_model("extended_tofts", conc[None], T, aif, device="cpu")
+    assert fit.params["vp"][0] == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(fit.stderr["vp"][0]) and np.isfinite(fit.stderr["Ktrans"][0])

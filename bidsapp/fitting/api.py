@@ -13,12 +13,16 @@ Method (written out in ``docs/fitting.md``):
 4. Batched bounded Levenberg–Marquardt with analytic Jacobians of the exact model
    (:mod:`bidsapp.fitting.problem`, :mod:`bidsapp.fitting.lm`).
 5. Standard errors from the Jacobian at the solution, scaled by the residual variance:
-   cov = σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P); derived kep by the delta method.
-6. Validity rule (``FitResult.valid``): converged, all parameters, standard errors
-   and R² finite, R² ≥ ``min_r2`` (default 0: no worse than a constant), no
-   parameter at its *upper* bound (the box was too small: the value is not an
-   estimate), the delay (if fitted) not at either bound, and ve + vp ≤ 1 where the
-   model has both.
+   cov = σ²·(JᵀJ)⁻¹ over the free parameters (a parameter on a bound has none), σ² =
+   SSE/(T − P); derived kep by the delta method.
+6. ve and kep are reported as NaN where the data cannot determine them
+   (:func:`_not_estimable`): transfer not significantly above zero, or ve on its upper
+   bound (no washout within the acquisition).
+7. Validity rule (``FitResult.valid``): converged, R² finite and ≥ ``min_r2`` (default
+   0: no worse than a constant), every determined parameter finite with a finite
+   standard error unless on a bound, no determined parameter at its *upper* bound (the
+   box was too small: the value is not an estimate), the delay (if fitted) not at
+   either bound, and ve + vp ≤ 1 where ve is determined.
 """
 
 import logging
@@ -175,12 +179,26 @@ def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
     return clamped
 
 
-def _standard_errors(jtj, sse, n_t, n_p):
-    inv, info = torch.linalg.inv_ex(jtj)
-    var = torch.diagonal(inv, dim1=1, dim2=2) * (sse / max(n_t - n_p, 1))[:, None]
-    ok = (info == 0)[:, None] & (var >= 0)
-    return torch.where(ok, var.clamp_min(0).sqrt(), torch.full_like(var, float("nan"))), torch.where(
-        (info == 0)[:, None, None], inv * (sse / max(n_t - n_p, 1))[:, None, None], torch.full_like(inv, float("nan")))
+def _standard_errors(jtj, sse, theta, lower, upper, n_t):
+    """Standard errors and covariance of the free parameters: σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P).
+
+    A parameter on a bound is held there by the fit, so it has no standard error (NaN)
+    and is left out of the inverse; the others' covariance is that of the fit with it
+    fixed (as lmfit and MINPACK-based codes report).
+    """
+    tol = 1e-9 * torch.clamp(upper.abs(), min=1.0)
+    free = (theta > lower + tol) & (theta < upper - tol)
+    f = free.to(jtj.dtype)
+    reduced = jtj * (f[:, :, None] * f[:, None, :]) + torch.diag_embed(1.0 - f)
+    inv, info = torch.linalg.inv_ex(reduced)
+    n_free = free.sum(-1).clamp_min(1)
+    sigma2 = sse / (n_t - n_free).clamp_min(1)
+    cov = inv * (f[:, :, None] * f[:, None, :]) * sigma2[:, None, None]
+    var = torch.diagonal(cov, dim1=1, dim2=2)
+    ok = (info == 0)[:, None] & free & (var >= 0)
+    nan = torch.full_like(var, float("nan"))
+    cov = torch.where((info == 0)[:, None, None], cov, torch.full_like(cov, float("nan")))
+    return torch.where(ok, var.clamp_min(0).sqrt(), nan), cov
 
 
 FIRST_PASS_ITERATIONS = 15
@@ -197,10 +215,10 @@ class _Outputs:
         self.r2 = np.full(n_vox, np.nan)
         self.converged = np.zeros(n_vox, dtype=bool)
 
-    def store(self, sel, y, res, n_t, n_p):
+    def store(self, sel, y, res, n_t, lower, upper):
         if sel.size == 0:
             return
-        se, cov = _standard_errors(res.jtj, res.sse, n_t, n_p)
+        se, cov = _standard_errors(res.jtj, res.sse, res.theta, lower, upper, n_t)
         sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
         r2 = torch.where(sst > 0, 1.0 - res.sse / sst.clamp_min(1e-300),
                          torch.where(res.sse <= 1e-300, torch.ones_like(sst), torch.zeros_like(sst)))
@@ -281,7 +299,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
         theta0 = _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
         res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
         unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
-        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, n_p)
+        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, lo, hi)
         pending_idx.append(sel[unfinished])
         pending_theta.append(res.theta[unfinished])
         LOGGER.debug("first pass: %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
@@ -297,7 +315,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
             y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
             res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
                                       opts.max_iter - first_pass, opts.ftol, opts.xtol)
-            out.store(sel, y, res, n_t, n_p)
+            out.store(sel, y, res, n_t, lo, hi)
     theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
         out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
 
@@ -310,12 +328,16 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
             params["kep"] = kt / ve
             grad_k, grad_v = 1.0 / ve, -kt / ve**2
             var = grad_k**2 * cov_all[:, i, i] + 2 * grad_k * grad_v * cov_all[:, i, j] + grad_v**2 * cov_all[:, j, j]
-            stderr["kep"] = np.sqrt(np.where(var >= 0, var, np.nan))
+            stderr["kep"] = np.sqrt(np.where((var >= 0) & np.isfinite(stderr["ve"]), var, np.nan))
     if fixed is not None:
         params["delay"] = np.where(use, fixed, np.nan)
+    not_estimable = _not_estimable(spec, params, stderr, lo.cpu().numpy(), hi.cpu().numpy())
+    for name, undetermined in not_estimable.items():
+        params[name] = np.where(undetermined, np.nan, params[name])
+        stderr[name] = np.where(undetermined, np.nan, stderr[name])
 
     valid = _validity(spec, names, theta_all, se_all, r2_all, conv_all, lo.cpu().numpy(), hi.cpu().numpy(),
-                      fit_delay, opts.min_r2) & use
+                      fit_delay, opts.min_r2, not_estimable) & use
     shape = lambda a: a.reshape(lead)  # noqa: E731
     return FitResult(
         model=spec.name,
@@ -324,16 +346,49 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
         r2=shape(r2_all), sse=shape(sse_all), converged=shape(conv_all), valid=shape(valid))
 
 
-def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2):
+def _not_estimable(spec, params, stderr, lower, upper):
+    """Parameters that the data cannot determine in a voxel (name -> bool per voxel).
+
+    ve (and kep) describe the exchange with the extravascular space. They are not
+    determined when the transfer parameter (Ktrans, or PS for 2CXM) is not
+    significantly above zero — on its lower bound, or below twice its standard error —
+    or when ve runs into its upper bound: no washout within the acquisition, so the
+    data give only a lower limit on ve (the Patlak regime). Ktrans and vp remain
+    estimates in both cases.
+    """
+    out = {}
+    for name, driver in spec.identifiable_if.items():
+        if name not in params:
+            continue
+        value, se = params[driver], stderr[driver]
+        ve = params["ve"]
+        ve_hi = upper[spec.params.index("ve")]
+        with np.errstate(invalid="ignore"):
+            on_bound = value <= lower[spec.params.index(driver)] + 1e-9
+            insignificant = value < 2.0 * np.where(np.isfinite(se), se, np.inf)
+            out[name] = on_bound | insignificant | (ve >= ve_hi - 1e-6 * max(1.0, abs(ve_hi)))
+    return out
+
+
+def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable):
+    """The documented validity rule; parameters the data cannot determine are not checked."""
+    determined = np.ones(theta.shape, dtype=bool)
+    for name, undetermined in not_estimable.items():
+        if name in names:
+            determined[:, names.index(name)] = ~undetermined
     with np.errstate(invalid="ignore"):
-        ok = converged & np.isfinite(theta).all(-1) & np.isfinite(se).all(-1) & np.isfinite(r2) & (r2 >= min_r2)
+        ok = converged & np.isfinite(r2) & (r2 >= min_r2)
+        ok &= (np.isfinite(theta) | ~determined).all(-1)
         tol = 1e-6 * np.maximum(1.0, np.abs(hi))
-        at_upper = theta >= hi - tol
+        free = (theta > lo + tol) & (theta < hi - tol)
+        ok &= (np.isfinite(se) | ~free | ~determined).all(-1)
+        at_upper = (theta >= hi - tol) & determined
         if fit_delay:
             at_upper[:, -1] |= theta[:, -1] <= lo[-1] + tol[-1]
         ok &= ~at_upper.any(-1)
         if "ve" in names and "vp" in names:
-            ok &= theta[:, names.index("ve")] + theta[:, names.index("vp")] <= 1.0 + 1e-6
+            ve_ok = determined[:, names.index("ve")]
+            ok &= ~ve_ok | (theta[:, names.index("ve")] + theta[:, names.index("vp")] <= 1.0 + 1e-6)
     return ok
 
 
