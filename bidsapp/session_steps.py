@@ -261,9 +261,11 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     """Arterial input function. Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``,
     ``aif_mask`` (selected voxels, may be all zero) and ``manifest``.
 
-    ``spec``: ``auto`` (detected in the image by :func:`bidsapp.detect_aif`, which falls
-    back to the Parker population AIF, with a warning, when no arterial curve of
-    sufficient quality is found), a population name, a TSV/CSV table, or a NIfTI ROI mask
+    ``spec``: ``auto`` (detected in the image by :func:`bidsapp.detect_aif` with
+    signal-domain pooling from the acquisition's TR, flip angle and relaxivity and the area
+    check against the Parker AIF; it falls back to the Parker population AIF, with a
+    warning, when no arterial curve of sufficient quality is found, e.g. when partial
+    volume leaves no pure arterial voxel), a population name, a TSV/CSV table, or a NIfTI ROI mask
     of arterial voxels on the DCE grid.
     """
     from . import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
@@ -278,7 +280,10 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     population = None  # analytic AIF parameters, so the fit can sample it between frames
 
     if spec == "auto":
-        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF)
+        signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
+                        "relaxivity": info["Relaxivity"]}
+        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
+                            signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
     elif spec in POPULATION_AIFS:

@@ -4,12 +4,16 @@
 Christensen S, Gyldensted L, Østergaard L. Automatic selection of arterial input
 function using cluster analysis. MRM 2006;55:524-531:
 
-1. **Candidates** — voxels inside ``mask`` whose curve is finite everywhere.
-2. **Area** — keep candidates whose area under the curve is at or above the
-   ``area_percentile`` (default 90th) percentile of the candidates' areas; then, when
-   ``t10`` is given, only those whose pre-contrast T1 lies in ``blood_t1_range`` (blood
-   T1 is about 1.4–2.2 s at 1.5 T and 3 T). The area percentile is taken before the T1
-   gate so that it ranks vessels against the whole search region.
+1. **Candidates** — voxels inside ``mask`` whose curve is finite everywhere. With
+   ``signal_model`` (recommended, see "Signal-domain pooling") the curves used for
+   selection are the relative enhancements S/S0 − 1 rather than concentrations.
+2. **Area** — keep candidates whose area under the curve is at or above both the
+   ``area_percentile`` (default 90th) percentile of the candidates' areas and
+   ``vessel_area_fraction`` (default 0.25) × their 99.5th percentile (the large-vessel
+   level: in a 64×64×8 brain the 90th percentile alone leaves ~1000 tissue voxels that
+   swamp the ~20 arterial ones in the clustering); then, when ``t10`` is given, only
+   those whose pre-contrast T1 lies in ``blood_t1_range`` (blood T1 is about 1.4–2.2 s at
+   1.5 T and 3 T).
 3. **Smoothness** — irregularity = σ/peak, with σ the curve's noise SD estimated from the
    median absolute deviation of the first differences of its second half (robust to the
    sharp bolus itself, which a raw second-derivative roughness would penalise); drop the
@@ -18,31 +22,74 @@ function using cluster analysis. MRM 2006;55:524-531:
 4. **Clustering** — k-means (``n_clusters``, default 5) on area-normalised curves
    (shape only). Initialisation is deterministic: voxels are ordered by time to peak
    (ties: larger area first) and the k initial centroids are the mean curves of k
-   consecutive equal-size groups. Among the clusters whose mean curve peaks at ≥ 50 % of
-   the highest cluster peak, the one whose mean curve peaks first (ties: the higher
-   peak) is kept — the earliest, sharpest bolus; veins peak later and broader, tissue
-   lower. Mouridsen ranks clusters by first moment, but in DCE the long wash-out tail
-   dominates the first moment, so the time to peak is used. The clustering is repeated
-   once inside the kept cluster when it holds at least 2·k voxels (Mouridsen's two-pass
-   scheme).
-5. **Curve** — the mean of the selected voxels' curves. Concentrations measured in a
-   vessel are whole-blood concentrations: ``blood`` is that mean, ``plasma`` is
-   blood / (1 − Hct).
+   consecutive equal-size groups. Among the clusters with at least ``min_voxels`` voxels
+   (when any has that many) whose mean curve peaks at ≥ 50 % of the highest cluster peak,
+   the one whose mean curve reaches half its peak first is kept (the half-maximum time is
+   interpolated linearly between frames, so a sinus delayed by less than one frame is
+   still later; ties: the higher peak). Mouridsen ranks clusters by first moment, but in
+   DCE the long wash-out tail dominates the first moment. The clustering is repeated once
+   inside the kept cluster when it holds at least 2·k voxels (Mouridsen's two-pass
+   scheme), which removes the partial-volume rim of the vessel.
+5. **Curve** — without ``signal_model``: the mean of the selected voxels' concentration
+   curves. Concentrations measured in a vessel are whole-blood concentrations: ``blood``
+   is that curve, ``plasma`` is blood / (1 − Hct).
 
-Quality score (0..1, the product of four factors, each in [0, 1]):
+Signal-domain pooling (``signal_model = {tr, flip_angle, relaxivity[, b1]}``)
+-----------------------------------------------------------------------------
+Arterial blood at the bolus peak is close to the SPGR asymptote S → M0·sin α (at 3 T,
+α = 15°, TR = 5 ms, 0.1 mmol/kg: S/S0 ≈ 10 of a possible ≈ 12), where the inversion
+signal → concentration is steep: a 2 % error in a voxel's T10 (VFA T1 noise) or in its
+baseline S0 changes the peak concentration by ≈ 10 %, and a voxel whose T10 is
+underestimated looks like the best arterial voxel. On the simulated 64×64×8 studies
+this inflated the concentration-domain AIF peak 1.9–2.6× (pure sinus voxels with T10
+1.54 s instead of 1.75 s reached 14 mM instead of 6 mM blood). With ``signal_model``:
+
+* the relative signal S/S0 of every voxel is recovered exactly from its concentration
+  and T10 (the forward model of :func:`bidsapp.signal_to_concentration` with
+  M0 = S0 / f(T10)); samples that are NaN because the signal passed the asymptote are set
+  to the asymptote (instead of dropping the voxel, which would bias against the purest
+  arterial voxels);
+* steps 2–4 select on S/S0 − 1, which does not depend on T10 errors;
+* the curve is the concentration of the **mean relative signal** of the selected voxels
+  (averaging before the nonlinear inversion; on the sensitivity of the SPGR inversion to
+  T10, M0 and noise at high concentration see Schabel MC, Parker DL. Phys Med Biol
+  2008;53:2345–2373), converted with the **median
+  T10 of the blood-like voxels**: candidates whose peak enhancement is ≥
+  ``t10_pool_enhancement`` (0.8) × the selected mean's and whose half-maximum time is
+  within ``t10_pool_arrival`` (0.1) frame intervals of it, and the selected voxels — the pure arterial voxels
+  of the same vessel, not the (later) sinus, whose blood T1 can differ. The pooled b1 is
+  the median over the selected voxels (exact for a smooth B1 field).
+
+Quality score (0..1, the product of these factors, each in [0, 1]):
 
 * timing: 1 if the peak is neither in the first frame nor in the last two frames, else 0;
 * peak-to-tail: clip((peak/tail − 1) / (``peak_to_tail_ref`` − 1), 0, 1), with tail the
   mean of the last 20 % of samples (a first pass that returns to a low plateau scores 1
   at a ratio ≥ 3; a venous or tissue-like curve scores low);
 * noise: clip(1 − 10·σ/peak, 0, 1), σ the noise SD of the mean curve (as in step 3);
-* voxel count: min(1, n_selected / ``min_voxels``).
+* voxel count: min(1, n_selected / ``min_voxels``);
+* area plausibility (only with ``population_check = <population AIF name>``): the ratio r
+  of the image plasma AIF's area over ``t`` to that of the population AIF aligned to the
+  image bolus arrival; the factor is 1 for r between the geometric midpoints of
+  ``plausible_area_ratio`` (default (0.6, 1.67)) and 1 (0.77–1.29), falls linearly in
+  log r to 0 at the limits. Partial volume scales a vessel voxel's curve down without
+  changing its shape, so no shape criterion can see it; a voxel made of 50 % artery gives
+  r ≈ 0.5. When no voxel is purely arterial (e.g. 32×32×4 at 6.9 mm voxels, vessel
+  diameter ~7 mm) r falls to 0.25–0.65 on the simulated studies, the score to < 0.5,
+  and the fallback triggers with the warning "partial volume likely". The window
+  accepts the population spread of AIF areas (Parker et al. 2006) only roughly; pass
+  ``population_check=None`` for doses other than ~0.1 mmol/kg.
+* an image curve with NaN samples (the mean signal reaches the asymptote) scores 0.
 
 When the score is below ``min_quality`` (or no voxel qualifies) and ``fallback`` names a
 population AIF, that curve is returned instead (``source = "population:<name>"``) with its
 bolus arrival aligned to the image (the time at which the mean of the step-2 curves first
 reaches 10 % of its peak, minus the population curve's own 10 % time); the reason is in
 ``warnings``.
+
+Calamante's venous-output scaling (scale the AIF so its integral matches the sinus's) is
+not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms the sinus is no larger than the artery, so it is partial-
+volumed exactly when the artery is.
 """
 
 from dataclasses import dataclass, field
@@ -50,6 +97,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validate import boolean_mask
+from ..concentration import concentration_to_signal, signal_to_concentration
+from ..spgr import spgr_signal
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
 
 
@@ -146,7 +195,7 @@ def _kmeans(shapes, order, k, max_iterations=100):
     return labels
 
 
-def _earliest_cluster(curves, t, k):
+def _earliest_cluster(curves, t, k, min_size):
     """Indices (into ``curves``) of the arterial k-means cluster.
 
     Among clusters whose mean curve peaks at ≥ 50 % of the highest cluster peak, the one
@@ -158,9 +207,25 @@ def _earliest_cluster(curves, t, k):
     present = np.unique(labels)
     means = np.stack([curves[labels == j].mean(axis=0) for j in present])
     peaks = means.max(axis=-1)
-    eligible = np.flatnonzero(peaks >= 0.5 * peaks.max())
-    best = min(eligible, key=lambda j: (int(np.argmax(means[j])), -peaks[j]))
+    sizes = np.array([np.sum(labels == j) for j in present])
+    eligible = np.flatnonzero((peaks >= 0.5 * peaks.max()) & (sizes >= min(min_size, sizes.max())))
+    arrival = _half_maximum_time(means, t)
+    best = min(eligible, key=lambda j: (arrival[j], -peaks[j]))
     return np.flatnonzero(labels == present[best])
+
+
+def _half_maximum_time(curves, t):
+    """Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly
+    interpolated between frames (resolves the arterial–venous delay below one frame)."""
+    peaks = curves.max(axis=-1, keepdims=True)
+    above = curves >= 0.5 * peaks
+    first = np.argmax(above, axis=-1)
+    before = np.maximum(first - 1, 0)
+    rows = np.arange(curves.shape[0])
+    low, high = curves[rows, before], curves[rows, first]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(high > low, (0.5 * peaks[:, 0] - low) / (high - low), 1.0)
+    return np.where(first > 0, t[before] + np.clip(fraction, 0.0, 1.0) * (t[first] - t[before]), t[first])
 
 
 def _trapezoid_weights(t):
@@ -171,7 +236,7 @@ def _trapezoid_weights(t):
     return weights
 
 
-def _select_arterial(curves, t, roughness_percentile, max_roughness, k):
+def _select_arterial(curves, t, roughness_percentile, max_roughness, k, min_size):
     """Indices into ``curves`` (the area-selected voxels) of the arterial voxels (steps 3–4)."""
     peak = curves.max(axis=-1)
     keep = np.flatnonzero(peak > 0)
@@ -181,20 +246,91 @@ def _select_arterial(curves, t, roughness_percentile, max_roughness, k):
     keep = keep[(roughness <= np.percentile(roughness, roughness_percentile)) & (roughness <= max_roughness)]
     if keep.size <= 1:
         return keep
-    chosen = keep[_earliest_cluster(curves[keep], t, k)]
+    chosen = keep[_earliest_cluster(curves[keep], t, k, min_size)]
     if chosen.size >= 2 * k:
-        chosen = chosen[_earliest_cluster(curves[chosen], t, k)]
+        chosen = chosen[_earliest_cluster(curves[chosen], t, k, min_size)]
     return chosen
+
+
+def _check_signal_model(signal_model, t10, voxel_shape):
+    """Validated ``signal_model`` dict (b1 flattened to the voxels) or None."""
+    if signal_model is None:
+        return None
+    if t10 is None:
+        raise ValueError("signal_model: needs t10 (the T10 map the concentration was computed with)")
+    missing = {"tr", "flip_angle", "relaxivity"} - set(signal_model)
+    unknown = set(signal_model) - {"tr", "flip_angle", "relaxivity", "b1"}
+    if missing or unknown:
+        raise ValueError(f"signal_model: needs keys tr, flip_angle, relaxivity (optional b1); "
+                         f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    b1 = np.broadcast_to(np.asarray(signal_model.get("b1", 1.0), dtype=float), voxel_shape).reshape(-1)
+    return {"tr": float(signal_model["tr"]), "flip_angle": float(signal_model["flip_angle"]),
+            "relaxivity": float(signal_model["relaxivity"]), "b1": b1}
+
+
+def _relative_signal(concentration, t10, model):
+    """Relative SPGR signal S/S0 ``[v, t]`` of voxels ``[v]`` from their concentration (mM).
+
+    The exact forward model of :func:`bidsapp.signal_to_concentration` with M0 = S0 / f(T10),
+    so S/S0 is the measured signal over its baseline mean whatever the voxel's T10 error.
+    Samples that are NaN (signal at or above the SPGR asymptote) are set to the asymptote
+    S/S0 = sin(α·b1) / f(T10); non-positive or non-finite T10 gives NaN."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(t10) & (t10 > 0)
+        safe_t10 = np.where(ok, t10, 1.0)
+        s0 = spgr_signal(1.0, 1.0 / safe_t10, model["flip_angle"], model["tr"], model["b1"])
+        asymptote = np.sin(np.deg2rad(model["flip_angle"] * model["b1"])) / s0
+        finite = np.isfinite(concentration)
+        relative = concentration_to_signal(np.where(finite, concentration, 0.0), safe_t10, 1.0 / s0,
+                                           model["tr"], model["flip_angle"], model["relaxivity"], model["b1"])
+        relative = np.where(finite, relative, asymptote[:, None])
+    return np.where(ok[:, None], relative, np.nan)
+
+
+def _pooled_concentration(relative, t10, b1, model):
+    """Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with
+    their median T10 and b1 (NaN where the mean reaches the SPGR asymptote)."""
+    t10_pooled = float(np.median(t10))
+    b1_pooled = float(np.median(b1))
+    m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
+    return signal_to_concentration(relative.mean(axis=0), t10_pooled, model["tr"], model["flip_angle"],
+                                   model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
+
+
+def _onset_time(curve, t):
+    """First time (s) at which ``curve`` reaches 10 % of its peak."""
+    return t[np.argmax(curve >= 0.1 * np.nanmax(curve))]
+
+
+def area_ratio_to_population(plasma, t, name, hematocrit):
+    """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name`` with
+    its bolus arrival aligned to the 10 %-of-peak onset of ``plasma``."""
+    fine_t = np.arange(0.0, 120.0, 0.1)
+    population_onset = _onset_time(population_aif(name, fine_t, hematocrit=hematocrit), fine_t)
+    arrival = max(0.0, float(_onset_time(plasma, t) - population_onset))
+    weights = _trapezoid_weights(t)
+    return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
+
+
+def area_plausibility(ratio, limits=(0.6, 1.67)):
+    """Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the
+    geometric midpoints of each limit with 1, linear in log(ratio) in between."""
+    low, high = float(limits[0]), float(limits[1])
+    if not 0.0 < low < 1.0 < high:
+        raise ValueError(f"plausible_area_ratio: expected 0 < low < 1 < high, got {limits!r}")
+    if not np.isfinite(ratio) or ratio <= 0:
+        return 0.0
+    log_ratio = np.log(ratio)
+    bound = np.log(low) if log_ratio < 0 else np.log(high)
+    return float(np.clip(2.0 - 2.0 * log_ratio / bound, 0.0, 1.0))
 
 
 def _population_fallback(name, t, hematocrit, reference_curve, quality, voxel_shape, reason):
     arrival = 0.0
     if reference_curve is not None and np.nanmax(reference_curve) > 0:
-        image_onset = t[np.argmax(reference_curve >= 0.1 * np.nanmax(reference_curve))]
         fine_t = np.arange(0.0, 120.0, 0.1)
-        population = population_aif(name, fine_t, hematocrit=hematocrit)
-        population_onset = fine_t[np.argmax(population >= 0.1 * population.max())]
-        arrival = max(0.0, float(image_onset - population_onset))
+        population_onset = _onset_time(population_aif(name, fine_t, hematocrit=hematocrit), fine_t)
+        arrival = max(0.0, float(_onset_time(reference_curve, t) - population_onset))
     plasma = population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit)
     warning = f"{reason}; using the population AIF {name!r} with bolus arrival {arrival:.1f} s"
     return AIFResult(
@@ -215,10 +351,16 @@ def detect_aif(
     blood_t1_range=(1.4, 2.2),
     n_clusters=5,
     area_percentile=90.0,
+    vessel_area_fraction=0.25,
+    t10_pool_enhancement=0.8,
+    t10_pool_arrival=0.1,
     roughness_percentile=75.0,
     max_roughness=0.1,
     peak_to_tail_ref=3.0,
     min_voxels=3,
+    signal_model=None,
+    population_check=None,
+    plausible_area_ratio=(0.6, 1.67),
 ):
     """Detect an arterial input function automatically (algorithm: module docstring).
 
@@ -246,10 +388,32 @@ def detect_aif(
         k of the k-means step.
     area_percentile, roughness_percentile : float
         Percentile thresholds of steps 2 and 3.
+    vessel_area_fraction : float
+        Step 2 also drops voxels whose area is below this fraction of the 99.5th
+        percentile of the candidates' areas (the large-vessel level).
     max_roughness : float
         Largest accepted σ/peak (step 3).
+    t10_pool_enhancement, t10_pool_arrival : float
+        With ``signal_model``: the T10 used for the conversion is the median over the
+        step-2 candidates whose peak enhancement is ≥ ``t10_pool_enhancement`` × that of
+        the selected mean curve and whose half-maximum time is within
+        ``t10_pool_arrival`` frame intervals of it.
     peak_to_tail_ref, min_voxels : float, int
         Constants of the quality score.
+    signal_model : dict, optional
+        The SPGR acquisition the concentration was computed with: ``tr`` (s),
+        ``flip_angle`` (degrees), ``relaxivity`` (/mM/s) and optionally ``b1`` (relative
+        flip-angle scale, scalar or map of the voxel shape). Requires ``t10``. When given,
+        voxels are selected on their relative signal and the curve is converted from the
+        selected voxels' mean relative signal with their median T10 (module docstring,
+        "Signal-domain pooling"); strongly recommended for measured data.
+    population_check : str, optional
+        Name of a population AIF whose area (over ``t``, aligned to the image bolus
+        arrival) the image plasma AIF's area is compared with; the quality score is
+        multiplied by the plausibility factor of the module docstring. None: no check.
+    plausible_area_ratio : (float, float)
+        Area ratios (image / population) at and beyond which the plausibility factor is 0;
+        it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
 
     Returns
     -------
@@ -261,23 +425,32 @@ def detect_aif(
         raise ValueError(f"fallback: unknown population AIF {fallback!r}; choose one of {POPULATION_AIFS}")
     if not 0.0 <= float(min_quality) <= 1.0:
         raise ValueError(f"min_quality: must be in [0, 1], got {min_quality!r}")
+    if population_check is not None and population_check not in POPULATION_AIFS:
+        raise ValueError(f"population_check: unknown population AIF {population_check!r}; choose one of {POPULATION_AIFS}")
+    area_plausibility(1.0, plausible_area_ratio)  # validates the limits
     voxel_shape = concentration.shape[:-1]
-    flat = concentration.reshape(-1, t.size)
-    area = flat @ _trapezoid_weights(t)  # NaN/inf wherever a sample is not finite
-    index = np.flatnonzero(mask.reshape(-1) & np.isfinite(area))
-    if index.size:
-        index = index[(area[index] >= np.percentile(area[index], area_percentile)) & (area[index] > 0)]
     if t10 is not None:
         t10 = np.asarray(t10, dtype=float)
         if t10.shape != voxel_shape:
             raise ValueError(f"t10: shape {t10.shape} does not match the voxel shape {voxel_shape}")
+    model = _check_signal_model(signal_model, t10, voxel_shape)
+    flat = concentration.reshape(-1, t.size)
+    if model is not None:  # select on the relative enhancement S/S0 − 1 (independent of T10 errors)
+        flat = _relative_signal(flat, t10.reshape(-1), model) - 1.0
+    area = flat @ _trapezoid_weights(t)  # NaN/inf wherever a sample is not finite
+    index = np.flatnonzero(mask.reshape(-1) & np.isfinite(area))
+    if index.size:
+        threshold = max(np.percentile(area[index], area_percentile),
+                        vessel_area_fraction * np.percentile(area[index], 99.5))
+        index = index[(area[index] >= threshold) & (area[index] > 0)]
+    if t10 is not None:
         voxel_t1 = t10.reshape(-1)[index]
         with np.errstate(invalid="ignore"):
             index = index[(voxel_t1 >= blood_t1_range[0]) & (voxel_t1 <= blood_t1_range[1])]
     curves = flat[index]
 
     chosen = (
-        _select_arterial(curves, t, roughness_percentile, max_roughness, n_clusters)
+        _select_arterial(curves, t, roughness_percentile, max_roughness, n_clusters, min_voxels)
         if index.size
         else index
     )
@@ -288,19 +461,38 @@ def detect_aif(
         reference = curves.mean(axis=0) if index.size else None
         return _population_fallback(fallback, t, hct, reference, 0.0, voxel_shape, reason)
 
-    blood = curves[chosen].mean(axis=0)
+    if model is None:
+        blood = curves[chosen].mean(axis=0)
+    else:
+        reference = curves[chosen].mean(axis=0)
+        arrival_offset = _half_maximum_time(curves, t) - _half_maximum_time(reference[None, :], t)[0]
+        blood_like = (curves.max(axis=-1) >= t10_pool_enhancement * reference.max()) & (
+            np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
+        blood_like[chosen] = True  # the selected voxels always belong to the pool
+        blood = _pooled_concentration(curves[chosen] + 1.0, t10.reshape(-1)[index[blood_like]],
+                                      model["b1"][index[chosen]], model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
+    notes = []
+    if not np.all(np.isfinite(blood)):
+        quality, notes = 0.0, ["the mean arterial signal reaches the SPGR asymptote"]
+    elif population_check is not None:
+        ratio = area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct)
+        plausibility = area_plausibility(ratio, plausible_area_ratio)
+        quality *= plausibility
+        if plausibility < 1.0:
+            notes = [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
+                     + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
     if quality < min_quality:
-        reason = f"image AIF quality {quality:.2f} < min_quality {min_quality:.2f}"
+        reason = "; ".join(notes + [f"image AIF quality {quality:.2f} < min_quality {min_quality:.2f}"])
         if fallback is not None:
             return _population_fallback(
                 fallback, t, hct, curves.mean(axis=0), quality, voxel_shape, reason
             )
         warnings = [f"{reason}; kept the image AIF because fallback=None"]
     else:
-        warnings = []
+        warnings = notes
     return AIFResult(
         t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=selected, quality=float(quality),
         source="image", hematocrit=hct, warnings=warnings,
