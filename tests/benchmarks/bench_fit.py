@@ -76,6 +76,18 @@ def accuracy(params, truth, names):
 
 
 def peak_rss_mb():
+    """Peak resident memory of this process (MB).
+
+    VmHWM of /proc/self/status belongs to this process's own address space; ru_maxrss
+    would also carry the peak of a parent that forked it (Linux keeps it across exec).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
