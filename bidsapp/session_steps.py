@@ -286,6 +286,9 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
                             signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
+        if result.bolus_arrival is not None:  # fell back to the population curve
+            population = {"Name": source.split(":", 1)[1], "BolusArrival": float(result.bolus_arrival),
+                          "BolusArrivalUnits": "s"}
     elif spec in POPULATION_AIFS:
         plasma = population_aif(spec, t, bolus_arrival=arrival, hematocrit=hematocrit)
         blood, source = plasma * (1.0 - hematocrit), f"population:{spec}"

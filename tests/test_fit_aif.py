@@ -19,3 +19,14 @@ def test_population_aif_is_resampled_finely_and_matches_the_frames(tmp_path):
     aif, times = fit_aif(tsv, {"Hematocrit": 0.42}, t)
     assert times is None
     np.testing.assert_allclose(aif, frames, rtol=1e-9)
+
+
+def test_auto_fallback_reports_its_population_curve():
+    """A detection that falls back keeps the population curve's arrival, so the fit can
+    re-evaluate it between frames."""
+    t = np.arange(40) * 5.0
+    noise = np.random.default_rng(0).normal(0, 0.01, (4, 4, 2, t.size))
+    result = bidsapp.detect_aif(noise, t, fallback="parker")
+    assert result.source == "population:parker" and result.bolus_arrival is not None
+    np.testing.assert_allclose(
+        result.plasma, bidsapp.population_aif("parker", t, bolus_arrival=result.bolus_arrival, hematocrit=0.45))

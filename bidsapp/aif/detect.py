@@ -125,6 +125,9 @@ class AIFResult:
         Haematocrit used for blood → plasma.
     warnings : list of str
         Human-readable notes (fallback reason, dropped voxels).
+    bolus_arrival : float or None
+        For a population curve, the bolus arrival (s) it was shifted to, so the analytic
+        curve can be re-evaluated on a finer grid; None for image or mask curves.
     """
 
     t: np.ndarray
@@ -135,6 +138,7 @@ class AIFResult:
     source: str
     hematocrit: float
     warnings: list = field(default_factory=list)
+    bolus_arrival: float = None
 
 
 def _check_inputs(concentration, t, mask):
@@ -336,6 +340,7 @@ def _population_fallback(name, t, hematocrit, reference_curve, quality, voxel_sh
     return AIFResult(
         t=t, plasma=plasma, blood=plasma * (1.0 - hematocrit), mask=np.zeros(voxel_shape, dtype=bool),
         quality=float(quality), source=f"population:{name}", hematocrit=hematocrit, warnings=[warning],
+        bolus_arrival=arrival,
     )
 
 
