@@ -66,8 +66,8 @@ class FitOptions:
     delay_bounds: tuple = (-10.0, 30.0)
     init: str = "auto"
     max_iter: int = 100
-    ftol: float = 1.5e-8
-    xtol: float = 1e-8
+    ftol: float = 1e-6
+    xtol: float = 1e-6
     min_r2: float = 0.0
     aif_times: object = None
     substeps: int = None

@@ -42,7 +42,7 @@ def normal_matrix(jac):
     return out
 
 
-def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1.5e-8, xtol=1e-8, lambda0=1e-3):
+def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-6, xtol=1e-6, lambda0=1e-3):
     """Minimise ``Σ_t (y − f(θ))²`` per voxel within ``lower ≤ θ ≤ upper``.
 
     Parameters
