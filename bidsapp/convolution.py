@@ -53,14 +53,18 @@ def _phis(x, count):
         closed.append((m * closed[-1] - e) / xs)
     if not bool(small.any()):
         return closed
-    nx = -x
-    term = torch.ones_like(x)
-    series = [torch.zeros_like(x) for _ in range(count)]
+    if small.shape != x.shape:
+        small = small.expand_as(x)
+    nx = -x[small]  # the series only where it is needed
+    term = torch.ones_like(nx)
+    series = [torch.zeros_like(nx) for _ in range(count)]
     for j in range(_SERIES_TERMS):
         for m in range(count):
             series[m].add_(term, alpha=1.0 / (m + j + 1))
         term = term * nx / (j + 1)
-    return [torch.where(small, sm, cm) for sm, cm in zip(series, closed)]
+    for cm, sm in zip(closed, series):
+        cm[small] = sm
+    return closed
 
 
 def substep_times(t, n_sub):
