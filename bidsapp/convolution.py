@@ -22,9 +22,9 @@ Rectangle-rule or FFT convolutions (osipy, many in-house codes) bias vp and Ktra
 O(Ktrans·Δt/2); this one has no discretisation error for piecewise-linear input and
 works for non-uniform frame times.
 
-Delays shift the input per voxel: :func:`sample_input` evaluates the piecewise-linear
-AIF at ``t − delay`` (0 before its first sample) together with its slope, from which
-the delay derivative of every term follows by linearity.
+Delays shift the input per voxel: :func:`exp_conv_delayed` reads the undelayed
+response at ``t − delay`` with one exact partial step, and the delay derivative follows
+from the model's ODE.
 
 Reference: Flouri D, Lesnic D, Sourbron SP. Fitting the two-compartment model in DCE-MRI
 by linear inversion. MRM 2016;76:998-1006 (exact piecewise-linear convolution).
@@ -158,16 +158,6 @@ def cumulative_integral(c, t):
     dt = t[1:] - t[:-1]
     inc = 0.5 * dt * (c[..., 1:] + c[..., :-1])
     return torch.cat([torch.zeros_like(c[..., :1]), torch.cumsum(inc, dim=-1)], dim=-1)
-
-
-def shift_input(c, t, delay):
-    """Resample a piecewise-linear input at ``t − delay`` and return it with its slope.
-
-    ``c``, ``t`` ``[T]`` (s), ``delay [...]`` in s (positive: the input arrives later).
-    Returns ``c(t − delay)`` and ``dc/dt`` there, both ``[..., T]`` (so
-    ∂shifted/∂delay = −slope). The input is 0 before ``t[0]``, constant after ``t[-1]``.
-    """
-    return sample_input(c, t, t - delay[..., None])
 
 
 def sample_input(c, t, tq):

@@ -133,9 +133,6 @@ MODELS = {
         "Two-compartment uptake model (Sourbron & Buckley 2012)"),
 }
 
-DELAY_UNIT = "s"
-
-
 def get_model(model):
     """Return the :class:`ModelSpec` for ``model`` (a name or a spec)."""
     if isinstance(model, ModelSpec):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bidsapp import MODELS, model_curve
-from bidsapp.convolution import exp_conv, shift_input
+from bidsapp.convolution import exp_conv, locate_input
 from osipi_data import array_cell, read_csv
 
 T = np.linspace(0, 300, 65)
@@ -75,10 +75,10 @@ def test_exp_conv_gradient_matches_finite_difference():
     torch.testing.assert_close(grad, fd, rtol=1e-4, atol=1e-6)
 
 
-def test_shift_input_zero_before_and_slope():
+def test_delayed_input_zero_before_and_slope():
     t = torch.linspace(0, 10, 11, dtype=torch.float64)
     c = t.clone()
-    shifted, slope = shift_input(c, t, torch.tensor([2.5], dtype=torch.float64))
+    shifted, slope = locate_input(c, t, (t - 2.5)[None, :])[:2]
     np.testing.assert_allclose(shifted[0].numpy(), np.maximum(t.numpy() - 2.5, 0) * (t.numpy() >= 2.5))
     assert slope[0, 0] == 0 and slope[0, 5] == 1
 
