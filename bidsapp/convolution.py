@@ -31,6 +31,7 @@ by linear inversion. MRM 2016;76:998-1006 (exact piecewise-linear convolution).
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -187,13 +188,90 @@ def sample_input(c, t, tq):
     return value, slope
 
 
-def exp_conv_delayed(c, g, k, s, with_grad=False, located=None):
-    """Exact convolution of a piecewise-linear input, read at per-voxel times ``s``.
+class Located(NamedTuple):
+    """A piecewise-linear input read at per-voxel times ``s = t − delay`` (:func:`locate_delayed`).
+
+    ``c`` and ``g`` are the input and its grid, extended on the right by constant samples
+    where some ``s`` runs past the last one (the same function: the input is constant
+    after its last sample). ``h`` is ``offsets`` expanded to ``[T, n]`` by ``rows`` (or
+    ``offsets`` itself, broadcasting, when every frame has the same offset).
+    """
+
+    c: torch.Tensor  # [G] input
+    g: torch.Tensor  # [G] its grid (s)
+    value: torch.Tensor  # [T, n] c(s)
+    slope: torch.Tensor  # [T, n] dc/ds
+    j: torch.Tensor  # [T, n] segment of s (long; clamped to the grid)
+    h: torch.Tensor  # [T or 1, n] s − g[j] ≥ 0
+    before: torch.Tensor  # [T, n] s < g[0], where the input is 0
+    offsets: torch.Tensor  # [U, n] the distinct rows of h
+    rows: torch.Tensor  # [T] row of ``offsets`` for each frame, or None (h is offsets)
+
+
+_PHASE_TOL = 1e-10  # frames whose phases on the input grid differ by less (in steps) share one
+
+
+def locate_delayed(c, g, t, delay):
+    """Locate the piecewise-linear input ``c`` (grid ``g``) at ``s = t − delay`` (:class:`Located`).
+
+    On a uniform input grid of step Δ the offset of ``s`` within its segment is
+    ``Δ·frac(φ_i − d/Δ)`` with ``φ_i`` the phase of frame ``i`` on the grid, so it takes
+    only as many distinct values per voxel as there are distinct frame phases: one when
+    the input is sampled at uniform frames, a few for a finer grid. Everything that
+    depends on the offset alone (the exponentials and φ functions of
+    :func:`exp_conv_delayed`) is then evaluated on ``[U, n]`` instead of ``[T, n]``.
+    Segment and offset come from the same decomposition, so they are always consistent.
+
+    Parameters: ``c [G]`` (0 before ``g[0]``, constant after ``g[-1]``), ``g [G]`` s,
+    ``t [T]`` frame times (s), ``delay [n]`` s.
+    """
+    step = g[1:] - g[:-1]
+    if not bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
+        s = t[:, None] - delay[None, :]
+        j = (torch.searchsorted(g, s.contiguous(), right=True) - 1).clamp_(0, g.shape[0] - 1)
+        h = (s - torch.take(g, j)).clamp_min_(0.0)
+        return _read(c, g, j, h, s < g[0], h, None)
+    delta = step[0]
+    pos = (t - g[0]) / delta  # frame positions on the grid, in steps
+    whole = torch.where((pos - pos.round()).abs() < _PHASE_TOL, pos.round(), pos.floor())
+    phase = pos - whole  # [T] in [0, 1)
+    q = delay / delta
+    q_whole = q.floor()
+    q_frac = q - q_whole  # [n] in [0, 1)
+    order = torch.argsort(phase)
+    ordered = phase[order]
+    new = torch.cat([ordered.new_ones(1, dtype=torch.bool), (ordered[1:] - ordered[:-1]) > _PHASE_TOL])
+    distinct = ordered[new]  # [U]
+    rows = torch.empty_like(order)
+    rows[order] = torch.cumsum(new, 0) - 1
+    wrap = (distinct[:, None] < q_frac[None, :] - _PHASE_TOL).to(t.dtype)  # [U, n]; equal phases: offset 0
+    offsets = (distinct[:, None] - q_frac[None, :] + wrap).clamp_min_(0.0) * delta
+    seg = (whole[:, None] - q_whole[None, :]).sub_(wrap[rows] if distinct.numel() > 1 else wrap)
+    last = int((whole.max() - q_whole.min()).item())  # largest segment any voxel reads
+    if last > g.shape[0] - 1:  # extend by constant samples: the same piecewise-linear input
+        extra = last - (g.shape[0] - 1)
+        g = torch.cat([g, g[-1] + delta * torch.arange(1, extra + 1, dtype=g.dtype, device=g.device)])
+        c = torch.cat([c, c[-1:].expand(extra)])
+    before = seg < 0
+    j = seg.clamp_(min=0).long()
+    h = offsets if distinct.numel() == 1 else offsets.index_select(0, rows)
+    return _read(c, g, j, h, before, offsets, rows if distinct.numel() > 1 else None)
+
+
+def _read(c, g, j, h, before, offsets, rows):
+    slope = torch.cat([(c[1:] - c[:-1]) / (g[1:] - g[:-1]), c.new_zeros(1)])  # constant after the last sample
+    seg_slope = torch.take(slope, j)
+    value = torch.take(c, j).addcmul_(seg_slope, h).masked_fill_(before, 0.0)
+    return Located(c, g, value, seg_slope.masked_fill_(before, 0.0), j, h, before, offsets, rows)
+
+
+def exp_conv_delayed(located, k, with_grad=False):
+    """Exact convolution of a piecewise-linear input read at per-voxel times ``s = t − delay``.
 
     The convolution is time-invariant, so a delayed input gives the undelayed response
     read earlier: B_d(t) = B_0(t − d). ``B_0`` is computed once per voxel on the input's
-    own grid ``g`` (:func:`exp_conv_time_major`), and at ``s = t − d`` one exact partial
-    step over the linear piece that contains ``s`` is added:
+    own grid ``g`` (:func:`exp_conv_time_major`), and at ``s`` one exact partial step
+    over the linear piece that contains ``s`` is added:
 
         B_0(s) = e^{−kh}·B_0(g_j) + h·[φ1(kh)·c_j + (φ0(kh) − φ1(kh))·c(s)],  h = s − g_j.
 
@@ -203,56 +281,31 @@ def exp_conv_delayed(c, g, k, s, with_grad=False, located=None):
 
     Parameters
     ----------
-    c : torch.Tensor ``[G]``
-        Input on grid ``g`` (0 before ``g[0]``, constant after ``g[-1]``).
-    g : torch.Tensor ``[G]``
-        Input grid in s.
+    located : Located
+        The input located at the read-out times (:func:`locate_delayed`).
     k : torch.Tensor ``[n]``
         Rates in 1/s, ≥ 0.
-    s : torch.Tensor ``[T, n]``
-        Read-out times in s (frame times minus each voxel's delay).
-    located : tuple, optional
-        :func:`locate_input` of ``c`` at ``s`` when the caller already has it.
 
     Returns
     -------
     B : torch.Tensor ``[T, n]``, and with ``with_grad`` also ∂B/∂k and ∂B/∂s.
     """
+    c, g, value, _, j, h, before, offsets, rows = located
     full = exp_conv_time_major(c[:, None, None], g, k, 1, with_grad)
     b0, db0 = (full[0][..., 0], full[1][..., 0]) if with_grad else (full[..., 0], None)
-    value, _, j, h, before = located if located is not None else locate_input(c, g, s)
-    x = h * k
-    e = torch.exp(-x)
-    phis = _phis(x, 3 if with_grad else 2)
-    p0, p1 = phis[0], phis[1]
+    x = offsets * k  # [U, n]: the φ functions depend on the offset only
+    factors = [torch.exp(-x), *_phis(x, 3 if with_grad else 2)]
+    if rows is not None:
+        factors = [f.index_select(0, rows) for f in factors]
+    e, p0, p1 = factors[:3]
     cj = torch.take(c, j)
     b0_j = b0.gather(0, j)
-    out = e * b0_j + h * (p1 * cj + (p0 - p1) * value)
+    out = (p1 * cj).addcmul_(p0 - p1, value).mul_(h).addcmul_(e, b0_j)
     out.masked_fill_(before, 0.0)
     if not with_grad:
         return out
-    p2 = phis[2]
-    dk = e * (db0.gather(0, j) - h * b0_j) - h * h * (p2 * cj + (p1 - p2) * value)
+    p2 = factors[3]
+    dk = (p2 * cj).addcmul_(p1 - p2, value).mul_(h * h).neg_().addcmul_(e, db0.gather(0, j).sub_(h * b0_j))
     dk.masked_fill_(before, 0.0)
     ds = (value - k * out).masked_fill_(before, 0.0)
     return out, dk, ds
-
-
-def locate_input(c, g, s):
-    """Piecewise-linear ``c`` (grid ``g``) at ``s``: value, slope, segment index, offset, before-mask.
-
-    ``c`` is 0 before ``g[0]`` and constant after ``g[-1]``.
-    """
-    n = g.shape[0]
-    step = g[1:] - g[:-1]
-    uniform = bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0))
-    if uniform:
-        j = ((s - g[0]) / step[0]).floor_().clamp_(0, n - 1).long()
-    else:
-        j = (torch.searchsorted(g, s.contiguous(), right=True) - 1).clamp_(0, n - 1)
-    before = s < g[0]
-    h = (s - torch.take(g, j)).clamp_min_(0.0)
-    slope = torch.cat([(c[1:] - c[:-1]) / step, c.new_zeros(1)])  # constant after the last sample
-    seg_slope = torch.take(slope, j)
-    value = torch.take(c, j).addcmul_(seg_slope, h).masked_fill_(before, 0.0)
-    return value, seg_slope.masked_fill_(before, 0.0), j, h, before

@@ -33,7 +33,7 @@ import torch
 
 import math
 
-from .convolution import exp_conv_delayed, exp_conv_time_major, locate_input, sample_input, substep_times
+from .convolution import exp_conv_delayed, exp_conv_time_major, locate_delayed, sample_input, substep_times
 
 PER_MIN = 1.0 / 60.0  # 1/min -> 1/s
 FP_UNIT = 1.0 / 6000.0  # ml/100ml/min -> 1/s
@@ -190,17 +190,14 @@ class PlasmaInput:
         """:func:`exp_conv_time_major` of input ``c [(T-1)·S + 1, n, M]`` sampled like this AIF."""
         return exp_conv_time_major(c, self.t, k, self.n_sub, with_grad)
 
-    def read_times(self, delay):
-        """Times ``[T, n]`` at which each voxel reads the undelayed AIF: t − delay."""
-        return self.t[:, None] - delay[None, :]
+    def locate(self, delay):
+        """This AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
+        return locate_delayed(self.aif, self.aif_times, self.t, delay)
 
-    def locate(self, s):
-        """:func:`locate_input` of this AIF at read-out times ``s [T, n]`` (value, slope, …)."""
-        return locate_input(self.aif, self.aif_times, s)
-
-    def delayed_convolve(self, k, s, with_grad=False, located=None):
-        """:func:`exp_conv_delayed` of this AIF at read-out times ``s [T, n]``."""
-        return exp_conv_delayed(self.aif, self.aif_times, k, s, with_grad, located)
+    @staticmethod
+    def delayed_convolve(k, located, with_grad=False):
+        """:func:`exp_conv_delayed` of this AIF, located by :meth:`locate`, with rates ``k [n]`` (1/s)."""
+        return exp_conv_delayed(located, k, with_grad)
 
 
 def prepare_inputs(t, aif, device=None, aif_times=None):
@@ -254,16 +251,15 @@ def evaluate(spec, p, plasma, delay=None):
         sub = plasma.sampled()
         cp = sub[:: plasma.n_sub]  # [T, 1]
     else:
-        s = plasma.read_times(delay.expand(lead).reshape(-1))
-        located = plasma.locate(s)
-        cp = located[0]
+        located = plasma.locate(delay.expand(lead).reshape(-1))
+        cp = located.value
     for coef, rate in spec.terms(flat):
         if rate is None:
             out += coef * cp
         elif delay is None:
             out += coef * plasma.convolve(sub[..., None], rate)[..., 0]
         else:
-            out += coef * plasma.delayed_convolve(rate, s, located=located)
+            out += coef * plasma.delayed_convolve(rate, located)
     return out.T.reshape(lead + (plasma.t.numel(),))
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bidsapp import MODELS, model_curve
-from bidsapp.convolution import exp_conv, locate_input
+from bidsapp.convolution import exp_conv, locate_delayed
 from osipi_data import array_cell, read_csv
 
 T = np.linspace(0, 300, 65)
@@ -75,12 +75,39 @@ def test_exp_conv_gradient_matches_finite_difference():
     torch.testing.assert_close(grad, fd, rtol=1e-4, atol=1e-6)
 
 
-def test_delayed_input_zero_before_and_slope():
+@pytest.mark.parametrize("grid", ["uniform", "non-uniform"])
+def test_delayed_input_zero_before_and_slope(grid):
     t = torch.linspace(0, 10, 11, dtype=torch.float64)
-    c = t.clone()
-    shifted, slope = locate_input(c, t, (t - 2.5)[None, :])[:2]
-    np.testing.assert_allclose(shifted[0].numpy(), np.maximum(t.numpy() - 2.5, 0) * (t.numpy() >= 2.5))
-    assert slope[0, 0] == 0 and slope[0, 5] == 1
+    g = t if grid == "uniform" else torch.cat([t[:3], t[3:] + 0.25 * torch.arange(8)])
+    c = g.clone()
+    located = locate_delayed(c, g, t, torch.tensor([2.5], dtype=torch.float64))
+    shifted, slope = located.value[:, 0], located.slope[:, 0]
+    np.testing.assert_allclose(shifted.numpy(), np.maximum(t.numpy() - 2.5, 0) * (t.numpy() >= 2.5))
+    assert slope[0] == 0 and slope[5] == 1
+
+
+@pytest.mark.parametrize("frames,grid", [
+    (np.arange(40) * 3.0, None),  # AIF at uniform frames: one offset per voxel
+    (np.arange(40) * 3.0, np.arange(0, 117.01, 0.7)),  # finer, incommensurate grid: a few offsets
+    (np.cumsum(np.r_[0, np.full(15, 1.5), np.full(24, 4.0)]), None),  # non-uniform frames
+])
+def test_located_offsets_match_direct_search(frames, grid):
+    """The phase decomposition of the read-out times gives the segment and offset of a direct search."""
+    t = torch.tensor(frames)
+    g = t if grid is None else torch.tensor(grid)
+    c = torch.tensor(parker_like(g.numpy()))
+    delay = torch.tensor(np.r_[np.linspace(-12, 35, 301), [0.0, 3.0, -3.0, 0.7 * 5]])
+    located = locate_delayed(c, g, t, delay)
+    s = t[:, None] - delay[None, :]
+    inside = s >= g[0]
+    assert torch.equal(located.before, ~inside)
+    g_ext, h = located.g, located.h.expand_as(s)
+    seg_start = torch.take(g_ext, located.j)
+    torch.testing.assert_close(torch.where(inside, seg_start + h, s), s, rtol=0, atol=1e-9)
+    if np.allclose(np.diff(g.numpy()), float(g[1] - g[0])):  # uniform input grid: offsets within one step
+        assert bool(((h >= 0) & (h < (g_ext[1] - g_ext[0]) - 1e-9))[inside].all())
+    expected = torch.as_tensor(np.interp(s.numpy(), g.numpy(), c.numpy())) * inside
+    torch.testing.assert_close(located.value, expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("path,model", [

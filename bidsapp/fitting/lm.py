@@ -5,14 +5,18 @@ converged leave the batch so the work shrinks as the fit proceeds. Steps use
 Marquardt's scaling (λ·diag(JᵀJ)) and are projected onto the box bounds; a parameter
 on a bound whose gradient points outwards is held there for that step (active-set
 handling), so the others take a proper Gauss–Newton step instead of creeping along
-the boundary. Data are
-time-major: ``y [T, N]``, Jacobian ``[P, T, N]``.
+the boundary. Data are time-major: ``y [T, N]``, Jacobian ``[P, T, N]``. Between
+iterations only JᵀJ ``[N, P, P]`` and Jᵀr ``[N, P]`` are kept, so a rejected step
+restores a few numbers per voxel rather than its whole Jacobian.
 
-A voxel has converged when an accepted step improves the sum of squares by less than
-``ftol`` (relative) or moves every parameter by less than ``xtol`` (relative), when
-the model fits exactly, or when the predicted improvement of the damped step is below
-``ftol`` (a minimum on the boundary). Running out of ``max_iter`` iterations leaves
-it unconverged.
+A voxel has converged when the Gauss–Newton step from its current point (over the
+parameters not held on a bound) predicts a relative decrease of the sum of squares
+below ``ftol`` — checked before that step is evaluated, which saves the model
+evaluation that would only confirm it — when an accepted step improves the sum of
+squares by less than ``ftol`` (relative) or moves every parameter by less than
+``xtol`` (relative), when the model fits exactly, or when a rejected damped step
+predicts a decrease below ``ftol`` (a minimum on the boundary). Running out of
+``max_iter`` iterations leaves it unconverged.
 
 Reference: Moré JJ. The Levenberg-Marquardt algorithm: implementation and theory.
 Lecture Notes in Mathematics 630, 1978, pp. 105-116.
@@ -42,6 +46,9 @@ def normal_matrix(jac):
     return out
 
 
+COMPACT_FRACTION = 0.2  # finished voxels leave the batch once they are this share of it
+
+
 def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-6, xtol=1e-6, lambda0=1e-3):
     """Minimise ``Σ_t (y − f(θ))²`` per voxel within ``lower ≤ θ ≤ upper``.
 
@@ -54,64 +61,80 @@ def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-6
         Starting values (projected onto the bounds).
     lower, upper : torch.Tensor ``[P]``
     """
-    n = y.shape[1]
+    n, n_p = y.shape[1], theta0.shape[1]
+    dev, dtype = y.device, y.dtype
     theta = torch.maximum(torch.minimum(theta0, upper), lower)
-    idx = torch.arange(n, device=y.device)
-    pred, jac = predict(theta, idx)
-    resid = y - pred
-    sse = (resid * resid).sum(0)
+    idx = torch.arange(n, device=dev)
+    sse, grad, jtj = _evaluate(predict, y, theta, idx)
     tiny = 1e-28 * (y * y).sum(0).clamp_min(1e-300)
 
     out_theta, out_sse = theta.clone(), sse.clone()
-    out_jtj = torch.full((n, theta.shape[1], theta.shape[1]), float("nan"), dtype=y.dtype, device=y.device)
-    out_conv = torch.zeros(n, dtype=torch.bool, device=y.device)
-    out_iter = torch.zeros(n, dtype=torch.long, device=y.device)
-    lam = torch.full((n,), lambda0, dtype=y.dtype, device=y.device)
+    out_jtj = torch.full((n, n_p, n_p), float("nan"), dtype=dtype, device=dev)
+    out_conv = torch.zeros(n, dtype=torch.bool, device=dev)
+    out_iter = torch.zeros(n, dtype=torch.long, device=dev)
+    lam = torch.full((n,), lambda0, dtype=dtype, device=dev)
     act, ya = idx, y
-    jtj = normal_matrix(jac)
+    live = torch.ones(n, dtype=torch.bool, device=dev)  # finished voxels stay in the batch until compaction
+    eye = torch.eye(n_p, dtype=dtype, device=dev)
 
     for _ in range(max_iter):
-        if act.numel() == 0:
-            break
-        grad = torch.einsum("ptn,tn->np", jac, resid)  # a step along +grad lowers the SSE
-        # parameters on a bound whose gradient points outwards are held (active set)
+        # parameters on a bound whose gradient points outwards are held (active set);
+        # a step along +grad lowers the SSE
         held = ((theta <= lower) & (grad < 0)) | ((theta >= upper) & (grad > 0))
-        free = (~held).to(jtj.dtype)
-        grad = grad * free
-        system = jtj * (free[:, :, None] * free[:, None, :]) + torch.diag_embed(held.to(jtj.dtype))
+        free = (~held).to(dtype)
+        g = grad * free
+        system = jtj * (free[:, :, None] * free[:, None, :]) + held.to(dtype)[:, :, None] * eye
+        gauss_newton, gn_info = torch.linalg.solve_ex(system, g)
+        gn_gain = (gauss_newton * g).sum(-1)  # the quadratic model's largest decrease
+        converged = (gn_info == 0) & (gn_gain <= ftol * sse) & live
+        if bool(converged.any()):
+            out_conv[act[converged]] = True
+            live = _finish(converged, live, act, theta, sse, jtj, out_theta, out_sse, out_jtj)
+        if not bool(live.any()):
+            break
+        if (~live).sum() >= COMPACT_FRACTION * live.numel():
+            ya = ya[:, live]
+            act, theta, sse, grad, jtj, lam, system, g = (
+                a[live] for a in (act, theta, sse, grad, jtj, lam, system, g))
+            live = live[live]
         scale = torch.diagonal(system, dim1=1, dim2=2)
         scale = torch.maximum(scale, 1e-12 * scale.amax(-1, keepdim=True)).clamp_min(1e-300)
-        step, info = torch.linalg.solve_ex(system + torch.diag_embed(lam[:, None] * scale), grad)
+        step, info = torch.linalg.solve_ex(system + torch.diag_embed(lam[:, None] * scale), g)
         step = torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
-        predicted = (step * (grad + lam[:, None] * scale * step)).sum(-1)
+        predicted = (step * (g + lam[:, None] * scale * step)).sum(-1)
         trial = torch.maximum(torch.minimum(theta + step, upper), lower)
-        t_pred, t_jac = predict(trial, act)
-        t_resid = ya - t_pred
-        t_sse = (t_resid * t_resid).sum(0)
+        t_sse, t_grad, t_jtj = _evaluate(predict, ya, trial, act)
         better = torch.isfinite(t_sse) & (t_sse < sse)
         moved = ((trial - theta).abs() <= xtol * (theta.abs() + xtol)).all(-1)
         gain = (sse - t_sse) / sse.clamp_min(1e-300)
         done = (better & ((gain <= ftol) | moved)) | (~better & (predicted <= ftol * sse))
 
-        # keep the trial state and copy back the (usually few) rejected voxels
-        rejected = ~better
-        t_jtj = normal_matrix(t_jac)
-        if rejected.any():
-            t_resid[:, rejected], t_jac[:, :, rejected] = resid[:, rejected], jac[:, :, rejected]
-            t_jtj[rejected] = jtj[rejected]
-        theta, resid, jac, jtj = torch.where(better[:, None], trial, theta), t_resid, t_jac, t_jtj
+        theta = torch.where(better[:, None], trial, theta)
+        grad = torch.where(better[:, None], t_grad, grad)
+        jtj = torch.where(better[:, None, None], t_jtj, jtj)
         sse = torch.where(better, t_sse, sse)
         lam = torch.where(better, (lam * 0.3).clamp_min(1e-12), lam * 10.0)
         done |= sse <= tiny[act]
-        out_iter[act] += 1
-
-        finish = done | (lam > 1e16)
-        if finish.any():
-            f = act[finish]
-            out_theta[f], out_sse[f], out_jtj[f], out_conv[f] = theta[finish], sse[finish], jtj[finish], done[finish]
-            keep = ~finish
-            act, theta, sse, lam, jtj = act[keep], theta[keep], sse[keep], lam[keep], jtj[keep]
-            resid, jac, ya = resid[:, keep], jac[:, :, keep], ya[:, keep]
-    if act.numel():
-        out_theta[act], out_sse[act], out_jtj[act] = theta, sse, jtj
+        out_iter[act[live]] += 1
+        stop = (done | (lam > 1e16)) & live
+        if bool(stop.any()):
+            out_conv[act[stop & done]] = True
+            live = _finish(stop, live, act, theta, sse, jtj, out_theta, out_sse, out_jtj)
+    rest = act[live]
+    if rest.numel():
+        out_theta[rest], out_sse[rest], out_jtj[rest] = theta[live], sse[live], jtj[live]
     return LMResult(out_theta, out_sse, out_jtj, out_conv, out_iter)
+
+
+def _evaluate(predict, y, theta, idx):
+    """SSE ``[n]``, Jᵀr ``[n, P]`` and JᵀJ ``[n, P, P]`` at ``theta`` (r = y − f)."""
+    pred, jac = predict(theta, idx)
+    resid = y - pred
+    return (resid * resid).sum(0), torch.einsum("ptn,tn->np", jac, resid), normal_matrix(jac)
+
+
+def _finish(stop, live, act, theta, sse, jtj, out_theta, out_sse, out_jtj):
+    """Store the state of the voxels in ``stop`` and retire them from the batch."""
+    f = act[stop]
+    out_theta[f], out_sse[f], out_jtj[f] = theta[stop], sse[stop], jtj[stop]
+    return live & ~stop

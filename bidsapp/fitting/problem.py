@@ -57,9 +57,8 @@ class KineticProblem:
             sub = self.plasma.sampled()[..., None]  # [(T-1)·S+1, 1, 1]
             cp = sub[:: self.plasma.n_sub, :, 0]
         else:
-            s = self.plasma.read_times(delay)
-            located = self.plasma.locate(s)
-            cp, cp_slope = located[0], located[1]
+            located = self.plasma.locate(delay)
+            cp, cp_slope = located.value, located.slope
         pred = torch.zeros(n_t, n, dtype=theta.dtype, device=theta.device)
         jac = torch.zeros(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
         for coef, rate in terms:
@@ -73,7 +72,7 @@ class KineticProblem:
                     bases, dbases = self.plasma.convolve(sub, rate.detach(), with_grad=True)
                     basis, dbasis_dk, dbasis_ds = bases[..., 0], dbases[..., 0], None
                 else:
-                    basis, dbasis_dk, dbasis_ds = self.plasma.delayed_convolve(rate.detach(), s, True, located)
+                    basis, dbasis_dk, dbasis_ds = self.plasma.delayed_convolve(rate.detach(), located, True)
                 coef_g = coef * dbasis_dk
                 for p in _depends_on(drate):
                     jac[p].addcmul_(coef_g, drate[p])

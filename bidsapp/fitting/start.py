@@ -82,12 +82,12 @@ def _bases(model, plasma, delays, combos):
     for name in _BASES[model]:
         per_delay = []
         for d in delays:
-            s = plasma.read_times(d.reshape(1))  # [T, 1]
             if name == "cp":
-                per_delay.append(plasma.locate(s)[0].T.expand(n_c, n_t))
+                per_delay.append(plasma.locate(d.reshape(1)).value.T.expand(n_c, n_t))
             else:
                 rate = rate_of[name]
-                per_delay.append(plasma.delayed_convolve(rate, s.expand(n_t, rate.numel())).T.expand(n_c, n_t))
+                located = plasma.locate(d.expand(rate.numel()))
+                per_delay.append(plasma.delayed_convolve(rate, located).T.expand(n_c, n_t))
         out.append(torch.stack(per_delay))
     return torch.stack(out, dim=2)
 
