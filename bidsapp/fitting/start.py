@@ -92,28 +92,52 @@ def _bases(model, plasma, delays, combos):
     return torch.stack(out, dim=2)
 
 
-def _nonneg_ls(gram, h, yy):
-    """Per-voxel, per-grid-point NNLS for m ≤ 2 bases; returns coefficients and SSE."""
-    m = gram.shape[-1]
-    if m == 1:
-        c = (h[..., 0] / gram[..., 0, 0]).clamp_min(0.0)
-        return c[..., None], yy[:, None] - c * h[..., 0]
-    g00, g01, g11 = gram[..., 0, 0], gram[..., 0, 1], gram[..., 1, 1]
-    h0, h1 = h[..., 0], h[..., 1]
-    det = g00 * g11 - g01 * g01
-    c0 = (g11 * h0 - g01 * h1) / det
-    c1 = (g00 * h1 - g01 * h0) / det
-    sse = yy[:, None] - (c0 * h0 + c1 * h1)
-    ok = (c0 >= 0) & (c1 >= 0) & torch.isfinite(sse)
-    a0 = (h0 / g00).clamp_min(0.0)
-    a1 = (h1 / g11).clamp_min(0.0)
-    s0 = yy[:, None] - a0 * h0
-    s1 = yy[:, None] - a1 * h1
-    use0 = s0 <= s1
-    c0 = torch.where(ok, c0, torch.where(use0, a0, torch.zeros_like(a0)))
-    c1 = torch.where(ok, c1, torch.where(use0, torch.zeros_like(a1), a1))
-    sse = torch.where(ok, sse, torch.minimum(s0, s1))
-    return torch.stack([c0, c1], dim=-1), torch.nan_to_num(sse, nan=float("inf"))
+class _NonNegLS:
+    """Non-negative least squares for m ≤ 2 bases at every grid point, all voxels at once.
+
+    With the Gram matrix ``G`` of each grid point's bases fixed, a voxel's best
+    coefficients follow from its projections ``h = Bᵀy``: both coefficients of the
+    unconstrained solution when they are non-negative, otherwise the better single basis
+    (or none). Only the *decrease* of the sum of squares, ``yᵀy − SSE``, is needed to pick
+    the best grid point; the coefficients are then solved for that point alone.
+    """
+
+    def __init__(self, gram):
+        self.m = gram.shape[-1]
+        self.g00 = gram[:, 0, 0]
+        if self.m == 2:
+            self.g01, self.g11 = gram[:, 0, 1], gram[:, 1, 1]
+            det = self.g00 * self.g11 - self.g01 * self.g01
+            self.pair_ok = det > 1e-12 * self.g00 * self.g11  # both bases independent
+            self.inv_det = torch.where(self.pair_ok, 1.0 / det, torch.zeros_like(det))
+
+    def decrease(self, h):
+        """``yᵀy − SSE`` ``[n, G]`` of the NNLS solution at each grid point (``h [n, G, m]``)."""
+        h0 = h[..., 0]
+        if self.m == 1:
+            return h0.clamp_min(0.0).square_().div_(self.g00)
+        h1 = h[..., 1]
+        n0 = (h0 * self.g11).addcmul_(h1, self.g01, value=-1.0)  # numerators of the 2×2 solution
+        n1 = (h1 * self.g00).addcmul_(h0, self.g01, value=-1.0)
+        both = (n0 * h0).addcmul_(n1, h1).mul_(self.inv_det)
+        single = torch.maximum(h0.clamp_min(0.0).square_().div_(self.g00), h1.clamp_min(0.0).square_().div_(self.g11))
+        use_both = (n0 >= 0) & (n1 >= 0) & self.pair_ok
+        return torch.where(use_both, both, single)
+
+    def solve(self, h, k):
+        """Coefficients ``[n, m]`` at grid point ``k [n]`` for projections ``h [n, m]``."""
+        g00 = self.g00[k]
+        if self.m == 1:
+            return (h[:, :1] / g00[:, None]).clamp_min(0.0)
+        g01, g11, inv_det, pair_ok = self.g01[k], self.g11[k], self.inv_det[k], self.pair_ok[k]
+        h0, h1 = h[:, 0], h[:, 1]
+        c0, c1 = (g11 * h0 - g01 * h1) * inv_det, (g00 * h1 - g01 * h0) * inv_det
+        a0, a1 = (h0 / g00).clamp_min(0.0), (h1 / g11).clamp_min(0.0)
+        first = a0 * h0 >= a1 * h1
+        use_both = (c0 >= 0) & (c1 >= 0) & pair_ok
+        c0 = torch.where(use_both, c0, torch.where(first, a0, torch.zeros_like(a0)))
+        c1 = torch.where(use_both, c1, torch.where(first, torch.zeros_like(a1), a1))
+        return torch.stack([c0, c1], dim=-1)
 
 
 def coefficients_to_params(model, coef, rates):
@@ -182,19 +206,18 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
     bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
     n_d, n_c, m, n_t = bases.shape
     flat = bases.reshape(n_d * n_c, m, n_t)
-    gram = (flat @ flat.transpose(1, 2))[None]  # [1, G, m, m]
+    nnls = _NonNegLS(flat @ flat.transpose(1, 2))
     design = flat.reshape(-1, n_t).T
     block = max(1, max_elements // (n_d * n_c * m))
     coef_out, idx_out, sse_out = [], [], []
     for start in range(0, y.shape[0], block):
         yb = y[start:start + block]
         h = (yb @ design).reshape(yb.shape[0], n_d * n_c, m)
-        coef, sse = _nonneg_ls(gram, h, (yb * yb).sum(-1))
-        best = sse.argmin(dim=1)
+        decrease, best = nnls.decrease(h).max(dim=1)
         rows = torch.arange(yb.shape[0], device=y.device)
-        coef_out.append(coef[rows, best])
+        coef_out.append(nnls.solve(h[rows, best], best))
         idx_out.append(best)
-        sse_out.append(sse[rows, best])
+        sse_out.append((yb * yb).sum(-1) - decrease)
     return torch.cat(coef_out), torch.cat(idx_out), torch.cat(sse_out)
 
 
