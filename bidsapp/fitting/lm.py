@@ -86,7 +86,7 @@ def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-6
         system = jtj * (free[:, :, None] * free[:, None, :]) + held.to(dtype)[:, :, None] * eye
         gauss_newton, gn_info = torch.linalg.solve_ex(system, g)
         gn_gain = (gauss_newton * g).sum(-1)  # the quadratic model's largest decrease
-        converged = (gn_info == 0) & (gn_gain <= ftol * sse) & live
+        converged = (gn_info == 0) & (gn_gain >= 0) & (gn_gain <= ftol * sse) & live  # < 0: ill-conditioned
         if bool(converged.any()):
             out_conv[act[converged]] = True
             live = _finish(converged, live, act, theta, sse, jtj, out_theta, out_sse, out_jtj)
