@@ -226,17 +226,33 @@ def locate_delayed(c, g, t, delay):
     ``t [T]`` frame times (s), ``delay [n]`` s.
     """
     step = g[1:] - g[:-1]
-    if not bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
-        s = t[:, None] - delay[None, :]
-        j = (torch.searchsorted(g, s.contiguous(), right=True) - 1).clamp_(0, g.shape[0] - 1)
-        h = (s - torch.take(g, j)).clamp_min_(0.0)
-        return _read(c, g, j, h, s < g[0], h, None)
-    delta = step[0]
+    if bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
+        located = _locate_uniform(c, g, t, delay, step[0])
+        if located is not None:
+            return located
+    s = t[:, None] - delay[None, :]  # direct search (NaN delays give NaN values)
+    j = (torch.searchsorted(g, s.contiguous(), right=True) - 1).clamp_(0, g.shape[0] - 1)
+    h = (s - torch.take(g, j)).clamp_min_(0.0)
+    return _read(c, g, j, h, s < g[0], h, None)
+
+
+def _locate_uniform(c, g, t, delay, delta):
+    """:func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite
+    delays or read-outs so far past the grid that extending it would cost more than it saves."""
+    if not bool(torch.isfinite(delay).all()):
+        return None
     pos = (t - g[0]) / delta  # frame positions on the grid, in steps
     whole = torch.where((pos - pos.round()).abs() < _PHASE_TOL, pos.round(), pos.floor())
-    phase = pos - whole  # [T] in [0, 1)
     q = delay / delta
     q_whole = q.floor()
+    last = int((whole.max() - q_whole.min()).item())  # largest segment any voxel reads
+    extra = last - (g.shape[0] - 1)
+    if extra > g.shape[0]:
+        return None
+    if extra > 0:  # extend by constant samples: the same piecewise-linear input
+        g = torch.cat([g, g[-1] + delta * torch.arange(1, extra + 1, dtype=g.dtype, device=g.device)])
+        c = torch.cat([c, c[-1:].expand(extra)])
+    phase = pos - whole  # [T] in [0, 1)
     q_frac = q - q_whole  # [n] in [0, 1)
     order = torch.argsort(phase)
     ordered = phase[order]
@@ -246,16 +262,12 @@ def locate_delayed(c, g, t, delay):
     rows[order] = torch.cumsum(new, 0) - 1
     wrap = (distinct[:, None] < q_frac[None, :] - _PHASE_TOL).to(t.dtype)  # [U, n]; equal phases: offset 0
     offsets = (distinct[:, None] - q_frac[None, :] + wrap).clamp_min_(0.0) * delta
-    seg = (whole[:, None] - q_whole[None, :]).sub_(wrap[rows] if distinct.numel() > 1 else wrap)
-    last = int((whole.max() - q_whole.min()).item())  # largest segment any voxel reads
-    if last > g.shape[0] - 1:  # extend by constant samples: the same piecewise-linear input
-        extra = last - (g.shape[0] - 1)
-        g = torch.cat([g, g[-1] + delta * torch.arange(1, extra + 1, dtype=g.dtype, device=g.device)])
-        c = torch.cat([c, c[-1:].expand(extra)])
+    single = distinct.numel() == 1
+    seg = (whole[:, None] - q_whole[None, :]).sub_(wrap if single else wrap[rows])
     before = seg < 0
     j = seg.clamp_(min=0).long()
-    h = offsets if distinct.numel() == 1 else offsets.index_select(0, rows)
-    return _read(c, g, j, h, before, offsets, rows if distinct.numel() > 1 else None)
+    h = offsets if single else offsets.index_select(0, rows)
+    return _read(c, g, j, h, before, offsets, None if single else rows)
 
 
 def _read(c, g, j, h, before, offsets, rows):

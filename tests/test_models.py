@@ -134,3 +134,19 @@ def test_bad_inputs():
         model_curve("tofts", {"Ktrans": 0.1, "ve": 0.2}, T[::-1], aif)
     with pytest.raises(ValueError, match="needs ve"):
         model_curve("tofts", {"Ktrans": 0.1}, T, aif)
+
+
+def test_delay_extremes_and_nan():
+    """Non-finite delays give NaN curves for those voxels only; delays far outside the
+    acquisition give the constant tail or zero, without extending the AIF grid far."""
+    t = np.arange(30) * 2.0
+    aif = parker_like(t)
+    params = {"Ktrans": np.full(4, 0.2), "ve": np.full(4, 0.3), "vp": np.full(4, 0.05)}
+    delay = np.array([np.nan, 3.0, -1e6, 1e6])
+    out = model_curve("extended_tofts", params, t, aif, delay=delay)
+    assert np.isnan(out[0]).all()
+    one = model_curve("extended_tofts", {k: v[1] for k, v in params.items()}, t, aif, delay=3.0)
+    np.testing.assert_allclose(out[1], one, rtol=1e-12)
+    # read 1e6 s after the AIF ends: constant input at steady state, C = vp·c + Ktrans·c/kep = (vp + ve)·c
+    np.testing.assert_allclose(out[2], (0.05 + 0.3) * aif[-1], rtol=1e-9)
+    assert (out[3] == 0).all()
