@@ -200,6 +200,7 @@ class Located(NamedTuple):
     c: torch.Tensor  # [G] input
     g: torch.Tensor  # [G] its grid (s)
     value: torch.Tensor  # [T, n] c(s)
+    start: torch.Tensor  # [T, n] c at the start of the segment, c[j]
     slope: torch.Tensor  # [T, n] dc/ds
     j: torch.Tensor  # [T, n] segment of s (long; clamped to the grid)
     h: torch.Tensor  # [T or 1, n] s − g[j] ≥ 0
@@ -273,8 +274,9 @@ def _locate_uniform(c, g, t, delay, delta):
 def _read(c, g, j, h, before, offsets, rows):
     slope = torch.cat([(c[1:] - c[:-1]) / (g[1:] - g[:-1]), c.new_zeros(1)])  # constant after the last sample
     seg_slope = torch.take(slope, j)
-    value = torch.take(c, j).addcmul_(seg_slope, h).masked_fill_(before, 0.0)
-    return Located(c, g, value, seg_slope.masked_fill_(before, 0.0), j, h, before, offsets, rows)
+    start = torch.take(c, j)
+    value = torch.addcmul(start, seg_slope, h).masked_fill_(before, 0.0)
+    return Located(c, g, value, start, seg_slope.masked_fill_(before, 0.0), j, h, before, offsets, rows)
 
 
 def exp_conv_delayed(located, k, with_grad=False):
@@ -302,7 +304,7 @@ def exp_conv_delayed(located, k, with_grad=False):
     -------
     B : torch.Tensor ``[T, n]``, and with ``with_grad`` also ∂B/∂k and ∂B/∂s.
     """
-    c, g, value, _, j, h, before, offsets, rows = located
+    c, g, value, cj, _, j, h, before, offsets, rows = located
     full = exp_conv_time_major(c[:, None, None], g, k, 1, with_grad)
     b0, db0 = (full[0][..., 0], full[1][..., 0]) if with_grad else (full[..., 0], None)
     x = offsets * k  # [U, n]: the φ functions depend on the offset only
@@ -310,7 +312,6 @@ def exp_conv_delayed(located, k, with_grad=False):
     if rows is not None:
         factors = [f.index_select(0, rows) for f in factors]
     e, p0, p1 = factors[:3]
-    cj = torch.take(c, j)
     b0_j = b0.gather(0, j)
     out = (p1 * cj).addcmul_(p0 - p1, value).mul_(h).addcmul_(e, b0_j)
     out.masked_fill_(before, 0.0)
