@@ -165,20 +165,26 @@ def coefficients_to_params(model, coef, rates):
     return {"Fp": fp / FP_UNIT, "PS": ps / PER_MIN, "ve": ve, "vp": vp}
 
 
+EXHAUSTIVE_POINTS = 320  # delay × rate pairs searched in one pass (the Tofts models at ~10 delays)
+
+
 def grid_start(spec, plasma, y, delays=None):
     """Best grid point per voxel: ``(params dict, delay [N] or None, sse [N])``.
 
-    ``delays`` is a 1-D tensor of candidate delays (s) or ``None`` (no delay). With
-    several delays the search has two stages: the delay is chosen with a coarse rate
-    grid, then the full rate grid is searched at that delay and its two neighbours.
+    ``delays`` is a 1-D tensor of candidate delays (s) or ``None`` (no delay). Delays ×
+    rates are searched exhaustively when there are at most :data:`EXHAUSTIVE_POINTS`
+    pairs (one matrix product and one NNLS pass for all voxels); larger grids (2CXM's
+    rate pairs, fine frame intervals) are searched in two stages: the delay is chosen
+    with a coarse rate grid, then the full rate grid is searched at that delay and its
+    two neighbours.
     """
     t = plasma.t
     combos = torch.as_tensor(_rate_combos(spec.name), dtype=t.dtype, device=t.device)
-    if delays is None or delays.numel() == 1:
-        coef, combo, sse = _grid_search(spec.name, plasma, y, delays, combos)
-        params = coefficients_to_params(spec.name, coef, combos[combo % max(combos.shape[0], 1)]
-                                        if combos.numel() else coef[:, :0])
-        delay = None if delays is None else delays.expand(y.shape[0])
+    n_combos = max(combos.shape[0], 1)
+    if delays is None or delays.numel() * n_combos <= EXHAUSTIVE_POINTS:
+        coef, best, sse = _grid_search(spec.name, plasma, y, delays, combos)
+        params = coefficients_to_params(spec.name, coef, combos[best % n_combos] if combos.numel() else coef[:, :0])
+        delay = None if delays is None else delays[best // n_combos]
         return params, delay, sse
     stride = max(1, combos.shape[0] // 8)
     _, best, _ = _grid_search(spec.name, plasma, y, delays, combos[::stride] if combos.numel() else combos)

@@ -148,6 +148,20 @@ def memory_run(n, device):
                       "valid": float(fit.valid.mean())}))
 
 
+def print_targets(summary, mem):
+    """The issue's CPU targets against this run (N = 10⁵, AIF at the frames, slowest noise level)."""
+    def slowest(delay):
+        return min(r["vox_per_s"] for r in summary if r["n"] == 100_000 and r["delay"] == delay and r["aif"] == "frames")
+
+    checks = [("extended Tofts, no delay, N = 10⁵", slowest(False), 60_000, "vox/s"),
+              ("extended Tofts, per-voxel delay, N = 10⁵", slowest(True), 20_000, "vox/s")]
+    print("targets (2 CPU cores):")
+    for label, value, target, unit in checks:
+        print(f"    {label}: {value:,.0f} {unit} (target ≥ {target:,}) {'met' if value >= target else 'NOT met'}")
+    peak = mem["peak_rss_mb"]
+    print(f"    peak memory at N = 10⁶: {peak:,.0f} MB (target < 2,048 MB) {'met' if peak < 2048 else 'NOT met'}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 10⁴ only, no 10⁶ memory run")
@@ -200,6 +214,7 @@ def main(argv=None):
         print(f"N=1,000,000 extended Tofts (no delay, float32 input): {mem['seconds']:.1f} s, "
               f"{mem['n'] / mem['seconds']:.0f} vox/s, peak RSS {mem['peak_rss_mb']:.0f} MB "
               f"(input alone {mem['rss_before_fit_mb']:.0f} MB), valid {100 * mem['valid']:.1f}%")
+        print_targets(summary, mem)
     if torch.cuda.is_available() and args.device != "cuda":
         print("CUDA is available: run again with --device cuda for the GPU figures")
     elif not torch.cuda.is_available():
