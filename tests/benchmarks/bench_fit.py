@@ -17,7 +17,10 @@ Printed per configuration: voxels/s, peak resident memory of the process, median
 over the same exact forward model gives the reference on a subset. A separate
 subprocess fits N = 10⁶ voxels to report the peak memory of a whole-volume fit.
 
-Usage: ``python tests/benchmarks/bench_fit.py [--quick] [--device cpu|cuda|auto]``
+``--volume`` (default with ``--device cuda``) also fits a 176×176×30 volume with extended
+Tofts + per-voxel delay in a subprocess and prints its time.
+
+Usage: ``python tests/benchmarks/bench_fit.py [--quick] [--volume] [--device cpu|cuda|auto]``
 """
 
 import argparse
@@ -36,6 +39,7 @@ FRAMES = np.arange(65) * 4.7
 FINE = np.arange(0.0, FRAMES[-1] + 1e-9, 0.1)
 AIF_GRID = np.arange(0.0, FRAMES[-1] + 1e-9, 0.5)
 PARAMS = ("Ktrans", "ve", "vp")
+VOLUME = 176 * 176 * 30  # the issue's GPU volume (929,280 voxels)
 
 
 def parker(t):
@@ -130,22 +134,35 @@ def fmt_acc(acc):
                      else f"delay {v[0]:.3f}s/{100 * v[1]:.1f}%" for k, v in acc.items())
 
 
-def memory_run(n, device):
-    """Child process: fit n voxels (frame-sampled data), print the peak RSS as JSON."""
+def memory_run(n, device, with_delay=False):
+    """Child process: fit n voxels (frame-sampled data), print time and peak RSS as JSON."""
     rng = np.random.default_rng(5)
     truth = {"Ktrans": rng.uniform(0.02, 0.4, n), "ve": rng.uniform(0.1, 0.6, n), "vp": rng.uniform(0.01, 0.1, n)}
+    delay = rng.uniform(0.0, 10.0, n) if with_delay else np.zeros(n)
     aif = parker(FRAMES)
     conc = np.empty((n, FRAMES.size), dtype=np.float32)
     for s in range(0, n, 50000):
         sl = slice(s, s + 50000)
-        conc[sl] = bidsapp.model_curve("extended_tofts", {k: v[sl] for k, v in truth.items()}, FRAMES, aif)
+        conc[sl] = bidsapp.model_curve("extended_tofts", {k: v[sl] for k, v in truth.items()}, FRAMES, aif,
+                                       delay=delay[sl])
     conc += rng.normal(0, 0.002, conc.shape).astype(np.float32)
     before = peak_rss_mb()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     start = time.perf_counter()
-    fit = bidsapp.fit_model("extended_tofts", conc, FRAMES, aif, device=device)
+    fit = bidsapp.fit_model("extended_tofts", conc, FRAMES, aif, fit_delay=with_delay, device=device)
     elapsed = time.perf_counter() - start
     print(json.dumps({"n": n, "seconds": elapsed, "peak_rss_mb": peak_rss_mb(), "rss_before_fit_mb": before,
                       "valid": float(fit.valid.mean())}))
+
+
+def child(n, device, with_delay=False):
+    """Run :func:`memory_run` in a fresh process (its own peak memory) and return its JSON."""
+    cmd = [sys.executable, __file__, "--memory-child", str(n), "--device", device] + (["--delay"] if with_delay else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=dict(os.environ))
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def print_targets(summary, mem):
@@ -167,10 +184,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="N = 10⁴ only, no 10⁶ memory run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--scipy-voxels", type=int, default=200)
+    parser.add_argument("--volume", action="store_true",
+                        help="also fit a 176×176×30 volume with extended Tofts + delay (default on CUDA)")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--delay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
-        memory_run(args.memory_child, args.device)
+        memory_run(args.memory_child, args.device, args.delay)
         return 0
 
     import torch
@@ -207,10 +227,13 @@ def main(argv=None):
                         for name in names:
                             ratio = ours_sub[name][0] / ref_acc[name][0]
                             print(f"      median error ratio dcequant/scipy {name}: {ratio:.3f}")
+    if args.volume or args.device == "cuda":
+        vol = child(VOLUME, args.device, with_delay=True)
+        print(f"176×176×30 volume ({VOLUME:,} voxels), extended Tofts + delay on {args.device}: "
+              f"{vol['seconds']:.2f} s ({VOLUME / vol['seconds']:,.0f} vox/s), peak RSS {vol['peak_rss_mb']:.0f} MB, "
+              f"valid {100 * vol['valid']:.1f}%")
     if not args.quick:
-        child = subprocess.run([sys.executable, __file__, "--memory-child", "1000000", "--device", args.device],
-                               capture_output=True, text=True, check=True, env=dict(os.environ))
-        mem = json.loads(child.stdout.strip().splitlines()[-1])
+        mem = child(1_000_000, args.device)
         print(f"N=1,000,000 extended Tofts (no delay, float32 input): {mem['seconds']:.1f} s, "
               f"{mem['n'] / mem['seconds']:.0f} vox/s, peak RSS {mem['peak_rss_mb']:.0f} MB "
               f"(input alone {mem['rss_before_fit_mb']:.0f} MB), valid {100 * mem['valid']:.1f}%")
