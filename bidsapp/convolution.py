@@ -30,7 +30,6 @@ Reference: Flouri D, Lesnic D, Sourbron SP. Fitting the two-compartment model in
 by linear inversion. MRM 2016;76:998-1006 (exact piecewise-linear convolution).
 """
 
-import math
 from typing import NamedTuple
 
 import torch
