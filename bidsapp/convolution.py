@@ -225,9 +225,9 @@ def locate_delayed(c, g, t, delay):
     Parameters: ``c [G]`` (0 before ``g[0]``, constant after ``g[-1]``), ``g [G]`` s,
     ``t [T]`` frame times (s), ``delay [n]`` s.
     """
-    step = g[1:] - g[:-1]
-    if bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
-        located = _locate_uniform(c, g, t, delay, step[0])
+    phases = frame_phases(g, t)
+    if phases is not None:
+        located = _locate_uniform(c, g, delay, phases)
         if located is not None:
             return located
     s = t[:, None] - delay[None, :]  # direct search (NaN delays give NaN values)
@@ -236,13 +236,42 @@ def locate_delayed(c, g, t, delay):
     return _read(c, g, j, h, s < g[0], h, None)
 
 
-def _locate_uniform(c, g, t, delay, delta):
+class FramePhases(NamedTuple):
+    """Frame times on a uniform input grid of step ``delta`` (s): ``t_i = g_0 + (whole_i + phase_i)·Δ``.
+
+    ``distinct [U]`` are the distinct phases in [0, 1), ascending, and ``rows [T]`` the
+    one of each frame.
+    """
+
+    delta: torch.Tensor
+    whole: torch.Tensor
+    distinct: torch.Tensor
+    rows: torch.Tensor
+
+
+def frame_phases(g, t):
+    """:class:`FramePhases` of frame times ``t`` on the input grid ``g``, or ``None`` if ``g`` is not uniform."""
+    step = g[1:] - g[:-1]
+    if not bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
+        return None
+    delta = step[0]
+    pos = (t - g[0]) / delta  # frame positions on the grid, in steps
+    whole = torch.where((pos - pos.round()).abs() < _PHASE_TOL, pos.round(), pos.floor())
+    phase = pos - whole  # [T] in [0, 1)
+    order = torch.argsort(phase)
+    ordered = phase[order]
+    new = torch.cat([ordered.new_ones(1, dtype=torch.bool), (ordered[1:] - ordered[:-1]) > _PHASE_TOL])
+    rows = torch.empty_like(order)
+    rows[order] = torch.cumsum(new, 0) - 1
+    return FramePhases(delta, whole, ordered[new], rows)
+
+
+def _locate_uniform(c, g, delay, phases):
     """:func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite
     delays or read-outs so far past the grid that extending it would cost more than it saves."""
     if not bool(torch.isfinite(delay).all()):
         return None
-    pos = (t - g[0]) / delta  # frame positions on the grid, in steps
-    whole = torch.where((pos - pos.round()).abs() < _PHASE_TOL, pos.round(), pos.floor())
+    delta, whole, distinct, rows = phases
     q = delay / delta
     q_whole = q.floor()
     last = int((whole.max() - q_whole.min()).item())  # largest segment any voxel reads
@@ -252,15 +281,8 @@ def _locate_uniform(c, g, t, delay, delta):
     if extra > 0:  # extend by constant samples: the same piecewise-linear input
         g = torch.cat([g, g[-1] + delta * torch.arange(1, extra + 1, dtype=g.dtype, device=g.device)])
         c = torch.cat([c, c[-1:].expand(extra)])
-    phase = pos - whole  # [T] in [0, 1)
     q_frac = q - q_whole  # [n] in [0, 1)
-    order = torch.argsort(phase)
-    ordered = phase[order]
-    new = torch.cat([ordered.new_ones(1, dtype=torch.bool), (ordered[1:] - ordered[:-1]) > _PHASE_TOL])
-    distinct = ordered[new]  # [U]
-    rows = torch.empty_like(order)
-    rows[order] = torch.cumsum(new, 0) - 1
-    wrap = (distinct[:, None] < q_frac[None, :] - _PHASE_TOL).to(t.dtype)  # [U, n]; equal phases: offset 0
+    wrap = (distinct[:, None] < q_frac[None, :] - _PHASE_TOL).to(delay.dtype)  # [U, n]; equal phases: offset 0
     offsets = (distinct[:, None] - q_frac[None, :] + wrap).clamp_min_(0.0) * delta
     single = distinct.numel() == 1
     seg = (whole[:, None] - q_whole[None, :]).sub_(wrap if single else wrap[rows])
