@@ -209,3 +209,13 @@ def test_delay_fit_reaches_the_scipy_optimum_near_kinks(aif):
         ref = least_squares(resid, x0, bounds=(lo, hi), method="trf", x_scale="jac", xtol=1e-14, ftol=1e-14).x
         assert fit.sse[i] <= (resid(ref) ** 2).sum() * (1 + 1e-6), i
 
+
+
+def test_delay_grid_past_the_acquisition_gives_finite_starts():
+    """Delays that move the whole AIF past the last frame make all-zero grid bases."""
+    t = np.arange(8) * 5.0  # 35 s; the delay grid runs to 42.5 s, searched exhaustively
+    aif = bidsapp.population_aif("parker", t, bolus_arrival=4.0, hematocrit=0.45)
+    conc = model_curve("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.05}, t, aif, delay=1.0)
+    fit = fit_model("extended_tofts", conc[None], t, aif, fit_delay=True, delay_bounds=(-5.0, 45.0), device="cpu")
+    assert fit.valid.all()
+    np.testing.assert_allclose(fit.params["delay"], 1.0, atol=1e-3)

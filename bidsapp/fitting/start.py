@@ -104,9 +104,9 @@ class _NonNegLS:
 
     def __init__(self, gram):
         self.m = gram.shape[-1]
-        self.g00 = gram[:, 0, 0]
+        self.g00 = gram[:, 0, 0].clamp_min(1e-300)  # an all-zero basis (delayed past the end) has h = 0
         if self.m == 2:
-            self.g01, self.g11 = gram[:, 0, 1], gram[:, 1, 1]
+            self.g01, self.g11 = gram[:, 0, 1], gram[:, 1, 1].clamp_min(1e-300)
             det = self.g00 * self.g11 - self.g01 * self.g01
             self.pair_ok = det > 1e-12 * self.g00 * self.g11  # both bases independent
             self.inv_det = torch.where(self.pair_ok, 1.0 / det, torch.zeros_like(det))
