@@ -70,7 +70,7 @@ class T1Map(SimpleInterface):
     def _run_interface(self, runtime):
         i = self.inputs
         self._results.update(session_steps.t1_step(list(i.vfa_files), _opt(i.b1_file), i.method, i.raw_root,
-                                                          i.validity))
+                                                   i.validity))
         return runtime
 
 
