@@ -143,8 +143,11 @@ def convert_dicom_step(dicom_dir, bids_dir, fallback_dir, subject, session):
     return {"dce": str(dce), "vfa": vfa, "b1": str(b1) if b1.exists() else None, "raw_root": str(target)}
 
 
-def t1_step(vfa_files, b1_file, method, raw_root):
-    """VFA T1 (s) and M0 maps; outputs ``t1``, ``m0``, ``mask`` and ``manifest``."""
+def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
+    """VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``,
+    ``residual``, ``mask`` (voxels with a T1 under the ``validity`` rule of
+    :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor fits (residual above
+    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept."""
     from . import compute_t1_map
 
     flips, tr = read_vfa_acquisition(vfa_files)
@@ -155,18 +158,26 @@ def t1_step(vfa_files, b1_file, method, raw_root):
         _same_grid(vfa_files[0], imgs[0][1].shape, path, data.shape)
     signals = np.stack([d for _, d in imgs], axis=-1)
     b1 = _b1_relative(b1_file, signals.shape)
-    result = compute_t1_map(signals, flips, tr, method=method, b1=b1)
+    result = compute_t1_map(signals, flips, tr, method=method, b1=b1, validity=validity)
     ref = imgs[0][0]
     out = {"t1": _save(result.t1, ref, "T1map.nii.gz"), "m0": _save(result.m0, ref, "M0map.nii.gz"),
+           "residual": _save(result.residual, ref, "T1residual.nii.gz"),
            "mask": _save(result.valid, ref, "T1mask.nii.gz", np.uint8)}
+    n_poor = int(result.poor_fit.sum())
+    quality = {"T1Validity": validity, "PoorFitResidualThreshold": result.max_residual,
+               "NumberOfT1Voxels": int(result.valid.sum()), "NumberOfPoorFitVoxels": n_poor,
+               "PoorFitVoxelsKept": validity == "physical"}
     common = {"Software": software_info(), "Sources": _provenance([*vfa_files, b1_file], raw_root),
               "T1Method": method, "FlipAngles": flips.tolist(), "RepetitionTimeExcitation": tr,
               "B1Corrected": b1 is not None}
     entries = [
-        Entry(out["t1"], "anat", "T1map", "vfa", sidecar={**common, "Units": "s",
+        Entry(out["t1"], "anat", "T1map", "vfa", sidecar={**common, **quality, "Units": "s",
               "Description": "Pre-contrast longitudinal relaxation time (variable flip angle)"}),
         Entry(out["m0"], "anat", "M0map", "vfa", sidecar={**common, "Units": "arbitrary",
               "Description": "Equilibrium magnetisation from the variable flip angle fit"}),
+        Entry(out["residual"], "anat", "T1residual", "vfa", sidecar={**common, **quality, "Units": "fraction",
+              "Description": "Relative RMS residual of the variable flip angle fit, "
+                             "sqrt(mean((S - fit)^2)) / mean(S); above PoorFitResidualThreshold = poor fit"}),
     ]
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)

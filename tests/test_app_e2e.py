@@ -63,6 +63,7 @@ def expected_files(subject, session, image_aif):
     """Every derivative of one session (and its sidecar) under the default models."""
     stem, prefix = f"sub-{subject}/ses-{session}", f"sub-{subject}_ses-{session}"
     files = [f"{stem}/anat/{prefix}_desc-vfa_T1map", f"{stem}/anat/{prefix}_desc-vfa_M0map",
+             f"{stem}/anat/{prefix}_desc-vfa_T1residual",
              f"{stem}/perf/{prefix}_desc-conc_dce"] + ([f"{stem}/perf/{prefix}_desc-aif_mask"] if image_aif else [])
     for model, params in MODEL_PARAMS.items():
         label = model_label(model)

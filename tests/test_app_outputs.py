@@ -38,7 +38,7 @@ def test_repetition_time_gives_the_same_maps_as_volume_timing(outputs):
 
 
 #: every kind of float map the participant level writes (datatype, desc, suffix)
-FLOAT_MAPS = [("anat", "vfa", "T1map"), ("anat", "vfa", "M0map"), ("perf", "conc", "dce")] + [
+FLOAT_MAPS = [("anat", "vfa", "T1map"), ("anat", "vfa", "M0map"), ("anat", "vfa", "T1residual"), ("perf", "conc", "dce")] + [
     ("perf", desc, p) for desc in ("extendedtofts", "extendedtoftsStderr") for p in ("Ktrans", "ve", "vp", "kep")] + [
     ("perf", desc, p) for desc in ("patlak", "patlakStderr") for p in ("Ktrans", "vp")] + [
     ("perf", "extendedtofts", "R2map"), ("perf", "patlak", "R2map")]

@@ -1,10 +1,11 @@
 """The per-subject HTML report (``<output_dir>/sub-<L>.html``), built from the derivatives.
 
 Because it reads only the derivative dataset, ``--reports-only`` can rebuild it at any
-time. Sections per session: T1 map and histogram, AIF with the selected voxels,
-parameter maps of every model (lightbox with colourbar and units), example voxel
-curves with their fits, R² and quality masks, standard-error maps, warnings raised
-during the run; then the methods text of ``logs/CITATION.md``.
+time. Sections per session: T1 map, VFA fit residual, the count of poor VFA fits and the
+T1 histogram, AIF with the selected voxels, parameter maps of every model (lightbox with
+colourbar and units), example voxel curves with their fits, R² and quality masks,
+standard-error maps, warnings raised during the run; then the methods text of
+``logs/CITATION.md``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,22 @@ def _nan_note(rows):
     return (f"<p>Voxels not estimated (NaN, shown grey) of {total}: " + "; ".join(counts) + ".</p>") if rows else ""
 
 
+def _t1_quality(meta):
+    """How many voxels have a T1 and how many of them are poor VFA fits (T1map sidecar)."""
+    if "NumberOfPoorFitVoxels" not in meta:
+        return ""
+    n_t1, n_poor = meta["NumberOfT1Voxels"], meta["NumberOfPoorFitVoxels"]
+    threshold = meta["PoorFitResidualThreshold"]
+    if meta.get("PoorFitVoxelsKept", True):
+        share = f" ({100 * n_poor / n_t1:.1f} %)" if n_t1 else ""
+        return (f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
+                f"{n_poor}{share} of them are flagged as poor fits (relative VFA residual &gt; {threshold:g}) "
+                "and kept in the analysis (--t1-validity physical).</p>")
+    return (f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
+            f"{n_poor} further voxels were poor fits (relative VFA residual &gt; {threshold:g}) and were "
+            "dropped (--t1-validity strict).</p>")
+
+
 def _session_section(session, folder):
     anat, perf = folder / "anat", folder / "perf"
     parts, warnings = [f"<h2>{'Session ' + html.escape(session) if session else 'Results'}</h2>"], []
@@ -125,8 +142,13 @@ def _session_section(session, folder):
         t1 = _load(t1_path)
         t1_row = dict(volume=t1, title="T1", units="s", cmap="gray")
         parts.append("<h3>Pre-contrast T1</h3>")
-        parts.append(_img(figures.map_grid([t1_row]), "T1 map"))
-        parts.append(_nan_note([t1_row]))
+        parts.append(_t1_quality(_sidecar(t1_path)))
+        rows = [t1_row]
+        residual_path = _find(anat, "*_desc-vfa_T1residual.nii.gz")
+        if residual_path is not None:
+            rows.append(dict(volume=_load(residual_path), title="VFA residual", units="fraction", cmap="magma"))
+        parts.append(_img(figures.map_grid(rows), "T1 map"))
+        parts.append(_nan_note(rows))
         parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)"), "T1 histogram"))
     conc_path = _find(perf, "*_desc-conc_dce.nii.gz")
     aif_path = _find(perf, "*_desc-aif_timeseries.tsv")
