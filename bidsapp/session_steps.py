@@ -93,7 +93,8 @@ def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"
 
 def signal_mask(dce, fraction=SIGNAL_FRACTION):
     """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
-    first frame: excludes background and air, where T1 and concentration are noise."""
+    first frame: excludes background and air, where T1 and concentration are noise.
+    (The T1 step applies it to the brightest flip angle of each voxel.)"""
     first = np.asarray(dce, float)[..., 0]
     return first > fraction * np.percentile(first, 99)
 
@@ -158,7 +159,9 @@ def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
         _same_grid(vfa_files[0], imgs[0][1].shape, path, data.shape)
     signals = np.stack([d for _, d in imgs], axis=-1)
     b1 = _b1_relative(b1_file, signals.shape)
-    result = compute_t1_map(signals, flips, tr, method=method, b1=b1, validity=validity)
+    # background (air) is not fitted: its noise often passes the physical rule and would read as tissue
+    foreground = signal_mask(signals.max(axis=-1, keepdims=True))
+    result = compute_t1_map(signals, flips, tr, method=method, b1=b1, mask=foreground, validity=validity)
     ref = imgs[0][0]
     out = {"t1": _save(result.t1, ref, "T1map.nii.gz"), "m0": _save(result.m0, ref, "M0map.nii.gz"),
            "residual": _save(result.residual, ref, "T1residual.nii.gz"),
