@@ -60,7 +60,8 @@ def icc(ratings, alpha=0.05):
     ICC(C,1) consistency (fixed measurements) (Shrout & Fleiss 1979 cases 2 and 3;
     McGraw & Wong 1996). CIs: F-based for ICC3/ICC3k; Satterthwaite-approximated
     degrees of freedom for ICC2/ICC2k (McGraw & Wong 1996, table 7), the same formulas
-    as ``pingouin.intraclass_corr``. Returns ``{icc_type: ICC}``.
+    as ``pingouin.intraclass_corr``. Returns ``{icc_type: ICC}``; with perfect agreement
+    (zero residual mean square) the CIs are NaN (not estimated).
     """
     y = _wide(ratings)
     n, k = y.shape
@@ -85,12 +86,12 @@ def icc(ratings, alpha=0.05):
         f2l = sps.f.ppf(1 - alpha / 2, v, n - 1)
         l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
         u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
-    values = {
-        "ICC2": (icc2, l2, u2),
-        "ICC3": (icc3, (f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
-        "ICC2k": (icc2k, l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1))),
-        "ICC3k": (icc3k, 1 - 1 / f3l, 1 - 1 / f3u),
-    }
+        values = {
+            "ICC2": (icc2, l2, u2),
+            "ICC3": (icc3, (f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
+            "ICC2k": (icc2k, l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1))),
+            "ICC3k": (icc3k, 1 - 1 / f3l, 1 - 1 / f3u),
+        }
     return {name: ICC(name, *(float(x) for x in vals)) for name, vals in values.items()}
 
 
