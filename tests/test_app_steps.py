@@ -1,4 +1,4 @@
-"""Session steps without Nipype, progress reporting and the group ROI table helpers."""
+"""Session steps without Nipype and progress reporting (the group ROI helpers are in test_group_level.py)."""
 
 import io
 import json
@@ -12,7 +12,6 @@ import pytest
 from bidsapp import session_steps
 from bidsapp.bids_raw import dce_path
 from bidsapp.cli.progress import Progress
-from bidsapp.group import find_rois
 from bidsapp.simulate import Grid, Protocol, simulate_study
 
 
@@ -110,16 +109,6 @@ def test_signal_mask_drops_background():
     dce[1:3, 1:3] = 100.0
     dce[0, 0] = 5.0
     assert session_steps.signal_mask(dce).sum() == 4
-
-
-def test_find_rois(session, tmp_path):
-    truth = session / "derivatives" / "truth"
-    rois = find_rois([truth], "01", None)
-    assert [name for name, _ in rois] == ["sub-01_desc-truth_dseg"]
-    template = str(truth / "sub-{subject}" / "anat" / "sub-{subject}_desc-truth_dseg.nii.gz")
-    assert find_rois([template], "01", None)[0][1].is_file()
-    with pytest.raises(ValueError, match="--roi"):
-        find_rois([tmp_path / "missing.nii.gz"], "01", None)
 
 
 class _Node:

@@ -75,7 +75,8 @@ def main(argv=None):
     print("\nDemo finished. Open the reports:")
     for report in sorted(out_dir.glob("sub-*.html")):
         print(f"  {report.resolve()}")
-    print(f"Group ROI table: {(out_dir / 'group' / 'roi_stats.tsv').resolve()}")
+    print(f"Group report: {(out_dir / 'group_report.html').resolve()}")
+    print(f"Group ROI table: {(out_dir / 'group_desc-roistats_stats.tsv').resolve()}")
     print(f"Methods: {(out_dir / 'logs' / 'CITATION.md').resolve()}")
     return 0
 
