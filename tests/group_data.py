@@ -41,9 +41,24 @@ def _save(path, data, units=None):
         Path(str(path).replace(".nii.gz", ".json")).write_text(json.dumps({"Units": units}))
 
 
+#: the maps of a default participant run (extended Tofts and Patlak) plus a network map
+FULL_MAPS = {**MAPS,
+             "vfa_M0map": ("anat", "", {1: 0.7, 2: 0.8, 3: 0.85}),
+             "vfa_T1residual": ("anat", "", {1: 0.01, 2: 0.01, 3: 0.02}),
+             **{f"extendedtofts{e}_{p}": ("perf", u, m) for e in ("", "Stderr") for p, u, m in (
+                 ("vp", "", {1: 0.01, 2: 0.03, 3: 0.04}), ("kep", "1/min", {1: 0.01, 2: 0.01, 3: 0.2}))},
+             "extendedtoftsStderr_ve": ("perf", "", {1: 0.02, 2: 0.02, 3: 0.03}),
+             "extendedtofts_R2map": ("perf", "", {1: 0.9, 2: 0.9, 3: 0.95}),
+             **{f"patlak{e}_{p}": ("perf", u, m) for e in ("", "Stderr") for p, u, m in (
+                 ("Ktrans", "1/min", {1: 0.001, 2: 0.002, 3: 0.04}), ("vp", "", {1: 0.01, 2: 0.03, 3: 0.04}))},
+             "patlak_R2map": ("perf", "", {1: 0.9, 2: 0.9, 3: 0.95})}
+
+
 def write_derivatives(root, n_subjects=8, n_sessions=2, shape=(24, 24, 4), effect=1.0, seed=0, sites=None,
-                      retest_sd=0.05):
-    """Write the study; return ``{participant_id: grade}`` (half ``high``)."""
+                      retest_sd=0.05, maps=None):
+    """Write the study (``maps`` default :data:`MAPS`); return ``{participant_id: grade}``
+    (half ``high``)."""
+    maps = MAPS if maps is None else maps
     root = Path(root)
     rng = np.random.default_rng(seed)
     labels = dseg(shape)
@@ -62,13 +77,13 @@ def write_derivatives(root, n_subjects=8, n_sessions=2, shape=(24, 24, 4), effec
         grade = "high" if s % 2 else "low"
         grades[f"sub-{subject}"] = grade
         rows.append(f"sub-{subject}\t{grade}" + (f"\t{sites[s % len(sites)]}" if sites else ""))
-        subject_factor = {name: np.exp(rng.normal(0, 0.3)) for name in MAPS}
+        subject_factor = {name: np.exp(rng.normal(0, 0.3)) for name in maps}
         for v in range(n_sessions):
             ses = f"{v + 1:02d}" if n_sessions > 1 else None
             stem = f"sub-{subject}" + (f"_ses-{ses}" if ses else "")
             folder = out / f"sub-{subject}" / (f"ses-{ses}" if ses else "")
             _save(rois / folder.relative_to(out) / "anat" / f"{stem}_desc-tissue_dseg.nii.gz", labels)
-            for name, (datatype, units, medians) in MAPS.items():
+            for name, (datatype, units, medians) in maps.items():
                 desc, suffix = name.split("_")
                 volume = np.zeros(shape, np.float32)
                 for label, median in medians.items():
