@@ -53,7 +53,8 @@ def roi_table(root, participants, sessions, roi_specs, uncertainty):
                 units[name] = json.loads(sidecar.read_text()).get("Units", "") if sidecar.is_file() else ""
         rois = find_roi_files(roi_specs, subject, session)
         if not rois:
-            LOGGER.warning("group level: sub-%s%s has no ROI file; skipped", subject, f" ses-{session}" if session else "")
+            where = f"sub-{subject}" + (f" ses-{session}" if session else "")
+            LOGGER.warning("group level: %s has no ROI file; skipped", where)
             continue
         rows += session_rows(f"sub-{subject}", f"ses-{session}" if session else "n/a", maps, rois, uncertainty)
     return pd.DataFrame(rows, columns=ROISTATS_COLUMNS), units

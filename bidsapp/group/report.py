@@ -15,6 +15,7 @@ import numpy as np
 from ..io_utils import write_text_atomic
 from ..report import figures
 from ..report.subject import CSS
+from .analyses import AUROC_COLUMNS, AUROCDIFF_COLUMNS, ICC_COLUMNS, SITE_COLUMNS
 from .tables import UNCERTAINTY_DESCS
 
 QC_SUFFIXES = ("R2map", "T1residual")
@@ -30,7 +31,8 @@ intervals and paired DeLong tests between maps [3, 4]; the threshold maximising 
 count as positive.</p>
 <p>Site effects: Kruskal–Wallis test of the subject values across sites [7].</p>
 <ol class="refs">
-<li>Shrout PE, Fleiss JL. Intraclass correlations: uses in assessing rater reliability. Psychol Bull 1979;86:420-428.</li>
+<li>Shrout PE, Fleiss JL. Intraclass correlations: uses in assessing rater reliability. Psychol Bull
+1979;86:420-428.</li>
 <li>McGraw KO, Wong SP. Forming inferences about some intraclass correlation coefficients. Psychol Methods
 1996;1:30-46.</li>
 <li>DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver operating
@@ -112,7 +114,8 @@ def _agreement(d, maps):
             continue
         panels = [(roi, w.iloc[:, 0], w.iloc[:, 1]) for (m, roi), w in sorted(pairs.items()) if m == name]
         units = d["units"].get(name.split("/")[0], "")
-        parts.append(_img(figures.bland_altman_panels(panels, units, f"{name}: {' vs '.join(map(str, pairs[(name, panels[0][0])].columns[::-1]))}"),
+        first, second = (str(c) for c in pairs[(name, panels[0][0])].columns)
+        parts.append(_img(figures.bland_altman_panels(panels, units, f"{name}: {second} minus {first}"),
                           f"Bland-Altman {name}"))
     return "\n".join(parts)
 
@@ -132,8 +135,6 @@ def _roc(d, maps):
 
 
 def _tables(d):
-    from .analyses import AUROC_COLUMNS, AUROCDIFF_COLUMNS, ICC_COLUMNS, SITE_COLUMNS
-
     parts = []
     for title, columns, rows in (("Reliability (ICC)", ICC_COLUMNS, d["icc"]),
                                  ("Diagnostic performance (AUROC)", AUROC_COLUMNS, d["auroc"]),

@@ -19,7 +19,7 @@ computed with another AIF; relative paths are relative to the config file).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ACROSS = ("session", "map", "derivatives")
@@ -42,7 +42,6 @@ class GroupSettings:
     by_site: bool = False
     uncertainty: tuple | None = None  # (threshold, relative)
     source: str = "defaults"
-    raw: dict = field(default_factory=dict)
 
 
 def _pairs(value, where):
@@ -67,7 +66,7 @@ def load_group_settings(path=None):
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise ValueError(f"--group-config {path}: unknown key(s) {unknown}; known: {sorted(_KEYS)}")
-    opts = {"source": str(path), "raw": data}
+    opts = {"source": str(path)}
     label = data.get("label")
     if label is not None:
         if not isinstance(label, dict) or not isinstance(label.get("column"), str) or "positive" not in label:

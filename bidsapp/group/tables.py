@@ -12,7 +12,6 @@ the inverse ROI affine; map voxels falling outside the ROI image are outside the
 from __future__ import annotations
 
 import csv
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import numpy as np
 
 from ..bids_raw import strip_prefix, subject_dir
 
-LOGGER = logging.getLogger("dcequant")
 ROISTATS_COLUMNS = ("participant_id", "session_id", "map", "roi", "n_voxels", "n_valid", "mean", "sd", "median",
                     "q25", "q75", "p05", "p95")
 #: datatype folders searched for maps, and suffixes that are not maps
