@@ -15,7 +15,6 @@ import numpy as np
 from ..io_utils import write_text_atomic
 from ..report import figures
 from ..report.subject import CSS
-from .analyses import AUROC_COLUMNS, AUROCDIFF_COLUMNS, ICC_COLUMNS, SITE_COLUMNS
 from .tables import UNCERTAINTY_DESCS
 
 QC_SUFFIXES = ("R2map", "T1residual")
@@ -65,7 +64,7 @@ def _fmt(value):
 def _table(columns, rows):
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def _img(b64, alt):
@@ -134,15 +133,30 @@ def _roc(d, maps):
     return "\n".join(parts)
 
 
+def _ci(value, low, high):
+    return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+
+
 def _tables(d):
+    """The result tables, compact: estimates with their 95 % CI in one cell."""
+    icc = [(m, r, t, _ci(v, lo, hi), n, k, _ci(b, bl, bh), _fmt(w))
+           for m, r, _, t, v, lo, hi, n, k, b, bl, bh, w in d["icc"]]
+    auroc = [(m, r, _ci(a, lo, hi), f"{npos}/{nneg}", _fmt(th), _fmt(se), _fmt(sp))
+             for m, r, _, _, _, a, lo, hi, npos, nneg, th, se, sp in d["auroc"]]
+    diff = [(a, b, r, _fmt(aa), _fmt(ab), _fmt(dl), _fmt(p)) for a, b, r, _, _, aa, ab, dl, p in d["aurocdiff"]]
+    site = [(m, r, ns, n, _fmt(h), _fmt(p)) for m, r, _, _, ns, n, h, p in d["site_effects"]]
     parts = []
-    for title, columns, rows in (("Reliability (ICC)", ICC_COLUMNS, d["icc"]),
-                                 ("Diagnostic performance (AUROC)", AUROC_COLUMNS, d["auroc"]),
-                                 ("Paired AUROC comparisons (DeLong)", AUROCDIFF_COLUMNS, d["aurocdiff"]),
-                                 ("Site effects (Kruskal–Wallis)", SITE_COLUMNS, d["site_effects"])):
-        parts.append(f"<h2>{title}</h2>" + (_table(columns, rows) if rows else "<p>Not computed (see the log: no "
-                                                                               "repeated measurements, label or site "
-                                                                               "column configured).</p>"))
+    for title, columns, rows in (
+            ("Reliability (ICC)", ("map", "roi", "type", "ICC [95 % CI]", "subjects", "k",
+                                   "Bland–Altman bias [limits of agreement]", "wCV"), icc),
+            ("Diagnostic performance (AUROC)", ("map", "roi", "AUROC [95 % CI, DeLong]", "positive/negative",
+                                                "Youden threshold", "sensitivity", "specificity"), auroc),
+            ("Paired AUROC comparisons (DeLong)", ("map a", "map b", "roi", "AUROC a", "AUROC b", "difference",
+                                                   "p"), diff),
+            ("Site effects (Kruskal–Wallis)", ("map", "roi", "sites", "subjects", "H", "p"), site)):
+        parts.append(f"<h2>{title}</h2>" + (_table(columns, rows) if rows else "<p>Not computed (no repeated "
+                                                                               "measurements, label, compare pairs "
+                                                                               "or site column).</p>"))
     return "\n".join(parts)
 
 
@@ -162,6 +176,6 @@ def write_group_report(path, d):
             _cohort(d), _distributions(d, maps), _agreement(d, maps), _roc(d, maps), _tables(d), _excluded(d),
             "<h2>Methods</h2><div class='methods'>" + METHODS.format(statistic=d["settings"].statistic) + "</div>"]
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>dcequant group report</title>"
-            f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
+            f"<style>{CSS}.scroll{{overflow-x:auto}}td{{white-space:nowrap}}</style></head><body>" + "\n".join(body) + "</body></html>\n")
     write_text_atomic(path, page)
     return path
