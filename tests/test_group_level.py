@@ -148,7 +148,7 @@ def test_single_class_is_a_one_line_error(cohort, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     assert "participants.tsv: column 'grade' gives one class only" in err[0]
-    assert not (root / "out" / "group_report.html").exists()
+    assert not list((root / "out").glob("group_*"))  # nothing written
 
 
 def test_bad_group_config_names_the_key(tmp_path):
@@ -218,3 +218,14 @@ def test_find_roi_files(cohort, tmp_path):
     assert find_roi_files([template], "02", "01")[0].is_file()
     with pytest.raises(ValueError, match="--roi"):
         find_roi_files([tmp_path / "missing.nii.gz"], "01", None)
+
+
+def test_tables_of_an_earlier_run_are_not_left_stale(cohort, tmp_path):
+    root = tmp_path / "study"
+    shutil.copytree(cohort, root)
+    assert (root / "out" / "group_desc-auroc_stats.tsv").is_file()
+    assert _run(root) == 0  # no label configured any more
+    names = sorted(p.name for p in (root / "out").glob("group_*"))
+    assert names == ["group_desc-icc_stats.json", "group_desc-icc_stats.tsv", "group_desc-roistats_stats.json",
+                     "group_desc-roistats_stats.tsv", "group_desc-siteeffect_stats.json",
+                     "group_desc-siteeffect_stats.tsv", "group_report.html"]

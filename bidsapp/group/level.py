@@ -103,16 +103,17 @@ def _sites(settings, participants, subjects):
     return {p: sites[p] for p in subjects if p in sites.index and sites[p] not in ("", "n/a")}
 
 
-def _by_site(out, settings, roistats, sites, participants, exclusions, args):
-    written = []
+def _by_site(settings, roistats, sites, participants, exclusions, args):
+    """Per-site ICC and AUROC tables: ``[(file name, columns, rows, sidecar)]``."""
+    tables = []
     for site in sorted(set(sites.values())):
         members = [p for p, s in sites.items() if s == site]
         part = roistats[roistats["participant_id"].isin(members)]
         site_args = ([strip_prefix(p, "sub") for p in members],) + tuple(args[1:])
         rows, _ = _reliability(settings, part, exclusions, site_args)
         if rows:
-            written.append(write_table(out / f"group_site-{site}_desc-icc_stats.tsv", analyses.ICC_COLUMNS, rows,
-                                       sidecars.icc(settings, site)))
+            tables.append((f"group_site-{site}_desc-icc_stats.tsv", analyses.ICC_COLUMNS, rows,
+                           sidecars.icc(settings, site)))
         if settings.label_column:
             values = analyses.subject_level(part, settings.statistic, exclusions, "AUROC")
             try:
@@ -120,14 +121,27 @@ def _by_site(out, settings, roistats, sites, participants, exclusions, args):
             except ValueError as exc:
                 LOGGER.warning("site %s: AUROC not computed: %s", site, exc)
                 continue
-            written.append(write_table(out / f"group_site-{site}_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auc,
-                                       sidecars.auroc(settings, site)))
-    return written
+            tables.append((f"group_site-{site}_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auc,
+                           sidecars.auroc(settings, site)))
+    return tables
+
+
+def _write_all(out, tables):
+    """Write every table, then remove group tables of earlier runs that this run did not
+    produce (e.g. an AUROC table after the label was removed from the config)."""
+    files = [write_table(out / name, columns, rows, sidecar) for name, columns, rows, sidecar in tables]
+    keep = {p.name for p in files} | {p.name[: -len(".tsv")] + ".json" for p in files}
+    for stale in sorted(out.glob("group_*_stats.*")):
+        if stale.suffix in (".tsv", ".json") and stale.name not in keep:
+            LOGGER.info("group level: removing %s of an earlier run", stale.name)
+            stale.unlink()
+    return files
 
 
 def run_group_level(config):
     """Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the
-    path of ``group_report.html``. ``LookupError`` when no map is found."""
+    path of ``group_report.html``. ``LookupError`` when no map is found; ``ValueError``
+    on bad input. Nothing is written before every table is computed."""
     out = Path(config.output_dir)
     settings = load_group_settings(getattr(config, "group_config", None))
     participants = read_participants(config.bids_dir, out)
@@ -137,31 +151,30 @@ def run_group_level(config):
     if roistats.empty:
         raise LookupError(f"no parameter maps with ROIs found in {out}; run the participant level first")
     exclusions = analyses.Exclusions()
-    files = [write_table(out / "group_desc-roistats_stats.tsv", ROISTATS_COLUMNS, roistats.itertuples(index=False),
-                         sidecars.roistats(units, settings))]
+    tables = [("group_desc-roistats_stats.tsv", ROISTATS_COLUMNS, list(roistats.itertuples(index=False)),
+               sidecars.roistats(units, settings))]
     icc_rows, agreement = _reliability(settings, roistats, exclusions, args)
     if icc_rows:
-        files.append(write_table(out / "group_desc-icc_stats.tsv", analyses.ICC_COLUMNS, icc_rows,
-                                 sidecars.icc(settings)))
+        tables.append(("group_desc-icc_stats.tsv", analyses.ICC_COLUMNS, icc_rows, sidecars.icc(settings)))
     else:
         LOGGER.info("group level: no repeated measurements (reliability across %s); no ICC table", settings.across)
     subject_values = analyses.subject_level(roistats, settings.statistic, exclusions, "AUROC and site effects")
     auroc_rows, diff_rows, curves, labelled = [], [], {}, {}
     if settings.label_column:
         labelled, (auroc_rows, diff_rows, curves) = _diagnostic(settings, participants, subject_values, exclusions)
-        files.append(write_table(out / "group_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auroc_rows,
-                                 sidecars.auroc(settings)))
+        tables.append(("group_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auroc_rows, sidecars.auroc(settings)))
         if settings.compare:
-            files.append(write_table(out / "group_desc-aurocdiff_stats.tsv", analyses.AUROCDIFF_COLUMNS, diff_rows,
-                                     sidecars.aurocdiff(settings)))
+            tables.append(("group_desc-aurocdiff_stats.tsv", analyses.AUROCDIFF_COLUMNS, diff_rows,
+                           sidecars.aurocdiff(settings)))
     sites = _sites(settings, participants, sorted(subject_values["participant_id"].unique()))
     site_rows = []
     if sites:
         site_rows = analyses.site_effects(subject_values, sites, settings.site_column, settings.statistic)
-        files.append(write_table(out / "group_desc-siteeffect_stats.tsv", analyses.SITE_COLUMNS, site_rows,
-                                 sidecars.siteeffect(settings)))
+        tables.append(("group_desc-siteeffect_stats.tsv", analyses.SITE_COLUMNS, site_rows,
+                       sidecars.siteeffect(settings)))
         if settings.by_site:
-            files += _by_site(out, settings, roistats, sites, participants, exclusions, args)
+            tables += _by_site(settings, roistats, sites, participants, exclusions, args)
+    files = _write_all(out, tables)
     report = write_group_report(out / "group_report.html", dict(
         settings=settings, roistats=roistats, units=units, subject_values=subject_values, icc=icc_rows,
         agreement=agreement, auroc=auroc_rows, aurocdiff=diff_rows, curves=curves, labels=labelled, sites=sites,
