@@ -9,36 +9,35 @@ Method
    ``top_fraction`` (1 %) voxels with the largest enhancement max(S) − median(S) — in
    practice the arteries and veins. The median, not the first frame, is the reference
    level, so the selection does not bias any baseline frame low when noise is present.
-2. **Piecewise continuous regression** (:func:`fit_arrival`) after Cheong LH, Koh TS,
-   Hou Z. An automatic approach for estimating bolus arrival time in dynamic contrast MRI
-   using piecewise continuous regression models. Phys Med Biol 2003;48:N83–N88: their
-   linear–quadratic model with a constant baseline and a step j ≥ 0 allowed at the
-   arrival::
+2. **Piecewise regression** (:func:`fit_arrival`) after Cheong LH, Koh TS, Hou Z. An
+   automatic approach for estimating bolus arrival time in dynamic contrast MRI using
+   piecewise continuous regression models. Phys Med Biol 2003;48:N83–N88: a constant
+   baseline, then their quadratic (LQ) or linear (LL) rise, with a step j ≥ 0 allowed at
+   the arrival::
 
-       S(t) = a                          t < BAT
-       S(t) = a + j + c·(t − BAT)²       t ≥ BAT      (c > 0, j ≥ 0)
+       S(t) = a                               t < BAT
+       S(t) = a + j + c·(t − BAT)^p           t ≥ BAT,  p = 2 or 1,  c ≥ 0, j ≥ 0
 
-   Cheong's baseline slope is left out: with 3–5 baseline frames (5–10 s frames) it
-   trades off against the step and moved the estimate up to 2.9 frames early at 10 s
-   frames on the simulator. The step is needed because a frame samples the curve, not its shape between frames:
-   a bolus that rises within one frame interval (0.5–10 s frames; a population AIF that
-   starts at a non-zero value, e.g. Parker's 0.15 mM; a steep arterial rise seen through
-   the nearly linear SPGR signal) is a jump that the continuous model can only follow
-   by starting its quadratic ~1 frame too early (measured: −0.9 to −1.2 frames at 0.5 s
-   frames on the simulator's Parker AIF without the step, −0.1 to +0.3 with it). The fit
-   uses the frames from the first to two frames after the one where the curve first
-   reaches ``upslope_fraction`` (20 %) of its rise, but not past the end of its steepest
-   rise (the toe of the upslope, where the curve is convex; the two extra frames keep a
-   step-like rise identifiable; past the steepest rise the upslope turns concave, which
-   at 5–10 s frames is most of it, and a convex quadratic fitted there moved the
-   estimate a frame late). For a
-   fixed BAT the model is linear in a, j, c, so BAT is found by an exhaustive search
-   over ``substeps`` (20) equally spaced candidates per frame interval (sub-frame
-   resolution, no starting value, no local minimum); a frame acquired at BAT belongs
-   to the upslope. Nothing depends on a noise estimate
-   of the baseline, so noise-free, integer-quantised data (where "k noise SDs above
-   the baseline" rules degenerate: the SD is 0) work as well as noisy data, at any
-   frame spacing.
+   (the shapes of :data:`SHAPES`; the best fit over them is kept for every candidate BAT).
+   Differences from Cheong's models, each measured on the simulator (Parker AIF through
+   the SPGR signal): the step is needed because frames sample the curve, not its shape
+   between frames — a bolus that rises within one frame interval, or a population AIF
+   that starts at a non-zero value (Parker's 0.15 mM), is a jump that a continuous model
+   follows by starting its quadratic ~1 frame early (−0.9 to −1.2 frames at 0.5 s frames
+   without the step, −0.1 to +0.5 with it); the baseline slope is left out because with
+   3–5 baseline frames (5–10 s frames) it trades off against the step (up to −2.9 frames
+   at 10 s frames); the linear rise is needed at 5 s frames, where the two or three
+   upslope samples rise linearly and a quadratic from BAT cannot follow them (it moved
+   the estimate past the first enhanced frame). The fit uses the frames from the first
+   to two frames after the one where the curve first reaches ``upslope_fraction`` (20 %)
+   of its rise, but not past the end of its steepest rise (the upper, concave part of
+   the first pass is left out; the two extra frames keep a step-like rise
+   identifiable). For a fixed BAT the model is linear in a, j, c, so BAT is found by an
+   exhaustive search over ``substeps`` (20) equally spaced candidates per frame interval
+   (sub-frame resolution, no starting value, no local minimum); a frame acquired at BAT
+   belongs to the upslope. Nothing depends on a noise estimate of the baseline, so
+   noise-free, integer-quantised data (where "k noise SDs above the baseline" rules
+   degenerate: the SD is 0) work as well as noisy data, at any frame spacing.
 3. **Baseline frames** (:func:`baseline_frame_count`): the frames acquired strictly
    before BAT (the last frame before the upslope ends the baseline).
 
@@ -51,8 +50,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-METHOD = ("piecewise linear-quadratic fit with a step at the arrival (after Cheong et al. 2003, Phys Med Biol "
-          "48:N83) to the mean signal of the 1 % most enhancing voxels")
+METHOD = ("piecewise constant then step + linear or quadratic rise fit (after Cheong et al. 2003, Phys Med "
+          "Biol 48:N83) to the mean signal of the 1 % most enhancing voxels")
 
 
 @dataclass(frozen=True)
@@ -153,17 +152,30 @@ def fit_arrival(curve, t, upslope_fraction=0.2, substeps=20, min_rise_sd=5.0):
     x = (tw - tw[0]) / scale  # unit time span keeps the normal equations well conditioned
     bats = (_candidates(tw, substeps)[:-1] - tw[0]) / scale
     after = x[None, :] - bats[:, None]
-    design = np.stack([np.ones_like(after), (after >= 0).astype(float), np.clip(after, 0.0, None) ** 2], axis=-1)
-    gram = np.einsum("kni,knj->kij", design, design)
-    rhs = np.einsum("kni,n->ki", design, yw)
-    usable = np.abs(np.linalg.det(gram)) > 1e-12
-    coef = np.zeros(rhs.shape)
-    coef[usable] = np.linalg.solve(gram[usable], rhs[usable][..., None])[..., 0]
-    residual = yw[None, :] - np.einsum("kni,ki->kn", design, coef)
-    sse = np.where(usable & (coef[:, 1] >= 0) & (coef[:, 2] > 0), np.sum(residual**2, axis=1), np.inf)
+    sse = np.min([_fit_sse(yw, after, terms) for terms in SHAPES], axis=0)
     if not np.any(np.isfinite(sse)):
         return float("nan")
     return float(tw[0] + scale * bats[int(np.argmin(sse))])
+
+
+#: the enhancement terms after the arrival: step H, linear d, quadratic d² (d = t − BAT)
+SHAPES = (("step", "quadratic"), ("step", "linear"), ("quadratic",), ("linear",), ("step",))
+
+
+def _fit_sse(y, after, terms):
+    """Residual sum of squares of y ≈ a + Σ (coefficient ≥ 0) × term over ``terms`` for
+    every row of ``after`` (time − candidate arrival); inf where a coefficient is
+    negative or the fit is singular (that shape is then covered by a shorter one)."""
+    onset = np.clip(after, 0.0, None)
+    columns = {"step": (after >= 0).astype(float), "linear": onset, "quadratic": onset**2}
+    design = np.stack([np.ones_like(after)] + [columns[name] for name in terms], axis=-1)
+    gram = np.einsum("kni,knj->kij", design, design)
+    rhs = np.einsum("kni,n->ki", design, y)
+    usable = np.abs(np.linalg.det(gram)) > 1e-12
+    coef = np.zeros(rhs.shape)
+    coef[usable] = np.linalg.solve(gram[usable], rhs[usable][..., None])[..., 0]
+    residual = y[None, :] - np.einsum("kni,ki->kn", design, coef)
+    return np.where(usable & np.all(coef[:, 1:] >= 0, axis=1), np.sum(residual**2, axis=1), np.inf)
 
 
 def baseline_frame_count(t, arrival):
