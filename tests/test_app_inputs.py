@@ -1,8 +1,7 @@
-"""Input side of the BIDS App: BIDS queries, sidecars, relaxivity and baseline detection."""
+"""Input side of the BIDS App: BIDS queries, sidecars and relaxivity (the baseline: test_bolus_arrival.py)."""
 
 import json
 
-import numpy as np
 import pytest
 
 import bidsapp
