@@ -6,9 +6,10 @@ conversion, the shift of a population AIF and the arrival marked in the report.
 Method
 ------
 1. **Reference curve** (:func:`enhancing_curve`): the mean signal curve of the
-   ``top_fraction`` (1 %) voxels with the largest enhancement max(S) − median(S) — in
-   practice the arteries and veins. The median, not the first frame, is the reference
-   level, so the selection does not bias any baseline frame low when noise is present.
+   ``top_fraction`` (1 %) voxels with the largest enhancement max(S) − mean(S) — in
+   practice the arteries and veins. The mean over all frames, not the first frame, is the
+   reference level, so the selection does not bias any baseline frame low when noise is
+   present.
 2. **Piecewise regression** (:func:`fit_arrival`) after Cheong LH, Koh TS, Hou Z. An
    automatic approach for estimating bolus arrival time in dynamic contrast MRI using
    piecewise continuous regression models. Phys Med Biol 2003;48:N83–N88: a constant
@@ -87,18 +88,20 @@ def _check_times(t, n):
 
 def enhancing_curve(signal, mask=None, top_fraction=0.01):
     """Mean curve ``[t]`` of the ``top_fraction`` voxels of ``signal [..., t]`` (inside
-    ``mask``) with the largest enhancement max − median over time; None if no voxel."""
+    ``mask``) with the largest enhancement max − mean over time; None if no voxel."""
     signal = np.asarray(signal, dtype=float)
     flat = signal.reshape(-1, signal.shape[-1])
-    keep = np.all(np.isfinite(flat), axis=1)
+    with np.errstate(invalid="ignore"):
+        enhancement = flat.max(axis=1) - flat.mean(axis=1)  # not finite where a sample is not
+    keep = np.isfinite(enhancement)
     if mask is not None:
         keep &= np.asarray(mask, bool).reshape(-1)
-    flat = flat[keep]
-    if flat.shape[0] == 0:
+    candidates = np.flatnonzero(keep)  # no copy of the series: it may be GBs
+    if candidates.size == 0:
         return None
-    enhancement = flat.max(axis=1) - np.median(flat, axis=1)
-    n_top = max(1, int(round(top_fraction * flat.shape[0])))
-    return flat[np.argsort(enhancement, kind="stable")[-n_top:]].mean(axis=0)
+    n_top = max(1, int(round(top_fraction * candidates.size)))
+    top = candidates[np.argpartition(enhancement[candidates], candidates.size - n_top)[-n_top:]]
+    return flat[np.sort(top)].mean(axis=0)
 
 
 def _noise_sd(curve):
