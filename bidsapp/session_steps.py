@@ -209,6 +209,9 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
         n_base, base_source = int(baseline_frames), "user (--baseline-frames)"
         if n_base >= signal.shape[3]:
             raise ValueError(f"--baseline-frames {n_base}: {dce_file} has only {signal.shape[3]} frames")
+        if np.isfinite(arrival.time) and n_base > arrival.baseline_frames:
+            warnings.append(f"--baseline-frames {n_base} includes frames acquired after the estimated bolus "
+                            f"arrival at {arrival.time:.2f} s ({arrival.baseline_frames} frames before it)")
     b1 = _b1_relative(b1_file, signal.shape)
     t10 = np.where(mask, t10, 1.0)  # placeholder T1 where T1 mapping failed; those voxels are masked out
     result = signal_to_concentration(signal, t10, acq.tr, acq.flip_angle, relax.value, n_base,

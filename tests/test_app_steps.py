@@ -68,6 +68,11 @@ def test_one_bolus_arrival_sets_the_baseline_and_the_population_shift(session, t
     assert sidecar["BolusArrivalTime"] == arrival
     aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "parker", 0.45, session)
     assert json.loads(Path(aif["json"]).read_text())["PopulationAIF"]["BolusArrival"] == arrival
+    too_many = info["BaselineFrames"] + 2
+    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, too_many, "fixed", session)
+    info = json.loads(Path(conc["acquisition"]).read_text())
+    assert info["BaselineFrames"] == too_many and info["BolusArrivalTime"] == arrival
+    assert any("after the estimated bolus arrival" in w for w in info["Warnings"])
 
 
 def test_aif_table_errors_name_the_column(tmp_path):
