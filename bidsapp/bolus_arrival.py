@@ -113,7 +113,7 @@ def _noise_sd(curve):
 def _candidates(t, substeps):
     """Candidate arrival times: ``substeps`` equal steps in every frame interval of ``t``."""
     fractions = np.arange(substeps) / substeps
-    return np.concatenate([t[:-1, None] + fractions[None, :] * np.diff(t)[:, None], t[-1:, None]], axis=None)
+    return (t[:-1, None] + fractions[None, :] * np.diff(t)[:, None]).reshape(-1)
 
 
 def fit_arrival(curve, t, upslope_fraction=0.2, substeps=20, min_rise_sd=5.0):
@@ -153,7 +153,7 @@ def fit_arrival(curve, t, upslope_fraction=0.2, substeps=20, min_rise_sd=5.0):
     tw, yw = t[: end + 1], curve[: end + 1]
     scale = tw[-1] - tw[0]
     x = (tw - tw[0]) / scale  # unit time span keeps the normal equations well conditioned
-    bats = (_candidates(tw, substeps)[:-1] - tw[0]) / scale
+    bats = (_candidates(tw, substeps) - tw[0]) / scale
     after = x[None, :] - bats[:, None]
     sse = np.min([_fit_sse(yw, after, terms) for terms in SHAPES], axis=0)
     if not np.any(np.isfinite(sse)):
