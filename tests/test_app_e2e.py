@@ -174,6 +174,7 @@ def test_report_is_self_contained(dicom_study):
                    "patlak maps", "example curves"):
         assert f'alt="{figure}" src="data:image/png;base64,' in text
     assert "src=\"http" not in text and "<script" not in text
+    assert "Bolus arrival: " in text and "bolus arrival" in text.lower()
 
 
 def _tsv(path):

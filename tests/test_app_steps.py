@@ -89,6 +89,32 @@ def test_report_says_how_many_t1_fits_are_poor():
     assert _t1_quality({}) == ""  # derivatives written before the flag existed
 
 
+def test_one_bolus_arrival_sets_the_baseline_and_the_population_shift(session, tmp_path, monkeypatch):
+    """concentration_step records the sub-frame arrival, its method and the frames before it;
+    aif_step shifts a population AIF to that same arrival."""
+    monkeypatch.chdir(tmp_path)
+    dce = dce_path(session, "01", None)
+    truth_aif = session / "derivatives/truth/sub-01/perf/sub-01_desc-truth_timeseries.json"
+    truth = json.loads(truth_aif.read_text())["BolusArrivalTime"]
+    t1 = session_steps.fixed_t1_step(dce, 1.3)
+    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, None, "fixed T10 = 1.3 s", session)
+    info = json.loads(Path(conc["acquisition"]).read_text())
+    t = np.asarray(info["VolumeTiming"])
+    arrival = info["BolusArrivalTime"]
+    assert abs(arrival - truth) <= t[1] - t[0] and info["BolusArrivalTimeUnits"] == "s"
+    assert "Cheong" in info["BolusArrivalMethod"] and info["BaselineFramesSource"].startswith("detected")
+    assert info["BaselineFrames"] == int(np.sum(t < arrival))
+    sidecar = json.loads((Path(conc["manifest"]).parent / "manifest.json").read_text())[0]["sidecar"]
+    assert sidecar["BolusArrivalTime"] == arrival
+    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "parker", 0.45, session)
+    assert json.loads(Path(aif["json"]).read_text())["PopulationAIF"]["BolusArrival"] == arrival
+    too_many = info["BaselineFrames"] + 2
+    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, too_many, "fixed", session)
+    info = json.loads(Path(conc["acquisition"]).read_text())
+    assert info["BaselineFrames"] == too_many and info["BolusArrivalTime"] == arrival
+    assert any("after the estimated bolus arrival" in w for w in info["Warnings"])
+
+
 def test_aif_table_errors_name_the_column(tmp_path):
     path = tmp_path / "aif.tsv"
     path.write_text("t\tplasma\n0\t0\n")

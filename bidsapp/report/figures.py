@@ -112,11 +112,14 @@ def histogram(values, title, units, mask=None):
     return to_base64(fig)
 
 
-def aif_plot(t, plasma, blood, source):
-    """Plasma and blood AIF against time (s)."""
+def aif_plot(t, plasma, blood, source, arrival=None):
+    """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted
+    vertical line when given."""
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
     ax.plot(t, blood, "--", label="blood")
+    if arrival is not None:
+        ax.axvline(arrival, color="0.4", ls=":", lw=1, label=f"bolus arrival {arrival:.1f} s")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("concentration (mM)")
     ax.set_title(f"AIF ({source})", fontsize=10)
