@@ -165,3 +165,23 @@ def test_progress_is_plain_under_ci(monkeypatch):
     assert not Progress({}, stream=Tty()).interactive
     monkeypatch.delenv("CI")
     assert Progress({}, stream=Tty()).interactive and not Progress({}, stream=io.StringIO()).interactive
+
+
+def test_demo_grid_gives_an_image_derived_aif(tmp_path, monkeypatch):
+    """At the demo's default grid every demo subject's AIF is detected in the image (no
+    population fallback), through the same steps the participant workflow runs."""
+    from bidsapp.cli.demo import demo_grid
+
+    bids = tmp_path / "bids"
+    simulate_study(bids, n_subjects=2, grid=demo_grid(), seed=0)
+    for subject in ("01", "02"):
+        folder = tmp_path / subject
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        vfa = [str(p) for p in sorted((bids / f"sub-{subject}" / "anat").glob("*_VFA.nii.gz"))]
+        t1 = session_steps.t1_step(vfa, None, "vfa-linear", str(bids))
+        dce = str(dce_path(bids, subject, None))
+        conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, None, None, "vfa", str(bids))
+        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "auto", 0.45, str(bids))
+        meta = json.loads(Path(aif["json"]).read_text())
+        assert meta["Source"] == "image" and meta["NumberOfVoxels"] > 0, meta["Warnings"]
