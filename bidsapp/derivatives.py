@@ -43,7 +43,7 @@ STAGING_DIR = ".dcequant-staging"
 #: derivative names outside the BIDS schema (``_dce`` and the model parameter suffixes)
 BIDSIGNORE = ("*_dce.*", "*_Ktrans.*", "*_ve.*", "*_vp.*", "*_kep.*", "*_Fp.*", "*_PS.*", "*_delay.*",
               "*_R2map.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/", "*_xfm.*",
-              "**/figures/")
+              "**/figures")
 
 README = """# dcequant derivatives
 

@@ -66,6 +66,8 @@ SHRINK = (4, 2, 1)
 HISTOGRAM_BINS = 16
 #: most voxels sampled by the metric per pyramid level (bounds the time on large frames)
 MAX_SAMPLES = 60000
+#: below this many samples every voxel is used
+MIN_SAMPLES = 20000
 #: fewer slices than this use the in-plane model: through-plane rotations of a thin slab
 #: are poorly determined (measured: errors of degrees with 6 slices of 6 mm)
 MIN_SLICES_3D = 8
@@ -234,12 +236,16 @@ def register_rigid(fixed, moving, fixed_mask=None, sampling=0.2, iterations=200,
     for factors in _pyramid(fixed.GetSize(), fixed.GetSpacing()):
         shrink = (lambda img: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
         level_fixed = shrink(fixed)
-        fraction = min(float(sampling), MAX_SAMPLES / float(np.prod(level_fixed.GetSize())))
+        n_voxels = float(np.prod(level_fixed.GetSize()))
+        fraction = min(float(sampling), MAX_SAMPLES / n_voxels)
         reg = sitk.ImageRegistrationMethod()
         reg.SetNumberOfThreads(1)  # deterministic; frames run in parallel instead
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(fraction, int(seed) + 1)  # seed 0 would be the wall clock
+        if fraction * n_voxels < MIN_SAMPLES:  # small images: every voxel (a smooth, unbiased cost)
+            reg.SetMetricSamplingStrategy(reg.NONE)
+        else:
+            reg.SetMetricSamplingStrategy(reg.RANDOM)
+            reg.SetMetricSamplingPercentage(fraction, int(seed) + 1)  # seed 0 would be the wall clock
         if fixed_mask is not None:
             level_mask = sitk.Cast(sitk.BinShrink(sitk.Cast(fixed_mask, sitk.sitkFloat32), factors) > 0.5, sitk.sitkUInt8)
             reg.SetMetricFixedMask(level_mask)
@@ -247,6 +253,9 @@ def register_rigid(fixed, moving, fixed_mask=None, sampling=0.2, iterations=200,
         reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=int(iterations),
                                                      relaxationFactor=0.8, gradientMagnitudeTolerance=1e-8)
         reg.SetOptimizerScalesFromPhysicalShift()
+        if min(level_fixed.GetSize()) < 4:  # the recursive-Gaussian gradient filters need 4 voxels per axis
+            reg.SetMetricUseFixedImageGradientFilter(False)
+            reg.SetMetricUseMovingImageGradientFilter(False)
         if in_plane:
             reg.SetOptimizerWeights([0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
         reg.SetInitialTransform(transform, inPlace=True)
