@@ -419,8 +419,9 @@ def align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1=N
     DCE reference volume (mean of the corrected baseline frames) on ``dce_affine``;
     ``reference_index``: the VFA volume registered to the DCE reference (the others are
     registered to it). ``register=False`` trusts the scanner coordinates (identity
-    transforms) and only resamples. Raises ``ValueError`` when the VFA field of view
-    does not overlap the DCE field of view.
+    transforms) and only resamples. With fewer than :data:`MIN_SLICES_3D` slices (either
+    grid) the registrations are in-plane (scanner x-y plane). Raises ``ValueError`` when
+    the VFA field of view does not overlap the DCE field of view.
     """
     shape = np.shape(dce_reference)
     overlap = coverage(shape, dce_affine, np.shape(vfa[reference_index]), vfa_affines[reference_index])
@@ -429,18 +430,21 @@ def align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1=N
     eye = np.eye(4)
     to_ref, between = eye, [eye] * len(vfa)
     if register:
+        # thin data: rotations about x, y and translation along z (scanner axes) are not estimated
+        thin = min(shape[2], min(np.shape(v)[2] for v in vfa)) < MIN_SLICES_3D
         ref_img = to_sitk(vfa[reference_index], vfa_affines[reference_index])
         ref_mask = sitk.Cast(to_sitk(foreground(vfa[reference_index]), vfa_affines[reference_index]), sitk.sitkUInt8)
 
         def within(k):
             if k == reference_index:
                 return eye
-            return _ras_matrix(register_rigid(ref_img, to_sitk(vfa[k], vfa_affines[k]), ref_mask, seed=seed))
+            return _ras_matrix(register_rigid(ref_img, to_sitk(vfa[k], vfa_affines[k]), ref_mask, seed=seed,
+                                              in_plane=thin))
 
         between = _map(within, range(len(vfa)), threads)
         fixed = to_sitk(dce_reference, dce_affine)
         mask = sitk.Cast(to_sitk(foreground(dce_reference) & overlap, dce_affine), sitk.sitkUInt8)
-        to_ref = _ras_matrix(register_rigid(fixed, ref_img, mask, seed=seed))
+        to_ref = _ras_matrix(register_rigid(fixed, ref_img, mask, seed=seed, in_plane=thin))
     matrices = [m @ to_ref for m in between]
     volumes = [resample(_antialias(v, a, dce_affine), a, m, shape, dce_affine, extrapolate=True)
                for v, a, m in zip(vfa, vfa_affines, matrices)]
