@@ -28,10 +28,11 @@ Each frame is registered (rigid, Euler angles) to a reference that does not chan
 with contrast, the mean of the pre-contrast (baseline) frames, with Mattes mutual
 information (Mattes et al., IEEE TMI 2003;22:120) — which tolerates the
 contrast-driven intensity change — random sampling with a fixed seed (deterministic),
-a foreground mask of the reference, and a multi-resolution pyramid (block averages of 4, 2, 1
-voxels in-plane; thin slabs keep all their slices). Frames are registered in parallel threads. Every frame is
-resampled once (linear interpolation; voxels that move in from outside the field of
-view take the nearest edge value).
+a foreground mask of the reference, and a multi-resolution pyramid (block averages of
+4, 2, 1 voxels in-plane; thin slabs keep all their slices). Frames are registered in
+parallel threads. Every frame is resampled once (linear interpolation; voxels that move
+in from outside the field of view take the nearest edge value). docs/motion.md has the
+details and the measured accuracy.
 
 VFA volumes are registered rigidly to the VFA volume whose flip angle is nearest the
 DCE flip angle (the most DCE-like contrast), and that volume to the DCE reference;
@@ -64,10 +65,9 @@ _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 SHRINK = (4, 2, 1)
 #: joint-histogram bins of the Mattes metric (fewer bins give a smoother cost on noisy frames)
 HISTOGRAM_BINS = 16
-#: most voxels sampled by the metric per pyramid level (bounds the time on large frames)
-MAX_SAMPLES = 20000
-#: fewest voxels sampled per level (small images: up to all of them)
-MIN_SAMPLES = 20000
+#: voxels sampled by the metric per pyramid level (all voxels of smaller images); bounds the
+#: time on large frames (1 s per 176×176×30 frame on one core)
+SAMPLES = 20000
 #: optimizer step (mm, or rad x the scale) below which a pyramid level stops
 COARSE_MIN_STEP = 1e-2
 FINE_MIN_STEP = 1e-3
@@ -221,16 +221,16 @@ def _pyramid(size, spacing):
     return levels
 
 
-def register_rigid(fixed, moving, fixed_mask=None, sampling=0.2, iterations=200, seed=0, in_plane=False):
+def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_plane=False):
     """Rigid transform (SimpleITK Euler 2-D or 3-D, centred on ``fixed``) mapping points
     of ``fixed`` to ``moving``, by Mattes mutual information (:data:`HISTOGRAM_BINS` bins).
 
     Multi-resolution: both images are block-averaged (``BinShrink``) by the factors of
     :func:`_pyramid` and each level starts from the previous level's result.
     ``fixed``/``moving``: SimpleITK images (same dimension); ``fixed_mask``: SimpleITK
-    uint8 image restricting the metric samples; ``sampling``: fraction of the voxels
-    sampled (at least :data:`MIN_SAMPLES` or all, at most :data:`MAX_SAMPLES`; random with a fixed ``seed``, and one thread
-    per registration, so results are deterministic). ``in_plane`` (3-D only) freezes
+    uint8 image restricting the metric samples. :data:`SAMPLES` random samples per
+    level, with a fixed ``seed`` and one thread per registration, so results are
+    deterministic. ``in_plane`` (3-D only) freezes
     the rotations about x and y and the translation along z (image axes).
     """
     dim = fixed.GetDimension()
@@ -241,15 +241,15 @@ def register_rigid(fixed, moving, fixed_mask=None, sampling=0.2, iterations=200,
         shrink = (lambda img: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
         level_fixed = shrink(fixed)
         n_voxels = float(np.prod(level_fixed.GetSize()))
-        fraction = min(1.0, max(float(sampling), MIN_SAMPLES / n_voxels), MAX_SAMPLES / n_voxels)
+        fraction = min(1.0, SAMPLES / n_voxels)
         reg = sitk.ImageRegistrationMethod()
         reg.SetNumberOfThreads(1)  # deterministic; frames run in parallel instead
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
         reg.SetMetricSamplingStrategy(reg.RANDOM)
         reg.SetMetricSamplingPercentage(fraction, int(seed) + 1)  # seed 0 would be the wall clock
         if fixed_mask is not None:
-            level_mask = sitk.Cast(sitk.BinShrink(sitk.Cast(fixed_mask, sitk.sitkFloat32), factors) > 0.5, sitk.sitkUInt8)
-            reg.SetMetricFixedMask(level_mask)
+            level_mask = sitk.BinShrink(sitk.Cast(fixed_mask, sitk.sitkFloat32), factors) > 0.5
+            reg.SetMetricFixedMask(sitk.Cast(level_mask, sitk.sitkUInt8))
         reg.SetInterpolator(sitk.sitkLinear)
         min_step = FINE_MIN_STEP if level == len(levels) - 1 else COARSE_MIN_STEP
         reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0 / 2**level, minStep=min_step,

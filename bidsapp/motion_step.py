@@ -20,7 +20,7 @@ import numpy as np
 from . import motion
 from .acquisition import detect_baseline_frames, read_dce_acquisition, read_vfa_acquisition
 from .derivatives import Entry, software_info, write_manifest
-from .io_utils import write_json_atomic, write_text_atomic
+from .io_utils import write_text_atomic
 from .session_steps import _load, _provenance, _save, signal_mask
 
 LOGGER = logging.getLogger("dcequant")
