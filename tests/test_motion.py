@@ -166,3 +166,15 @@ def test_no_motion_correction_passes_same_grid_inputs_through(moving_study, tmp_
     out = motion_step(dce, vfa, None, None, False, 0.5, 1, moving_study)
     assert out["dce"] == str(dce) and out["vfa"] == [str(v) for v in vfa]
     assert json.loads(Path(out["manifest"]).read_text()) == []
+
+
+def test_motion_options_parse_into_the_config():
+    from bidsapp.cli.run import parse_config
+    from bidsapp.config import make_config
+
+    default = parse_config(["b", "o", "participant"])
+    assert default.motion_correction is True and default.fd_threshold == 0.5
+    cfg = parse_config(["b", "o", "participant", "--no-motion-correction", "--fd-threshold", "0.9"])
+    assert cfg.motion_correction is False and cfg.fd_threshold == 0.9
+    with pytest.raises(ValueError, match="--fd-threshold"):
+        make_config({"fd_threshold": 0.0})
