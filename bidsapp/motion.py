@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,8 @@ FD_THRESHOLD = 0.5
 PARAM_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 SHRINK = (4, 2, 1)
+#: interpolation of the single resampling of frames and VFA volumes
+INTERPOLATOR = sitk.sitkLinear
 #: joint-histogram bins of the Mattes metric (fewer bins give a smoother cost on noisy frames)
 HISTOGRAM_BINS = 16
 #: voxels sampled by the metric per pyramid level (all voxels of smaller images); bounds the
@@ -268,6 +271,19 @@ def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_pl
     return transform
 
 
+@contextmanager
+def _itk_single_threaded():
+    """Every ITK filter in one thread while we run (our frames run in parallel threads
+    instead): no oversubscription, and sums in a fixed order, so results are bitwise
+    reproducible whatever the number of threads."""
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+
+
 def _threads(threads):
     return max(1, int(threads or os.cpu_count() or 1))
 
@@ -291,8 +307,9 @@ def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADI
         raise ValueError(f"baseline_frames {baseline_frames} outside 1..{dce.shape[3]}")
     in_plane = dce.shape[2] < MIN_SLICES_3D
     register = _register_series_in_plane if in_plane else _register_series_3d
-    matrices, params = register(dce, np.asarray(affine, float), dce[..., :n_base].mean(axis=-1), seed, threads)
-    corrected = resample_series(dce, affine, matrices, threads)
+    with _itk_single_threaded():
+        matrices, params = register(dce, np.asarray(affine, float), dce[..., :n_base].mean(axis=-1), seed, threads)
+        corrected = resample_series(dce, affine, matrices, threads)
     centre = fov_centre(dce.shape, affine)
     return MotionResult(corrected=corrected, reference=corrected[..., :n_base].mean(axis=-1), matrices=matrices,
                         params=params, fd=framewise_displacement(params, fd_radius), in_plane=in_plane, centre=centre)
@@ -369,7 +386,7 @@ def resample(volume, affine, matrix, target_shape, target_affine, extrapolate=Tr
     target grid, with linear interpolation; outside the source field of view the nearest
     edge value (``extrapolate``) or ``default``."""
     target = to_sitk(np.zeros(target_shape[:3], np.float32), target_affine)
-    out = sitk.Resample(to_sitk(volume, affine), target, _sitk_affine(matrix), sitk.sitkLinear, float(default),
+    out = sitk.Resample(to_sitk(volume, affine), target, _sitk_affine(matrix), INTERPOLATOR, float(default),
                         sitk.sitkFloat32, bool(extrapolate))
     return from_sitk(out)
 
@@ -423,6 +440,13 @@ def align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1=N
     grid) the registrations are in-plane (scanner x-y plane). Raises ``ValueError`` when
     the VFA field of view does not overlap the DCE field of view.
     """
+    with _itk_single_threaded():
+        return _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1, b1_affine, register,
+                          seed, threads)
+
+
+def _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1, b1_affine, register, seed,
+               threads):
     shape = np.shape(dce_reference)
     overlap = coverage(shape, dce_affine, np.shape(vfa[reference_index]), vfa_affines[reference_index])
     if not overlap.any():

@@ -217,7 +217,7 @@ def test_killed_run_resumes_with_identical_outputs(study):
     root = study
     out, work = root / "out_resumed", root / "work_resumed"
     args = [str(root / "bids"), str(out), "participant", "-w", str(work), "--skip-bids-validation", "--nprocs", "2",
-            "--aif", str(root / "bids" / TRUTH_AIF)]
+            "--aif", str(root / "bids" / TRUTH_AIF), *NO_MOTION]  # as the reference run
     marker = work / "dcequant_wf/sub_01_wf/ses_01_wf/fit_extended_tofts_wf/fit/result_fit.pklz"
     proc = _run_cli(args)
     deadline = time.time() + 300
