@@ -76,7 +76,8 @@ def confounds_sidecar(result, threshold, n_base, base_source, sources):
         "Description": "Rigid head-motion parameters of every DCE frame relative to the reference (mean of the "
                        "baseline frames), as estimated by dcequant's motion correction",
         "Axes": axes, "RotationCentre": [float(v) for v in result.centre], "RotationCentreUnits": "mm (RAS)",
-        "Method": "SimpleITK rigid registration, Mattes mutual information, multi-resolution; linear interpolation",
+        "Method": "SimpleITK rigid registration, Mattes mutual information, multi-resolution; frames "
+                  "resampled once with cubic B-spline interpolation",
         "DegreesOfFreedom": 3 if result.in_plane else 6, "BaselineFrames": int(n_base),
         "BaselineFramesSource": base_source, "FramewiseDisplacementThreshold": threshold,
         "FramewiseDisplacementThresholdUnits": "mm", "Software": software_info(), "Sources": sources,
@@ -168,7 +169,7 @@ def _align_vfa_files(vfa_files, b1_file, dce_file, n_frames, dce_img, dce_refere
     write_text_atomic(xfm, motion.itk_transform_text(aligned.matrices))
     sidecar = {"Description": "ITK transforms (one per VFA volume, in flip-angle order) mapping DCE reference points "
                               "to the same anatomy in each VFA volume; each VFA volume was resampled once onto the "
-                              "DCE grid with its transform (linear interpolation after Gaussian anti-aliasing)",
+                              "DCE grid with its transform (cubic B-spline interpolation after Gaussian anti-aliasing)",
                "Registered": bool(register), "ReferenceFlipAngle": float(flips[ref_index]),
                "DCEVoxelsCovered": covered, "Software": software_info(),
                "Sources": _provenance([*vfa_files, dce_file], raw_root)}
