@@ -79,6 +79,9 @@ FINE_MIN_STEP = 1e-3
 #: fewer slices than this use the in-plane model: through-plane rotations of a thin slab
 #: are poorly determined (measured: errors of degrees with 6 slices of 6 mm)
 MIN_SLICES_3D = 8
+#: fewest in-plane voxels along each axis for a registration (smaller images carry too
+#: little structure; ITK's metric fails on 12×12×2)
+MIN_INPLANE = 16
 
 
 @dataclass
@@ -293,6 +296,11 @@ def _threads(threads):
 # -- motion correction of the dynamic series -------------------------------------------------
 
 
+def registrable(shape):
+    """Whether a grid is large enough in-plane (:data:`MIN_INPLANE`) for registration."""
+    return min(int(shape[0]), int(shape[1])) >= MIN_INPLANE
+
+
 def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADIUS, seed=0):
     """Rigid motion correction of a dynamic series (:class:`MotionResult`).
 
@@ -304,6 +312,9 @@ def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADI
     dce = np.asarray(dce, np.float32)
     if dce.ndim != 4 or dce.shape[3] < 2:
         raise ValueError(f"motion correction needs a 4-D series with at least 2 frames, got shape {dce.shape}")
+    if not registrable(dce.shape):
+        raise ValueError(f"motion correction needs at least {MIN_INPLANE} voxels along each in-plane axis, "
+                         f"got {dce.shape[:2]}")
     n_base = int(baseline_frames)
     if not 1 <= n_base <= dce.shape[3]:
         raise ValueError(f"baseline_frames {baseline_frames} outside 1..{dce.shape[3]}")

@@ -111,6 +111,10 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
     out = {"dce": str(dce_file), "vfa": [str(v) for v in vfa_files], "b1": str(b1_file) if b1_file else None}
     sources = _provenance([dce_file], raw_root)
     reference = signal[..., 0]
+    if correct and not motion.registrable(signal.shape):
+        LOGGER.warning("%s: motion correction skipped: %s in-plane voxels are too few to register (need %d "
+                       "along each axis)", Path(dce_file).name, signal.shape[:2], motion.MIN_INPLANE)
+        correct = False
     if correct:
         n_base, base_source = _baseline(signal, baseline_frames)
         result = motion.correct_motion(signal, img.affine, n_base, threads=threads)

@@ -188,3 +188,15 @@ def test_motion_options_parse_into_the_config():
     assert cfg.motion_correction is False and cfg.fd_threshold == 0.9
     with pytest.raises(ValueError, match="--fd-threshold"):
         make_config({"fd_threshold": 0.0})
+
+
+def test_too_small_a_series_is_passed_through_with_a_warning(tmp_path, monkeypatch, caplog):
+    root = tmp_path / "tiny"
+    simulate_study(root, n_subjects=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)), protocol=Protocol(n_frames=6),
+                   overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    dce = dce_path(root, "01", None)
+    with pytest.raises(ValueError, match="at least 16 voxels"):
+        motion.correct_motion(np.ones((12, 12, 2, 3)), np.eye(4), 1)
+    out = motion_step(dce, [], None, None, True, 0.5, 1, root)
+    assert out["dce"] == str(dce) and "motion correction skipped" in caplog.text
