@@ -35,11 +35,37 @@ def _copy_sidecar(source_nifti, target_nifti):
         shutil.copyfile(json_of(source_nifti), json_of(target_nifti))
 
 
-def _save_like(array, ref_img, source):
-    """Save ``array`` as ``./<raw name>`` with the raw sidecar next to it."""
-    path = _save(array, ref_img, Path(source).name)
+#: folder (in the node's working folder) that mirrors the raw layout of the files handed on
+MIRROR = "raw"
+
+
+def _mirror_path(source, raw_root):
+    """``./raw/<path of source relative to raw_root>``, so that the later steps' ``Sources``
+    name the raw file (``bids:raw:...``) the handed-on file was made from."""
+    try:
+        relative = Path(source).resolve().relative_to(Path(raw_root).resolve())
+    except ValueError:
+        relative = Path(Path(source).name)
+    target = Path(MIRROR).resolve() / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _save_like(array, ref_img, source, raw_root):
+    """Save ``array`` at the mirror path of ``source`` with the raw sidecar next to it."""
+    path = _save(array, ref_img, _mirror_path(source, raw_root))
     _copy_sidecar(source, path)
     return path
+
+
+def _link_like(source, raw_root):
+    """Symbolic link (and sidecar link) to an unchanged raw file at its mirror path."""
+    target = _mirror_path(source, raw_root)
+    json_of = lambda p: Path(str(p).replace(".nii.gz", ".json").replace(".nii", ".json"))  # noqa: E731
+    for src, dst in ((Path(source), target), (json_of(source), json_of(target))):
+        if src.exists() and not dst.exists():
+            dst.symlink_to(src.resolve())
+    return str(target)
 
 
 def _baseline(signal, baseline_frames):
@@ -102,9 +128,12 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
     """Motion correction and VFA alignment of one session.
 
     Outputs ``dce`` (series used downstream), ``vfa`` (list, on the DCE grid), ``b1`` (on
-    the DCE grid or None) and ``manifest``. ``correct=False`` (``--no-motion-correction``)
-    registers nothing: the series is passed through and VFA/B1 data on another grid are
-    resampled onto the DCE grid in scanner coordinates.
+    the DCE grid or None), ``raw_root`` and ``manifest``. Files handed on lie in
+    ``./raw`` laid out as in the raw dataset (unchanged ones as links), and ``raw_root``
+    points there, so the later steps' ``Sources`` keep naming the raw files.
+    ``correct=False`` (``--no-motion-correction``) registers nothing: the series is passed
+    through and VFA/B1 data on another grid are resampled onto the DCE grid in scanner
+    coordinates.
     """
     img, signal = _load(dce_file, 4)
     vfa_files, entries = list(vfa_files or []), []
@@ -119,7 +148,7 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
         n_base, base_source = _baseline(signal, baseline_frames)
         result = motion.correct_motion(signal, img.affine, n_base, threads=threads)
         reference = result.reference
-        out["dce"] = _save_like(result.corrected, img, dce_file)
+        out["dce"] = _save_like(result.corrected, img, dce_file, raw_root)
         text, flagged = confounds_table(result.params, result.fd, fd_threshold)
         tsv = str(Path("confounds_timeseries.tsv").resolve())
         write_text_atomic(tsv, text)
@@ -141,6 +170,15 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
         out["vfa"], out["b1"], more = _align_vfa_files(vfa_files, b1_file, dce_file, signal.shape[3], img, reference,
                                                        correct, threads, raw_root)
         entries += more
+    out["raw_root"] = str(raw_root)
+    mirror = Path(MIRROR).resolve()
+    written = [p for p in [out["dce"], *out["vfa"], out["b1"]] if p and Path(p).is_relative_to(mirror)]
+    if written:  # hand on one tree: changed files and links to the unchanged ones
+        out["dce"] = out["dce"] if out["dce"] in written else _link_like(out["dce"], raw_root)
+        out["vfa"] = [v if v in written else _link_like(v, raw_root) for v in out["vfa"]]
+        if out["b1"]:
+            out["b1"] = out["b1"] if out["b1"] in written else _link_like(out["b1"], raw_root)
+        out["raw_root"] = str(mirror)
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
     return out
@@ -167,8 +205,8 @@ def _align_vfa_files(vfa_files, b1_file, dce_file, n_frames, dce_img, dce_refere
     if covered < 1.0:
         LOGGER.warning("%s: %.0f %% of the DCE voxels lie outside the VFA field of view (T1 not estimated there)",
                        Path(dce_file).name, 100 * (1 - covered))
-    vfa = [_save_like(v, dce_img, f) for v, f in zip(aligned.vfa, vfa_files)]
-    b1_out = _save_like(aligned.b1, dce_img, b1_file) if b1 is not None else None
+    vfa = [_save_like(v, dce_img, f, raw_root) for v, f in zip(aligned.vfa, vfa_files)]
+    b1_out = _save_like(aligned.b1, dce_img, b1_file, raw_root) if b1 is not None else None
     xfm = str(Path("vfa_xfm.txt").resolve())
     write_text_atomic(xfm, motion.itk_transform_text(aligned.matrices))
     sidecar = {"Description": "ITK transforms (one per VFA volume, in flip-angle order) mapping DCE reference points "

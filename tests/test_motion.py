@@ -87,7 +87,8 @@ def test_correction_is_deterministic_across_thread_counts():
     """Each registration runs in one thread with a fixed seed, so resumed runs reproduce it."""
     vol = _blobs((32, 32, 10), seed=4)
     affine = np.diag([-3.0, 3.0, 3.0, 1.0])
-    series, _ = _moved_series(vol, affine, [np.zeros(6), [0.7, 0.3, -0.4, 0.01, 0.0, -0.02], [0.2, -0.5, 0.3, 0, 0.01, 0]])
+    truth = [np.zeros(6), [0.7, 0.3, -0.4, 0.01, 0.0, -0.02], [0.2, -0.5, 0.3, 0, 0.01, 0]]
+    series, _ = _moved_series(vol, affine, truth)
     one = motion.correct_motion(series, affine, 1, threads=1)
     two = motion.correct_motion(series, affine, 1, threads=2)
     assert np.array_equal(one.matrices, two.matrices) and np.array_equal(one.corrected, two.corrected)

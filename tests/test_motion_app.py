@@ -40,6 +40,8 @@ def test_confounds_transforms_figure_and_report(run):
     assert (out / "figures/sub-01_desc-hmc_dce.png").is_file()
     report = (run / "out/sub-01.html").read_text()
     assert "Head motion" in report and "motion traces" in report
+    conc = json.loads((out / "perf/sub-01_desc-conc_dce.json").read_text())
+    assert conc["Sources"] == ["bids:raw:sub-01/perf/sub-01_dce.nii.gz"]  # the raw file, not the work folder
     citation = (run / "out/logs/CITATION.md").read_text()
     assert "Power" in citation and "SimpleITK" in citation
 

@@ -276,6 +276,7 @@ class MotionOutputSpec(_Manifest):
     dce = File(exists=True, desc="motion-corrected DCE series (with its sidecar)")
     vfa = traits.List(File(exists=True), desc="VFA volumes on the DCE grid")
     b1 = File(exists=True, desc="TB1map on the DCE grid")
+    raw_root = traits.Str(desc="root of the files handed on, laid out as the raw dataset")
 
 
 class Motion(SimpleInterface):

@@ -31,6 +31,8 @@ def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_w
         Series used downstream (motion-corrected, or the raw file).
     vfa, b1
         VFA volumes and TB1map on the DCE grid.
+    raw_root
+        Root of these files, laid out as the raw dataset (provenance of the later steps).
     manifest
         Derivative entries (confounds table, transforms, figure).
     """
@@ -49,13 +51,13 @@ def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_w
                        "grid in scanner coordinates." if use_vfa else "Motion correction was switched off.")
         wf.__refs__ = []
     inputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root"]), name="inputnode")
-    outputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "manifest"]), name="outputnode")
+    outputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root", "manifest"]), name="outputnode")
     node = pe.Node(ifc.Motion(correct=config.motion_correction, fd_threshold=config.fd_threshold,
                               threads=config.omp_nthreads), name="motion", n_procs=config.omp_nthreads)
     if config.baseline_frames is not None:
         node.inputs.baseline_frames = config.baseline_frames
     wf.connect([(inputnode, node, [("dce", "dce_file"), ("raw_root", "raw_root")]),
-                (node, outputnode, [("dce", "dce"), ("manifest", "manifest")])])
+                (node, outputnode, [("dce", "dce"), ("raw_root", "raw_root"), ("manifest", "manifest")])])
     if use_vfa:
         wf.connect([(inputnode, node, [("vfa", "vfa_files")]), (node, outputnode, [("vfa", "vfa")])])
     if use_b1:

@@ -2,7 +2,8 @@
 
 Graph per subject/session (``init_single_session_wf``)::
 
-    [convert DICOM] -> motion correction / VFA onto the DCE grid -> T1 map (VFA, B1) -> concentration -> AIF -> fit <model> ... -> datasink (staging)
+    [convert DICOM] -> motion (correction, VFA onto the DCE grid) -> T1 map (VFA, B1)
+        -> concentration -> AIF -> fit <model> ... -> datasink (staging)
     and per subject: all session datasinks -> commit (move into output_dir) -> HTML report.
 
 Every ``init_*_wf`` factory sets ``workflow.__desc__`` (and ``__refs__``), the methods
@@ -95,16 +96,16 @@ def init_single_session_wf(config: Config, inputs, work_dir):
     fields = ["dce", "raw_root"] + (["vfa"] if has_vfa else []) + (["b1"] if use_b1 else [])
     wf.connect([(inputnode, motion_wf, [(f, f"inputnode.{f}") for f in fields])])
     t1_wf = init_t1map_wf(config, use_vfa=has_vfa, use_b1=use_b1)
-    wf.connect([(motion_wf, t1_wf, [("outputnode.dce", "inputnode.dce")]),
-                (inputnode, t1_wf, [("raw_root", "inputnode.raw_root")])])
+    wf.connect([(motion_wf, t1_wf, [("outputnode.dce", "inputnode.dce"),
+                                    ("outputnode.raw_root", "inputnode.raw_root")])])
     if has_vfa:
         wf.connect(motion_wf, "outputnode.vfa", t1_wf, "inputnode.vfa")
     if use_b1:
         wf.connect(motion_wf, "outputnode.b1", t1_wf, "inputnode.b1")
     conc_wf = init_concentration_wf(config, t1_source="vfa" if has_vfa else f"fixed T10 = {config.t10} s",
                                     use_b1=use_b1)
-    wf.connect([(motion_wf, conc_wf, [("outputnode.dce", "inputnode.dce")]),
-                (inputnode, conc_wf, [("raw_root", "inputnode.raw_root")]),
+    wf.connect([(motion_wf, conc_wf, [("outputnode.dce", "inputnode.dce"),
+                                      ("outputnode.raw_root", "inputnode.raw_root")]),
                 (t1_wf, conc_wf, [("outputnode.t1", "inputnode.t1"), ("outputnode.mask", "inputnode.t1_mask")])])
     if use_b1:
         wf.connect(motion_wf, "outputnode.b1", conc_wf, "inputnode.b1")
