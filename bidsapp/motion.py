@@ -80,8 +80,8 @@ FINE_MIN_STEP = 1e-3
 #: are poorly determined (measured: errors of degrees with 6 slices of 6 mm)
 MIN_SLICES_3D = 8
 #: fewest in-plane voxels along each axis for a registration (smaller images carry too
-#: little structure: ITK failed on 12×12×2, and sporadically on the 16×16×2 demo grid)
-MIN_INPLANE = 24
+#: little structure; ITK's metric fails on 12×12×2)
+MIN_INPLANE = 16
 
 
 @dataclass
@@ -219,13 +219,13 @@ def _pyramid(size, spacing):
     (thin slabs keep all their slices)."""
     levels = []
     for factor in SHRINK:
-        fx = factor if min(size[:2]) // factor >= 16 else 1
-        factors = [fx, fx]
+        if factor > 1 and min(size[:2]) // factor < 16:
+            continue  # too coarse in-plane: skip the level
+        factors = [factor, factor]
         if len(size) == 3:
             fz = factor if size[2] // factor >= 16 and spacing[2] <= 1.5 * min(spacing[:2]) else 1
             factors.append(fz)
-        if not levels or factors != levels[-1]:
-            levels.append(factors)
+        levels.append(factors)
     return levels
 
 
@@ -272,13 +272,7 @@ def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_pl
         if in_plane:
             reg.SetOptimizerWeights([0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
         reg.SetInitialTransform(transform, inPlace=True)
-        try:
-            reg.Execute(level_fixed, shrink(moving))
-        except RuntimeError as exc:  # random sampling drew no point inside a small mask
-            if "1 or more points" not in str(exc):
-                raise
-            reg.SetMetricSamplingStrategy(reg.NONE)
-            reg.Execute(level_fixed, shrink(moving))
+        reg.Execute(level_fixed, shrink(moving))
     return transform
 
 
@@ -303,8 +297,9 @@ def _threads(threads):
 
 
 def registrable(shape):
-    """Whether a grid is large enough in-plane (:data:`MIN_INPLANE`) for registration."""
-    return min(int(shape[0]), int(shape[1])) >= MIN_INPLANE
+    """Whether a grid can be registered: at least :data:`MIN_INPLANE` voxels in-plane and
+    1 or at least 4 slices (ITK's registration failed on every 2-slice series tried)."""
+    return min(int(shape[0]), int(shape[1])) >= MIN_INPLANE and int(shape[2]) not in (2, 3)
 
 
 def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADIUS, seed=0):
@@ -319,8 +314,8 @@ def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADI
     if dce.ndim != 4 or dce.shape[3] < 2:
         raise ValueError(f"motion correction needs a 4-D series with at least 2 frames, got shape {dce.shape}")
     if not registrable(dce.shape):
-        raise ValueError(f"motion correction needs at least {MIN_INPLANE} voxels along each in-plane axis, "
-                         f"got {dce.shape[:2]}")
+        raise ValueError(f"motion correction needs at least {MIN_INPLANE} voxels along each in-plane axis and "
+                         f"1 or at least 4 slices, got {dce.shape[:3]}")
     n_base = int(baseline_frames)
     if not 1 <= n_base <= dce.shape[3]:
         raise ValueError(f"baseline_frames {baseline_frames} outside 1..{dce.shape[3]}")
@@ -361,8 +356,8 @@ def _plane_frame(affine):
 
 def _register_series_in_plane(dce, affine, reference, seed, threads):
     """In-plane rigid model (rotation about the slice normal, in-plane translation) for
-    single-slice series (2-D registration) and thin slabs (3-D with the through-plane
-    parameters frozen), in the voxel-axes frame; lifted to RAS transforms."""
+    single slices (2-D registration) and thin slabs of 4-7 slices (3-D with the
+    through-plane parameters frozen), in the voxel-axes frame; lifted to RAS transforms."""
     frame, zooms = _plane_frame(affine)
     two_d = dce.shape[2] == 1
 
@@ -374,7 +369,7 @@ def _register_series_in_plane(dce, affine, reference, seed, threads):
         return img
 
     fixed = image(reference)
-    mask = sitk.Cast(image(foreground(reference)), sitk.sitkUInt8)
+    mask = sitk.Cast(image(foreground(reference).astype(np.float32)) > 0, sitk.sitkUInt8)
 
     def one(n):
         t = register_rigid(fixed, image(dce[..., n]), mask, seed=seed, in_plane=not two_d)

@@ -141,8 +141,9 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
     sources = _provenance([dce_file], raw_root)
     reference = signal[..., 0]
     if correct and not motion.registrable(signal.shape):
-        LOGGER.warning("%s: motion correction skipped: %s in-plane voxels are too few to register (need %d "
-                       "along each axis)", Path(dce_file).name, signal.shape[:2], motion.MIN_INPLANE)
+        LOGGER.warning("%s: motion correction skipped: a %s grid cannot be registered (need %d voxels along "
+                       "each in-plane axis and 1 or at least 4 slices)", Path(dce_file).name, signal.shape[:3],
+                       motion.MIN_INPLANE)
         correct = False
     if correct:
         n_base, base_source = _baseline(signal, baseline_frames)

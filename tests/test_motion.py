@@ -197,7 +197,8 @@ def test_too_small_a_series_is_passed_through_with_a_warning(tmp_path, monkeypat
                    overwrite=True)
     monkeypatch.chdir(tmp_path)
     dce = dce_path(root, "01", None)
-    with pytest.raises(ValueError, match="at least 24 voxels"):
+    with pytest.raises(ValueError, match="at least 16 voxels"):
         motion.correct_motion(np.ones((12, 12, 2, 3)), np.eye(4), 1)
+    assert not motion.registrable((32, 32, 2)) and motion.registrable((32, 32, 1)) and motion.registrable((16, 16, 4))
     out = motion_step(dce, [], None, None, True, 0.5, 1, root)
     assert out["dce"] == str(dce) and "motion correction skipped" in caplog.text
