@@ -37,6 +37,11 @@ REFERENCES = {
                     "Magn Reson Med 2011;66:735-745. doi:10.1002/mrm.22861",
     "sourbron2013": "Sourbron SP, Buckley DL. Classic models for dynamic contrast-enhanced MRI. NMR Biomed "
                     "2013;26:1004-1027. doi:10.1002/nbm.2940",
+    "simpleitk": "Lowekamp BC, Chen DT, Ibáñez L, Blezek D. The design of SimpleITK. Front Neuroinform "
+                 "2013;7:45. doi:10.3389/fninf.2013.00045",
+    "power2012": "Power JD, Barnes KA, Snyder AZ, Schlaggar BL, Petersen SE. Spurious but systematic "
+                 "correlations in functional connectivity MRI networks arise from subject motion. NeuroImage "
+                 "2012;59:2142-2154. doi:10.1016/j.neuroimage.2011.10.018",
 }
 
 

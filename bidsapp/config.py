@@ -74,6 +74,8 @@ class Config:
     t1_validity: str = "physical"
     t10: float | None = None
     b1_correction: bool = True
+    motion_correction: bool = True
+    fd_threshold: float = 0.5
     relaxivity: float | None = None
     hematocrit: float = DEFAULT_HEMATOCRIT
     baseline_frames: int | None = None
@@ -98,6 +100,7 @@ class Config:
             (self.t10 is None or 0 < self.t10 < 10, f"--t10 must be in (0, 10) s, got {self.t10}"),
             (self.relaxivity is None or self.relaxivity > 0, f"--relaxivity must be > 0 /mM/s, got {self.relaxivity}"),
             (0 <= self.hematocrit < 1, f"--hematocrit must be in [0, 1), got {self.hematocrit}"),
+            (self.fd_threshold > 0, f"--fd-threshold must be > 0 mm, got {self.fd_threshold}"),
             (self.baseline_frames is None or self.baseline_frames >= 1,
              f"--baseline-frames must be >= 1, got {self.baseline_frames}"),
         ]

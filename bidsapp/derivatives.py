@@ -15,6 +15,10 @@ Names are built from entities (never hard-coded paths) with
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>Stderr_<param>.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_R2map.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_mask.nii.gz     quality mask
+    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-confounds_timeseries.tsv motion parameters (mm, rad), FD
+    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt  frame transforms (ITK)
+    sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_from-VFA_to-dceref_mode-image_xfm.txt          VFA transforms (ITK)
+    sub-<L>/ses-<S>/figures/sub-<L>_ses-<S>_desc-hmc_dce.png           before/after motion correction
 
 Every NIfTI/TSV has a JSON sidecar. Each session's datasink stages its files in a
 hidden folder inside ``output_dir`` (:func:`stage_session`); once every session of the
@@ -39,7 +43,8 @@ CODE_URL = "https://github.com/dcequant/dcequant"
 STAGING_DIR = ".dcequant-staging"
 #: derivative names outside the BIDS schema (``_dce`` and the model parameter suffixes)
 BIDSIGNORE = ("*_dce.*", "*_Ktrans.*", "*_ve.*", "*_vp.*", "*_kep.*", "*_Fp.*", "*_PS.*", "*_delay.*",
-              "*_R2map.*", "*_T1residual.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/")
+              "*_R2map.*", "*_T1residual.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/",
+              "*_xfm.*", "**/figures")
 
 README = """# dcequant derivatives
 
@@ -63,7 +68,9 @@ def stderr_label(model):
 class Entry:
     """One derivative file of a session, described by its entities.
 
-    ``source`` is the file produced by a workflow node; ``sidecar`` the JSON content.
+    ``source`` is the file produced by a workflow node; ``sidecar`` the JSON content;
+    ``entities`` further entities written before ``desc`` (e.g. ``{"from": "orig",
+    "to": "dceref", "mode": "image"}`` for a transform).
     """
 
     source: str
@@ -72,9 +79,11 @@ class Entry:
     desc: str | None = None
     extension: str = ".nii.gz"
     sidecar: dict = field(default_factory=dict)
+    entities: dict = field(default_factory=dict)
 
     def target(self, output_dir, subject, session):
-        return raw_path(output_dir, subject, session, self.datatype, self.suffix, self.extension, desc=self.desc)
+        return raw_path(output_dir, subject, session, self.datatype, self.suffix, self.extension,
+                        **self.entities, desc=self.desc)
 
     def to_dict(self):
         return dict(self.__dict__)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bidsapp import compute_t1_map, fit_model, signal_to_concentration
-from bidsapp.acquisition import detect_baseline_frames
+from bidsapp.bolus_arrival import estimate_bolus_arrival
 from bidsapp.session_steps import signal_mask
 
 from realdata import PHANTOM_NOMINAL_T1, load_breast_slice, load_phantom, write_breast_bids
@@ -73,7 +73,7 @@ def test_breast_slice_extended_tofts_with_the_measured_aif(breast):
     tissue = signal_mask(breast.dce)
     t1 = compute_t1_map(breast.vfa, breast.flip_angles, breast.tr)
     mask = tissue & t1.valid
-    n_base, _ = detect_baseline_frames(breast.dce, mask)
+    n_base = estimate_bolus_arrival(breast.dce, breast.t, mask).baseline_frames
     conc = signal_to_concentration(breast.dce, np.where(mask, t1.t1, 1.0), breast.tr, breast.dce_flip,
                                    breast.relaxivity, n_base)
     mask &= np.asarray(conc.voxel_valid, bool)

@@ -262,3 +262,37 @@ class SubjectReport(SimpleInterface):
         i = self.inputs
         self._results["out_report"] = str(write_subject_report(i.output_dir, i.subject))
         return runtime
+
+
+class MotionInputSpec(BaseInterfaceInputSpec):
+    dce_file = File(exists=True, mandatory=True)
+    vfa_files = InputMultiObject(File(exists=True), desc="VFA volumes, ascending flip")
+    b1_file = File(exists=True, desc="TB1map in percent")
+    baseline_frames = traits.Int(desc="frames averaged into the reference; default: detected")
+    correct = traits.Bool(True, usedefault=True, desc="False: --no-motion-correction (resampling only)")
+    fd_threshold = traits.Float(0.5, usedefault=True, desc="framewise displacement (mm) flagged as large motion")
+    threads = traits.Int(1, usedefault=True)
+    raw_root = traits.Str(mandatory=True)
+
+
+class MotionOutputSpec(_Manifest):
+    dce = File(exists=True, desc="motion-corrected DCE series (with its sidecar)")
+    vfa = traits.List(File(exists=True), desc="VFA volumes on the DCE grid")
+    b1 = File(exists=True, desc="TB1map on the DCE grid")
+    raw_root = traits.Str(desc="root of the files handed on, laid out as the raw dataset")
+
+
+class Motion(SimpleInterface):
+    """Motion correction and VFA alignment (:func:`bidsapp.motion_step.motion_step`)."""
+
+    input_spec = MotionInputSpec
+    output_spec = MotionOutputSpec
+
+    def _run_interface(self, runtime):
+        from bidsapp.motion_step import motion_step
+
+        i = self.inputs
+        out = motion_step(i.dce_file, list(i.vfa_files) if isdefined(i.vfa_files) else [], _opt(i.b1_file),
+                          _opt(i.baseline_frames), i.correct, i.fd_threshold, i.threads, i.raw_root)
+        self._results.update({k: v for k, v in out.items() if v is not None})
+        return runtime

@@ -2,7 +2,8 @@
 
 Graph per subject/session (``init_single_session_wf``)::
 
-    [convert DICOM] -> T1 map (VFA, B1) -> concentration -> AIF -> fit <model> ... -> datasink (staging)
+    [convert DICOM] -> motion (correction, VFA onto the DCE grid) -> T1 map (VFA, B1)
+        -> concentration -> AIF -> fit <model> ... -> datasink (staging)
     and per subject: all session datasinks -> commit (move into output_dir) -> HTML report.
 
 Every ``init_*_wf`` factory sets ``workflow.__desc__`` (and ``__refs__``), the methods
@@ -22,6 +23,7 @@ from nipype.pipeline import engine as pe
 from bidsapp.config import Config
 
 from . import interfaces as ifc
+from .motion import init_motion_wf
 
 MODEL_TEXT = {
     "tofts": ("the standard Tofts model (parameters Ktrans, ve; kep = Ktrans/ve)", ["tofts1999"]),
@@ -69,7 +71,7 @@ def init_subject_wf(config: Config, subject, sessions, work_dir):
 
 
 def init_single_session_wf(config: Config, inputs, work_dir):
-    """One subject/session: inputs (or DICOM conversion), T1, concentration, AIF, fits, sink."""
+    """One subject/session: inputs (or DICOM conversion), motion, T1, concentration, AIF, fits, sink."""
     name = _node_name(f"ses_{inputs.session}_wf" if inputs.session else "single_session_wf")
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root"]), name="inputnode")
@@ -90,17 +92,23 @@ def init_single_session_wf(config: Config, inputs, work_dir):
             inputnode.inputs.b1 = str(inputs.b1)
 
     use_b1 = config.b1_correction and (inputs.b1 is not None or inputs.from_dicom)
+    motion_wf = init_motion_wf(config, use_vfa=has_vfa, use_b1=use_b1)
+    fields = ["dce", "raw_root"] + (["vfa"] if has_vfa else []) + (["b1"] if use_b1 else [])
+    wf.connect([(inputnode, motion_wf, [(f, f"inputnode.{f}") for f in fields])])
     t1_wf = init_t1map_wf(config, use_vfa=has_vfa, use_b1=use_b1)
-    wf.connect([(inputnode, t1_wf, [("vfa", "inputnode.vfa"), ("dce", "inputnode.dce"),
-                                    ("raw_root", "inputnode.raw_root")])])
+    wf.connect([(motion_wf, t1_wf, [("outputnode.dce", "inputnode.dce"),
+                                    ("outputnode.raw_root", "inputnode.raw_root")])])
+    if has_vfa:
+        wf.connect(motion_wf, "outputnode.vfa", t1_wf, "inputnode.vfa")
     if use_b1:
-        wf.connect(inputnode, "b1", t1_wf, "inputnode.b1")
+        wf.connect(motion_wf, "outputnode.b1", t1_wf, "inputnode.b1")
     conc_wf = init_concentration_wf(config, t1_source="vfa" if has_vfa else f"fixed T10 = {config.t10} s",
                                     use_b1=use_b1)
-    wf.connect([(inputnode, conc_wf, [("dce", "inputnode.dce"), ("raw_root", "inputnode.raw_root")]),
+    wf.connect([(motion_wf, conc_wf, [("outputnode.dce", "inputnode.dce"),
+                                      ("outputnode.raw_root", "inputnode.raw_root")]),
                 (t1_wf, conc_wf, [("outputnode.t1", "inputnode.t1"), ("outputnode.mask", "inputnode.t1_mask")])])
     if use_b1:
-        wf.connect(inputnode, "b1", conc_wf, "inputnode.b1")
+        wf.connect(motion_wf, "outputnode.b1", conc_wf, "inputnode.b1")
     aif_spec = config.aif
     if "{" in aif_spec:
         from bidsapp.session_steps import resolve_aif_spec
@@ -112,11 +120,12 @@ def init_single_session_wf(config: Config, inputs, work_dir):
                 (conc_wf, aif_wf, [("outputnode.conc", "inputnode.conc"), ("outputnode.mask", "inputnode.mask"),
                                    ("outputnode.acquisition", "inputnode.acquisition")])])
 
-    manifests = pe.Node(Merge(3 + len(config.models)), name="collect_manifests")
+    manifests = pe.Node(Merge(4 + len(config.models)), name="collect_manifests")
     wf.connect([(t1_wf, manifests, [("outputnode.manifest", "in1")]),
                 (conc_wf, manifests, [("outputnode.manifest", "in2")]),
-                (aif_wf, manifests, [("outputnode.manifest", "in3")])])
-    for index, model in enumerate(config.models, start=4):
+                (aif_wf, manifests, [("outputnode.manifest", "in3")]),
+                (motion_wf, manifests, [("outputnode.manifest", "in4")])])
+    for index, model in enumerate(config.models, start=5):
         fit_wf = init_fit_wf(config, model, inputs.subject, inputs.session)
         wf.connect([(conc_wf, fit_wf, [("outputnode.conc", "inputnode.conc"), ("outputnode.mask", "inputnode.mask"),
                                        ("outputnode.acquisition", "inputnode.acquisition")]),

@@ -90,6 +90,12 @@ def build_parser():
                    help="fixed pre-contrast T1 in s, used when no VFA data exist")
     g.add_argument("--b1-correction", dest="b1_correction", action=argparse.BooleanOptionalAction,
                    help="use the TB1map when present [default: on]")
+    g.add_argument("--motion-correction", dest="motion_correction", action=argparse.BooleanOptionalAction,
+                   help="rigid motion correction of the DCE series and registration of the VFA volumes to it; "
+                        "--no-motion-correction only resamples VFA/B1 data on another grid onto the DCE grid "
+                        "[default: on]")
+    g.add_argument("--fd-threshold", dest="fd_threshold", type=float, metavar="MM",
+                   help="framewise displacement (mm) above which a frame is flagged as large motion [default: 0.5]")
     g.add_argument("--relaxivity", dest="relaxivity", type=float, metavar="R1",
                    help="r1 in /mM/s [default: from ContrastBolusAgent + MagneticFieldStrength; "
                         "else gadobutrol at the field strength (3 T if unknown), with a warning]")

@@ -210,3 +210,30 @@ def roc_panels(panels, title):
         ax.tick_params(labelsize=6)
     fig.suptitle(title, fontsize=10)
     return to_base64(fig)
+
+
+def motion_plot(params, fd, threshold, time=None):
+    """Motion traces of the DCE series: translations (mm), rotations (degrees) and
+    framewise displacement (mm) with the flagging threshold; columns that were not
+    estimated (NaN, in-plane model) are left out. ``params`` ``[n, 6]`` in mm and rad."""
+    params, fd = np.asarray(params, float), np.asarray(fd, float)
+    x = np.arange(len(fd)) if time is None else np.asarray(time, float)
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 5.0), sharex=True)
+    for ax, columns, scale, units in ((axes[0], range(3), 1.0, "mm"), (axes[1], range(3, 6), 180 / np.pi, "deg")):
+        for c, axis in zip(columns, "xyz"):
+            if np.isfinite(params[:, c]).any():
+                ax.plot(x, params[:, c] * scale, label=axis)
+        ax.set_ylabel(f"{'translation' if units == 'mm' else 'rotation'} ({units})", fontsize=8)
+        ax.legend(fontsize=7, ncol=3, loc="upper left")
+    axes[2].plot(x, fd, "-o", ms=2.5, color="#4c72b0")
+    axes[2].axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"threshold {threshold:g} mm")
+    flagged = np.nan_to_num(fd) > threshold
+    axes[2].plot(x[flagged], fd[flagged], "o", color="#c44e52", ms=4)
+    axes[2].set_ylabel("FD (mm)", fontsize=8)
+    axes[2].set_xlabel("time (s)" if time is not None else "frame", fontsize=8)
+    axes[2].legend(fontsize=7, loc="upper left")
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+    fig.suptitle("Head motion relative to the reference (mean of the baseline frames)", fontsize=9)
+    fig.tight_layout()
+    return to_base64(fig)

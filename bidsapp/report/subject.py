@@ -2,10 +2,10 @@
 
 Because it reads only the derivative dataset, ``--reports-only`` can rebuild it at any
 time. Sections per session: T1 map, VFA fit residual, the count of poor VFA fits and the
-T1 histogram, AIF with the selected voxels, parameter maps of every model (lightbox with
-colourbar and units), example voxel curves with their fits, R² and quality masks,
-standard-error maps, warnings raised during the run; then the methods text of
-``logs/CITATION.md``.
+T1 histogram, AIF with the selected voxels, head motion (traces from the confounds table,
+before/after temporal SD), parameter maps of every model (lightbox with colourbar and
+units), example voxel curves with their fits, R² and quality masks, standard-error maps,
+warnings raised during the run; then the methods text of ``logs/CITATION.md``.
 """
 
 from __future__ import annotations
@@ -130,6 +130,30 @@ def _t1_quality(meta):
             "dropped (--t1-validity strict).</p>")
 
 
+def _motion_section(folder, t):
+    """Motion traces from the confounds table and the before/after figure, if present."""
+    import base64
+
+    confounds = _find(folder / "perf", "*_desc-confounds_timeseries.tsv")
+    if confounds is None:
+        return []
+    meta = _sidecar(confounds)
+    table = np.genfromtxt(confounds, delimiter="\t", names=True, missing_values="n/a", filling_values=np.nan)
+    params = np.column_stack([table[name] for name in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")])
+    fd = table["framewise_displacement"]
+    threshold = float(meta.get("FramewiseDisplacementThreshold", 0.5))
+    time = t if t is not None and len(t) == len(fd) else None
+    parts = ["<h3>Head motion</h3>",
+             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom ({html.escape(str(meta.get('Axes', '')))}); "
+             f"maximum framewise displacement {np.nanmax(fd) if np.isfinite(fd).any() else 0.0:.2f} mm; "
+             f"{int((np.nan_to_num(fd) > threshold).sum())} frame(s) above {threshold:g} mm.</p>",
+             _img(figures.motion_plot(params, fd, threshold, time), "motion traces")]
+    before_after = _find(folder / "figures", "*_desc-hmc_dce.png")
+    if before_after is not None:
+        parts.append(_img(base64.b64encode(before_after.read_bytes()).decode("ascii"), "before/after correction"))
+    return parts
+
+
 def _session_section(session, folder):
     anat, perf = folder / "anat", folder / "perf"
     parts, warnings = [f"<h2>{'Session ' + html.escape(session) if session else 'Results'}</h2>"], []
@@ -178,6 +202,7 @@ def _session_section(session, folder):
             parts.append(_img(figures.map_grid([dict(volume=conc.max(axis=-1), title="peak conc.", units="mM",
                                                      cmap="gray", overlay=_load(aif_mask_path) > 0)],
                                                "AIF voxels (red) on the peak concentration"), "AIF voxels"))
+    parts += _motion_section(folder, t)
     for model in _models_in(perf):
         label = model_label(model)
         parts.append(f"<h3>Model: {html.escape(model)}</h3>")

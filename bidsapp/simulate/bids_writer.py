@@ -89,7 +89,7 @@ def write_raw_session(root, subject, session, sim, dose_pair=None, timing_field=
     written = []
     for index, angle in enumerate(protocol.vfa_flip_angles, start=1):
         path = bids_raw.vfa_path(root, subject, session, index)
-        save_volume(path, sim.vfa[..., index - 1], grid)
+        save_volume(path, sim.vfa[..., index - 1], sim.vfa_grid or grid)
         sidecar = {"FlipAngle": angle, "RepetitionTimeExcitation": protocol.vfa_tr, "PulseSequenceType": "SPGR", **_common_sidecar(protocol)}
         write_json_atomic(bids_raw.vfa_path(root, subject, session, index, ".json"), sidecar)
         written.append(path)

@@ -46,6 +46,8 @@ def build_parser():
     p.add_argument("--vfa-separate-study", action="store_true", help="DICOM: VFA series in their own StudyInstanceUID")
     p.add_argument("--matrix", type=_matrix, default=(64, 64, 8), help="nx,ny,nz (default 64,64,8)")
     p.add_argument("--voxel-size", type=lambda t: _floats(t, 3, "voxel size"), default=(3.4375, 3.4375, 5.0), help="mm (default 3.4375,3.4375,5)")
+    p.add_argument("--vfa-matrix", type=_matrix, default=None, help="nx,ny,nz of the VFA grid (default: the DCE grid; --format bids)")
+    p.add_argument("--vfa-voxel-size", type=lambda t: _floats(t, 3, "voxel size"), default=None, help="VFA voxel size in mm (with --vfa-matrix)")
     p.add_argument("--snr", type=float, default=30.0, help="mean baseline brain signal / noise SD (default 30)")
     p.add_argument("--timing-field", choices=TIMING_FIELDS, default="VolumeTiming",
                    help="BIDS form of the DCE frame timing: VolumeTiming or RepetitionTime (default VolumeTiming)")
@@ -98,6 +100,9 @@ def main(argv=None):
             motion=args.motion,
         )
         grid = Grid(matrix=args.matrix, voxel_size=args.voxel_size)
+        vfa_grid = None
+        if args.vfa_matrix or args.vfa_voxel_size:
+            vfa_grid = Grid(matrix=args.vfa_matrix or args.matrix, voxel_size=args.vfa_voxel_size or args.voxel_size)
         simulate_study(
             args.out,
             n_subjects=args.subjects,
@@ -114,6 +119,7 @@ def main(argv=None):
             vfa_separate_study=args.vfa_separate_study,
             overwrite=args.overwrite,
             timing_field=args.timing_field,
+            vfa_grid=vfa_grid,
             progress=None if args.quiet else (lambda line: print(line, flush=True)),
         )
     except ValueError as err:

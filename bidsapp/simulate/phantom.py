@@ -15,7 +15,7 @@ length ``smoothness_mm``), then clipped to the class's documented range.
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, map_coordinates
 
 from .geometry import Grid, HeadGeometry, class_fractions
 from .tissues import CLASS_INDEX, PARAMETERS, SINUS_DELAY, TISSUE_CLASSES, draw_subject_parameters, priors
@@ -73,6 +73,16 @@ def smooth_field(rng, shape, voxel_size, smoothness_mm):
     return (g - g.mean()) / max(g.std(), 1e-12)
 
 
+def _field_on(grid, field_grid, field):
+    """``field`` (drawn on ``field_grid``) at the voxel centres of ``grid`` (linear; edge values outside)."""
+    if field_grid is None or field_grid == grid:
+        return field
+    i, j, k = np.indices(grid.matrix)
+    world = np.stack(grid.coordinates(i, j, k) + (np.ones(grid.matrix),)).reshape(4, -1)
+    index = (np.linalg.inv(field_grid.affine) @ world)[:3]
+    return map_coordinates(field, index, order=1, mode="nearest").reshape(grid.matrix)
+
+
 def make_phantom(
     rng=0,
     grid=None,
@@ -83,6 +93,7 @@ def make_phantom(
     shifts=None,
     supersample=3,
     smoothness_mm=12.0,
+    field_grid=None,
 ):
     """Draw one subject's phantom.
 
@@ -106,6 +117,10 @@ def make_phantom(
         Points per voxel edge for partial-volume fractions.
     smoothness_mm : float
         Correlation length (Gaussian sigma, mm) of within-class variation.
+    field_grid : Grid, optional
+        Grid on which the random fields are drawn (then interpolated, linearly, to
+        ``grid``). Two phantoms with the same ``rng`` and ``field_grid`` are the same
+        subject on two grids (e.g. VFA at 2 mm and DCE at 3 mm voxels).
     """
     rng = np.random.default_rng(rng)
     grid = grid or Grid()
@@ -120,7 +135,8 @@ def make_phantom(
 
     maps = {}
     for parameter in PARAMETERS:
-        g = smooth_field(rng, grid.matrix, grid.voxel_size, smoothness_mm)
+        g = _field_on(grid, field_grid, smooth_field(rng, (field_grid or grid).matrix,
+                                                     (field_grid or grid).voxel_size, smoothness_mm))
         per_class = np.empty(f.shape)
         for c, tissue in enumerate(tissues):
             prior = table[tissue][parameter]

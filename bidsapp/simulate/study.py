@@ -82,6 +82,7 @@ def simulate_study(
     overwrite=False,
     progress=None,
     timing_field="VolumeTiming",
+    vfa_grid=None,
 ):
     """Simulate ``n_subjects`` × ``n_sessions`` sessions and write them to ``out_dir``.
 
@@ -103,6 +104,9 @@ def simulate_study(
         Low dose as a fraction of the standard dose (typically 0.1–0.33).
     vfa_separate_study : bool
         DICOM: put the VFA series in their own StudyInstanceUID.
+    vfa_grid : Grid, optional
+        Acquire the VFA volumes on this grid (other voxel size / field of view) instead
+        of the DCE grid (``fmt="bids"`` only); truth maps stay on the DCE grid.
     overwrite : bool
         Allow a non-empty ``out_dir`` (files are replaced; each session's DICOM folder
         is emptied first).
@@ -125,6 +129,8 @@ def simulate_study(
         raise ValueError(f"low_dose_fraction {low_dose_fraction} must lie in (0, 1)")
     protocol = protocol or Protocol()
     check_physics(protocol)
+    if vfa_grid is not None and fmt != "bids":
+        raise ValueError(f"vfa_grid (VFA on another grid) is supported for fmt='bids' only, not {fmt!r}")
     grid = grid or Grid()
     cohort = Cohort(n_subjects=n_subjects, n_sessions=n_sessions, seed=seed, effect_size=effect_size)
     out_dir = _check_out_dir(out_dir, overwrite)
@@ -152,10 +158,15 @@ def simulate_study(
             group=group,
             shifts=cohort.shifts(group),
         )
+        vfa_phantom = None
+        if vfa_grid is not None:
+            vfa_phantom = make_phantom(cohort.subject_rng(s_index), vfa_grid, field_strength=protocol.field_strength,
+                                       hematocrit=protocol.hematocrit, lesion=lesion, group=group,
+                                       shifts=cohort.shifts(group), field_grid=grid)
         truth_rows.append(subject_truth_row(subject, phantom, cohort.group_column))
         for v_index, session in enumerate(cohort.sessions):
             rng = cohort.session_rng(s_index, v_index)
-            sim = simulate_subject(phantom, protocol, rng)
+            sim = simulate_subject(phantom, protocol, rng, vfa_phantom)
             pair = simulate_dose_pair(phantom, protocol, rng, low_dose_fraction, sim.session_input, sim.b1) if dose_pairs else None
             name = f"sub-{subject}" + (f" ses-{session}" if session else "")
             if fmt in ("bids", "both"):

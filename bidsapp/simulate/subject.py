@@ -29,7 +29,8 @@ class SubjectSimulation:
     (mM) at ``t`` (s); ``aif_plasma``/``aif_blood`` the arterial concentrations (mM) at
     ``t``; ``b1`` the relative transmit field; ``noise_sigma`` the Gaussian SD per
     channel; ``motion`` ``[n_frames, 6]`` (tx, ty, tz mm, rx, ry, rz deg) or None and
-    ``vfa_motion`` ``(6,)`` or None; ``relaxivity`` in /mM/s.
+    ``vfa_motion`` ``(6,)`` or None; ``relaxivity`` in /mM/s; ``vfa_grid`` the grid of
+    ``vfa`` when it differs from the phantom's (DCE) grid, else None.
     """
 
     phantom: object
@@ -46,6 +47,7 @@ class SubjectSimulation:
     relaxivity: float
     motion: np.ndarray | None = None
     vfa_motion: np.ndarray | None = None
+    vfa_grid: object = None
 
 
 @dataclass
@@ -111,16 +113,22 @@ def _reference_sigma(clean, phantom, snr):
     return float(clean[brain].mean() / snr)
 
 
-def simulate_subject(phantom, protocol=None, rng=None):
+def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
     """Simulate one session of ``phantom`` (:class:`SubjectSimulation`).
 
     ``rng`` (seed or Generator) draws the session's AIF amplitude and arrival, B1
     pattern, motion and noise; the phantom (truth) is not changed, so two calls with
-    different ``rng`` are a test–retest pair.
+    different ``rng`` are a test–retest pair. ``vfa_phantom``: the same subject on
+    another grid (``make_phantom(..., field_grid=phantom.grid)``), on which the VFA
+    volumes are then acquired (the B1 pattern is the same in scanner coordinates).
     """
+    import copy
+
     rng = np.random.default_rng(rng)
     protocol = _protocol_for(phantom, protocol)
     session_input = SessionInput.draw(rng, protocol)
+    vfa_phantom = vfa_phantom or phantom
+    b1_vfa = b1_map(vfa_phantom.grid, protocol.b1_amplitude, copy.deepcopy(rng))
     b1 = b1_map(phantom.grid, protocol.b1_amplitude, rng)
     t_fine, every = fine_time_grid(protocol)
     cp_fine = plasma_aif(protocol, session_input, t_fine)
@@ -133,8 +141,12 @@ def simulate_subject(phantom, protocol=None, rng=None):
     dce = np.zeros(concentration.shape)
     dce[head] = _enhanced_signal(concentration[head].astype(float), t10, m0, protocol.dce_tr, protocol.dce_flip_angle, relaxivity, b1h)
     angles = np.asarray(protocol.vfa_flip_angles)
-    vfa = np.zeros(phantom.grid.matrix + (angles.size,))
-    vfa[head] = spgr_signal(m0[:, None], 1.0 / t10[:, None], angles[None, :], protocol.vfa_tr, b1h[:, None])
+    vfa_grid = vfa_phantom.grid
+    vhead = vfa_phantom.t1 > 0
+    vfa = np.zeros(vfa_grid.matrix + (angles.size,))
+    vfa[vhead] = spgr_signal(RECEIVER_GAIN * vfa_phantom.m0[vhead][:, None].astype(float),
+                             1.0 / vfa_phantom.t1[vhead][:, None].astype(float), angles[None, :], protocol.vfa_tr,
+                             b1_vfa[vhead][:, None].astype(float))
     sigma = _reference_sigma(dce[..., : protocol.baseline_frames], phantom, protocol.snr)
 
     motion = vfa_motion = None
@@ -142,7 +154,7 @@ def simulate_subject(phantom, protocol=None, rng=None):
         motion = motion_trace(rng, protocol.n_frames, protocol.motion)
         vfa_motion = rng.uniform(-1.0, 1.0, 6) * protocol.motion
         dce = np.stack([move(dce[..., n], phantom.grid, motion[n]) for n in range(dce.shape[-1])], axis=-1)
-        vfa = np.stack([move(vfa[..., n], phantom.grid, vfa_motion) for n in range(vfa.shape[-1])], axis=-1)
+        vfa = np.stack([move(vfa[..., n], vfa_grid, vfa_motion) for n in range(vfa.shape[-1])], axis=-1)
     return SubjectSimulation(
         phantom=phantom,
         protocol=protocol,
@@ -158,6 +170,7 @@ def simulate_subject(phantom, protocol=None, rng=None):
         relaxivity=relaxivity,
         motion=motion,
         vfa_motion=vfa_motion,
+        vfa_grid=None if vfa_grid == phantom.grid else vfa_grid,
     )
 
 
