@@ -115,3 +115,9 @@ def test_participant_level_on_the_breast_slice(tmp_path):
     assert quality.sum() >= 0.5 * tissue.sum()
     report = (out / "sub-01.html").read_text()
     assert f"{meta['NumberOfPoorFitVoxels']} (" in report and "flagged as poor fits" in report
+    # one slice: motion is corrected in-plane (3 parameters); through-plane columns are not estimated
+    rows = [line.split("\t") for line in (perf / "sub-01_desc-confounds_timeseries.tsv").read_text().splitlines()]
+    columns = {name: [r[i] for r in rows[1:]] for i, name in enumerate(rows[0])}
+    assert len(rows) == 1 + data.dce.shape[-1] and set(columns["trans_z"]) == {"n/a"}
+    assert all(v != "n/a" for v in columns["trans_x"] + columns["rot_z"])
+    assert "Head motion" in report
