@@ -241,6 +241,64 @@ def _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev):
     return y, KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
 
 
+def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress):
+    """Levenberg–Marquardt for the voxels ``todo`` in chunks; returns the :class:`_Outputs`.
+
+    ``start_fn(y, problem, sel)`` gives the starting θ of a chunk. Each chunk runs
+    :data:`FIRST_PASS_ITERATIONS`; voxels still moving then continue together, so the
+    slow tail of every chunk costs one batch instead of one batch per chunk.
+    """
+    n_t = plasma.t.numel()
+    out = _Outputs(flat.shape[0], lo.numel())
+    first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
+    pending_idx, pending_theta = [], []
+    for start in range(0, todo.size, chunk):
+        sel = todo[start:start + chunk]
+        y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
+        theta0 = start_fn(y, problem, sel)
+        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
+        unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
+        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, lo, hi)
+        pending_idx.append(sel[unfinished])
+        pending_theta.append(res.theta[unfinished])
+        LOGGER.debug("first pass: %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
+        progress(start + sel.size, todo.size)
+    pending = np.concatenate(pending_idx) if pending_idx else np.zeros(0, dtype=int)
+    if pending.size:
+        theta_rest = torch.cat(pending_theta)
+        for start in range(0, pending.size, chunk):
+            sel = pending[start:start + chunk]
+            y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
+            res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
+                                      opts.max_iter - first_pass, opts.ftol, opts.xtol)
+            out.store(sel, y, res, n_t, lo, hi)
+    return out
+
+
+def _nested_applies(spec, opts):
+    """Whether a delay fit is preceded by its delay-0 (nested) fit: 0 s lies inside ``delay_bounds``."""
+    lo, hi = opts.delay_bounds
+    return lo < 0.0 < hi
+
+
+def _better_start(theta_grid, theta_nested, problem, y):
+    """Per voxel, the start with the lower sum of squares: the grid's or the nested fit's at delay 0.
+
+    Levenberg–Marquardt only accepts steps that lower the sum of squares, so a delay fit
+    started from the nested optimum ends at or below it.
+    """
+    nested = torch.as_tensor(theta_nested, dtype=theta_grid.dtype, device=theta_grid.device)
+    nested = torch.cat([torch.nan_to_num(nested, nan=0.0), torch.zeros_like(nested[:, :1])], dim=1)
+    sse_grid, sse_nested = (_sse(problem.spec, problem.plasma, th, y) for th in (theta_grid, nested))
+    return torch.where((sse_nested < sse_grid)[:, None], nested, theta_grid)
+
+
+def _sse(spec, plasma, theta, y):
+    """Sum of squares ``[n]`` of the delayed model at ``theta [n, P]`` (delay last) for curves ``y [n, T]``."""
+    p = {name: theta[:, i] for i, name in enumerate(spec.params)}
+    return ((y - evaluate(spec, p, plasma, theta[:, -1])) ** 2).sum(-1)
+
+
 def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="auto", **options):
     """Fit a kinetic model to tissue concentration curves.
 
@@ -284,34 +342,25 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     names = spec.params + (("delay",) if fit_delay else ())
     n_vox, n_t, n_p = flat.shape[0], t_.numel(), len(names)
 
-    out = _Outputs(n_vox, n_p)
     chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 32768))
     todo = np.flatnonzero(use)
-    first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
-    pending_idx, pending_theta = [], []
-    for start in range(0, todo.size, chunk):
-        sel = todo[start:start + chunk]
-        y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
-        theta0 = _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
-        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
-        unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
-        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, lo, hi)
-        pending_idx.append(sel[unfinished])
-        pending_theta.append(res.theta[unfinished])
-        LOGGER.debug("first pass: %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
-        if opts.progress is not None:
-            opts.progress(start + sel.size, todo.size)
-    # voxels still moving after the first pass continue together, so the slow tail
-    # of every chunk costs one batch instead of one batch per chunk
-    pending = np.concatenate(pending_idx) if pending_idx else np.zeros(0, dtype=int)
-    if pending.size:
-        theta_rest = torch.cat(pending_theta)
-        for start in range(0, pending.size, chunk):
-            sel = pending[start:start + chunk]
-            y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
-            res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
-                                      opts.max_iter - first_pass, opts.ftol, opts.xtol)
-            out.store(sel, y, res, n_t, lo, hi)
+    progress = opts.progress or (lambda done, total: None)
+
+    def default_start(y, problem, sel):
+        return _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
+
+    start_fn, report = default_start, progress
+    if fit_delay and _nested_applies(spec, opts):
+        # the delay-0 (nested) fit first: the delay fit starts from the better of it and
+        # the grid, so it can never end above it (docs/fitting.md, "Delay fits")
+        nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk,
+                             lambda y, problem, sel: _starting_values(spec, opts, False, None, plasma, y,
+                                                                      lo[:-1], hi[:-1]),
+                             lambda done, total: progress(done, 2 * total))
+        start_fn = lambda y, problem, sel: _better_start(  # noqa: E731
+            default_start(y, problem, sel), nested.theta[sel], problem, y)
+        report = lambda done, total: progress(total + done, 2 * total)  # noqa: E731
+    out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, report)
     theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
         out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
 
