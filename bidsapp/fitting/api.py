@@ -57,6 +57,9 @@ class FitOptions:
     substeps : sub-steps per frame interval in the undelayed convolution (default:
         enough to resolve ``aif_times``, else 1). Delayed models read the exact
         undelayed response on the AIF's own grid at t − delay and need none.
+    delay_significance : with ``fit_delay``, the significance level of the F-test that
+        keeps a fitted delay over the delay-0 (nested) fit (default 0.05; 1 keeps every
+        fitted delay whose fit is below the nested one). See :func:`_choose_nested`.
     chunk_size : voxels per chunk (default 32768 on CPU, 131072 on CUDA).
     progress : callable ``progress(done, total)`` called after each chunk.
     """
@@ -71,6 +74,7 @@ class FitOptions:
     min_r2: float = 0.0
     aif_times: object = None
     substeps: int = None
+    delay_significance: float = 0.05
     chunk_size: int = None
     progress: object = None
 
@@ -86,6 +90,8 @@ class FitOptions:
         lo, hi = opts.delay_bounds
         if not lo < hi:
             raise ValueError(f"delay_bounds: lower {lo} must be below upper {hi}")
+        if not 0.0 < opts.delay_significance <= 1.0:
+            raise ValueError(f"delay_significance: expected a level in (0, 1], got {opts.delay_significance}")
         return opts
 
 
@@ -275,22 +281,61 @@ def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, c
     return out
 
 
-def _nested_applies(spec, opts):
-    """Whether a delay fit is preceded by its delay-0 (nested) fit: 0 s lies inside ``delay_bounds``."""
+def _nested_applies(opts):
+    """Whether a delay fit is checked against its delay-0 (nested) fit: 0 s lies inside ``delay_bounds``."""
     lo, hi = opts.delay_bounds
     return lo < 0.0 < hi
 
 
-def _better_start(theta_grid, theta_nested, problem, y):
-    """Per voxel, the start with the lower sum of squares: the grid's or the nested fit's at delay 0.
+def _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out):
+    """Keep a fitted delay only where it improves on the delay-0 (nested) fit significantly.
 
-    Levenberg–Marquardt only accepts steps that lower the sum of squares, so a delay fit
-    started from the nested optimum ends at or below it.
+    The model with the delay held at 0 is nested in the delayed one. The nested fit is
+    the one ``fit_delay=False`` gives (same starts, same iterations); the delayed fit is
+    kept where the F-test for one added parameter rejects the nested model at
+    level α = ``opts.delay_significance``, F = (SSE₀ − SSE)·(T − P)/SSE > F₁,T−P(1 − α), and the nested
+    fit (delay 0, not fitted) is reported elsewhere. A delayed fit that ended above the
+    nested one (a worse basin of the grid start) is never kept, so the reported sum of
+    squares is never above the nested fit's. ``out`` is updated in place; returns the
+    voxels (bool ``[n_vox]``) that report the nested fit.
     """
-    nested = torch.as_tensor(theta_nested, dtype=theta_grid.dtype, device=theta_grid.device)
-    nested = torch.cat([torch.nan_to_num(nested, nan=0.0), torch.zeros_like(nested[:, :1])], dim=1)
-    sse_grid, sse_nested = (_sse(problem.spec, problem.plasma, th, y) for th in (theta_grid, nested))
-    return torch.where((sse_nested < sse_grid)[:, None], nested, theta_grid)
+    from scipy.stats import f as f_dist
+
+    nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk,
+                         lambda y, problem, sel: _starting_values(spec, opts, False, None, plasma, y,
+                                                                  lo[:-1], hi[:-1]),
+                         lambda done, total: None)
+    theta0 = np.concatenate([nested.theta, np.zeros((nested.theta.shape[0], 1))], axis=1)
+    sse0 = nested.sse
+    if opts.aif_times is not None:  # the undelayed model sub-steps the AIF: its SSE at delay 0 may differ slightly
+        sse0 = nested.sse.copy()
+        for first in range(0, todo.size, chunk):
+            sel = todo[first:first + chunk]
+            y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
+            sse0[sel] = _sse(spec, plasma, torch.as_tensor(theta0[sel], device=dev), y).cpu().numpy()
+    dof = max(flat.shape[1] - lo.numel(), 1)
+    critical = f_dist.ppf(1.0 - opts.delay_significance, 1, dof)
+    sse_d = out.sse[todo]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        significant = (sse0[todo] - sse_d) * dof > critical * sse_d
+    significant &= np.isfinite(sse_d) & (sse_d < sse0[todo])
+    sel = todo[~significant]
+    LOGGER.debug("delay kept in %d/%d voxels (F-test against the delay-0 fit)", todo.size - sel.size, todo.size)
+    n_p = lo.numel()
+    out.theta[sel] = theta0[sel]
+    out.se[sel] = np.concatenate([nested.se[sel], np.full((sel.size, 1), np.nan)], axis=1)
+    cov = np.full((sel.size, n_p, n_p), np.nan)
+    cov[:, :-1, :-1] = nested.cov[sel]
+    out.cov[sel] = cov
+    y = np.asarray(flat[sel], dtype=np.float64)
+    sst = ((y - y.mean(-1, keepdims=True)) ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.r2[sel] = np.where(sst > 0, 1.0 - sse0[sel] / sst, np.where(sse0[sel] <= 1e-300, 1.0, 0.0))
+    out.sse[sel] = sse0[sel]
+    out.converged[sel] = nested.converged[sel]
+    held = np.zeros(flat.shape[0], dtype=bool)
+    held[sel] = True
+    return held
 
 
 def _sse(spec, plasma, theta, y):
@@ -349,18 +394,10 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     def default_start(y, problem, sel):
         return _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
 
-    start_fn, report = default_start, progress
-    if fit_delay and _nested_applies(spec, opts):
-        # the delay-0 (nested) fit first: the delay fit starts from the better of it and
-        # the grid, so it can never end above it (docs/fitting.md, "Delay fits")
-        nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk,
-                             lambda y, problem, sel: _starting_values(spec, opts, False, None, plasma, y,
-                                                                      lo[:-1], hi[:-1]),
-                             lambda done, total: progress(done, 2 * total))
-        start_fn = lambda y, problem, sel: _better_start(  # noqa: E731
-            default_start(y, problem, sel), nested.theta[sel], problem, y)
-        report = lambda done, total: progress(total + done, 2 * total)  # noqa: E731
-    out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, report)
+    out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, default_start, progress)
+    nested = np.zeros(n_vox, dtype=bool)  # voxels that report the delay-0 fit (delay not fitted)
+    if fit_delay and _nested_applies(opts):
+        nested = _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out)
     theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
         out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
 
@@ -382,7 +419,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
         stderr[name] = np.where(undetermined, np.nan, stderr[name])
 
     valid = _validity(spec, names, theta_all, se_all, r2_all, conv_all, lo.cpu().numpy(), hi.cpu().numpy(),
-                      fit_delay, opts.min_r2, not_estimable) & use
+                      fit_delay, opts.min_r2, not_estimable, nested) & use
     shape = lambda a: a.reshape(lead)  # noqa: E731
     return FitResult(
         model=spec.name,
@@ -415,8 +452,9 @@ def _not_estimable(spec, params, stderr, lower, upper):
     return out
 
 
-def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable):
-    """The documented validity rule; parameters the data cannot determine are not checked."""
+def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable, nested):
+    """The documented validity rule; parameters the data cannot determine are not checked,
+    nor the delay where the delay-0 (``nested``) fit is reported."""
     determined = np.ones(theta.shape, dtype=bool)
     for name, undetermined in not_estimable.items():
         if name in names:
@@ -426,6 +464,8 @@ def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, 
         ok &= (np.isfinite(theta) | ~determined).all(-1)
         tol = 1e-6 * np.maximum(1.0, np.abs(hi))
         free = (theta > lo + tol) & (theta < hi - tol)
+        if fit_delay:
+            free[:, -1] &= ~nested
         ok &= (np.isfinite(se) | ~free | ~determined).all(-1)
         at_upper = (theta >= hi - tol) & determined
         if fit_delay:

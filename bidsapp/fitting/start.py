@@ -46,6 +46,8 @@ def delay_grid(t, bounds):
     lo, hi = bounds
     grid = np.arange(np.floor(lo / step) * step + 0.5 * step, hi, step)
     grid = grid[(grid > lo) & (grid < hi)]
+    if lo < 0.0 < hi:
+        grid = np.sort(np.append(grid, 0.0))
     return grid if grid.size else np.array([0.5 * (lo + hi)])
 
 
