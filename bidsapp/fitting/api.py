@@ -31,10 +31,11 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
+from ..convolution import frame_phases
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
 from .allocator import tune_allocator
 from .device import resolve_device
-from .lm import levenberg_marquardt
+from .lm import LMResult, levenberg_marquardt, normal_matrix
 from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
@@ -272,6 +273,9 @@ def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, c
     pending = np.concatenate(pending_idx) if pending_idx else np.zeros(0, dtype=int)
     if pending.size:
         theta_rest = torch.cat(pending_theta)
+        if fit_delay:
+            pending, theta_rest = _finish_on_kinks(spec, opts, plasma, flat, pending, theta_rest, dev, lo, hi,
+                                                   opts.max_iter - first_pass, out)
         for start in range(0, pending.size, chunk):
             sel = pending[start:start + chunk]
             y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
@@ -279,6 +283,66 @@ def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, c
                                       opts.max_iter - first_pass, opts.ftol, opts.xtol)
             out.store(sel, y, res, n_t, lo, hi)
     return out
+
+
+KINK_TOLERANCE = 0.01  # a delay this close to a kink (in AIF grid steps) after the first pass sits on it
+KINK_PROBE = 1e-4  # the kink is a minimum along the delay if the SSE rises this far (in steps) on both sides
+
+
+def _finish_on_kinks(spec, opts, plasma, flat, pending, theta, dev, lo, hi, max_iter, out):
+    """Finish the voxels whose delay converges onto a kink with the delay held there.
+
+    With a piecewise-linear AIF on a uniform grid of step δ the sum of squares has kinks
+    where delayed read-outs cross AIF samples, at delays (p + m)·δ for the frame phases p
+    on the grid (:func:`bidsapp.convolution.frame_phases`). A minimum on a kink has
+    one-sided derivatives, and Levenberg–Marquardt zig-zags onto it with many small steps:
+    these voxels made most of the slow tail. A voxel still moving after the first pass
+    whose delay lies within :data:`KINK_TOLERANCE` steps of a kink has its delay put on
+    the kink and its other parameters finished with the delay held. If the sum of squares
+    then rises both :data:`KINK_PROBE` steps before and after the kink, the kink is the
+    minimum along the delay and the voxel is stored (its standard errors from the
+    one-sided Jacobian, as before); otherwise it continues with the delay free from the
+    lower side of the kink, where the derivative points the way down.
+    Returns the voxels and starting θ that continue with the delay free.
+    """
+    phases = frame_phases(plasma.aif_times, plasma.t)
+    if phases is None:
+        return pending, theta
+    step = phases.delta
+    delay = theta[:, -1]
+    units = delay[:, None] / step - phases.distinct[None, :]  # [n, U]
+    nearest = (units.round() + phases.distinct[None, :]) * step
+    dist = (delay[:, None] - nearest).abs()
+    kink = nearest.gather(1, dist.argmin(1, keepdim=True))[:, 0]
+    on = (dist.min(1).values <= KINK_TOLERANCE * step) & (kink > lo[-1]) & (kink < hi[-1])
+    if not bool(on.any()):
+        return pending, theta
+    sel = pending[on.cpu().numpy()]
+    fixed = np.zeros(flat.shape[0])
+    fixed[sel] = kink[on].cpu().numpy()
+    y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, False, dev)
+    res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta[on, :-1], lo[:-1], hi[:-1], max_iter,
+                              opts.ftol, opts.xtol)
+    theta_k = torch.cat([res.theta, kink[on, None]], dim=1)
+    probe = KINK_PROBE * step
+    sse_at = [_sse(spec, plasma, theta_k + torch.cat([torch.zeros_like(res.theta), torch.full_like(kink[on, None], h)], 1), y)
+              for h in (-probe, probe)]
+    minimum = (sse_at[0] >= res.sse) & (sse_at[1] >= res.sse)
+    full = KineticProblem(spec, plasma, fit_delay=True)
+    keep = minimum.cpu().numpy()
+    if keep.any():
+        pred, jac = full.predict(theta_k[minimum], None)
+        resid = y[minimum].T - pred
+        done = LMResult(theta_k[minimum], (resid * resid).sum(0), normal_matrix(jac), res.converged[minimum],
+                        res.n_iter[minimum])
+        out.store(sel[keep], y[minimum], done, plasma.t.numel(), lo, hi)
+    go_on = torch.ones(pending.size, dtype=torch.bool, device=theta.device)
+    go_on[torch.nonzero(on).flatten()[minimum]] = False
+    theta = theta.clone()
+    theta_k[:, -1] += torch.where(sse_at[1] < sse_at[0], probe, -probe)  # off the kink, on its lower side
+    theta[on] = theta_k
+    mask = go_on.cpu().numpy()
+    return pending[mask], theta[go_on]
 
 
 def _nested_applies(opts):
