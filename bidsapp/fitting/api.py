@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+from scipy.special import fdtri
 
 from ..convolution import frame_phases
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
@@ -363,8 +364,6 @@ def _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out):
     squares is never above the nested fit's. ``out`` is updated in place; returns the
     voxels (bool ``[n_vox]``) that report the nested fit.
     """
-    from scipy.stats import f as f_dist
-
     nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk,
                          lambda y, problem, sel: _starting_values(spec, opts, False, None, plasma, y,
                                                                   lo[:-1], hi[:-1]),
@@ -378,7 +377,7 @@ def _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out):
             y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
             sse0[sel] = _sse(spec, plasma, torch.as_tensor(theta0[sel], device=dev), y).cpu().numpy()
     dof = max(flat.shape[1] - lo.numel(), 1)
-    critical = f_dist.ppf(1.0 - opts.delay_significance, 1, dof)
+    critical = fdtri(1, dof, 1.0 - opts.delay_significance)
     sse_d = out.sse[todo]
     with np.errstate(divide="ignore", invalid="ignore"):
         significant = (sse0[todo] - sse_d) * dof > critical * sse_d
