@@ -221,3 +221,20 @@ def test_delay_grid_past_the_acquisition_gives_finite_starts():
     fit = fit_model("extended_tofts", conc[None], t, aif, fit_delay=True, delay_bounds=(-5.0, 45.0), device="cpu")
     assert fit.valid.all()
     np.testing.assert_allclose(fit.params["delay"], 1.0, atol=1e-3)
+
+
+def test_delay_is_kept_only_where_it_improves_on_the_delay_zero_fit(aif):
+    """A 6 s delay is significant and kept; an undelayed noisy curve reports the delay-0
+    fit (delay 0 with no standard error, still valid) and never a larger SSE than it."""
+    rng = np.random.default_rng(7)
+    p = {"Ktrans": np.array([0.2, 0.2]), "ve": np.array([0.3, 0.3]), "vp": np.array([0.05, 0.05])}
+    conc = model_curve("extended_tofts", p, T, aif, delay=np.array([6.0, 0.0])) + rng.normal(0, 0.01, (2, T.size))
+    delayed = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu")
+    nested = fit_model("extended_tofts", conc, T, aif, device="cpu")
+    assert delayed.valid.all()
+    assert delayed.params["delay"][0] == pytest.approx(6.0, abs=0.5) and np.isfinite(delayed.stderr["delay"][0])
+    assert delayed.params["delay"][1] == 0.0 and np.isnan(delayed.stderr["delay"][1])
+    np.testing.assert_allclose(delayed.params["Ktrans"][1], nested.params["Ktrans"][1], rtol=1e-9)
+    assert (delayed.sse <= nested.sse * (1 + 1e-9)).all()
+    with pytest.raises(ValueError, match="delay_significance"):
+        fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu", delay_significance=0.0)
