@@ -331,8 +331,11 @@ def _finish_on_kinks(spec, opts, plasma, flat, pending, theta, dev, lo, hi, max_
                               opts.ftol, opts.xtol)
     theta_k = torch.cat([res.theta, kink[on, None]], dim=1)
     probe = KINK_PROBE * step
-    sse_at = [_sse(spec, plasma, theta_k + torch.cat([torch.zeros_like(res.theta), torch.full_like(kink[on, None], h)], 1), y)
-              for h in (-probe, probe)]
+    shift = torch.zeros_like(theta_k)
+    sse_at = []
+    for h in (-probe, probe):
+        shift[:, -1] = h
+        sse_at.append(_sse(spec, plasma, theta_k + shift, y))
     minimum = (sse_at[0] >= res.sse) & (sse_at[1] >= res.sse)
     full = KineticProblem(spec, plasma, fit_delay=True)
     keep = minimum.cpu().numpy()

@@ -40,7 +40,10 @@ def delay_grid(t, bounds):
 
     The points sit half-way between multiples of the step: the sum of squares is
     piecewise quadratic in the delay with kinks where delayed samples cross the AIF's
-    sample times, and a start exactly on a kink has a one-sided derivative.
+    sample times, and a start exactly on a kink has a one-sided derivative. 0 s is
+    added when it lies within ``bounds``: it is the delay-0 (nested) model, the answer
+    for tissue that follows the AIF, and without it such tissue starts half a step away
+    (see docs/fitting.md, "Delay fits").
     """
     step = max(float(np.median(np.diff(t))), 1.0)
     lo, hi = bounds

@@ -85,23 +85,24 @@ def main(argv=None):
         for name, fit in (("delay", delayed), ("delay-0", nested)):
             kt = float(np.nanmedian(fit.params["Ktrans"][sel]))
             kep = np.nanmedian(fit.params["kep"][sel]) if np.isfinite(fit.params["kep"][sel]).any() else np.nan
-            print(f"{label} ({int(sel.sum()):,} pure voxels), {name:7} fit: median Ktrans {kt:.4f} /min (truth {truth:.4f}), "
-                  f"valid {100 * fit.valid[sel].mean():.1f}%, median kep {kep:.3g} /min")
+            print(f"{label} ({int(sel.sum()):,} pure voxels), {name:7} fit: median Ktrans {kt:.4f} /min "
+                  f"(truth {truth:.4f}), valid {100 * fit.valid[sel].mean():.1f}%, median kep {kep:.3g} /min")
         rows.append((label, abs(float(np.nanmedian(delayed.params["Ktrans"][sel])) - truth), delayed.valid[sel].mean()))
     rim = mask & (phantom.dseg == CLASS_INDEX["tumour_rim"]) & (phantom.ktrans > RIM_MIN_KTRANS)
     rim_err = {}
     for name, fit in (("delay", delayed), ("delay-0", nested)):
         rim_err[name] = float(np.nanmedian(np.abs(fit.params["Ktrans"][rim] / phantom.ktrans[rim] - 1.0)))
-        print(f"tumour rim ({int(rim.sum()):,} voxels), {name:7} fit: median |Ktrans error| {100 * rim_err[name]:.1f}% "
-              f"(median Ktrans {np.nanmedian(fit.params['Ktrans'][rim]):.4f}, truth {np.median(phantom.ktrans[rim]):.4f}), "
-              f"valid {100 * fit.valid[rim].mean():.1f}%")
+        print(f"tumour rim ({int(rim.sum()):,} voxels), {name:7} fit: median |Ktrans error| "
+              f"{100 * rim_err[name]:.1f}% (median Ktrans {np.nanmedian(fit.params['Ktrans'][rim]):.4f}, "
+              f"truth {np.median(phantom.ktrans[rim]):.4f}), valid {100 * fit.valid[rim].mean():.1f}%")
     above = int((delayed.sse[mask] > nested.sse[mask] * (1 + 1e-9) + 1e-15).sum())
     valid = float(delayed.valid[mask].mean())
     kept = float((delayed.params["delay"][mask] != 0).mean())
     print(f"delay fit: valid {100 * valid:.1f}% of fitted voxels; delay kept (F-test) in {100 * kept:.1f}%; "
           f"{above} voxels with SSE above the delay-0 fit")
 
-    checks = [(f"{label} median Ktrans within 0.002 /min of truth", err <= 0.002, f"{err:.4f}") for label, err, _ in rows]
+    checks = [(f"{label} median Ktrans within 0.002 /min of truth", err <= 0.002, f"{err:.4f}")
+              for label, err, _ in rows]
     checks += [(f"{label} ≥ 95 % valid", v >= 0.95, f"{100 * v:.1f}%") for label, _, v in rows]
     checks += [("all fitted voxels ≥ 95 % valid", valid >= 0.95, f"{100 * valid:.1f}%"),
                ("tumour rim Ktrans within 10 %", rim_err["delay"] <= 0.10, f"{100 * rim_err['delay']:.1f}%"),
