@@ -191,12 +191,14 @@ def test_parameters_on_a_bound_have_no_standard_error(aif):
 def test_delay_fit_reaches_the_scipy_optimum_near_kinks(aif):
     """With the AIF at the frames the SSE has kinks in the delay (read-outs crossing AIF
     samples) and minima often sit on one (here the truth is on a kink at 5 s); the fit
-    still reaches the sum of squares of a float64 scipy reference started at the truth."""
+    still reaches the sum of squares of a float64 scipy reference started at the truth.
+    ``delay_significance=1`` keeps every fitted delay that beats the delay-0 fit (at the
+    default 0.05 the 0.2 s delay is not significant and the delay-0 fit is reported)."""
     rng = np.random.default_rng(4)
     truth = {k: np.array(v[:3] * 2) for k, v in ROUND_TRIP["extended_tofts"].items()}
     delay = np.array([4.8, 5.0, 5.3, 9.9, 2.5, 0.2])
     conc = model_curve("extended_tofts", truth, T, aif, delay=delay) + rng.normal(0, 0.01, (6, T.size))
-    fit = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu")
+    fit = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu", delay_significance=1.0)
     assert fit.converged.all()
     lo, hi = [0.0, 1e-3, 0.0, -10.0], [5.0, 1.0, 1.0, 30.0]
     for i in range(conc.shape[0]):
@@ -219,3 +221,20 @@ def test_delay_grid_past_the_acquisition_gives_finite_starts():
     fit = fit_model("extended_tofts", conc[None], t, aif, fit_delay=True, delay_bounds=(-5.0, 45.0), device="cpu")
     assert fit.valid.all()
     np.testing.assert_allclose(fit.params["delay"], 1.0, atol=1e-3)
+
+
+def test_delay_is_kept_only_where_it_improves_on_the_delay_zero_fit(aif):
+    """A 6 s delay is significant and kept; an undelayed noisy curve reports the delay-0
+    fit (delay 0 with no standard error, still valid) and never a larger SSE than it."""
+    rng = np.random.default_rng(7)
+    p = {"Ktrans": np.array([0.2, 0.2]), "ve": np.array([0.3, 0.3]), "vp": np.array([0.05, 0.05])}
+    conc = model_curve("extended_tofts", p, T, aif, delay=np.array([6.0, 0.0])) + rng.normal(0, 0.01, (2, T.size))
+    delayed = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu")
+    nested = fit_model("extended_tofts", conc, T, aif, device="cpu")
+    assert delayed.valid.all()
+    assert delayed.params["delay"][0] == pytest.approx(6.0, abs=0.5) and np.isfinite(delayed.stderr["delay"][0])
+    assert delayed.params["delay"][1] == 0.0 and np.isnan(delayed.stderr["delay"][1])
+    np.testing.assert_allclose(delayed.params["Ktrans"][1], nested.params["Ktrans"][1], rtol=1e-9)
+    assert (delayed.sse <= nested.sse * (1 + 1e-9)).all()
+    with pytest.raises(ValueError, match="delay_significance"):
+        fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu", delay_significance=0.0)

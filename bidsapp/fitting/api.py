@@ -23,6 +23,11 @@ Method (written out in ``docs/fitting.md``):
    standard error unless on a bound, no determined parameter at its *upper* bound (the
    box was too small: the value is not an estimate), the delay (if fitted) not at
    either bound, and ve + vp ≤ 1 where ve is determined.
+8. Delay fits: the delay grid contains 0 s; voxels whose delay converges onto a kink of
+   the piecewise-linear AIF are finished with the delay held there
+   (:func:`_finish_on_kinks`); the delay is kept only where an F-test finds it
+   significant against the delay-0 (nested) fit, which is reported elsewhere — never
+   a fit above the nested one (:func:`_choose_nested`).
 """
 
 import logging
@@ -30,11 +35,13 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+from scipy.special import fdtri
 
+from ..convolution import frame_phases
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
 from .allocator import tune_allocator
 from .device import resolve_device
-from .lm import levenberg_marquardt
+from .lm import LMResult, levenberg_marquardt, normal_matrix
 from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
@@ -57,6 +64,9 @@ class FitOptions:
     substeps : sub-steps per frame interval in the undelayed convolution (default:
         enough to resolve ``aif_times``, else 1). Delayed models read the exact
         undelayed response on the AIF's own grid at t − delay and need none.
+    delay_significance : with ``fit_delay``, the significance level of the F-test that
+        keeps a fitted delay over the delay-0 (nested) fit (default 0.05; 1 keeps every
+        fitted delay whose fit is below the nested one). See :func:`_choose_nested`.
     chunk_size : voxels per chunk (default 32768 on CPU, 131072 on CUDA).
     progress : callable ``progress(done, total)`` called after each chunk.
     """
@@ -71,6 +81,7 @@ class FitOptions:
     min_r2: float = 0.0
     aif_times: object = None
     substeps: int = None
+    delay_significance: float = 0.05
     chunk_size: int = None
     progress: object = None
 
@@ -86,6 +97,8 @@ class FitOptions:
         lo, hi = opts.delay_bounds
         if not lo < hi:
             raise ValueError(f"delay_bounds: lower {lo} must be below upper {hi}")
+        if not 0.0 < opts.delay_significance <= 1.0:
+            raise ValueError(f"delay_significance: expected a level in (0, 1], got {opts.delay_significance}")
         return opts
 
 
@@ -241,6 +254,167 @@ def _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev):
     return y, KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
 
 
+def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress):
+    """Levenberg–Marquardt for the voxels ``todo`` in chunks; returns the :class:`_Outputs`.
+
+    ``start_fn(y, problem, sel)`` gives the starting θ of a chunk. Each chunk runs
+    :data:`FIRST_PASS_ITERATIONS`; voxels still moving then continue together, so the
+    slow tail of every chunk costs one batch instead of one batch per chunk.
+    """
+    n_t = plasma.t.numel()
+    out = _Outputs(flat.shape[0], lo.numel())
+    first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
+    pending_idx, pending_theta = [], []
+    for start in range(0, todo.size, chunk):
+        sel = todo[start:start + chunk]
+        y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
+        theta0 = start_fn(y, problem, sel)
+        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
+        unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
+        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, lo, hi)
+        pending_idx.append(sel[unfinished])
+        pending_theta.append(res.theta[unfinished])
+        LOGGER.debug("first pass: %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
+        progress(start + sel.size, todo.size)
+    pending = np.concatenate(pending_idx) if pending_idx else np.zeros(0, dtype=int)
+    if pending.size:
+        theta_rest = torch.cat(pending_theta)
+        if fit_delay:
+            pending, theta_rest = _finish_on_kinks(spec, opts, plasma, flat, pending, theta_rest, dev, lo, hi,
+                                                   opts.max_iter - first_pass, out)
+        for start in range(0, pending.size, chunk):
+            sel = pending[start:start + chunk]
+            y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
+            res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
+                                      opts.max_iter - first_pass, opts.ftol, opts.xtol)
+            out.store(sel, y, res, n_t, lo, hi)
+    return out
+
+
+KINK_TOLERANCE = 0.01  # a delay this close to a kink (in AIF grid steps) after the first pass sits on it
+KINK_PROBE = 1e-4  # the kink is a minimum along the delay if the SSE rises this far (in steps) on both sides
+
+
+def _finish_on_kinks(spec, opts, plasma, flat, pending, theta, dev, lo, hi, max_iter, out):
+    """Finish the voxels whose delay converges onto a kink with the delay held there.
+
+    With a piecewise-linear AIF on a uniform grid of step δ the sum of squares has kinks
+    where delayed read-outs cross AIF samples, at delays (p + m)·δ for the frame phases p
+    on the grid (:func:`bidsapp.convolution.frame_phases`). A minimum on a kink has
+    one-sided derivatives, and Levenberg–Marquardt zig-zags onto it with many small steps:
+    these voxels made most of the slow tail. A voxel still moving after the first pass
+    whose delay lies within :data:`KINK_TOLERANCE` steps of a kink has its delay put on
+    the kink and its other parameters finished with the delay held. If the sum of squares
+    then rises both :data:`KINK_PROBE` steps before and after the kink, the kink is the
+    minimum along the delay and the voxel is stored (its standard errors from the
+    one-sided Jacobian, as before); otherwise it continues with the delay free from the
+    lower side of the kink, where the derivative points the way down.
+    Returns the voxels and starting θ that continue with the delay free.
+    """
+    phases = frame_phases(plasma.aif_times, plasma.t)
+    if phases is None:
+        return pending, theta
+    step = phases.delta
+    delay = theta[:, -1]
+    units = delay[:, None] / step - phases.distinct[None, :]  # [n, U]
+    nearest = (units.round() + phases.distinct[None, :]) * step
+    dist = (delay[:, None] - nearest).abs()
+    kink = nearest.gather(1, dist.argmin(1, keepdim=True))[:, 0]
+    on = (dist.min(1).values <= KINK_TOLERANCE * step) & (kink > lo[-1]) & (kink < hi[-1])
+    if not bool(on.any()):
+        return pending, theta
+    sel = pending[on.cpu().numpy()]
+    fixed = np.zeros(flat.shape[0])
+    fixed[sel] = kink[on].cpu().numpy()
+    y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, False, dev)
+    res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta[on, :-1], lo[:-1], hi[:-1], max_iter,
+                              opts.ftol, opts.xtol)
+    theta_k = torch.cat([res.theta, kink[on, None]], dim=1)
+    probe = KINK_PROBE * step
+    shift = torch.zeros_like(theta_k)
+    sse_at = []
+    for h in (-probe, probe):
+        shift[:, -1] = h
+        sse_at.append(_sse(spec, plasma, theta_k + shift, y))
+    minimum = (sse_at[0] >= res.sse) & (sse_at[1] >= res.sse)
+    full = KineticProblem(spec, plasma, fit_delay=True)
+    keep = minimum.cpu().numpy()
+    if keep.any():
+        pred, jac = full.predict(theta_k[minimum], None)
+        resid = y[minimum].T - pred
+        done = LMResult(theta_k[minimum], (resid * resid).sum(0), normal_matrix(jac), res.converged[minimum],
+                        res.n_iter[minimum])
+        out.store(sel[keep], y[minimum], done, plasma.t.numel(), lo, hi)
+    go_on = torch.ones(pending.size, dtype=torch.bool, device=theta.device)
+    go_on[torch.nonzero(on).flatten()[minimum]] = False
+    theta = theta.clone()
+    theta_k[:, -1] += torch.where(sse_at[1] < sse_at[0], probe, -probe)  # off the kink, on its lower side
+    theta[on] = theta_k
+    mask = go_on.cpu().numpy()
+    return pending[mask], theta[go_on]
+
+
+def _nested_applies(opts):
+    """Whether a delay fit is checked against its delay-0 (nested) fit: 0 s lies inside ``delay_bounds``."""
+    lo, hi = opts.delay_bounds
+    return lo < 0.0 < hi
+
+
+def _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out):
+    """Keep a fitted delay only where it improves on the delay-0 (nested) fit significantly.
+
+    The model with the delay held at 0 is nested in the delayed one. The nested fit is
+    the one ``fit_delay=False`` gives (same starts, same iterations); the delayed fit is
+    kept where the F-test for one added parameter rejects the nested model at
+    level α = ``opts.delay_significance``, F = (SSE₀ − SSE)·(T − P)/SSE > F₁,T−P(1 − α), and the nested
+    fit (delay 0, not fitted) is reported elsewhere. A delayed fit that ended above the
+    nested one (a worse basin of the grid start) is never kept, so the reported sum of
+    squares is never above the nested fit's. ``out`` is updated in place; returns the
+    voxels (bool ``[n_vox]``) that report the nested fit.
+    """
+    nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk,
+                         lambda y, problem, sel: _starting_values(spec, opts, False, None, plasma, y,
+                                                                  lo[:-1], hi[:-1]),
+                         lambda done, total: None)
+    theta0 = np.concatenate([nested.theta, np.zeros((nested.theta.shape[0], 1))], axis=1)
+    sse0 = nested.sse
+    if opts.aif_times is not None:  # the undelayed model sub-steps the AIF: its SSE at delay 0 may differ slightly
+        sse0 = nested.sse.copy()
+        for first in range(0, todo.size, chunk):
+            sel = todo[first:first + chunk]
+            y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
+            sse0[sel] = _sse(spec, plasma, torch.as_tensor(theta0[sel], device=dev), y).cpu().numpy()
+    dof = max(flat.shape[1] - lo.numel(), 1)
+    critical = fdtri(1, dof, 1.0 - opts.delay_significance)
+    sse_d = out.sse[todo]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        significant = (sse0[todo] - sse_d) * dof > critical * sse_d
+    significant &= np.isfinite(sse_d) & (sse_d < sse0[todo])
+    sel = todo[~significant]
+    LOGGER.debug("delay kept in %d/%d voxels (F-test against the delay-0 fit)", todo.size - sel.size, todo.size)
+    n_p = lo.numel()
+    out.theta[sel] = theta0[sel]
+    out.se[sel] = np.concatenate([nested.se[sel], np.full((sel.size, 1), np.nan)], axis=1)
+    cov = np.full((sel.size, n_p, n_p), np.nan)
+    cov[:, :-1, :-1] = nested.cov[sel]
+    out.cov[sel] = cov
+    y = np.asarray(flat[sel], dtype=np.float64)
+    sst = ((y - y.mean(-1, keepdims=True)) ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.r2[sel] = np.where(sst > 0, 1.0 - sse0[sel] / sst, np.where(sse0[sel] <= 1e-300, 1.0, 0.0))
+    out.sse[sel] = sse0[sel]
+    out.converged[sel] = nested.converged[sel]
+    held = np.zeros(flat.shape[0], dtype=bool)
+    held[sel] = True
+    return held
+
+
+def _sse(spec, plasma, theta, y):
+    """Sum of squares ``[n]`` of the delayed model at ``theta [n, P]`` (delay last) for curves ``y [n, T]``."""
+    p = {name: theta[:, i] for i, name in enumerate(spec.params)}
+    return ((y - evaluate(spec, p, plasma, theta[:, -1])) ** 2).sum(-1)
+
+
 def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="auto", **options):
     """Fit a kinetic model to tissue concentration curves.
 
@@ -284,34 +458,17 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     names = spec.params + (("delay",) if fit_delay else ())
     n_vox, n_t, n_p = flat.shape[0], t_.numel(), len(names)
 
-    out = _Outputs(n_vox, n_p)
     chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 32768))
     todo = np.flatnonzero(use)
-    first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
-    pending_idx, pending_theta = [], []
-    for start in range(0, todo.size, chunk):
-        sel = todo[start:start + chunk]
-        y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
-        theta0 = _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
-        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
-        unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
-        out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, lo, hi)
-        pending_idx.append(sel[unfinished])
-        pending_theta.append(res.theta[unfinished])
-        LOGGER.debug("first pass: %d/%d voxels (%s)", start + sel.size, todo.size, spec.name)
-        if opts.progress is not None:
-            opts.progress(start + sel.size, todo.size)
-    # voxels still moving after the first pass continue together, so the slow tail
-    # of every chunk costs one batch instead of one batch per chunk
-    pending = np.concatenate(pending_idx) if pending_idx else np.zeros(0, dtype=int)
-    if pending.size:
-        theta_rest = torch.cat(pending_theta)
-        for start in range(0, pending.size, chunk):
-            sel = pending[start:start + chunk]
-            y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
-            res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
-                                      opts.max_iter - first_pass, opts.ftol, opts.xtol)
-            out.store(sel, y, res, n_t, lo, hi)
+    progress = opts.progress or (lambda done, total: None)
+
+    def default_start(y, problem, sel):
+        return _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
+
+    out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, default_start, progress)
+    nested = np.zeros(n_vox, dtype=bool)  # voxels that report the delay-0 fit (delay not fitted)
+    if fit_delay and _nested_applies(opts):
+        nested = _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out)
     theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
         out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
 
@@ -333,7 +490,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
         stderr[name] = np.where(undetermined, np.nan, stderr[name])
 
     valid = _validity(spec, names, theta_all, se_all, r2_all, conv_all, lo.cpu().numpy(), hi.cpu().numpy(),
-                      fit_delay, opts.min_r2, not_estimable) & use
+                      fit_delay, opts.min_r2, not_estimable, nested) & use
     shape = lambda a: a.reshape(lead)  # noqa: E731
     return FitResult(
         model=spec.name,
@@ -366,8 +523,9 @@ def _not_estimable(spec, params, stderr, lower, upper):
     return out
 
 
-def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable):
-    """The documented validity rule; parameters the data cannot determine are not checked."""
+def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable, nested):
+    """The documented validity rule; parameters the data cannot determine are not checked,
+    nor the delay where the delay-0 (``nested``) fit is reported."""
     determined = np.ones(theta.shape, dtype=bool)
     for name, undetermined in not_estimable.items():
         if name in names:
@@ -377,6 +535,8 @@ def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, 
         ok &= (np.isfinite(theta) | ~determined).all(-1)
         tol = 1e-6 * np.maximum(1.0, np.abs(hi))
         free = (theta > lo + tol) & (theta < hi - tol)
+        if fit_delay:
+            free[:, -1] &= ~nested
         ok &= (np.isfinite(se) | ~free | ~determined).all(-1)
         at_upper = (theta >= hi - tol) & determined
         if fit_delay:

@@ -40,12 +40,17 @@ def delay_grid(t, bounds):
 
     The points sit half-way between multiples of the step: the sum of squares is
     piecewise quadratic in the delay with kinks where delayed samples cross the AIF's
-    sample times, and a start exactly on a kink has a one-sided derivative.
+    sample times, and a start exactly on a kink has a one-sided derivative. 0 s is
+    added when it lies within ``bounds``: it is the delay-0 (nested) model, the answer
+    for tissue that follows the AIF, and without it such tissue starts half a step away
+    (see docs/fitting.md, "Delay fits").
     """
     step = max(float(np.median(np.diff(t))), 1.0)
     lo, hi = bounds
     grid = np.arange(np.floor(lo / step) * step + 0.5 * step, hi, step)
     grid = grid[(grid > lo) & (grid < hi)]
+    if lo < 0.0 < hi:
+        grid = np.sort(np.append(grid, 0.0))
     return grid if grid.size else np.array([0.5 * (lo + hi)])
 
 
