@@ -320,7 +320,7 @@ def test_a_failing_subject_gets_no_files_and_the_others_finish(tmp_path, capsys)
                  "--models", "patlak"])
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dcequant: error:")]
-    assert len(errors) == 1 and "sub-02_dce.nii.gz: sidecar field 'VolumeTiming' is missing" in errors[0]
+    assert len(errors) == 1 and "sub-02_dce.nii.gz: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing" in errors[0]
     assert (out / "sub-01.html").is_file() and (out / "sub-01/perf/sub-01_desc-patlak_Ktrans.nii.gz").is_file()
     assert not (out / "sub-02").exists() and not (out / ".dcequant-staging").exists()
     aif = json.loads((out / "sub-01/perf/sub-01_desc-aif_timeseries.json").read_text())  # default: --aif auto
