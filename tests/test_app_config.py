@@ -14,7 +14,7 @@ def test_defaults_match_the_documentation():
     assert cfg.models == list(DEFAULT_MODELS) == ["extended_tofts", "patlak"]
     assert cfg.hematocrit == 0.45 and cfg.aif == "auto" and cfg.device == "auto"
     assert cfg.fit_delay is False and cfg.b1_correction is True and cfg.nets is None
-    assert cfg.bids_dir == Path("bids") and cfg.analysis_level == "participant"
+    assert cfg.bids_dir == Path("bids").absolute() and cfg.analysis_level == "participant"
 
 
 def test_labels_accept_prefixes():
