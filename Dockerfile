@@ -24,6 +24,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/dcequant
 ENV PATH=/opt/dcequant/bin:$PATH
+# hadolint ignore=DL3013
 RUN set -e; \
     if [ -n "$TORCH_WHEEL" ]; then \
       if [ ! -f "$TORCH_WHEEL" ]; then \
@@ -64,7 +65,7 @@ ENV PATH=/opt/dcequant/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     DENO_DIR=/tmp/deno \
     OMP_NUM_THREADS=1
-USER dcequant
+USER 1000:1000
 WORKDIR /home/dcequant
 ENTRYPOINT ["dcequant"]
 CMD ["--help"]

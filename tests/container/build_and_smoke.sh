@@ -124,7 +124,7 @@ buildah umount "$CTR" >/dev/null
 ENTRYPOINT=$(buildah inspect --type image --format '{{range .Docker.Config.Entrypoint}}{{.}} {{end}}' "$IMAGE")
 [ "$ENTRYPOINT" = "dcequant " ] || fail "ENTRYPOINT is '$ENTRYPOINT', expected [\"dcequant\"]"
 USER_NAME=$(buildah inspect --type image --format '{{.Docker.Config.User}}' "$IMAGE")
-[ -n "$USER_NAME" ] && [ "$USER_NAME" != root ] || fail "the image runs as '$USER_NAME', expected a non-root user"
+case "${USER_NAME%%:*}" in ""|root|0) fail "the image runs as '$USER_NAME', expected a non-root user" ;; esac
 
 DATA="$WORK/data"
 mkdir -p "$DATA"
