@@ -21,6 +21,9 @@ from filelock import FileLock
 LOCK_NAME = ".dcequant.lock"
 #: seconds to wait for another run's lock before giving up
 LOCK_TIMEOUT = 600.0
+#: the process's umask, read once at import (os.umask can only be read by setting it)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def dataset_lock(root, timeout=LOCK_TIMEOUT):
@@ -48,6 +51,7 @@ def atomic_path(path, suffix=None):
     if suffix is None:
         suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would (shared HPC folders)
     os.close(fd)
     tmp = Path(tmp)
     try:
