@@ -51,9 +51,10 @@ def check_dataset(out):
     assert not list(out.rglob(".*.tmp")) and not list(out.rglob(".*.nii.gz")), f"{out}: temporary files left behind"
 
 
-def check_subject(out, subject):
-    """Every session of ``subject``: T1 map, concentration, AIF table and every default model map,
-    each a readable NIfTI with finite values and a JSON sidecar; and the HTML report."""
+def check_subject(out, subject, maps=DEFAULT_MAPS):
+    """Every session of ``subject``: T1 map, concentration, AIF table and every model map of
+    ``maps`` (``desc`` label -> parameters), each a readable NIfTI with finite values and a JSON
+    sidecar; and the HTML report."""
     out = Path(out)
     folder = out / f"sub-{subject}"
     t1maps = sorted(folder.rglob(f"sub-{subject}*_desc-vfa_T1map.nii.gz"))
@@ -62,7 +63,7 @@ def check_subject(out, subject):
         prefix = t1map.name.split("_desc-")[0]
         perf = t1map.parent.parent / "perf"
         files = [t1map, perf / f"{prefix}_desc-conc_dce.nii.gz"]
-        files += [perf / f"{prefix}_desc-{label}_{p}.nii.gz" for label, params in DEFAULT_MAPS.items() for p in params]
+        files += [perf / f"{prefix}_desc-{label}_{p}.nii.gz" for label, params in maps.items() for p in params]
         for path in files:
             values = _finite_volume(path)
             assert values.size > 0, f"{path}: no finite value"
