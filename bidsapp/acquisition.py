@@ -1,8 +1,8 @@
 """Acquisition parameters of a DCE session: sidecars, frame times, relaxivity, baseline.
 
 * :func:`read_dce_acquisition` reads the DCE sidecar (``RepetitionTimeExcitation`` s,
-  ``FlipAngle`` deg, ``VolumeTiming`` s, ``MagneticFieldStrength`` T,
-  ``ContrastBolusAgent``).
+  ``FlipAngle`` deg, ``VolumeTiming`` or ``RepetitionTime`` s (:func:`frame_times`),
+  ``MagneticFieldStrength`` T, ``ContrastBolusAgent``).
 * :func:`read_vfa_acquisition` reads the flip angles and TR of the VFA volumes.
 * :func:`resolve_relaxivity` picks r1 (/mM/s): the user's value, else
   :func:`bidsapp.relaxivity_for` of the sidecar's agent and field strength, else
@@ -30,6 +30,7 @@ class DCEAcquisition:
     times: np.ndarray
     field_strength: float | None = None
     agent: str | None = None
+    timing_field: str = "VolumeTiming"
 
 
 @dataclass
@@ -58,20 +59,71 @@ def _require(meta, key, path):
     return meta[key]
 
 
+#: shortest frame interval (s) a lone ``RepetitionTime`` may mean; anything shorter is an
+#: excitation TR written into the wrong field
+MIN_FRAME_INTERVAL = 0.1
+
+
+def frame_times(meta, path, n_frames):
+    """Frame times (s from the first frame) and the SPGR excitation TR (s) of a DCE sidecar.
+
+    BIDS gives a 4-D series its timing as ``VolumeTiming`` (onset of every volume, s) *or*
+    ``RepetitionTime`` (regular sampling: frame ``i`` at ``i × RepetitionTime``), never both;
+    the excitation TR of the SPGR readout is then ``RepetitionTimeExcitation``. Returns
+    ``(times, tr_excitation, timing_field)``. A sidecar with both timing fields or neither,
+    a lone ``RepetitionTime`` shorter than :data:`MIN_FRAME_INTERVAL` without
+    ``RepetitionTimeExcitation`` (an excitation TR in the frame-interval field), or timings
+    that do not match ``n_frames`` raise ``ValueError`` naming the file and the fields.
+    """
+    has_vt, has_rt = "VolumeTiming" in meta, "RepetitionTime" in meta
+    if has_vt and has_rt:
+        raise ValueError(f"{path}: sidecar has both 'VolumeTiming' and 'RepetitionTime' "
+                         "(BIDS allows only one of them)")
+    if not (has_vt or has_rt):
+        raise ValueError(f"{path}: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing "
+                         "(the frame times of the DCE series)")
+    if has_rt:
+        interval = _positive_number(meta, "RepetitionTime", path)
+        if interval < MIN_FRAME_INTERVAL and "RepetitionTimeExcitation" not in meta:
+            raise ValueError(f"{path}: sidecar field 'RepetitionTime' = {interval:g} s cannot be a frame "
+                             f"interval (< {MIN_FRAME_INTERVAL} s) and 'RepetitionTimeExcitation' is missing; "
+                             "give the SPGR TR as 'RepetitionTimeExcitation' and the frame interval as "
+                             "'RepetitionTime' or 'VolumeTiming'")
+        times, field_name = np.arange(n_frames) * interval, "RepetitionTime"
+    else:
+        try:
+            times = np.asarray(meta["VolumeTiming"], dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: sidecar field 'VolumeTiming' must be a list of numbers (s)") from None
+        if times.shape != (n_frames,):
+            raise ValueError(f"{path}: sidecar field 'VolumeTiming' has {times.size} entries for {n_frames} frames")
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+            raise ValueError(f"{path}: sidecar field 'VolumeTiming' must increase")
+        times, field_name = times - times[0], "VolumeTiming"
+    tr = _positive_number(meta, "RepetitionTimeExcitation", path)
+    return times, tr, field_name
+
+
+def _positive_number(meta, key, path):
+    value = _require(meta, key, path)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: sidecar field {key!r} must be a number, got {value!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{path}: sidecar field {key!r} must be positive, got {value!r}")
+    return value
+
+
 def read_dce_acquisition(dce_path, n_frames):
-    """Read the DCE sidecar of ``dce_path`` (with ``n_frames`` volumes)."""
+    """Read the DCE sidecar of ``dce_path`` (with ``n_frames`` volumes); timing rules in
+    :func:`frame_times`."""
     meta = read_sidecar(dce_path)
-    tr = float(_require(meta, "RepetitionTimeExcitation", dce_path))
-    flip = float(_require(meta, "FlipAngle", dce_path))
-    times = np.asarray(_require(meta, "VolumeTiming", dce_path), dtype=float)
-    if times.shape != (n_frames,):
-        raise ValueError(f"{dce_path}: VolumeTiming has {times.size} entries for {n_frames} frames")
-    if np.any(np.diff(times) <= 0):
-        raise ValueError(f"{dce_path}: VolumeTiming must increase")
-    times = times - times[0]
+    times, tr, timing_field = frame_times(meta, dce_path, n_frames)
+    flip = _positive_number(meta, "FlipAngle", dce_path)
     field_strength = meta.get("MagneticFieldStrength")
     return DCEAcquisition(tr, flip, times, float(field_strength) if field_strength else None,
-                          meta.get("ContrastBolusAgent"))
+                          meta.get("ContrastBolusAgent"), timing_field)
 
 
 def read_vfa_acquisition(vfa_paths):

@@ -28,6 +28,9 @@ from pathlib import Path
 MODEL_NAMES = ("tofts", "extended_tofts", "patlak", "2cxm", "2cum")
 DEFAULT_MODELS = ("extended_tofts", "patlak")
 T1_METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
+#: T1 validity rules (``bidsapp.t1.VALIDITY_RULES``): keep every physically valid fit, or
+#: also drop fits whose relative residual exceeds 0.1
+T1_VALIDITY = ("physical", "strict")
 DEVICES = ("auto", "cpu", "cuda")
 ANALYSIS_LEVELS = ("participant", "group")
 #: contrast agent and field strength assumed (with a warning) when ``--relaxivity`` is not
@@ -68,6 +71,7 @@ class Config:
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     fit_delay: bool = False
     t1_method: str = "vfa-linear"
+    t1_validity: str = "physical"
     t10: float | None = None
     b1_correction: bool = True
     relaxivity: float | None = None
@@ -84,6 +88,8 @@ class Config:
             raise ValueError(f"--models: unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
         checks = [
             (self.t1_method in T1_METHODS, f"--t1-method must be one of {T1_METHODS}, got {self.t1_method!r}"),
+            (self.t1_validity in T1_VALIDITY,
+             f"--t1-validity must be one of {T1_VALIDITY}, got {self.t1_validity!r}"),
             (self.device in DEVICES, f"--device must be one of {DEVICES}, got {self.device!r}"),
             (self.nprocs >= 1, f"--nprocs must be >= 1, got {self.nprocs}"),
             (self.omp_nthreads >= 1, f"--omp-nthreads must be >= 1, got {self.omp_nthreads}"),

@@ -7,6 +7,7 @@ Names are built from entities (never hard-coded paths) with
 
     sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_desc-vfa_T1map.nii.gz        T1 (s)
     sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_desc-vfa_M0map.nii.gz        M0 (a.u.)
+    sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_desc-vfa_T1residual.nii.gz   VFA fit residual (fraction, QC)
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-conc_dce.nii.gz         concentration (mM)
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-aif_timeseries.tsv      AIF (s, mM) + .json
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-aif_mask.nii.gz         AIF voxels
@@ -38,7 +39,7 @@ CODE_URL = "https://github.com/dcequant/dcequant"
 STAGING_DIR = ".dcequant-staging"
 #: derivative names outside the BIDS schema (``_dce`` and the model parameter suffixes)
 BIDSIGNORE = ("*_dce.*", "*_Ktrans.*", "*_ve.*", "*_vp.*", "*_kep.*", "*_Fp.*", "*_PS.*", "*_delay.*",
-              "*_R2map.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/")
+              "*_R2map.*", "*_T1residual.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/")
 
 README = """# dcequant derivatives
 

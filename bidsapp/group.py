@@ -23,8 +23,8 @@ from .derivatives import model_label, software_info
 from .io_utils import write_json_atomic, write_text_atomic
 
 LOGGER = logging.getLogger("dcequant")
-COLUMNS = ("participant_id", "session_id", "model", "parameter", "roi", "label", "n_voxels", "mean", "median",
-           "sd", "units")
+COLUMNS = ("participant_id", "session_id", "model", "parameter", "roi", "label", "n_voxels", "n_valid", "mean",
+           "median", "sd", "units")
 
 
 def _sessions(output_dir, participants):
@@ -92,7 +92,7 @@ def session_rows(subject, session, folder, roi_specs):
                 stats = (f"{v.mean():.6g}", f"{np.median(v):.6g}", f"{v.std(ddof=1) if v.size > 1 else 0.0:.6g}") \
                     if v.size else ("n/a", "n/a", "n/a")
                 rows.append((f"sub-{subject}", f"ses-{session}" if session else "n/a", model, parameter, roi_name,
-                             str(roi_label), str(int(v.size)), *stats, units))
+                             str(roi_label), str(int(mask.sum())), str(int(v.size)), *stats, units))
     return rows
 
 
@@ -113,10 +113,11 @@ def run_group_level(config):
         "Description": "Parameter statistics per subject, session, model and ROI",
         "roi": {"Description": "ROI file (or the model's quality mask when no --roi was given)"},
         "label": {"Description": "label value inside the ROI file"},
-        "n_voxels": {"Description": "voxels with a finite value in the ROI"},
-        "mean": {"Description": "mean over the ROI (units in column 'units')"},
-        "median": {"Description": "median over the ROI"},
-        "sd": {"Description": "sample standard deviation over the ROI"},
+        "n_voxels": {"Description": "voxels in the ROI"},
+        "n_valid": {"Description": "voxels in the ROI with a finite value (NaN = not estimated, not counted)"},
+        "mean": {"Description": "mean over the valid voxels of the ROI (units in column 'units')"},
+        "median": {"Description": "median over the valid voxels of the ROI"},
+        "sd": {"Description": "sample standard deviation over the valid voxels of the ROI"},
         "Software": software_info(),
     })
     LOGGER.info("group ROI table: %s (%d rows)", path, len(rows))

@@ -46,10 +46,14 @@ def _load(path, ndim=None):
 
 
 def _save(array, ref_img, name, dtype=np.float32):
-    """Save ``array`` on the grid of ``ref_img`` as ``./name``; return the absolute path."""
+    """Save ``array`` on the grid of ``ref_img`` as ``./name``; return the absolute path.
+
+    Float maps keep NaN where nothing was estimated (non-finite values become NaN).
+    """
     array = np.asarray(array)
-    if dtype is np.float32:
-        array = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if dtype is np.float32:  # not estimated stays NaN (never a plausible 0); ±inf is not a value either
+        array = array.astype(np.float32)
+        array[~np.isfinite(array)] = np.nan
     else:
         array = array.astype(dtype)
     header = nib.Nifti1Header()
@@ -89,7 +93,8 @@ def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"
 
 def signal_mask(dce, fraction=SIGNAL_FRACTION):
     """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
-    first frame: excludes background and air, where T1 and concentration are noise."""
+    first frame: excludes background and air, where T1 and concentration are noise.
+    (The T1 step applies it to the brightest flip angle of each voxel.)"""
     first = np.asarray(dce, float)[..., 0]
     return first > fraction * np.percentile(first, 99)
 
@@ -139,8 +144,11 @@ def convert_dicom_step(dicom_dir, bids_dir, fallback_dir, subject, session):
     return {"dce": str(dce), "vfa": vfa, "b1": str(b1) if b1.exists() else None, "raw_root": str(target)}
 
 
-def t1_step(vfa_files, b1_file, method, raw_root):
-    """VFA T1 (s) and M0 maps; outputs ``t1``, ``m0``, ``mask`` and ``manifest``."""
+def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
+    """VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``,
+    ``residual``, ``mask`` (voxels with a T1 under the ``validity`` rule of
+    :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor fits (residual above
+    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept."""
     from . import compute_t1_map
 
     flips, tr = read_vfa_acquisition(vfa_files)
@@ -151,18 +159,28 @@ def t1_step(vfa_files, b1_file, method, raw_root):
         _same_grid(vfa_files[0], imgs[0][1].shape, path, data.shape)
     signals = np.stack([d for _, d in imgs], axis=-1)
     b1 = _b1_relative(b1_file, signals.shape)
-    result = compute_t1_map(signals, flips, tr, method=method, b1=b1)
+    # background (air) is not fitted: its noise often passes the physical rule and would read as tissue
+    foreground = signal_mask(signals.max(axis=-1, keepdims=True))
+    result = compute_t1_map(signals, flips, tr, method=method, b1=b1, mask=foreground, validity=validity)
     ref = imgs[0][0]
     out = {"t1": _save(result.t1, ref, "T1map.nii.gz"), "m0": _save(result.m0, ref, "M0map.nii.gz"),
+           "residual": _save(result.residual, ref, "T1residual.nii.gz"),
            "mask": _save(result.valid, ref, "T1mask.nii.gz", np.uint8)}
+    n_poor = int(result.poor_fit.sum())
+    quality = {"T1Validity": validity, "PoorFitResidualThreshold": result.max_residual,
+               "NumberOfT1Voxels": int(result.valid.sum()), "NumberOfPoorFitVoxels": n_poor,
+               "PoorFitVoxelsKept": validity == "physical"}
     common = {"Software": software_info(), "Sources": _provenance([*vfa_files, b1_file], raw_root),
               "T1Method": method, "FlipAngles": flips.tolist(), "RepetitionTimeExcitation": tr,
               "B1Corrected": b1 is not None}
     entries = [
-        Entry(out["t1"], "anat", "T1map", "vfa", sidecar={**common, "Units": "s",
+        Entry(out["t1"], "anat", "T1map", "vfa", sidecar={**common, **quality, "Units": "s",
               "Description": "Pre-contrast longitudinal relaxation time (variable flip angle)"}),
         Entry(out["m0"], "anat", "M0map", "vfa", sidecar={**common, "Units": "arbitrary",
               "Description": "Equilibrium magnetisation from the variable flip angle fit"}),
+        Entry(out["residual"], "anat", "T1residual", "vfa", sidecar={**common, **quality, "Units": "fraction",
+              "Description": "Relative RMS residual of the variable flip angle fit, "
+                             "sqrt(mean((S - fit)^2)) / mean(S); above PoorFitResidualThreshold = poor fit"}),
     ]
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
@@ -213,7 +231,8 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
     mask = mask & np.asarray(result.voxel_valid, bool)
     for message in warnings:
         LOGGER.warning("%s: %s", Path(dce_file).name, message)
-    out = {"conc": _save(result.concentration, img, "conc.nii.gz"),
+    concentration = np.where(mask[..., None], result.concentration, np.nan)  # outside the mask: not estimated
+    out = {"conc": _save(concentration, img, "conc.nii.gz"),
            "mask": _save(mask, img, "mask.nii.gz", np.uint8)}
     info = {
         "VolumeTiming": acq.times.tolist(), "RepetitionTimeExcitation": acq.tr, "FlipAngle": acq.flip_angle,
@@ -267,6 +286,11 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     warning, when no arterial curve of sufficient quality is found, e.g. when partial
     volume leaves no pure arterial voxel), a population name, a TSV/CSV table, or a NIfTI ROI mask
     of arterial voxels on the DCE grid.
+
+    The TSV holds the AIF exactly as the fit uses it, once: an image, mask or table AIF at
+    the frame times; a population AIF on its sub-step grid (:func:`population_grid`), so the
+    fit, the report's example curves and any later reader use the same samples and no
+    reader evaluates a population curve again.
     """
     from . import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
 
@@ -277,7 +301,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     t = np.asarray(info["VolumeTiming"], float)
     arrival = float(info["BolusArrivalTime"])
     warnings, source, quality, aif_mask = [], None, None, np.zeros(conc.shape[:3], bool)
-    population = None  # analytic AIF parameters, so the fit can sample it between frames
+    population = None  # (name, bolus arrival s) of an analytic AIF, evaluated on its sub-step grid below
 
     if spec == "auto":
         signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
@@ -287,12 +311,9 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.bolus_arrival is not None:  # fell back to the population curve
-            population = {"Name": source.split(":", 1)[1], "BolusArrival": float(result.bolus_arrival),
-                          "BolusArrivalUnits": "s"}
+            population = (source.split(":", 1)[1], float(result.bolus_arrival))
     elif spec in POPULATION_AIFS:
-        plasma = population_aif(spec, t, bolus_arrival=arrival, hematocrit=hematocrit)
-        blood, source = plasma * (1.0 - hematocrit), f"population:{spec}"
-        population = {"Name": spec, "BolusArrival": arrival, "BolusArrivalUnits": "s"}
+        population, source = (spec, arrival), f"population:{spec}"
     elif spec.endswith((".tsv", ".csv")):
         plasma = _read_aif_table(spec, t)
         blood, source = plasma * (1.0 - hematocrit), f"file:{Path(spec).name}"
@@ -305,22 +326,31 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     else:
         raise ValueError(f"--aif {spec!r}: not 'auto', a population AIF ({', '.join(POPULATION_AIFS)}), "
                          "an existing .tsv/.csv table or a .nii[.gz] mask")
+    times, grid = t, "frames"
+    if population is not None:
+        times = population_grid(t)
+        plasma = population_aif(population[0], times, bolus_arrival=population[1], hematocrit=hematocrit)
+        blood = plasma * (1.0 - hematocrit)
+        grid = f"frame intervals in equal sub-steps of at most {POPULATION_AIF_STEP} s (the frames among them)"
     for message in warnings:
         LOGGER.warning("AIF: %s", message)
-    rows = ["time\tplasma\tblood"] + [f"{a:.10g}\t{b:.10g}\t{c:.10g}" for a, b, c in zip(t, plasma, blood)]
+    rows = ["time\tplasma\tblood"] + [f"{a!r}\t{b!r}\t{c!r}" for a, b, c in
+                                       zip(times.tolist(), np.asarray(plasma, float).tolist(),
+                                           np.asarray(blood, float).tolist())]
     out = {"tsv": str(Path("aif.tsv").resolve()), "json": str(Path("aif.json").resolve()),
            "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8)}
     write_text_atomic(out["tsv"], "\n".join(rows) + "\n")
     sidecar = {
-        "Description": "Arterial input function", "Source": source, "Quality": quality,
-        "Hematocrit": hematocrit, "NumberOfVoxels": int(aif_mask.sum()), "Warnings": warnings,
+        "Description": "Arterial input function, as used by the kinetic fits", "Source": source,
+        "Quality": quality, "Hematocrit": hematocrit, "NumberOfVoxels": int(aif_mask.sum()), "Grid": grid,
+        "Warnings": warnings,
         "time": {"Description": "time from the first dynamic frame", "Units": "s"},
         "plasma": {"Description": "plasma concentration", "Units": "mM"},
         "blood": {"Description": "whole-blood concentration (plasma x (1 - hematocrit))", "Units": "mM"},
         "Software": software_info(), "Sources": _provenance([spec if Path(spec).exists() else None], raw_root),
     }
     if population is not None:
-        sidecar["PopulationAIF"] = population
+        sidecar["PopulationAIF"] = {"Name": population[0], "BolusArrival": population[1], "BolusArrivalUnits": "s"}
     write_json_atomic(out["json"], sidecar)
     entries = [Entry(out["tsv"], "perf", "timeseries", "aif", ".tsv", sidecar)]
     if aif_mask.any():
@@ -331,31 +361,31 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     return out
 
 
-POPULATION_AIF_STEP = 0.5  # s: the grid on which analytic AIFs are given to the fit
+POPULATION_AIF_STEP = 0.5  # s: the longest sub-step on which analytic AIFs are given to the fit
 
 
-def fit_aif(aif_tsv, aif_info, t):
-    """The plasma AIF handed to the fit: ``(aif, aif_times)``.
+def population_grid(t):
+    """Times (s) at which an analytic population AIF is written and fitted.
 
-    An analytic population AIF is evaluated at equal sub-steps of every frame interval
-    (at most :data:`POPULATION_AIF_STEP` long; the frames are among them), so the exact
-    convolution resolves its first pass between frames (see
-    :class:`bidsapp.models.PlasmaInput`); any other AIF is used at the frame times
-    (``aif_times`` None).
+    Every frame interval is split into equal sub-steps of at most
+    :data:`POPULATION_AIF_STEP` (the frames are among them), so the exact convolution
+    resolves the first pass between frames (see :class:`bidsapp.models.PlasmaInput`).
     """
-    from . import population_aif
-
-    population = aif_info.get("PopulationAIF")
-    if not population:
-        return np.loadtxt(aif_tsv, skiprows=1, ndmin=2)[:, 1], None
     import torch
 
     from .convolution import substep_times
 
     n_sub = int(np.ceil(float(np.max(np.diff(t))) / POPULATION_AIF_STEP - 1e-9))
-    times = substep_times(torch.as_tensor(t, dtype=torch.float64), max(n_sub, 1)).numpy()
-    plasma = population_aif(population["Name"], times, bolus_arrival=population["BolusArrival"],
-                            hematocrit=aif_info["Hematocrit"])
+    return substep_times(torch.as_tensor(t, dtype=torch.float64), max(n_sub, 1)).numpy()
+
+
+def read_aif(aif_tsv, t):
+    """The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with
+    ``aif_times`` None when the AIF is sampled at the frame times ``t`` (s)."""
+    table = np.loadtxt(aif_tsv, skiprows=1, ndmin=2)
+    times, plasma = table[:, 0], table[:, 1]
+    if times.shape == np.shape(t) and np.allclose(times, t, rtol=0, atol=1e-9):
+        return plasma, None
     return plasma, times
 
 
@@ -375,7 +405,7 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     info = json.loads(Path(acquisition_file).read_text())
     aif_info = json.loads(Path(aif_json).read_text())
     t = np.asarray(info["VolumeTiming"], float)
-    aif, aif_times = fit_aif(aif_tsv, aif_info, t)
+    aif, aif_times = read_aif(aif_tsv, t)
     spec = MODELS[model]
     fit = fit_model(model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device,
                     aif_times=aif_times)
@@ -393,16 +423,16 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     out, entries = {}, []
     for name, values in fit.params.items():
         units = spec.units.get(name, PARAM_UNITS.get(name, "arbitrary"))
-        path = _save(np.where(mask > 0, values, 0.0), img, f"{name}.nii.gz")
+        path = _save(np.where(mask > 0, values, np.nan), img, f"{name}.nii.gz")
         entries.append(Entry(path, "perf", name, label, sidecar={
             **common, "Parameter": name, "Units": units,
             "Description": f"{name} of the {spec.description} model"}))
         if name in fit.stderr:
-            err = _save(np.where(mask > 0, fit.stderr[name], 0.0), img, f"{name}_stderr.nii.gz")
+            err = _save(np.where(mask > 0, fit.stderr[name], np.nan), img, f"{name}_stderr.nii.gz")
             entries.append(Entry(err, "perf", name, stderr_label(model), sidecar={
                 **common, "Parameter": name, "Units": units,
                 "Description": f"Standard error of {name} ({spec.description} model)"}))
-    out["r2"] = _save(np.where(mask > 0, fit.r2, 0.0), img, "R2map.nii.gz")
+    out["r2"] = _save(np.where(mask > 0, fit.r2, np.nan), img, "R2map.nii.gz")
     out["quality"] = _save(quality, img, "quality_mask.nii.gz", np.uint8)
     entries.append(Entry(out["r2"], "perf", "R2map", label, sidecar={
         **common, "Units": "fraction", "Description": "Coefficient of determination of the fit"}))

@@ -18,17 +18,25 @@ Three vectorised estimators of (T1, M0) per voxel, all built on
 
 A relative B1 map scales the nominal angles (α = b1·α_nominal) in all three.
 
-Validity rule (``T1MapResult.valid``) — a voxel is valid only if all of:
+Validity rule (``T1MapResult.valid``). With ``validity="physical"`` (the default) a voxel
+gets a T1 whenever the fit is physically valid, i.e. all of:
 
 1. it is inside ``mask``;
 2. every signal is finite and > 0, and b1 (when given) is finite and > 0;
 3. the fit gives 0 < E1 < 1 (a finite, positive T1) and a finite M0 > 0;
 4. T1 lies in ``t1_range`` (default 1 ms .. 10 s: physically plausible tissue/fluid);
-5. the fit is good: the relative RMS residual over all angles,
-   sqrt(mean((S − Ŝ)²)) / mean(S), is at most ``max_residual`` (default 0.1);
-6. (``vfa-nonlinear`` only) the Levenberg–Marquardt iteration converged.
+5. (``vfa-nonlinear`` only) the Levenberg–Marquardt iteration converged.
 
-Invalid voxels have ``t1`` and ``m0`` set to NaN.
+The goodness of fit is a quality flag, not a validity condition: ``T1MapResult.poor_fit``
+marks the physically valid voxels whose relative RMS residual over all angles,
+sqrt(mean((S − Ŝ)²)) / mean(S), exceeds ``max_residual`` (default 0.1). Real VFA signals
+rarely follow the ideal SPGR curve within 10 % (B1 error, imperfect spoiling, motion
+between the angles), and dropping those voxels empties tumour regions. With
+``validity="strict"`` the residual rule is a sixth validity condition (poor fits are
+invalid).
+
+Invalid voxels have ``t1`` and ``m0`` set to NaN; ``residual`` is NaN where no physically
+valid fit was made (it is kept for the poor fits that ``strict`` rejects).
 """
 
 from dataclasses import dataclass
@@ -39,6 +47,8 @@ from ._validate import boolean_mask, flip_angles_deg, positive_scalar, voxel_map
 from .spgr import spgr_signal
 
 METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
+#: validity rules of :func:`compute_t1_map` (see the module docstring)
+VALIDITY_RULES = ("physical", "strict")
 
 
 @dataclass
@@ -52,11 +62,18 @@ class T1MapResult:
     m0 : numpy.ndarray
         Equilibrium signal M0 in signal units (NaN where not ``valid``).
     valid : numpy.ndarray of bool
-        The validity rule of the module docstring.
+        The validity rule of the module docstring (``validity``).
     residual : numpy.ndarray
-        Relative RMS residual of the fit (NaN where no fit was made).
+        Relative RMS residual of the fit (NaN where no physically valid fit was made).
     method : str
         The estimator used.
+    poor_fit : numpy.ndarray of bool
+        Physically valid fits whose ``residual`` exceeds ``max_residual`` (kept in ``valid``
+        under ``validity="physical"``, excluded under ``"strict"``).
+    validity : str
+        The validity rule used (``"physical"`` or ``"strict"``).
+    max_residual : float
+        The residual threshold of ``poor_fit``.
     """
 
     t1: np.ndarray
@@ -64,6 +81,9 @@ class T1MapResult:
     valid: np.ndarray
     residual: np.ndarray
     method: str
+    poor_fit: np.ndarray
+    validity: str = "physical"
+    max_residual: float = 0.1
 
 
 def compute_t1_map(
@@ -77,6 +97,7 @@ def compute_t1_map(
     t1_range=(1e-3, 10.0),
     max_residual=0.1,
     max_iterations=100,
+    validity="physical",
 ):
     """Map T1 and M0 from variable-flip-angle SPGR signals.
 
@@ -98,9 +119,13 @@ def compute_t1_map(
     t1_range : (float, float)
         Plausible T1 range in s for the validity rule.
     max_residual : float
-        Largest accepted relative RMS residual for the validity rule.
+        Relative RMS residual above which a fit is flagged ``poor_fit`` (and, under
+        ``validity="strict"``, invalid).
     max_iterations : int
         Iteration cap of the non-linear fit.
+    validity : {"physical", "strict"}
+        ``physical``: every physically valid fit keeps its T1, poor fits are only flagged;
+        ``strict``: poor fits are invalid too (see the module docstring).
 
     Returns
     -------
@@ -108,6 +133,8 @@ def compute_t1_map(
     """
     if method not in METHODS:
         raise ValueError(f"method: unknown T1 method {method!r}; choose one of {METHODS}")
+    if validity not in VALIDITY_RULES:
+        raise ValueError(f"validity: unknown validity rule {validity!r}; choose one of {VALIDITY_RULES}")
     signals = np.asarray(signals, dtype=float)
     angles = np.asarray(flip_angles, dtype=float)
     if angles.ndim != 1:
@@ -149,7 +176,7 @@ def compute_t1_map(
         t1 = -tr / np.log(e1)
         predicted = spgr_signal(m0[:, None], 1.0 / t1[:, None], actual_deg, tr)
         residual = np.sqrt(np.mean((s - predicted) ** 2, axis=-1)) / np.mean(s, axis=-1)
-    good = (
+    physical = (
         (e1 > 0)
         & (e1 < 1)
         & np.isfinite(t1)
@@ -157,19 +184,23 @@ def compute_t1_map(
         & (m0 > 0)
         & (t1 >= t1_range[0])
         & (t1 <= t1_range[1])
-        & (residual <= max_residual)
         & converged
     )
+    poor = physical & ~(residual <= max_residual)
+    good = physical & ~poor if validity == "strict" else physical
 
     valid = np.zeros(voxel_shape, dtype=bool)
     valid[fit_ok] = good
+    poor_fit = np.zeros(voxel_shape, dtype=bool)
+    poor_fit[fit_ok] = poor
     out_t1 = np.full(voxel_shape, np.nan)
     out_m0 = np.full(voxel_shape, np.nan)
     out_res = np.full(voxel_shape, np.nan)
     out_t1[fit_ok] = np.where(good, t1, np.nan)
     out_m0[fit_ok] = np.where(good, m0, np.nan)
-    out_res[fit_ok] = residual
-    return T1MapResult(t1=out_t1, m0=out_m0, valid=valid, residual=out_res, method=method)
+    out_res[fit_ok] = np.where(physical, residual, np.nan)
+    return T1MapResult(t1=out_t1, m0=out_m0, valid=valid, residual=out_res, method=method, poor_fit=poor_fit,
+                       validity=validity, max_residual=float(max_residual))
 
 
 def _despot1(s, alpha):

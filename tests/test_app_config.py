@@ -14,6 +14,7 @@ def test_defaults_match_the_documentation():
     assert cfg.models == list(DEFAULT_MODELS) == ["extended_tofts", "patlak"]
     assert cfg.hematocrit == 0.45 and cfg.aif == "auto" and cfg.device == "auto"
     assert cfg.fit_delay is False and cfg.b1_correction is True and cfg.nets is None
+    assert cfg.t1_method == "vfa-linear" and cfg.t1_validity == "physical"
     assert cfg.bids_dir == Path("bids").absolute() and cfg.analysis_level == "participant"
 
 
@@ -26,10 +27,12 @@ def test_labels_accept_prefixes():
 def test_science_options():
     cfg = parse_config(["b", "o", "participant", "--models", "tofts", "2cxm", "--fit-delay", "--no-b1-correction",
                         "--t10", "1.4", "--relaxivity", "4.5", "--hematocrit", "0.4", "--baseline-frames", "6",
-                        "--aif", "parker", "--device", "cpu", "--random-seed", "7", "-vv"])
+                        "--aif", "parker", "--device", "cpu", "--random-seed", "7", "-vv",
+                        "--t1-validity", "strict"])
     assert cfg.models == ["tofts", "2cxm"] and cfg.fit_delay and not cfg.b1_correction
     assert (cfg.t10, cfg.relaxivity, cfg.hematocrit, cfg.baseline_frames) == (1.4, 4.5, 0.4, 6)
     assert (cfg.aif, cfg.device, cfg.random_seed, cfg.verbose) == ("parker", "cpu", 7, 2)
+    assert cfg.t1_validity == "strict"
 
 
 def test_config_file_toml_and_command_line_precedence(tmp_path):
@@ -61,6 +64,7 @@ def test_config_file_unknown_key_names_file_and_key(tmp_path):
     ({"nprocs": 0}, "--nprocs"),
     ({"baseline_frames": 0}, "--baseline-frames"),
     ({"relaxivity": 0.0}, "--relaxivity"),
+    ({"t1_validity": "lenient"}, "--t1-validity"),
 ])
 def test_invalid_values_name_the_option(options, message):
     with pytest.raises(ValueError, match=message):

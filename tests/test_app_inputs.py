@@ -1,12 +1,13 @@
 """Input side of the BIDS App: BIDS queries, sidecars, relaxivity and baseline detection."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 import bidsapp
-from bidsapp.acquisition import detect_baseline_frames, read_dce_acquisition, resolve_relaxivity
+from bidsapp.acquisition import detect_baseline_frames, frame_times, read_dce_acquisition, resolve_relaxivity
 from bidsapp.bids_query import NothingSelectedError, collect_sessions, dicom_sessions, load_filter_file
 from bidsapp.bids_raw import dce_path
 
@@ -64,7 +65,7 @@ def test_dce_sidecar(dataset):
     acq = read_dce_acquisition(dce_path(dataset, "01", "01"), 40)
     assert (acq.tr, acq.flip_angle, acq.field_strength, acq.times[1]) == (0.005, 15.0, 3.0, 5.0)
     assert acq.agent.lower() == "gadobutrol"
-    with pytest.raises(ValueError, match="VolumeTiming has 40 entries for 12 frames"):
+    with pytest.raises(ValueError, match="'VolumeTiming' has 40 entries for 12 frames"):
         read_dce_acquisition(dce_path(dataset, "01", "01"), 12)
 
 
@@ -73,6 +74,49 @@ def test_missing_sidecar_field_is_named(tmp_path):
     (tmp_path / "x_dce.json").write_text(json.dumps({"FlipAngle": 15, "VolumeTiming": [0, 1]}))
     with pytest.raises(ValueError, match="RepetitionTimeExcitation"):
         read_dce_acquisition(nii, 2)
+
+
+@pytest.mark.parametrize("meta, times, tr, field", [
+    ({"VolumeTiming": [3.0, 4.5, 6.5], "RepetitionTimeExcitation": 0.004}, [0.0, 1.5, 3.5], 0.004, "VolumeTiming"),
+    ({"RepetitionTime": 4.7, "RepetitionTimeExcitation": 0.0045}, [0.0, 4.7, 9.4], 0.0045, "RepetitionTime"),
+    # a short frame interval is fine when the excitation TR is given separately
+    ({"RepetitionTime": 0.05, "RepetitionTimeExcitation": 0.002}, [0.0, 0.05, 0.1], 0.002, "RepetitionTime"),
+])
+def test_frame_times_from_either_bids_timing_field(meta, times, tr, field):
+    got_times, got_tr, got_field = frame_times(meta, "x_dce.json", 3)
+    np.testing.assert_allclose(got_times, times)
+    assert (got_tr, got_field) == (tr, field)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"VolumeTiming": [0, 1, 2], "RepetitionTime": 1.0, "RepetitionTimeExcitation": 0.004},
+     "x_dce.json: sidecar has both 'VolumeTiming' and 'RepetitionTime'"),
+    ({"RepetitionTimeExcitation": 0.004}, "x_dce.json: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing"),
+    ({"RepetitionTime": 0.005}, "x_dce.json: sidecar field 'RepetitionTime' = 0.005 s cannot be a frame interval"),
+    ({"RepetitionTime": 5.0}, "x_dce.json: sidecar field 'RepetitionTimeExcitation' is missing"),
+    ({"RepetitionTime": -5.0, "RepetitionTimeExcitation": 0.004}, "'RepetitionTime' must be positive"),
+    ({"VolumeTiming": [0, 2, 1], "RepetitionTimeExcitation": 0.004}, "'VolumeTiming' must increase"),
+    ({"VolumeTiming": "0 1 2", "RepetitionTimeExcitation": 0.004}, "'VolumeTiming' must be a list of numbers"),
+])
+def test_bad_timing_fields_are_named(meta, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        frame_times(meta, "x_dce.json", 3)
+    assert "\n" not in str(err.value)
+
+
+def test_simulator_writes_both_timing_forms(tmp_path):
+    protocol = Protocol(n_frames=6, temporal_resolution=2.5, baseline_frames=2)
+    metas = {}
+    for field in ("VolumeTiming", "RepetitionTime"):
+        root = tmp_path / field
+        simulate_study(root, n_subjects=1, grid=Grid((4, 4, 1), (40.0, 40.0, 5.0)), protocol=protocol,
+                       timing_field=field)
+        metas[field] = json.loads(dce_path(root, "01", None, ".json").read_text())
+        acq = read_dce_acquisition(dce_path(root, "01", None), 6)
+        np.testing.assert_allclose(acq.times, np.arange(6) * 2.5)
+        assert acq.timing_field == field and acq.tr == protocol.dce_tr
+    assert "RepetitionTime" not in metas["VolumeTiming"] and metas["VolumeTiming"]["AcquisitionDuration"] == 2.5
+    assert "VolumeTiming" not in metas["RepetitionTime"] and "AcquisitionDuration" not in metas["RepetitionTime"]
 
 
 def test_relaxivity_resolution():

@@ -49,6 +49,47 @@ def test_fixed_t10_chain_with_a_population_aif(session, tmp_path, monkeypatch):
     assert ktrans["sidecar"]["AIF"]["File"] == "bids::sub-01/perf/sub-01_desc-aif_timeseries.tsv"
 
 
+@pytest.mark.parametrize("validity", ["physical", "strict"])
+def test_t1_step_writes_the_residual_map_and_counts_poor_fits(session, tmp_path, monkeypatch, validity):
+    """Distorted VFA signals: under ``physical`` the poor fits keep their T1 (and the T1
+    mask the concentration step uses), under ``strict`` they are dropped; both count them."""
+    monkeypatch.chdir(tmp_path)
+    vfa = sorted(str(p) for p in (session / "sub-01" / "anat").glob("*_VFA.nii.gz"))
+    distorted = []
+    for index, path in enumerate(vfa):  # a 25 % bend at the second angle in half the voxels
+        img = nib.load(path)
+        data = np.asarray(img.dataobj, float)
+        if index == 1:
+            data[:6] *= 1.25
+        target = tmp_path / Path(path).name
+        nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine), target)
+        Path(str(target).replace(".nii.gz", ".json")).write_text(Path(path.replace(".nii.gz", ".json")).read_text())
+        distorted.append(str(target))
+    out = session_steps.t1_step(distorted, None, "vfa-linear", str(session), validity)
+    residual = nib.load(out["residual"]).get_fdata()
+    t1, mask = nib.load(out["t1"]).get_fdata(), nib.load(out["mask"]).get_fdata() > 0
+    entries = {e["suffix"]: e for e in json.loads(Path(out["manifest"]).read_text())}
+    assert entries["T1residual"]["desc"] == "vfa" and entries["T1residual"]["sidecar"]["Units"] == "fraction"
+    meta = entries["T1map"]["sidecar"]
+    poor = residual > meta["PoorFitResidualThreshold"]
+    assert meta["T1Validity"] == validity and meta["NumberOfPoorFitVoxels"] == poor.sum() > 0
+    assert poor[:6].any() and not poor[6:].any()
+    assert mask[poor].all() == (validity == "physical") and (t1[poor] > 0).all() == (validity == "physical")
+    assert meta["NumberOfT1Voxels"] == mask.sum()
+
+
+def test_report_says_how_many_t1_fits_are_poor():
+    from bidsapp.report.subject import _t1_quality
+
+    meta = {"T1Validity": "physical", "PoorFitResidualThreshold": 0.1, "NumberOfT1Voxels": 200,
+            "NumberOfPoorFitVoxels": 50, "PoorFitVoxelsKept": True}
+    text = _t1_quality(meta)
+    assert "200 voxels have a T1; 50 (25.0 %) of them are flagged as poor fits" in text and "kept" in text
+    text = _t1_quality({**meta, "T1Validity": "strict", "PoorFitVoxelsKept": False})
+    assert "200 voxels have a T1; 50 further voxels were poor fits" in text and "dropped" in text
+    assert _t1_quality({}) == ""  # derivatives written before the flag existed
+
+
 def test_aif_table_errors_name_the_column(tmp_path):
     path = tmp_path / "aif.tsv"
     path.write_text("t\tplasma\n0\t0\n")

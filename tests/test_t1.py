@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidsapp import compute_t1_map, spgr_signal
+from bidsapp.t1 import VALIDITY_RULES
 
 ANGLES = np.array([2.0, 5.0, 10.0, 15.0, 20.0])
 TR = 0.005
@@ -77,19 +78,31 @@ def test_validity_rule_flags_each_cause():
         "inf": np.where(np.arange(5) == 0, np.inf, good),
         "zero": np.zeros(5),
         "negative": -good,
-        "not spgr (E1 >= 1)": good[::-1].copy(),  # signal falling with angle at low angles
+        # S·tan(α/2) falling with α (here S ∝ 1/α²) makes the DESPOT1 slope E1 >= 1
+        "not spgr (E1 >= 1)": 1e4 / ANGLES**2,
         "implausible T1": _signals(50.0, 1000.0),  # T1 far above t1_range
-        "poor fit": good * np.array([1.0, 1.6, 0.6, 1.5, 0.7]),
+        "poor fit": good * np.array([1.0, 1.25, 0.8, 1.2, 0.85]),
     }
     stack = np.stack(list(rows.values()))
     for method in METHODS:
-        result = compute_t1_map(stack, ANGLES, TR, method=method)
-        flags = dict(zip(rows, result.valid))
-        assert flags["good"], method
-        for name, flag in flags.items():
-            if name != "good":
-                assert not flag, (method, name)
-        assert np.isnan(result.t1[~result.valid]).all() and np.isnan(result.m0[~result.valid]).all()
+        for validity in VALIDITY_RULES:
+            result = compute_t1_map(stack, ANGLES, TR, method=method, validity=validity)
+            flags = dict(zip(rows, result.valid))
+            assert result.validity == validity and result.max_residual == 0.1
+            # a poor fit keeps its T1 under the physical rule and is flagged either way
+            assert flags.pop("poor fit") == (validity == "physical"), (method, validity)
+            assert result.poor_fit.tolist() == [name == "poor fit" for name in rows], (method, validity)
+            assert result.residual[list(rows).index("poor fit")] > 0.1
+            assert flags.pop("good"), method
+            assert not any(flags.values()), (method, validity, flags)
+            assert np.isnan(result.t1[~result.valid]).all() and np.isnan(result.m0[~result.valid]).all()
+            # no residual where no physically valid fit was made (bad signals, E1 >= 1, T1 out of range)
+            assert np.isnan(result.residual[1:7]).all() and np.isfinite(result.residual[[0, 7]]).all()
+
+
+def test_unknown_validity_rule_raises():
+    with pytest.raises(ValueError, match="validity: unknown validity rule 'lenient'"):
+        compute_t1_map(_signals(1.0, 1000.0), ANGLES, TR, validity="lenient")
 
 
 def test_mask_and_invalid_b1_voxels():

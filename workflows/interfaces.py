@@ -50,12 +50,14 @@ class T1MapInputSpec(BaseInterfaceInputSpec):
     vfa_files = InputMultiObject(File(exists=True), mandatory=True, desc="VFA volumes, ascending flip")
     b1_file = File(exists=True, desc="TB1map in percent")
     method = traits.Str("vfa-linear", usedefault=True)
+    validity = traits.Enum("physical", "strict", usedefault=True, desc="T1 validity rule")
     raw_root = traits.Str(mandatory=True, desc="root of the raw dataset (for provenance)")
 
 
 class T1MapOutputSpec(_Manifest):
     t1 = File(exists=True, desc="T1 map (s)")
     m0 = File(exists=True)
+    residual = File(exists=True, desc="relative residual of the VFA fit")
     mask = File(exists=True, desc="valid T1 voxels")
 
 
@@ -67,7 +69,8 @@ class T1Map(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.t1_step(list(i.vfa_files), _opt(i.b1_file), i.method, i.raw_root))
+        self._results.update(session_steps.t1_step(list(i.vfa_files), _opt(i.b1_file), i.method, i.raw_root,
+                                                   i.validity))
         return runtime
 
 

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from .. import __version__
-from ..config import ANALYSIS_LEVELS, DEVICES, MODEL_NAMES, T1_METHODS
+from ..config import ANALYSIS_LEVELS, DEVICES, MODEL_NAMES, T1_METHODS, T1_VALIDITY
 
 S = argparse.SUPPRESS
 
@@ -82,6 +82,10 @@ def build_parser():
     g.add_argument("--fit-delay", dest="fit_delay", action=argparse.BooleanOptionalAction,
                    help="fit a bolus-arrival delay per voxel [default: off]")
     g.add_argument("--t1-method", dest="t1_method", choices=T1_METHODS, help="T1 mapping method [default: vfa-linear]")
+    g.add_argument("--t1-validity", dest="t1_validity", choices=T1_VALIDITY,
+                   help="which VFA fits keep their T1: 'physical' (every physically valid fit; a relative "
+                        "residual > 0.1 is only flagged in the residual map and the report) or 'strict' "
+                        "(poor fits are dropped too) [default: physical]")
     g.add_argument("--t10", dest="t10", type=float, metavar="S",
                    help="fixed pre-contrast T1 in s, used when no VFA data exist")
     g.add_argument("--b1-correction", dest="b1_correction", action=argparse.BooleanOptionalAction,

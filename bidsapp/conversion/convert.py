@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import bids_raw
 from .._version import __version__
+from ..acquisition import frame_times
 from ..io_utils import atomic_path, dataset_lock, write_json_atomic
 from . import pixels, sidecars, timing
 from .dcm2niix_runner import Dcm2niixError, dcm2niix_version, run_dcm2niix
@@ -129,6 +130,7 @@ def _convert_dce(a):
     if missing:
         raise ValueError(f"{', '.join(missing)} missing from the DICOM header; supply it with a "
                          "user rule's \"sidecar\" (see docs/conversion.md)")
+    frame_times(sidecar, "the DCE sidecar", len(vt))  # the timing rules the app reads it with
     details = {"timing_source": source, "volume_order": stack.order_source, "volumes": len(vt)}
     return _nifti(data, stack.grid.affine, vt), sidecar, details
 

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 MAX_SLICES = 8
+#: colour of NaN (not estimated) voxels and of voxels outside a row's mask
+NOT_ESTIMATED = "#c8c8c8"
 
 
 def to_base64(fig):
@@ -75,7 +77,7 @@ def map_grid(rows, title=None):
         mask = None if row.get("mask") is None else np.asarray(row["mask"], bool)
         vmin, vmax = row.get("limits") or robust_limits(volume, mask)
         shown = volume if mask is None else np.where(mask, volume, np.nan)
-        cmap = plt.get_cmap(row.get("cmap", "viridis")).with_extremes(bad="white")
+        cmap = plt.get_cmap(row.get("cmap", "viridis")).with_extremes(bad=NOT_ESTIMATED)
         image = ax.imshow(_montage(shown, slices), origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
                           interpolation="nearest")
         overlay = row.get("overlay")

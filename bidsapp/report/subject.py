@@ -1,10 +1,11 @@
 """The per-subject HTML report (``<output_dir>/sub-<L>.html``), built from the derivatives.
 
 Because it reads only the derivative dataset, ``--reports-only`` can rebuild it at any
-time. Sections per session: T1 map and histogram, AIF with the selected voxels,
-parameter maps of every model (lightbox with colourbar and units), example voxel
-curves with their fits, R² and quality masks, standard-error maps, warnings raised
-during the run; then the methods text of ``logs/CITATION.md``.
+time. Sections per session: T1 map, VFA fit residual, the count of poor VFA fits and the
+T1 histogram, AIF with the selected voxels, parameter maps of every model (lightbox with
+colourbar and units), example voxel curves with their fits, R² and quality masks,
+standard-error maps, warnings raised during the run; then the methods text of
+``logs/CITATION.md``.
 """
 
 from __future__ import annotations
@@ -70,31 +71,63 @@ def _models_in(perf):
     return sorted(found, key=MODEL_NAMES.index)
 
 
-def _example_curves(model, perf, conc, t, aif, quality, r2):
-    """Fitted versus measured curves of voxels at R² quantiles within the quality mask."""
+def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
+    """Measured and fitted curves of voxels at R² quantiles among the voxels of the quality
+    mask whose parameters are all estimated (finite).
+
+    The fit curve is :func:`bidsapp.model_curve` of the written parameter maps with the
+    written AIF on its own grid (``aif`` mM at ``aif_times`` s, None for the frames ``t``),
+    i.e. exactly the curve the fit made. Returns ``[(label, measured, fitted)]`` (may be
+    empty).
+    """
     from .. import MODELS, model_curve
 
-    idx = np.flatnonzero(quality.ravel())
-    if idx.size == 0:
-        return None
-    order = idx[np.argsort(r2.ravel()[idx], kind="stable")]
-    picks = sorted({int(order[int(q * (order.size - 1))]) for q in EXAMPLE_QUANTILES})
     label = model_label(model)
     maps = {}
     for name in MODELS[model].params + ("delay",):
         path = _find(perf, f"*_desc-{label}_{name}.nii.gz")
         if path is not None:
             maps[name] = _load(path).ravel()
-    curves, fits, names = [], [], []
+    drawable = quality.ravel() & np.isfinite(r2.ravel())  # voxels whose every parameter was estimated
+    for values in maps.values():
+        drawable &= np.isfinite(values)
+    idx = np.flatnonzero(drawable)
+    if idx.size == 0:
+        return []
+    order = idx[np.argsort(r2.ravel()[idx], kind="stable")]
+    picks = sorted({int(order[int(q * (order.size - 1))]) for q in EXAMPLE_QUANTILES})
     flat_conc = conc.reshape(-1, conc.shape[-1])
+    examples = []
     for voxel in picks:
         params = {name: maps[name][voxel] for name in MODELS[model].params}
         delay = maps["delay"][voxel] if "delay" in maps else None
-        curves.append(flat_conc[voxel])
-        fits.append(np.asarray(model_curve(model, params, t, aif, delay=delay), float))
+        fitted = np.asarray(model_curve(model, params, t, aif, delay=delay, aif_times=aif_times), float)
         coords = np.unravel_index(voxel, quality.shape)
-        names.append(f"voxel {tuple(int(c) for c in coords)}, R²={r2.ravel()[voxel]:.2f}")
-    return figures.curves_plot(t, curves, fits, names, f"{model}: example voxels")
+        examples.append((f"voxel {tuple(int(c) for c in coords)}, R²={r2.ravel()[voxel]:.2f}", flat_conc[voxel], fitted))
+    return examples
+
+
+def _nan_note(rows):
+    """One line: how many voxels of each map are NaN (not estimated)."""
+    counts = [f"{html.escape(row['title'])} {int(np.count_nonzero(~np.isfinite(row['volume'])))}" for row in rows]
+    total = rows[0]["volume"].size if rows else 0
+    return (f"<p>Voxels not estimated (NaN, shown grey) of {total}: " + "; ".join(counts) + ".</p>") if rows else ""
+
+
+def _t1_quality(meta):
+    """How many voxels have a T1 and how many of them are poor VFA fits (T1map sidecar)."""
+    if "NumberOfPoorFitVoxels" not in meta:
+        return ""
+    n_t1, n_poor = meta["NumberOfT1Voxels"], meta["NumberOfPoorFitVoxels"]
+    threshold = meta["PoorFitResidualThreshold"]
+    if meta.get("PoorFitVoxelsKept", True):
+        share = f" ({100 * n_poor / n_t1:.1f} %)" if n_t1 else ""
+        return (f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
+                f"{n_poor}{share} of them are flagged as poor fits (relative VFA residual &gt; {threshold:g}) "
+                "and kept in the analysis (--t1-validity physical).</p>")
+    return (f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
+            f"{n_poor} further voxels were poor fits (relative VFA residual &gt; {threshold:g}) and were "
+            "dropped (--t1-validity strict).</p>")
 
 
 def _session_section(session, folder):
@@ -107,23 +140,32 @@ def _session_section(session, folder):
     t1_path = _find(anat, "*_desc-vfa_T1map.nii.gz")
     if t1_path is not None:
         t1 = _load(t1_path)
+        t1_row = dict(volume=t1, title="T1", units="s", cmap="gray")
         parts.append("<h3>Pre-contrast T1</h3>")
-        parts.append(_img(figures.map_grid([dict(volume=t1, title="T1", units="s", mask=t1 > 0, cmap="gray")]),
-                          "T1 map"))
-        parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)", mask=t1 > 0), "T1 histogram"))
+        parts.append(_t1_quality(_sidecar(t1_path)))
+        rows = [t1_row]
+        residual_path = _find(anat, "*_desc-vfa_T1residual.nii.gz")
+        if residual_path is not None:
+            rows.append(dict(volume=_load(residual_path), title="VFA residual", units="fraction", cmap="magma"))
+        parts.append(_img(figures.map_grid(rows), "T1 map"))
+        parts.append(_nan_note(rows))
+        parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)"), "T1 histogram"))
     conc_path = _find(perf, "*_desc-conc_dce.nii.gz")
     aif_path = _find(perf, "*_desc-aif_timeseries.tsv")
     conc = _load(conc_path) if conc_path is not None else None
-    aif = t = None
+    t = np.asarray(_sidecar(conc_path)["VolumeTiming"], float) if conc_path is not None else None
+    aif = aif_times = None
     if aif_path is not None:
         table = np.loadtxt(aif_path, skiprows=1, ndmin=2)
-        t, aif = table[:, 0], table[:, 1]
+        aif, aif_times = table[:, 1], table[:, 0]
+        if t is not None and aif_times.shape == t.shape and np.allclose(aif_times, t, rtol=0, atol=1e-9):
+            aif_times = None
         aif_meta = _sidecar(aif_path)
         parts.append("<h3>Arterial input function</h3>")
         parts.append(f"<p>Source: {html.escape(str(aif_meta.get('Source')))}; quality: "
                      f"{aif_meta.get('Quality')}; haematocrit: {aif_meta.get('Hematocrit')}; "
                      f"voxels: {aif_meta.get('NumberOfVoxels', 0)}</p>")
-        parts.append(_img(figures.aif_plot(t, table[:, 1], table[:, 2], aif_meta.get("Source")), "AIF"))
+        parts.append(_img(figures.aif_plot(table[:, 0], table[:, 1], table[:, 2], aif_meta.get("Source")), "AIF"))
         aif_mask_path = _find(perf, "*_desc-aif_mask.nii.gz")
         if aif_mask_path is not None and conc is not None:
             parts.append(_img(figures.map_grid([dict(volume=conc.max(axis=-1), title="peak conc.", units="mM",
@@ -147,6 +189,7 @@ def _session_section(session, folder):
             rows.append(dict(volume=quality.astype(float), title="quality", units="in mask", cmap="gray",
                              limits=(0.0, 1.0)))
         parts.append(_img(figures.map_grid(rows, f"{model}: parameter maps, R² and quality mask"), f"{model} maps"))
+        parts.append(_nan_note([row for row in rows if row["title"] != "quality"]))
         stderr_rows = [dict(volume=_load(path), title=f"SE {path.name[: -len('.nii.gz')].rsplit('_', 1)[1]}",
                             units=_sidecar(path).get("Units", ""), mask=quality, cmap="cividis")
                        for path in sorted(perf.glob(f"*_desc-{stderr_label(model)}_*.nii.gz"))]
@@ -154,9 +197,11 @@ def _session_section(session, folder):
             parts.append("<h4>Uncertainty (standard error)</h4>")
             parts.append(_img(figures.map_grid(stderr_rows, f"{model}: standard errors"), f"{model} uncertainty"))
         if conc is not None and aif is not None and quality is not None:
-            curves = _example_curves(model, perf, conc, t, aif, quality, r2)
-            if curves:
-                parts.append(_img(curves, "example curves"))
+            examples = example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2)
+            if examples:
+                labels, measured, fitted = zip(*examples)
+                parts.append(_img(figures.curves_plot(t, measured, fitted, labels, f"{model}: example voxels"),
+                                  "example curves"))
     parts.append("<h3>Warnings</h3>")
     parts += [f'<div class="warn">{html.escape(w)}</div>' for w in warnings] or ["<p>None.</p>"]
     return "\n".join(parts)

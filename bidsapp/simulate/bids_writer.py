@@ -61,8 +61,30 @@ def contrast_fields(protocol, dose_fraction=1.0):
     }
 
 
-def write_raw_session(root, subject, session, sim, dose_pair=None):
-    """Write VFA, DCE, optional TB1map and dose-pair T1w of one session; return paths."""
+#: the two BIDS forms of a 4-D series' frame timing (mutually exclusive in a sidecar)
+TIMING_FIELDS = ("VolumeTiming", "RepetitionTime")
+
+
+def dce_timing(protocol, times, timing_field="VolumeTiming"):
+    """Timing fields of the DCE sidecar in one of the two BIDS forms.
+
+    ``VolumeTiming`` (s, every frame's onset) with ``AcquisitionDuration``, or
+    ``RepetitionTime`` (s, the frame interval of regular sampling; BIDS then forbids
+    ``AcquisitionDuration``). The SPGR TR is ``RepetitionTimeExcitation`` in both.
+    """
+    if timing_field == "VolumeTiming":
+        return {"VolumeTiming": [round(float(t), 6) for t in times],
+                "AcquisitionDuration": protocol.temporal_resolution}
+    if timing_field == "RepetitionTime":
+        return {"RepetitionTime": protocol.temporal_resolution}
+    raise ValueError(f"timing_field {timing_field!r} is not one of {', '.join(TIMING_FIELDS)}")
+
+
+def write_raw_session(root, subject, session, sim, dose_pair=None, timing_field="VolumeTiming"):
+    """Write VFA, DCE, optional TB1map and dose-pair T1w of one session; return paths.
+
+    ``timing_field`` chooses the BIDS form of the DCE frame timing (:func:`dce_timing`).
+    """
     protocol, grid = sim.protocol, sim.phantom.grid
     written = []
     for index, angle in enumerate(protocol.vfa_flip_angles, start=1):
@@ -78,8 +100,7 @@ def write_raw_session(root, subject, session, sim, dose_pair=None):
         "RepetitionTimeExcitation": protocol.dce_tr,
         "PulseSequenceType": "SPGR",
         **_common_sidecar(protocol),
-        "VolumeTiming": [round(float(t), 6) for t in sim.t],
-        "AcquisitionDuration": protocol.temporal_resolution,
+        **dce_timing(protocol, sim.t, timing_field),
         **contrast_fields(protocol),
     }
     write_json_atomic(bids_raw.dce_path(root, subject, session, ".json"), sidecar)

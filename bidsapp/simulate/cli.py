@@ -14,6 +14,7 @@ from .._version import __version__
 from .dicom_vendors import VENDORS
 from .geometry import Grid
 from .protocol import Protocol
+from .bids_writer import TIMING_FIELDS
 from .study import FORMATS, simulate_study
 
 
@@ -46,6 +47,8 @@ def build_parser():
     p.add_argument("--matrix", type=_matrix, default=(64, 64, 8), help="nx,ny,nz (default 64,64,8)")
     p.add_argument("--voxel-size", type=lambda t: _floats(t, 3, "voxel size"), default=(3.4375, 3.4375, 5.0), help="mm (default 3.4375,3.4375,5)")
     p.add_argument("--snr", type=float, default=30.0, help="mean baseline brain signal / noise SD (default 30)")
+    p.add_argument("--timing-field", choices=TIMING_FIELDS, default="VolumeTiming",
+                   help="BIDS form of the DCE frame timing: VolumeTiming or RepetitionTime (default VolumeTiming)")
     p.add_argument("--frames", type=int, default=40, help="DCE frames (default 40)")
     p.add_argument("--temporal-resolution", type=float, default=5.0, help="s per frame (default 5)")
     p.add_argument("--baseline-frames", type=int, default=5, help="pre-contrast frames (default 5)")
@@ -110,6 +113,7 @@ def main(argv=None):
             low_dose_fraction=args.low_dose,
             vfa_separate_study=args.vfa_separate_study,
             overwrite=args.overwrite,
+            timing_field=args.timing_field,
             progress=None if args.quiet else (lambda line: print(line, flush=True)),
         )
     except ValueError as err:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .. import bids_raw
 from .bids_writer import (
+    TIMING_FIELDS,
     subject_truth_row,
     write_raw_dataset_files,
     write_raw_session,
@@ -80,6 +81,7 @@ def simulate_study(
     vfa_separate_study=False,
     overwrite=False,
     progress=None,
+    timing_field="VolumeTiming",
 ):
     """Simulate ``n_subjects`` × ``n_sessions`` sessions and write them to ``out_dir``.
 
@@ -106,6 +108,8 @@ def simulate_study(
         is emptied first).
     progress : callable, optional
         Called with one line of text per step.
+    timing_field : {"VolumeTiming", "RepetitionTime"}
+        BIDS form of the DCE frame timing in the raw sidecars (both are valid BIDS).
 
     Returns
     -------
@@ -115,6 +119,8 @@ def simulate_study(
     if fmt not in FORMATS:
         raise ValueError(f"fmt {fmt!r} is not one of {', '.join(FORMATS)}")
     vendor_style(vendor)
+    if timing_field not in TIMING_FIELDS:
+        raise ValueError(f"timing_field {timing_field!r} is not one of {', '.join(TIMING_FIELDS)}")
     if dose_pairs and not 0.0 < low_dose_fraction < 1.0:
         raise ValueError(f"low_dose_fraction {low_dose_fraction} must lie in (0, 1)")
     protocol = protocol or Protocol()
@@ -153,7 +159,7 @@ def simulate_study(
             pair = simulate_dose_pair(phantom, protocol, rng, low_dose_fraction, sim.session_input, sim.b1) if dose_pairs else None
             name = f"sub-{subject}" + (f" ses-{session}" if session else "")
             if fmt in ("bids", "both"):
-                write_raw_session(out_dir, subject, session, sim, pair)
+                write_raw_session(out_dir, subject, session, sim, pair, timing_field)
             if fmt in ("dicom", "both"):
                 folder = bids_raw.subject_dir(out_dir / DICOM_DIR, subject, session)
                 if folder.exists():
