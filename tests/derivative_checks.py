@@ -88,9 +88,11 @@ def check_group(out, subjects):
     assert rows and tuple(rows[0]) == GROUP_COLUMNS, f"{path}: header {tuple(rows[0]) if rows else None}"
     found = {r["participant_id"].removeprefix("sub-") for r in rows}
     assert found == set(subjects), f"{path}: subjects {sorted(found)}, expected {sorted(subjects)}"
-    for row in rows:
-        int(row["n_voxels"])
-        float(row["mean"])
+    for row in rows:  # statistics are numbers, or n/a exactly when the ROI holds no finite value
+        finite = int(row.get("n_valid", row["n_voxels"]))
+        if finite or row["mean"] != "n/a":
+            float(row["mean"]), float(row["median"]), float(row["sd"])
+    assert any(int(row.get("n_valid", row["n_voxels"])) > 0 for row in rows), f"{path}: no ROI with a finite value"
     _json(path.with_suffix(".json"))
 
 
