@@ -35,10 +35,17 @@ RUN set -e; \
     else \
       pip install "torch==$TORCH_VERSION"; \
     fi
-COPY pyproject.toml README.md /src/
+# the dependencies first, in their own layer: a change of the sources alone reuses it
+COPY pyproject.toml /src/
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+      > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+COPY README.md /src/
 COPY bidsapp /src/bidsapp
 COPY workflows /src/workflows
-RUN pip install /src \
+RUN pip install --no-deps /src \
+ && pip check \
  && python -c 'import os, torch; \
 wheel = os.environ.get("TORCH_WHEEL", ""); \
 print(f"torch {torch.__version__}, CUDA build {torch.version.cuda}"); \
