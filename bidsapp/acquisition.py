@@ -1,4 +1,6 @@
-"""Acquisition parameters of a DCE session: sidecars, frame times, relaxivity, baseline.
+"""Acquisition parameters of a DCE session: sidecars, frame times, relaxivity.
+
+The bolus arrival and baseline frames are estimated in :mod:`bidsapp.bolus_arrival`.
 
 * :func:`read_dce_acquisition` reads the DCE sidecar (``RepetitionTimeExcitation`` s,
   ``FlipAngle`` deg, ``VolumeTiming`` or ``RepetitionTime`` s (:func:`frame_times`),
@@ -7,7 +9,6 @@
 * :func:`resolve_relaxivity` picks r1 (/mM/s): the user's value, else
   :func:`bidsapp.relaxivity_for` of the sidecar's agent and field strength, else
   gadobutrol at the field strength (3 T when unknown) with a warning.
-* :func:`detect_baseline_frames` finds the pre-contrast frames from the bolus arrival.
 """
 
 from __future__ import annotations
@@ -160,35 +161,3 @@ def resolve_relaxivity(user_value, agent, field_strength):
     warnings.append(f"using the default relaxivity of {DEFAULT_AGENT} at {b0} T: {value:.3g} /mM/s "
                     "(set --relaxivity to override)")
     return Relaxivity(value, f"default ({DEFAULT_AGENT} at {b0} T)", warnings)
-
-
-def detect_baseline_frames(signal, mask=None, top_fraction=0.01):
-    """Number of pre-contrast frames, from the bolus arrival in the most enhancing voxels.
-
-    The mean curve of the ``top_fraction`` voxels with the largest enhancement
-    (max − first frame) is compared with its first-frames level; the bolus arrives at
-    the first frame exceeding that level by 10 % of the peak enhancement (and by 5
-    noise SDs of the first three frames). Frames strictly before the one preceding
-    the arrival are baseline, so the partial-volume frame at arrival is excluded.
-
-    Returns ``(n_frames, warnings)``; at least 1 frame.
-    """
-    signal = np.asarray(signal, dtype=float)
-    flat = signal.reshape(-1, signal.shape[-1])
-    if mask is not None:
-        flat = flat[np.asarray(mask, bool).reshape(-1)]
-    if flat.shape[0] == 0 or signal.shape[-1] < 4:
-        return 1, ["baseline detection: too few voxels or frames; using 1 baseline frame"]
-    enhancement = flat.max(axis=1) - flat[:, 0]
-    n_top = max(1, int(round(top_fraction * flat.shape[0])))
-    curve = flat[np.argsort(enhancement)[-n_top:]].mean(axis=0)
-    level = np.median(curve[:3])
-    noise = np.std(curve[:3])
-    peak = curve.max() - level
-    above = np.flatnonzero(curve > level + max(0.1 * peak, 5 * noise))
-    if peak <= 0 or above.size == 0:
-        return 1, ["baseline detection: no enhancement found; using 1 baseline frame"]
-    arrival = int(above[0])
-    n_frames = max(1, arrival - 1)
-    warnings = [] if n_frames >= 3 else [f"only {n_frames} baseline frame(s) before the bolus arrival"]
-    return n_frames, warnings

@@ -79,6 +79,7 @@ class Config:
     baseline_frames: int | None = None
     aif: str = "auto"
     roi: list[Path] = field(default_factory=list)
+    group_config: Path | None = None
     nets: list[str] | None = None
 
     def validate(self):
@@ -118,7 +119,7 @@ class Config:
         return out
 
 
-_PATH_FIELDS = {"bids_dir", "output_dir", "bids_filter_file", "work_dir", "use_plugin"}
+_PATH_FIELDS = {"bids_dir", "output_dir", "bids_filter_file", "work_dir", "use_plugin", "group_config"}
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 

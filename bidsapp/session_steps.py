@@ -20,8 +20,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .acquisition import (detect_baseline_frames, read_dce_acquisition, read_vfa_acquisition,
-                          resolve_relaxivity)
+from .acquisition import read_dce_acquisition, read_vfa_acquisition, resolve_relaxivity
+from .bolus_arrival import estimate_bolus_arrival
 from .derivatives import Entry, derivative_path, model_label, software_info, stderr_label, write_manifest
 from .io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
 
@@ -204,7 +204,9 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
 
     Outputs ``conc``, ``mask`` (voxels with valid T1 and concentration), ``acquisition``
     (JSON: frame times, TR, flip angle, relaxivity and its source, baseline frames,
-    bolus arrival, warnings) and ``manifest``.
+    bolus arrival (s, sub-frame, null when no enhancement was found) and its method,
+    warnings) and ``manifest``. One estimate (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`)
+    gives the arrival and, unless ``baseline_frames`` is given, the baseline frames.
     """
     from . import signal_to_concentration
 
@@ -216,14 +218,18 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
     relax = resolve_relaxivity(relaxivity, acq.agent, acq.field_strength)
     warnings = list(relax.warnings)
     mask = (t1_valid > 0) & signal_mask(signal)
+    arrival = estimate_bolus_arrival(signal, acq.times, mask)
     if baseline_frames is None:
-        n_base, more = detect_baseline_frames(signal, mask)
-        warnings += more
-        base_source = "detected from the bolus arrival"
+        n_base = arrival.baseline_frames
+        warnings += arrival.warnings
+        base_source = "detected: the frames before the bolus arrival"
     else:
         n_base, base_source = int(baseline_frames), "user (--baseline-frames)"
         if n_base >= signal.shape[3]:
             raise ValueError(f"--baseline-frames {n_base}: {dce_file} has only {signal.shape[3]} frames")
+        if np.isfinite(arrival.time) and n_base > arrival.baseline_frames:
+            warnings.append(f"--baseline-frames {n_base} includes frames acquired after the estimated bolus "
+                            f"arrival at {arrival.time:.2f} s ({arrival.baseline_frames} frames before it)")
     b1 = _b1_relative(b1_file, signal.shape)
     t10 = np.where(mask, t10, 1.0)  # placeholder T1 where T1 mapping failed; those voxels are masked out
     result = signal_to_concentration(signal, t10, acq.tr, acq.flip_angle, relax.value, n_base,
@@ -239,7 +245,8 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
         "MagneticFieldStrength": acq.field_strength, "ContrastBolusAgent": acq.agent,
         "Relaxivity": relax.value, "RelaxivityUnits": "/mM/s", "RelaxivitySource": relax.source,
         "BaselineFrames": n_base, "BaselineFramesSource": base_source,
-        "BolusArrivalTime": float(acq.times[min(n_base, len(acq.times) - 1)]),
+        "BolusArrivalTime": arrival.time if np.isfinite(arrival.time) else None,
+        "BolusArrivalTimeUnits": "s", "BolusArrivalMethod": arrival.method,
         "T1Source": t1_source, "B1Corrected": b1 is not None, "Warnings": warnings,
     }
     out["acquisition"] = str(Path("acquisition.json").resolve())
@@ -299,7 +306,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     _, t10 = _load(t1_file, 3)
     info = json.loads(Path(acquisition_file).read_text())
     t = np.asarray(info["VolumeTiming"], float)
-    arrival = float(info["BolusArrivalTime"])
+    arrival = info.get("BolusArrivalTime")  # s; None when no enhancement was found
     warnings, source, quality, aif_mask = [], None, None, np.zeros(conc.shape[:3], bool)
     population = None  # (name, bolus arrival s) of an analytic AIF, evaluated on its sub-step grid below
 
@@ -307,12 +314,16 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
                         "relaxivity": info["Relaxivity"]}
         result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
-                            signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF)
+                            signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF,
+                            bolus_arrival=arrival)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.bolus_arrival is not None:  # fell back to the population curve
             population = (source.split(":", 1)[1], float(result.bolus_arrival))
     elif spec in POPULATION_AIFS:
+        if arrival is None:
+            raise ValueError(f"--aif {spec}: {acquisition_file} has no BolusArrivalTime (no enhancement found), "
+                             "so the population AIF cannot be aligned; give an AIF table instead")
         population, source = (spec, arrival), f"population:{spec}"
     elif spec.endswith((".tsv", ".csv")):
         plasma = _read_aif_table(spec, t)

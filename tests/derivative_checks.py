@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.group import COLUMNS as GROUP_COLUMNS
+from bidsapp.group.tables import ROISTATS_COLUMNS
 
 #: parameters of the default models (``extended_tofts patlak``) and their BIDS ``desc`` labels
 DEFAULT_MAPS = {"extendedtofts": ("Ktrans", "ve", "vp", "kep"), "patlak": ("Ktrans", "vp")}
@@ -81,19 +81,21 @@ def check_subject(out, subject, maps=DEFAULT_MAPS):
 
 
 def check_group(out, subjects):
-    """``group/roi_stats.tsv``: the full header and rows for every subject, numbers parse."""
-    path = Path(out) / "group" / "roi_stats.tsv"
+    """``group_desc-roistats_stats.tsv``: the full header and rows for every subject, statistics
+    that parse (``n/a`` only where the ROI holds no finite value); and the group report."""
+    path = Path(out) / "group_desc-roistats_stats.tsv"
     with path.open() as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    assert rows and tuple(rows[0]) == GROUP_COLUMNS, f"{path}: header {tuple(rows[0]) if rows else None}"
+    assert rows and tuple(rows[0]) == ROISTATS_COLUMNS, f"{path}: header {tuple(rows[0]) if rows else None}"
     found = {r["participant_id"].removeprefix("sub-") for r in rows}
     assert found == set(subjects), f"{path}: subjects {sorted(found)}, expected {sorted(subjects)}"
-    for row in rows:  # statistics are numbers, or n/a exactly when the ROI holds no finite value
-        finite = int(row.get("n_valid", row["n_voxels"]))
-        if finite or row["mean"] != "n/a":
+    for row in rows:
+        if int(row["n_valid"]) or row["mean"] != "n/a":
             float(row["mean"]), float(row["median"]), float(row["sd"])
-    assert any(int(row.get("n_valid", row["n_voxels"])) > 0 for row in rows), f"{path}: no ROI with a finite value"
+    assert any(int(row["n_valid"]) > 0 for row in rows), f"{path}: no ROI with a finite value"
     _json(path.with_suffix(".json"))
+    report = (Path(out) / "group_report.html").read_text()
+    assert report.rstrip().endswith("</html>"), f"{out}/group_report.html is incomplete"
 
 
 def check_all(out, subjects, group=True):
@@ -114,7 +116,7 @@ def main(argv=None):
     except (AssertionError, OSError, KeyError, ValueError) as exc:
         print(f"derivative check failed: {exc}", file=sys.stderr)
         return 1
-    print(f"derivative check: {argv[0]} complete for sub-{', sub-'.join(argv[1:])} and the group table")
+    print(f"derivative check: {argv[0]} complete for sub-{', sub-'.join(argv[1:])} and the group tables")
     return 0
 
 

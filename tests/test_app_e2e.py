@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,19 +174,50 @@ def test_report_is_self_contained(dicom_study):
                    "patlak maps", "example curves"):
         assert f'alt="{figure}" src="data:image/png;base64,' in text
     assert "src=\"http" not in text and "<script" not in text
+    assert "Bolus arrival: " in text and "bolus arrival" in text.lower()
 
 
-def test_group_level_table_with_tissue_rois(study):
+def _tsv(path):
+    lines = [line.split("\t") for line in path.read_text().splitlines()]
+    return [dict(zip(lines[0], r)) for r in lines[1:]]
+
+
+def test_group_level_agrees_with_the_truth(study, tmp_path):
+    """Group level after the participant level, with the simulator's tissue segmentation
+    as ROIs. Truth-based expectations: the sessions of a subject share its truth
+    (test-retest), so the truth maps have ICC = 1 between sessions and the noise-free fits
+    must come close (ICC(3,1) > 0.95, Bland-Altman bias near 0); the AUROC of the fitted
+    tumour-rim Ktrans for the cohort's group label equals the AUROC of the truth Ktrans
+    (the fit keeps the order of the subjects)."""
     root = study
-    assert main([str(root / "bids"), str(root / "out"), "group", "--roi", str(root / "bids/derivatives/truth")]) == 0
-    lines = [line.split("\t") for line in (root / "out" / "group" / "roi_stats.tsv").read_text().splitlines()]
-    assert lines[0][:4] == ["participant_id", "session_id", "model", "parameter"]
-    rows = {(r[0], r[1], r[2], r[3], r[5]): dict(zip(lines[0], r)) for r in lines[1:]}
-    tumour_rim = rows[("sub-01", "ses-01", "extended_tofts", "Ktrans", "6")]
-    white_matter = rows[("sub-01", "ses-01", "extended_tofts", "Ktrans", "1")]
-    assert float(tumour_rim["mean"]) > 10 * float(white_matter["mean"]) and tumour_rim["units"] == "1/min"
-    # NaN voxels (not estimated) are not averaged in: n_valid counts the finite ones
-    assert 0 < int(white_matter["n_valid"]) <= int(white_matter["n_voxels"])
+    truth = root / "bids/derivatives/truth"
+    config = tmp_path / "group.json"
+    config.write_text(json.dumps({"label": {"column": "grade", "positive": "high"}}))
+    assert main([str(root / "bids"), str(root / "out"), "group", "--roi", str(truth),
+                 "--group-config", str(config)]) == 0
+    out = root / "out"
+    for name in ("roistats", "icc", "auroc"):
+        assert (out / f"group_desc-{name}_stats.tsv").is_file() and (out / f"group_desc-{name}_stats.json").is_file()
+    assert (out / "group_report.html").is_file()
+    rows = {(r["participant_id"], r["session_id"], r["map"], r["roi"]): r for r in _tsv(out / "group_desc-roistats_stats.tsv")}
+    rim = rows[("sub-01", "ses-01", "extendedtofts_Ktrans", "tumour_rim")]
+    white_matter = rows[("sub-01", "ses-01", "extendedtofts_Ktrans", "white_matter")]
+    assert float(rim["mean"]) > 10 * float(white_matter["mean"])
+    assert 0 < int(white_matter["n_valid"]) <= int(white_matter["n_voxels"])  # NaN voxels are not counted
+    assert ("sub-01", "ses-01", "vfa_T1map", "grey_matter") in rows
+    # truth expectations, computed by the same group level on the truth derivatives
+    shutil.copytree(truth, tmp_path / "truth")
+    assert main([str(root / "bids"), str(tmp_path / "truth"), "group", "--roi", str(truth),
+                 "--group-config", str(config)]) == 0
+    truth_icc = {(r["map"], r["roi"], r["icc_type"]): r for r in _tsv(tmp_path / "truth/group_desc-icc_stats.tsv")}
+    assert float(truth_icc[("truth_Ktrans", "tumour_rim", "ICC3")]["icc"]) == pytest.approx(1.0)
+    icc = {(r["map"], r["roi"], r["icc_type"]): r for r in _tsv(out / "group_desc-icc_stats.tsv")}
+    fitted = icc[("extendedtofts_Ktrans", "tumour_rim", "ICC3")]
+    assert float(fitted["icc"]) > 0.95 and fitted["n_subjects"] == "2" and fitted["n_measurements"] == "2"
+    assert abs(float(fitted["bias"])) < 0.05 * float(rim["mean"])
+    auroc = {(r["map"], r["roi"]): r for r in _tsv(out / "group_desc-auroc_stats.tsv")}
+    truth_auroc = {(r["map"], r["roi"]): r for r in _tsv(tmp_path / "truth/group_desc-auroc_stats.tsv")}
+    assert auroc[("extendedtofts_Ktrans", "tumour_rim")]["auroc"] == truth_auroc[("truth_Ktrans", "tumour_rim")]["auroc"]
 
 
 def test_reports_only_rebuilds_the_report(study):
@@ -302,5 +334,6 @@ def test_demo_runs_the_whole_product(tmp_path, capsys):
     printed = capsys.readouterr().out
     for subject in SUBJECTS:
         assert str((out / f"sub-{subject}.html").resolve()) in printed
-    rows = (out / "group" / "roi_stats.tsv").read_text().splitlines()
-    assert any("_desc-truth_dseg\t" in row for row in rows[1:])
+    rows = (out / "group_desc-roistats_stats.tsv").read_text().splitlines()
+    assert any("\ttumour_rim\t" in row for row in rows[1:])
+    assert str((out / "group_report.html").resolve()) in printed

@@ -1,4 +1,4 @@
-"""Input side of the BIDS App: BIDS queries, sidecars, relaxivity and baseline detection."""
+"""Input side of the BIDS App: BIDS queries, sidecars and relaxivity (the baseline: test_bolus_arrival.py)."""
 
 import json
 import re
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bidsapp
-from bidsapp.acquisition import detect_baseline_frames, frame_times, read_dce_acquisition, resolve_relaxivity
+from bidsapp.acquisition import frame_times, read_dce_acquisition, resolve_relaxivity
 from bidsapp.bids_query import NothingSelectedError, collect_sessions, dicom_sessions, load_filter_file
 from bidsapp.bids_raw import dce_path
 
@@ -127,18 +127,3 @@ def test_relaxivity_resolution():
     assert unknown.value == pytest.approx(bidsapp.relaxivity_for("gadobutrol", 3.0))
     assert any("ContrastBolusAgent" in w for w in unknown.warnings)
     assert any("MagneticFieldStrength" in w for w in unknown.warnings)
-
-
-@pytest.mark.parametrize("arrival_frame", [3, 6, 10])
-def test_baseline_detection_stops_before_the_bolus(arrival_frame):
-    t = np.arange(40) * 4.0
-    aif = bidsapp.population_aif("parker", t, bolus_arrival=t[arrival_frame])
-    signal = 100 + 50 * aif[None, None, None, :] * np.linspace(0.2, 1, 10)[:, None, None, None]
-    n, warnings = detect_baseline_frames(signal)
-    assert n in (arrival_frame - 1, arrival_frame)
-    assert bool(warnings) == (n < 3)
-
-
-def test_baseline_detection_without_enhancement():
-    n, warnings = detect_baseline_frames(np.full((3, 3, 1, 20), 10.0))
-    assert n == 1 and "no enhancement" in warnings[0]

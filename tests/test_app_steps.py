@@ -1,4 +1,4 @@
-"""Session steps without Nipype, progress reporting and the group ROI table helpers."""
+"""Session steps without Nipype and progress reporting (the group ROI helpers are in test_group_level.py)."""
 
 import io
 import json
@@ -12,7 +12,6 @@ import pytest
 from bidsapp import session_steps
 from bidsapp.bids_raw import dce_path
 from bidsapp.cli.progress import Progress
-from bidsapp.group import find_rois
 from bidsapp.simulate import Grid, Protocol, simulate_study
 
 
@@ -90,6 +89,32 @@ def test_report_says_how_many_t1_fits_are_poor():
     assert _t1_quality({}) == ""  # derivatives written before the flag existed
 
 
+def test_one_bolus_arrival_sets_the_baseline_and_the_population_shift(session, tmp_path, monkeypatch):
+    """concentration_step records the sub-frame arrival, its method and the frames before it;
+    aif_step shifts a population AIF to that same arrival."""
+    monkeypatch.chdir(tmp_path)
+    dce = dce_path(session, "01", None)
+    truth_aif = session / "derivatives/truth/sub-01/perf/sub-01_desc-truth_timeseries.json"
+    truth = json.loads(truth_aif.read_text())["BolusArrivalTime"]
+    t1 = session_steps.fixed_t1_step(dce, 1.3)
+    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, None, "fixed T10 = 1.3 s", session)
+    info = json.loads(Path(conc["acquisition"]).read_text())
+    t = np.asarray(info["VolumeTiming"])
+    arrival = info["BolusArrivalTime"]
+    assert abs(arrival - truth) <= t[1] - t[0] and info["BolusArrivalTimeUnits"] == "s"
+    assert "Cheong" in info["BolusArrivalMethod"] and info["BaselineFramesSource"].startswith("detected")
+    assert info["BaselineFrames"] == int(np.sum(t < arrival))
+    sidecar = json.loads((Path(conc["manifest"]).parent / "manifest.json").read_text())[0]["sidecar"]
+    assert sidecar["BolusArrivalTime"] == arrival
+    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "parker", 0.45, session)
+    assert json.loads(Path(aif["json"]).read_text())["PopulationAIF"]["BolusArrival"] == arrival
+    too_many = info["BaselineFrames"] + 2
+    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, too_many, "fixed", session)
+    info = json.loads(Path(conc["acquisition"]).read_text())
+    assert info["BaselineFrames"] == too_many and info["BolusArrivalTime"] == arrival
+    assert any("after the estimated bolus arrival" in w for w in info["Warnings"])
+
+
 def test_aif_table_errors_name_the_column(tmp_path):
     path = tmp_path / "aif.tsv"
     path.write_text("t\tplasma\n0\t0\n")
@@ -110,16 +135,6 @@ def test_signal_mask_drops_background():
     dce[1:3, 1:3] = 100.0
     dce[0, 0] = 5.0
     assert session_steps.signal_mask(dce).sum() == 4
-
-
-def test_find_rois(session, tmp_path):
-    truth = session / "derivatives" / "truth"
-    rois = find_rois([truth], "01", None)
-    assert [name for name, _ in rois] == ["sub-01_desc-truth_dseg"]
-    template = str(truth / "sub-{subject}" / "anat" / "sub-{subject}_desc-truth_dseg.nii.gz")
-    assert find_rois([template], "01", None)[0][1].is_file()
-    with pytest.raises(ValueError, match="--roi"):
-        find_rois([tmp_path / "missing.nii.gz"], "01", None)
 
 
 class _Node:
@@ -150,3 +165,23 @@ def test_progress_is_plain_under_ci(monkeypatch):
     assert not Progress({}, stream=Tty()).interactive
     monkeypatch.delenv("CI")
     assert Progress({}, stream=Tty()).interactive and not Progress({}, stream=io.StringIO()).interactive
+
+
+def test_demo_grid_gives_an_image_derived_aif(tmp_path, monkeypatch):
+    """At the demo's default grid every demo subject's AIF is detected in the image (no
+    population fallback), through the same steps the participant workflow runs."""
+    from bidsapp.cli.demo import demo_grid
+
+    bids = tmp_path / "bids"
+    simulate_study(bids, n_subjects=2, grid=demo_grid(), seed=0)
+    for subject in ("01", "02"):
+        folder = tmp_path / subject
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        vfa = [str(p) for p in sorted((bids / f"sub-{subject}" / "anat").glob("*_VFA.nii.gz"))]
+        t1 = session_steps.t1_step(vfa, None, "vfa-linear", str(bids))
+        dce = str(dce_path(bids, subject, None))
+        conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, None, None, "vfa", str(bids))
+        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "auto", 0.45, str(bids))
+        meta = json.loads(Path(aif["json"]).read_text())
+        assert meta["Source"] == "image" and meta["NumberOfVoxels"] > 0, meta["Warnings"]

@@ -70,9 +70,9 @@ def test_participants_as_array_tasks_then_group(cluster, study):
         log = logs[f"dcequant-participant-{array_id}_{task}.log"]
         assert f"task {task}: sub-{subject}" in log and f"report for sub-{subject}" in log, log[-3000:]
         assert (work / f"sub-{subject}" / "dcequant_wf").is_dir()
-    assert "group table" in logs[f"dcequant-group-{group_id}.log"], logs[f"dcequant-group-{group_id}.log"][-3000:]
+    assert "group report" in logs[f"dcequant-group-{group_id}.log"], logs[f"dcequant-group-{group_id}.log"][-3000:]
     check_all(out, ["01", "02"])
-    table = out / "group" / "roi_stats.tsv"
+    table = out / "group_desc-roistats_stats.tsv"
     assert table.stat().st_mtime >= max((out / f"sub-{s}.html").stat().st_mtime for s in ("01", "02"))
 
 

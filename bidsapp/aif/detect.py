@@ -70,7 +70,7 @@ Quality score (0..1, the product of these factors, each in [0, 1]):
 * voxel count: min(1, n_selected / ``min_voxels``);
 * area plausibility (only with ``population_check = <population AIF name>``): the ratio r
   of the image plasma AIF's area over ``t`` to that of the population AIF aligned to the
-  image bolus arrival; the factor is 1 for r between the geometric midpoints of
+  bolus arrival of the series; the factor is 1 for r between the geometric midpoints of
   ``plausible_area_ratio`` (default (0.6, 1.67)) and 1 (0.77–1.29), falls linearly in
   log r to 0 at the limits. Partial volume scales a vessel voxel's curve down without
   changing its shape, so no shape criterion can see it; a voxel made of 50 % artery gives
@@ -82,10 +82,14 @@ Quality score (0..1, the product of these factors, each in [0, 1]):
 * an image curve with NaN samples (the mean signal reaches the asymptote) scores 0.
 
 When the score is below ``min_quality`` (or no voxel qualifies) and ``fallback`` names a
-population AIF, that curve is returned instead (``source = "population:<name>"``) with its
-bolus arrival aligned to the image (the time at which the mean of the step-2 curves first
-reaches 10 % of its peak, minus the population curve's own 10 % time); the reason is in
-``warnings``.
+population AIF, that curve is returned instead (``source = "population:<name>"``) shifted
+to the bolus arrival of the series; the reason is in ``warnings``. The bolus arrival is
+``bolus_arrival`` when given (the participant workflow passes the one estimate of
+:mod:`bidsapp.bolus_arrival` that also set the baseline frames), else
+:func:`bidsapp.bolus_arrival.fit_arrival` of the mean of the step-2 curves. A population
+curve starts at its shift (C = 0 before), so the shift is the arrival itself. (Step 4's
+half-maximum times only rank clusters and pool T10 by their relative timing; they are not
+an arrival estimate.)
 
 Calamante's venous-output scaling (scale the AIF so its integral matches the sinus's) is
 not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms the sinus is no larger than the artery, so it is partial-
@@ -97,6 +101,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validate import boolean_mask
+from ..bolus_arrival import fit_arrival
 from ..concentration import concentration_to_signal, signal_to_concentration
 from ..spgr import spgr_signal
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
@@ -301,17 +306,10 @@ def _pooled_concentration(relative, t10, b1, model):
                                    model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
 
 
-def _onset_time(curve, t):
-    """First time (s) at which ``curve`` reaches 10 % of its peak."""
-    return t[np.argmax(curve >= 0.1 * np.nanmax(curve))]
-
-
-def area_ratio_to_population(plasma, t, name, hematocrit):
-    """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name`` with
-    its bolus arrival aligned to the 10 %-of-peak onset of ``plasma``."""
-    fine_t = np.arange(0.0, 120.0, 0.1)
-    population_onset = _onset_time(population_aif(name, fine_t, hematocrit=hematocrit), fine_t)
-    arrival = max(0.0, float(_onset_time(plasma, t) - population_onset))
+def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
+    """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name``
+    shifted to ``bolus_arrival`` (s)."""
+    arrival = max(0.0, float(bolus_arrival))
     weights = _trapezoid_weights(t)
     return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
 
@@ -329,14 +327,24 @@ def area_plausibility(ratio, limits=(0.6, 1.67)):
     return float(np.clip(2.0 - 2.0 * log_ratio / bound, 0.0, 1.0))
 
 
-def _population_fallback(name, t, hematocrit, reference_curve, quality, voxel_shape, reason):
-    arrival = 0.0
-    if reference_curve is not None and np.nanmax(reference_curve) > 0:
-        fine_t = np.arange(0.0, 120.0, 0.1)
-        population_onset = _onset_time(population_aif(name, fine_t, hematocrit=hematocrit), fine_t)
-        arrival = max(0.0, float(_onset_time(reference_curve, t) - population_onset))
+def _series_arrival(bolus_arrival, reference_curve, t):
+    """Bolus arrival (s): ``bolus_arrival`` if given, else the piecewise fit of
+    ``reference_curve`` (None or no enhancement: NaN)."""
+    if bolus_arrival is not None:
+        return float(bolus_arrival)
+    if reference_curve is None:
+        return float("nan")
+    return fit_arrival(reference_curve, t)
+
+
+def _population_fallback(name, t, hematocrit, arrival, quality, voxel_shape, reason):
+    if np.isfinite(arrival):
+        arrival = max(0.0, float(arrival))
+        warning = f"{reason}; using the population AIF {name!r} with bolus arrival {arrival:.2f} s"
+    else:
+        arrival = 0.0
+        warning = f"{reason}; using the population AIF {name!r} unshifted (no bolus arrival found)"
     plasma = population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit)
-    warning = f"{reason}; using the population AIF {name!r} with bolus arrival {arrival:.1f} s"
     return AIFResult(
         t=t, plasma=plasma, blood=plasma * (1.0 - hematocrit), mask=np.zeros(voxel_shape, dtype=bool),
         quality=float(quality), source=f"population:{name}", hematocrit=hematocrit, warnings=[warning],
@@ -366,6 +374,7 @@ def detect_aif(
     signal_model=None,
     population_check=None,
     plausible_area_ratio=(0.6, 1.67),
+    bolus_arrival=None,
 ):
     """Detect an arterial input function automatically (algorithm: module docstring).
 
@@ -413,12 +422,16 @@ def detect_aif(
         selected voxels' mean relative signal with their median T10 (module docstring,
         "Signal-domain pooling"); strongly recommended for measured data.
     population_check : str, optional
-        Name of a population AIF whose area (over ``t``, aligned to the image bolus
-        arrival) the image plasma AIF's area is compared with; the quality score is
+        Name of a population AIF whose area (over ``t``, shifted to the bolus arrival)
+        the image plasma AIF's area is compared with; the quality score is
         multiplied by the plausibility factor of the module docstring. None: no check.
     plausible_area_ratio : (float, float)
         Area ratios (image / population) at and beyond which the plausibility factor is 0;
         it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
+    bolus_arrival : float, optional
+        Bolus arrival of the series in s (e.g. :func:`bidsapp.bolus_arrival.estimate_bolus_arrival`
+        ``.time``), the shift of the population curve of the fallback and of the area check.
+        None: estimated from the mean of the step-2 candidate curves.
 
     Returns
     -------
@@ -463,8 +476,8 @@ def detect_aif(
         reason = "no candidate arterial voxel found"
         if fallback is None:
             raise ValueError(f"concentration: {reason} (and fallback=None)")
-        reference = curves.mean(axis=0) if index.size else None
-        return _population_fallback(fallback, t, hct, reference, 0.0, voxel_shape, reason)
+        arrival = _series_arrival(bolus_arrival, curves.mean(axis=0) if index.size else None, t)
+        return _population_fallback(fallback, t, hct, arrival, 0.0, voxel_shape, reason)
 
     if model is None:
         blood = curves[chosen].mean(axis=0)
@@ -477,11 +490,13 @@ def detect_aif(
         blood = _pooled_concentration(curves[chosen] + 1.0, t10.reshape(-1)[index[blood_like]],
                                       model["b1"][index[chosen]], model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
+    arrival = _series_arrival(bolus_arrival, curves.mean(axis=0), t)
     notes = []
     if not np.all(np.isfinite(blood)):
         quality, notes = 0.0, ["the mean arterial signal reaches the SPGR asymptote"]
     elif population_check is not None:
-        ratio = area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct)
+        ratio = (area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct, arrival)
+                 if np.isfinite(arrival) else float("nan"))
         plausibility = area_plausibility(ratio, plausible_area_ratio)
         quality *= plausibility
         if plausibility < 1.0:
@@ -492,9 +507,7 @@ def detect_aif(
     if quality < min_quality:
         reason = "; ".join(notes + [f"image AIF quality {quality:.2f} < min_quality {min_quality:.2f}"])
         if fallback is not None:
-            return _population_fallback(
-                fallback, t, hct, curves.mean(axis=0), quality, voxel_shape, reason
-            )
+            return _population_fallback(fallback, t, hct, arrival, quality, voxel_shape, reason)
         warnings = [f"{reason}; kept the image AIF because fallback=None"]
     else:
         warnings = notes

@@ -102,7 +102,11 @@ def build_parser():
                         "fritz-hansen, mcgrath), a TSV (columns time, plasma [, blood]) or an ROI mask NIfTI "
                         "[default: auto]")
     g.add_argument("--roi", dest="roi", nargs="+", type=Path, metavar="PATH",
-                   help="ROI masks/dseg: files or a derivatives folder (…_mask/_dseg.nii.gz matched by subject/session)")
+                   help="group level: ROI masks/dseg: files or a derivatives folder (…_mask/_dseg.nii.gz matched by "
+                        "subject/session; dseg names from its dseg.tsv) [default: the masks in output_dir]")
+    g.add_argument("--group-config", dest="group_config", type=Path, metavar="FILE",
+                   help="group level: JSON with label, reliability, compare, statistic, site, by_site, "
+                        "exclude_uncertain (docs/group.md) [default: reliability across sessions, no AUROC]")
     g.add_argument("--nets", dest="nets", nargs="*", metavar="NET",
                    help="neural networks to run [default: all available; none are available in this version]")
     return parser

@@ -215,10 +215,10 @@ def run_group(config):
     from ..group import run_group_level
 
     try:
-        table = run_group_level(config)
+        report = run_group_level(config)
     except LookupError as exc:
         raise AppError(str(exc), EXIT_NOTHING_SELECTED) from None
-    print(f"dcequant: group table: {table}")
+    print(f"dcequant: group report: {Path(report).resolve()}")
     return EXIT_OK
 
 

@@ -112,11 +112,14 @@ def histogram(values, title, units, mask=None):
     return to_base64(fig)
 
 
-def aif_plot(t, plasma, blood, source):
-    """Plasma and blood AIF against time (s)."""
+def aif_plot(t, plasma, blood, source, arrival=None):
+    """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted
+    vertical line when given."""
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
     ax.plot(t, blood, "--", label="blood")
+    if arrival is not None:
+        ax.axvline(arrival, color="0.4", ls=":", lw=1, label=f"bolus arrival {arrival:.1f} s")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("concentration (mM)")
     ax.set_title(f"AIF ({source})", fontsize=10)
@@ -139,4 +142,71 @@ def curves_plot(t, curves, fits, labels, title):
     axes[0, 0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return to_base64(fig)
+
+
+def _panel_grid(n_panels, width=2.6, height=2.2, columns=4):
+    ncols = min(columns, max(1, n_panels))
+    nrows = -(-n_panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.5), squeeze=False)
+    # fixed margins (inches) instead of tight_layout, which costs ~1 s per figure
+    fig.subplots_adjust(left=0.6 / (width * ncols), right=1 - 0.15 / (width * ncols), wspace=0.55, hspace=0.75,
+                        bottom=0.55 / (height * nrows + 0.5), top=1 - 0.6 / (height * nrows + 0.5))
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()[:n_panels]
+
+
+def group_boxes(panels, units, title):
+    """Box plots with the points, one panel per ROI: ``panels`` is
+    ``[(roi, {group name: values})]`` (values in ``units``, one per subject)."""
+    fig, axes = _panel_grid(len(panels))
+    for ax, (roi, groups) in zip(axes, panels):
+        names = list(groups)
+        data = [np.asarray(groups[g], float) for g in names]
+        ax.boxplot(data, showfliers=False, widths=0.6)
+        for i, values in enumerate(data, start=1):
+            jitter = np.linspace(-0.15, 0.15, values.size) if values.size > 1 else np.zeros(values.size)
+            ax.plot(i + jitter, values, "o", ms=2.5, color="#4c72b0", alpha=0.7)
+        ax.set_xticks(range(1, len(names) + 1), names, fontsize=6, rotation=30 if len(names) > 3 else 0)
+        ax.set_title(roi, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_ylabel(units, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return to_base64(fig)
+
+
+def bland_altman_panels(panels, units, title):
+    """Bland–Altman plots, one panel per ROI: ``panels`` is ``[(roi, first, second)]``;
+    difference (second - first) against the mean, with the bias and 95 % limits."""
+    fig, axes = _panel_grid(len(panels))
+    for ax, (roi, first, second) in zip(axes, panels):
+        first, second = np.asarray(first, float), np.asarray(second, float)
+        mean, diff = (first + second) / 2, second - first
+        ax.plot(mean, diff, "o", ms=3, color="#4c72b0")
+        if diff.size > 1:
+            bias, sd = diff.mean(), diff.std(ddof=1)
+            for y, style in ((bias, "-"), (bias - 1.96 * sd, "--"), (bias + 1.96 * sd, "--")):
+                ax.axhline(y, ls=style, lw=1, color="#dd8452")
+        ax.set_title(roi, fontsize=8)
+        ax.set_xlabel(f"mean ({units})", fontsize=7)
+        ax.set_ylabel(f"difference ({units})", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title, fontsize=10)
+    return to_base64(fig)
+
+
+def roc_panels(panels, title):
+    """ROC curves, one panel per ROI: ``panels`` is ``[(roi, sensitivity, specificity, auroc)]``."""
+    fig, axes = _panel_grid(len(panels), width=2.4, height=2.4)
+    for ax, (roi, sens, spec, auc) in zip(axes, panels):
+        order = np.lexsort((np.asarray(sens), 1 - np.asarray(spec)))
+        ax.plot((1 - np.asarray(spec))[order], np.asarray(sens)[order], "-", color="#4c72b0")
+        ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+        ax.set_title(f"{roi} (AUROC {auc:.2f})", fontsize=8)
+        ax.set_xlabel("1 - specificity", fontsize=7)
+        ax.set_ylabel("sensitivity", fontsize=7)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title, fontsize=10)
     return to_base64(fig)

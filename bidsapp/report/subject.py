@@ -165,7 +165,14 @@ def _session_section(session, folder):
         parts.append(f"<p>Source: {html.escape(str(aif_meta.get('Source')))}; quality: "
                      f"{aif_meta.get('Quality')}; haematocrit: {aif_meta.get('Hematocrit')}; "
                      f"voxels: {aif_meta.get('NumberOfVoxels', 0)}</p>")
-        parts.append(_img(figures.aif_plot(table[:, 0], table[:, 1], table[:, 2], aif_meta.get("Source")), "AIF"))
+        conc_meta = _sidecar(conc_path) if conc_path is not None else {}
+        arrival = conc_meta.get("BolusArrivalTime")
+        if "BaselineFrames" in conc_meta:
+            parts.append(f"<p>Bolus arrival: {'not found' if arrival is None else f'{arrival:.2f} s'} "
+                         f"({html.escape(str(conc_meta.get('BolusArrivalMethod', 'unknown method')))}); "
+                         f"baseline frames: {conc_meta['BaselineFrames']} "
+                         f"({html.escape(str(conc_meta.get('BaselineFramesSource')))})</p>")
+        parts.append(_img(figures.aif_plot(table[:, 0], table[:, 1], table[:, 2], aif_meta.get("Source"), arrival), "AIF"))
         aif_mask_path = _find(perf, "*_desc-aif_mask.nii.gz")
         if aif_mask_path is not None and conc is not None:
             parts.append(_img(figures.map_grid([dict(volume=conc.max(axis=-1), title="peak conc.", units="mM",
