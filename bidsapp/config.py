@@ -158,10 +158,10 @@ def make_config(options):
             raise ValueError(f"unknown option {name!r}")
         if value is None:
             continue
-        if name in _PATH_FIELDS:
-            value = Path(value)
+        if name in _PATH_FIELDS:  # absolute: Nipype runs each node in its own working folder
+            value = Path(value).expanduser().absolute()
         elif name == "roi":
-            value = [Path(v) for v in value]
+            value = [Path(v).expanduser().absolute() for v in value]
         elif name in ("participant_label", "session_label"):
             value = [str(v) for v in value]
         values[name] = value

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import __version__
 from .bids_raw import BIDS_VERSION, ensure_bidsignore, raw_path, subject_dir
-from .io_utils import _json_default, write_json_atomic, write_text_atomic
+from .io_utils import _json_default, dataset_lock, write_json_atomic, write_text_atomic
 
 CODE_URL = "https://github.com/dcequant/dcequant"
 STAGING_DIR = ".dcequant-staging"
@@ -118,7 +118,8 @@ def container_info():
 
 
 def write_dataset_description(output_dir, bids_dir):
-    """Write the derivative ``dataset_description.json`` and ``.bidsignore``."""
+    """Write the derivative ``dataset_description.json``, ``README.md`` and ``.bidsignore``
+    (under :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``)."""
     output_dir = Path(output_dir)
     generated = software_info()
     container = container_info()
@@ -138,11 +139,12 @@ def write_dataset_description(output_dir, bids_dir):
         "SourceDatasets": [source],
         "DatasetLinks": {"raw": Path(bids_dir).resolve().as_uri()},
     }
-    write_json_atomic(output_dir / "dataset_description.json", desc)
-    readme = output_dir / "README.md"
-    if not readme.exists():
-        write_text_atomic(readme, README.format(version=__version__, bids_dir=Path(bids_dir).resolve()))
-    ensure_bidsignore(output_dir, BIDSIGNORE)
+    with dataset_lock(output_dir):
+        write_json_atomic(output_dir / "dataset_description.json", desc)
+        readme = output_dir / "README.md"
+        if not readme.exists():
+            write_text_atomic(readme, README.format(version=__version__, bids_dir=Path(bids_dir).resolve()))
+        ensure_bidsignore(output_dir, BIDSIGNORE)
     return desc
 
 
@@ -164,6 +166,8 @@ def stage_session(output_dir, subject, session, entries):
         shutil.rmtree(session_root, ignore_errors=True)
     else:
         shutil.rmtree(staging, ignore_errors=True)
+    with dataset_lock(output_dir):  # another subject's commit may be removing the shared staging parent
+        staging.mkdir(parents=True, exist_ok=True)
     staged = []
     for entry in entries:
         target = entry.target(output_dir, subject, session)
@@ -204,8 +208,9 @@ def commit_subject(output_dir, subject, staged):
         raise
     finally:
         shutil.rmtree(_staging_root(output_dir, subject), ignore_errors=True)
-        try:
-            staging_parent.rmdir()
-        except OSError:
-            pass
+        with dataset_lock(output_dir):  # not while another subject is creating its staging folder
+            try:
+                staging_parent.rmdir()
+            except OSError:
+                pass
     return moved

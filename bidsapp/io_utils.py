@@ -1,7 +1,12 @@
-"""Atomic file writing.
+"""Atomic file writing, and the lock that serialises updates of shared dataset files.
 
 Every derivative and converted file is written to a temporary file in the target
 folder and renamed into place, so a crash never leaves a partial or corrupt file.
+Files that several concurrent runs update (``dataset_description.json``,
+``.bidsignore``, ``participants.tsv``, the staging folder) are read, changed and
+written while holding :func:`dataset_lock`, so that two participants processed at
+once (two SLURM array tasks, two shells) into one folder do not lose each other's
+updates.
 """
 
 import contextlib
@@ -9,6 +14,28 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from filelock import FileLock
+
+#: lock file of a dataset folder (hidden: BIDS validators ignore dot files)
+LOCK_NAME = ".dcequant.lock"
+#: seconds to wait for another run's lock before giving up
+LOCK_TIMEOUT = 600.0
+#: the process's umask, read once at import (os.umask can only be read by setting it)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def dataset_lock(root, timeout=LOCK_TIMEOUT):
+    """An inter-process lock on the dataset folder ``root`` (created if missing), for use as
+    ``with dataset_lock(root): ...`` around read-modify-write updates of its shared files.
+
+    Uses ``fcntl``/``flock`` through :mod:`filelock`; raises ``filelock.Timeout`` after
+    ``timeout`` s. Holding it is short (small text files, renames), so waiting is rare.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(root / LOCK_NAME), timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -24,6 +51,7 @@ def atomic_path(path, suffix=None):
     if suffix is None:
         suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would (shared HPC folders)
     os.close(fd)
     tmp = Path(tmp)
     try:

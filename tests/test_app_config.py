@@ -15,7 +15,7 @@ def test_defaults_match_the_documentation():
     assert cfg.hematocrit == 0.45 and cfg.aif == "auto" and cfg.device == "auto"
     assert cfg.fit_delay is False and cfg.b1_correction is True and cfg.nets is None
     assert cfg.t1_method == "vfa-linear" and cfg.t1_validity == "physical"
-    assert cfg.bids_dir == Path("bids") and cfg.analysis_level == "participant"
+    assert cfg.bids_dir == Path("bids").absolute() and cfg.analysis_level == "participant"
 
 
 def test_labels_accept_prefixes():

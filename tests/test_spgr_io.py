@@ -29,3 +29,11 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_json_atomic(target, {"a": np.float64(1.5)})
     assert json.loads(target.read_text()) == {"a": 1.5}
+
+
+def test_atomic_write_gives_the_mode_open_would(tmp_path):
+    """Atomic writes honour the umask like open() (mkstemp alone makes 0600 files that other
+    members of a group cannot read in a shared HPC output folder)."""
+    write_json_atomic(tmp_path / "atomic.json", {"a": 1})
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777

@@ -143,14 +143,17 @@ def _nipype_config(config):
     return settings
 
 
-def _crash_summary(crash_dir, since):
-    """``node: last error line`` of every crash file written since ``since`` (epoch s)."""
+def _crash_summary(crash_dir, since, nodes):
+    """``node: last error line`` of every crash file written since ``since`` (epoch s) by one of
+    ``nodes`` (full node names), not by concurrent runs writing into the same output folder."""
     summary = []
     for path in sorted(Path(crash_dir).glob("crash-*.txt")):
         if path.stat().st_mtime < since:
             continue
         lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
         node = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Node:")), path.name)
+        if node not in nodes:
+            continue
         error = next((line for line in reversed(lines) if "Error" in line.split(":", 1)[0]), lines[-1] if lines else "")
         summary.append(f"{node}: {error}")
     return summary
@@ -200,7 +203,7 @@ def run_participant(config):
         wf.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError:
         crash_dir = Path(config.output_dir) / "logs" / "crash"
-        failures = _crash_summary(crash_dir, started)
+        failures = _crash_summary(crash_dir, started, {f"{wf.name}.{name}" for name in wf.list_node_names()})
         raise AppError(f"processing failed: {'; '.join(failures) or 'see the log'} (crash files in {crash_dir}; "
                        f"re-run with the same --work-dir {work_dir} to resume)") from None
     for subject in subjects:

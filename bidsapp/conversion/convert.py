@@ -28,7 +28,7 @@ import numpy as np
 from .. import bids_raw
 from .._version import __version__
 from ..acquisition import frame_times
-from ..io_utils import atomic_path, write_json_atomic
+from ..io_utils import atomic_path, dataset_lock, write_json_atomic
 from . import pixels, sidecars, timing
 from .dcm2niix_runner import Dcm2niixError, dcm2niix_version, run_dcm2niix
 from .plan import ANAT_ROLES, plan_conversion
@@ -200,12 +200,15 @@ def _convert_entry(entry, overwrite, dce_grid):
 
 
 def _dataset_files(plan):
+    """Dataset-level files of the raw dataset, updated under its lock (concurrent conversions
+    of other subjects may update ``participants.tsv`` at the same time)."""
     root = plan.bids_dir
-    bids_raw.ensure_dataset_description(
-        root, DATASET_NAME, GeneratedBy=[{"Name": "dcequant-convert", "Version": __version__}]
-    )
-    bids_raw.ensure_bidsignore(root)
-    bids_raw.update_participants(root, [{"participant_id": plan.participant_label}])
+    with dataset_lock(root):
+        bids_raw.ensure_dataset_description(
+            root, DATASET_NAME, GeneratedBy=[{"Name": "dcequant-convert", "Version": __version__}]
+        )
+        bids_raw.ensure_bidsignore(root)
+        bids_raw.update_participants(root, [{"participant_id": plan.participant_label}])
 
 
 def execute_plan(plan, overwrite=False):
