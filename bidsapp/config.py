@@ -150,6 +150,10 @@ def load_config_file(path):
     return options
 
 
+#: ``--aif`` values that name a file (a table or an ROI mask) rather than a method
+AIF_FILE_SUFFIXES = (".tsv", ".csv", ".nii", ".nii.gz")
+
+
 def make_config(options):
     """Build a validated :class:`Config` from a dict of field values (``None`` = default)."""
     values = {}
@@ -162,6 +166,8 @@ def make_config(options):
             value = Path(value).expanduser().absolute()
         elif name == "roi":
             value = [Path(v).expanduser().absolute() for v in value]
+        elif name == "aif" and str(value).endswith(AIF_FILE_SUFFIXES):  # a table or mask: absolute, like paths
+            value = str(Path(str(value)).expanduser().absolute())
         elif name in ("participant_label", "session_label"):
             value = [str(v) for v in value]
         values[name] = value

@@ -18,6 +18,15 @@ def test_defaults_match_the_documentation():
     assert cfg.bids_dir == Path("bids").absolute() and cfg.analysis_level == "participant"
 
 
+def test_aif_files_become_absolute_and_methods_stay():
+    """Nipype runs every node in its own folder: a relative AIF table or mask must not
+    depend on it; '{subject}' placeholders survive."""
+    assert parse_config(["b", "o", "participant", "--aif", "aif/sub-{subject}.tsv"]).aif == \
+        str(Path("aif/sub-{subject}.tsv").absolute())
+    assert parse_config(["b", "o", "participant", "--aif", "arteries.nii.gz"]).aif == str(Path("arteries.nii.gz").absolute())
+    assert parse_config(["b", "o", "participant", "--aif", "georgiou"]).aif == "georgiou"
+
+
 def test_labels_accept_prefixes():
     cfg = parse_config(["b", "o", "participant", "--participant-label", "sub-01", "02",
                         "--session-label", "ses-A", "B"])
