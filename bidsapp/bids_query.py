@@ -8,7 +8,6 @@ Raw naming follows :mod:`bidsapp.bids_raw`. A subject/session that has DICOM und
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from bids import BIDSLayout
 from bids.layout import Query
 
 from .bids_raw import strip_prefix
+from .io_utils import read_option_file
 
 #: keys of a ``--bids-filter-file`` and the default pybids query of each
 QUERIES = {
@@ -53,12 +53,7 @@ class SessionInputs:
 def load_filter_file(path):
     """Read a ``--bids-filter-file`` (JSON: ``{"dce": {"acquisition": "fast"}, ...}``)."""
     path = Path(path)
-    try:
-        filters = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--bids-filter-file {path}: cannot read JSON ({exc})") from None
-    if not isinstance(filters, dict):
-        raise ValueError(f"--bids-filter-file {path}: top level must be an object")
+    filters = read_option_file(path, "--bids-filter-file")
     unknown = set(filters) - set(QUERIES)
     if unknown:
         raise ValueError(f"--bids-filter-file {path}: unknown key(s) {sorted(unknown)}; use {sorted(QUERIES)}")

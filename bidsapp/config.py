@@ -19,10 +19,11 @@ Example ``dcequant.toml``::
 from __future__ import annotations
 
 import dataclasses
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .io_utils import read_option_file
 
 #: kinetic models the app knows (names of ``bidsapp.MODELS``)
 MODEL_NAMES = ("tofts", "extended_tofts", "patlak", "2cxm", "2cum")
@@ -132,15 +133,7 @@ def load_config_file(path):
     Raises ``ValueError`` naming the file and the key for unknown keys or bad syntax.
     """
     path = Path(path)
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--config-file {path}: cannot read ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"--config-file {path}: top level must be a table/object")
+    data = read_option_file(path, "--config-file", tomllib.loads if path.suffix.lower() == ".toml" else None)
     options = {}
     for key, value in data.items():
         name = key.replace("-", "_")

@@ -91,3 +91,17 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def read_option_file(path, option, loads=None):
+    """The top-level object of a settings file given with ``option`` (JSON, or whatever
+    ``loads`` parses, e.g. ``tomllib.loads``); one-line ``ValueError`` naming the option and
+    the file when it cannot be read or is not an object/table."""
+    path = Path(path)
+    try:
+        data = (loads or json.loads)(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{option} {path}: cannot read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{option} {path}: top level must be an object/table")
+    return data

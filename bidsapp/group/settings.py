@@ -18,9 +18,10 @@ computed with another AIF; relative paths are relative to the config file).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..io_utils import read_option_file
 
 ACROSS = ("session", "map", "derivatives")
 STATISTICS = ("mean", "median")
@@ -57,12 +58,7 @@ def load_group_settings(path=None):
     if path is None:
         return GroupSettings()
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--group-config {path}: cannot read ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"--group-config {path}: top level must be an object")
+    data = read_option_file(path, "--group-config")
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise ValueError(f"--group-config {path}: unknown key(s) {unknown}; known: {sorted(_KEYS)}")
