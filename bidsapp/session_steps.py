@@ -283,7 +283,8 @@ def resolve_aif_spec(spec, subject, session):
     return spec.format(subject=subject, session=session or "") if "{" in spec else spec
 
 
-def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, raw_root):
+def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, raw_root, vfa_files=None,
+             b1_file=None):
     """Arterial input function. Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``,
     ``aif_mask`` (selected voxels, may be all zero) and ``manifest``.
 
@@ -292,7 +293,9 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     check against the Parker AIF; it falls back to the Parker population AIF, with a
     warning, when no arterial curve of sufficient quality is found, e.g. when partial
     volume leaves no pure arterial voxel), a population name, a TSV/CSV table, or a NIfTI ROI mask
-    of arterial voxels on the DCE grid.
+    of arterial voxels on the DCE grid. With ``auto``, the VFA volumes the T1 map came from
+    (``vfa_files``, on the DCE grid) give the blood T10 as one fit to the pooled arterial VFA
+    signal, and ``b1_file`` (percent) the flip-angle scale of the signal model.
 
     The TSV holds the AIF exactly as the fit uses it, once: an image, mask or table AIF at
     the frame times; a population AIF on its sub-step grid (:func:`population_grid`), so the
@@ -313,9 +316,18 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     if spec == "auto":
         signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
                         "relaxivity": info["Relaxivity"]}
+        b1 = _b1_relative(b1_file, conc.shape)
+        if b1 is not None:
+            signal_model["b1"] = b1
+        vfa = None
+        if vfa_files:
+            flips, tr = read_vfa_acquisition(vfa_files)
+            signals = np.stack([_load(f, 3)[1] for f in vfa_files], axis=-1)
+            _same_grid(conc_file, conc.shape, vfa_files[0], signals.shape)
+            vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
         result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
                             signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF,
-                            bolus_arrival=arrival)
+                            bolus_arrival=arrival, vfa=vfa)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.bolus_arrival is not None:  # fell back to the population curve

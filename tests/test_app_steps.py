@@ -182,6 +182,7 @@ def test_demo_grid_gives_an_image_derived_aif(tmp_path, monkeypatch):
         t1 = session_steps.t1_step(vfa, None, "vfa-linear", str(bids))
         dce = str(dce_path(bids, subject, None))
         conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, None, None, "vfa", str(bids))
-        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "auto", 0.45, str(bids))
+        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "auto", 0.45, str(bids),
+                                     vfa_files=vfa)
         meta = json.loads(Path(aif["json"]).read_text())
         assert meta["Source"] == "image" and meta["NumberOfVoxels"] > 0, meta["Warnings"]

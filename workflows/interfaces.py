@@ -134,6 +134,8 @@ class AIFInputSpec(BaseInterfaceInputSpec):
     spec = traits.Str("auto", usedefault=True)
     hematocrit = traits.Float(0.45, usedefault=True)
     raw_root = traits.Str(mandatory=True)
+    vfa = InputMultiObject(File(exists=True), desc="VFA volumes on the DCE grid (blood T10 pooling)")
+    b1 = File(exists=True, desc="relative B1 map (percent) on the DCE grid")
 
 
 class AIFOutputSpec(_Manifest):
@@ -151,7 +153,7 @@ class AIF(SimpleInterface):
     def _run_interface(self, runtime):
         i = self.inputs
         self._results.update(session_steps.aif_step(i.conc, i.mask, i.acquisition, i.t1_file, i.spec,
-                                                    i.hematocrit, i.raw_root))
+                                                    i.hematocrit, i.raw_root, _opt(i.vfa), _opt(i.b1)))
         return runtime
 
 

@@ -115,6 +115,10 @@ def init_single_session_wf(config: Config, inputs, work_dir):
 
         aif_spec = resolve_aif_spec(aif_spec, inputs.subject, inputs.session)
     aif_wf = init_aif_wf(config, aif_spec)
+    if has_vfa:  # the blood T10 of an image AIF is fitted to the pooled arterial VFA signal
+        wf.connect(motion_wf, "outputnode.vfa", aif_wf, "inputnode.vfa")
+    if use_b1:
+        wf.connect(motion_wf, "outputnode.b1", aif_wf, "inputnode.b1")
     wf.connect([(inputnode, aif_wf, [("raw_root", "inputnode.raw_root")]),
                 (t1_wf, aif_wf, [("outputnode.t1", "inputnode.t1")]),
                 (conc_wf, aif_wf, [("outputnode.conc", "inputnode.conc"), ("outputnode.mask", "inputnode.mask"),
@@ -227,11 +231,12 @@ def init_aif_wf(config: Config, aif_spec):
     wf.__desc__ = (f"The arterial input function was {text}; blood concentrations were converted to plasma "
                    f"with a haematocrit of {config.hematocrit}.")
     wf.__refs__ = ["parker2006"] if "parker2006" in text else []
-    inputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "t1", "raw_root"]), name="inputnode")
+    inputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "t1", "raw_root", "vfa", "b1"]),
+                        name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["tsv", "json", "manifest"]), name="outputnode")
     node = pe.Node(ifc.AIF(spec=aif_spec, hematocrit=config.hematocrit), name="aif")
     wf.connect([(inputnode, node, [("conc", "conc"), ("mask", "mask"), ("acquisition", "acquisition"),
-                                   ("t1", "t1_file"), ("raw_root", "raw_root")]),
+                                   ("t1", "t1_file"), ("raw_root", "raw_root"), ("vfa", "vfa"), ("b1", "b1")]),
                 (node, outputnode, [("tsv", "tsv"), ("json", "json"), ("manifest", "manifest")])])
     return wf
 

@@ -296,10 +296,26 @@ def _relative_signal(concentration, t10, model):
     return np.where(ok[:, None], relative, np.nan)
 
 
-def _pooled_concentration(relative, t10, b1, model):
+def _pooled_t10(t10, pool, b1_pooled, vfa):
+    """Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean
+    VFA signals when ``vfa`` is given (noise averaged before the non-linear T1 estimate,
+    which per-voxel fits at clinical SNR scatter by several per cent), else the median of
+    their T10 values. Falls back to the median when the pooled fit is not valid."""
+    median = float(np.median(t10.reshape(-1)[pool]))
+    if vfa is None:
+        return median
+    from ..t1 import compute_t1_map
+
+    signals = np.asarray(vfa["signals"], float)
+    mean = signals.reshape(-1, signals.shape[-1])[pool].mean(axis=0)
+    fit = compute_t1_map(mean[None, :], vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
+                         b1=np.asarray([b1_pooled]))
+    return float(fit.t1[0]) if fit.valid[0] else median
+
+
+def _pooled_concentration(relative, t10_pooled, b1, model):
     """Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with
-    their median T10 and b1 (NaN where the mean reaches the SPGR asymptote)."""
-    t10_pooled = float(np.median(t10))
+    the pooled blood T10 (s) and their median b1 (NaN where the mean reaches the SPGR asymptote)."""
     b1_pooled = float(np.median(b1))
     m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
     return signal_to_concentration(relative.mean(axis=0), t10_pooled, model["tr"], model["flip_angle"],
@@ -375,6 +391,7 @@ def detect_aif(
     population_check=None,
     plausible_area_ratio=(0.6, 1.67),
     bolus_arrival=None,
+    vfa=None,
 ):
     """Detect an arterial input function automatically (algorithm: module docstring).
 
@@ -432,12 +449,20 @@ def detect_aif(
         Bolus arrival of the series in s (e.g. :func:`bidsapp.bolus_arrival.estimate_bolus_arrival`
         ``.time``), the shift of the population curve of the fallback and of the area check.
         None: estimated from the mean of the step-2 candidate curves.
+    vfa : dict, optional
+        With ``signal_model``: the variable-flip-angle data the T10 map came from, on the
+        voxel grid — ``signals`` (shape ``(..., angles)``), ``flip_angles`` (degrees),
+        ``tr`` (s) and optionally ``method`` (default ``vfa-nonlinear``). The blood T10 is
+        then fitted once to the mean VFA signal of the T10 pool instead of taken as the
+        median of its voxels' T10 (less noise; see docs/aif.md).
 
     Returns
     -------
     AIFResult
     """
     concentration, t, mask = _check_inputs(concentration, t, mask)
+    if vfa is not None and (signal_model is None or np.shape(vfa["signals"])[:-1] != np.shape(concentration)[:-1]):
+        raise ValueError("vfa: needs signal_model, and its signals must share the voxel shape of the concentration")
     hct = check_hematocrit(hematocrit)
     if fallback is not None and fallback not in POPULATION_AIFS:
         raise ValueError(f"fallback: unknown population AIF {fallback!r}; choose one of {POPULATION_AIFS}")
@@ -487,8 +512,9 @@ def detect_aif(
         blood_like = (curves.max(axis=-1) >= t10_pool_enhancement * reference.max()) & (
             np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
         blood_like[chosen] = True  # the selected voxels always belong to the pool
-        blood = _pooled_concentration(curves[chosen] + 1.0, t10.reshape(-1)[index[blood_like]],
-                                      model["b1"][index[chosen]], model)
+        b1_chosen = model["b1"][index[chosen]]
+        t10_blood = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
+        blood = _pooled_concentration(curves[chosen] + 1.0, t10_blood, b1_chosen, model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
     arrival = _series_arrival(bolus_arrival, curves.mean(axis=0), t)
     notes = []

@@ -54,15 +54,18 @@ def area(curve, t):
     return float(np.sum(np.diff(t) * (curve[1:] + curve[:-1]) / 2.0))
 
 
-def image_aif(sim, signal, t10, t1_valid, n_base, arrival):
-    """(source, plasma) of the AIF the participant workflow would detect with T1 map ``t10`` (s)."""
+def image_aif(sim, signal, t10, t1_valid, n_base, arrival, vfa=None):
+    """(source, plasma) of the AIF the participant workflow would detect with T1 map ``t10`` (s)
+    and, as ``aif_step`` does, the VFA signals ``vfa`` it came from (blood T10 pooled)."""
     p = sim.protocol
     conc = signal_to_concentration(signal, t10, p.dce_tr, p.dce_flip_angle, sim.relaxivity, n_base)
     mask = t1_valid & signal_mask(signal) & conc.voxel_valid
     model = {"tr": p.dce_tr, "flip_angle": p.dce_flip_angle, "relaxivity": sim.relaxivity}
     result = detect_aif(conc.concentration, sim.t, t10=t10, mask=mask, hematocrit=p.hematocrit,
                         fallback=FALLBACK_POPULATION_AIF, signal_model=model,
-                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival)
+                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival,
+                        vfa=None if vfa is None else {"signals": vfa, "flip_angles": np.asarray(p.vfa_flip_angles),
+                                                      "tr": p.vfa_tr})
     return result.source, result.plasma
 
 
@@ -87,9 +90,9 @@ def main():
             true_base = int(np.sum(sim.t < truth))
             old_base = previous_rule(dce, search)
             true_area = area(sim.aif_plasma, sim.t)
-            source, plasma = image_aif(sim, dce, t10, t1.valid, estimate.baseline_frames, estimate.time)
-            _, plasma_true = image_aif(sim, dce, t10, t1.valid, true_base, estimate.time)
-            _, plasma_old = image_aif(sim, dce, t10, t1.valid, old_base, estimate.time)
+            source, plasma = image_aif(sim, dce, t10, t1.valid, estimate.baseline_frames, estimate.time, vfa)
+            _, plasma_true = image_aif(sim, dce, t10, t1.valid, true_base, estimate.time, vfa)
+            _, plasma_old = image_aif(sim, dce, t10, t1.valid, old_base, estimate.time, vfa)
             head = phantom.t1 > 0
             _, plasma_t1 = image_aif(sim, dce, np.where(head, phantom.t1, 1.0), head, estimate.baseline_frames,
                                      estimate.time)
