@@ -402,9 +402,8 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
     grid search. The nested fit runs first. A voxel whose grid start is at delay 0 — no
     other delay of the grid fits better — and whose nested solution is a minimum along
     the delay (:func:`_minimum_at_zero`) has its delayed fit at that solution: the
-    delayed fit is not run, and the voxel reports the nested fit. In normal brain most
-    voxels are such. The others get the delayed fit from their grid start, and
-    :func:`_choose_nested` decides per voxel.
+    delayed fit is not run, and the voxel reports the nested fit. The others get the
+    delayed fit from their grid start, and :func:`_choose_nested` decides per voxel.
     """
     n_vox, n_p = flat.shape[0], lo.numel()
     grid_theta = np.full((n_vox, n_p), np.nan)
@@ -425,44 +424,39 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
             y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
             sse0[sel] = _sse(spec, plasma, torch.as_tensor(theta0[sel], device=dev), y).cpu().numpy()
     at_zero = todo[grid_theta[todo, -1] == 0.0]
-    minimum, lower_side = _minimum_at_zero(spec, plasma, flat, at_zero, theta0, sse0, dev, chunk)
-    settled = at_zero[minimum]
-    moving = at_zero[~minimum]
-    grid_theta[moving] = theta0[moving]
-    grid_theta[moving, -1] = lower_side[~minimum]
+    settled = at_zero[_minimum_at_zero(spec, plasma, flat, at_zero, theta0, sse0, dev, chunk)]
     fitted = np.setdiff1d(todo, settled, assume_unique=True)
     LOGGER.debug("delay fit: %d/%d voxels settled at delay 0 by the nested fit", settled.size, todo.size)
     out = _fit_chunks(spec, opts, plasma, flat, fitted, None, True, dev, lo, hi, chunk,
-                      lambda y, problem, sel: torch.as_tensor(grid_theta[sel], device=dev), progress)
+                      lambda y, problem, sel: torch.as_tensor(grid_theta[sel], device=dev),
+                      lambda done, total: progress(settled.size + done, todo.size))
     return out, _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0)
 
 
 def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
-    """Whether the nested solutions ``theta0[sel]`` (delay 0) are minima along the delay (bool ``[len(sel)]``).
+    """Whether the nested solutions ``theta0[sel]`` (delay 0 appended) are minima along the delay (bool ``[len(sel)]``).
 
-    The nested fit minimises over the other parameters with the delay at 0; the sum of
-    squares rising :data:`KINK_PROBE` AIF grid steps before and after 0 then makes the
-    point a minimum of the delayed fit too (the rule of :func:`_finish_on_kinks`: 0 s
-    is a kink of a piecewise-linear AIF whose grid contains the frame times).
+    0 s is a kink of the sum of squares along the delay (see :func:`_finish_on_kinks`).
+    The nested fit minimises over the other parameters with the delay held there; if
+    the sum of squares ``sse0`` rises :data:`KINK_PROBE` AIF grid steps before and after
+    0 s, the point is a minimum of the delayed fit too (the rule of
+    :func:`_finish_on_kinks`). All False when the AIF grid is not uniform (no kink rule).
     """
-    phases = frame_phases(plasma.aif_times, plasma.t)
     minimum = np.zeros(sel.size, dtype=bool)
-    side = np.zeros(sel.size)
+    phases = frame_phases(plasma.aif_times, plasma.t)
     if phases is None:
-        return minimum, side
+        return minimum
     probe = KINK_PROBE * phases.delta
     for first in range(0, sel.size, chunk):
         part = sel[first:first + chunk]
         y = torch.as_tensor(np.asarray(flat[part], dtype=np.float64), device=dev)
         theta = torch.as_tensor(theta0[part], device=dev)
-        ref = torch.as_tensor(sse0[part], device=dev)
-        at = []
+        ok = torch.ones(part.size, dtype=torch.bool, device=dev)
         for h in (-probe, probe):
             theta[:, -1] = h
-            at.append(_sse(spec, plasma, theta, y))
-        minimum[first:first + part.size] = ((at[0] >= ref) & (at[1] >= ref)).cpu().numpy()
-        side[first:first + part.size] = torch.where(at[1] < at[0], probe, -probe).cpu().numpy()
-    return minimum, side
+            ok &= _sse(spec, plasma, theta, y) >= torch.as_tensor(sse0[part], device=dev)
+        minimum[first:first + part.size] = ok.cpu().numpy()
+    return minimum
 
 
 def _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0):
