@@ -453,10 +453,12 @@ def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
         part = sel[first:first + chunk]
         y = torch.as_tensor(np.asarray(flat[part], dtype=np.float64), device=dev)
         theta = torch.as_tensor(theta0[part], device=dev)
+        ref = torch.as_tensor(sse0[part], device=dev)
         ok = torch.ones(part.size, dtype=torch.bool, device=dev)
-        for h in (-probe, probe):
+        for h in (probe, -probe):  # later delays first: a curve that is late falls there; probe the rest
             theta[:, -1] = h
-            ok &= _sse(spec, plasma, theta, y) >= torch.as_tensor(sse0[part], device=dev)
+            if bool(ok.any()):
+                ok[ok.clone()] = _sse(spec, plasma, theta[ok], y[ok]) >= ref[ok]
         minimum[first:first + part.size] = ok.cpu().numpy()
     return minimum
 
