@@ -23,10 +23,12 @@ Method (written out in ``docs/fitting.md``):
    standard error unless on a bound, no determined parameter at its *upper* bound (the
    box was too small: the value is not an estimate), the delay (if fitted) not at
    either bound, and ve + vp ≤ 1 where ve is determined.
-8. Delay fits: the delay grid contains 0 s; voxels whose delay converges onto a kink of
-   the piecewise-linear AIF are finished with the delay held there
+8. Delay fits: the delay grid contains 0 s; the delay-0 (nested) fit runs first from the
+   same grid search, and voxels whose grid start and nested solution sit at a minimum
+   on 0 s get no delayed fit (:func:`_fit_with_nested`); voxels whose delay converges
+   onto a kink of the piecewise-linear AIF are finished with the delay held there
    (:func:`_finish_on_kinks`); the delay is kept only where an F-test finds it
-   significant against the delay-0 (nested) fit, which is reported elsewhere — never
+   significant against the nested fit, which is reported elsewhere — never
    a fit above the nested one (:func:`_choose_nested`).
 """
 
@@ -166,29 +168,62 @@ def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
         lin = murase_start(spec, plasma, y)
         return torch.nan_to_num(torch.stack([lin[n] for n in spec.params], dim=1), nan=0.0)
     if fit_delay:
-        t = plasma.t
-        delays = torch.as_tensor(delay_grid(t.cpu().numpy(), opts.delay_bounds), dtype=t.dtype, device=t.device)
+        delays = _delays(opts, plasma)
     elif fixed_delay is not None:  # one representative delay is enough for a start
         delays = fixed_delay.median().reshape(1)
     else:
         delays = None
     params, delay, sse_grid = grid_start(spec, plasma, y, delays)
-    theta = torch.stack([params[n] for n in spec.params] + ([delay] if fit_delay else []), dim=1)
-    clamped = torch.maximum(torch.minimum(torch.nan_to_num(theta, nan=0.0), hi), lo)
-    if opts.init == "auto" and tofts_like and not fit_delay and fixed_delay is None:
-        # the grid's NNLS residual is the exact SSE of its start unless the bounds clipped it
-        p = {n: clamped[:, i] for i, n in enumerate(spec.params)}
-        moved = (clamped != theta).any(-1)
-        if moved.any():
-            sse_grid = torch.where(moved, ((y - evaluate(spec, p, plasma)) ** 2).sum(-1), sse_grid)
-        lin = murase_start(spec, plasma, y)
-        theta_lin = torch.stack([lin[n] for n in spec.params], dim=1)
-        finite = torch.isfinite(theta_lin).all(-1)
-        theta_lin = torch.maximum(torch.minimum(torch.nan_to_num(theta_lin, nan=0.0), hi), lo)
-        p = {n: theta_lin[:, i] for i, n in enumerate(spec.params)}
-        sse_lin = ((y - evaluate(spec, p, plasma)) ** 2).sum(-1)
-        clamped = torch.where((finite & (sse_lin < sse_grid))[:, None], theta_lin, clamped)
-    return clamped
+    if fit_delay or fixed_delay is not None:
+        theta = torch.stack([params[n] for n in spec.params] + ([delay] if fit_delay else []), dim=1)
+        return _clamp(theta, lo, hi)
+    return _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi)
+
+
+def _delays(opts, plasma):
+    """The delay grid (s) of the start of a delay fit (:func:`bidsapp.fitting.start.delay_grid`)."""
+    t = plasma.t
+    return torch.as_tensor(delay_grid(t.cpu().numpy(), opts.delay_bounds), dtype=t.dtype, device=t.device)
+
+
+def _clamp(theta, lo, hi):
+    return torch.maximum(torch.minimum(torch.nan_to_num(theta, nan=0.0), hi), lo)
+
+
+def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
+    """Start of an undelayed fit from the grid's best ``params`` (SSE ``sse_grid``); with
+    ``init="auto"`` for the Tofts models, the better of it and Murase's linearisation."""
+    theta = torch.stack([params[n] for n in spec.params], dim=1)
+    clamped = _clamp(theta, lo, hi)
+    if opts.init != "auto" or spec.name not in ("tofts", "extended_tofts"):
+        return clamped
+    # the grid's NNLS residual is the exact SSE of its start unless the bounds clipped it
+    p = {n: clamped[:, i] for i, n in enumerate(spec.params)}
+    moved = (clamped != theta).any(-1)
+    if moved.any():
+        sse_grid = torch.where(moved, ((y - evaluate(spec, p, plasma)) ** 2).sum(-1), sse_grid)
+    lin = murase_start(spec, plasma, y)
+    theta_lin = torch.stack([lin[n] for n in spec.params], dim=1)
+    finite = torch.isfinite(theta_lin).all(-1)
+    theta_lin = _clamp(theta_lin, lo, hi)
+    p = {n: theta_lin[:, i] for i, n in enumerate(spec.params)}
+    sse_lin = ((y - evaluate(spec, p, plasma)) ** 2).sum(-1)
+    return torch.where((finite & (sse_lin < sse_grid))[:, None], theta_lin, clamped)
+
+
+def _delay_starts(spec, opts, plasma, y, lo, hi):
+    """Starts of a delay fit and of its delay-0 (nested) fit from one grid search.
+
+    Returns the delayed start θ ``[n, P]`` (delay last), its grid SSE ``[n]``, and
+    the nested start ``[n, P − 1]``: the grid's best point at delay 0 (the delay grid
+    contains 0 s), or for the Tofts models the better of it and Murase's linearisation —
+    the start an undelayed fit (:func:`_starting_values`) would take.
+    """
+    delays = _delays(opts, plasma)
+    zero = int(torch.nonzero(delays == 0.0).flatten()[0])
+    params, delay, sse_grid, (params0, sse0) = grid_start(spec, plasma, y, delays, at=zero)
+    theta = _clamp(torch.stack([params[n] for n in spec.params] + [delay], dim=1), lo, hi)
+    return theta, sse_grid, _undelayed_start(spec, opts, plasma, y, params0, sse0, lo[:-1], hi[:-1])
 
 
 def _standard_errors(jtj, sse, theta, lower, upper, n_t):
@@ -360,23 +395,29 @@ def _nested_applies(opts):
     return lo < 0.0 < hi
 
 
-def _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out):
-    """Keep a fitted delay only where it improves on the delay-0 (nested) fit significantly.
+def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progress):
+    """A delay fit checked against its delay-0 (nested) fit; returns its :class:`_Outputs`
+    and the voxels (bool ``[n_vox]``) that report the nested fit.
 
-    The model with the delay held at 0 is nested in the delayed one. The nested fit is
-    the one ``fit_delay=False`` gives (same starts, same iterations); the delayed fit is
-    kept where the F-test for one added parameter rejects the nested model at
-    level α = ``opts.delay_significance``, F = (SSE₀ − SSE)·(T − P)/SSE > F₁,T−P(1 − α), and the nested
-    fit (delay 0, not fitted) is reported elsewhere. A delayed fit that ended above the
-    nested one (a worse basin of the grid start) is never kept, so the reported sum of
-    squares is never above the nested fit's. ``out`` is updated in place; returns the
-    voxels (bool ``[n_vox]``) that report the nested fit.
+    One grid search gives the starts of both fits (:func:`_delay_starts`): the nested
+    fit starts from the grid's best point at delay 0 (or Murase's), not from a second
+    grid search. The nested fit runs first. A voxel whose grid start is at delay 0 — no
+    other delay of the grid fits better — and whose nested solution is a minimum along
+    the delay (:func:`_minimum_at_zero`) has its delayed fit at that solution: the
+    delayed fit is not run, and the voxel reports the nested fit. The others get the
+    delayed fit from their grid start, and :func:`_choose_nested` decides per voxel.
     """
-    nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk,
-                         lambda y, problem, sel: _starting_values(spec, opts, False, None, plasma, y,
-                                                                  lo[:-1], hi[:-1]),
+    n_vox, n_p = flat.shape[0], lo.numel()
+    grid_theta = np.full((n_vox, n_p), np.nan)
+
+    def nested_start(y, problem, sel):
+        theta, _, theta0 = _delay_starts(spec, opts, plasma, y, lo, hi)
+        grid_theta[sel] = theta.cpu().numpy()
+        return theta0
+
+    nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk, nested_start,
                          lambda done, total: None)
-    theta0 = np.concatenate([nested.theta, np.zeros((nested.theta.shape[0], 1))], axis=1)
+    theta0 = np.concatenate([nested.theta, np.zeros((n_vox, 1))], axis=1)
     sse0 = nested.sse
     if opts.aif_times is not None:  # the undelayed model sub-steps the AIF: its SSE at delay 0 may differ slightly
         sse0 = nested.sse.copy()
@@ -384,6 +425,58 @@ def _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out):
             sel = todo[first:first + chunk]
             y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
             sse0[sel] = _sse(spec, plasma, torch.as_tensor(theta0[sel], device=dev), y).cpu().numpy()
+    at_zero = todo[grid_theta[todo, -1] == 0.0]
+    settled = at_zero[_minimum_at_zero(spec, plasma, flat, at_zero, theta0, sse0, dev, chunk)]
+    fitted = np.setdiff1d(todo, settled, assume_unique=True)
+    LOGGER.debug("delay fit: %d/%d voxels settled at delay 0 by the nested fit", settled.size, todo.size)
+    out = _fit_chunks(spec, opts, plasma, flat, fitted, None, True, dev, lo, hi, chunk,
+                      lambda y, problem, sel: torch.as_tensor(grid_theta[sel], device=dev),
+                      lambda done, total: progress(settled.size + done, todo.size))
+    return out, _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0)
+
+
+def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
+    """Whether the nested solutions ``theta0[sel]`` (delay 0 appended) are minima along the delay (bool ``[len(sel)]``).
+
+    0 s is a kink of the sum of squares along the delay (see :func:`_finish_on_kinks`).
+    The nested fit minimises over the other parameters with the delay held there; if
+    the sum of squares ``sse0`` rises :data:`KINK_PROBE` AIF grid steps before and after
+    0 s, the point is a minimum of the delayed fit too (the rule of
+    :func:`_finish_on_kinks`). All False when the AIF grid is not uniform (no kink rule).
+    """
+    minimum = np.zeros(sel.size, dtype=bool)
+    phases = frame_phases(plasma.aif_times, plasma.t)
+    if phases is None:
+        return minimum
+    probe = KINK_PROBE * phases.delta
+    for first in range(0, sel.size, chunk):
+        part = sel[first:first + chunk]
+        y = torch.as_tensor(np.asarray(flat[part], dtype=np.float64), device=dev)
+        theta = torch.as_tensor(theta0[part], device=dev)
+        ref = torch.as_tensor(sse0[part], device=dev)
+        ok = torch.ones(part.size, dtype=torch.bool, device=dev)
+        for h in (probe, -probe):  # later delays first: a curve that is late falls there; probe the rest
+            theta[:, -1] = h
+            if bool(ok.any()):
+                ok[ok.clone()] = _sse(spec, plasma, theta[ok], y[ok]) >= ref[ok]
+        minimum[first:first + part.size] = ok.cpu().numpy()
+    return minimum
+
+
+def _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0):
+    """Keep a fitted delay only where it improves on the delay-0 (nested) fit significantly.
+
+    The model with the delay held at 0 is nested in the delayed one. The nested fit
+    (``nested``, :class:`_Outputs` of the undelayed fit; ``theta0`` its parameters with
+    delay 0 appended, ``sse0`` the delayed model's sum of squares there) is the one
+    ``fit_delay=False`` gives up to its start; the delayed fit ``out`` is
+    kept where the F-test for one added parameter rejects the nested model at
+    level α = ``opts.delay_significance``, F = (SSE₀ − SSE)·(T − P)/SSE > F₁,T−P(1 − α), and the nested
+    fit (delay 0, not fitted) is reported elsewhere. A delayed fit that ended above the
+    nested one (a worse basin) is never kept, so the reported sum of
+    squares is never above the nested fit's. ``out`` is updated in place; returns the
+    voxels (bool ``[n_vox]``) that report the nested fit.
+    """
     dof = max(flat.shape[1] - lo.numel(), 1)
     critical = fdtri(1, dof, 1.0 - opts.delay_significance)
     sse_d = out.sse[todo]
@@ -465,10 +558,12 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     def default_start(y, problem, sel):
         return _starting_values(spec, opts, fit_delay, problem.fixed_delay, plasma, y, lo, hi)
 
-    out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, default_start, progress)
     nested = np.zeros(n_vox, dtype=bool)  # voxels that report the delay-0 fit (delay not fitted)
     if fit_delay and _nested_applies(opts):
-        nested = _choose_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, out)
+        out, nested = _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progress)
+    else:
+        out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, default_start,
+                          progress)
     theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
         out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
 

@@ -59,8 +59,20 @@ class KineticProblem:
         else:
             located = self.plasma.locate(delay)
             cp, cp_slope = located.value, located.slope
-        pred = torch.zeros(n_t, n, dtype=theta.dtype, device=theta.device)
-        jac = torch.zeros(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
+        pred = torch.empty(n_t, n, dtype=theta.dtype, device=theta.device)
+        jac = torch.empty(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
+        written = set()  # rows of pred (-1) and jac filled so far: the first term is written, not added to zeros
+
+        def add(row, a, b, value=1.0):
+            out = pred if row < 0 else jac[row]
+            if row in written:
+                out.addcmul_(a, b, value=value)
+            else:
+                torch.mul(a, b, out=out)
+                if value != 1.0:
+                    out.mul_(value)
+                written.add(row)
+
         for coef, rate in terms:
             coef, dcoef = coef.detach(), next(grads)  # dcoef [P, n]
             if rate is None:
@@ -75,12 +87,14 @@ class KineticProblem:
                     basis, dbasis_dk, dbasis_ds = self.plasma.delayed_convolve(rate.detach(), located, True)
                 coef_g = coef * dbasis_dk
                 for p in _depends_on(drate):
-                    jac[p].addcmul_(coef_g, drate[p])
-            pred.addcmul_(basis, coef)
+                    add(p, coef_g, drate[p])
+            add(-1, basis, coef)
             for p in _depends_on(dcoef):
-                jac[p].addcmul_(basis, dcoef[p])
+                add(p, basis, dcoef[p])
             if self.fit_delay:  # the basis is read at s = t − delay: ∂/∂delay = −∂/∂s
-                jac[n_model].addcmul_(dbasis_ds, coef, value=-1.0)
+                add(n_model, dbasis_ds, coef, value=-1.0)
+        for row in set(range(-1, self.n_params)) - written:  # parameters no term depends on here
+            (pred if row < 0 else jac[row]).zero_()
         return pred, jac
 
 

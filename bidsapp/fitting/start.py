@@ -173,7 +173,7 @@ def coefficients_to_params(model, coef, rates):
 EXHAUSTIVE_POINTS = 320  # delay × rate pairs searched in one pass (the Tofts models at ~10 delays)
 
 
-def grid_start(spec, plasma, y, delays=None):
+def grid_start(spec, plasma, y, delays=None, at=None):
     """Best grid point per voxel: ``(params dict, delay [N] or None, sse [N])``.
 
     ``delays`` is a 1-D tensor of candidate delays (s) or ``None`` (no delay). Delays ×
@@ -182,17 +182,26 @@ def grid_start(spec, plasma, y, delays=None):
     rate pairs, fine frame intervals) are searched in two stages: the delay is chosen
     with a coarse rate grid, then the full rate grid is searched at that delay and its
     two neighbours.
+
+    ``at`` (an index into ``delays``) also returns the best grid point with the delay
+    held at ``delays[at]`` as a second ``(params dict, sse [N])``: read from the same
+    NNLS pass when the search is exhaustive, otherwise a search of the full rate grid at
+    that delay.
     """
     t = plasma.t
     combos = torch.as_tensor(_rate_combos(spec.name), dtype=t.dtype, device=t.device)
     n_combos = max(combos.shape[0], 1)
+    rates_of = lambda coef, k: combos[k % n_combos] if combos.numel() else coef[:, :0]  # noqa: E731
     if delays is None or delays.numel() * n_combos <= EXHAUSTIVE_POINTS:
-        coef, best, sse = _grid_search(spec.name, plasma, y, delays, combos)
-        params = coefficients_to_params(spec.name, coef, combos[best % n_combos] if combos.numel() else coef[:, :0])
+        coef, best, sse, held = _grid_search(spec.name, plasma, y, delays, combos, at=at)
+        params = coefficients_to_params(spec.name, coef, rates_of(coef, best))
         delay = None if delays is None else delays[best // n_combos]
-        return params, delay, sse
+        if at is None:
+            return params, delay, sse
+        coef_at, best_at, sse_at = held
+        return params, delay, sse, (coefficients_to_params(spec.name, coef_at, rates_of(coef_at, best_at)), sse_at)
     stride = max(1, combos.shape[0] // 8)
-    _, best, _ = _grid_search(spec.name, plasma, y, delays, combos[::stride] if combos.numel() else combos)
+    _, best, _, _ = _grid_search(spec.name, plasma, y, delays, combos[::stride] if combos.numel() else combos)
     n_coarse = max(combos[::stride].shape[0], 1)
     delay_idx = best // n_coarse
     coef = torch.empty(y.shape[0], len(_BASES[spec.name]), dtype=y.dtype, device=y.device)
@@ -203,16 +212,21 @@ def grid_start(spec, plasma, y, delays=None):
         candidate = (delay_idx + offset).clamp(0, delays.numel() - 1)
         for j in torch.unique(candidate).tolist():
             sel = torch.nonzero(candidate == j).flatten()
-            c, k, e = _grid_search(spec.name, plasma, y[sel], delays[j:j + 1], combos)
+            c, k, e, _ = _grid_search(spec.name, plasma, y[sel], delays[j:j + 1], combos)
             better = e < sse[sel]
             sel = sel[better]
             coef[sel], combo[sel], sse[sel], chosen[sel] = c[better], k[better], e[better], j
     rates = combos[combo] if combos.numel() else coef[:, :0]
-    return coefficients_to_params(spec.name, coef, rates), delays[chosen], sse
+    params = coefficients_to_params(spec.name, coef, rates)
+    if at is None:
+        return params, delays[chosen], sse
+    coef_at, best_at, sse_at, _ = _grid_search(spec.name, plasma, y, delays[at:at + 1], combos)
+    return params, delays[chosen], sse, (coefficients_to_params(spec.name, coef_at, rates_of(coef_at, best_at)), sse_at)
 
 
-def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
-    """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel."""
+def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23, at=None):
+    """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel
+    and, for a delay index ``at``, the same three for the best rate at that delay (else ``None``)."""
     t = plasma.t
     bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
     n_d, n_c, m, n_t = bases.shape
@@ -220,16 +234,23 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23):
     nnls = _NonNegLS(flat @ flat.transpose(1, 2))
     design = flat.reshape(-1, n_t).T
     block = max(1, max_elements // (n_d * n_c * m))
-    coef_out, idx_out, sse_out = [], [], []
+    outs = [[] for _ in range(6)]
     for start in range(0, y.shape[0], block):
         yb = y[start:start + block]
         h = (yb @ design).reshape(yb.shape[0], n_d * n_c, m)
-        decrease, best = nnls.decrease(h).max(dim=1)
+        all_decrease = nnls.decrease(h)
         rows = torch.arange(yb.shape[0], device=y.device)
-        coef_out.append(nnls.solve(h[rows, best], best))
-        idx_out.append(best)
-        sse_out.append((yb * yb).sum(-1) - decrease)
-    return torch.cat(coef_out), torch.cat(idx_out), torch.cat(sse_out)
+        yy = (yb * yb).sum(-1)
+        decrease, best = all_decrease.max(dim=1)
+        parts = [nnls.solve(h[rows, best], best), best, yy - decrease]
+        if at is not None:
+            decrease, best = all_decrease[:, at * n_c:(at + 1) * n_c].max(dim=1)
+            best = best + at * n_c
+            parts += [nnls.solve(h[rows, best], best), best, yy - decrease]
+        for out, part in zip(outs, parts):
+            out.append(part)
+    found = [torch.cat(out) for out in outs[:3]]
+    return (*found, None if at is None else tuple(torch.cat(out) for out in outs[3:]))
 
 
 def murase_start(spec, plasma, y):
