@@ -549,7 +549,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
         fixed = np.broadcast_to(np.asarray(opts.delay, dtype=float), lead).reshape(-1)
     lo, hi = _bounds(spec, opts, fit_delay, dev)
     names = spec.params + (("delay",) if fit_delay else ())
-    n_vox, n_t, n_p = flat.shape[0], t_.numel(), len(names)
+    n_vox = flat.shape[0]
 
     chunk = int(opts.chunk_size or (131072 if dev.type == "cuda" else 32768))
     todo = np.flatnonzero(use)
