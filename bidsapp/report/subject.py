@@ -21,6 +21,7 @@ from ..bids_raw import subject_dir
 from ..config import MODEL_NAMES
 from ..derivatives import model_label, stderr_label
 from ..io_utils import write_text_atomic
+from ..session_steps import read_aif
 from . import figures
 
 #: R² quantiles (within the quality mask) of the voxels whose curves are shown
@@ -181,9 +182,8 @@ def _session_section(session, folder):
     aif = aif_times = None
     if aif_path is not None:
         table = np.loadtxt(aif_path, skiprows=1, ndmin=2)
-        aif, aif_times = table[:, 1], table[:, 0]
-        if t is not None and aif_times.shape == t.shape and np.allclose(aif_times, t, rtol=0, atol=1e-9):
-            aif_times = None
+        if t is not None:  # the AIF exactly as the fit read it
+            aif, aif_times = read_aif(aif_path, t)
         aif_meta = _sidecar(aif_path)
         parts.append("<h3>Arterial input function</h3>")
         parts.append(f"<p>Source: {html.escape(str(aif_meta.get('Source')))}; quality: "
