@@ -45,6 +45,8 @@ _EXPORTS = {
     "plan_conversion": "bidsapp.conversion",
     "ConversionPlan": "bidsapp.conversion",
     "ConversionResult": "bidsapp.conversion",
+    # gadolinium dose reduction
+    "synthesize_standard_dose": "bidsapp.nets.dose_infer",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -12,7 +12,7 @@ import sys
 from importlib import import_module
 
 #: sub-command -> module implementing ``add_arguments(parser)`` and ``train(args)``
-TRAINERS: dict[str, str] = {}
+TRAINERS: dict[str, str] = {"dose": "bidsapp.nets.training.dose"}
 
 
 def build_parser() -> argparse.ArgumentParser:

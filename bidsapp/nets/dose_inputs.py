@@ -1,0 +1,161 @@
+"""Inputs, conditioning and training targets of the dose-reduction network (arrays only).
+
+Steps, in the order :func:`bidsapp.nets.dose_infer.synthesize_standard_dose` runs them:
+
+1. **Registration** (:func:`align_pre_to_low`): the pre-contrast image is registered
+   rigidly to the low-dose image with :func:`bidsapp.motion.register_rigid` (Mattes
+   mutual information, which tolerates the enhancement; multi-resolution; fixed seed)
+   and resampled once onto the low-dose grid (cubic B-spline), so the subtraction and
+   every output lie on the low-dose image's grid.
+2. **Reference intensity** ``s`` (:func:`reference_intensity`): the median of the
+   registered pre-contrast image over the head (voxels above 10 % of the low-dose
+   image's 99th percentile). The network's output and its low-dose channel are divided
+   by ``s``; the subtraction and its noise channel by ``s × fraction`` (the naive
+   standard-dose estimate, :func:`network_inputs`).
+3. **Local noise SD** of a subtraction image ``d`` (:func:`local_noise_sd`): the
+   high-pass residual ``r = d − mean₃(d)`` (3×3×3 box mean) has variance
+   ``σ²·26/27`` for white noise of SD ``σ``; the local SD is
+   ``sqrt(mean₅(r²)·27/26)`` (5×5×5 box), floored at half the global robust value
+   ``1.4826·median|r|·sqrt(27/26)`` over the head (which is the ``noise_level``
+   condition once divided by ``s``).
+4. **Enhancement mask of a training target** (:func:`enhancement_mask`), as Pinetz et
+   al. build noise-free targets: the standard-dose subtraction ``d`` is smoothed with
+   a Gaussian of SD 1 voxel, ``m = G₁ * d``; its local z-score is
+   ``z = m / (σ_d · sqrt(Σ G₁²))`` with ``σ_d`` the local noise SD of ``d`` (step 3)
+   and ``sqrt(Σ G₁²)`` the noise-SD reduction of the smoothing; the mask is
+   ``w = 1 / (1 + exp(−(z − 3) / 0.5))`` (a sigmoid centred at z = 3) and the target is
+   ``w · d``. Voxels without significant enhancement (noise only, or negative) thus get
+   target 0, no fabricated noise, while enhancing voxels keep their subtraction value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, uniform_filter
+
+from .dose_unet import CONDITION_SCALE
+
+#: z-score at which the enhancement mask is one half, and the sigmoid's width
+MASK_Z0, MASK_WIDTH = 3.0, 0.5
+#: SD (voxels) of the Gaussian smoothing before the z-score
+MASK_SMOOTHING = 1.0
+_HIGHPASS_GAIN = np.sqrt(27.0 / 26.0)
+
+
+def align_pre_to_low(pre, pre_affine, low, low_affine, seed=0):
+    """Register ``pre`` rigidly to ``low`` and resample it onto ``low``'s grid.
+
+    Parameters
+    ----------
+    pre, low : ndarray ``[nx, ny, nz]``
+        Pre-contrast and low-dose T1-weighted magnitude images (signal units).
+    pre_affine, low_affine : ndarray ``(4, 4)``
+        Voxel-to-RAS (mm) affines.
+    seed : int
+        Seed of the metric's random sampling (deterministic result).
+
+    Returns
+    -------
+    pre_on_low : ndarray
+        ``pre`` on ``low``'s grid (float32).
+    matrix : ndarray ``(4, 4)``
+        RAS transform mapping low-dose points to pre-contrast points (ITK convention).
+    """
+    import SimpleITK as sitk
+
+    from bidsapp import motion
+
+    low = np.asarray(low, np.float32)
+    fixed = motion.to_sitk(low, low_affine)
+    mask = sitk.Cast(motion.to_sitk(motion.foreground(low).astype(np.float32), low_affine), sitk.sitkUInt8)
+    moving = motion.to_sitk(np.asarray(pre, np.float32), pre_affine)
+    transform = motion.register_rigid(fixed, moving, fixed_mask=mask, seed=seed)
+    matrix = motion._ras_matrix(transform)
+    pre_on_low = motion.resample(pre, pre_affine, matrix, low.shape, low_affine)
+    return np.asarray(pre_on_low, np.float32), matrix
+
+
+def head_mask(low):
+    """Voxels of ``low`` above 10 % of its 99th percentile (the head)."""
+    low = np.asarray(low, float)
+    return low > 0.1 * np.percentile(low, 99)
+
+
+def reference_intensity(pre_on_low, head):
+    """Median of the registered pre-contrast image over ``head`` (signal units, > 0)."""
+    value = float(np.median(np.asarray(pre_on_low, float)[head])) if head.any() else 0.0
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError("pre-contrast image: no positive signal inside the head; cannot normalise")
+    return value
+
+
+def _highpass(d):
+    d = np.asarray(d, np.float32)
+    return d - uniform_filter(d, 3, mode="nearest")
+
+
+def global_noise_sd(d, head):
+    """Robust noise SD of the subtraction ``d`` over ``head`` (signal units)."""
+    r = _highpass(d)[head]
+    return float(1.4826 * np.median(np.abs(r)) * _HIGHPASS_GAIN)
+
+
+def local_noise_sd(d, head):
+    """Local noise SD map of the subtraction ``d`` (signal units; rule in the module docstring)."""
+    r = _highpass(d)
+    local = np.sqrt(uniform_filter(r * r, 5, mode="nearest")) * _HIGHPASS_GAIN
+    return np.maximum(local, 0.5 * global_noise_sd(d, head)).astype(np.float32)
+
+
+def enhancement_mask(d, noise_sd):
+    """Soft enhancement mask ``w`` in [0, 1] of a subtraction ``d`` (rule in the module docstring).
+
+    ``noise_sd``: local noise SD of ``d`` (:func:`local_noise_sd`), same units.
+    """
+    m = gaussian_filter(np.asarray(d, np.float32), MASK_SMOOTHING, mode="nearest")
+    impulse = np.zeros((9, 9, 9), np.float32)
+    impulse[4, 4, 4] = 1.0
+    reduction = float(np.sqrt((gaussian_filter(impulse, MASK_SMOOTHING, mode="constant") ** 2).sum()))
+    z = m / (np.asarray(noise_sd, np.float32) * reduction)
+    return (1.0 / (1.0 + np.exp(-(z - MASK_Z0) / MASK_WIDTH))).astype(np.float32)
+
+
+def condition_vector(field_strength, fraction, relaxivity, noise_level, voxel_size, standard_dose=0.1):
+    """Scaled condition vector (float32, order of :data:`bidsapp.nets.dose_unet.CONDITION_NAMES`).
+
+    Parameters
+    ----------
+    field_strength : float
+        B0 (T).
+    fraction : float
+        Low dose as a fraction of the standard dose (0–1).
+    relaxivity : float
+        Plasma r1 of the agent at ``field_strength`` (/mM/s).
+    noise_level : float
+        Noise SD of the low-dose subtraction over the reference intensity ``s``.
+    voxel_size : float or sequence
+        Voxel size (mm); a sequence is averaged geometrically.
+    standard_dose : float
+        Standard dose (mmol/kg); the low dose is ``fraction × standard_dose``.
+    """
+    voxel = float(np.exp(np.mean(np.log(np.atleast_1d(np.asarray(voxel_size, float))))))
+    values = (field_strength, fraction * standard_dose, fraction, relaxivity, noise_level, voxel)
+    return (np.asarray(values, float) / np.asarray(CONDITION_SCALE)).astype(np.float32)
+
+
+def network_inputs(pre_on_low, low, fraction):
+    """Network channels ``[3, nx, ny, nz]``, the reference intensity and the noise level.
+
+    Returns ``(x, s, noise_level, head)``: ``x`` stacks the dose-normalised subtraction
+    ``(low − pre) / (s · fraction)``, ``low / s`` and the local noise SD of the
+    subtraction over ``s · fraction`` (the noise of the first channel);
+    ``noise_level`` is the global noise SD of the subtraction over ``s`` (a condition);
+    ``head`` the mask of :func:`head_mask`.
+    """
+    pre_on_low, low = np.asarray(pre_on_low, np.float32), np.asarray(low, np.float32)
+    head = head_mask(low)
+    s = reference_intensity(pre_on_low, head)
+    d = low - pre_on_low
+    scale = s * float(fraction)
+    x = np.stack([d / scale, low / s, local_noise_sd(d, head) / scale]).astype(np.float32)
+    return x, s, global_noise_sd(d, head) / s, head
