@@ -3,7 +3,10 @@
 ``_dce`` is not (yet) a BIDS suffix, so the layout is built with ``validate=False``.
 Raw naming follows :mod:`bidsapp.bids_raw`. A subject/session that has DICOM under
 ``sourcedata/dicom/sub-<L>[/ses-<S>]/`` and no raw DCE series yet is returned with
-``dicom_dir`` set; the participant workflow converts it first.
+``dicom_dir`` set; the participant workflow converts it first. A subject/session with a
+low-dose T1-weighted image (``anat/*_acq-lowdose_ce-<agent>_T1w``) also gets its
+pre-contrast ``anat/*_T1w`` (no ``ce-``) and, when present, its standard-dose image
+(``acq-standarddose`` or ``acq-fulldose``), with or without DCE data.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ QUERIES = {
     "vfa": {"datatype": "anat", "suffix": "VFA", "extension": [".nii.gz", ".nii"]},
     "dce": {"datatype": "perf", "suffix": "dce", "extension": [".nii.gz", ".nii"]},
     "b1": {"datatype": "fmap", "suffix": "TB1map", "extension": [".nii.gz", ".nii"]},
+    "dose_pre": {"datatype": "anat", "suffix": "T1w", "ceagent": Query.NONE,
+                 "extension": [".nii.gz", ".nii"]},
+    "dose_low": {"datatype": "anat", "suffix": "T1w", "acquisition": "lowdose", "ceagent": Query.ANY,
+                 "extension": [".nii.gz", ".nii"]},
+    "dose_standard": {"datatype": "anat", "suffix": "T1w", "acquisition": ["standarddose", "fulldose"],
+                      "ceagent": Query.ANY, "extension": [".nii.gz", ".nii"]},
 }
 
 
@@ -39,6 +48,9 @@ class SessionInputs:
     vfa: list[Path] = field(default_factory=list)
     b1: Path | None = None
     dicom_dir: Path | None = None
+    dose_pre: Path | None = None
+    dose_low: Path | None = None
+    dose_standard: Path | None = None
 
     @property
     def name(self):
@@ -91,6 +103,26 @@ def _flip_index(bids_file):
     return int(bids_file.get_entities().get("flip", 0))
 
 
+def _one(layout, kind, inputs, filters):
+    """The single file of ``kind`` (or None); several raise ``ValueError`` naming them."""
+    found = _files(layout, kind, inputs.subject, inputs.session, filters)
+    if len(found) > 1:
+        raise ValueError(f"{inputs.name}: {len(found)} {kind} images match "
+                         f"({', '.join(Path(f.path).name for f in found)}); select one with --bids-filter-file")
+    return Path(found[0].path) if found else None
+
+
+def _add_dose_inputs(layout, inputs, filters):
+    """Set the dose-reduction inputs of ``inputs``: low dose, its pre-contrast image, optional standard dose."""
+    inputs.dose_low = _one(layout, "dose_low", inputs, filters)
+    if inputs.dose_low is None:
+        return
+    inputs.dose_pre = _one(layout, "dose_pre", inputs, filters)
+    if inputs.dose_pre is None:
+        raise ValueError(f"{inputs.dose_low}: no pre-contrast anat/*_T1w image (without ce-) in {inputs.name}")
+    inputs.dose_standard = _one(layout, "dose_standard", inputs, filters)
+
+
 def collect_sessions(bids_dir, participant_label=(), session_label=(), filters=None):
     """Return the :class:`SessionInputs` to process, sorted by subject and session.
 
@@ -126,6 +158,8 @@ def collect_sessions(bids_dir, participant_label=(), session_label=(), filters=N
     result = []
     for subject, session in selected:
         inputs = SessionInputs(subject, session)
+        if layout is not None:
+            _add_dose_inputs(layout, inputs, filters)
         dce = _files(layout, "dce", subject, session, filters) if layout is not None else []
         if len(dce) > 1:
             raise ValueError(
@@ -140,9 +174,9 @@ def collect_sessions(bids_dir, participant_label=(), session_label=(), filters=N
             inputs.b1 = Path(b1[0].path) if b1 else None
         elif (subject, session) in dicoms:
             inputs.dicom_dir = dicoms[(subject, session)]
-        else:
+        elif inputs.dose_low is None:
             continue
         result.append(inputs)
     if not result:
-        raise NothingSelectedError(f"no DCE series (or DICOM) selected in {bids_dir}")
+        raise NothingSelectedError(f"no DCE series, DICOM or low-dose T1w selected in {bids_dir}")
     return result

@@ -42,6 +42,9 @@ REFERENCES = {
     "power2012": "Power JD, Barnes KA, Snyder AZ, Schlaggar BL, Petersen SE. Spurious but systematic "
                  "correlations in functional connectivity MRI networks arise from subject motion. NeuroImage "
                  "2012;59:2142-2154. doi:10.1016/j.neuroimage.2011.10.018",
+    "pinetz2024": "Pinetz T, Kobler E, Haase R, Luetkens JA, Meetschen M, Haubold J, Deuschl C, Radbruch A, "
+                  "Deike K, Effland A. Gadolinium dose reduction for brain MRI using conditional deep learning. "
+                  "arXiv:2403.03539, 2024",
 }
 
 

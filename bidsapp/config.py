@@ -84,6 +84,7 @@ class Config:
     roi: list[Path] = field(default_factory=list)
     group_config: Path | None = None
     nets: list[str] | None = None
+    dose_fraction: float | None = None
 
     def validate(self):
         """Raise ``ValueError`` naming the option when a value is out of range."""
@@ -104,6 +105,8 @@ class Config:
             (self.fd_threshold > 0, f"--fd-threshold must be > 0 mm, got {self.fd_threshold}"),
             (self.baseline_frames is None or self.baseline_frames >= 1,
              f"--baseline-frames must be >= 1, got {self.baseline_frames}"),
+            (self.dose_fraction is None or 0 < self.dose_fraction < 1,
+             f"--dose-fraction must be in (0, 1), got {self.dose_fraction}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -23,6 +23,7 @@ from nipype.pipeline import engine as pe
 from bidsapp.config import Config
 
 from . import interfaces as ifc
+from .dose import init_dose_session_wf, init_dose_wf
 from .motion import init_motion_wf
 
 MODEL_TEXT = {
@@ -73,6 +74,8 @@ def init_subject_wf(config: Config, subject, sessions, work_dir):
 def init_single_session_wf(config: Config, inputs, work_dir):
     """One subject/session: inputs (or DICOM conversion), motion, T1, concentration, AIF, fits, sink."""
     name = _node_name(f"ses_{inputs.session}_wf" if inputs.session else "single_session_wf")
+    if inputs.dce is None and not inputs.from_dicom:  # low-dose T1w images only: the dose stage alone
+        return init_dose_session_wf(config=config, inputs=inputs, name=name)
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root"]), name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["staged"]), name="outputnode")
@@ -124,7 +127,11 @@ def init_single_session_wf(config: Config, inputs, work_dir):
                 (conc_wf, aif_wf, [("outputnode.conc", "inputnode.conc"), ("outputnode.mask", "inputnode.mask"),
                                    ("outputnode.acquisition", "inputnode.acquisition")])])
 
-    manifests = pe.Node(Merge(4 + len(config.models)), name="collect_manifests")
+    n_dose = int(inputs.dose_low is not None)
+    manifests = pe.Node(Merge(4 + len(config.models) + n_dose), name="collect_manifests")
+    if n_dose:
+        wf.connect(init_dose_wf(config=config, inputs=inputs), "outputnode.manifest", manifests,
+                   f"in{5 + len(config.models)}")
     wf.connect([(t1_wf, manifests, [("outputnode.manifest", "in1")]),
                 (conc_wf, manifests, [("outputnode.manifest", "in2")]),
                 (aif_wf, manifests, [("outputnode.manifest", "in3")]),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..relaxivity import relaxivity_for
-from .dose_inputs import align_pre_to_low, condition_vector, network_inputs
+from .dose_inputs import align_to_low, condition_vector, network_inputs
 from .dose_unet import CONDITION_NAMES, CONDITION_SCALE
 
 NETWORK = "dose"
@@ -63,13 +63,43 @@ def _check(name, value, low, high, unit):
         raise ValueError(f"{name} = {value!r} {unit} is outside ({low}, {high}]")
 
 
-def run_network(model, x, condition, zero_embedding=False):
-    """Network output ``[nx, ny, nz]`` for channels ``x`` ``[3, ...]`` and a scaled condition."""
+#: edge of the inference tiles (voxels): the training patch size, so that every group norm
+#: sees statistics of the extent it was trained on; tiles overlap by a third
+TILE = 24
+
+
+def _tile_starts(n, tile, stride):
+    return sorted(set(range(0, n - tile + 1, stride)) | {n - tile})
+
+
+def run_network(model, x, condition, zero_embedding=False, tile=TILE, batch=8):
+    """Network output ``[nx, ny, nz]`` for channels ``x`` ``[3, ...]`` and a scaled condition.
+
+    The volume is processed in overlapping tiles of ``tile``³ voxels (edge-padded where
+    the volume is smaller), blended with a separable triangular weight.
+    """
+    import itertools
+
     import torch
 
+    shape = x.shape[1:]
+    padded = np.pad(x, [(0, 0)] + [(0, max(tile - n, 0)) for n in shape], mode="edge")
+    full = padded.shape[1:]
+    stride = max(2 * tile // 3, 1)
+    ramp = np.minimum(np.arange(tile) + 1.0, tile - np.arange(tile)).astype(np.float32)
+    weight = ramp[:, None, None] * ramp[None, :, None] * ramp[None, None, :]
+    out, norm = np.zeros(full, np.float32), np.zeros(full, np.float32)
+    corners = list(itertools.product(*(_tile_starts(n, tile, stride) for n in full)))
+    conditions = torch.from_numpy(np.repeat(np.asarray(condition, np.float32)[None], batch, axis=0))
     with torch.no_grad():
-        out = model(torch.from_numpy(x[None]), torch.from_numpy(condition[None]), zero_embedding=zero_embedding)
-    return out[0, 0].numpy()
+        for first in range(0, len(corners), batch):
+            chunk = corners[first : first + batch]
+            tiles = np.stack([padded[:, i : i + tile, j : j + tile, k : k + tile] for i, j, k in chunk])
+            predicted = model(torch.from_numpy(tiles), conditions[: len(chunk)], zero_embedding=zero_embedding)
+            for (i, j, k), value in zip(chunk, predicted[:, 0].numpy()):
+                out[i : i + tile, j : j + tile, k : k + tile] += weight * value
+                norm[i : i + tile, j : j + tile, k : k + tile] += weight
+    return (out / norm)[: shape[0], : shape[1], : shape[2]]
 
 
 def synthesize_standard_dose(pre, low, fraction, field_strength, agent, voxel_size, *, pre_affine=None,
@@ -113,7 +143,7 @@ def synthesize_standard_dose(pre, low, fraction, field_strength, agent, voxel_si
     pre_affine = default if pre_affine is None else np.asarray(pre_affine, float)
     low_affine = default if low_affine is None else np.asarray(low_affine, float)
     if register:
-        pre_on_low, matrix = align_pre_to_low(pre, pre_affine, low, low_affine)
+        pre_on_low, matrix = align_to_low(pre, pre_affine, low, low_affine)
     elif pre.shape != low.shape or not np.allclose(pre_affine, low_affine, atol=1e-3):
         raise ValueError(f"pre {pre.shape} and low {low.shape} are on different grids; pass register=True")
     else:

@@ -2,7 +2,7 @@
 
 Steps, in the order :func:`bidsapp.nets.dose_infer.synthesize_standard_dose` runs them:
 
-1. **Registration** (:func:`align_pre_to_low`): the pre-contrast image is registered
+1. **Registration** (:func:`align_to_low`): the pre-contrast image is registered
    rigidly to the low-dose image with :func:`bidsapp.motion.register_rigid` (Mattes
    mutual information, which tolerates the enhancement; multi-resolution; fixed seed)
    and resampled once onto the low-dose grid (cubic B-spline), so the subtraction and
@@ -42,13 +42,16 @@ MASK_SMOOTHING = 1.0
 _HIGHPASS_GAIN = np.sqrt(27.0 / 26.0)
 
 
-def align_pre_to_low(pre, pre_affine, low, low_affine, seed=0):
+def align_to_low(pre, pre_affine, low, low_affine, seed=0):
     """Register ``pre`` rigidly to ``low`` and resample it onto ``low``'s grid.
+
+    Used for the pre-contrast image, and for an acquired standard-dose image that is
+    compared with the synthesised one.
 
     Parameters
     ----------
     pre, low : ndarray ``[nx, ny, nz]``
-        Pre-contrast and low-dose T1-weighted magnitude images (signal units).
+        Image to move (pre-contrast) and low-dose T1-weighted magnitude images (signal units).
     pre_affine, low_affine : ndarray ``(4, 4)``
         Voxel-to-RAS (mm) affines.
     seed : int

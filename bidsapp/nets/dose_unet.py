@@ -5,20 +5,20 @@ learning", arXiv:2403.03539, 2024): a U-Net whose residual blocks receive an emb
 of the acquisition's physics, added to the features inside every block as diffusion
 models add their timestep embedding (Ho et al., NeurIPS 2020).
 
-Inputs (channels, each divided by the reference intensity ``s`` of the pre-contrast
-image, see :mod:`bidsapp.nets.dose_inputs`): the low-dose subtraction (low dose minus
-registered pre-contrast), the low-dose image and the local noise SD of the
-subtraction. Conditioning: the vector of :data:`CONDITION_NAMES`, each divided by its
-:data:`CONDITION_SCALE`. Output: the standard-dose contrast-enhancement signal divided
-by ``s``.
+Inputs (channels, see :mod:`bidsapp.nets.dose_inputs`): the dose-normalised low-dose
+subtraction ``(low − registered pre) / (s · fraction)``, the low-dose image ``/ s`` and
+the local noise SD of the first channel, with ``s`` the reference intensity of the
+pre-contrast image. Conditioning: the vector of :data:`CONDITION_NAMES`, each divided
+by its :data:`CONDITION_SCALE`. Output: the standard-dose contrast-enhancement signal
+divided by ``s``.
 
 Architecture (``features = (f0, f1, f2)``): ``ResBlock(3→f0)`` · max-pool ·
 ``ResBlock(f0→f1)`` · max-pool · ``ResBlock(f1→f2)`` · upsample, concatenate ·
 ``ResBlock(f2+f1→f1)`` · upsample, concatenate · ``ResBlock(f1+f0→f0)`` · 1×1×1
 convolution → 1 channel. A residual block is ``conv3 → norm → act → (+ Linear(emb)) →
-conv3 → norm → (+ 1×1 skip of the input) → act`` with group norm that keeps no
-statistics across the batch (so inference on one volume behaves as training on
-patches). The embedding is ``MLP(condition) = Linear → SiLU → Linear`` of width
+conv3 → norm → (+ 1×1 skip of the input) → act`` with group norm (4 groups), which
+normalises each sample over its extent, so inference runs on tiles of the training
+patch size (:func:`bidsapp.nets.dose_infer.run_network`). The embedding is ``MLP(condition) = Linear → SiLU → Linear`` of width
 ``embedding``.
 """
 

@@ -155,6 +155,31 @@ def _motion_section(folder, t):
     return parts
 
 
+def _dose_section(folder):
+    """Dose reduction: conditions, comparison with an acquired standard dose, and the figure."""
+    import base64
+
+    parts = []
+    for synth in sorted((folder / "anat").glob("*_desc-synthSD_T1w.nii.gz")) if (folder / "anat").is_dir() else []:
+        meta = _sidecar(synth)
+        conditions = ", ".join(f"{k} {v:.4g}" for k, v in meta.get("Conditioning", {}).items())
+        parts += ["<h3>Gadolinium dose reduction</h3>",
+                  f"<p>{html.escape(synth.name)}: {html.escape(str(meta.get('ContrastBolusAgent')))}, dose fraction "
+                  f"{meta.get('DoseFraction')} ({html.escape(str(meta.get('DoseFractionSource')))}); conditioning: "
+                  f"{html.escape(conditions)}; weights sha256 {html.escape(str(meta.get('NetworkWeightsSHA256'))[:12])}"
+                  "&hellip;</p>"]
+        comparison = meta.get("ComparisonWithStandardDose")
+        if comparison:
+            parts.append(f"<p>Against the acquired standard dose: PSNR {comparison['PSNR']:.2f} dB, SSIM "
+                         f"{comparison['SSIM']:.3f} (naive baseline: {comparison['NaiveBaselinePSNR']:.2f} dB, "
+                         f"{comparison['NaiveBaselineSSIM']:.3f}).</p>")
+        label = next((p for p in synth.name.split("_") if p.startswith("ce-")), "ce-")
+        figure = _find(folder / "figures", f"*_{label}_desc-dose_T1w.png")
+        if figure is not None:
+            parts.append(_img(base64.b64encode(figure.read_bytes()).decode("ascii"), "dose reduction"))
+    return parts
+
+
 def _session_section(session, folder):
     anat, perf = folder / "anat", folder / "perf"
     parts, warnings = [f"<h2>{'Session ' + html.escape(session) if session else 'Results'}</h2>"], []
@@ -203,6 +228,7 @@ def _session_section(session, folder):
                                                      cmap="gray", overlay=_load(aif_mask_path) > 0)],
                                                "AIF voxels (red) on the peak concentration"), "AIF voxels"))
     parts += _motion_section(folder, t)
+    parts += _dose_section(folder)
     for model in _models_in(perf):
         label = model_label(model)
         parts.append(f"<h3>Model: {html.escape(model)}</h3>")

@@ -2,7 +2,8 @@
 
 Raw names come from :mod:`bidsapp.bids_raw` (VFA file collection, ``perf/*_dce``,
 ``fmap/*_TB1map``, ``anat/*_T1w``). The post-contrast T1-weighted volumes of a dose
-pair are ``anat/*_acq-lowdose_ce-<agent>_T1w`` and ``anat/*_acq-fulldose_ce-<agent>_T1w``
+pair are ``anat/*_acq-lowdose_ce-<agent>_T1w`` (sidecar ``DoseFraction``, the input of the
+dose-reduction branch) and ``anat/*_acq-fulldose_ce-<agent>_T1w``
 next to the pre-contrast ``anat/*_T1w``. Truth files are listed in ``docs/simulate.md``.
 Every file is written atomically.
 """
@@ -126,7 +127,7 @@ def _write_dose_pair(root, subject, session, pair, protocol, grid):
         if dose is not None:
             fraction = pair.low_dose_fraction if dose == "low" else 1.0
             sidecar.update(contrast_fields(protocol, fraction))
-            sidecar["ContrastDoseFraction"] = fraction
+            sidecar["DoseFraction"] = fraction
         write_json_atomic(path.with_name(path.name.replace(".nii.gz", ".json")), sidecar)
         written.append(path)
     return written

@@ -10,11 +10,11 @@ rationale and the measured time):
   (:mod:`bidsapp.nets.dose_inputs`); targets are the masked standard-dose subtractions;
 * patches of ``--patch``³ voxels, half centred on enhancing voxels (target > 0.1 of the
   reference intensity), half anywhere in the head; random flips along each axis;
-* Adam (learning rate ``--lr``), mean squared error, ``--steps-per-epoch`` batches of
-  ``--batch`` patches per epoch; validation loss on a fixed set of validation patches
-  after every epoch; the learning rate halves after ``--patience // 2`` epochs without
-  a 0.5 % improvement, training stops after ``--patience`` such epochs or
-  ``--epochs``; the best validation state is kept;
+* Adam, mean squared error, ``--steps-per-epoch`` batches of ``--batch`` patches per
+  epoch; the learning rate decays from ``--lr`` to ``--lr``/20 along a cosine over
+  ``--epochs`` epochs; validation loss on a fixed set of 16 validation patches after
+  every epoch; training stops after ``--patience`` epochs without a 0.5 %
+  improvement or after ``--epochs``; the best validation state is kept;
 * ``--threads`` CPU threads; all draws from ``--seed`` (deterministic on one machine
   and thread count).
 
@@ -37,14 +37,14 @@ from ..dose_inputs import (
     MASK_SMOOTHING,
     MASK_WIDTH,
     MASK_Z0,
-    align_pre_to_low,
+    align_to_low,
     condition_vector,
     enhancement_mask,
     local_noise_sd,
     network_inputs,
 )
+from ..dose_metrics import psnr, ssim
 from ..dose_unet import CONDITION_NAMES, CONDITION_SCALE, INPUT_NAMES, DoseUNet
-from .dose_metrics import psnr, ssim
 
 VALIDATION_SEED_OFFSET = 100_000
 #: target value (over the reference intensity) above which a voxel counts as enhancing for patch sampling
@@ -53,14 +53,14 @@ ENHANCING = 0.1
 
 def add_arguments(parser):
     """Options of ``dcequant-train dose``."""
-    parser.add_argument("--train-subjects", type=int, default=20)
-    parser.add_argument("--val-subjects", type=int, default=4)
+    parser.add_argument("--train-subjects", type=int, default=16)
+    parser.add_argument("--val-subjects", type=int, default=3)
     parser.add_argument("--patch", type=int, default=24, help="patch edge (voxels)")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--steps-per-epoch", type=int, default=25)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--patience", type=int, default=6)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--steps-per-epoch", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (cosine decay to 1/20)")
     parser.add_argument("--features", type=int, nargs=3, default=(8, 16, 32))
     parser.add_argument("--embedding", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
@@ -80,7 +80,7 @@ class Prepared:
 def prepare(sample):
     """Inputs, masked target and condition of a :class:`~bidsapp.simulate.dose.DoseSample`."""
     pair, scenario, affine = sample.pair, sample.scenario, sample.grid.affine
-    pre_on_low, _ = align_pre_to_low(pair.pre, affine, pair.low, affine)
+    pre_on_low, _ = align_to_low(pair.pre, affine, pair.low, affine)
     x, s, noise_level, head = network_inputs(pre_on_low, pair.low, scenario.fraction)
     d = pair.standard - pre_on_low
     target = (enhancement_mask(d, local_noise_sd(d, head)) * d / s).astype(np.float32)
@@ -114,6 +114,12 @@ def _batch(subjects, rng, size, n, augment=True):
     return np.stack(xs), np.stack(ys), np.stack(cs)
 
 
+def _learning_rate(args, step):
+    """Cosine decay from ``args.lr`` to ``args.lr / 20`` over ``epochs × steps_per_epoch`` steps."""
+    total = max(args.epochs * args.steps_per_epoch - 1, 1)
+    return args.lr * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * min(step / total, 1.0))))
+
+
 def _progress(epoch, epochs, step, steps, loss, started):
     width = 30
     done = int(width * step / steps)
@@ -144,9 +150,9 @@ def validation_metrics(model, seeds):
     for seed in seeds:
         sample = simulate_dose_sample(int(seed))
         pair, affine = sample.pair, sample.grid.affine
-        pre_on_low, _ = align_pre_to_low(pair.pre, affine, pair.low, affine)
+        pre_on_low, _ = align_to_low(pair.pre, affine, pair.low, affine)
         sc = sample.scenario
-        x, s, noise_level, head = network_inputs(pre_on_low, pair.low, sc.fraction)
+        x, s, noise_level, _ = network_inputs(pre_on_low, pair.low, sc.fraction)
         condition = condition_vector(sc.field_strength, sc.fraction, sc.relaxivity, noise_level, sc.voxel_size)
         with torch.no_grad():
             synth = pre_on_low + run_network(model, x, condition) * s
@@ -175,7 +181,7 @@ def train(args) -> int:
     simulated = {"wall_s": time.time() - wall0, "cpu_s": time.process_time() - cpu0}
     rng = np.random.default_rng(args.seed)
     val_x, val_y, val_c = (torch.from_numpy(np.ascontiguousarray(a))
-                           for a in _batch(validation, np.random.default_rng(args.seed + 1), args.patch, 24, False))
+                           for a in _batch(validation, np.random.default_rng(args.seed + 1), args.patch, 16, False))
 
     model = DoseUNet(features=tuple(args.features), embedding=args.embedding)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -185,6 +191,8 @@ def train(args) -> int:
         model.train()
         losses = []
         for step in range(1, args.steps_per_epoch + 1):
+            for group in optimiser.param_groups:
+                group["lr"] = _learning_rate(args, (epoch - 1) * args.steps_per_epoch + step - 1)
             x, y, c = (torch.from_numpy(np.ascontiguousarray(a)) for a in _batch(subjects, rng, args.patch, args.batch))
             loss = torch.mean((model(x, c) - y) ** 2)
             optimiser.zero_grad()
@@ -203,9 +211,6 @@ def train(args) -> int:
             best, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
-            if stale % max(args.patience // 2, 1) == 0:
-                for group in optimiser.param_groups:
-                    group["lr"] *= 0.5
             if stale >= args.patience:
                 break
     trained = {"wall_s": time.time() - wall1, "cpu_s": time.process_time() - cpu1}
