@@ -1,0 +1,77 @@
+"""The dose-reduction network: architecture, shipped weights, synthesis on a held-out subject."""
+
+import numpy as np
+import pytest
+import torch
+
+from bidsapp import synthesize_standard_dose
+from bidsapp.nets.dose_infer import load_dose_network, run_network
+from bidsapp.nets.dose_metrics import psnr
+from bidsapp.nets.dose_unet import CONDITION_NAMES, INPUT_NAMES, DoseUNet, ResBlock
+from bidsapp.nets.weights import REQUIRED_CARD_FIELDS, read_card
+from bidsapp.simulate.dose import DoseRanges, simulate_dose_sample
+
+
+def test_unet_keeps_odd_sizes_and_uses_the_embedding_in_every_block():
+    torch.manual_seed(0)
+    model = DoseUNet(features=(4, 8, 8), embedding=8).eval()
+    blocks = [m for m in model.modules() if isinstance(m, ResBlock)]
+    assert len(blocks) == 5 and all(b.project.in_features == 8 for b in blocks)
+    x = torch.randn(2, len(INPUT_NAMES), 13, 10, 7)
+    condition = torch.randn(2, len(CONDITION_NAMES))
+    with torch.no_grad():
+        out = model(x, condition)
+        zeroed = model(x, condition, zero_embedding=True)
+        other = model(x, condition + 1.0)
+    assert out.shape == (2, 1, 13, 10, 7)
+    assert not torch.allclose(out, zeroed) and not torch.allclose(out, other)
+    # with the embedding zeroed the condition has no effect
+    with torch.no_grad():
+        assert torch.allclose(zeroed, model(x, condition + 1.0, zero_embedding=True))
+
+
+def test_tiled_inference_blends_to_the_single_pass_on_one_tile():
+    torch.manual_seed(1)
+    model = DoseUNet().eval()
+    x = np.random.default_rng(0).random((3, 24, 24, 24), dtype=np.float32)
+    condition = np.ones(len(CONDITION_NAMES), np.float32)
+    with torch.no_grad():
+        single = model(torch.from_numpy(x[None]), torch.from_numpy(condition[None]))[0, 0].numpy()
+    np.testing.assert_allclose(run_network(model, x, condition), single, atol=1e-5)
+    assert run_network(model, x[:, :10], condition).shape == (10, 24, 24)  # smaller than a tile: padded
+
+
+def test_shipped_weights_and_model_card():
+    card = read_card("dose")
+    assert set(REQUIRED_CARD_FIELDS) <= set(card)
+    assert card["training"]["command"] == "dcequant-train dose --out bidsapp/data/nets"
+    assert card["input_contract"]["condition"] == list(CONDITION_NAMES)
+    assert card["training"]["time"]["total_cpu_s"] > 0 and card["training"]["curves"]
+    model, shipped = load_dose_network()
+    assert shipped.sha256 == card["sha256"]
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+def test_synthesis_beats_the_naive_baseline_on_a_held_out_subject():
+    sample = simulate_dose_sample(300_000, DoseRanges(voxel_mm=(3.5, 3.5)), fraction=0.1, snr=25.0)
+    pair, sc, affine = sample.pair, sample.scenario, sample.grid.affine
+    result = synthesize_standard_dose(pair.pre, pair.low, sc.fraction, sc.field_strength, sc.agent, sc.voxel_size,
+                                      pre_affine=affine, low_affine=affine)
+    naive = result.pre_on_low + (pair.low - result.pre_on_low) / sc.fraction
+    net = psnr(result.synthetic_standard_dose, pair.standard_clean, sample.head)
+    assert net > psnr(naive, pair.standard_clean, sample.head) + 3.0
+    assert result.synthetic_standard_dose.shape == pair.low.shape
+    assert result.conditions["dose_fraction"] == pytest.approx(0.1)
+    doubled = synthesize_standard_dose(pair.pre, pair.low, sc.fraction, sc.field_strength, sc.agent,
+                                       sc.voxel_size, pre_affine=affine, low_affine=affine, dose_scale=2.0)
+    np.testing.assert_allclose(doubled.enhancement, 2.0 * result.enhancement, rtol=1e-5, atol=1e-3)
+
+
+def test_bad_arguments_are_refused():
+    volume = np.ones((8, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="fraction"):
+        synthesize_standard_dose(volume, volume, 1.5, 3.0, "gadobutrol", 1.0)
+    with pytest.raises(ValueError, match="3-D"):
+        synthesize_standard_dose(volume[0], volume, 0.2, 3.0, "gadobutrol", 1.0)
+    with pytest.raises(ValueError, match="different grids"):
+        synthesize_standard_dose(volume[:4], volume, 0.2, 3.0, "gadobutrol", 1.0, register=False)
