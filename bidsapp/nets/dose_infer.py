@@ -154,7 +154,8 @@ def synthesize_standard_dose(pre, low, fraction, field_strength, agent, voxel_si
     condition = condition_vector(field_strength, float(fraction), r1, noise_level, voxel)
     model, shipped = load_dose_network(None if weights_directory is None else str(weights_directory))
     enhancement = run_network(model, x, condition, zero_embedding) * s
-    conditions = dict(zip(CONDITION_NAMES, (condition * np.asarray(CONDITION_SCALE)).astype(float).tolist()))
+    physical = condition * np.asarray(CONDITION_SCALE, float)
+    conditions = {name: float(f"{value:.6g}") for name, value in zip(CONDITION_NAMES, physical)}
     return DoseSynthesis(
         synthetic_standard_dose=(pre_on_low + float(dose_scale) * enhancement).astype(np.float32),
         enhancement=(float(dose_scale) * enhancement).astype(np.float32),
