@@ -124,3 +124,21 @@ def test_bad_low_dose_sidecar_fails_without_derivatives(tmp_path, capsys):
     assert code == 0
     sidecar = out / "sub-01" / "anat" / "sub-01_ce-gadobutrol_desc-synthSD_T1w.json"
     assert json.loads(sidecar.read_text())["DoseFractionSource"] == "--dose-fraction"
+
+
+def test_dose_stage_joins_a_dce_session_and_runs_alone_without_dce(tmp_path):
+    from bidsapp.bids_query import SessionInputs
+    from bidsapp.config import Config
+    from workflows.participant import init_single_session_wf
+
+    config = Config(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant", dose_fraction=0.2)
+    dose = {"dose_pre": tmp_path / "pre.nii.gz", "dose_low": tmp_path / "low.nii.gz"}
+    for name in ("pre", "low", "dce", "v1"):
+        (tmp_path / f"{name}.nii.gz").touch()  # the interfaces check that their input files exist
+    with_dce = SessionInputs("01", "a", dce=tmp_path / "dce.nii.gz", vfa=[tmp_path / "v1.nii.gz"], **dose)
+    names = init_single_session_wf(config, with_dce, tmp_path).list_node_names()
+    assert "dose_wf.synthesize" in names and "fit_patlak_wf.fit" in names
+    alone = init_single_session_wf(config, SessionInputs("01", "b", **dose), tmp_path)
+    assert sorted(alone.list_node_names()) == ["datasink", "dose_wf.outputnode", "dose_wf.synthesize", "outputnode"]
+    node = alone.get_node("dose_wf").get_node("synthesize")
+    assert node.inputs.dose_fraction == 0.2 and node.inputs.low_file == str(tmp_path / "low.nii.gz")
