@@ -110,3 +110,12 @@ def test_image_metrics():
     labels[:5], labels[10:12] = 1, 2
     errors = lesion_relative_errors(1.1 * truth, truth, labels)
     assert errors == {1: pytest.approx(0.1), 2: pytest.approx(0.1)}
+
+
+def test_grids_too_small_to_register_are_resampled_in_scanner_coordinates():
+    rng = np.random.default_rng(4)
+    low = rng.uniform(50, 100, (12, 12, 3)).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 5.0, 1.0])
+    aligned, matrix = align_to_low(low, affine, low, affine)
+    np.testing.assert_array_equal(matrix, np.eye(4))
+    np.testing.assert_allclose(aligned, low, rtol=1e-4)

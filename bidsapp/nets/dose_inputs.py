@@ -6,7 +6,9 @@ Steps, in the order :func:`bidsapp.nets.dose_infer.synthesize_standard_dose` run
    rigidly to the low-dose image with :func:`bidsapp.motion.register_rigid` (Mattes
    mutual information, which tolerates the enhancement; multi-resolution; fixed seed)
    and resampled once onto the low-dose grid (cubic B-spline), so the subtraction and
-   every output lie on the low-dose image's grid.
+   every output lie on the low-dose image's grid. A slab of fewer than 8 slices is
+   registered in-plane (3 degrees of freedom); a grid too small to register
+   (:func:`bidsapp.motion.registrable`) is resampled in scanner coordinates only.
 2. **Reference intensity** ``s`` (:func:`reference_intensity`): the median of the
    registered pre-contrast image over the head (voxels above 10 % of the low-dose
    image's 99th percentile). The network's output and its low-dose channel are divided
@@ -72,8 +74,11 @@ def align_to_low(pre, pre_affine, low, low_affine, seed=0):
     fixed = motion.to_sitk(low, low_affine)
     mask = sitk.Cast(motion.to_sitk(motion.foreground(low).astype(np.float32), low_affine), sitk.sitkUInt8)
     moving = motion.to_sitk(np.asarray(pre, np.float32), pre_affine)
-    transform = motion.register_rigid(fixed, moving, fixed_mask=mask, seed=seed)
-    matrix = motion._ras_matrix(transform)
+    if motion.registrable(low.shape) and motion.registrable(np.shape(pre)):
+        thin = low.shape[2] < motion.MIN_SLICES_3D  # thin slab: in-plane rigid, as the motion stage does
+        matrix = motion._ras_matrix(motion.register_rigid(fixed, moving, fixed_mask=mask, seed=seed, in_plane=thin))
+    else:  # too few voxels to register: scanner coordinates only
+        matrix = np.eye(4)
     pre_on_low = motion.resample(pre, pre_affine, matrix, low.shape, low_affine)
     return np.asarray(pre_on_low, np.float32), matrix
 
