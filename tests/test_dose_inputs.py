@@ -14,7 +14,8 @@ from bidsapp.nets.dose_inputs import (
 )
 from bidsapp.nets.dose_metrics import lesion_relative_errors, psnr, ssim
 from bidsapp.nets.dose_unet import CONDITION_NAMES, CONDITION_SCALE
-from bidsapp.simulate.acquisition import move, rigid_matrix
+from bidsapp.simulate.acquisition import rigid_matrix
+from bidsapp.simulate.dose import displace
 from bidsapp.simulate.geometry import Grid
 
 
@@ -89,7 +90,7 @@ def test_registration_recovers_a_rigid_displacement():
     texture = 100 + 40 * np.sin(x / 9.0) * np.cos(y / 7.0) + 30 * (np.abs(z) < 15)
     low = (head * texture).astype(np.float32)
     params = (2.0, -1.5, 1.0, 1.5, -1.0, 2.0)
-    pre = move(low, grid, params).astype(np.float32)
+    pre = displace(low, grid, params).astype(np.float32)
     aligned, matrix = align_to_low(pre, grid.affine, low, grid.affine)
     # a low-dose point p shows in the displaced image at rigid_matrix(params) @ p
     points = np.array([[sx * 40, sy * 50, sz * 35, 1.0] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]).T

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from bidsapp import relaxivity_for
-from bidsapp.simulate import Grid, Protocol, make_phantom, simulate_dose_pair
+from bidsapp.simulate import Grid, make_phantom
 from bidsapp.simulate.dose import (
     DoseRanges,
     DoseScenario,
     add_enhancing_lesions,
+    displace,
     simulate_dose_sample,
 )
 from bidsapp.simulate.tissues import CLASS_INDEX
@@ -27,7 +28,7 @@ def test_sample_is_deterministic_and_within_the_ranges():
     assert COARSE.fraction[0] <= sc.fraction <= COARSE.fraction[1]
     assert sc.relaxivity == relaxivity_for(sc.agent, sc.field_strength)
     assert sc.low_dose == pytest.approx(0.1 * sc.fraction)
-    assert np.abs(a.pair.pre_motion).max() <= sc.misregistration
+    assert np.abs(a.pre_motion).max() <= sc.misregistration
     assert a.grid.voxel_size == (6.0, 6.0, 6.0)
     other = simulate_dose_sample(4, COARSE)
     assert not np.array_equal(other.pair.pre, a.pair.pre)
@@ -63,16 +64,21 @@ def test_lesions_mix_partial_volume_like_the_phantom():
 
 
 def test_misregistration_moves_only_the_pre_contrast_volume():
-    phantom = make_phantom(5, Grid((40, 40, 12), (5.0, 5.0, 5.0)))
-    protocol = Protocol(snr=1e7)
-    still = simulate_dose_pair(phantom, protocol, rng=1, low_dose_fraction=0.25)
-    moved = simulate_dose_pair(phantom, protocol, rng=1, low_dose_fraction=0.25, misregistration=2.0)
-    assert still.pre_motion is None and np.abs(moved.pre_motion).max() <= 2.0
-    np.testing.assert_array_equal(moved.standard_clean, still.standard_clean)
-    np.testing.assert_array_equal(moved.enhancement, still.enhancement)
-    assert np.abs(moved.pre_clean - still.pre_clean).max() > 0.05 * still.pre_clean.max()
-    with pytest.raises(ValueError, match="misregistration"):
-        simulate_dose_pair(phantom, protocol, rng=1, misregistration=-1.0)
+    still = simulate_dose_sample(8, COARSE, snr=1e7, misregistration=0.0)
+    moved = simulate_dose_sample(8, COARSE, snr=1e7, misregistration=2.0)
+    assert np.all(still.pre_motion == 0) and 0 < np.abs(moved.pre_motion).max() <= 2.0
+    np.testing.assert_array_equal(moved.pair.standard_clean, still.pair.standard_clean)
+    np.testing.assert_array_equal(moved.pair.enhancement, still.pair.enhancement)
+    np.testing.assert_allclose(still.pair.pre_clean, still.pair.standard_clean - still.pair.enhancement, atol=1e-3)
+    assert np.abs(moved.pair.pre_clean - still.pair.pre_clean).max() > 0.05 * still.pair.pre_clean.max()
+
+
+def test_displace_moves_the_object_by_the_rigid_parameters():
+    grid = Grid((40, 40, 40), (2.0, 2.0, 2.0))
+    volume = np.zeros(grid.matrix, np.float32)
+    volume[20, 20, 20] = 1.0
+    shifted = displace(volume, grid, (4.0, 0.0, 0.0, 0.0, 0.0, 0.0))  # +4 mm along x (R) = 2 voxels to lower i
+    assert np.unravel_index(shifted.argmax(), grid.matrix) == (18, 20, 20)
 
 
 def test_scenario_draw_respects_fixed_values():

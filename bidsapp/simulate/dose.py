@@ -4,8 +4,9 @@ One sample is a whole-head phantom (:func:`make_phantom`: cortex, white matter, 
 arteries, sagittal sinus, a ring-enhancing tumour) with extra enhancing lesions of
 varied size and enhancement painted in, acquired as pre-contrast, low-dose and
 standard-dose T1-weighted SPGR volumes by :func:`simulate_dose_pair` (signal equation,
-independent Rician noise per volume, a small rigid displacement of the pre-contrast
-volume). Every random draw comes from one seed, so a sample is a deterministic
+independent Rician noise per volume), with a small rigid displacement of the pre-contrast
+volume (the noise-free volume resampled trilinearly by :func:`displace`, then its own
+Rician noise). Every random draw comes from one seed, so a sample is a deterministic
 function of ``(seed, ranges)``.
 
 The acquisition conditions of a sample (:class:`DoseScenario`) are drawn from
@@ -28,8 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import affine_transform
 
 from ..relaxivity import RELAXIVITY_TABLE, relaxivity_for
+from .acquisition import rician, rigid_matrix
 from .geometry import Grid
 from .phantom import Phantom, make_phantom
 from .protocol import STANDARD_DOSE, Protocol
@@ -102,7 +105,10 @@ class DoseSample:
 
     ``lesion_labels`` (int16, grid shape): 0 outside lesions, 1 the phantom's enhancing
     tumour rim, 2.. the added lesions (voxels whose lesion fraction is at least 0.5).
-    ``head`` marks voxels with tissue.
+    ``head`` marks voxels with tissue. ``pre_motion`` ``(6,)`` (tx, ty, tz mm, rx, ry, rz
+    deg): the displacement of the pre-contrast acquisition; ``pair.pre`` and
+    ``pair.pre_clean`` are the displaced volume (with and without noise), while
+    ``pair.enhancement`` and ``pair.low_enhancement`` stay on the post-contrast position.
     """
 
     pair: DosePair
@@ -110,6 +116,7 @@ class DoseSample:
     grid: Grid
     lesion_labels: np.ndarray
     head: np.ndarray
+    pre_motion: np.ndarray
 
 
 def sample_grid(voxel_size):
@@ -190,6 +197,19 @@ def add_enhancing_lesions(phantom: Phantom, rng, ranges: DoseRanges = TRAINING_R
     return phantom, labels
 
 
+def displace(volume, grid, params):
+    """``volume`` with its object displaced rigidly (trilinear resampling, 0 outside).
+
+    ``params``: tx, ty, tz (mm), rx, ry, rz (deg) about the slab centre (0, 0,
+    ``grid.slab_centre``); an object point ``p`` moves to ``M · p``.
+    """
+    centre = np.eye(4)
+    centre[2, 3] = grid.slab_centre
+    world = centre @ rigid_matrix(params) @ np.linalg.inv(centre)
+    vox = np.linalg.inv(grid.affine) @ np.linalg.inv(world) @ grid.affine  # output voxel -> input voxel
+    return affine_transform(volume, vox[:3, :3], offset=vox[:3, 3], order=1, mode="constant", cval=0.0)
+
+
 def simulate_dose_sample(seed, ranges: DoseRanges = TRAINING_RANGES, **fixed) -> DoseSample:
     """Simulate one dose sample (deterministic in ``seed``); ``fixed`` pins conditions.
 
@@ -202,5 +222,9 @@ def simulate_dose_sample(seed, ranges: DoseRanges = TRAINING_RANGES, **fixed) ->
     phantom, labels = add_enhancing_lesions(phantom, rng, ranges)
     protocol = Protocol(field_strength=scenario.field_strength, agent=scenario.agent, snr=scenario.snr,
                         b1_amplitude=scenario.b1_amplitude)
-    pair = simulate_dose_pair(phantom, protocol, rng, scenario.fraction, misregistration=scenario.misregistration)
-    return DoseSample(pair=pair, scenario=scenario, grid=grid, lesion_labels=labels, head=phantom.t1 > 0)
+    pair = simulate_dose_pair(phantom, protocol, rng, scenario.fraction)
+    pre_motion = rng.uniform(-1.0, 1.0, 6) * scenario.misregistration
+    moved = displace(pair.pre_clean, grid, pre_motion).astype(np.float32)
+    pair = replace(pair, pre=rician(moved, pair.noise_sigma, rng), pre_clean=moved)
+    return DoseSample(pair=pair, scenario=scenario, grid=grid, lesion_labels=labels, head=phantom.t1 > 0,
+                      pre_motion=pre_motion)

@@ -59,11 +59,6 @@ class DosePair:
     ``low_clean − pre_clean`` (the true contrast-enhancement maps, signal units);
     ``concentration`` the standard-dose tissue concentration (mM) at ``time`` (s after
     the start of the dynamic series); ``low_dose_fraction`` of the standard dose.
-    ``pre_motion`` ``(6,)`` (tx, ty, tz mm, rx, ry, rz deg): the rigid displacement of
-    the pre-contrast volume relative to the post-contrast ones (None = aligned); then
-    ``pre_clean`` is the displaced noise-free volume as acquired, while ``enhancement``
-    and ``low_enhancement`` stay on the post-contrast position (post minus the
-    undisplaced pre-contrast signal).
     """
 
     pre: np.ndarray
@@ -82,7 +77,6 @@ class DosePair:
     b1: np.ndarray
     noise_sigma: float
     relaxivity: float
-    pre_motion: np.ndarray | None = None
 
 
 def _protocol_for(phantom, protocol):
@@ -180,8 +174,7 @@ def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
     )
 
 
-def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25, session_input=None, b1=None,
-                       misregistration=0.0):
+def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25, session_input=None, b1=None):
     """Pre-contrast, low-dose and standard-dose T1-weighted SPGR volumes (:class:`DosePair`).
 
     The standard-dose tissue concentration at ``bolus_arrival + post_contrast_delay``
@@ -191,13 +184,7 @@ def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25,
     and gets independent Rician noise — nothing is obtained by scaling images.
     Typical low-dose fractions are 0.1–0.33. ``session_input`` and ``b1`` (relative
     transmit field) default to new draws; pass a session's to pair it with that session.
-    ``misregistration`` (mm and deg, default 0): the pre-contrast volume is displaced
-    rigidly by translations and rotations drawn uniformly within ± this value (patient
-    motion between the pre- and post-contrast scans; trilinear resampling of the
-    noise-free volume before noise is added).
     """
-    if misregistration < 0:
-        raise ValueError(f"misregistration {misregistration} must be >= 0")
     if not 0.0 < low_dose_fraction < 1.0:
         raise ValueError(f"low_dose_fraction {low_dose_fraction} must lie in (0, 1)")
     rng = np.random.default_rng(rng)
@@ -222,17 +209,12 @@ def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25,
         vol[head] = _enhanced_signal(c[head][:, None].astype(float), t10, m0, tr, fa, relaxivity, b1h)[:, 0]
         volumes[name] = vol.astype(np.float32)
     sigma = _reference_sigma(volumes["pre"], phantom, protocol.snr)
-    acquired = dict(volumes)
-    pre_motion = None
-    if misregistration > 0:
-        pre_motion = rng.uniform(-1.0, 1.0, 6) * misregistration
-        acquired["pre"] = move(volumes["pre"], phantom.grid, pre_motion).astype(np.float32)
-    noisy = {name: rician(vol, sigma, rng) for name, vol in acquired.items()}
+    noisy = {name: rician(vol, sigma, rng) for name, vol in volumes.items()}
     return DosePair(
         pre=noisy["pre"],
         low=noisy["low"],
         standard=noisy["standard"],
-        pre_clean=acquired["pre"],
+        pre_clean=volumes["pre"],
         low_clean=volumes["low"],
         standard_clean=volumes["standard"],
         enhancement=volumes["standard"] - volumes["pre"],
@@ -245,5 +227,4 @@ def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25,
         b1=b1,
         noise_sigma=sigma,
         relaxivity=relaxivity,
-        pre_motion=pre_motion,
     )
