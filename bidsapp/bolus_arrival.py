@@ -88,7 +88,8 @@ def _check_times(t, n):
 
 def enhancing_curve(signal, mask=None, top_fraction=0.01):
     """Mean curve ``[t]`` of the ``top_fraction`` voxels of ``signal [..., t]`` (inside
-    ``mask``) with the largest enhancement max − mean over time; None if no voxel."""
+    ``mask``) with the largest enhancement max − mean over time; None if no voxel.
+    """
     signal = np.asarray(signal, dtype=float)
     flat = signal.reshape(-1, signal.shape[-1])
     with np.errstate(invalid="ignore"):
@@ -168,7 +169,8 @@ SHAPES = (("step", "quadratic"), ("step", "linear"), ("quadratic",), ("linear",)
 def _fit_sse(y, after, terms):
     """Residual sum of squares of y ≈ a + Σ (coefficient ≥ 0) × term over ``terms`` for
     every row of ``after`` (time − candidate arrival); inf where a coefficient is
-    negative or the fit is singular (that shape is then covered by a shorter one)."""
+    negative or the fit is singular (that shape is then covered by a shorter one).
+    """
     onset = np.clip(after, 0.0, None)
     columns = {"step": (after >= 0).astype(float), "linear": onset, "quadratic": onset**2}
     design = np.stack([np.ones_like(after)] + [columns[name] for name in terms], axis=-1)

@@ -268,7 +268,8 @@ def frame_phases(g, t):
 
 def _locate_uniform(c, g, delay, phases):
     """:func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite
-    delays or read-outs so far past the grid that extending it would cost more than it saves."""
+    delays or read-outs so far past the grid that extending it would cost more than it saves.
+    """
     if not bool(torch.isfinite(delay).all()):
         return None
     delta, whole, distinct, rows = phases

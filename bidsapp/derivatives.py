@@ -119,7 +119,8 @@ def container_info():
 
 def write_dataset_description(output_dir, bids_dir):
     """Write the derivative ``dataset_description.json``, ``README.md`` and ``.bidsignore``
-    (under :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``)."""
+    (under :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``).
+    """
     output_dir = Path(output_dir)
     generated = software_info()
     container = container_info()

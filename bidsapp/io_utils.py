@@ -96,7 +96,8 @@ def _json_default(obj):
 def read_option_file(path, option, loads=None):
     """The top-level object of a settings file given with ``option`` (JSON, or whatever
     ``loads`` parses, e.g. ``tomllib.loads``); one-line ``ValueError`` naming the option and
-    the file when it cannot be read or is not an object/table."""
+    the file when it cannot be read or is not an object/table.
+    """
     path = Path(path)
     try:
         data = (loads or json.loads)(path.read_text())

@@ -26,12 +26,11 @@ Patlak CS et al. J Cereb Blood Flow Metab 1983;3:1-7; Sourbron SP, Buckley DL. M
 2011;66:735-745 and Phys Med Biol 2012;57:R1-R33 (2CXM, 2CUM).
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-import math
 
 from .convolution import exp_conv_delayed, exp_conv_time_major, locate_delayed, sample_input, substep_times
 

@@ -42,7 +42,8 @@ MIRROR = "raw"
 
 def _mirror_path(source, raw_root):
     """``./raw/<path of source relative to raw_root>``, so that the later steps' ``Sources``
-    name the raw file (``bids:raw:...``) the handed-on file was made from."""
+    name the raw file (``bids:raw:...``) the handed-on file was made from.
+    """
     try:
         relative = Path(source).resolve().relative_to(Path(raw_root).resolve())
     except ValueError:
@@ -71,7 +72,8 @@ def _link_like(source, raw_root):
 
 def _baseline(signal, times, baseline_frames):
     """Frames averaged into the registration reference: the user's, else those before the
-    bolus arrival (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`, on the uncorrected series)."""
+    bolus arrival (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`, on the uncorrected series).
+    """
     if baseline_frames is not None:
         return min(int(baseline_frames), signal.shape[3]), "user (--baseline-frames)"
     arrival = estimate_bolus_arrival(signal, times, signal_mask(signal))

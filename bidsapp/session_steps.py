@@ -94,7 +94,8 @@ def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"
 def signal_mask(dce, fraction=SIGNAL_FRACTION):
     """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
     first frame: excludes background and air, where T1 and concentration are noise.
-    (The T1 step applies it to the brightest flip angle of each voxel.)"""
+    (The T1 step applies it to the brightest flip angle of each voxel.)
+    """
     first = np.asarray(dce, float)[..., 0]
     return first > fraction * np.percentile(first, 99)
 
@@ -148,7 +149,8 @@ def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
     """VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``,
     ``residual``, ``mask`` (voxels with a T1 under the ``validity`` rule of
     :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor fits (residual above
-    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept."""
+    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept.
+    """
     from . import compute_t1_map
 
     flips, tr = read_vfa_acquisition(vfa_files)
@@ -404,7 +406,8 @@ def population_grid(t):
 
 def read_aif(aif_tsv, t):
     """The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with
-    ``aif_times`` None when the AIF is sampled at the frame times ``t`` (s)."""
+    ``aif_times`` None when the AIF is sampled at the frame times ``t`` (s).
+    """
     table = np.loadtxt(aif_tsv, skiprows=1, ndmin=2)
     times, plasma = table[:, 0], table[:, 1]
     if times.shape == np.shape(t) and np.allclose(times, t, rtol=0, atol=1e-9):
@@ -415,7 +418,8 @@ def read_aif(aif_tsv, t):
 def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, fit_delay, device,
              seed, threads, t1_method, subject, session):
     """Fit ``model`` voxel-wise. Outputs one map per parameter (and its standard error),
-    ``r2``, ``quality`` mask and ``manifest``."""
+    ``r2``, ``quality`` mask and ``manifest``.
+    """
     import torch
 
     from . import MODELS, fit_model

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from synthetic_aif import HCT, synthetic_volume
 
 from bidsapp import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
-from synthetic_aif import HCT, synthetic_volume
 
 T = np.arange(0.0, 600.0, 1.0)
 

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from group_data import AFFINE, write_derivatives
 
 from bidsapp.cli.run import main
 from bidsapp.config import make_config
@@ -16,7 +17,6 @@ from bidsapp.group import run_group_level
 from bidsapp.group.analyses import AUROC_COLUMNS, AUROCDIFF_COLUMNS, ICC_COLUMNS, SITE_COLUMNS
 from bidsapp.group.settings import load_group_settings
 from bidsapp.group.tables import ROISTATS_COLUMNS, ROIImage, find_maps, find_roi_files
-from group_data import AFFINE, write_derivatives
 
 CONFIG = {"label": {"column": "grade", "positive": "high"}, "compare": [["cnn_Ktrans", "extendedtofts_Ktrans"]],
           "statistic": "mean"}

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 
 import pytest
+from group_data import write_derivatives
 
 from bidsapp.cli.run import main
-from group_data import write_derivatives
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (.ci/run installs Debian's chromium)")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from osipi_data import array_cell, read_csv
 
 from bidsapp import MODELS, model_curve
 from bidsapp.convolution import exp_conv, locate_delayed
-from osipi_data import array_cell, read_csv
 
 T = np.linspace(0, 300, 65)
 

@@ -4,8 +4,15 @@ Each ``_run_interface`` runs in the node's working folder and calls one step fun
 arrays travel between nodes as NIfTI/TSV/JSON files there.
 """
 
-from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, isdefined, traits)
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
 
 from bidsapp import session_steps
 

@@ -179,7 +179,8 @@ def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
 
 def _noise_sd(curves):
     """Noise SD of curves [..., t] from the median absolute deviation of the first
-    differences of their second half (robust to the bolus): σ ≈ 1.4826·MAD/√2."""
+    differences of their second half (robust to the bolus): σ ≈ 1.4826·MAD/√2.
+    """
     diffs = np.diff(np.asarray(curves)[..., curves.shape[-1] // 2:], axis=-1)
     deviation = np.abs(diffs - np.median(diffs, axis=-1, keepdims=True))
     return 1.4826 * np.median(deviation, axis=-1) / np.sqrt(2.0)
@@ -187,7 +188,8 @@ def _noise_sd(curves):
 
 def _kmeans(shapes, order, k, max_iterations=100):
     """Deterministic Lloyd k-means; initial centroids are the means of k consecutive
-    equal-size groups of voxels taken in the given ``order``."""
+    equal-size groups of voxels taken in the given ``order``.
+    """
     k = min(k, shapes.shape[0])
     groups = np.array_split(order, k)
     centroids = np.stack([shapes[g].mean(axis=0) for g in groups])
@@ -225,7 +227,8 @@ def _earliest_cluster(curves, t, k, min_size):
 
 def _half_maximum_time(curves, t):
     """Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly
-    interpolated between frames (resolves the arterial–venous delay below one frame)."""
+    interpolated between frames (resolves the arterial–venous delay below one frame).
+    """
     peaks = curves.max(axis=-1, keepdims=True)
     above = curves >= 0.5 * peaks
     first = np.argmax(above, axis=-1)
@@ -283,7 +286,8 @@ def _relative_signal(concentration, t10, model):
     The exact forward model of :func:`bidsapp.signal_to_concentration` with M0 = S0 / f(T10),
     so S/S0 is the measured signal over its baseline mean whatever the voxel's T10 error.
     Samples that are NaN (signal at or above the SPGR asymptote) are set to the asymptote
-    S/S0 = sin(α·b1) / f(T10); non-positive or non-finite T10 gives NaN."""
+    S/S0 = sin(α·b1) / f(T10); non-positive or non-finite T10 gives NaN.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(t10) & (t10 > 0)
         safe_t10 = np.where(ok, t10, 1.0)
@@ -300,7 +304,8 @@ def _pooled_t10(t10, pool, b1_pooled, vfa):
     """Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean
     VFA signals when ``vfa`` is given (noise averaged before the non-linear T1 estimate,
     which per-voxel fits at clinical SNR scatter by several per cent), else the median of
-    their T10 values. Falls back to the median when the pooled fit is not valid."""
+    their T10 values. Falls back to the median when the pooled fit is not valid.
+    """
     median = float(np.median(t10.reshape(-1)[pool]))
     if vfa is None:
         return median
@@ -315,7 +320,8 @@ def _pooled_t10(t10, pool, b1_pooled, vfa):
 
 def _pooled_concentration(relative, t10_pooled, b1, model):
     """Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with
-    the pooled blood T10 (s) and their median b1 (NaN where the mean reaches the SPGR asymptote)."""
+    the pooled blood T10 (s) and their median b1 (NaN where the mean reaches the SPGR asymptote).
+    """
     b1_pooled = float(np.median(b1))
     m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
     return signal_to_concentration(relative.mean(axis=0), t10_pooled, model["tr"], model["flip_angle"],
@@ -324,7 +330,8 @@ def _pooled_concentration(relative, t10_pooled, b1, model):
 
 def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
     """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name``
-    shifted to ``bolus_arrival`` (s)."""
+    shifted to ``bolus_arrival`` (s).
+    """
     arrival = max(0.0, float(bolus_arrival))
     weights = _trapezoid_weights(t)
     return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
@@ -332,7 +339,8 @@ def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
 
 def area_plausibility(ratio, limits=(0.6, 1.67)):
     """Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the
-    geometric midpoints of each limit with 1, linear in log(ratio) in between."""
+    geometric midpoints of each limit with 1, linear in log(ratio) in between.
+    """
     low, high = float(limits[0]), float(limits[1])
     if not 0.0 < low < 1.0 < high:
         raise ValueError(f"plausible_area_ratio: expected 0 < low < 1 < high, got {limits!r}")
@@ -345,7 +353,8 @@ def area_plausibility(ratio, limits=(0.6, 1.67)):
 
 def _series_arrival(bolus_arrival, reference_curve, t):
     """Bolus arrival (s): ``bolus_arrival`` if given, else the piecewise fit of
-    ``reference_curve`` (None or no enhancement: NaN)."""
+    ``reference_curve`` (None or no enhancement: NaN).
+    """
     if bolus_arrival is not None:
         return float(bolus_arrival)
     if reference_curve is None:

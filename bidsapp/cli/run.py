@@ -64,7 +64,8 @@ def _quiet_nipype(verbose):
 
 def _validator_command():
     """The ``bids-validator-deno`` command: its Python package run by this interpreter, else the
-    executable on PATH."""
+    executable on PATH.
+    """
     if importlib.util.find_spec("bids_validator_deno") is not None:
         return [sys.executable, "-c", "import sys; from bids_validator_deno import cli; sys.exit(cli())"]
     exe = shutil.which("bids-validator-deno")
@@ -145,7 +146,8 @@ def _nipype_config(config):
 
 def _crash_summary(crash_dir, since, nodes):
     """``node: last error line`` of every crash file written since ``since`` (epoch s) by one of
-    ``nodes`` (full node names), not by concurrent runs writing into the same output folder."""
+    ``nodes`` (full node names), not by concurrent runs writing into the same output folder.
+    """
     summary = []
     for path in sorted(Path(crash_dir).glob("crash-*.txt")):
         if path.stat().st_mtime < since:

@@ -25,7 +25,6 @@ from .. import bids_raw
 from .._version import __version__
 from ..io_utils import write_json_atomic
 
-
 #: run-specific statuses logged as "converted", so identical runs write identical logs
 CONVERTED = ("written", "unchanged", "replaced")
 

@@ -192,7 +192,8 @@ def _clamp(theta, lo, hi):
 
 def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
     """Start of an undelayed fit from the grid's best ``params`` (SSE ``sse_grid``); with
-    ``init="auto"`` for the Tofts models, the better of it and Murase's linearisation."""
+    ``init="auto"`` for the Tofts models, the better of it and Murase's linearisation.
+    """
     theta = torch.stack([params[n] for n in spec.params], dim=1)
     clamped = _clamp(theta, lo, hi)
     if opts.init != "auto" or spec.name not in ("tofts", "extended_tofts"):
@@ -620,7 +621,8 @@ def _not_estimable(spec, params, stderr, lower, upper):
 
 def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable, nested):
     """The documented validity rule; parameters the data cannot determine are not checked,
-    nor the delay where the delay-0 (``nested``) fit is reported."""
+    nor the delay where the delay-0 (``nested``) fit is reported.
+    """
     determined = np.ones(theta.shape, dtype=bool)
     for name, undetermined in not_estimable.items():
         if name in names:

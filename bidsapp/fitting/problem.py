@@ -13,7 +13,6 @@ contiguous memory, which is several times faster on CPU for the short curves of 
 import torch
 
 
-
 class KineticProblem:
     """Model, plasma input and per-voxel delays of one chunk of voxels.
 

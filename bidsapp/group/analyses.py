@@ -37,7 +37,8 @@ class Exclusions(list):
 def subject_level(roistats, statistic, exclusions, analysis):
     """``DataFrame[participant_id, map, roi, value]``: the mean over a subject's sessions
     of the ROI ``statistic``; sessions with NaN (no valid voxel) are ignored and a subject
-    without any finite value for a map × ROI is left out of it (recorded)."""
+    without any finite value for a map × ROI is left out of it (recorded).
+    """
     df = roistats[["participant_id", "map", "roi", statistic]].rename(columns={statistic: "value"})
     out = df.groupby(["participant_id", "map", "roi"], sort=True)["value"].mean().reset_index()
     for row in out[~np.isfinite(out["value"])].itertuples():
@@ -87,7 +88,8 @@ def reliability_tables(measurements, statistic, exclusions):
 def across_sessions(roistats, statistic, exclusions):
     """``{(map, roi): participants × sessions}`` of the ROI statistic, for studies with
     repeated sessions (empty when every subject has one session). Every session label of
-    the study is a measurement; a subject missing one is dropped (recorded)."""
+    the study is a measurement; a subject missing one is dropped (recorded).
+    """
     df = roistats[roistats["session_id"] != "n/a"]
     if df.empty or df.groupby("participant_id")["session_id"].nunique().max() < 2:
         return {}
@@ -133,7 +135,8 @@ def across_datasets(tables, statistic):
 
 def labels_of(participants, column, positive, subjects, exclusions):
     """``{participant_id: is positive}`` for ``subjects``; subjects without a label are
-    recorded. Raises ``ValueError`` when the column is missing or one class is empty."""
+    recorded. Raises ``ValueError`` when the column is missing or one class is empty.
+    """
     if column not in participants.columns:
         raise ValueError(f"participants.tsv: no column '{column}' (label.column of --group-config)")
     values = participants.set_index("participant_id")[column].astype(str)

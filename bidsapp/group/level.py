@@ -128,7 +128,8 @@ def _by_site(settings, roistats, sites, participants, exclusions, args):
 
 def _write_all(out, tables):
     """Write every table, then remove group tables of earlier runs that this run did not
-    produce (e.g. an AUROC table after the label was removed from the config)."""
+    produce (e.g. an AUROC table after the label was removed from the config).
+    """
     files = [write_table(out / name, columns, rows, sidecar) for name, columns, rows, sidecar in tables]
     keep = {p.name for p in files} | {p.name[: -len(".tsv")] + ".json" for p in files}
     for stale in sorted(out.glob("group_*_stats.*")):
@@ -141,7 +142,8 @@ def _write_all(out, tables):
 def run_group_level(config):
     """Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the
     path of ``group_report.html``. ``LookupError`` when no map is found; ``ValueError``
-    on bad input. Nothing is written before every table is computed."""
+    on bad input. Nothing is written before every table is computed.
+    """
     out = Path(config.output_dir)
     settings = load_group_settings(getattr(config, "group_config", None))
     participants = read_participants(config.bids_dir, out)

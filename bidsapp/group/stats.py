@@ -111,7 +111,8 @@ def bland_altman(first, second):
 def within_subject_cv(ratings):
     """Root-mean-square within-subject coefficient of variation (fraction):
     ``sqrt(mean_i(s_i^2 / m_i^2))`` with ``s_i`` the SD (n - 1) and ``m_i`` the mean of
-    subject i's repeated measurements. NaN when a subject mean is 0."""
+    subject i's repeated measurements. NaN when a subject mean is 0.
+    """
     y = _wide(ratings)
     m = y.mean(axis=1)
     if np.any(m == 0):
@@ -134,7 +135,8 @@ def _classes(values, positive):
 
 def _placements(x, pos):
     """Structural components of DeLong et al. (1988) via midranks (Sun & Xu 2014):
-    ``v10[i]`` = P(positive i > random negative) (+ 1/2 ties), ``v01[j]`` likewise."""
+    ``v10[i]`` = P(positive i > random negative) (+ 1/2 ties), ``v01[j]`` likewise.
+    """
     xp, xn = x[pos], x[~pos]
     m, n = xp.size, xn.size
     r_all = sps.rankdata(np.concatenate([xp, xn]))
@@ -156,7 +158,8 @@ def _delong_var(v10, v01, w10=None, w01=None):
 @dataclass(frozen=True)
 class ROC:
     """AUROC of one biomarker (higher values = positive) with its DeLong 95 % CI and
-    the Youden-optimal threshold (biomarker units) with sensitivity and specificity."""
+    the Youden-optimal threshold (biomarker units) with sensitivity and specificity.
+    """
 
     auroc: float
     ci95_low: float
@@ -171,7 +174,8 @@ class ROC:
 def roc_curve(values, positive):
     """``(thresholds, sensitivity, specificity)`` with a subject called positive when
     its value is above the threshold; thresholds are -inf, the midpoints between
-    consecutive distinct values and +inf (as R's pROC)."""
+    consecutive distinct values and +inf (as R's pROC).
+    """
     x, pos = _classes(values, positive)
     u = np.unique(x)
     thresholds = np.concatenate([[-np.inf], (u[:-1] + u[1:]) / 2, [np.inf]])
@@ -222,7 +226,8 @@ def delong_test(values_a, values_b, positive):
 def kruskal_wallis(groups):
     """Kruskal–Wallis H (tie-corrected) and its chi-square p-value over ``groups``
     (a list of 1-D arrays, one per site); ``(nan, nan)`` with fewer than two non-empty
-    groups or when every value is tied."""
+    groups or when every value is tied.
+    """
     groups = [np.asarray(g, float)[np.isfinite(g)] for g in groups]
     groups = [g for g in groups if g.size]
     if len(groups) < 2:

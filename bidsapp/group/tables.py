@@ -45,7 +45,8 @@ def map_name(path):
 
 def session_folders(root, participants=(), sessions=()):
     """``(subject, session or None, folder)`` of every ``sub-*/[ses-*]`` folder of a
-    derivative dataset, restricted to the given labels when any."""
+    derivative dataset, restricted to the given labels when any.
+    """
     for sub in sorted(Path(root).glob("sub-*")):
         subject = strip_prefix(sub.name, "sub")
         if not sub.is_dir() or (participants and subject not in participants):
@@ -162,7 +163,8 @@ class ROIImage:
 
 def summarise(values):
     """``(n_valid, mean, sd, median, q25, q75, p05, p95)`` of the finite values (SD with
-    n - 1; NaN where not defined: every statistic with no valid voxel, SD with one)."""
+    n - 1; NaN where not defined: every statistic with no valid voxel, SD with one).
+    """
     v = values[np.isfinite(values)]
     if v.size == 0:
         return (0,) + (np.nan,) * 7

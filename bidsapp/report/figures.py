@@ -114,7 +114,8 @@ def histogram(values, title, units, mask=None):
 
 def aif_plot(t, plasma, blood, source, arrival=None):
     """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted
-    vertical line when given."""
+    vertical line when given.
+    """
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
     ax.plot(t, blood, "--", label="blood")
@@ -130,7 +131,8 @@ def aif_plot(t, plasma, blood, source, arrival=None):
 
 def curves_plot(t, curves, fits, labels, title):
     """Measured concentration curves (points) with their model fits (lines), one panel
-    per voxel so that tissue curves are not dwarfed by vessels."""
+    per voxel so that tissue curves are not dwarfed by vessels.
+    """
     fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves), 2.4), squeeze=False)
     for ax, measured, fitted, label in zip(axes[0], curves, fits, labels):
         ax.plot(t, measured, "o", ms=2.5, color="#4c72b0", label="measured")
@@ -159,7 +161,8 @@ def _panel_grid(n_panels, width=2.6, height=2.2, columns=4):
 
 def group_boxes(panels, units, title):
     """Box plots with the points, one panel per ROI: ``panels`` is
-    ``[(roi, {group name: values})]`` (values in ``units``, one per subject)."""
+    ``[(roi, {group name: values})]`` (values in ``units``, one per subject).
+    """
     fig, axes = _panel_grid(len(panels))
     for ax, (roi, groups) in zip(axes, panels):
         names = list(groups)
@@ -178,7 +181,8 @@ def group_boxes(panels, units, title):
 
 def bland_altman_panels(panels, units, title):
     """Bland–Altman plots, one panel per ROI: ``panels`` is ``[(roi, first, second)]``;
-    difference (second - first) against the mean, with the bias and 95 % limits."""
+    difference (second - first) against the mean, with the bias and 95 % limits.
+    """
     fig, axes = _panel_grid(len(panels))
     for ax, (roi, first, second) in zip(axes, panels):
         first, second = np.asarray(first, float), np.asarray(second, float)
@@ -215,7 +219,8 @@ def roc_panels(panels, title):
 def motion_plot(params, fd, threshold, time=None):
     """Motion traces of the DCE series: translations (mm), rotations (degrees) and
     framewise displacement (mm) with the flagging threshold; columns that were not
-    estimated (NaN, in-plane model) are left out. ``params`` ``[n, 6]`` in mm and rad."""
+    estimated (NaN, in-plane model) are left out. ``params`` ``[n, 6]`` in mm and rad.
+    """
     params, fd = np.asarray(params, float), np.asarray(fd, float)
     x = np.arange(len(fd)) if time is None else np.asarray(time, float)
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 5.0), sharex=True)

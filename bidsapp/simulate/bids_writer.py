@@ -238,7 +238,8 @@ TRUTH_IGNORE_PATTERNS = ("*_desc-truth_Ktrans.*", "*_desc-truth_ve.*", "*_desc-t
 
 def write_truth_dataset_files(root, participants, group_column):
     """``dataset_description.json`` (derivative), ``dseg.tsv``, ``.bidsignore`` and
-    ``participants.tsv`` (subject-level truth) of the truth dataset."""
+    ``participants.tsv`` (subject-level truth) of the truth dataset.
+    """
     bids_raw.ensure_dataset_description(
         root,
         "dcequant simulation ground truth",

@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from .._version import __version__
+from .bids_writer import TIMING_FIELDS
 from .dicom_vendors import VENDORS
 from .geometry import Grid
 from .protocol import Protocol
-from .bids_writer import TIMING_FIELDS
 from .study import FORMATS, simulate_study
 
 

@@ -29,8 +29,9 @@ def main():
     parser.add_argument("--matrix", type=int, nargs=3, default=(64, 64, 8))
     args = parser.parse_args()
 
-    from bidsapp.cli.run import main as dcequant
     from group_data import FULL_MAPS, write_derivatives
+
+    from bidsapp.cli.run import main as dcequant
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
