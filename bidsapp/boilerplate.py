@@ -46,7 +46,7 @@ REFERENCES = {
 
 
 def _ordered_workflows(workflow):
-    """The workflow and its sub-workflows, depth first, in a stable topological order."""
+    """Return the workflow and its sub-workflows, depth first, in a stable topological order."""
     import networkx as nx
     from nipype.pipeline.engine import Workflow
 
@@ -71,7 +71,7 @@ def collect_methods(workflow):
 
 
 def methods_markdown(workflow):
-    """The methods section (markdown) with its numbered reference list."""
+    """Return the methods section (markdown) with its numbered reference list."""
     paragraphs, refs = collect_methods(workflow)
     numbers = {key: i for i, key in enumerate(refs, start=1)}
     text = "\n\n".join(paragraphs)

@@ -87,8 +87,10 @@ def _check_times(t, n):
 
 
 def enhancing_curve(signal, mask=None, top_fraction=0.01):
-    """Mean curve ``[t]`` of the ``top_fraction`` voxels of ``signal [..., t]`` (inside
-    ``mask``) with the largest enhancement max − mean over time; None if no voxel.
+    """Return the mean curve of the most enhancing voxels.
+
+    Mean curve ``[t]`` of the ``top_fraction`` voxels of ``signal [..., t]`` (inside ``mask``) with the
+    largest enhancement max − mean over time; None if no voxel.
     """
     signal = np.asarray(signal, dtype=float)
     flat = signal.reshape(-1, signal.shape[-1])
@@ -167,9 +169,11 @@ SHAPES = (("step", "quadratic"), ("step", "linear"), ("quadratic",), ("linear",)
 
 
 def _fit_sse(y, after, terms):
-    """Residual sum of squares of y ≈ a + Σ (coefficient ≥ 0) × term over ``terms`` for
-    every row of ``after`` (time − candidate arrival); inf where a coefficient is
-    negative or the fit is singular (that shape is then covered by a shorter one).
+    """Return the residual sum of squares of a non-negative piecewise fit for every candidate arrival.
+
+    Residual sum of squares of y ≈ a + Σ (coefficient ≥ 0) × term over ``terms`` for every row of ``after``
+    (time − candidate arrival); inf where a coefficient is negative or the fit is singular (that shape is then
+    covered by a shorter one).
     """
     onset = np.clip(after, 0.0, None)
     columns = {"step": (after >= 0).astype(float), "linear": onset, "quadratic": onset**2}

@@ -154,7 +154,7 @@ def exp_conv(c, t, k, with_grad=False):
 
 
 def cumulative_integral(c, t):
-    """Running trapezoid integral of piecewise-linear samples ``c[..., T]`` over ``t`` (exact)."""
+    """Return the running trapezoid integral of piecewise-linear samples ``c[..., T]`` over ``t`` (exact)."""
     dt = t[1:] - t[:-1]
     inc = 0.5 * dt * (c[..., 1:] + c[..., :-1])
     return torch.cat([torch.zeros_like(c[..., :1]), torch.cumsum(inc, dim=-1)], dim=-1)
@@ -267,8 +267,10 @@ def frame_phases(g, t):
 
 
 def _locate_uniform(c, g, delay, phases):
-    """:func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite
-    delays or read-outs so far past the grid that extending it would cost more than it saves.
+    """Run :func:`locate_delayed` on a uniform grid by frame phases.
+
+    :func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite delays or read-outs so
+    far past the grid that extending it would cost more than it saves.
     """
     if not bool(torch.isfinite(delay).all()):
         return None

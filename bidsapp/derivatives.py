@@ -118,8 +118,10 @@ def container_info():
 
 
 def write_dataset_description(output_dir, bids_dir):
-    """Write the derivative ``dataset_description.json``, ``README.md`` and ``.bidsignore``
-    (under :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``).
+    """Write the dataset-level files of the derivative dataset.
+
+    Write the derivative ``dataset_description.json``, ``README.md`` and ``.bidsignore`` (under
+    :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``).
     """
     output_dir = Path(output_dir)
     generated = software_info()
@@ -154,8 +156,10 @@ def _staging_root(output_dir, subject):
 
 
 def stage_session(output_dir, subject, session, entries):
-    """Copy the ``entries`` of one session (and their JSON sidecars) into the subject's
-    hidden staging folder, laid out as they will be in ``output_dir``.
+    """Stage the outputs of one session in the subject's hidden staging folder.
+
+    Copy the ``entries`` of one session (and their JSON sidecars) into the subject's hidden staging folder,
+    laid out as they will be in ``output_dir``.
 
     Earlier staged files of the same session are removed first. Returns the staged
     files as paths relative to ``output_dir`` (the input of :func:`commit_subject`).

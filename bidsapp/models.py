@@ -190,7 +190,7 @@ class PlasmaInput:
         return exp_conv_time_major(c, self.t, k, self.n_sub, with_grad)
 
     def locate(self, delay):
-        """This AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
+        """Return this AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
         return locate_delayed(self.aif, self.aif_times, self.t, delay)
 
     @staticmethod

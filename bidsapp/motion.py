@@ -105,10 +105,12 @@ class MotionResult:
 
 @dataclass
 class VFAAlignment:
-    """Output of :func:`align_vfa`: ``vfa`` (list of volumes on the DCE grid), ``b1``
-    (on the DCE grid or None), ``matrices`` (per VFA volume, DCE world -> that volume's
-    world, RAS), ``to_reference`` (DCE world -> VFA reference world), ``coverage``
-    (DCE voxels inside every VFA field of view, scanner coordinates) and ``reference_index``.
+    """Output of :func:`align_vfa`.
+
+    Fields: ``vfa`` (list of volumes on the DCE grid), ``b1`` (on the DCE grid or None),
+    ``matrices`` (per VFA volume, DCE world -> that volume's world, RAS), ``to_reference`` (DCE world -> VFA
+    reference world), ``coverage`` (DCE voxels inside every VFA field of view, scanner coordinates) and
+    ``reference_index``.
     """
 
     vfa: list
@@ -189,8 +191,10 @@ def rigid_params(matrix, centre=(0.0, 0.0, 0.0)):
 
 
 def framewise_displacement(params, radius=FD_RADIUS):
-    """Power et al. (2012) FD (mm) of ``[n, 6]`` parameters (mm, rad); NaN columns
-    (not estimated) count as zero, the first frame is NaN.
+    """Return the framewise displacement (mm) of Power et al. (2012).
+
+    Power et al. (2012) FD (mm) of ``[n, 6]`` parameters (mm, rad); NaN columns (not estimated) count as zero,
+    the first frame is NaN.
     """
     p = np.nan_to_num(np.asarray(params, float))
     step = np.abs(np.diff(p, axis=0))
@@ -202,10 +206,11 @@ def framewise_displacement(params, radius=FD_RADIUS):
 
 
 def foreground(volume, fraction=0.1, dilate=2):
-    """Voxels above ``fraction`` of the 99th percentile, dilated by ``dilate`` voxels
-    (keeps the object's edge, where most of the registration information lies), without
-    the first and last slice of a slab (where through-plane motion moves anatomy in and
-    out of the field of view).
+    """Return the dilated foreground mask of ``volume``.
+
+    Voxels above ``fraction`` of the 99th percentile, dilated by ``dilate`` voxels (keeps the object's edge,
+    where most of the registration information lies), without the first and last slice of a slab (where
+    through-plane motion moves anatomy in and out of the field of view).
     """
     volume = np.asarray(volume, float)
     mask = volume > fraction * np.percentile(volume, 99)
@@ -217,9 +222,10 @@ def foreground(volume, fraction=0.1, dilate=2):
 
 
 def _pyramid(size, spacing):
-    """Shrink factors per level (coarse to fine): in-plane axes shrunk by 4, 2, 1 while
-    at least 16 voxels remain; the through-plane axis only where it is as finely sampled
-    (thin slabs keep all their slices).
+    """Return the shrink factors per pyramid level (coarse to fine).
+
+    Shrink factors per level (coarse to fine): in-plane axes shrunk by 4, 2, 1 while at least 16 voxels
+    remain; the through-plane axis only where it is as finely sampled (thin slabs keep all their slices).
     """
     levels = []
     for factor in SHRINK:
@@ -234,8 +240,10 @@ def _pyramid(size, spacing):
 
 
 def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_plane=False):
-    """Rigid transform (SimpleITK Euler 2-D or 3-D, centred on ``fixed``) mapping points
-    of ``fixed`` to ``moving``, by Mattes mutual information (:data:`HISTOGRAM_BINS` bins).
+    """Register ``moving`` to ``fixed`` with a rigid transform.
+
+    Rigid transform (SimpleITK Euler 2-D or 3-D, centred on ``fixed``) mapping points of ``fixed`` to
+    ``moving``, by Mattes mutual information (:data:`HISTOGRAM_BINS` bins).
 
     Multi-resolution: both images are block-averaged (``BinShrink``) by the factors of
     :func:`_pyramid` and each level starts from the previous level's result.
@@ -282,9 +290,11 @@ def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_pl
 
 @contextmanager
 def _itk_single_threaded():
-    """Every ITK filter in one thread while we run (our frames run in parallel threads
-    instead): no oversubscription, and sums in a fixed order, so results are bitwise
-    reproducible whatever the number of threads.
+    """Run every ITK filter in one thread while the context is active.
+
+    Every ITK filter in one thread while we run (our frames run in parallel threads instead): no
+    oversubscription, and sums in a fixed order, so results are bitwise reproducible whatever the number of
+    threads.
     """
     previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
@@ -302,8 +312,10 @@ def _threads(threads):
 
 
 def registrable(shape):
-    """Whether a grid can be registered: at least :data:`MIN_INPLANE` voxels in-plane and
-    1 or at least 4 slices (ITK's registration failed on every 2-slice series tried).
+    """Return whether a grid can be registered.
+
+    Whether a grid can be registered: at least :data:`MIN_INPLANE` voxels in-plane and 1 or at least 4 slices
+    (ITK's registration failed on every 2-slice series tried).
     """
     return min(int(shape[0]), int(shape[1])) >= MIN_INPLANE and int(shape[2]) not in (2, 3)
 
@@ -350,8 +362,10 @@ def _register_series_3d(dce, affine, reference, seed, threads):
 
 
 def _plane_frame(affine):
-    """Orthonormal RAS frame (4×4) of the voxel axes (columns: directions of i, j, k;
-    origin at voxel 0) and the voxel sizes (mm): plane coordinates ``zooms · ijk``.
+    """Return the orthonormal RAS frame of the voxel axes and the voxel sizes.
+
+    Orthonormal RAS frame (4×4) of the voxel axes (columns: directions of i, j, k; origin at voxel 0) and the
+    voxel sizes (mm): plane coordinates ``zooms · ijk``.
     """
     a = np.asarray(affine, float)
     zooms = np.linalg.norm(a[:3, :3], axis=0)
@@ -362,9 +376,11 @@ def _plane_frame(affine):
 
 
 def _register_series_in_plane(dce, affine, reference, seed, threads):
-    """In-plane rigid model (rotation about the slice normal, in-plane translation) for
-    single slices (2-D registration) and thin slabs of 4-7 slices (3-D with the
-    through-plane parameters frozen), in the voxel-axes frame; lifted to RAS transforms.
+    """Register a series of single slices or thin slabs with an in-plane rigid model.
+
+    In-plane rigid model (rotation about the slice normal, in-plane translation) for single slices (2-D
+    registration) and thin slabs of 4-7 slices (3-D with the through-plane parameters frozen), in the
+    voxel-axes frame; lifted to RAS transforms.
     """
     frame, zooms = _plane_frame(affine)
     two_d = dce.shape[2] == 1
@@ -404,9 +420,11 @@ def _map(function, items, threads):
 
 
 def resample(volume, affine, matrix, target_shape, target_affine, extrapolate=True, default=0.0):
-    """``volume`` (grid ``affine``) sampled at ``matrix · x`` for every voxel ``x`` of the
-    target grid, with :data:`INTERPOLATOR` (cubic B-spline); outside the source field of view the nearest
-    edge value (``extrapolate``) or ``default``.
+    """Resample ``volume`` onto a target grid through ``matrix``.
+
+    ``volume`` (grid ``affine``) sampled at ``matrix · x`` for every voxel ``x`` of the target grid, with
+    :data:`INTERPOLATOR` (cubic B-spline); outside the source field of view the nearest edge value
+    (``extrapolate``) or ``default``.
     """
     target = to_sitk(np.zeros(target_shape[:3], np.float32), target_affine)
     out = sitk.Resample(to_sitk(volume, affine), target, _sitk_affine(matrix), INTERPOLATOR, float(default),
@@ -426,8 +444,10 @@ def resample_series(series, affine, matrices, threads=None):
 
 
 def coverage(target_shape, target_affine, source_shape, source_affine, matrix=None):
-    """Voxels of the target grid whose centre (moved by ``matrix``) lies inside the
-    source field of view (half a voxel beyond the outer voxel centres).
+    """Return the target voxels covered by the source field of view.
+
+    Voxels of the target grid whose centre (moved by ``matrix``) lies inside the source field of view (half a
+    voxel beyond the outer voxel centres).
     """
     idx = np.indices(target_shape[:3]).reshape(3, -1)
     world = np.asarray(target_affine, float) @ np.vstack([idx, np.ones(idx.shape[1])])
@@ -440,8 +460,10 @@ def coverage(target_shape, target_affine, source_shape, source_affine, matrix=No
 
 
 def _antialias(volume, affine, target_affine):
-    """Gaussian filter so that voxels finer than the target's are averaged to the target
-    resolution (FWHM² = target² − source² along each source axis).
+    """Smooth ``volume`` to the target resolution before resampling.
+
+    Gaussian filter so that voxels finer than the target's are averaged to the target resolution (FWHM² =
+    target² − source² along each source axis).
     """
     src = np.asarray(affine, float)[:3, :3]
     tgt = np.asarray(target_affine, float)[:3, :3]
@@ -509,11 +531,12 @@ def _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1,
 
 
 def itk_transform_text(matrices):
-    """RAS 4×4 ``matrices`` as an ITK text transform file (``#Insight Transform
-    File V1.0``, one ``AffineTransform_double_3_3`` per matrix, in LPS, centre 0): the
-    format ANTs, SimpleITK (``sitk.ReadTransform`` for one transform) and nitransforms
-    (``ITKLinearTransformArray``) read. Each maps reference-space points to the moving
-    image (the resampling direction).
+    """Format RAS 4×4 ``matrices`` as an ITK text transform file.
+
+    RAS 4×4 ``matrices`` as an ITK text transform file (``#Insight Transform File V1.0``, one
+    ``AffineTransform_double_3_3`` per matrix, in LPS, centre 0): the format ANTs, SimpleITK
+    (``sitk.ReadTransform`` for one transform) and nitransforms (``ITKLinearTransformArray``) read. Each maps
+    reference-space points to the moving image (the resampling direction).
     """
     lines = ["#Insight Transform File V1.0"]
     for index, matrix in enumerate(matrices):

@@ -41,8 +41,10 @@ MIRROR = "raw"
 
 
 def _mirror_path(source, raw_root):
-    """``./raw/<path of source relative to raw_root>``, so that the later steps' ``Sources``
-    name the raw file (``bids:raw:...``) the handed-on file was made from.
+    """Return the path of a raw file mirrored under ``./raw``.
+
+    ``./raw/<path of source relative to raw_root>``, so that the later steps' ``Sources`` name the raw file
+    (``bids:raw:...``) the handed-on file was made from.
     """
     try:
         relative = Path(source).resolve().relative_to(Path(raw_root).resolve())
@@ -71,8 +73,10 @@ def _link_like(source, raw_root):
 
 
 def _baseline(signal, times, baseline_frames):
-    """Frames averaged into the registration reference: the user's, else those before the
-    bolus arrival (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`, on the uncorrected series).
+    """Return the frames averaged into the registration reference.
+
+    Frames averaged into the registration reference: the user's, else those before the bolus arrival
+    (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`, on the uncorrected series).
     """
     if baseline_frames is not None:
         return min(int(baseline_frames), signal.shape[3]), "user (--baseline-frames)"

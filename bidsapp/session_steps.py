@@ -92,9 +92,11 @@ def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"
 
 
 def signal_mask(dce, fraction=SIGNAL_FRACTION):
-    """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
-    first frame: excludes background and air, where T1 and concentration are noise.
-    (The T1 step applies it to the brightest flip angle of each voxel.)
+    """Return the mask of voxels with signal in the first frame.
+
+    Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the first frame: excludes
+    background and air, where T1 and concentration are noise. (The T1 step applies it to the brightest flip
+    angle of each voxel.)
     """
     first = np.asarray(dce, float)[..., 0]
     return first > fraction * np.percentile(first, 99)
@@ -146,10 +148,11 @@ def convert_dicom_step(dicom_dir, bids_dir, fallback_dir, subject, session):
 
 
 def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
-    """VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``,
-    ``residual``, ``mask`` (voxels with a T1 under the ``validity`` rule of
-    :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor fits (residual above
-    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept.
+    """Compute the VFA T1 map step.
+
+    VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``, ``residual``, ``mask``
+    (voxels with a T1 under the ``validity`` rule of :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor
+    fits (residual above ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept.
     """
     from . import compute_t1_map
 
@@ -287,8 +290,10 @@ def resolve_aif_spec(spec, subject, session):
 
 def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, raw_root, vfa_files=None,
              b1_file=None):
-    """Arterial input function. Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``,
-    ``aif_mask`` (selected voxels, may be all zero) and ``manifest``.
+    """Arterial input function.
+
+    Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``, ``aif_mask`` (selected voxels, may be all zero)
+    and ``manifest``.
 
     ``spec``: ``auto`` (detected in the image by :func:`bidsapp.detect_aif` with
     signal-domain pooling from the acquisition's TR, flip angle and relaxivity and the area
@@ -390,7 +395,7 @@ POPULATION_AIF_STEP = 0.5  # s: the longest sub-step on which analytic AIFs are 
 
 
 def population_grid(t):
-    """Times (s) at which an analytic population AIF is written and fitted.
+    """Return the times (s) at which an analytic population AIF is written and fitted.
 
     Every frame interval is split into equal sub-steps of at most
     :data:`POPULATION_AIF_STEP` (the frames are among them), so the exact convolution
@@ -405,8 +410,10 @@ def population_grid(t):
 
 
 def read_aif(aif_tsv, t):
-    """The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with
-    ``aif_times`` None when the AIF is sampled at the frame times ``t`` (s).
+    """Read the plasma AIF (mM) of an AIF TSV and its time grid.
+
+    The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with ``aif_times`` None when
+    the AIF is sampled at the frame times ``t`` (s).
     """
     table = np.loadtxt(aif_tsv, skiprows=1, ndmin=2)
     times, plasma = table[:, 0], table[:, 1]
@@ -417,8 +424,9 @@ def read_aif(aif_tsv, t):
 
 def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, fit_delay, device,
              seed, threads, t1_method, subject, session):
-    """Fit ``model`` voxel-wise. Outputs one map per parameter (and its standard error),
-    ``r2``, ``quality`` mask and ``manifest``.
+    """Fit ``model`` voxel-wise.
+
+    Outputs one map per parameter (and its standard error), ``r2``, ``quality`` mask and ``manifest``.
     """
     import torch
 

@@ -178,8 +178,10 @@ def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
 
 
 def _noise_sd(curves):
-    """Noise SD of curves [..., t] from the median absolute deviation of the first
-    differences of their second half (robust to the bolus): σ ≈ 1.4826·MAD/√2.
+    """Estimate the noise SD of curves ``[..., t]`` robustly to the bolus.
+
+    Noise SD of curves [..., t] from the median absolute deviation of the first differences of their second
+    half (robust to the bolus): σ ≈ 1.4826·MAD/√2.
     """
     diffs = np.diff(np.asarray(curves)[..., curves.shape[-1] // 2:], axis=-1)
     deviation = np.abs(diffs - np.median(diffs, axis=-1, keepdims=True))
@@ -187,8 +189,10 @@ def _noise_sd(curves):
 
 
 def _kmeans(shapes, order, k, max_iterations=100):
-    """Deterministic Lloyd k-means; initial centroids are the means of k consecutive
-    equal-size groups of voxels taken in the given ``order``.
+    """Cluster ``shapes`` by deterministic Lloyd k-means.
+
+    Deterministic Lloyd k-means; initial centroids are the means of k consecutive equal-size groups of voxels
+    taken in the given ``order``.
     """
     k = min(k, shapes.shape[0])
     groups = np.array_split(order, k)
@@ -207,7 +211,7 @@ def _kmeans(shapes, order, k, max_iterations=100):
 
 
 def _earliest_cluster(curves, t, k, min_size):
-    """Indices (into ``curves``) of the arterial k-means cluster.
+    """Return the indices (into ``curves``) of the arterial k-means cluster.
 
     Among clusters whose mean curve peaks at ≥ 50 % of the highest cluster peak, the one
     whose mean curve peaks first (ties: the higher peak).
@@ -226,8 +230,10 @@ def _earliest_cluster(curves, t, k, min_size):
 
 
 def _half_maximum_time(curves, t):
-    """Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly
-    interpolated between frames (resolves the arterial–venous delay below one frame).
+    """Return the time (s) at which each curve first reaches half its peak.
+
+    Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly interpolated between frames
+    (resolves the arterial–venous delay below one frame).
     """
     peaks = curves.max(axis=-1, keepdims=True)
     above = curves >= 0.5 * peaks
@@ -249,7 +255,7 @@ def _trapezoid_weights(t):
 
 
 def _select_arterial(curves, t, roughness_percentile, max_roughness, k, min_size):
-    """Indices into ``curves`` (the area-selected voxels) of the arterial voxels (steps 3–4)."""
+    """Return the indices into ``curves`` (the area-selected voxels) of the arterial voxels (steps 3–4)."""
     peak = curves.max(axis=-1)
     keep = np.flatnonzero(peak > 0)
     if keep.size == 0:
@@ -265,7 +271,7 @@ def _select_arterial(curves, t, roughness_percentile, max_roughness, k, min_size
 
 
 def _check_signal_model(signal_model, t10, voxel_shape):
-    """Validated ``signal_model`` dict (b1 flattened to the voxels) or None."""
+    """Return the validated ``signal_model`` dict (b1 flattened to the voxels) or None."""
     if signal_model is None:
         return None
     if t10 is None:
@@ -301,10 +307,12 @@ def _relative_signal(concentration, t10, model):
 
 
 def _pooled_t10(t10, pool, b1_pooled, vfa):
-    """Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean
-    VFA signals when ``vfa`` is given (noise averaged before the non-linear T1 estimate,
-    which per-voxel fits at clinical SNR scatter by several per cent), else the median of
-    their T10 values. Falls back to the median when the pooled fit is not valid.
+    """Estimate the blood T10 (s) of the pool voxels.
+
+    Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean VFA signals when
+    ``vfa`` is given (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
+    scatter by several per cent), else the median of their T10 values. Falls back to the median when the
+    pooled fit is not valid.
     """
     median = float(np.median(t10.reshape(-1)[pool]))
     if vfa is None:
@@ -319,8 +327,10 @@ def _pooled_t10(t10, pool, b1_pooled, vfa):
 
 
 def _pooled_concentration(relative, t10_pooled, b1, model):
-    """Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with
-    the pooled blood T10 (s) and their median b1 (NaN where the mean reaches the SPGR asymptote).
+    """Convert the mean relative signal of the pool voxels to whole-blood concentration (mM).
+
+    Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with the pooled blood T10
+    (s) and their median b1 (NaN where the mean reaches the SPGR asymptote).
     """
     b1_pooled = float(np.median(b1))
     m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
@@ -329,8 +339,10 @@ def _pooled_concentration(relative, t10_pooled, b1, model):
 
 
 def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
-    """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name``
-    shifted to ``bolus_arrival`` (s).
+    """Return the area ratio of ``plasma`` to the population AIF ``name``.
+
+    Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name`` shifted to
+    ``bolus_arrival`` (s).
     """
     arrival = max(0.0, float(bolus_arrival))
     weights = _trapezoid_weights(t)
@@ -338,8 +350,10 @@ def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
 
 
 def area_plausibility(ratio, limits=(0.6, 1.67)):
-    """Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the
-    geometric midpoints of each limit with 1, linear in log(ratio) in between.
+    """Return the plausibility factor (0..1) of an area ratio.
+
+    Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the geometric midpoints of
+    each limit with 1, linear in log(ratio) in between.
     """
     low, high = float(limits[0]), float(limits[1])
     if not 0.0 < low < 1.0 < high:
@@ -352,8 +366,10 @@ def area_plausibility(ratio, limits=(0.6, 1.67)):
 
 
 def _series_arrival(bolus_arrival, reference_curve, t):
-    """Bolus arrival (s): ``bolus_arrival`` if given, else the piecewise fit of
-    ``reference_curve`` (None or no enhancement: NaN).
+    """Return the bolus arrival time (s) of the series.
+
+    Bolus arrival (s): ``bolus_arrival`` if given, else the piecewise fit of ``reference_curve`` (None or no
+    enhancement: NaN).
     """
     if bolus_arrival is not None:
         return float(bolus_arrival)

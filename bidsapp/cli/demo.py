@@ -25,7 +25,7 @@ FOV, SLICE = 220.0, 5.0
 
 
 def demo_grid(matrix=DEFAULT_MATRIX):
-    """The simulated grid of the demo for ``matrix`` voxels."""
+    """Return the simulated grid of the demo for ``matrix`` voxels."""
     from ..simulate import Grid
 
     return Grid(matrix=tuple(matrix), voxel_size=(FOV / matrix[0], FOV / matrix[1], SLICE))

@@ -17,7 +17,7 @@ LOGGER = logging.getLogger("dcequant")
 
 
 def interactive(stream=None):
-    """True when progress lines should be drawn on ``stream`` (default stderr)."""
+    """Return True when progress lines should be drawn on ``stream`` (default stderr)."""
     stream = stream or sys.stderr
     return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("CI")
 

@@ -63,8 +63,10 @@ def _quiet_nipype(verbose):
 
 
 def _validator_command():
-    """The ``bids-validator-deno`` command: its Python package run by this interpreter, else the
-    executable on PATH.
+    """Return the ``bids-validator-deno`` command line.
+
+    The ``bids-validator-deno`` command: its Python package run by this interpreter, else the executable on
+    PATH.
     """
     if importlib.util.find_spec("bids_validator_deno") is not None:
         return [sys.executable, "-c", "import sys; from bids_validator_deno import cli; sys.exit(cli())"]
@@ -145,8 +147,10 @@ def _nipype_config(config):
 
 
 def _crash_summary(crash_dir, since, nodes):
-    """``node: last error line`` of every crash file written since ``since`` (epoch s) by one of
-    ``nodes`` (full node names), not by concurrent runs writing into the same output folder.
+    """Summarise the crash files of this run's nodes.
+
+    ``node: last error line`` of every crash file written since ``since`` (epoch s) by one of ``nodes`` (full
+    node names), not by concurrent runs writing into the same output folder.
     """
     summary = []
     for path in sorted(Path(crash_dir).glob("crash-*.txt")):

@@ -200,8 +200,10 @@ def _convert_entry(entry, overwrite, dce_grid):
 
 
 def _dataset_files(plan):
-    """Dataset-level files of the raw dataset, updated under its lock (concurrent conversions
-    of other subjects may update ``participants.tsv`` at the same time).
+    """Write the dataset-level files of the raw dataset.
+
+    Dataset-level files of the raw dataset, updated under its lock (concurrent conversions of other subjects
+    may update ``participants.tsv`` at the same time).
     """
     root = plan.bids_dir
     with dataset_lock(root):

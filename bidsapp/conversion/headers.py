@@ -325,7 +325,7 @@ def _enhanced_frames(ds, path):
 
 
 def is_enhanced(ds):
-    """True for an enhanced (multi-frame) MR object."""
+    """Return True for an enhanced (multi-frame) MR object."""
     return str(_get(ds, "SOPClassUID", "")) in ENHANCED_MR_SOP_CLASSES or "PerFrameFunctionalGroupsSequence" in ds
 
 

@@ -34,7 +34,7 @@ def _scale(frame):
 
 
 def needs_rescale(frames):
-    """True when any frame's stored values differ from its real values."""
+    """Return True when any frame's stored values differ from its real values."""
     return any(_scale(f) != (1.0, 0.0) for f in frames)
 
 

@@ -54,7 +54,7 @@ class ConversionPlan:
                 for e in self.entries if e.assignment.problem and e.role not in ("other", "ignore")]
 
     def table(self):
-        """The plan as a fixed-width text table (what ``--dry-run`` prints)."""
+        """Return the plan as a fixed-width text table (what ``--dry-run`` prints)."""
         header = ("series", "description", "files", "slices", "vols", "flip", "TR ms", "role", "target / reason")
         rows = []
         for e in self.entries:

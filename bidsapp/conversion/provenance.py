@@ -43,7 +43,7 @@ def _relative(path, root):
 
 
 def provenance_record(result, dcm2niix_version=None):
-    """The log as a dict (see module docstring)."""
+    """Return the log as a dict (see module docstring)."""
     plan = result.plan
     dicom_dir = Path(plan.dicom_dir).resolve()
     series = []

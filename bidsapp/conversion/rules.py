@@ -130,7 +130,7 @@ def _number(value):
 
 
 def pattern_matches(pattern, value):
-    """True when ``value`` (a DICOM value, None if absent) matches ``pattern``."""
+    """Return True when ``value`` (a DICOM value, None if absent) matches ``pattern``."""
     if isinstance(pattern, list):
         return any(pattern_matches(p, value) for p in pattern)
     if pattern is None:
@@ -150,7 +150,7 @@ def pattern_matches(pattern, value):
 
 
 def rule_matches(rule, fields):
-    """True when every entry of ``rule.match`` matches ``fields`` (callable key -> value)."""
+    """Return True when every entry of ``rule.match`` matches ``fields`` (callable key -> value)."""
     return all(pattern_matches(pattern, fields(key)) for key, pattern in rule.match.items())
 
 

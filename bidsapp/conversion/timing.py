@@ -85,7 +85,7 @@ def frame_times(frames, source):
 
 
 def separates(values, slice_index):
-    """True when ``values`` differ between all frames that share a slice index."""
+    """Return True when ``values`` differ between all frames that share a slice index."""
     values = np.asarray(values, dtype=float)
     for k in np.unique(slice_index):
         v = np.sort(values[slice_index == k])

@@ -162,7 +162,7 @@ def _as_voxels(concentration, n_t, mask):
 
 
 def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
-    """Starting θ ``[n, P]``: grid (all models), Murase (Tofts models), or the better of both."""
+    """Return the starting θ ``[n, P]``: grid (all models), Murase (Tofts models), or the better of both."""
     tofts_like = spec.name in ("tofts", "extended_tofts")
     if opts.init == "linear" and tofts_like and not fit_delay and fixed_delay is None:
         lin = murase_start(spec, plasma, y)
@@ -181,7 +181,7 @@ def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
 
 
 def _delays(opts, plasma):
-    """The delay grid (s) of the start of a delay fit (:func:`bidsapp.fitting.start.delay_grid`)."""
+    """Return the delay grid (s) of the start of a delay fit (:func:`bidsapp.fitting.start.delay_grid`)."""
     t = plasma.t
     return torch.as_tensor(delay_grid(t.cpu().numpy(), opts.delay_bounds), dtype=t.dtype, device=t.device)
 
@@ -191,8 +191,10 @@ def _clamp(theta, lo, hi):
 
 
 def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
-    """Start of an undelayed fit from the grid's best ``params`` (SSE ``sse_grid``); with
-    ``init="auto"`` for the Tofts models, the better of it and Murase's linearisation.
+    """Return the start of an undelayed fit.
+
+    Start of an undelayed fit from the grid's best ``params`` (SSE ``sse_grid``); with ``init="auto"`` for the
+    Tofts models, the better of it and Murase's linearisation.
     """
     theta = torch.stack([params[n] for n in spec.params], dim=1)
     clamped = _clamp(theta, lo, hi)
@@ -213,7 +215,7 @@ def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
 
 
 def _delay_starts(spec, opts, plasma, y, lo, hi):
-    """Starts of a delay fit and of its delay-0 (nested) fit from one grid search.
+    """Return the starts of a delay fit and of its delay-0 (nested) fit from one grid search.
 
     Returns the delayed start θ ``[n, P]`` (delay last), its grid SSE ``[n]``, and
     the nested start ``[n, P − 1]``: the grid's best point at delay 0 (the delay grid
@@ -228,7 +230,7 @@ def _delay_starts(spec, opts, plasma, y, lo, hi):
 
 
 def _standard_errors(jtj, sse, theta, lower, upper, n_t):
-    """Standard errors and covariance of the free parameters: σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P).
+    """Return the standard errors and covariance of the free parameters: σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P).
 
     A parameter on a bound is held there by the fit, so it has no standard error (NaN)
     and is left out of the inverse; the others' covariance is that of the fit with it
@@ -279,7 +281,7 @@ class _Outputs:
 
 
 def _take(res, keep):
-    """The part of an :class:`LMResult` for the voxels in ``keep``."""
+    """Return the part of an :class:`LMResult` for the voxels in ``keep``."""
     keep = torch.as_tensor(keep, device=res.theta.device)
     return type(res)(res.theta[keep], res.sse[keep], res.jtj[keep], res.converged[keep], res.n_iter[keep])
 
@@ -397,8 +399,10 @@ def _nested_applies(opts):
 
 
 def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progress):
-    """A delay fit checked against its delay-0 (nested) fit; returns its :class:`_Outputs`
-    and the voxels (bool ``[n_vox]``) that report the nested fit.
+    """Fit with a delay and check it against its delay-0 (nested) fit.
+
+    A delay fit checked against its delay-0 (nested) fit; returns its :class:`_Outputs` and the voxels (bool
+    ``[n_vox]``) that report the nested fit.
 
     One grid search gives the starts of both fits (:func:`_delay_starts`): the nested
     fit starts from the grid's best point at delay 0 (or Murase's), not from a second
@@ -620,8 +624,10 @@ def _not_estimable(spec, params, stderr, lower, upper):
 
 
 def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable, nested):
-    """The documented validity rule; parameters the data cannot determine are not checked,
-    nor the delay where the delay-0 (``nested``) fit is reported.
+    """Apply the documented validity rule to fitted parameters.
+
+    The documented validity rule; parameters the data cannot determine are not checked, nor the delay where
+    the delay-0 (``nested``) fit is reported.
     """
     determined = np.ones(theta.shape, dtype=bool)
     for name, undetermined in not_estimable.items():

@@ -98,5 +98,5 @@ class KineticProblem:
 
 
 def _depends_on(derivatives):
-    """Indices of the parameters with a non-zero derivative (skips structural zeros)."""
+    """Return the indices of the parameters with a non-zero derivative (skips structural zeros)."""
     return [p for p in range(derivatives.shape[0]) if bool(derivatives[p].any())]

@@ -225,8 +225,10 @@ def grid_start(spec, plasma, y, delays=None, at=None):
 
 
 def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23, at=None):
-    """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel
-    and, for a delay index ``at``, the same three for the best rate at that delay (else ``None``).
+    """Search delays × rate combinations exhaustively by NNLS.
+
+    Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel and, for a delay
+    index ``at``, the same three for the best rate at that delay (else ``None``).
     """
     t = plasma.t
     bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))

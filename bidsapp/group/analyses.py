@@ -1,5 +1,7 @@
-"""Group analyses on the ROI statistics table: reliability (ICC, Bland–Altman, wCV),
-diagnostic performance (AUROC, DeLong) and site effects (Kruskal–Wallis).
+"""Group analyses on the ROI statistics table.
+
+Group analyses on the ROI statistics table: reliability (ICC, Bland–Altman, wCV), diagnostic performance
+(AUROC, DeLong) and site effects (Kruskal–Wallis).
 
 Inputs are pandas tables (the long ROI table and ``participants.tsv``); the numbers
 come from :mod:`.stats`. Every subject left out of an analysis is recorded in an
@@ -35,9 +37,11 @@ class Exclusions(list):
 
 
 def subject_level(roistats, statistic, exclusions, analysis):
-    """``DataFrame[participant_id, map, roi, value]``: the mean over a subject's sessions
-    of the ROI ``statistic``; sessions with NaN (no valid voxel) are ignored and a subject
-    without any finite value for a map × ROI is left out of it (recorded).
+    """Average the ROI statistic over each subject's sessions.
+
+    ``DataFrame[participant_id, map, roi, value]``: the mean over a subject's sessions of the ROI
+    ``statistic``; sessions with NaN (no valid voxel) are ignored and a subject without any finite value for a
+    map × ROI is left out of it (recorded).
     """
     df = roistats[["participant_id", "map", "roi", statistic]].rename(columns={statistic: "value"})
     out = df.groupby(["participant_id", "map", "roi"], sort=True)["value"].mean().reset_index()
@@ -86,9 +90,11 @@ def reliability_tables(measurements, statistic, exclusions):
 
 
 def across_sessions(roistats, statistic, exclusions):
-    """``{(map, roi): participants × sessions}`` of the ROI statistic, for studies with
-    repeated sessions (empty when every subject has one session). Every session label of
-    the study is a measurement; a subject missing one is dropped (recorded).
+    """Tabulate the ROI statistic as participants × sessions for repeated-session studies.
+
+    ``{(map, roi): participants × sessions}`` of the ROI statistic, for studies with repeated sessions (empty
+    when every subject has one session). Every session label of the study is a measurement; a subject missing
+    one is dropped (recorded).
     """
     df = roistats[roistats["session_id"] != "n/a"]
     if df.empty or df.groupby("participant_id")["session_id"].nunique().max() < 2:
@@ -134,8 +140,9 @@ def across_datasets(tables, statistic):
 
 
 def labels_of(participants, column, positive, subjects, exclusions):
-    """``{participant_id: is positive}`` for ``subjects``; subjects without a label are
-    recorded. Raises ``ValueError`` when the column is missing or one class is empty.
+    """``{participant_id: is positive}`` for ``subjects``; subjects without a label are recorded.
+
+    Raises ``ValueError`` when the column is missing or one class is empty.
     """
     if column not in participants.columns:
         raise ValueError(f"participants.tsv: no column '{column}' (label.column of --group-config)")

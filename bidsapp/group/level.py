@@ -1,5 +1,7 @@
-"""``dcequant bids_dir output_dir group``: ROI statistics, reliability, AUROC, site
-effects and the group report, written at the root of ``output_dir``.
+"""Group level runner (``dcequant bids_dir output_dir group``).
+
+``dcequant bids_dir output_dir group``: ROI statistics, reliability, AUROC, site effects and the group report,
+written at the root of ``output_dir``.
 
 Files (each TSV with a JSON sidecar describing its columns with units):
 ``group_desc-roistats_stats.tsv``, ``group_desc-icc_stats.tsv`` (when there are repeated
@@ -127,8 +129,10 @@ def _by_site(settings, roistats, sites, participants, exclusions, args):
 
 
 def _write_all(out, tables):
-    """Write every table, then remove group tables of earlier runs that this run did not
-    produce (e.g. an AUROC table after the label was removed from the config).
+    """Write every group table and remove stale ones.
+
+    Write every table, then remove group tables of earlier runs that this run did not produce (e.g. an AUROC
+    table after the label was removed from the config).
     """
     files = [write_table(out / name, columns, rows, sidecar) for name, columns, rows, sidecar in tables]
     keep = {p.name for p in files} | {p.name[: -len(".tsv")] + ".json" for p in files}
@@ -140,9 +144,11 @@ def _write_all(out, tables):
 
 
 def run_group_level(config):
-    """Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the
-    path of ``group_report.html``. ``LookupError`` when no map is found; ``ValueError``
-    on bad input. Nothing is written before every table is computed.
+    """Run the group level.
+
+    Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the path of
+    ``group_report.html``. ``LookupError`` when no map is found; ``ValueError`` on bad input. Nothing is
+    written before every table is computed.
     """
     out = Path(config.output_dir)
     settings = load_group_settings(getattr(config, "group_config", None))

@@ -1,5 +1,7 @@
-"""``group_report.html``: cohort, distributions per ROI, Bland–Altman plots, ROC curves,
-tables with CIs, site effects, methods with references and the excluded subjects.
+"""Group report (``group_report.html``).
+
+``group_report.html``: cohort, distributions per ROI, Bland–Altman plots, ROC curves, tables with CIs, site
+effects, methods with references and the excluded subjects.
 
 Figures come from :mod:`bidsapp.report.figures` (embedded PNG, one self-contained file).
 Uncertainty and quality-control maps (``*Stderr``/``*Std`` descs, ``R2map``,
@@ -46,7 +48,7 @@ Lancet 1986;1:307-310.</li>
 
 
 def report_maps(names):
-    """Maps drawn in the report: every map but uncertainty and QC maps."""
+    """Return the maps drawn in the report: every map but uncertainty and QC maps."""
     keep = []
     for name in sorted(names):
         desc, _, suffix = name.rpartition("_")
@@ -138,7 +140,7 @@ def _ci(value, low, high):
 
 
 def _tables(d):
-    """The result tables, compact: estimates with their 95 % CI in one cell."""
+    """Return the result tables, compact: estimates with their 95 % CI in one cell."""
     icc = [(m, r, t, _ci(v, lo, hi), n, k, _ci(b, bl, bh), _fmt(w))
            for m, r, _, t, v, lo, hi, n, k, b, bl, bh, w in d["icc"]]
     auroc = [(m, r, _ci(a, lo, hi), f"{npos}/{nneg}", _fmt(th), _fmt(se), _fmt(sp))

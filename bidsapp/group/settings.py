@@ -53,8 +53,9 @@ def _pairs(value, where):
 
 
 def load_group_settings(path=None):
-    """Read ``--group-config``; defaults when ``path`` is None. One-line ``ValueError``
-    naming the file and the key on bad input.
+    """Read ``--group-config``; defaults when ``path`` is None.
+
+    One-line ``ValueError`` naming the file and the key on bad input.
     """
     if path is None:
         return GroupSettings()

@@ -1,5 +1,7 @@
-"""Group statistics on arrays: ICC, Bland–Altman, wCV, AUROC with DeLong CIs and tests,
-Youden threshold, Kruskal–Wallis. numpy/scipy only (no files, no pandas).
+"""Group statistics on arrays.
+
+Group statistics on arrays: ICC, Bland–Altman, wCV, AUROC with DeLong CIs and tests, Youden threshold,
+Kruskal–Wallis. numpy/scipy only (no files, no pandas).
 
 Values are in the units of the biomarker they summarise (e.g. Ktrans in 1/min); ICC,
 AUROC, sensitivity, specificity, wCV and p-values are dimensionless.
@@ -109,9 +111,11 @@ def bland_altman(first, second):
 
 
 def within_subject_cv(ratings):
-    """Root-mean-square within-subject coefficient of variation (fraction):
-    ``sqrt(mean_i(s_i^2 / m_i^2))`` with ``s_i`` the SD (n - 1) and ``m_i`` the mean of
-    subject i's repeated measurements. NaN when a subject mean is 0.
+    """Return the root-mean-square within-subject coefficient of variation (fraction).
+
+    Root-mean-square within-subject coefficient of variation (fraction): ``sqrt(mean_i(s_i^2 / m_i^2))`` with
+    ``s_i`` the SD (n - 1) and ``m_i`` the mean of subject i's repeated measurements. NaN when a subject mean
+    is 0.
     """
     y = _wide(ratings)
     m = y.mean(axis=1)
@@ -134,8 +138,10 @@ def _classes(values, positive):
 
 
 def _placements(x, pos):
-    """Structural components of DeLong et al. (1988) via midranks (Sun & Xu 2014):
-    ``v10[i]`` = P(positive i > random negative) (+ 1/2 ties), ``v01[j]`` likewise.
+    """Return the DeLong structural components of positives and negatives.
+
+    Structural components of DeLong et al. (1988) via midranks (Sun & Xu 2014): ``v10[i]`` = P(positive i >
+    random negative) (+ 1/2 ties), ``v01[j]`` likewise.
     """
     xp, xn = x[pos], x[~pos]
     m, n = xp.size, xn.size
@@ -157,8 +163,10 @@ def _delong_var(v10, v01, w10=None, w01=None):
 
 @dataclass(frozen=True)
 class ROC:
-    """AUROC of one biomarker (higher values = positive) with its DeLong 95 % CI and
-    the Youden-optimal threshold (biomarker units) with sensitivity and specificity.
+    """AUROC of one biomarker with its DeLong CI and Youden threshold.
+
+    AUROC of one biomarker (higher values = positive) with its DeLong 95 % CI and the Youden-optimal threshold
+    (biomarker units) with sensitivity and specificity.
     """
 
     auroc: float
@@ -172,9 +180,10 @@ class ROC:
 
 
 def roc_curve(values, positive):
-    """``(thresholds, sensitivity, specificity)`` with a subject called positive when
-    its value is above the threshold; thresholds are -inf, the midpoints between
-    consecutive distinct values and +inf (as R's pROC).
+    """Return the empirical ROC curve of ``values``.
+
+    ``(thresholds, sensitivity, specificity)`` with a subject called positive when its value is above the
+    threshold; thresholds are -inf, the midpoints between consecutive distinct values and +inf (as R's pROC).
     """
     x, pos = _classes(values, positive)
     u = np.unique(x)
@@ -224,9 +233,10 @@ def delong_test(values_a, values_b, positive):
 
 
 def kruskal_wallis(groups):
-    """Kruskal–Wallis H (tie-corrected) and its chi-square p-value over ``groups``
-    (a list of 1-D arrays, one per site); ``(nan, nan)`` with fewer than two non-empty
-    groups or when every value is tied.
+    """Return the Kruskal–Wallis H statistic and its p-value.
+
+    Kruskal–Wallis H (tie-corrected) and its chi-square p-value over ``groups`` (a list of 1-D arrays, one per
+    site); ``(nan, nan)`` with fewer than two non-empty groups or when every value is tied.
     """
     groups = [np.asarray(g, float)[np.isfinite(g)] for g in groups]
     groups = [g for g in groups if g.size]

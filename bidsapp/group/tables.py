@@ -1,5 +1,6 @@
-"""ROI statistics of every map of every participant/session (the long table
-``group_desc-roistats_stats.tsv``).
+"""ROI statistics of every map of every participant/session.
+
+ROI statistics of every map of every participant/session (the long table ``group_desc-roistats_stats.tsv``).
 
 Maps are found by BIDS entities (:func:`find_maps`); ROIs come from ``*_dseg.nii.gz``
 segmentations (names from the ``dseg.tsv`` of their derivative dataset) or binary
@@ -44,8 +45,10 @@ def map_name(path):
 
 
 def session_folders(root, participants=(), sessions=()):
-    """``(subject, session or None, folder)`` of every ``sub-*/[ses-*]`` folder of a
-    derivative dataset, restricted to the given labels when any.
+    """List the subject/session folders of a derivative dataset.
+
+    ``(subject, session or None, folder)`` of every ``sub-*/[ses-*]`` folder of a derivative dataset,
+    restricted to the given labels when any.
     """
     for sub in sorted(Path(root).glob("sub-*")):
         subject = strip_prefix(sub.name, "sub")
@@ -162,8 +165,10 @@ class ROIImage:
 
 
 def summarise(values):
-    """``(n_valid, mean, sd, median, q25, q75, p05, p95)`` of the finite values (SD with
-    n - 1; NaN where not defined: every statistic with no valid voxel, SD with one).
+    """Return the summary statistics of the finite values.
+
+    ``(n_valid, mean, sd, median, q25, q75, p05, p95)`` of the finite values (SD with n - 1; NaN where not
+    defined: every statistic with no valid voxel, SD with one).
     """
     v = values[np.isfinite(values)]
     if v.size == 0:

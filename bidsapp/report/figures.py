@@ -57,8 +57,10 @@ def _montage(volume, slices):
 
 
 def map_grid(rows, title=None):
-    """Several 3-D maps in one figure: one row per map showing its axial slices side by
-    side (left to right: increasing z), each row with a colourbar labelled in its units.
+    """Draw several 3-D maps in one figure.
+
+    Several 3-D maps in one figure: one row per map showing its axial slices side by side (left to right:
+    increasing z), each row with a colourbar labelled in its units.
 
     ``rows`` is a list of dicts with ``volume``, ``title``, ``units`` and optionally
     ``mask`` (voxels outside are blank), ``cmap``, ``limits`` (vmin, vmax; default the
@@ -113,8 +115,7 @@ def histogram(values, title, units, mask=None):
 
 
 def aif_plot(t, plasma, blood, source, arrival=None):
-    """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted
-    vertical line when given.
+    """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted vertical line when given.
     """
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
@@ -130,8 +131,10 @@ def aif_plot(t, plasma, blood, source, arrival=None):
 
 
 def curves_plot(t, curves, fits, labels, title):
-    """Measured concentration curves (points) with their model fits (lines), one panel
-    per voxel so that tissue curves are not dwarfed by vessels.
+    """Draw measured concentration curves with their model fits.
+
+    Measured concentration curves (points) with their model fits (lines), one panel per voxel so that tissue
+    curves are not dwarfed by vessels.
     """
     fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves), 2.4), squeeze=False)
     for ax, measured, fitted, label in zip(axes[0], curves, fits, labels):
@@ -160,8 +163,10 @@ def _panel_grid(n_panels, width=2.6, height=2.2, columns=4):
 
 
 def group_boxes(panels, units, title):
-    """Box plots with the points, one panel per ROI: ``panels`` is
-    ``[(roi, {group name: values})]`` (values in ``units``, one per subject).
+    """Draw box plots with the points, one panel per ROI.
+
+    Box plots with the points, one panel per ROI: ``panels`` is ``[(roi, {group name: values})]`` (values in
+    ``units``, one per subject).
     """
     fig, axes = _panel_grid(len(panels))
     for ax, (roi, groups) in zip(axes, panels):
@@ -180,8 +185,10 @@ def group_boxes(panels, units, title):
 
 
 def bland_altman_panels(panels, units, title):
-    """Bland–Altman plots, one panel per ROI: ``panels`` is ``[(roi, first, second)]``;
-    difference (second - first) against the mean, with the bias and 95 % limits.
+    """Draw Bland–Altman plots, one panel per ROI.
+
+    Bland–Altman plots, one panel per ROI: ``panels`` is ``[(roi, first, second)]``; difference (second -
+    first) against the mean, with the bias and 95 % limits.
     """
     fig, axes = _panel_grid(len(panels))
     for ax, (roi, first, second) in zip(axes, panels):
@@ -217,9 +224,11 @@ def roc_panels(panels, title):
 
 
 def motion_plot(params, fd, threshold, time=None):
-    """Motion traces of the DCE series: translations (mm), rotations (degrees) and
-    framewise displacement (mm) with the flagging threshold; columns that were not
-    estimated (NaN, in-plane model) are left out. ``params`` ``[n, 6]`` in mm and rad.
+    """Draw the motion traces of the DCE series.
+
+    Motion traces of the DCE series: translations (mm), rotations (degrees) and framewise displacement (mm)
+    with the flagging threshold; columns that were not estimated (NaN, in-plane model) are left out.
+    ``params`` ``[n, 6]`` in mm and rad.
     """
     params, fd = np.asarray(params, float), np.asarray(fd, float)
     x = np.arange(len(fd)) if time is None else np.asarray(time, float)

@@ -73,8 +73,10 @@ def _models_in(perf):
 
 
 def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
-    """Measured and fitted curves of voxels at R² quantiles among the voxels of the quality
-    mask whose parameters are all estimated (finite).
+    """Return measured and fitted curves of example voxels.
+
+    Measured and fitted curves of voxels at R² quantiles among the voxels of the quality mask whose parameters
+    are all estimated (finite).
 
     The fit curve is :func:`bidsapp.model_curve` of the written parameter maps with the
     written AIF on its own grid (``aif`` mM at ``aif_times`` s, None for the frames ``t``),

@@ -66,7 +66,7 @@ TIMING_FIELDS = ("VolumeTiming", "RepetitionTime")
 
 
 def dce_timing(protocol, times, timing_field="VolumeTiming"):
-    """Timing fields of the DCE sidecar in one of the two BIDS forms.
+    """Return the timing fields of the DCE sidecar in one of the two BIDS forms.
 
     ``VolumeTiming`` (s, every frame's onset) with ``AcquisitionDuration``, or
     ``RepetitionTime`` (s, the frame interval of regular sampling; BIDS then forbids
@@ -237,8 +237,10 @@ TRUTH_IGNORE_PATTERNS = ("*_desc-truth_Ktrans.*", "*_desc-truth_ve.*", "*_desc-t
 
 
 def write_truth_dataset_files(root, participants, group_column):
-    """``dataset_description.json`` (derivative), ``dseg.tsv``, ``.bidsignore`` and
-    ``participants.tsv`` (subject-level truth) of the truth dataset.
+    """Write the dataset-level files of the truth dataset.
+
+    ``dataset_description.json`` (derivative), ``dseg.tsv``, ``.bidsignore`` and ``participants.tsv``
+    (subject-level truth) of the truth dataset.
     """
     bids_raw.ensure_dataset_description(
         root,

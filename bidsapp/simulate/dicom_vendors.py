@@ -84,7 +84,7 @@ STYLES = {
 
 
 def vendor_style(name):
-    """The :class:`VendorStyle` called ``name`` (ValueError naming the choices)."""
+    """Return the :class:`VendorStyle` called ``name`` (ValueError naming the choices)."""
     try:
         return STYLES[str(name).lower()]
     except KeyError:
