@@ -82,10 +82,12 @@ class Entry:
     entities: dict = field(default_factory=dict)
 
     def target(self, output_dir, subject, session):
+        """Return the path of this entry in the derivative dataset ``output_dir``."""
         return raw_path(output_dir, subject, session, self.datatype, self.suffix, self.extension,
                         **self.entities, desc=self.desc)
 
     def to_dict(self):
+        """Return the entry as a JSON-serialisable dict (the inverse of ``Entry(**d)``)."""
         return dict(self.__dict__)
 
 
@@ -100,6 +102,7 @@ def write_manifest(path, entries):
 
 
 def read_manifest(path):
+    """Read the :class:`Entry` list of a manifest JSON written by a session step."""
     return [Entry(**d) for d in json.loads(Path(path).read_text())]
 
 

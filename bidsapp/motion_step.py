@@ -96,6 +96,7 @@ def confounds_table(params, fd, threshold):
 
 
 def confounds_sidecar(result, threshold, n_base, base_source, sources):
+    """Return the JSON sidecar of the confounds TSV: column descriptions with units and provenance."""
     doc = {name: {"Description": f"{'translation along' if name.startswith('trans') else 'rotation about'} "
                   f"the {name[-1]} axis", "Units": "mm" if name.startswith("trans") else "rad"}
            for name in motion.PARAM_NAMES}

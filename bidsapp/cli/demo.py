@@ -32,6 +32,7 @@ def demo_grid(matrix=DEFAULT_MATRIX):
 
 
 def build_parser():
+    """Return the argument parser of ``dcequant-demo``."""
     parser = argparse.ArgumentParser(prog="dcequant-demo",
                                      description="Simulate a small DICOM study, convert it, run dcequant "
                                                  "(participant and group) and print where the reports are.",

@@ -71,6 +71,7 @@ class Progress:
         return cls(totals, **kwargs)
 
     def __call__(self, node, status):
+        """Record a node ``status`` (``start``, ``end`` or ``exception``) and redraw the progress."""
         subject = _subject_of(node.fullname)
         with self._lock:
             if status == "start":

@@ -46,6 +46,7 @@ def parse_config(argv):
 
 
 def setup_logging(verbose):
+    """Configure the root logger: WARNING for ``verbose < 0``, INFO for 0, DEBUG above."""
     level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True)
@@ -166,6 +167,19 @@ def _crash_summary(crash_dir, since, nodes):
 
 
 def run_participant(config):
+    """Run the participant level for ``config``; return the exit code.
+
+    Parameters
+    ----------
+    config : bidsapp.config.Config
+        Parsed command line.
+
+    Returns
+    -------
+    int
+        ``EXIT_OK`` (0). Failures raise :class:`AppError` with their exit code (no selected
+        session: ``EXIT_NOTHING_SELECTED``; a failed node: ``EXIT_FAILURE``).
+    """
     from ..bids_query import NothingSelectedError, collect_sessions, load_filter_file
     from ..boilerplate import write_citation
     from ..derivatives import write_dataset_description
@@ -218,6 +232,7 @@ def run_participant(config):
 
 
 def run_group(config):
+    """Run the group level for ``config`` and print where the group report is; return the exit code."""
     from ..group import run_group_level
 
     try:

@@ -61,6 +61,7 @@ class Assignment:
 
     @property
     def convertible(self):
+        """Whether the acquisition has a role and no problem that prevents its conversion."""
         return self.problem is None and self.role not in ("other", "ignore")
 
 
@@ -75,6 +76,7 @@ def n_volumes(acq):
 
 
 def n_slices(acq):
+    """Return the slice positions of ``acq`` (None without a stack)."""
     return acq.stack.n_slices if acq.stack is not None else None
 
 

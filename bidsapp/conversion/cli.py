@@ -12,6 +12,7 @@ from .convert import convert_dicom_study
 
 
 def build_parser():
+    """Return the argument parser of ``dcequant-convert``."""
     parser = argparse.ArgumentParser(
         prog="dcequant-convert",
         description="Convert a DCE-MRI DICOM study (dynamic, flip-angle, anatomy, B1 series) to raw BIDS.",
@@ -28,6 +29,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run ``dcequant-convert``; return the exit code (0 on success, 1 on a conversion error)."""
     args = build_parser().parse_args(argv)
     try:
         outcome = convert_dicom_study(

@@ -62,11 +62,13 @@ class ConversionResult:
 
     @property
     def errors(self):
+        """One-line messages of the failed entries and the plan's problems."""
         msgs = [f"{r.entry.label}: {r.message}" for r in self.entries if r.status == "failed"]
         return msgs + [p for p in self.plan.problems]
 
     @property
     def ok(self):
+        """Whether the conversion finished without any error."""
         return not self.errors
 
 

@@ -25,10 +25,12 @@ class PlanEntry:
 
     @property
     def role(self):
+        """Role assigned to the acquisition (``dce``, ``vfa``, ``T1w``, …)."""
         return self.assignment.role
 
     @property
     def label(self):
+        """Human-readable label of the acquisition (series number and description)."""
         return self.assignment.acq.label
 
 
@@ -45,6 +47,7 @@ class ConversionPlan:
     entries: list = field(default_factory=list)
 
     def entries_with_role(self, *roles):
+        """Return the planned entries whose role is one of ``roles``."""
         return [e for e in self.entries if e.role in roles]
 
     @property

@@ -1,4 +1,4 @@
-"""User rules: override the automatic role of a series and add sidecar fields.
+r"""User rules: override the automatic role of a series and add sidecar fields.
 
 A rules file is JSON::
 
@@ -6,7 +6,7 @@ A rules file is JSON::
       "rules": [
         {"name": "T2 TSE is anatomy", "match": {"SeriesDescription": "*t2_tse*"}, "role": "T2w"},
         {"match": {"SeriesNumber": [12, 13]}, "role": "ignore"},
-        {"match": {"ProtocolName": "re:^vfa_\\\\d+$"}, "role": "vfa"},
+        {"match": {"ProtocolName": "re:^vfa_\\d+$"}, "role": "vfa"},
         {"match": {"AutoRole": "dce"}, "sidecar": {"ContrastBolusAgent": "gadobutrol"}}
       ]
     }
@@ -18,7 +18,7 @@ must match. Patterns: a string is a case-insensitive shell glob (``*``, ``?``), 
 regular expression after ``re:``; a number matches numerically (±1e-6 relative); a list
 matches if any element does; ``{"min": a, "max": b}`` is a numeric range; ``null``
 matches a missing field. Multi-valued fields (ImageType) match if the whole value
-(joined with ``\\``) or any single value matches.
+(joined with ``\``) or any single value matches.
 
 The first rule with a ``role`` that matches decides the role; the ``sidecar`` objects
 of every matching rule are merged into that series' BIDS sidecar, later rules winning

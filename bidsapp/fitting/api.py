@@ -89,6 +89,11 @@ class FitOptions:
 
     @classmethod
     def from_kwargs(cls, kwargs):
+        """Build and check the options from ``fit_model``'s keywords.
+
+        Raises ``ValueError`` naming the keyword for an unknown option, an unknown ``init``,
+        empty ``delay_bounds`` or a ``delay_significance`` outside (0, 1].
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:

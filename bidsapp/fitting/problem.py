@@ -35,6 +35,7 @@ class KineticProblem:
 
     @property
     def n_params(self):
+        """Number of free parameters (the model's, plus the delay when it is fitted)."""
         return len(self.names)
 
     def predict(self, theta, idx):

@@ -30,6 +30,7 @@ class Exclusions(list):
     """Records ``(participant_id, analysis, reason)``; each distinct record logged once."""
 
     def add(self, participant_id, analysis, reason):
+        """Record that ``participant_id`` was left out of ``analysis`` for ``reason`` (logged once)."""
         record = (participant_id, analysis, reason)
         if record not in self:
             self.append(record)

@@ -137,6 +137,10 @@ class ROIImage:
 
     @classmethod
     def load(cls, path):
+        """Read a 3-D label image (``dseg`` with its TSV, or a mask) as an ROI image.
+
+        Raises ``ValueError`` naming ``--roi`` and the file when the image is not 3-D.
+        """
         img = nib.load(str(path))
         data = np.asarray(img.dataobj)
         if data.ndim != 3:

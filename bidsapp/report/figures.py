@@ -115,8 +115,7 @@ def histogram(values, title, units, mask=None):
 
 
 def aif_plot(t, plasma, blood, source, arrival=None):
-    """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted vertical line when given.
-    """
+    """Draw the plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted line."""
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
     ax.plot(t, blood, "--", label="blood")

@@ -36,6 +36,7 @@ def _matrix(text):
 
 
 def build_parser():
+    """Return the argument parser of ``dcequant-simulate``."""
     p = argparse.ArgumentParser(prog="dcequant-simulate", description="Simulate a DCE-MRI study (BIDS and/or DICOM) with ground truth.")
     p.add_argument("out", help="output folder (must be empty unless --overwrite)")
     p.add_argument("--subjects", type=int, default=2, help="number of subjects (default 2)")

@@ -32,6 +32,7 @@ class Cohort:
     group_labels: tuple = ("low", "high")
 
     def __post_init__(self):
+        """Check the cohort settings (``ValueError`` naming the field)."""
         if int(self.n_subjects) < 1:
             raise ValueError(f"n_subjects {self.n_subjects} must be at least 1")
         if int(self.n_sessions) < 1:

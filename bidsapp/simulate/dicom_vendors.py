@@ -19,6 +19,8 @@ VENDORS = ("siemens", "ge", "philips")
 
 @dataclass(frozen=True)
 class VendorStyle:
+    """DICOM conventions of one simulated vendor (see the module docstring for what differs)."""
+
     name: str
     manufacturer: str
     model: str

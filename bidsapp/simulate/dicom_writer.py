@@ -1,6 +1,6 @@
-"""Write a simulated session as classic MR Image Storage DICOM (one file per slice per frame).
+r"""Write a simulated session as classic MR Image Storage DICOM (one file per slice per frame).
 
-Geometry: axial slices, ImageOrientationPatient ``1\\0\\0\\0\\1\\0`` (LPS); pixel
+Geometry: axial slices, ImageOrientationPatient ``1\0\0\0\1\0`` (LPS); pixel
 ``[row r, column c]`` of slice ``k`` is voxel ``[i=c, j=ny−1−r, k]`` of the simulated
 arrays (LAS, see :class:`~bidsapp.simulate.geometry.Grid`), ImagePositionPatient is the
 LPS position of voxel ``[0, ny−1, k]``, SliceThickness = SpacingBetweenSlices = slice

@@ -52,6 +52,7 @@ class StudySummary:
     seconds: float = 0.0
 
     def to_dict(self):
+        """Return the summary as a JSON-serialisable dict."""
         return asdict(self)
 
 
