@@ -62,7 +62,7 @@ def _phis(x, count):
         for m in range(count):
             series[m].add_(term, alpha=1.0 / (m + j + 1))
         term = term * nx / (j + 1)
-    for cm, sm in zip(closed, series):
+    for cm, sm in zip(closed, series, strict=True):
         cm[small] = sm
     return closed
 

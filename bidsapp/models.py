@@ -297,6 +297,6 @@ def model_curve(model, params, t, aif, delay=None, aif_times=None):
     if delay is not None:
         tensors.append(torch.as_tensor(delay, dtype=torch.float64, device=device))
     tensors = torch.broadcast_tensors(*tensors)
-    p = dict(zip(spec.params, tensors))
+    p = dict(zip(spec.params, tensors, strict=False))
     out = evaluate(spec, p, PlasmaInput(t_, aif_, grid), tensors[-1] if delay is not None else None)
     return out if as_torch else out.cpu().numpy()

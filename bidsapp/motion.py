@@ -258,7 +258,7 @@ def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_pl
     transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in fixed.GetSize()]))
     levels = _pyramid(fixed.GetSize(), fixed.GetSpacing())
     for level, factors in enumerate(levels):
-        shrink = (lambda img: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
+        shrink = (lambda img, factors=factors: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
         level_fixed = shrink(fixed)
         n_voxels = float(np.prod(level_fixed.GetSize()))
         fraction = min(1.0, SAMPLES / n_voxels)
@@ -518,8 +518,8 @@ def _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1,
         to_ref = _ras_matrix(register_rigid(fixed, ref_img, mask, seed=seed, in_plane=thin))
     matrices = [m @ to_ref for m in between]
     volumes = [resample(_antialias(v, a, dce_affine), a, m, shape, dce_affine, extrapolate=True)
-               for v, a, m in zip(vfa, vfa_affines, matrices)]
-    inside = np.logical_and.reduce([coverage(shape, dce_affine, np.shape(v), a) for v, a in zip(vfa, vfa_affines)])
+               for v, a, m in zip(vfa, vfa_affines, matrices, strict=True)]
+    inside = np.logical_and.reduce([coverage(shape, dce_affine, np.shape(v), a) for v, a in zip(vfa, vfa_affines, strict=True)])
     b1_on_dce = None
     if b1 is not None:
         b1_on_dce = resample(b1, b1_affine, to_ref, shape, dce_affine, extrapolate=True)

@@ -89,7 +89,7 @@ def confounds_table(params, fd, threshold):
     flagged = np.nan_to_num(fd) > threshold
     columns = list(motion.PARAM_NAMES) + ["framewise_displacement", "motion_outlier"]
     rows = ["\t".join(columns)]
-    for p, d, f in zip(params, fd, flagged):
+    for p, d, f in zip(params, fd, flagged, strict=True):
         values = [f"{v:.6g}" if np.isfinite(v) else "n/a" for v in (*p, d)] + [str(int(f))]
         rows.append("\t".join(values))
     return "\n".join(rows) + "\n", np.flatnonzero(flagged)
@@ -217,7 +217,7 @@ def _align_vfa_files(vfa_files, b1_file, dce_file, n_frames, dce_img, dce_refere
     if covered < 1.0:
         LOGGER.warning("%s: %.0f %% of the DCE voxels lie outside the VFA field of view (T1 not estimated there)",
                        Path(dce_file).name, 100 * (1 - covered))
-    vfa = [_save_like(v, dce_img, f, raw_root) for v, f in zip(aligned.vfa, vfa_files)]
+    vfa = [_save_like(v, dce_img, f, raw_root) for v, f in zip(aligned.vfa, vfa_files, strict=True)]
     b1_out = _save_like(aligned.b1, dce_img, b1_file, raw_root) if b1 is not None else None
     xfm = str(Path("vfa_xfm.txt").resolve())
     write_text_atomic(xfm, motion.itk_transform_text(aligned.matrices))

@@ -160,7 +160,7 @@ def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
     if len(vfa_files) < 2:
         raise ValueError(f"{vfa_files[0]}: T1 mapping needs at least 2 flip angles, found {len(vfa_files)}")
     imgs = [_load(f, 3) for f in vfa_files]
-    for (img, data), path in zip(imgs[1:], vfa_files[1:]):
+    for (_img, data), path in zip(imgs[1:], vfa_files[1:], strict=True):
         _same_grid(vfa_files[0], imgs[0][1].shape, path, data.shape)
     signals = np.stack([d for _, d in imgs], axis=-1)
     b1 = _b1_relative(b1_file, signals.shape)
@@ -366,7 +366,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         LOGGER.warning("AIF: %s", message)
     rows = ["time\tplasma\tblood"] + [f"{a!r}\t{b!r}\t{c!r}" for a, b, c in
                                        zip(times.tolist(), np.asarray(plasma, float).tolist(),
-                                           np.asarray(blood, float).tolist())]
+                                           np.asarray(blood, float).tolist(), strict=True)]
     out = {"tsv": str(Path("aif.tsv").resolve()), "json": str(Path("aif.json").resolve()),
            "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8)}
     write_text_atomic(out["tsv"], "\n".join(rows) + "\n")
@@ -434,7 +434,7 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
 
     torch.set_num_threads(int(threads))
     torch.manual_seed(int(seed))
-    np.random.seed(int(seed))
+    np.random.seed(int(seed))  # noqa: NPY002 (seeds legacy global-RNG users in dependencies)
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
     info = json.loads(Path(acquisition_file).read_text())

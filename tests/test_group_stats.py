@@ -160,7 +160,7 @@ def _proc_available():
 @pytest.mark.parametrize("case", ["ties", "heavy_ties", "continuous"])
 def test_auroc_delong_and_youden_match_proc(case):
     a, b, pos = _cases()[case]
-    table = "y a b\n" + "".join(f"{int(p)} {float(x)!r} {float(z)!r}\n" for p, x, z in zip(pos, a, b))
+    table = "y a b\n" + "".join(f"{int(p)} {float(x)!r} {float(z)!r}\n" for p, x, z in zip(pos, a, b, strict=True))
     out = subprocess.run(["Rscript", "-e", R_SCRIPT], input=table, capture_output=True, text=True, check=True)
     auc, low, high, auc_b, p, threshold, sens, spec = (float(v) for v in out.stdout.split()[:8])
     result = stats.auroc(a, pos)

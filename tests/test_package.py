@@ -9,4 +9,4 @@ def test_unknown_attribute_raises():
     import pytest
 
     with pytest.raises(AttributeError):
-        bidsapp.no_such_function
+        _ = bidsapp.no_such_function

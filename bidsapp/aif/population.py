@@ -70,7 +70,7 @@ def georgiou_blood(t_min):
     with γ(x; k, θ) = x^(k−1) e^(−x/θ) / (θ^k Γ(k)) the gamma density.
     """
     p = GEORGIOU_PARAMETERS
-    washout = sum(a * np.exp(-m * t_min) for a, m in zip(p["A"], p["m"]))
+    washout = sum(a * np.exp(-m * t_min) for a, m in zip(p["A"], p["m"], strict=True))
     passes = np.zeros_like(t_min)
     n_passes = int(np.floor(t_min.max() / p["tau"])) + 1 if t_min.size else 0
     for j in range(n_passes):
@@ -86,20 +86,20 @@ def georgiou_blood(t_min):
 def weinmann_plasma(t_min):
     """Weinmann bi-exponential, plasma concentration in mM, ``t_min`` in minutes."""
     p = WEINMANN_PARAMETERS
-    return p["dose"] * sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"]))
+    return p["dose"] * sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"], strict=True))
 
 
 def fritz_hansen_plasma(t_min):
     """Fritz-Hansen bi-exponential, plasma concentration in mM, ``t_min`` in minutes."""
     p = FRITZ_HANSEN_PARAMETERS
-    return sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"]))
+    return sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"], strict=True))
 
 
 def mcgrath_blood(t_s):
     """McGrath model B: linear rise to the peak at t0, then bi-exponential; ``t_s`` in s."""
     p = MCGRATH_PARAMETERS
     peak = sum(p["A"])
-    after = sum(a * np.exp(-k * (t_s - p["t0"])) for a, k in zip(p["A"], p["k"]))
+    after = sum(a * np.exp(-k * (t_s - p["t0"])) for a, k in zip(p["A"], p["k"], strict=True))
     return np.where(t_s < p["t0"], peak * t_s / p["t0"], after)
 
 

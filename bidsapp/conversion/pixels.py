@@ -85,7 +85,7 @@ def load_stack(stack):
     rescale = needs_rescale(frames)
     data = None
     cache_path, cache_pixels = None, None
-    for frame, k, t in zip(frames, k_idx, t_idx):
+    for frame, k, t in zip(frames, k_idx, t_idx, strict=True):
         try:
             raw = _raw_pixels(frame) if frame.frame_index is None else None
         except OSError as exc:

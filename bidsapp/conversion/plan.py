@@ -81,7 +81,7 @@ class ConversionPlan:
                 where,
             ))
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in [header, *rows]]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in [header, *rows]]
         if any(e.assignment.decided_by != "auto" for e in self.entries):
             lines.append("(* role set by a user rule)")
         return "\n".join(lines)

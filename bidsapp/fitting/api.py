@@ -143,7 +143,7 @@ def _bounds(spec, opts, fit_delay, device):
     if unknown:
         raise ValueError(f"bounds: {', '.join(unknown)} not parameters of {spec.name!r}")
     pairs = [bounds[n] for n in spec.params] + ([tuple(opts.delay_bounds)] if fit_delay else [])
-    for name, (lo, hi) in zip(spec.params, pairs):
+    for name, (lo, hi) in zip(spec.params, pairs, strict=False):
         if not lo < hi:
             raise ValueError(f"bounds: {name} lower {lo} must be below upper {hi}")
     lo = torch.tensor([p[0] for p in pairs], dtype=torch.float64, device=device)

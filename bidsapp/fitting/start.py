@@ -250,7 +250,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23, at=No
             decrease, best = all_decrease[:, at * n_c:(at + 1) * n_c].max(dim=1)
             best = best + at * n_c
             parts += [nnls.solve(h[rows, best], best), best, yy - decrease]
-        for out, part in zip(outs, parts):
+        for out, part in zip(outs, parts, strict=False):
             out.append(part)
     found = [torch.cat(out) for out in outs[:3]]
     return (*found, None if at is None else tuple(torch.cat(out) for out in outs[3:]))

@@ -97,7 +97,7 @@ def _distributions(d, maps):
         panels = []
         for roi, g in part.groupby("roi", sort=True):
             groups = {}
-            for pid, v in zip(g["participant_id"], g["value"]):
+            for pid, v in zip(g["participant_id"], g["value"], strict=True):
                 groups.setdefault(_grouping(d, pid), []).append(v)
             panels.append((roi, dict(sorted(groups.items()))))
         if panels:

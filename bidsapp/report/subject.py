@@ -233,7 +233,7 @@ def _session_section(session, folder):
         if conc is not None and aif is not None and quality is not None:
             examples = example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2)
             if examples:
-                labels, measured, fitted = zip(*examples)
+                labels, measured, fitted = zip(*examples, strict=True)
                 parts.append(_img(figures.curves_plot(t, measured, fitted, labels, f"{model}: example voxels"),
                                   "example curves"))
     parts.append("<h3>Warnings</h3>")

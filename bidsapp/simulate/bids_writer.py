@@ -166,10 +166,10 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     if sim.motion is not None:
         names = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
         motion = bids_raw.raw_path(root, subject, session, "perf", "timeseries", ".tsv", desc="truthmotion")
-        _write_table(motion, dict(zip(names, sim.motion.T)))
+        _write_table(motion, dict(zip(names, sim.motion.T, strict=True)))
         doc = {n: {"Units": "mm" if n.startswith("trans") else "degrees"} for n in names}
         doc["Description"] = "rigid motion of every DCE frame (rotation about the slab centre)"
-        doc["VFAMotion"] = dict(zip(names, sim.vfa_motion))
+        doc["VFAMotion"] = dict(zip(names, sim.vfa_motion, strict=True))
         write_json_atomic(motion.with_suffix(".json"), doc)
     if dose_pair is not None:
         for dose, data in (("low", dose_pair.low_enhancement), ("standard", dose_pair.enhancement)):
@@ -204,7 +204,7 @@ def _write_table(path, columns):
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(columns)
-    for row in zip(*columns.values()):
+    for row in zip(*columns.values(), strict=True):
         writer.writerow([f"{float(v):.6g}" for v in row])
     write_text_atomic(path, buffer.getvalue())
 

@@ -65,7 +65,7 @@ class Cohort:
         n = self.n_subjects
         labels = [self.group_labels[i * 2 // n] if n > 1 else self.group_labels[0] for i in range(n)]
         order = np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(0,))).permutation(n)
-        return {subject: labels[k] for subject, k in zip(self.subjects, order)}
+        return {subject: labels[k] for subject, k in zip(self.subjects, order, strict=True)}
 
     def shifts(self, label):
         """``{(tissue, parameter): d}`` applied to subjects with ``label``."""

@@ -64,7 +64,7 @@ def part_motion(sim, result, grid):
     rms_t, rms_r = np.sqrt((err[:, :3] ** 2).mean(axis=0)), np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean(axis=0)))
     head = np.argwhere(sim.phantom.head_mask)
     world = grid.affine @ np.c_[head, np.ones(len(head))].T
-    disp = [np.linalg.norm(((e - t) @ world)[:3], axis=0) for e, t in zip(est, true)]
+    disp = [np.linalg.norm(((e - t) @ world)[:3], axis=0) for e, t in zip(est, true, strict=True)]
     print(f"1. motion ({sim.protocol.n_frames} frames, max {sim.protocol.motion:g} mm/deg, grid {grid.matrix} "
           f"{tuple(round(v, 2) for v in grid.voxel_size)} mm): truth range trans {np.abs(pt[:, :3]).max():.2f} mm, "
           f"rot {np.rad2deg(np.abs(pt[:, 3:]).max()):.2f} deg")

@@ -36,7 +36,7 @@ RIM_MIN_KTRANS = 0.01  # tumour rim: voxels of the rim class whose true (partial
 
 def prepare(matrix, seed=3):
     """Phantom, frame times, concentration, fit mask and the image AIF, as the participant level makes them."""
-    grid = Grid(matrix=matrix, voxel_size=tuple(f / n for f, n in zip(FOV_MM, matrix)))
+    grid = Grid(matrix=matrix, voxel_size=tuple(f / n for f, n in zip(FOV_MM, matrix, strict=True)))
     phantom = make_phantom(seed, grid)
     sim = simulate_subject(phantom, PROTOCOL, rng=1)
     t1 = bidsapp.compute_t1_map(sim.vfa, np.array(PROTOCOL.vfa_flip_angles), PROTOCOL.vfa_tr, method="vfa-linear")
