@@ -27,6 +27,7 @@ _EXPORTS = {
     "population_aif": "bidsapp.aif",
     "POPULATION_AIFS": "bidsapp.aif",
     "detect_aif": "bidsapp.aif",
+    "AIFOptions": "bidsapp.aif",
     "aif_from_mask": "bidsapp.aif",
     "AIFResult": "bidsapp.aif",
     # kinetic models and fitting

@@ -309,7 +309,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     fit, the report's example curves and any later reader use the same samples and no
     reader evaluates a population curve again.
     """
-    from . import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
+    from . import POPULATION_AIFS, AIFOptions, aif_from_mask, detect_aif, population_aif
 
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
@@ -332,9 +332,9 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
             signals = np.stack([_load(f, 3)[1] for f in vfa_files], axis=-1)
             _same_grid(conc_file, conc.shape, vfa_files[0], signals.shape)
             vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
-        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
-                            signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF,
-                            bolus_arrival=arrival, vfa=vfa)
+        options = AIFOptions(fallback=FALLBACK_POPULATION_AIF, population_check=FALLBACK_POPULATION_AIF)
+        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, signal_model=signal_model,
+                            bolus_arrival=arrival, vfa=vfa, options=options)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.bolus_arrival is not None:  # fell back to the population curve

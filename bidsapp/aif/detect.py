@@ -96,9 +96,10 @@ not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on th
 volumed exactly when the artery is.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import boolean_mask
 from ..bolus_arrival import fit_arrival
@@ -142,8 +143,98 @@ class AIFResult:
     quality: float
     source: str
     hematocrit: float
-    warnings: list = field(default_factory=list)
-    bolus_arrival: float = None
+    warnings: list[str] = field(default_factory=list)
+    bolus_arrival: float | None = None
+
+
+@dataclass(frozen=True)
+class AIFOptions:
+    """Tuning of :func:`detect_aif` (the steps and the quality score of the module docstring).
+
+    The defaults are those of the participant workflow except ``population_check`` (the workflow
+    sets it to its fallback AIF). Every field is also accepted by :func:`detect_aif` as a keyword.
+
+    Attributes
+    ----------
+    fallback : str or None
+        Population AIF used when the image curve scores below ``min_quality``; None keeps
+        the image curve (with a warning) or raises if no voxel qualifies.
+    min_quality : float
+        Quality threshold in [0, 1].
+    blood_t1_range : (float, float)
+        T10 window in s accepted as blood when ``t10`` is given.
+    n_clusters : int
+        k of the k-means step.
+    area_percentile : float
+        Percentile (0-100) of the candidates' areas below which voxels are dropped (step 2).
+    vessel_area_fraction : float
+        Step 2 also drops voxels whose area is below this fraction of the 99.5th
+        percentile of the candidates' areas (the large-vessel level).
+    t10_pool_enhancement, t10_pool_arrival : float
+        With ``signal_model``: the T10 used for the conversion is the median over the
+        step-2 candidates whose peak enhancement is ≥ ``t10_pool_enhancement`` × that of
+        the selected mean curve and whose half-maximum time is within
+        ``t10_pool_arrival`` frame intervals of it.
+    roughness_percentile : float
+        Percentile (0-100) of the candidates' σ/peak above which voxels are dropped (step 3).
+    max_roughness : float
+        Largest accepted σ/peak (step 3).
+    peak_to_tail_ref : float
+        Peak-to-tail ratio that scores 1 in the quality score.
+    min_voxels : int
+        Voxel count that scores 1 in the quality score; smallest preferred cluster (step 4).
+    population_check : str or None
+        Name of a population AIF whose area (over ``t``, shifted to the bolus arrival)
+        the image plasma AIF's area is compared with; the quality score is
+        multiplied by the plausibility factor of the module docstring. None: no check.
+    plausible_area_ratio : (float, float)
+        Area ratios (image / population) at and beyond which the plausibility factor is 0;
+        it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
+
+    Raises
+    ------
+    ValueError
+        On construction, naming the field: an unknown population AIF in ``fallback`` or
+        ``population_check``, ``min_quality`` outside [0, 1], or invalid area-ratio limits.
+    """
+
+    fallback: str | None = "parker"
+    min_quality: float = 0.5
+    blood_t1_range: tuple[float, float] = (1.4, 2.2)
+    n_clusters: int = 5
+    area_percentile: float = 90.0
+    vessel_area_fraction: float = 0.25
+    t10_pool_enhancement: float = 0.8
+    t10_pool_arrival: float = 0.1
+    roughness_percentile: float = 75.0
+    max_roughness: float = 0.1
+    peak_to_tail_ref: float = 3.0
+    min_voxels: int = 3
+    population_check: str | None = None
+    plausible_area_ratio: tuple[float, float] = (0.6, 1.67)
+
+    def __post_init__(self):
+        """Check the fields (``ValueError`` naming the field)."""
+        if self.fallback is not None and self.fallback not in POPULATION_AIFS:
+            raise ValueError(f"fallback: unknown population AIF {self.fallback!r}; choose one of {POPULATION_AIFS}")
+        if not 0.0 <= float(self.min_quality) <= 1.0:
+            raise ValueError(f"min_quality: must be in [0, 1], got {self.min_quality!r}")
+        if self.population_check is not None and self.population_check not in POPULATION_AIFS:
+            raise ValueError(f"population_check: unknown population AIF {self.population_check!r}; "
+                             f"choose one of {POPULATION_AIFS}")
+        area_plausibility(1.0, self.plausible_area_ratio)  # validates the limits
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict, base: "AIFOptions | None" = None) -> "AIFOptions":
+        """Return ``base`` (default: the defaults) with the keywords ``kwargs`` replaced.
+
+        Raises ``ValueError`` naming an unknown keyword.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"detect_aif: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(base if base is not None else cls(), **kwargs)
 
 
 def _check_inputs(concentration, t, mask):
@@ -394,30 +485,18 @@ def _population_fallback(name, t, hematocrit, arrival, quality, voxel_shape, rea
 
 
 def detect_aif(
-    concentration,
-    t,
-    t10=None,
-    mask=None,
+    concentration: ArrayLike,
+    t: ArrayLike,
+    t10: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     *,
-    hematocrit=0.45,
-    fallback="parker",
-    min_quality=0.5,
-    blood_t1_range=(1.4, 2.2),
-    n_clusters=5,
-    area_percentile=90.0,
-    vessel_area_fraction=0.25,
-    t10_pool_enhancement=0.8,
-    t10_pool_arrival=0.1,
-    roughness_percentile=75.0,
-    max_roughness=0.1,
-    peak_to_tail_ref=3.0,
-    min_voxels=3,
-    signal_model=None,
-    population_check=None,
-    plausible_area_ratio=(0.6, 1.67),
-    bolus_arrival=None,
-    vfa=None,
-):
+    hematocrit: float = 0.45,
+    signal_model: dict | None = None,
+    bolus_arrival: float | None = None,
+    vfa: dict | None = None,
+    options: AIFOptions | None = None,
+    **tuning,
+) -> AIFResult:
     """Detect an arterial input function automatically (algorithm: module docstring).
 
     Parameters
@@ -433,29 +512,6 @@ def detect_aif(
         Search region (e.g. a brain or body mask).
     hematocrit : float
         Large-vessel haematocrit for blood → plasma.
-    fallback : str or None
-        Population AIF used when the image curve scores below ``min_quality``; None keeps
-        the image curve (with a warning) or raises if no voxel qualifies.
-    min_quality : float
-        Quality threshold in [0, 1].
-    blood_t1_range : (float, float)
-        T10 window in s accepted as blood when ``t10`` is given.
-    n_clusters : int
-        k of the k-means step.
-    area_percentile, roughness_percentile : float
-        Percentile thresholds of steps 2 and 3.
-    vessel_area_fraction : float
-        Step 2 also drops voxels whose area is below this fraction of the 99.5th
-        percentile of the candidates' areas (the large-vessel level).
-    max_roughness : float
-        Largest accepted σ/peak (step 3).
-    t10_pool_enhancement, t10_pool_arrival : float
-        With ``signal_model``: the T10 used for the conversion is the median over the
-        step-2 candidates whose peak enhancement is ≥ ``t10_pool_enhancement`` × that of
-        the selected mean curve and whose half-maximum time is within
-        ``t10_pool_arrival`` frame intervals of it.
-    peak_to_tail_ref, min_voxels : float, int
-        Constants of the quality score.
     signal_model : dict, optional
         The SPGR acquisition the concentration was computed with: ``tr`` (s),
         ``flip_angle`` (degrees), ``relaxivity`` (/mM/s) and optionally ``b1`` (relative
@@ -463,13 +519,6 @@ def detect_aif(
         voxels are selected on their relative signal and the curve is converted from the
         selected voxels' mean relative signal with their median T10 (module docstring,
         "Signal-domain pooling"); strongly recommended for measured data.
-    population_check : str, optional
-        Name of a population AIF whose area (over ``t``, shifted to the bolus arrival)
-        the image plasma AIF's area is compared with; the quality score is
-        multiplied by the plausibility factor of the module docstring. None: no check.
-    plausible_area_ratio : (float, float)
-        Area ratios (image / population) at and beyond which the plausibility factor is 0;
-        it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
     bolus_arrival : float, optional
         Bolus arrival of the series in s (e.g. :func:`bidsapp.bolus_arrival.estimate_bolus_arrival`
         ``.time``), the shift of the population curve of the fallback and of the area check.
@@ -480,22 +529,33 @@ def detect_aif(
         ``tr`` (s) and optionally ``method`` (default ``vfa-nonlinear``). The blood T10 is
         then fitted once to the mean VFA signal of the T10 pool instead of taken as the
         median of its voxels' T10 (less noise; see docs/aif.md).
+    options : AIFOptions, optional
+        Tuning of the steps and the quality score (default: ``AIFOptions()``).
+    **tuning
+        Any :class:`AIFOptions` field as a keyword (e.g. ``fallback=None``,
+        ``min_quality=0.3``); it overrides the same field of ``options``.
 
     Returns
     -------
     AIFResult
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: inconsistent shapes, invalid options, or no candidate voxel
+        with ``fallback=None``.
     """
+    opts = AIFOptions.from_kwargs(tuning, options)
+    fallback, min_quality, population_check = opts.fallback, opts.min_quality, opts.population_check
+    area_percentile, vessel_area_fraction, blood_t1_range = (opts.area_percentile, opts.vessel_area_fraction,
+                                                             opts.blood_t1_range)
+    roughness_percentile, max_roughness = opts.roughness_percentile, opts.max_roughness
+    n_clusters, min_voxels, peak_to_tail_ref = opts.n_clusters, opts.min_voxels, opts.peak_to_tail_ref
+    t10_pool_enhancement, t10_pool_arrival = opts.t10_pool_enhancement, opts.t10_pool_arrival
     concentration, t, mask = _check_inputs(concentration, t, mask)
     if vfa is not None and (signal_model is None or np.shape(vfa["signals"])[:-1] != np.shape(concentration)[:-1]):
         raise ValueError("vfa: needs signal_model, and its signals must share the voxel shape of the concentration")
     hct = check_hematocrit(hematocrit)
-    if fallback is not None and fallback not in POPULATION_AIFS:
-        raise ValueError(f"fallback: unknown population AIF {fallback!r}; choose one of {POPULATION_AIFS}")
-    if not 0.0 <= float(min_quality) <= 1.0:
-        raise ValueError(f"min_quality: must be in [0, 1], got {min_quality!r}")
-    if population_check is not None and population_check not in POPULATION_AIFS:
-        raise ValueError(f"population_check: unknown population AIF {population_check!r}; choose one of {POPULATION_AIFS}")
-    area_plausibility(1.0, plausible_area_ratio)  # validates the limits
     voxel_shape = concentration.shape[:-1]
     if t10 is not None:
         t10 = np.asarray(t10, dtype=float)
@@ -548,7 +608,7 @@ def detect_aif(
     elif population_check is not None:
         ratio = (area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct, arrival)
                  if np.isfinite(arrival) else float("nan"))
-        plausibility = area_plausibility(ratio, plausible_area_ratio)
+        plausibility = area_plausibility(ratio, opts.plausible_area_ratio)
         quality *= plausibility
         if plausibility < 1.0:
             notes = [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
