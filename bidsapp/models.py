@@ -27,10 +27,12 @@ Patlak CS et al. J Cereb Blood Flow Metab 1983;3:1-7; Sourbron SP, Buckley DL. M
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .convolution import exp_conv_delayed, exp_conv_time_major, locate_delayed, sample_input, substep_times
 
@@ -132,7 +134,7 @@ MODELS = {
         "Two-compartment uptake model (Sourbron & Buckley 2012)"),
 }
 
-def get_model(model):
+def get_model(model: str | ModelSpec) -> ModelSpec:
     """Return the :class:`ModelSpec` for ``model`` (a name or a spec)."""
     if isinstance(model, ModelSpec):
         return model
@@ -262,7 +264,14 @@ def evaluate(spec, p, plasma, delay=None):
     return out.T.reshape(lead + (plasma.t.numel(),))
 
 
-def model_curve(model, params, t, aif, delay=None, aif_times=None):
+def model_curve(
+    model: str | ModelSpec,
+    params: Mapping[str, ArrayLike | torch.Tensor],
+    t: ArrayLike,
+    aif: ArrayLike | torch.Tensor,
+    delay: ArrayLike | torch.Tensor | None = None,
+    aif_times: ArrayLike | None = None,
+) -> np.ndarray | torch.Tensor:
     """Tissue concentration (mM) predicted by a kinetic model.
 
     Parameters

@@ -49,12 +49,14 @@ the nearest edge value.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from numpy.typing import ArrayLike
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 #: radius (mm) of the sphere on which rotations become displacements in the FD
@@ -124,7 +126,7 @@ class VFAAlignment:
 # -- conversions between arrays/affines and SimpleITK ------------------------------------
 
 
-def to_sitk(volume, affine):
+def to_sitk(volume: ArrayLike, affine: ArrayLike) -> sitk.Image:
     """3-D array ``[i, j, k]`` with a RAS voxel-to-mm ``affine`` as a SimpleITK image."""
     lps = _FLIP @ np.asarray(affine, float)
     zooms = np.linalg.norm(lps[:3, :3], axis=0)
@@ -135,7 +137,7 @@ def to_sitk(volume, affine):
     return image
 
 
-def from_sitk(image):
+def from_sitk(image: sitk.Image) -> np.ndarray:
     """Array ``[i, j, k]`` of a SimpleITK image."""
     return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
 
@@ -158,7 +160,7 @@ def _ras_matrix(transform):
     return _FLIP @ lps @ _FLIP
 
 
-def fov_centre(shape, affine):
+def fov_centre(shape: Sequence[int], affine: ArrayLike) -> np.ndarray:
     """RAS mm of the centre of the field of view of a grid."""
     return (np.asarray(affine, float) @ np.r_[(np.asarray(shape[:3], float) - 1) / 2, 1.0])[:3]
 
@@ -166,7 +168,7 @@ def fov_centre(shape, affine):
 # -- parameters ---------------------------------------------------------------------------
 
 
-def rigid_matrix(params, centre=(0.0, 0.0, 0.0)):
+def rigid_matrix(params: ArrayLike, centre: ArrayLike = (0.0, 0.0, 0.0)) -> np.ndarray:
     """RAS 4×4 matrix of ``(tx, ty, tz mm, rx, ry, rz rad)`` rotating about ``centre``."""
     tx, ty, tz, a, b, g = (float(p) for p in params)
     ca, sa, cb, sb, cg, sg = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(g), np.sin(g)
@@ -180,7 +182,7 @@ def rigid_matrix(params, centre=(0.0, 0.0, 0.0)):
     return matrix
 
 
-def rigid_params(matrix, centre=(0.0, 0.0, 0.0)):
+def rigid_params(matrix: ArrayLike, centre: ArrayLike = (0.0, 0.0, 0.0)) -> np.ndarray:
     """Inverse of :func:`rigid_matrix`: ``(tx, ty, tz mm, rx, ry, rz rad)``."""
     m = np.asarray(matrix, float)
     r, c = m[:3, :3], np.asarray(centre, float)
@@ -190,7 +192,7 @@ def rigid_params(matrix, centre=(0.0, 0.0, 0.0)):
     return np.r_[m[:3, 3] - c + r @ c, alpha, beta, gamma]
 
 
-def framewise_displacement(params, radius=FD_RADIUS):
+def framewise_displacement(params: ArrayLike, radius: float = FD_RADIUS) -> np.ndarray:
     """Return the framewise displacement (mm) of Power et al. (2012).
 
     Power et al. (2012) FD (mm) of ``[n, 6]`` parameters (mm, rad); NaN columns (not estimated) count as zero,
@@ -205,7 +207,7 @@ def framewise_displacement(params, radius=FD_RADIUS):
 # -- registration ---------------------------------------------------------------------------
 
 
-def foreground(volume, fraction=0.1, dilate=2):
+def foreground(volume: ArrayLike, fraction: float = 0.1, dilate: int = 2) -> np.ndarray:
     """Return the dilated foreground mask of ``volume``.
 
     Voxels above ``fraction`` of the 99th percentile, dilated by ``dilate`` voxels (keeps the object's edge,
@@ -239,7 +241,14 @@ def _pyramid(size, spacing):
     return levels
 
 
-def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_plane=False):
+def register_rigid(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    fixed_mask: sitk.Image | None = None,
+    iterations: int = 200,
+    seed: int = 0,
+    in_plane: bool = False,
+) -> sitk.Transform:
     """Register ``moving`` to ``fixed`` with a rigid transform.
 
     Rigid transform (SimpleITK Euler 2-D or 3-D, centred on ``fixed``) mapping points of ``fixed`` to
@@ -311,7 +320,7 @@ def _threads(threads):
 # -- motion correction of the dynamic series -------------------------------------------------
 
 
-def registrable(shape):
+def registrable(shape: Sequence[int]) -> bool:
     """Return whether a grid can be registered.
 
     Whether a grid can be registered: at least :data:`MIN_INPLANE` voxels in-plane and 1 or at least 4 slices
@@ -320,7 +329,14 @@ def registrable(shape):
     return min(int(shape[0]), int(shape[1])) >= MIN_INPLANE and int(shape[2]) not in (2, 3)
 
 
-def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADIUS, seed=0):
+def correct_motion(
+    dce: ArrayLike,
+    affine: ArrayLike,
+    baseline_frames: int,
+    threads: int | None = None,
+    fd_radius: float = FD_RADIUS,
+    seed: int = 0,
+) -> MotionResult:
     """Rigid motion correction of a dynamic series (:class:`MotionResult`).
 
     ``dce`` ``[nx, ny, nz, n]`` signal, ``affine`` its RAS voxel-to-mm matrix,
@@ -419,7 +435,15 @@ def _map(function, items, threads):
         return list(pool.map(function, items))
 
 
-def resample(volume, affine, matrix, target_shape, target_affine, extrapolate=True, default=0.0):
+def resample(
+    volume: ArrayLike,
+    affine: ArrayLike,
+    matrix: ArrayLike,
+    target_shape: Sequence[int],
+    target_affine: ArrayLike,
+    extrapolate: bool = True,
+    default: float = 0.0,
+) -> np.ndarray:
     """Resample ``volume`` onto a target grid through ``matrix``.
 
     ``volume`` (grid ``affine``) sampled at ``matrix · x`` for every voxel ``x`` of the target grid, with
@@ -432,7 +456,12 @@ def resample(volume, affine, matrix, target_shape, target_affine, extrapolate=Tr
     return from_sitk(out)
 
 
-def resample_series(series, affine, matrices, threads=None):
+def resample_series(
+    series: ArrayLike,
+    affine: ArrayLike,
+    matrices: Sequence[ArrayLike],
+    threads: int | None = None,
+) -> np.ndarray:
     """Every frame of ``series`` resampled once with its ``matrices[n]`` onto its own grid."""
     series = np.asarray(series, np.float32)
     frames = _map(lambda n: resample(series[..., n], affine, matrices[n], series.shape, affine),
@@ -443,7 +472,13 @@ def resample_series(series, affine, matrices, threads=None):
 # -- VFA alignment -------------------------------------------------------------------------
 
 
-def coverage(target_shape, target_affine, source_shape, source_affine, matrix=None):
+def coverage(
+    target_shape: Sequence[int],
+    target_affine: ArrayLike,
+    source_shape: Sequence[int],
+    source_affine: ArrayLike,
+    matrix: ArrayLike | None = None,
+) -> np.ndarray:
     """Return the target voxels covered by the source field of view.
 
     Voxels of the target grid whose centre (moved by ``matrix``) lies inside the source field of view (half a
@@ -475,8 +510,18 @@ def _antialias(volume, affine, target_affine):
     return gaussian_filter(np.asarray(volume, np.float32), sigma) if np.any(sigma > 0.05) else volume
 
 
-def align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1=None, b1_affine=None,
-              register=True, seed=0, threads=None):
+def align_vfa(
+    vfa: Sequence[ArrayLike],
+    vfa_affines: Sequence[ArrayLike],
+    dce_reference: ArrayLike,
+    dce_affine: ArrayLike,
+    reference_index: int,
+    b1: ArrayLike | None = None,
+    b1_affine: ArrayLike | None = None,
+    register: bool = True,
+    seed: int = 0,
+    threads: int | None = None,
+) -> VFAAlignment:
     """VFA volumes (and a B1 map) on the DCE grid (:class:`VFAAlignment`).
 
     ``vfa``: list of 3-D volumes with their RAS ``vfa_affines``; ``dce_reference``: the
@@ -530,7 +575,7 @@ def _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1,
 # -- transform files -----------------------------------------------------------------------
 
 
-def itk_transform_text(matrices):
+def itk_transform_text(matrices: Sequence[ArrayLike]) -> str:
     """Format RAS 4×4 ``matrices`` as an ITK text transform file.
 
     RAS 4×4 ``matrices`` as an ITK text transform file (``#Insight Transform File V1.0``, one
@@ -547,7 +592,7 @@ def itk_transform_text(matrices):
     return "\n".join(lines) + "\n"
 
 
-def read_itk_transforms(path):
+def read_itk_transforms(path: str | os.PathLike) -> list[np.ndarray]:
     """RAS 4×4 matrices of an ITK text file of affine/Euler matrix-offset transforms."""
     matrices, params = [], None
     for line in open(path).read().splitlines():

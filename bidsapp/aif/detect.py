@@ -251,7 +251,12 @@ def _check_inputs(concentration, t, mask):
     return concentration, t, boolean_mask(mask, concentration.shape[:-1])
 
 
-def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
+def curve_quality(
+    curve: ArrayLike,
+    n_voxels: int,
+    peak_to_tail_ref: float = 3.0,
+    min_voxels: int = 3,
+) -> float:
     """Quality score 0..1 of an arterial curve (the rule of the module docstring)."""
     curve = np.asarray(curve, dtype=float)
     n = curve.size
@@ -429,7 +434,13 @@ def _pooled_concentration(relative, t10_pooled, b1, model):
                                    model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
 
 
-def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
+def area_ratio_to_population(
+    plasma: ArrayLike,
+    t: ArrayLike,
+    name: str,
+    hematocrit: float,
+    bolus_arrival: float,
+) -> float:
     """Return the area ratio of ``plasma`` to the population AIF ``name``.
 
     Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name`` shifted to
@@ -440,7 +451,7 @@ def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
     return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
 
 
-def area_plausibility(ratio, limits=(0.6, 1.67)):
+def area_plausibility(ratio: float, limits: tuple[float, float] = (0.6, 1.67)) -> float:
     """Return the plausibility factor (0..1) of an area ratio.
 
     Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the geometric midpoints of
@@ -628,7 +639,15 @@ def detect_aif(
     )
 
 
-def aif_from_mask(concentration, mask, t, hematocrit=0.45, *, peak_to_tail_ref=3.0, min_voxels=3):
+def aif_from_mask(
+    concentration: ArrayLike,
+    mask: ArrayLike,
+    t: ArrayLike,
+    hematocrit: float = 0.45,
+    *,
+    peak_to_tail_ref: float = 3.0,
+    min_voxels: int = 3,
+) -> AIFResult:
     """Arterial input function averaged over a user-given ROI.
 
     Parameters

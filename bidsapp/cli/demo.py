@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..bids_raw import subject_dir
@@ -47,7 +48,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dcequant-demo``; returns the exit code."""
     from ..conversion.cli import main as convert_main
     from ..simulate import simulate_study

@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import ANALYSIS_LEVELS, load_config_file, make_config
+from ..config import ANALYSIS_LEVELS, Config, load_config_file, make_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID_BIDS, EXIT_BAD_LEVEL, EXIT_NOTHING_SELECTED = 0, 1, 16, 17, 18
 LOGGER = logging.getLogger("dcequant")
@@ -29,7 +30,7 @@ class AppError(Exception):
         self.code = code
 
 
-def parse_config(argv):
+def parse_config(argv: Sequence[str] | None) -> Config:
     """Parse ``argv`` (plus ``--config-file``) into a validated :class:`~bidsapp.config.Config`."""
     from .parser import build_parser
 
@@ -166,7 +167,7 @@ def _crash_summary(crash_dir, since, nodes):
     return summary
 
 
-def run_participant(config):
+def run_participant(config: Config) -> int:
     """Run the participant level for ``config``; return the exit code.
 
     Parameters
@@ -231,7 +232,7 @@ def run_participant(config):
     return EXIT_OK
 
 
-def run_group(config):
+def run_group(config: Config) -> int:
     """Run the group level for ``config`` and print where the group report is; return the exit code."""
     from ..group import run_group_level
 
@@ -264,7 +265,7 @@ def _run(argv):
     return run_group(config)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dcequant``; returns the exit code."""
     try:
         return _run(argv)

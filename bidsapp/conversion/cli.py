@@ -7,6 +7,7 @@ were converted); 2 — bad arguments, unreadable rules file or no DICOM found.
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from .convert import convert_dicom_study
 
@@ -28,7 +29,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dcequant-convert``; return the exit code (0 on success, 1 on a conversion error)."""
     args = build_parser().parse_args(argv)
     try:

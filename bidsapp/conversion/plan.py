@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import bids_raw
-from .classify import classify, n_slices, n_volumes
+from .classify import Assignment, classify, n_slices, n_volumes
 from .discover import discover_dicom
 from .rules import load_rules
 from .series import group_acquisitions, remove_duplicates, stack_all
@@ -20,16 +20,16 @@ ANAT_ROLES = ("T1w", "T2w", "FLAIR")
 class PlanEntry:
     """One acquisition: its role and the BIDS image it will become (None: not converted)."""
 
-    assignment: object
+    assignment: Assignment
     target: Path | None
 
     @property
-    def role(self):
+    def role(self) -> str:
         """Role assigned to the acquisition (``dce``, ``vfa``, ``T1w``, …)."""
         return self.assignment.role
 
     @property
-    def label(self):
+    def label(self) -> str:
         """Human-readable label of the acquisition (series number and description)."""
         return self.assignment.acq.label
 
@@ -43,8 +43,8 @@ class ConversionPlan:
     participant_label: str
     session_label: str | None
     n_files: int
-    notes: list = field(default_factory=list)
-    entries: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    entries: list[PlanEntry] = field(default_factory=list)
 
     def entries_with_role(self, *roles):
         """Return the planned entries whose role is one of ``roles``."""
@@ -111,7 +111,13 @@ def target_path(assignment, root, subject, session):
     raise ValueError(f"no BIDS target for role {role!r}")
 
 
-def plan_conversion(dicom_dir, participant_label, session_label=None, config=None, bids_dir=None):
+def plan_conversion(
+    dicom_dir: str | Path,
+    participant_label: str,
+    session_label: str | None = None,
+    config: str | Path | dict | None = None,
+    bids_dir: str | Path | None = None,
+) -> ConversionPlan:
     """Discover, group, stack and classify a DICOM folder; return a :class:`ConversionPlan`.
 
     ``config`` is a rules file path, a parsed rules mapping or None (see

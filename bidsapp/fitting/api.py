@@ -33,10 +33,12 @@ Method (written out in ``docs/fitting.md``):
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy.special import fdtri
 
 from ..convolution import frame_phases
@@ -73,22 +75,22 @@ class FitOptions:
     progress : callable ``progress(done, total)`` called after each chunk.
     """
 
-    bounds: dict = field(default_factory=dict)
-    delay: object = None
-    delay_bounds: tuple = (-10.0, 30.0)
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    delay: float | ArrayLike | None = None
+    delay_bounds: tuple[float, float] = (-10.0, 30.0)
     init: str = "auto"
     max_iter: int = 100
     ftol: float = 1e-6
     xtol: float = 1e-6
     min_r2: float = 0.0
-    aif_times: object = None
-    substeps: int = None
+    aif_times: ArrayLike | None = None
+    substeps: int | None = None
     delay_significance: float = 0.05
-    chunk_size: int = None
-    progress: object = None
+    chunk_size: int | None = None
+    progress: Callable[[int, int], None] | None = None
 
     @classmethod
-    def from_kwargs(cls, kwargs):
+    def from_kwargs(cls, kwargs: dict) -> "FitOptions":
         """Build and check the options from ``fit_model``'s keywords.
 
         Raises ``ValueError`` naming the keyword for an unknown option, an unknown ``init``,
@@ -121,14 +123,14 @@ class FitResult:
     """
 
     model: str
-    params: dict
-    stderr: dict
+    params: dict[str, np.ndarray]
+    stderr: dict[str, np.ndarray]
     r2: np.ndarray
     sse: np.ndarray
     converged: np.ndarray
     valid: np.ndarray
 
-    def predict(self, t, aif, aif_times=None):
+    def predict(self, t: ArrayLike, aif: ArrayLike, aif_times: ArrayLike | None = None) -> np.ndarray:
         """Fitted curves at ``t`` for the plasma ``aif`` (NaN where not fitted)."""
         from ..models import model_curve
 
@@ -518,7 +520,16 @@ def _sse(spec, plasma, theta, y):
     return ((y - evaluate(spec, p, plasma, theta[:, -1])) ** 2).sum(-1)
 
 
-def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="auto", **options):
+def fit_model(
+    model: str,
+    concentration: ArrayLike,
+    t: ArrayLike,
+    aif: ArrayLike,
+    mask: ArrayLike | None = None,
+    fit_delay: bool = False,
+    device: str | torch.device = 'auto',
+    **options,
+) -> FitResult:
     """Fit a kinetic model to tissue concentration curves.
 
     Parameters
@@ -656,7 +667,14 @@ def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, 
     return ok
 
 
-def patlak_linear(concentration, t, aif, mask=None, delay=None, aif_times=None):
+def patlak_linear(
+    concentration: ArrayLike,
+    t: ArrayLike,
+    aif: ArrayLike,
+    mask: ArrayLike | None = None,
+    delay: ArrayLike | None = None,
+    aif_times: ArrayLike | None = None,
+) -> FitResult:
     """Closed-form (unconstrained linear least squares) Patlak fit.
 
     C(t) = vp·Cp(t) + Ktrans·∫Cp, solved for all voxels with one pseudo-inverse.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from . import analyses, sidecars
 from .report import write_group_report
 from .settings import load_group_settings
 from .tables import ROISTATS_COLUMNS, find_maps, find_roi_files, session_folders, session_rows
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 LOGGER = logging.getLogger("dcequant")
 
@@ -62,7 +66,7 @@ def roi_table(root, participants, sessions, roi_specs, uncertainty):
     return pd.DataFrame(rows, columns=ROISTATS_COLUMNS), units
 
 
-def read_participants(*roots):
+def read_participants(*roots) -> pd.DataFrame:
     """``participants.tsv`` of the first root that has one (text values), else empty."""
     for root in roots:
         path = Path(root) / "participants.tsv"
@@ -143,7 +147,7 @@ def _write_all(out, tables):
     return files
 
 
-def run_group_level(config):
+def run_group_level(config: Config) -> Path:
     """Run the group level.
 
     Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the path of

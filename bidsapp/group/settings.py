@@ -52,7 +52,7 @@ def _pairs(value, where):
     return tuple(tuple(p) for p in value)
 
 
-def load_group_settings(path=None):
+def load_group_settings(path: str | Path | None = None) -> GroupSettings:
     """Read ``--group-config``; defaults when ``path`` is None.
 
     One-line ``ValueError`` naming the file and the key on bad input.

@@ -27,9 +27,11 @@ Kruskal WH, Wallis WA. Use of ranks in one-criterion variance analysis. J Am Sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
 ICC_TYPES = ("ICC2", "ICC3", "ICC2k", "ICC3k")
@@ -54,7 +56,7 @@ def _wide(ratings):
     return y
 
 
-def icc(ratings, alpha=0.05):
+def icc(ratings: ArrayLike, alpha: float = 0.05) -> dict[str, ICC]:
     """ICC(2,1), ICC(3,1), ICC(2,k), ICC(3,k) with (1 - alpha) CIs.
 
     ``ratings`` is ``(n subjects, k measurements)``, complete. Two-way ANOVA without
@@ -97,7 +99,7 @@ def icc(ratings, alpha=0.05):
     return {name: ICC(name, *(float(x) for x in vals)) for name, vals in values.items()}
 
 
-def bland_altman(first, second):
+def bland_altman(first: ArrayLike, second: ArrayLike) -> tuple[float, float, float]:
     """Bland–Altman (1986) bias and 95 % limits of agreement of ``second - first``.
 
     Returns ``(bias, loa_low, loa_high)`` in the units of the measurements: the mean
@@ -110,7 +112,7 @@ def bland_altman(first, second):
     return bias, bias - 1.96 * sd, bias + 1.96 * sd
 
 
-def within_subject_cv(ratings):
+def within_subject_cv(ratings: ArrayLike) -> float:
     """Return the root-mean-square within-subject coefficient of variation (fraction).
 
     Root-mean-square within-subject coefficient of variation (fraction): ``sqrt(mean_i(s_i^2 / m_i^2))`` with
@@ -179,7 +181,7 @@ class ROC:
     specificity: float
 
 
-def roc_curve(values, positive):
+def roc_curve(values: ArrayLike, positive: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the empirical ROC curve of ``values``.
 
     ``(thresholds, sensitivity, specificity)`` with a subject called positive when its value is above the
@@ -193,7 +195,7 @@ def roc_curve(values, positive):
     return thresholds, sens, spec
 
 
-def auroc(values, positive, alpha=0.05):
+def auroc(values: ArrayLike, positive: ArrayLike, alpha: float = 0.05) -> ROC:
     """AUROC (Mann–Whitney, ties count 1/2) of ``values`` for the ``positive`` class.
 
     The 95 % CI is ``auc ± z(1 - alpha/2) × sqrt(var_DeLong)``, clipped to [0, 1] (as
@@ -212,7 +214,11 @@ def auroc(values, positive, alpha=0.05):
                float(thresholds[best]), float(sens[best]), float(spec[best]))
 
 
-def delong_test(values_a, values_b, positive):
+def delong_test(
+    values_a: ArrayLike,
+    values_b: ArrayLike,
+    positive: ArrayLike,
+) -> tuple[float, float, float, float]:
     """Paired DeLong test of two AUROCs on the same subjects.
 
     Returns ``(auroc_a, auroc_b, delta = a - b, two-sided p-value)`` from
@@ -232,7 +238,7 @@ def delong_test(values_a, values_b, positive):
     return auc_a, auc_b, delta, float(2 * sps.norm.sf(abs(delta) / np.sqrt(var)))
 
 
-def kruskal_wallis(groups):
+def kruskal_wallis(groups: Sequence[ArrayLike]) -> tuple[float, float]:
     """Return the Kruskal–Wallis H statistic and its p-value.
 
     Kruskal–Wallis H (tie-corrected) and its chi-square p-value over ``groups`` (a list of 1-D arrays, one per

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..bids_raw import strip_prefix, subject_dir
 
@@ -31,14 +32,14 @@ NOT_MAP_SUFFIXES = ("mask", "dseg", "probseg")
 UNCERTAINTY_DESCS = ("Stderr", "Std")
 
 
-def entities(path):
+def entities(path: str | Path) -> tuple[dict[str, str], str]:
     """``({entity: label}, suffix)`` of a BIDS file name."""
     stem = Path(path).name.split(".")[0]
     parts = stem.split("_")
     return dict(p.split("-", 1) for p in parts[:-1] if "-" in p), parts[-1]
 
 
-def map_name(path):
+def map_name(path: str | Path) -> str:
     """Map name used by the group tables: ``<desc>_<suffix>`` (``<suffix>`` without desc)."""
     ents, suffix = entities(path)
     return f"{ents['desc']}_{suffix}" if "desc" in ents else suffix
@@ -81,7 +82,7 @@ def find_maps(folder):
     return found
 
 
-def uncertainty_partner(name, maps):
+def uncertainty_partner(name: str, maps) -> str | None:
     """Name of the uncertainty map paired with map ``name`` in ``maps``, or None."""
     desc, _, suffix = name.rpartition("_")
     if not desc or desc.endswith(UNCERTAINTY_DESCS):
@@ -168,7 +169,7 @@ class ROIImage:
         return out.reshape(shape)
 
 
-def summarise(values):
+def summarise(values: ArrayLike) -> tuple:
     """Return the summary statistics of the finite values.
 
     ``(n_valid, mean, sd, median, q25, q75, p05, p95)`` of the finite values (SD with n - 1; NaN where not

@@ -9,6 +9,7 @@ Examples::
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from .._version import __version__
 from .bids_writer import TIMING_FIELDS
@@ -77,7 +78,7 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
