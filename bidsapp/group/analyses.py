@@ -11,6 +11,7 @@ come from :mod:`.stats`. Every subject left out of an analysis is recorded in an
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,12 @@ class Exclusions(list):
             LOGGER.warning("group level: %s left out of %s: %s", participant_id, analysis, reason)
 
 
-def subject_level(roistats, statistic, exclusions, analysis):
+def subject_level(
+    roistats: pd.DataFrame,
+    statistic: str,
+    exclusions: Exclusions,
+    analysis: str,
+) -> pd.DataFrame:
     """Average the ROI statistic over each subject's sessions.
 
     ``DataFrame[participant_id, map, roi, value]``: the mean over a subject's sessions of the ROI
@@ -70,7 +76,11 @@ def _complete(wide, exclusions, analysis, what):
     return wide.dropna()
 
 
-def reliability_tables(measurements, statistic, exclusions):
+def reliability_tables(
+    measurements: dict[tuple[str, str], pd.DataFrame],
+    statistic: str,
+    exclusions: Exclusions,
+) -> tuple[list[tuple], dict[tuple[str, str], pd.DataFrame]]:
     """ICC table rows and Bland–Altman data from ``measurements``.
 
     ``measurements`` is ``{(map name, roi): DataFrame}`` with one row per target
@@ -90,7 +100,11 @@ def reliability_tables(measurements, statistic, exclusions):
     return rows, used
 
 
-def across_sessions(roistats, statistic, exclusions):
+def across_sessions(
+    roistats: pd.DataFrame,
+    statistic: str,
+    exclusions: Exclusions,
+) -> dict[tuple[str, str], pd.DataFrame]:
     """Tabulate the ROI statistic as participants × sessions for repeated-session studies.
 
     ``{(map, roi): participants × sessions}`` of the ROI statistic, for studies with repeated sessions (empty
@@ -115,7 +129,11 @@ def across_sessions(roistats, statistic, exclusions):
     return out
 
 
-def across_maps(roistats, statistic, groups):
+def across_maps(
+    roistats: pd.DataFrame,
+    statistic: str,
+    groups: Sequence[Sequence[str]],
+) -> dict[tuple[str, str], pd.DataFrame]:
     """``{(a/b/..., roi): (participant, session) × maps}`` for each group of map names."""
     out = {}
     index = ["participant_id", "session_id"]
@@ -130,7 +148,7 @@ def across_maps(roistats, statistic, groups):
     return out
 
 
-def across_datasets(tables, statistic):
+def across_datasets(tables: dict[str, pd.DataFrame], statistic: str) -> dict[tuple[str, str], pd.DataFrame]:
     """``{(map, roi): (participant, session) × dataset}`` from ``{dataset name: ROI table}``."""
     stacked = pd.concat([t.assign(dataset=name) for name, t in tables.items()])
     wide = stacked.pivot_table(index=["participant_id", "session_id"], columns=["map", "roi", "dataset"],
@@ -140,7 +158,13 @@ def across_datasets(tables, statistic):
             for (m, r), _ in stacked.groupby(["map", "roi"])}
 
 
-def labels_of(participants, column, positive, subjects, exclusions):
+def labels_of(
+    participants: pd.DataFrame,
+    column: str,
+    positive: str,
+    subjects: Iterable[str],
+    exclusions: Exclusions,
+) -> dict[str, bool]:
     """``{participant_id: is positive}`` for ``subjects``; subjects without a label are recorded.
 
     Raises ``ValueError`` when the column is missing or one class is empty.
@@ -163,7 +187,14 @@ def labels_of(participants, column, positive, subjects, exclusions):
     return out
 
 
-def auroc_tables(subject_values, labels, column, positive, statistic, compare):
+def auroc_tables(
+    subject_values: pd.DataFrame,
+    labels: dict[str, bool],
+    column: str,
+    positive: str,
+    statistic: str,
+    compare: Sequence[tuple[str, str]],
+) -> tuple[list[tuple], list[tuple], dict]:
     """AUROC rows (every map × ROI) and paired DeLong rows (``compare`` pairs).
 
     ``subject_values`` is :func:`subject_level`'s table; ``labels`` ``{participant: bool}``.
@@ -196,7 +227,12 @@ def auroc_tables(subject_values, labels, column, positive, statistic, compare):
     return rows, diffs, curves
 
 
-def site_effects(subject_values, sites, site_column, statistic):
+def site_effects(
+    subject_values: pd.DataFrame,
+    sites: dict[str, str],
+    site_column: str,
+    statistic: str,
+) -> list[tuple]:
     """Kruskal–Wallis rows of every map × ROI over the sites (``{participant: site}``)."""
     df = subject_values[subject_values["participant_id"].isin(sites)]
     rows = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ def _cell(value):
     return str(value)
 
 
-def write_table(path, columns, rows, sidecar):
+def write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence], sidecar: dict) -> Path:
     """Write a BIDS TSV (NaN as ``n/a``) and its JSON sidecar, atomically."""
     lines = ["\t".join(columns)] + ["\t".join(_cell(v) for v in row) for row in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
@@ -48,7 +49,13 @@ def write_table(path, columns, rows, sidecar):
     return path
 
 
-def roi_table(root, participants, sessions, roi_specs, uncertainty):
+def roi_table(
+    root: Path,
+    participants: Sequence[str],
+    sessions: Sequence[str],
+    roi_specs: Sequence[str | Path],
+    uncertainty: tuple[float, bool] | None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """``(ROI statistics DataFrame, {map: units})`` of one derivative folder."""
     rows, units = [], {}
     for subject, session, folder in session_folders(root, participants, sessions):

@@ -11,6 +11,8 @@ Uncertainty and quality-control maps (``*Stderr``/``*Std`` descs, ``R2map``,
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +49,7 @@ Lancet 1986;1:307-310.</li>
 </ol>"""
 
 
-def report_maps(names):
+def report_maps(names: Iterable[str]) -> list[str]:
     """Return the maps drawn in the report: every map but uncertainty and QC maps."""
     keep = []
     for name in sorted(names):
@@ -168,7 +170,7 @@ def _excluded(d):
                                             else "<p>None.</p>")
 
 
-def write_group_report(path, d):
+def write_group_report(path: Path, d: dict) -> Path:
     """Write the group report from the analysis results ``d`` (see ``level.py``)."""
     maps = report_maps(d["roistats"]["map"].unique())
     files = ", ".join(html.escape(p.name) for p in d["files"])

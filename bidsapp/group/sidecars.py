@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import GroupSettings
+
 _ID = {
     "participant_id": {"Description": "participant label (sub-<label>)"},
     "session_id": {"Description": "session label (ses-<label>); n/a without sessions"},
@@ -15,7 +20,7 @@ def _statistic(settings):
             "Levels": {"mean": "ROI mean", "median": "ROI median"}, "Value": settings.statistic}
 
 
-def roistats(units, settings):
+def roistats(units: dict[str, str], settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-roistats_stats.tsv``; ``units`` is ``{map: units}``."""
     same = "units of the map (MapUnits)"
     doc = {
@@ -47,7 +52,7 @@ def _site(site):
     return {"Site": site} if site is not None else {}
 
 
-def icc(settings, site=None):
+def icc(settings: GroupSettings, site: str | None = None) -> dict:
     """Sidecar of ``group_desc-icc_stats.tsv``."""
     across = {"session": "repeated sessions (targets: participants)",
               "map": "different maps of one quantity (targets: participant x session)",
@@ -84,7 +89,7 @@ def _label(settings):
     return {"Description": "participants.tsv column holding the binary label", "Value": settings.label_column}
 
 
-def auroc(settings, site=None):
+def auroc(settings: GroupSettings, site: str | None = None) -> dict:
     """Sidecar of ``group_desc-auroc_stats.tsv``."""
     return {
         "Description": "Diagnostic performance of each map x ROI summary (one value per subject: the mean over its "
@@ -106,7 +111,7 @@ def auroc(settings, site=None):
     }
 
 
-def aurocdiff(settings):
+def aurocdiff(settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-aurocdiff_stats.tsv``."""
     return {
         "Description": "Paired DeLong (1988) tests of two maps' AUROCs on the subjects having both",
@@ -119,7 +124,7 @@ def aurocdiff(settings):
     }
 
 
-def siteeffect(settings):
+def siteeffect(settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-siteeffect_stats.tsv``."""
     return {
         "Description": "Site effect on each map x ROI summary (one value per subject): Kruskal-Wallis test",

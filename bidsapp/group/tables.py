@@ -13,6 +13,7 @@ the inverse ROI affine; map voxels falling outside the ROI image are outside the
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,11 @@ def map_name(path: str | Path) -> str:
     return f"{ents['desc']}_{suffix}" if "desc" in ents else suffix
 
 
-def session_folders(root, participants=(), sessions=()):
+def session_folders(
+    root: str | Path,
+    participants: Sequence[str] = (),
+    sessions: Sequence[str] = (),
+) -> Iterator[tuple[str, str | None, Path]]:
     """List the subject/session folders of a derivative dataset.
 
     ``(subject, session or None, folder)`` of every ``sub-*/[ses-*]`` folder of a derivative dataset,
@@ -62,7 +67,7 @@ def session_folders(root, participants=(), sessions=()):
                 yield subject, session, folder
 
 
-def find_maps(folder):
+def find_maps(folder: Path) -> dict[str, Path]:
     """``{map name: path}`` of the 3-D float maps of one session folder.
 
     Every ``<datatype>/*.nii[.gz]`` with ``datatype`` in :data:`MAP_DATATYPES`, except
@@ -90,7 +95,7 @@ def uncertainty_partner(name: str, maps) -> str | None:
     return next((f"{desc}{u}_{suffix}" for u in UNCERTAINTY_DESCS if f"{desc}{u}_{suffix}" in maps), None)
 
 
-def find_roi_files(specs, subject, session):
+def find_roi_files(specs: Sequence[str | Path], subject: str, session: str | None) -> list[Path]:
     """ROI files (``*_dseg.nii*`` and ``*_mask.nii*``) of one subject/session.
 
     ``specs`` are files (``{subject}``/``{session}`` are replaced) or derivative folders
@@ -183,7 +188,13 @@ def summarise(values: ArrayLike) -> tuple:
     return (int(v.size), float(v.mean()), sd, *(float(x) for x in q))
 
 
-def session_rows(participant_id, session_id, maps, roi_paths, uncertainty=None):
+def session_rows(
+    participant_id: str,
+    session_id: str | None,
+    maps: dict[str, Path],
+    roi_paths: Sequence[Path],
+    uncertainty: tuple[float, bool] | None = None,
+) -> list[tuple]:
     """Rows of the ROI statistics table for one session.
 
     ``maps`` is ``{map name: path}``, ``roi_paths`` the ROI files; ``uncertainty`` an
