@@ -139,20 +139,6 @@ def exp_conv_time_major(c, t, k, n_sub=1, with_grad=False):
     return out, grad
 
 
-def exp_conv(c, t, k, with_grad=False):
-    """Exact convolution of inputs sampled at the frame times, batch-last layout.
-
-    ``c [..., m, T]`` (m inputs sharing one rate), ``t [T]`` s, ``k [...]`` 1/s.
-    Returns ``B [..., m, T]`` (and ∂B/∂k of the first input, ``[..., 1, T]``). See
-    :func:`exp_conv_time_major`.
-    """
-    lead = torch.broadcast_shapes(c.shape[:-2], k.shape)
-    ct = c.expand(lead + c.shape[-2:]).reshape(-1, c.shape[-2], c.shape[-1]).permute(2, 0, 1)  # [T, n, m]
-    out = exp_conv_time_major(ct, t, k.expand(lead).reshape(-1), 1, with_grad)
-    back = lambda a: a.permute(1, 2, 0).reshape(lead + a.shape[-1:] + c.shape[-1:])  # noqa: E731
-    return (back(out[0]), back(out[1])) if with_grad else back(out)
-
-
 def cumulative_integral(c, t):
     """Return the running trapezoid integral of piecewise-linear samples ``c[..., T]`` over ``t`` (exact)."""
     dt = t[1:] - t[:-1]

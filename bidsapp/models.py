@@ -2,7 +2,7 @@
 
 Every model is written as a sum of *terms* ``coef · B(t)`` where ``B`` is either the
 (delayed) plasma curve itself or its exact convolution with ``exp(−k t)``
-(:func:`bidsapp.convolution.exp_conv`; ``k = 0`` is the running integral):
+(:func:`bidsapp.convolution.exp_conv_time_major`; ``k = 0`` is the running integral):
 
 ==================  ==================  ==============================================
 model               parameters          C(t)

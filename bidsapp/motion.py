@@ -61,8 +61,6 @@ from scipy.ndimage import binary_dilation, gaussian_filter
 
 #: radius (mm) of the sphere on which rotations become displacements in the FD
 FD_RADIUS = 50.0
-#: default framewise-displacement threshold (mm) above which a frame is flagged
-FD_THRESHOLD = 0.5
 PARAM_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 SHRINK = (4, 2, 1)

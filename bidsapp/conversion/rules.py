@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROLES = ("dce", "dce-lowdose", "vfa", "T1w", "T2w", "FLAIR", "TB1map", "other", "ignore")
-DERIVED_FIELDS = ("NumberOfVolumes", "NumberOfSlices", "AutoRole")
 _RULE_KEYS = {"name", "match", "role", "sidecar"}
 
 
