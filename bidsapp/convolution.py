@@ -236,7 +236,7 @@ class FramePhases(NamedTuple):
 
 
 def frame_phases(g, t):
-    """:class:`FramePhases` of frame times ``t`` on the input grid ``g``, or ``None`` if ``g`` is not uniform."""
+    """Return the :class:`FramePhases` of frame times ``t`` on the grid ``g`` (``None`` if not uniform)."""
     step = g[1:] - g[:-1]
     if not bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
         return None

@@ -16,8 +16,10 @@ Names are built from entities (never hard-coded paths) with
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_R2map.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_mask.nii.gz     quality mask
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-confounds_timeseries.tsv motion parameters (mm, rad), FD
-    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt  frame transforms (ITK)
-    sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_from-VFA_to-dceref_mode-image_xfm.txt          VFA transforms (ITK)
+    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt
+                                                                      frame transforms (ITK)
+    sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_from-VFA_to-dceref_mode-image_xfm.txt
+                                                                      VFA transforms (ITK)
     sub-<L>/ses-<S>/figures/sub-<L>_ses-<S>_desc-hmc_dce.png           before/after motion correction
 
 Every NIfTI/TSV has a JSON sidecar. Each session's datasink stages its files in a

@@ -146,7 +146,8 @@ ci <- ci.auc(ra, method = "delong")
 t <- roc.test(ra, rb, method = "delong", paired = TRUE)
 best <- coords(ra, "best", best.method = "youden", ret = c("threshold", "sensitivity", "specificity"),
                transpose = TRUE)
-cat(sprintf("%.17g", c(ci[2], ci[1], ci[3], auc(rb), t$p.value, best[1:3], ncol(as.matrix(best)))), sep = "\\n")
+cat(sprintf("%.17g", c(ci[2], ci[1], ci[3], auc(rb), t$p.value, best[1:3], ncol(as.matrix(best)))), \
+sep = "\\n")
 """
 
 

@@ -92,8 +92,8 @@ half-maximum times only rank clusters and pool T10 by their relative timing; the
 an arrival estimate.)
 
 Calamante's venous-output scaling (scale the AIF so its integral matches the sinus's) is
-not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms the sinus is no larger than the artery, so it is partial-
-volumed exactly when the artery is.
+not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms
+the sinus is no larger than the artery, so it is partial-volumed exactly when the artery is.
 """
 
 from dataclasses import dataclass, field, fields, replace

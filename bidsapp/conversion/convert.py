@@ -153,8 +153,9 @@ def b1_to_percent(data, frame):
     """Relative B1 in percent of nominal, and how it was scaled.
 
     Siemens ``tfl_b1map`` (``tfl`` in description/protocol/sequence name) stores 10 × the
-    actual flip angle for the nominal FlipAngle, so percent = value · 10 / FlipAngle. Otherwise the values are taken as percent when
-    their median over non-zero voxels is 30–300, or as a fraction (×100) when 0.3–3.
+    actual flip angle for the nominal FlipAngle, so percent = value · 10 / FlipAngle. Otherwise
+    the values are taken as percent when their median over non-zero voxels is 30–300, or as a
+    fraction (×100) when 0.3–3.
     """
     data = np.asarray(data, dtype=np.float32)
     text = " ".join([frame.series_description, frame.protocol_name, frame.sequence_name]).lower()

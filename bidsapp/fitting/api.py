@@ -448,7 +448,9 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
 
 
 def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
-    """Whether the nested solutions ``theta0[sel]`` (delay 0 appended) are minima along the delay (bool ``[len(sel)]``).
+    """Return whether the nested solutions ``theta0[sel]`` (delay 0 appended) are minima along the delay.
+
+    Bool ``[len(sel)]``.
 
     0 s is a kink of the sum of squares along the delay (see :func:`_finish_on_kinks`).
     The nested fit minimises over the other parameters with the delay held there; if
@@ -515,7 +517,7 @@ def _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0):
 
 
 def _sse(spec, plasma, theta, y):
-    """Sum of squares ``[n]`` of the delayed model at ``theta [n, P]`` (delay last) for curves ``y [n, T]``."""
+    """Return the sum of squares ``[n]`` of the delayed model at ``theta [n, P]`` (delay last) for ``y``."""
     p = {name: theta[:, i] for i, name in enumerate(spec.params)}
     return ((y - evaluate(spec, p, plasma, theta[:, -1])) ** 2).sum(-1)
 

@@ -24,11 +24,12 @@ def roistats(units: dict[str, str], settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-roistats_stats.tsv``; ``units`` is ``{map: units}``."""
     same = "units of the map (MapUnits)"
     doc = {
-        "Description": "ROI statistics of every map of every participant/session. Voxels that are NaN in the map "
-                       "(not estimated) are not counted in n_valid nor in any statistic; percentiles use linear "
+        "Description": "ROI statistics of every map of every participant/session. Voxels that are NaN in the "
+                       "map (not estimated) are not counted in n_valid nor in any statistic; percentiles use linear "
                        "interpolation (numpy default); sd uses n - 1.",
         **_ID,
-        "map": {"Description": "map name: the derivative's desc and suffix joined by '_' (e.g. extendedtofts_Ktrans)"},
+        "map": {"Description": "map name: the derivative's desc and suffix joined by '_' (e.g. "
+                               "extendedtofts_Ktrans)"},
         "n_voxels": {"Description": "voxels in the ROI on the map grid (ROI resampled by nearest neighbour)",
                      "Units": "voxels"},
         "n_valid": {"Description": "ROI voxels with a finite map value" + (
@@ -43,8 +44,8 @@ def roistats(units: dict[str, str], settings: GroupSettings) -> dict:
         threshold, relative = settings.uncertainty
         doc["UncertaintyExclusion"] = {
             "Threshold": threshold, "Relative": relative,
-            "Description": "voxels whose paired uncertainty map (<desc>Stderr or <desc>Std, same suffix) exceeds the "
-                           "threshold (" + ("a fraction of |value|" if relative else "in map units") + ") are excluded"}
+            "Description": "voxels whose paired uncertainty map (<desc>Stderr or <desc>Std, same suffix) "
+                           "exceeds the threshold (" + ("a fraction of |value|" if relative else "in map units") + ") are excluded"}
     return doc
 
 
@@ -92,8 +93,8 @@ def _label(settings):
 def auroc(settings: GroupSettings, site: str | None = None) -> dict:
     """Sidecar of ``group_desc-auroc_stats.tsv``."""
     return {
-        "Description": "Diagnostic performance of each map x ROI summary (one value per subject: the mean over its "
-                       "sessions) for the binary label; higher values count as positive (no direction is chosen "
+        "Description": "Diagnostic performance of each map x ROI summary (one value per subject: the mean "
+                       "over its sessions) for the binary label; higher values count as positive (no direction is chosen "
                        "from the data, so an AUROC below 0.5 means lower values in the positive class).",
         **_site(site),
         "map": {"Description": "map name (desc_suffix)"}, "roi": _ID["roi"], "statistic": _statistic(settings),

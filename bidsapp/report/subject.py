@@ -30,7 +30,8 @@ CMAPS = {"Ktrans": "magma", "kep": "magma", "Fp": "inferno", "PS": "plasma", "ve
          "delay": "coolwarm"}
 
 CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;\
+margin:2em auto;max-width:1100px;color:#222}
 h1{border-bottom:2px solid #4c72b0}h2{margin-top:2em;border-bottom:1px solid #ccc}
 img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}
 .warn{background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin:4px 0}
@@ -147,7 +148,8 @@ def _motion_section(folder, t):
     threshold = float(meta.get("FramewiseDisplacementThreshold", 0.5))
     time = t if t is not None and len(t) == len(fd) else None
     parts = ["<h3>Head motion</h3>",
-             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom ({html.escape(str(meta.get('Axes', '')))}); "
+             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom "
+             f"({html.escape(str(meta.get('Axes', '')))}); "
              f"maximum framewise displacement {np.nanmax(fd) if np.isfinite(fd).any() else 0.0:.2f} mm; "
              f"{int((np.nan_to_num(fd) > threshold).sum())} frame(s) above {threshold:g} mm.</p>",
              _img(figures.motion_plot(params, fd, threshold, time), "motion traces")]

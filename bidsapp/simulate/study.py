@@ -208,5 +208,6 @@ def _readme(cohort, protocol, grid, fmt):
         f"by Cohen's d = {cohort.effect_size:g} (log scale).\n"
         f"Matrix {grid.matrix}, voxel {grid.voxel_size} mm; {protocol.n_frames} frames every "
         f"{protocol.temporal_resolution:g} s; {protocol.field_strength:g} T; agent {protocol.agent}.\n"
-        f"Raw format: {fmt}. Ground truth in derivatives/truth; DCE files (*_dce.*) are listed in .bidsignore.\n"
+        f"Raw format: {fmt}. Ground truth in derivatives/truth; DCE files (*_dce.*) are listed in "
+        ".bidsignore.\n"
     )

@@ -90,7 +90,8 @@ class DosePair:
 def _protocol_for(phantom, protocol):
     protocol = protocol or Protocol(field_strength=phantom.field_strength, hematocrit=phantom.hematocrit)
     if not np.isclose(protocol.field_strength, phantom.field_strength):
-        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's {phantom.field_strength} T")
+        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's "
+                         f"{phantom.field_strength} T")
     if not np.isclose(protocol.hematocrit, phantom.hematocrit):
         raise ValueError(f"protocol.hematocrit {protocol.hematocrit} differs from the phantom's {phantom.hematocrit}")
     return protocol
