@@ -28,9 +28,11 @@ True only where every sample of the voxel is valid.
 indices selects those frames (the OSIPI convention ``slice(1, n)`` skips frame 0).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import flip_angles_deg, positive_scalar, voxel_map
 from .spgr import spgr_signal
@@ -60,7 +62,7 @@ class ConcentrationResult:
     baseline_frames: np.ndarray
 
 
-def baseline_indices(baseline_frames, n_frames):
+def baseline_indices(baseline_frames: int | slice | Sequence[int], n_frames: int) -> np.ndarray:
     """Resolve ``baseline_frames`` (int n, slice or index sequence) to frame indices.
 
     Raises ``ValueError`` naming ``baseline_frames`` when it selects no frame, a frame
@@ -94,16 +96,16 @@ def baseline_indices(baseline_frames, n_frames):
 
 
 def signal_to_concentration(
-    signal,
-    t10,
-    tr,
-    flip_angle,
-    relaxivity,
-    baseline_frames,
-    method="spgr",
-    m0=None,
-    b1=None,
-):
+    signal: ArrayLike,
+    t10: ArrayLike,
+    tr: float,
+    flip_angle: ArrayLike,
+    relaxivity: float,
+    baseline_frames: int | slice | Sequence[int] | None,
+    method: str = 'spgr',
+    m0: ArrayLike | None = None,
+    b1: ArrayLike | None = None,
+) -> ConcentrationResult:
     """Convert SPGR DCE signal to contrast-agent concentration.
 
     Parameters
@@ -217,7 +219,15 @@ def _invert_block(signal, tr, r1, method, r10, voxel_ok, *per_voxel):
     return np.where(valid, conc, np.nan), valid
 
 
-def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, b1=1.0):
+def concentration_to_signal(
+    concentration: ArrayLike,
+    t10: ArrayLike,
+    m0: ArrayLike,
+    tr: float,
+    flip_angle: ArrayLike,
+    relaxivity: float,
+    b1: ArrayLike = 1.0,
+) -> np.ndarray:
     """SPGR signal from concentration (the forward model of the module docstring).
 
     Parameters

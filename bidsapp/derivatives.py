@@ -16,8 +16,10 @@ Names are built from entities (never hard-coded paths) with
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_R2map.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_mask.nii.gz     quality mask
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-confounds_timeseries.tsv motion parameters (mm, rad), FD
-    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt  frame transforms (ITK)
-    sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_from-VFA_to-dceref_mode-image_xfm.txt          VFA transforms (ITK)
+    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt
+                                                                      frame transforms (ITK)
+    sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_from-VFA_to-dceref_mode-image_xfm.txt
+                                                                      VFA transforms (ITK)
     sub-<L>/ses-<S>/figures/sub-<L>_ses-<S>_desc-hmc_dce.png           before/after motion correction
 
 Every NIfTI/TSV has a JSON sidecar. Each session's datasink stages its files in a
@@ -82,10 +84,12 @@ class Entry:
     entities: dict = field(default_factory=dict)
 
     def target(self, output_dir, subject, session):
+        """Return the path of this entry in the derivative dataset ``output_dir``."""
         return raw_path(output_dir, subject, session, self.datatype, self.suffix, self.extension,
                         **self.entities, desc=self.desc)
 
     def to_dict(self):
+        """Return the entry as a JSON-serialisable dict (the inverse of ``Entry(**d)``)."""
         return dict(self.__dict__)
 
 
@@ -100,6 +104,7 @@ def write_manifest(path, entries):
 
 
 def read_manifest(path):
+    """Read the :class:`Entry` list of a manifest JSON written by a session step."""
     return [Entry(**d) for d in json.loads(Path(path).read_text())]
 
 
@@ -118,8 +123,11 @@ def container_info():
 
 
 def write_dataset_description(output_dir, bids_dir):
-    """Write the derivative ``dataset_description.json``, ``README.md`` and ``.bidsignore``
-    (under :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``)."""
+    """Write the dataset-level files of the derivative dataset.
+
+    Write the derivative ``dataset_description.json``, ``README.md`` and ``.bidsignore`` (under
+    :func:`~bidsapp.io_utils.dataset_lock`: concurrent runs may share ``output_dir``).
+    """
     output_dir = Path(output_dir)
     generated = software_info()
     container = container_info()
@@ -153,8 +161,10 @@ def _staging_root(output_dir, subject):
 
 
 def stage_session(output_dir, subject, session, entries):
-    """Copy the ``entries`` of one session (and their JSON sidecars) into the subject's
-    hidden staging folder, laid out as they will be in ``output_dir``.
+    """Stage the outputs of one session in the subject's hidden staging folder.
+
+    Copy the ``entries`` of one session (and their JSON sidecars) into the subject's hidden staging folder,
+    laid out as they will be in ``output_dir``.
 
     Earlier staged files of the same session are removed first. Returns the staged
     files as paths relative to ``output_dir`` (the input of :func:`commit_subject`).

@@ -2,7 +2,7 @@
 
 Every model is written as a sum of *terms* ``coef · B(t)`` where ``B`` is either the
 (delayed) plasma curve itself or its exact convolution with ``exp(−k t)``
-(:func:`bidsapp.convolution.exp_conv`; ``k = 0`` is the running integral):
+(:func:`bidsapp.convolution.exp_conv_time_major`; ``k = 0`` is the running integral):
 
 ==================  ==================  ==============================================
 model               parameters          C(t)
@@ -26,12 +26,13 @@ Patlak CS et al. J Cereb Blood Flow Metab 1983;3:1-7; Sourbron SP, Buckley DL. M
 2011;66:735-745 and Phys Med Biol 2012;57:R1-R33 (2CXM, 2CUM).
 """
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-import math
+from numpy.typing import ArrayLike
 
 from .convolution import exp_conv_delayed, exp_conv_time_major, locate_delayed, sample_input, substep_times
 
@@ -133,7 +134,7 @@ MODELS = {
         "Two-compartment uptake model (Sourbron & Buckley 2012)"),
 }
 
-def get_model(model):
+def get_model(model: str | ModelSpec) -> ModelSpec:
     """Return the :class:`ModelSpec` for ``model`` (a name or a spec)."""
     if isinstance(model, ModelSpec):
         return model
@@ -191,7 +192,7 @@ class PlasmaInput:
         return exp_conv_time_major(c, self.t, k, self.n_sub, with_grad)
 
     def locate(self, delay):
-        """This AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
+        """Return this AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
         return locate_delayed(self.aif, self.aif_times, self.t, delay)
 
     @staticmethod
@@ -263,7 +264,14 @@ def evaluate(spec, p, plasma, delay=None):
     return out.T.reshape(lead + (plasma.t.numel(),))
 
 
-def model_curve(model, params, t, aif, delay=None, aif_times=None):
+def model_curve(
+    model: str | ModelSpec,
+    params: Mapping[str, ArrayLike | torch.Tensor],
+    t: ArrayLike,
+    aif: ArrayLike | torch.Tensor,
+    delay: ArrayLike | torch.Tensor | None = None,
+    aif_times: ArrayLike | None = None,
+) -> np.ndarray | torch.Tensor:
     """Tissue concentration (mM) predicted by a kinetic model.
 
     Parameters
@@ -298,6 +306,6 @@ def model_curve(model, params, t, aif, delay=None, aif_times=None):
     if delay is not None:
         tensors.append(torch.as_tensor(delay, dtype=torch.float64, device=device))
     tensors = torch.broadcast_tensors(*tensors)
-    p = dict(zip(spec.params, tensors))
+    p = dict(zip(spec.params, tensors, strict=False))
     out = evaluate(spec, p, PlasmaInput(t_, aif_, grid), tensors[-1] if delay is not None else None)
     return out if as_torch else out.cpu().numpy()

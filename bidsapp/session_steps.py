@@ -92,9 +92,12 @@ def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"
 
 
 def signal_mask(dce, fraction=SIGNAL_FRACTION):
-    """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
-    first frame: excludes background and air, where T1 and concentration are noise.
-    (The T1 step applies it to the brightest flip angle of each voxel.)"""
+    """Return the mask of voxels with signal in the first frame.
+
+    Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the first frame: excludes
+    background and air, where T1 and concentration are noise. (The T1 step applies it to the brightest flip
+    angle of each voxel.)
+    """
     first = np.asarray(dce, float)[..., 0]
     return first > fraction * np.percentile(first, 99)
 
@@ -145,17 +148,19 @@ def convert_dicom_step(dicom_dir, bids_dir, fallback_dir, subject, session):
 
 
 def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
-    """VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``,
-    ``residual``, ``mask`` (voxels with a T1 under the ``validity`` rule of
-    :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor fits (residual above
-    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept."""
+    """Compute the VFA T1 map step.
+
+    VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``, ``residual``, ``mask``
+    (voxels with a T1 under the ``validity`` rule of :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor
+    fits (residual above ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept.
+    """
     from . import compute_t1_map
 
     flips, tr = read_vfa_acquisition(vfa_files)
     if len(vfa_files) < 2:
         raise ValueError(f"{vfa_files[0]}: T1 mapping needs at least 2 flip angles, found {len(vfa_files)}")
     imgs = [_load(f, 3) for f in vfa_files]
-    for (img, data), path in zip(imgs[1:], vfa_files[1:]):
+    for (_img, data), path in zip(imgs[1:], vfa_files[1:], strict=True):
         _same_grid(vfa_files[0], imgs[0][1].shape, path, data.shape)
     signals = np.stack([d for _, d in imgs], axis=-1)
     b1 = _b1_relative(b1_file, signals.shape)
@@ -285,8 +290,10 @@ def resolve_aif_spec(spec, subject, session):
 
 def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, raw_root, vfa_files=None,
              b1_file=None):
-    """Arterial input function. Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``,
-    ``aif_mask`` (selected voxels, may be all zero) and ``manifest``.
+    """Arterial input function.
+
+    Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``, ``aif_mask`` (selected voxels, may be all zero)
+    and ``manifest``.
 
     ``spec``: ``auto`` (detected in the image by :func:`bidsapp.detect_aif` with
     signal-domain pooling from the acquisition's TR, flip angle and relaxivity and the area
@@ -302,7 +309,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     fit, the report's example curves and any later reader use the same samples and no
     reader evaluates a population curve again.
     """
-    from . import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
+    from . import POPULATION_AIFS, AIFOptions, aif_from_mask, detect_aif, population_aif
 
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
@@ -325,9 +332,9 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
             signals = np.stack([_load(f, 3)[1] for f in vfa_files], axis=-1)
             _same_grid(conc_file, conc.shape, vfa_files[0], signals.shape)
             vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
-        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
-                            signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF,
-                            bolus_arrival=arrival, vfa=vfa)
+        options = AIFOptions(fallback=FALLBACK_POPULATION_AIF, population_check=FALLBACK_POPULATION_AIF)
+        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, signal_model=signal_model,
+                            bolus_arrival=arrival, vfa=vfa, options=options)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.bolus_arrival is not None:  # fell back to the population curve
@@ -359,7 +366,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         LOGGER.warning("AIF: %s", message)
     rows = ["time\tplasma\tblood"] + [f"{a!r}\t{b!r}\t{c!r}" for a, b, c in
                                        zip(times.tolist(), np.asarray(plasma, float).tolist(),
-                                           np.asarray(blood, float).tolist())]
+                                           np.asarray(blood, float).tolist(), strict=True)]
     out = {"tsv": str(Path("aif.tsv").resolve()), "json": str(Path("aif.json").resolve()),
            "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8)}
     write_text_atomic(out["tsv"], "\n".join(rows) + "\n")
@@ -388,7 +395,7 @@ POPULATION_AIF_STEP = 0.5  # s: the longest sub-step on which analytic AIFs are 
 
 
 def population_grid(t):
-    """Times (s) at which an analytic population AIF is written and fitted.
+    """Return the times (s) at which an analytic population AIF is written and fitted.
 
     Every frame interval is split into equal sub-steps of at most
     :data:`POPULATION_AIF_STEP` (the frames are among them), so the exact convolution
@@ -403,8 +410,11 @@ def population_grid(t):
 
 
 def read_aif(aif_tsv, t):
-    """The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with
-    ``aif_times`` None when the AIF is sampled at the frame times ``t`` (s)."""
+    """Read the plasma AIF (mM) of an AIF TSV and its time grid.
+
+    The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with ``aif_times`` None when
+    the AIF is sampled at the frame times ``t`` (s).
+    """
     table = np.loadtxt(aif_tsv, skiprows=1, ndmin=2)
     times, plasma = table[:, 0], table[:, 1]
     if times.shape == np.shape(t) and np.allclose(times, t, rtol=0, atol=1e-9):
@@ -414,15 +424,17 @@ def read_aif(aif_tsv, t):
 
 def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, fit_delay, device,
              seed, threads, t1_method, subject, session):
-    """Fit ``model`` voxel-wise. Outputs one map per parameter (and its standard error),
-    ``r2``, ``quality`` mask and ``manifest``."""
+    """Fit ``model`` voxel-wise.
+
+    Outputs one map per parameter (and its standard error), ``r2``, ``quality`` mask and ``manifest``.
+    """
     import torch
 
     from . import MODELS, fit_model
 
     torch.set_num_threads(int(threads))
     torch.manual_seed(int(seed))
-    np.random.seed(int(seed))
+    np.random.seed(int(seed))  # noqa: NPY002 (seeds legacy global-RNG users in dependencies)
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
     info = json.loads(Path(acquisition_file).read_text())

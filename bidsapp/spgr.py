@@ -12,9 +12,16 @@ Reference: Deoni SCL, Rutt BK, Peters TM. MRM 2003;49:515-526 (DESPOT1).
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def spgr_signal(m0, r1, flip_angle, tr, b1=1.0):
+def spgr_signal(
+    m0: ArrayLike,
+    r1: ArrayLike,
+    flip_angle: ArrayLike,
+    tr: float,
+    b1: ArrayLike = 1.0,
+) -> np.ndarray:
     """Steady-state SPGR signal.
 
     Parameters

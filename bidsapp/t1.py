@@ -42,6 +42,7 @@ valid fit was made (it is kept for the poor fits that ``strict`` rejects).
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import boolean_mask, flip_angles_deg, positive_scalar, voxel_map
 from .spgr import spgr_signal
@@ -87,18 +88,18 @@ class T1MapResult:
 
 
 def compute_t1_map(
-    signals,
-    flip_angles,
-    tr,
-    method="vfa-linear",
-    b1=None,
-    mask=None,
+    signals: ArrayLike,
+    flip_angles: ArrayLike,
+    tr: float,
+    method: str = 'vfa-linear',
+    b1: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     *,
-    t1_range=(1e-3, 10.0),
-    max_residual=0.1,
-    max_iterations=100,
-    validity="physical",
-):
+    t1_range: tuple[float, float] = (0.001, 10.0),
+    max_residual: float = 0.1,
+    max_iterations: int = 100,
+    validity: str = 'physical',
+) -> T1MapResult:
     """Map T1 and M0 from variable-flip-angle SPGR signals.
 
     Parameters

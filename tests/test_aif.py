@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-
-from bidsapp import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
 from synthetic_aif import HCT, synthetic_volume
+
+from bidsapp import POPULATION_AIFS, AIFOptions, aif_from_mask, detect_aif, population_aif
 
 T = np.arange(0.0, 600.0, 1.0)
 
@@ -89,6 +89,24 @@ def test_detect_aif_falls_back_without_an_artery():
     assert result.plasma[0] == 0.0 and result.plasma.max() > 1.0
     kept = detect_aif(conc, t, fallback=None)
     assert kept.source == "image" and kept.warnings
+
+
+def test_detect_aif_options_and_keywords_agree():
+    conc, t, artery, vein, _ = synthetic_volume(seed=4, noise_sd=0.05)
+    conc[artery | vein] = conc[~(artery | vein)][: (artery | vein).sum()]
+    by_keyword = detect_aif(conc, t, fallback="georgiou", min_quality=0.6)
+    by_options = detect_aif(conc, t, options=AIFOptions(fallback="georgiou", min_quality=0.6))
+    assert by_keyword.source == by_options.source == "population:georgiou"
+    np.testing.assert_array_equal(by_keyword.plasma, by_options.plasma)
+    # a keyword overrides the same field of ``options``
+    kept = detect_aif(conc, t, options=AIFOptions(fallback="georgiou"), fallback=None)
+    assert kept.source == "image"
+    with pytest.raises(ValueError, match="unknown option.*fallbak"):
+        detect_aif(conc, t, fallbak=None)
+    with pytest.raises(ValueError, match="min_quality"):
+        AIFOptions(min_quality=1.5)
+    with pytest.raises(ValueError, match="plausible_area_ratio"):
+        AIFOptions(plausible_area_ratio=(1.2, 2.0))
 
 
 def test_detect_aif_pure_noise_uses_fallback():

@@ -4,7 +4,6 @@ import pytest
 
 from bidsapp import __version__
 from bidsapp.cli.run import main
-
 from bidsapp.simulate import Grid, simulate_study
 
 

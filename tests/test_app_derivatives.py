@@ -6,8 +6,14 @@ import os
 import pytest
 
 from bidsapp import derivatives
-from bidsapp.derivatives import (Entry, commit_subject, derivative_path, model_label, stage_session,
-                                 write_dataset_description)
+from bidsapp.derivatives import (
+    Entry,
+    commit_subject,
+    derivative_path,
+    model_label,
+    stage_session,
+    write_dataset_description,
+)
 from bidsapp.io_utils import LOCK_NAME
 
 

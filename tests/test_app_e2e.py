@@ -25,8 +25,8 @@ MODEL_PARAMS = {"extended_tofts": ("Ktrans", "ve", "vp", "kep"), "patlak": ("Ktr
 GRID = Grid((24, 24, 3), (220 / 24, 220 / 24, 6.0))
 NOISE_FREE = Protocol(snr=np.inf)
 #: these studies do not move; motion correction would resample every frame (and its MI registration shifts
-#: frames by ~0.1 mm at peak enhancement on this 9 mm grid), which the 1 % truth tolerances below do not allow.
-#: The motion stage is tested with motion in tests/test_motion_app.py.
+#: frames by ~0.1 mm at peak enhancement on this 9 mm grid), which the 1 % truth tolerances below do not
+#: allow. The motion stage is tested with motion in tests/test_motion_app.py.
 NO_MOTION = ["--no-motion-correction"]
 #: the simulator's true plasma AIF of each session, sampled at the frame times
 TRUTH_AIF = "derivatives/truth/sub-{subject}/ses-{session}/perf/sub-{subject}_ses-{session}_desc-truth_timeseries.tsv"
@@ -137,7 +137,7 @@ def test_noise_free_truth_is_recovered(which, coverage, ktrans_atol, vp_rtol, t1
             rel = f"sub-{subject}/ses-{session}"
             name = f"sub-{subject}_ses-{session}"
 
-            def load(folder, suffix):
+            def load(folder, suffix, rel=rel, name=name):
                 return nib.load(folder / rel / f"{suffix.split('_')[0]}/{name}_{suffix.split('_', 1)[1]}.nii.gz").get_fdata()
 
             quality = load(out, "perf_desc-extendedtofts_mask") > 0
@@ -184,7 +184,7 @@ def test_report_is_self_contained(dicom_study):
 
 def _tsv(path):
     lines = [line.split("\t") for line in path.read_text().splitlines()]
-    return [dict(zip(lines[0], r)) for r in lines[1:]]
+    return [dict(zip(lines[0], r, strict=True)) for r in lines[1:]]
 
 
 def test_group_level_agrees_with_the_truth(study, tmp_path):

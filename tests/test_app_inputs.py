@@ -10,7 +10,6 @@ import bidsapp
 from bidsapp.acquisition import frame_times, read_dce_acquisition, resolve_relaxivity
 from bidsapp.bids_query import NothingSelectedError, collect_sessions, dicom_sessions, load_filter_file
 from bidsapp.bids_raw import dce_path
-
 from bidsapp.simulate import Grid, Protocol, simulate_study
 
 

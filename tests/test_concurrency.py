@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from derivative_checks import check_dataset, check_group, check_subject
 
 from bidsapp.cli.run import main
 from bidsapp.simulate import Grid, simulate_study
-from derivative_checks import check_dataset, check_group, check_subject
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

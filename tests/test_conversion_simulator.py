@@ -12,12 +12,12 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from test_conversion_study import validate
 
 from bidsapp.conversion import convert_dicom_study
 from bidsapp.simulate.geometry import Grid
 from bidsapp.simulate.protocol import Protocol
 from bidsapp.simulate.study import simulate_study
-from test_conversion_study import validate
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import subprocess
 import nibabel as nib
 import numpy as np
 import pytest
+from dicom_factory import oblique_affine, phantom, tm, write_enhanced, write_series
 
 from bidsapp.conversion import convert_dicom_study, plan_conversion
 from bidsapp.conversion.cli import main as convert_main
-from dicom_factory import oblique_affine, phantom, tm, write_enhanced, write_series
 
 pytestmark = pytest.mark.slow
 

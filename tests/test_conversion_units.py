@@ -136,11 +136,11 @@ def test_same_date_after_midnight_is_unwrapped_and_changing_dates_are_used():
 @pytest.mark.parametrize("signed,value", [(0, 0xF005), (1, 0x0F05), (1, 0x0005)])
 def test_raw_pixel_reading_matches_pydicom_masking(tmp_path, signed, value):
     import pydicom
+    from dicom_factory import write_series
 
     from bidsapp.conversion import pixels
     from bidsapp.conversion.discover import read_header
     from bidsapp.conversion.headers import frames_from_dataset
-    from dicom_factory import write_series
 
     path = write_series(tmp_path, np.full((3, 2, 1), 5.0), np.diag([-1.0, 1.0, 1.0, 1.0]), series_number=1)[0]
     ds = pydicom.dcmread(path)
@@ -156,11 +156,11 @@ def test_raw_pixel_reading_matches_pydicom_masking(tmp_path, signed, value):
 
 def test_dicom_without_preamble_is_read_and_text_is_not(tmp_path):
     import pydicom
+    from dicom_factory import write_series
 
     from bidsapp.conversion import pixels
     from bidsapp.conversion.discover import read_header
     from bidsapp.conversion.headers import frames_from_dataset
-    from dicom_factory import write_series
 
     data = np.arange(6.0).reshape(3, 2, 1) + 7
     path = write_series(tmp_path, data, np.diag([-1.0, 1.0, 1.0, 1.0]), series_number=1)[0]

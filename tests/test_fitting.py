@@ -104,7 +104,7 @@ def scipy_reference(model, conc, aif, x0, bounds):
     names = bidsapp.MODELS[model].params
 
     def resid(x):
-        return model_curve(model, dict(zip(names, x)), T, aif) - conc
+        return model_curve(model, dict(zip(names, x, strict=True)), T, aif) - conc
 
     return least_squares(resid, x0, bounds=bounds, method="trf", x_scale="jac", xtol=1e-14, ftol=1e-14).x
 
@@ -124,7 +124,7 @@ def test_equals_float64_scipy_reference_on_noisy_curves(model, x0, aif):
     for i in range(conc.shape[0]):
         ref = scipy_reference(model, conc[i], aif, x0, (lo, hi))
         ours = np.array([fit.params[n][i] for n in spec.params])
-        sse_ref = ((model_curve(model, dict(zip(spec.params, ref)), T, aif) - conc[i]) ** 2).sum()
+        sse_ref = ((model_curve(model, dict(zip(spec.params, ref, strict=True)), T, aif) - conc[i]) ** 2).sum()
         assert fit.sse[i] <= sse_ref * (1 + 1e-6)
         np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=1e-5)
 
@@ -204,7 +204,7 @@ def test_delay_fit_reaches_the_scipy_optimum_near_kinks(aif):
     for i in range(conc.shape[0]):
         x0 = [truth["Ktrans"][i], truth["ve"][i], truth["vp"][i], delay[i]]
 
-        def resid(x):
+        def resid(x, i=i):
             p = {"Ktrans": x[0], "ve": x[1], "vp": x[2]}
             return model_curve("extended_tofts", p, T, aif, delay=x[3]) - conc[i]
 

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from group_data import AFFINE, write_derivatives
 
 from bidsapp.cli.run import main
 from bidsapp.config import make_config
@@ -16,7 +17,6 @@ from bidsapp.group import run_group_level
 from bidsapp.group.analyses import AUROC_COLUMNS, AUROCDIFF_COLUMNS, ICC_COLUMNS, SITE_COLUMNS
 from bidsapp.group.settings import load_group_settings
 from bidsapp.group.tables import ROISTATS_COLUMNS, ROIImage, find_maps, find_roi_files
-from group_data import AFFINE, write_derivatives
 
 CONFIG = {"label": {"column": "grade", "positive": "high"}, "compare": [["cnn_Ktrans", "extendedtofts_Ktrans"]],
           "statistic": "mean"}
@@ -205,8 +205,8 @@ def test_roi_on_another_grid_is_resampled_by_nearest_neighbour():
     labels[1:3, 1:3, :] = 1
     roi = ROIImage(labels, {1: "box"}, np.diag([2.0, 2.0, 2.0, 1.0]))
     fine = roi.on_grid((8, 8, 4), np.diag([1.0, 1.0, 1.0, 1.0]))
-    # fine voxel i has centre i mm -> coarse index round(i / 2); label 1 covers coarse 1..2 -> fine 1..5 (banker's
-    # rounding sends 1 mm (0.5) to 0 and 5 mm (2.5) to 2)
+    # fine voxel i has centre i mm -> coarse index round(i / 2); label 1 covers coarse 1..2 -> fine 1..5
+    # (banker's rounding sends 1 mm (0.5) to 0 and 5 mm (2.5) to 2)
     assert fine[:, 3, 0].tolist() == [0, 0, 1, 1, 1, 1, 0, 0] and fine.shape == (8, 8, 4)
     assert fine[3, 3, 3] == 0  # z = 3 mm -> coarse 1.5 -> 2, outside the 2-slice image
 

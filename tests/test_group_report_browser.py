@@ -8,22 +8,24 @@ import shutil
 import subprocess
 
 import pytest
+from group_data import write_derivatives
 
 from bidsapp.cli.run import main
-from group_data import write_derivatives
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (.ci/run installs Debian's chromium)")
 #: collects errors and console.error calls, then checks every image once the page has loaded
 PROBE = """<script>
 window.__errors = [];
-window.addEventListener('error', e => window.__errors.push(String(e.message || (e.target && e.target.src))), true);
+window.addEventListener('error', e => window.__errors.push(String(e.message || (e.target && e.target.src))), \
+true);
 const __consoleError = console.error;
 console.error = (...a) => { window.__errors.push(a.join(' ')); __consoleError(...a); };
 window.addEventListener('load', () => {
   const imgs = Array.from(document.images);
   const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.alt);
-  document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, bad: bad, errors: window.__errors}));
+  document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, bad: bad, \
+errors: window.__errors}));
 });
 </script>"""
 

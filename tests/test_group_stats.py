@@ -146,7 +146,8 @@ ci <- ci.auc(ra, method = "delong")
 t <- roc.test(ra, rb, method = "delong", paired = TRUE)
 best <- coords(ra, "best", best.method = "youden", ret = c("threshold", "sensitivity", "specificity"),
                transpose = TRUE)
-cat(sprintf("%.17g", c(ci[2], ci[1], ci[3], auc(rb), t$p.value, best[1:3], ncol(as.matrix(best)))), sep = "\\n")
+cat(sprintf("%.17g", c(ci[2], ci[1], ci[3], auc(rb), t$p.value, best[1:3], ncol(as.matrix(best)))), \
+sep = "\\n")
 """
 
 
@@ -160,7 +161,7 @@ def _proc_available():
 @pytest.mark.parametrize("case", ["ties", "heavy_ties", "continuous"])
 def test_auroc_delong_and_youden_match_proc(case):
     a, b, pos = _cases()[case]
-    table = "y a b\n" + "".join(f"{int(p)} {float(x)!r} {float(z)!r}\n" for p, x, z in zip(pos, a, b))
+    table = "y a b\n" + "".join(f"{int(p)} {float(x)!r} {float(z)!r}\n" for p, x, z in zip(pos, a, b, strict=True))
     out = subprocess.run(["Rscript", "-e", R_SCRIPT], input=table, capture_output=True, text=True, check=True)
     auc, low, high, auc_b, p, threshold, sens, spec = (float(v) for v in out.stdout.split()[:8])
     result = stats.auroc(a, pos)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from osipi_data import array_cell, read_csv
 
 from bidsapp import MODELS, model_curve
-from bidsapp.convolution import exp_conv, locate_delayed
-from osipi_data import array_cell, read_csv
+from bidsapp.convolution import exp_conv_time_major, locate_delayed
 
 T = np.linspace(0, 300, 65)
 
@@ -67,11 +67,12 @@ def test_delay_shifts_curve_for_whole_samples():
 
 def test_exp_conv_gradient_matches_finite_difference():
     t = torch.tensor(np.concatenate([np.linspace(0, 60, 30), np.linspace(62, 300, 40)]))
-    c = torch.tensor(parker_like(t.numpy()))[None, None]
+    c = torch.tensor(parker_like(t.numpy()))[:, None, None]  # time-major [T, 1, 1]
     k = torch.tensor([0.0, 1e-3, 0.03, 0.4], dtype=torch.float64)
-    _, grad = exp_conv(c, t, k, with_grad=True)
+    _, grad = exp_conv_time_major(c, t, k, with_grad=True)
     h = 1e-7
-    fd = (exp_conv(c, t, k + h) - exp_conv(c, t, (k - h).clamp(min=0))) / (torch.where(k > 0, 2 * h, h)[:, None, None])
+    fd = (exp_conv_time_major(c, t, k + h) - exp_conv_time_major(c, t, (k - h).clamp(min=0))) / torch.where(
+        k > 0, 2 * h, h)[None, :, None]
     torch.testing.assert_close(grad, fd, rtol=1e-4, atol=1e-6)
 
 

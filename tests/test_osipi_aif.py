@@ -9,9 +9,9 @@ samples instead of re-evaluating the curve; they do not apply here and are not m
 
 import numpy as np
 import pytest
+from osipi_data import aif_cases
 
 from bidsapp import population_aif
-from osipi_data import aif_cases
 
 #: (population AIF name, tolerances.json dataset id, time unit of the file in s)
 SOURCES = (

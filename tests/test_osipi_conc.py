@@ -6,9 +6,9 @@ is not compared. Tolerance a_tol 1e-5 mM, r_tol 1e-5.
 
 import numpy as np
 import pytest
+from osipi_data import si2conc_cases
 
 from bidsapp import signal_to_concentration
-from osipi_data import si2conc_cases
 
 
 @pytest.mark.parametrize("fa, tr, t10, n_baseline, r1, signal, conc_ref, a_tol, r_tol", si2conc_cases())

@@ -6,13 +6,13 @@ engine's default bounds and starting values, then checked case by case with
 ``|measured − reference| ≤ a_tol + r_tol·|reference|``.
 """
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
+from osipi_data import array_cell, read_csv
 
 import bidsapp
-from osipi_data import array_cell, read_csv
 
 TOL = {  # (a_tol, r_tol), identical in every OSIPI DCE model file
     "Ktrans": (0.005, 0.1), "PS": (0.005, 0.1), "ve": (0.05, 0.0), "vp": (0.025, 0.0),
@@ -32,7 +32,7 @@ CASES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name, delayed):
     """Rows of one test file as (labels, t, C [N, T], aif [N, T], reference dicts)."""
     path, _, columns, tcol, ccol, acol, shift = CASES[name]
@@ -54,7 +54,7 @@ def load(name, delayed):
     return labels, t, np.array(curves), np.array(aifs), refs
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted(name, delayed):
     """Fit every case of a file: one batched call per distinct AIF. Returns per-case params."""
     labels, t, curves, aifs, refs = load(name, delayed)

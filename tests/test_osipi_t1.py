@@ -7,9 +7,9 @@ linear and two-flip-angle methods only.
 
 import numpy as np
 import pytest
+from osipi_data import array_cell, read_csv, t1_cases
 
 from bidsapp import compute_t1_map
-from osipi_data import array_cell, read_csv, t1_cases
 
 OSIPI_XFAIL_LINEAR = ("Pat5_voxel5_prostaat",)
 ARGS = "flip_angles, tr, signals, r1_ref, a_tol, r_tol"

@@ -14,12 +14,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from realdata import PHANTOM_NOMINAL_T1, load_breast_slice, load_phantom, write_breast_bids
 
 from bidsapp import compute_t1_map, fit_model, signal_to_concentration
 from bidsapp.bolus_arrival import estimate_bolus_arrival
 from bidsapp.session_steps import signal_mask
-
-from realdata import PHANTOM_NOMINAL_T1, load_breast_slice, load_phantom, write_breast_bids
 
 REPO = Path(__file__).resolve().parents[1]
 #: tissue voxels (DCE signal mask) of the breast slice that must keep a T1 (physical rule)

@@ -14,7 +14,7 @@ def phantom():
 
 def test_every_tissue_class_is_present(phantom):
     counts = np.bincount(phantom.dseg.ravel(), minlength=len(TISSUE_CLASSES))
-    assert all(counts > 0), dict(zip([n for n, _ in TISSUE_CLASSES.values()], counts))
+    assert all(counts > 0), dict(zip([n for n, _ in TISSUE_CLASSES.values()], counts, strict=True))
     # the large feeding artery has voxels of (almost) pure blood for AIF selection
     assert (phantom.fractions[..., CLASS_INDEX["artery"]] > 0.9).sum() >= 4
 

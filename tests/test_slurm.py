@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from derivative_checks import check_all, check_dataset, check_subject
+from slurm_cluster import SlurmCluster, install_binaries, missing_binaries
 
 from bidsapp.cli.run import main
 from bidsapp.simulate import Grid, simulate_study
-from derivative_checks import check_all, check_dataset, check_subject
-from slurm_cluster import SlurmCluster, install_binaries, missing_binaries
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

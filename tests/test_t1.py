@@ -87,7 +87,7 @@ def test_validity_rule_flags_each_cause():
     for method in METHODS:
         for validity in VALIDITY_RULES:
             result = compute_t1_map(stack, ANGLES, TR, method=method, validity=validity)
-            flags = dict(zip(rows, result.valid))
+            flags = dict(zip(rows, result.valid, strict=True))
             assert result.validity == validity and result.max_residual == 0.1
             # a poor fit keeps its T1 under the physical rule and is flagged either way
             assert flags.pop("poor fit") == (validity == "physical"), (method, validity)

@@ -4,8 +4,15 @@ Each ``_run_interface`` runs in the node's working folder and calls one step fun
 arrays travel between nodes as NIfTI/TSV/JSON files there.
 """
 
-from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, isdefined, traits)
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
 
 from bidsapp import session_steps
 
@@ -19,6 +26,8 @@ class _Manifest(TraitedSpec):
 
 
 class ConvertDICOMInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`ConvertDICOM`."""
+
     dicom_dir = traits.Str(mandatory=True, desc="sourcedata/dicom/sub-<L>[/ses-<S>]")
     bids_dir = traits.Str(mandatory=True, desc="raw BIDS root (written if writable)")
     fallback_dir = traits.Str(mandatory=True, desc="raw BIDS root in the work folder")
@@ -27,6 +36,8 @@ class ConvertDICOMInputSpec(BaseInterfaceInputSpec):
 
 
 class ConvertDICOMOutputSpec(TraitedSpec):
+    """Outputs of :class:`ConvertDICOM`."""
+
     dce = File(exists=True)
     vfa = traits.List(File(exists=True))
     b1 = File(exists=True)
@@ -47,6 +58,8 @@ class ConvertDICOM(SimpleInterface):
 
 
 class T1MapInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`T1Map`."""
+
     vfa_files = InputMultiObject(File(exists=True), mandatory=True, desc="VFA volumes, ascending flip")
     b1_file = File(exists=True, desc="TB1map in percent")
     method = traits.Str("vfa-linear", usedefault=True)
@@ -55,6 +68,8 @@ class T1MapInputSpec(BaseInterfaceInputSpec):
 
 
 class T1MapOutputSpec(_Manifest):
+    """Outputs of :class:`T1Map`."""
+
     t1 = File(exists=True, desc="T1 map (s)")
     m0 = File(exists=True)
     residual = File(exists=True, desc="relative residual of the VFA fit")
@@ -75,11 +90,15 @@ class T1Map(SimpleInterface):
 
 
 class FixedT1InputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`FixedT1`."""
+
     dce_file = File(exists=True, mandatory=True)
     t10 = traits.Float(mandatory=True, desc="T1 in s")
 
 
 class FixedT1OutputSpec(_Manifest):
+    """Outputs of :class:`FixedT1`."""
+
     t1 = File(exists=True)
     mask = File(exists=True)
 
@@ -96,6 +115,8 @@ class FixedT1(SimpleInterface):
 
 
 class ConcentrationInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`Concentration`."""
+
     dce_file = File(exists=True, mandatory=True)
     t1_file = File(exists=True, mandatory=True)
     t1_mask = File(exists=True, mandatory=True)
@@ -107,6 +128,8 @@ class ConcentrationInputSpec(BaseInterfaceInputSpec):
 
 
 class ConcentrationOutputSpec(_Manifest):
+    """Outputs of :class:`Concentration`."""
+
     conc = File(exists=True, desc="concentration (mM)")
     mask = File(exists=True)
     acquisition = File(exists=True, desc="JSON with timing, relaxivity, baseline")
@@ -127,6 +150,8 @@ class Concentration(SimpleInterface):
 
 
 class AIFInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`AIF`."""
+
     conc = File(exists=True, mandatory=True)
     mask = File(exists=True, mandatory=True)
     acquisition = File(exists=True, mandatory=True)
@@ -139,6 +164,8 @@ class AIFInputSpec(BaseInterfaceInputSpec):
 
 
 class AIFOutputSpec(_Manifest):
+    """Outputs of :class:`AIF`."""
+
     tsv = File(exists=True)
     json = File(exists=True)
     aif_mask = File(exists=True)
@@ -158,6 +185,8 @@ class AIF(SimpleInterface):
 
 
 class FitInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`FitModel`."""
+
     model = traits.Str(mandatory=True)
     conc = File(exists=True, mandatory=True)
     mask = File(exists=True, mandatory=True)
@@ -174,6 +203,8 @@ class FitInputSpec(BaseInterfaceInputSpec):
 
 
 class FitOutputSpec(_Manifest):
+    """Outputs of :class:`FitModel`."""
+
     r2 = File(exists=True)
     quality = File(exists=True)
 
@@ -193,6 +224,8 @@ class FitModel(SimpleInterface):
 
 
 class DerivativesSinkInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`DerivativesSink`."""
+
     manifests = InputMultiObject(File(exists=True), mandatory=True)
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
@@ -200,6 +233,8 @@ class DerivativesSinkInputSpec(BaseInterfaceInputSpec):
 
 
 class DerivativesSinkOutputSpec(TraitedSpec):
+    """Outputs of :class:`DerivativesSink`."""
+
     staged = traits.List(traits.Str, desc="staged files, relative to output_dir")
 
 
@@ -219,12 +254,16 @@ class DerivativesSink(SimpleInterface):
 
 
 class CommitSubjectInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`CommitSubject`."""
+
     staged = traits.List(traits.Str, mandatory=True)
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
 
 
 class CommitSubjectOutputSpec(TraitedSpec):
+    """Outputs of :class:`CommitSubject`."""
+
     out_files = traits.List(traits.Str)
 
 
@@ -243,12 +282,16 @@ class CommitSubject(SimpleInterface):
 
 
 class ReportInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`SubjectReport`."""
+
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
     written = traits.List(traits.Str, desc="files written by the sinks (orders the report after them)")
 
 
 class ReportOutputSpec(TraitedSpec):
+    """Outputs of :class:`SubjectReport`."""
+
     out_report = File(exists=True)
 
 
@@ -267,6 +310,8 @@ class SubjectReport(SimpleInterface):
 
 
 class MotionInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`Motion`."""
+
     dce_file = File(exists=True, mandatory=True)
     vfa_files = InputMultiObject(File(exists=True), desc="VFA volumes, ascending flip")
     b1_file = File(exists=True, desc="TB1map in percent")
@@ -278,6 +323,8 @@ class MotionInputSpec(BaseInterfaceInputSpec):
 
 
 class MotionOutputSpec(_Manifest):
+    """Outputs of :class:`Motion`."""
+
     dce = File(exists=True, desc="motion-corrected DCE series (with its sidecar)")
     vfa = traits.List(File(exists=True), desc="VFA volumes on the DCE grid")
     b1 = File(exists=True, desc="TB1map on the DCE grid")

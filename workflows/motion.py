@@ -39,11 +39,13 @@ def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_w
     wf = pe.Workflow(name=name)
     if config.motion_correction:
         wf.__desc__ = (
-            "Head motion was corrected by rigid (6 degrees of freedom; 3 in-plane for a single slice) registration "
-            "of every dynamic frame to the mean of the pre-contrast frames with Mattes mutual information, "
-            "multi-resolution, in SimpleITK [@simpleitk]; framewise displacement was computed as in [@power2012]"
-            + ("; the variable-flip-angle volumes were registered to each other and to the dynamic reference and "
-               "resampled once onto the dynamic grid with the composed transforms (cubic B-spline interpolation)."
+            "Head motion was corrected by rigid (6 degrees of freedom; 3 in-plane for a single slice) "
+            "registration of every dynamic frame to the mean of the pre-contrast frames with Mattes mutual "
+            "information, multi-resolution, in SimpleITK [@simpleitk]; framewise displacement was computed "
+            "as in [@power2012]"
+            + ("; the variable-flip-angle volumes were registered to each other and to the dynamic "
+               "reference and resampled once onto the dynamic grid with the composed transforms (cubic "
+               "B-spline interpolation)."
                if use_vfa else "."))
         wf.__refs__ = ["simpleitk", "power2012"]
     else:

@@ -20,6 +20,7 @@ name                      medium  reference
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaln
 
 #: Parker 2006 Table 1 (time in minutes, concentrations in mM of blood)
@@ -47,7 +48,7 @@ FRITZ_HANSEN_PARAMETERS = {"a": (2.4, 0.62), "m": (3.0, 0.016)}
 MCGRATH_PARAMETERS = {"t0": 7.0, "A": (3.4, 1.81), "k": (0.045, 0.0015)}
 
 
-def parker_blood(t_min):
+def parker_blood(t_min: ArrayLike) -> np.ndarray:
     """Parker AIF, blood concentration in mM, ``t_min`` in minutes (t ≥ 0)."""
     p = PARKER_PARAMETERS
     gaussians = sum(
@@ -58,7 +59,7 @@ def parker_blood(t_min):
     return gaussians + p["alpha"] * np.exp(-p["beta"] * t_min) / (1 + np.exp(-p["s"] * (t_min - p["tau"])))
 
 
-def georgiou_blood(t_min):
+def georgiou_blood(t_min: ArrayLike) -> np.ndarray:
     """Georgiou AIF, blood concentration in mM, ``t_min`` in minutes (t ≥ 0).
 
     Eq. 1 of the paper: a tri-exponential wash-out multiplied by a train of gamma-variate
@@ -70,7 +71,7 @@ def georgiou_blood(t_min):
     with γ(x; k, θ) = x^(k−1) e^(−x/θ) / (θ^k Γ(k)) the gamma density.
     """
     p = GEORGIOU_PARAMETERS
-    washout = sum(a * np.exp(-m * t_min) for a, m in zip(p["A"], p["m"]))
+    washout = sum(a * np.exp(-m * t_min) for a, m in zip(p["A"], p["m"], strict=True))
     passes = np.zeros_like(t_min)
     n_passes = int(np.floor(t_min.max() / p["tau"])) + 1 if t_min.size else 0
     for j in range(n_passes):
@@ -83,23 +84,23 @@ def georgiou_blood(t_min):
     return washout * passes
 
 
-def weinmann_plasma(t_min):
+def weinmann_plasma(t_min: ArrayLike) -> np.ndarray:
     """Weinmann bi-exponential, plasma concentration in mM, ``t_min`` in minutes."""
     p = WEINMANN_PARAMETERS
-    return p["dose"] * sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"]))
+    return p["dose"] * sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"], strict=True))
 
 
-def fritz_hansen_plasma(t_min):
+def fritz_hansen_plasma(t_min: ArrayLike) -> np.ndarray:
     """Fritz-Hansen bi-exponential, plasma concentration in mM, ``t_min`` in minutes."""
     p = FRITZ_HANSEN_PARAMETERS
-    return sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"]))
+    return sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"], strict=True))
 
 
-def mcgrath_blood(t_s):
+def mcgrath_blood(t_s: ArrayLike) -> np.ndarray:
     """McGrath model B: linear rise to the peak at t0, then bi-exponential; ``t_s`` in s."""
     p = MCGRATH_PARAMETERS
     peak = sum(p["A"])
-    after = sum(a * np.exp(-k * (t_s - p["t0"])) for a, k in zip(p["A"], p["k"]))
+    after = sum(a * np.exp(-k * (t_s - p["t0"])) for a, k in zip(p["A"], p["k"], strict=True))
     return np.where(t_s < p["t0"], peak * t_s / p["t0"], after)
 
 
@@ -116,7 +117,12 @@ _CURVES = {
 POPULATION_AIFS = tuple(_CURVES)
 
 
-def population_aif(name, t, bolus_arrival=0.0, hematocrit=0.45):
+def population_aif(
+    name: str,
+    t: ArrayLike,
+    bolus_arrival: float = 0.0,
+    hematocrit: float = 0.45,
+) -> np.ndarray:
     """Plasma concentration (mM) of a population AIF at times ``t`` (s).
 
     Parameters
@@ -156,7 +162,7 @@ def population_aif(name, t, bolus_arrival=0.0, hematocrit=0.45):
     return values
 
 
-def check_hematocrit(hematocrit):
+def check_hematocrit(hematocrit: float) -> float:
     """Return ``hematocrit`` as a float in [0, 1), else raise ``ValueError``."""
     try:
         hct = float(hematocrit)
@@ -167,7 +173,7 @@ def check_hematocrit(hematocrit):
     return hct
 
 
-def blood_to_plasma(blood, hematocrit):
+def blood_to_plasma(blood: ArrayLike, hematocrit: float) -> np.ndarray:
     """Plasma concentration Cp = Cb / (1 − Hct) from blood concentration ``blood``."""
     return np.asarray(blood, dtype=float) / (1.0 - check_hematocrit(hematocrit))
 

@@ -14,10 +14,6 @@ from ..config import ANALYSIS_LEVELS, DEVICES, MODEL_NAMES, T1_METHODS, T1_VALID
 S = argparse.SUPPRESS
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 def _label(value):
     """Accept ``01`` or ``sub-01``; return ``01``."""
     return value.split("-", 1)[1] if value.startswith(("sub-", "ses-")) else value

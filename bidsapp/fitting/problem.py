@@ -13,7 +13,6 @@ contiguous memory, which is several times faster on CPU for the short curves of 
 import torch
 
 
-
 class KineticProblem:
     """Model, plasma input and per-voxel delays of one chunk of voxels.
 
@@ -36,6 +35,7 @@ class KineticProblem:
 
     @property
     def n_params(self):
+        """Number of free parameters (the model's, plus the delay when it is fitted)."""
         return len(self.names)
 
     def predict(self, theta, idx):
@@ -99,5 +99,5 @@ class KineticProblem:
 
 
 def _depends_on(derivatives):
-    """Indices of the parameters with a non-zero derivative (skips structural zeros)."""
+    """Return the indices of the parameters with a non-zero derivative (skips structural zeros)."""
     return [p for p in range(derivatives.shape[0]) if bool(derivatives[p].any())]

@@ -225,8 +225,11 @@ def grid_start(spec, plasma, y, delays=None, at=None):
 
 
 def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23, at=None):
-    """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel
-    and, for a delay index ``at``, the same three for the best rate at that delay (else ``None``)."""
+    """Search delays × rate combinations exhaustively by NNLS.
+
+    Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel and, for a delay
+    index ``at``, the same three for the best rate at that delay (else ``None``).
+    """
     t = plasma.t
     bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
     n_d, n_c, m, n_t = bases.shape
@@ -247,7 +250,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=2**23, at=No
             decrease, best = all_decrease[:, at * n_c:(at + 1) * n_c].max(dim=1)
             best = best + at * n_c
             parts += [nnls.solve(h[rows, best], best), best, yy - decrease]
-        for out, part in zip(outs, parts):
+        for out, part in zip(outs, parts, strict=False):
             out.append(part)
     found = [torch.cat(out) for out in outs[:3]]
     return (*found, None if at is None else tuple(torch.cat(out) for out in outs[3:]))

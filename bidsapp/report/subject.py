@@ -30,7 +30,8 @@ CMAPS = {"Ktrans": "magma", "kep": "magma", "Fp": "inferno", "PS": "plasma", "ve
          "delay": "coolwarm"}
 
 CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;\
+margin:2em auto;max-width:1100px;color:#222}
 h1{border-bottom:2px solid #4c72b0}h2{margin-top:2em;border-bottom:1px solid #ccc}
 img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}
 .warn{background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin:4px 0}
@@ -73,8 +74,10 @@ def _models_in(perf):
 
 
 def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
-    """Measured and fitted curves of voxels at R² quantiles among the voxels of the quality
-    mask whose parameters are all estimated (finite).
+    """Return measured and fitted curves of example voxels.
+
+    Measured and fitted curves of voxels at R² quantiles among the voxels of the quality mask whose parameters
+    are all estimated (finite).
 
     The fit curve is :func:`bidsapp.model_curve` of the written parameter maps with the
     written AIF on its own grid (``aif`` mM at ``aif_times`` s, None for the frames ``t``),
@@ -145,7 +148,8 @@ def _motion_section(folder, t):
     threshold = float(meta.get("FramewiseDisplacementThreshold", 0.5))
     time = t if t is not None and len(t) == len(fd) else None
     parts = ["<h3>Head motion</h3>",
-             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom ({html.escape(str(meta.get('Axes', '')))}); "
+             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom "
+             f"({html.escape(str(meta.get('Axes', '')))}); "
              f"maximum framewise displacement {np.nanmax(fd) if np.isfinite(fd).any() else 0.0:.2f} mm; "
              f"{int((np.nan_to_num(fd) > threshold).sum())} frame(s) above {threshold:g} mm.</p>",
              _img(figures.motion_plot(params, fd, threshold, time), "motion traces")]
@@ -231,7 +235,7 @@ def _session_section(session, folder):
         if conc is not None and aif is not None and quality is not None:
             examples = example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2)
             if examples:
-                labels, measured, fitted = zip(*examples)
+                labels, measured, fitted = zip(*examples, strict=True)
                 parts.append(_img(figures.curves_plot(t, measured, fitted, labels, f"{model}: example voxels"),
                                   "example curves"))
     parts.append("<h3>Warnings</h3>")

@@ -59,7 +59,7 @@ def rigid_matrix(params):
 
 
 def move(volume, grid, params):
-    """The object in ``volume`` ([nx, ny, nz]) displaced by the rigid ``params``."""
+    """Return the object in ``volume`` ([nx, ny, nz]) displaced by the rigid ``params``."""
     centre = np.eye(4)
     centre[2, 3] = grid.slab_centre
     world = centre @ rigid_matrix(params) @ np.linalg.inv(centre)

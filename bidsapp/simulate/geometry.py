@@ -35,6 +35,7 @@ class Grid:
     slab_centre: float = 0.0
 
     def __post_init__(self):
+        """Check and normalise ``matrix`` (voxels) and ``voxel_size`` (mm)."""
         if len(self.matrix) != 3 or any(int(n) < 1 for n in self.matrix):
             raise ValueError(f"matrix {self.matrix} must be three positive integers")
         if len(self.voxel_size) != 3 or any(float(v) <= 0 for v in self.voxel_size):

@@ -28,6 +28,7 @@ class SessionInput:
 
     @classmethod
     def draw(cls, rng, protocol):
+        """Draw a subject's bolus arrival (s) and AIF amplitude factor from ``protocol``'s variability."""
         arrival = protocol.nominal_arrival + protocol.arrival_jitter * rng.standard_normal()
         amplitude = float(np.exp(protocol.aif_amplitude_cv * rng.standard_normal()))
         return cls(bolus_arrival=float(max(arrival, protocol.earliest_arrival)), amplitude=amplitude)

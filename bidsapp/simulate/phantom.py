@@ -84,17 +84,17 @@ def _field_on(grid, field_grid, field):
 
 
 def make_phantom(
-    rng=0,
-    grid=None,
-    field_strength=3.0,
-    hematocrit=0.45,
-    lesion=True,
-    group=None,
-    shifts=None,
-    supersample=3,
-    smoothness_mm=12.0,
-    field_grid=None,
-):
+    rng: np.random.Generator | int = 0,
+    grid: Grid | None = None,
+    field_strength: float = 3.0,
+    hematocrit: float = 0.45,
+    lesion: bool = True,
+    group: str | None = None,
+    shifts: dict[str, float] | None = None,
+    supersample: int = 3,
+    smoothness_mm: float = 12.0,
+    field_grid: Grid | None = None,
+) -> Phantom:
     """Draw one subject's phantom.
 
     Parameters

@@ -7,15 +7,23 @@ relaxivity from :func:`bidsapp.relaxivity_for`). The receiver gain scales M0 to
 signal units (``RECEIVER_GAIN``).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..spgr import spgr_signal
 from .acquisition import b1_map, motion_trace, move, rician
 from .kinetics import SessionInput, fine_time_grid, plasma_aif, tissue_concentration
 from .protocol import Protocol
 from .tissues import CLASS_INDEX
+
+if TYPE_CHECKING:
+    from .geometry import Grid
+    from .phantom import Phantom
 
 RECEIVER_GAIN = 10000.0
 
@@ -33,7 +41,7 @@ class SubjectSimulation:
     ``vfa`` when it differs from the phantom's (DCE) grid, else None.
     """
 
-    phantom: object
+    phantom: Phantom
     protocol: Protocol
     session_input: SessionInput
     t: np.ndarray
@@ -47,7 +55,7 @@ class SubjectSimulation:
     relaxivity: float
     motion: np.ndarray | None = None
     vfa_motion: np.ndarray | None = None
-    vfa_grid: object = None
+    vfa_grid: Grid | None = None
 
 
 @dataclass
@@ -82,7 +90,8 @@ class DosePair:
 def _protocol_for(phantom, protocol):
     protocol = protocol or Protocol(field_strength=phantom.field_strength, hematocrit=phantom.hematocrit)
     if not np.isclose(protocol.field_strength, phantom.field_strength):
-        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's {phantom.field_strength} T")
+        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's "
+                         f"{phantom.field_strength} T")
     if not np.isclose(protocol.hematocrit, phantom.hematocrit):
         raise ValueError(f"protocol.hematocrit {protocol.hematocrit} differs from the phantom's {phantom.hematocrit}")
     return protocol
@@ -113,7 +122,12 @@ def _reference_sigma(clean, phantom, snr):
     return float(clean[brain].mean() / snr)
 
 
-def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
+def simulate_subject(
+    phantom: Phantom,
+    protocol: Protocol | None = None,
+    rng: np.random.Generator | int | None = None,
+    vfa_phantom: Phantom | None = None,
+) -> SubjectSimulation:
     """Simulate one session of ``phantom`` (:class:`SubjectSimulation`).
 
     ``rng`` (seed or Generator) draws the session's AIF amplitude and arrival, B1
@@ -174,7 +188,14 @@ def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
     )
 
 
-def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25, session_input=None, b1=None):
+def simulate_dose_pair(
+    phantom: Phantom,
+    protocol: Protocol | None = None,
+    rng: np.random.Generator | int | None = None,
+    low_dose_fraction: float = 0.25,
+    session_input: SessionInput | None = None,
+    b1: ArrayLike | None = None,
+) -> DosePair:
     """Pre-contrast, low-dose and standard-dose T1-weighted SPGR volumes (:class:`DosePair`).
 
     The standard-dose tissue concentration at ``bolus_arrival + post_contrast_delay``

@@ -5,10 +5,10 @@ Prints
    frame 0, since the reference is the mean of the moving baseline frames); target
    ≤ 0.3 mm / 0.3°; also the RMS displacement error over the head (mm);
 2. extended-Tofts Ktrans RMSE against the truth inside brain tissue for the same study
-   without motion, with motion uncorrected, with motion corrected and resampled with the
-   true transforms (the interpolation floor) (target: corrected within 10 % of no
-   motion); over all tissue voxels fitted in every run and over enhancing tissue. T1 from the VFA volumes (aligned to the DCE grid when
-   corrected), the true plasma AIF, CPU fit;
+   without motion, with motion uncorrected, with motion corrected and resampled with the true transforms (the
+   interpolation floor) (target: corrected within 10 % of no motion); over all tissue voxels fitted in every
+   run and over enhancing tissue. T1 from the VFA volumes (aligned to the DCE grid when corrected), the true
+   plasma AIF, CPU fit;
 3. T1 on a 3 mm DCE grid from VFA volumes on a 2 mm grid with another field of view and
    a rigid VFA↔DCE offset: relative error inside tissue (voxels ≥ 90 % one tissue);
    target within 5 %;
@@ -64,10 +64,10 @@ def part_motion(sim, result, grid):
     rms_t, rms_r = np.sqrt((err[:, :3] ** 2).mean(axis=0)), np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean(axis=0)))
     head = np.argwhere(sim.phantom.head_mask)
     world = grid.affine @ np.c_[head, np.ones(len(head))].T
-    disp = [np.linalg.norm(((e - t) @ world)[:3], axis=0) for e, t in zip(est, true)]
+    disp = [np.linalg.norm(((e - t) @ world)[:3], axis=0) for e, t in zip(est, true, strict=True)]
     print(f"1. motion ({sim.protocol.n_frames} frames, max {sim.protocol.motion:g} mm/deg, grid {grid.matrix} "
-          f"{tuple(round(v, 2) for v in grid.voxel_size)} mm): truth range trans {np.abs(pt[:, :3]).max():.2f} mm, "
-          f"rot {np.rad2deg(np.abs(pt[:, 3:]).max()):.2f} deg")
+          f"{tuple(round(v, 2) for v in grid.voxel_size)} mm): truth range trans {np.abs(pt[:, :3]).max():.2f} "
+          f"mm, rot {np.rad2deg(np.abs(pt[:, 3:]).max()):.2f} deg")
     print(f"   RMS error trans x/y/z {rms_t.round(3)} mm (all {np.sqrt((err[:, :3] ** 2).mean()):.3f}), "
           f"rot x/y/z {rms_r.round(3)} deg (all {np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean())):.3f})")
     print(f"   RMS displacement error over the head {np.sqrt(np.mean(np.square(disp))):.3f} mm "
@@ -173,8 +173,8 @@ def part_t1(seed, threads):
                                  result.reference, dce_grid.affine, ref, register=False)
     t1_raw = _t1(np.stack(unaligned.vfa, axis=-1), protocol)
     err_raw = np.abs(t1_raw[tissue] - truth_on_ref[tissue]) / truth_on_ref[tissue]
-    print(f"   without registration (scanner coordinates only): median {np.nanmedian(err_raw):.3f}, within 5 %: "
-          f"{np.mean(err_raw < 0.05):.3f}")
+    print(f"   without registration (scanner coordinates only): median {np.nanmedian(err_raw):.3f}, within 5 "
+          f"%: {np.mean(err_raw < 0.05):.3f}")
 
 
 def part_time(shape, threads, seed):
