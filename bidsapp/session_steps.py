@@ -327,7 +327,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
             vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
         result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
                             signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF,
-                            bolus_arrival=arrival, vfa=vfa)
+                            bolus_arrival=arrival, vfa=vfa, baseline_frames=info["BaselineFrames"])
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.bolus_arrival is not None:  # fell back to the population curve

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from bidsapp import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
+from bidsapp import (POPULATION_AIFS, aif_from_mask, concentration_to_signal, detect_aif, population_aif,
+                     signal_to_concentration)
 from synthetic_aif import HCT, synthetic_volume
 
 T = np.arange(0.0, 600.0, 1.0)
@@ -125,3 +126,40 @@ def test_aif_bad_input():
         detect_aif(conc, t, fallback="nope")
     with pytest.raises(ValueError, match="hematocrit"):
         detect_aif(conc, t, hematocrit=-0.1)
+
+
+def _signal_volume(seed, noise_sd):
+    """Synthetic volume as SPGR signal (3 T-like: TR 5 ms, 15°, r1 4.5 /mM/s; T10 1.7 s in the
+    vessels, 1.2 s in tissue, M0 1) with Gaussian noise of SD ``noise_sd`` × the tissue S0."""
+    conc, t, artery, vein, blood = synthetic_volume(seed=seed, noise_sd=0.0)
+    model = {"tr": 0.005, "flip_angle": 15.0, "relaxivity": 4.5}
+    t10 = np.where(artery | vein, 1.7, 1.2)
+    signal = concentration_to_signal(conc, t10, 1.0, model["tr"], model["flip_angle"],
+                                     model["relaxivity"])
+    s0_tissue = concentration_to_signal(np.zeros(1), 1.2, 1.0, model["tr"], model["flip_angle"], model["relaxivity"])[0]
+    signal = signal + np.random.default_rng(seed).normal(0.0, noise_sd * s0_tissue, signal.shape)
+    return signal, t, t10, model, artery, blood
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_detect_aif_rebaselines_an_arterial_upslope_frame(seed):
+    """The series baseline reaches one frame into the arterial upslope (the frame at the
+    bolus arrival, 20 s): the AIF's S0 must come from the frames before it."""
+    signal, t, t10, model, artery, blood = _signal_volume(seed, noise_sd=0.005)
+    n_base = int(np.sum(t <= 20.0))  # frames 0-5: the last one is on the arterial upslope
+    conc = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
+                                   n_base).concentration
+    area = lambda c: float(np.sum(np.diff(t) * (c[1:] + c[:-1]) / 2.0))  # noqa: E731
+    kwargs = dict(t10=t10, hematocrit=HCT, fallback=None, signal_model=model)
+    old = detect_aif(conc, t, **kwargs)  # no baseline check: S0 includes the upslope frame
+    new = detect_aif(conc, t, **kwargs, baseline_frames=n_base)
+    assert new.source == "image" and (new.mask & artery).sum() == new.mask.sum() >= 3
+    assert area(old.blood) / area(blood) < 0.9  # the contaminated S0 lowers the whole curve
+    assert abs(area(new.blood) / area(blood) - 1.0) < 0.02
+    assert any("AIF baseline" in w and "first 5 frame" in w for w in new.warnings)
+    # a baseline that ends before the upslope is left as it is
+    clean = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
+                                    5).concentration
+    unchanged = detect_aif(clean, t, **kwargs, baseline_frames=5)
+    np.testing.assert_array_equal(unchanged.blood, detect_aif(clean, t, **kwargs).blood)
+    assert not any("AIF baseline" in w for w in unchanged.warnings)

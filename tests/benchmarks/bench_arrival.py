@@ -63,7 +63,7 @@ def image_aif(sim, signal, t10, t1_valid, n_base, arrival, vfa=None):
     model = {"tr": p.dce_tr, "flip_angle": p.dce_flip_angle, "relaxivity": sim.relaxivity}
     result = detect_aif(conc.concentration, sim.t, t10=t10, mask=mask, hematocrit=p.hematocrit,
                         fallback=FALLBACK_POPULATION_AIF, signal_model=model,
-                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival,
+                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival, baseline_frames=n_base,
                         vfa=None if vfa is None else {"signals": vfa, "flip_angles": np.asarray(p.vfa_flip_angles),
                                                       "tr": p.vfa_tr})
     return result.source, result.plasma
