@@ -150,6 +150,11 @@ class AIFResult:
     bolus_arrival : float or None
         For a population curve, the bolus arrival (s) it was shifted to, so the analytic
         curve can be re-evaluated on a finer grid; None for image or mask curves.
+    blood_t10 : dict or None
+        For an image curve with ``signal_model``: the blood T10 the curve was converted
+        with — ``value`` (s), ``standard_error`` (s, bootstrap over the pool voxels),
+        ``voxels`` (pool size) and ``method``. The AIF area moves by about −2 × its
+        relative error (docs/aif.md). None otherwise.
     """
 
     t: np.ndarray
@@ -161,6 +166,7 @@ class AIFResult:
     hematocrit: float
     warnings: list = field(default_factory=list)
     bolus_arrival: float = None
+    blood_t10: dict = None
 
 
 def _check_inputs(concentration, t, mask):
@@ -313,21 +319,32 @@ def _relative_signal(concentration, t10, model):
     return np.where(ok[:, None], relative, np.nan)
 
 
-def _pooled_t10(t10, pool, b1_pooled, vfa):
-    """Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean
-    VFA signals when ``vfa`` is given (noise averaged before the non-linear T1 estimate,
-    which per-voxel fits at clinical SNR scatter by several per cent), else the median of
-    their T10 values. Falls back to the median when the pooled fit is not valid."""
-    median = float(np.median(t10.reshape(-1)[pool]))
-    if vfa is None:
-        return median
-    from ..t1 import compute_t1_map
+BOOTSTRAP_SAMPLES = 200  # resamples of the T10 pool for the blood T10 standard error
 
-    signals = np.asarray(vfa["signals"], float)
-    mean = signals.reshape(-1, signals.shape[-1])[pool].mean(axis=0)
-    fit = compute_t1_map(mean[None, :], vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
-                         b1=np.asarray([b1_pooled]))
-    return float(fit.t1[0]) if fit.valid[0] else median
+
+def _pooled_t10(t10, pool, b1_pooled, vfa):
+    """Blood T10 of the pool voxels (flat indices ``pool``): ``(value s, standard error s,
+    method)``. The value is the VFA fit of their mean VFA signals when ``vfa`` is given
+    (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
+    scatter by several per cent), else the median of their T10 values; the median is also
+    the fallback when the pooled fit is not valid. The standard error is the SD of the same
+    estimate over ``BOOTSTRAP_SAMPLES`` resamples of the pool voxels (with replacement,
+    fixed seed: deterministic); NaN for a single voxel."""
+    voxel_t10 = t10.reshape(-1)[pool]
+    resamples = np.random.default_rng(0).integers(0, pool.size, (BOOTSTRAP_SAMPLES, pool.size))
+    median = (float(np.median(voxel_t10)), np.median(voxel_t10[resamples], axis=1), "median of the voxel T10s")
+    if vfa is not None:
+        from ..t1 import compute_t1_map
+
+        signals = np.asarray(vfa["signals"], float).reshape(-1, np.shape(vfa["signals"])[-1])[pool]
+        means = np.concatenate([signals.mean(axis=0)[None, :], signals[resamples].mean(axis=1)])
+        fit = compute_t1_map(means, vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
+                             b1=np.full(means.shape[0], b1_pooled))
+        if fit.valid[0]:
+            median = (float(fit.t1[0]), fit.t1[1:][fit.valid[1:]], "VFA fit of the mean VFA signal")
+    value, resampled, method = median
+    standard_error = float(np.std(resampled, ddof=1)) if pool.size > 1 and resampled.size > 1 else float("nan")
+    return value, standard_error, method
 
 
 def _arterial_baseline(relative, t, baseline_frames):
@@ -544,7 +561,7 @@ def detect_aif(
         arrival = _series_arrival(bolus_arrival, curves.mean(axis=0) if index.size else None, t)
         return _population_fallback(fallback, t, hct, arrival, 0.0, voxel_shape, reason)
 
-    baseline_note = None
+    baseline_note = blood_t10 = None
     if model is None:
         blood = curves[chosen].mean(axis=0)
     else:
@@ -554,7 +571,9 @@ def detect_aif(
             np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
         blood_like[chosen] = True  # the selected voxels always belong to the pool
         b1_chosen = model["b1"][index[chosen]]
-        t10_blood = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
+        t10_blood, t10_se, t10_method = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
+        blood_t10 = {"value": t10_blood, "standard_error": t10_se, "voxels": int(np.sum(blood_like)),
+                     "method": t10_method}
         relative, baseline_note = _arterial_baseline(curves[chosen] + 1.0, t, baseline_frames)
         blood = _pooled_concentration(relative, t10_blood, b1_chosen, model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
@@ -582,7 +601,7 @@ def detect_aif(
         warnings = notes
     return AIFResult(
         t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=selected, quality=float(quality),
-        source="image", hematocrit=hct, warnings=warnings,
+        source="image", hematocrit=hct, warnings=warnings, blood_t10=blood_t10,
     )
 
 
