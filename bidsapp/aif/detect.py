@@ -71,11 +71,14 @@ barely enhances in that frame, arterial blood does a lot (Parker AIF 1.5 s after
 arrival at 3 T, 15°: S/S0 ≈ 2), and S0 averaged over 4 frames is then ≈ 25 % too high
 (simulated 5 s study, seed 6: image AIF area −17 %, population fallback). So the arrival
 of the selected arterial voxels is fitted (:func:`bidsapp.bolus_arrival.fit_arrival` of
-their mean relative signal) and, when fewer than ``baseline_frames`` frames precede it,
-each selected voxel's relative signal is divided by its mean over those frames (its S0
-re-taken from the frames before the arterial upslope), with a note in ``warnings``.
-Frames are only ever dropped from the arterial baseline, never added, so a fit that
-places the arterial arrival one frame early costs only baseline averaging.
+their mean relative signal). Series baseline frames at or after it are dropped from the
+AIF's baseline from the first one whose mean relative signal is more than 3 standard
+errors above that of the frames before the arterial arrival (standard error from the
+across-voxel scatter of those frames; the fit alone is early by a frame in some noisy
+sessions, and dropping an unenhanced frame only adds noise). Each selected voxel's
+relative signal is then divided by its mean over the kept frames (its S0 re-taken from
+the frames before the arterial upslope), with a note in ``warnings``. Frames are only
+ever dropped from the arterial baseline, never added.
 
 Quality score (0..1, the product of these factors, each in [0, 1]):
 
@@ -354,10 +357,21 @@ def _arterial_baseline(relative, t, baseline_frames):
     in the module docstring."""
     if baseline_frames is None:
         return relative, None
-    arrival = fit_arrival(relative.mean(axis=0), t)
+    mean = relative.mean(axis=0)
+    arrival = fit_arrival(mean, t)
     n_arterial = baseline_frame_count(t, arrival)
     if not np.isfinite(arrival) or n_arterial >= int(baseline_frames):
         return relative, None
+    # keep the frames the fit put on the upslope unless they are significantly enhanced: > 3 standard
+    # errors (across-voxel scatter of the earlier baseline frames) above the earlier frames' mean
+    before = relative[:, :n_arterial]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        standard_error = np.std(before, ddof=1) / np.sqrt(relative.shape[0]) if before.size > 1 else np.nan
+        elevated = mean[n_arterial:int(baseline_frames)] - before.mean() > 3.0 * standard_error * np.sqrt(
+            1.0 + 1.0 / n_arterial)
+    if not elevated.any():
+        return relative, None
+    n_arterial += int(np.argmax(elevated))
     note = (f"AIF baseline: the arterial upslope starts at {arrival:.2f} s, before the end of the "
             f"{int(baseline_frames)} series baseline frames; the AIF's pre-contrast signal is the mean of "
             f"the first {n_arterial} frame(s)")
