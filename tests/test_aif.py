@@ -2,10 +2,16 @@
 
 import numpy as np
 import pytest
-
-from bidsapp import (POPULATION_AIFS, aif_from_mask, concentration_to_signal, detect_aif, population_aif,
-                     signal_to_concentration)
 from synthetic_aif import HCT, synthetic_volume
+
+from bidsapp import (
+    POPULATION_AIFS,
+    aif_from_mask,
+    concentration_to_signal,
+    detect_aif,
+    population_aif,
+    signal_to_concentration,
+)
 
 T = np.arange(0.0, 600.0, 1.0)
 
@@ -128,6 +134,10 @@ def test_aif_bad_input():
         detect_aif(conc, t, hematocrit=-0.1)
 
 
+def _area(curve, t):
+    return float(np.sum(np.diff(t) * (curve[1:] + curve[:-1]) / 2.0))
+
+
 def _signal_volume(seed, noise_sd):
     """Synthetic volume as SPGR signal (3 T-like: TR 5 ms, 15°, r1 4.5 /mM/s; T10 1.7 s in the
     vessels, 1.2 s in tissue, M0 1) with Gaussian noise of SD ``noise_sd`` × the tissue S0."""
@@ -149,13 +159,12 @@ def test_detect_aif_rebaselines_an_arterial_upslope_frame(seed):
     n_base = int(np.sum(t <= 20.0))  # frames 0-5: the last one is on the arterial upslope
     conc = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
                                    n_base).concentration
-    area = lambda c: float(np.sum(np.diff(t) * (c[1:] + c[:-1]) / 2.0))  # noqa: E731
-    kwargs = dict(t10=t10, hematocrit=HCT, fallback=None, signal_model=model)
+    kwargs = {"t10": t10, "hematocrit": HCT, "fallback": None, "signal_model": model}
     old = detect_aif(conc, t, **kwargs)  # no baseline check: S0 includes the upslope frame
     new = detect_aif(conc, t, **kwargs, baseline_frames=n_base)
     assert new.source == "image" and (new.mask & artery).sum() == new.mask.sum() >= 3
-    assert area(old.blood) / area(blood) < 0.9  # the contaminated S0 lowers the whole curve
-    assert abs(area(new.blood) / area(blood) - 1.0) < 0.02
+    assert _area(old.blood, t) / _area(blood, t) < 0.9  # the contaminated S0 lowers the whole curve
+    assert abs(_area(new.blood, t) / _area(blood, t) - 1.0) < 0.02
     assert any("AIF baseline" in w and "first 5 frame" in w for w in new.warnings)
     # a baseline that ends before the upslope is left as it is
     clean = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
