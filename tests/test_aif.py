@@ -172,3 +172,21 @@ def test_detect_aif_rebaselines_an_arterial_upslope_frame(seed):
     unchanged = detect_aif(clean, t, **kwargs, baseline_frames=5)
     np.testing.assert_array_equal(unchanged.blood, detect_aif(clean, t, **kwargs).blood)
     assert not any("AIF baseline" in w for w in unchanged.warnings)
+
+
+def test_arterial_baseline_drops_only_significantly_enhanced_frames():
+    """A series baseline frame the arterial arrival fit puts on the upslope stays in the AIF's
+    baseline unless it is > 3 standard errors above the frames before it."""
+    from bidsapp.aif.detect import _arterial_baseline
+
+    t = np.arange(12.0)
+    rise = np.where(t >= 5.0, 0.5 * (t - 5.0) ** 2, 0.0)  # arrives exactly at frame 5
+    noise = np.random.default_rng(0).normal(0.0, 0.01, (10, t.size))
+    relative = 1.0 + rise + noise
+    same, note = _arterial_baseline(relative, t, 6)  # frame 5 is unenhanced: kept
+    assert same is relative and note is None
+    relative[:, 5] += 0.2  # now frame 5 is clearly enhanced: dropped, S0 from frames 0-4
+    rebased, note = _arterial_baseline(relative, t, 6)
+    assert "first 5 frame" in note
+    np.testing.assert_allclose(rebased, relative / relative[:, :5].mean(axis=1, keepdims=True))
+    assert _arterial_baseline(relative, t, None) == (relative, None)
