@@ -319,6 +319,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     arrival = info.get("BolusArrivalTime")  # s; None when no enhancement was found
     warnings, source, quality, aif_mask = [], None, None, np.zeros(conc.shape[:3], bool)
     population = None  # (name, bolus arrival s) of an analytic AIF, evaluated on its sub-step grid below
+    blood_t10 = None  # the blood T10 an image AIF was converted with
 
     if spec == "auto":
         signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
@@ -334,9 +335,11 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
             vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
         options = AIFOptions(fallback=FALLBACK_POPULATION_AIF, population_check=FALLBACK_POPULATION_AIF)
         result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, signal_model=signal_model,
-                            bolus_arrival=arrival, vfa=vfa, options=options)
+                            bolus_arrival=arrival, vfa=vfa, baseline_frames=info["BaselineFrames"], options=options)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
+        if result.source == "image":
+            blood_t10 = result.blood_t10
         if result.bolus_arrival is not None:  # fell back to the population curve
             population = (source.split(":", 1)[1], float(result.bolus_arrival))
     elif spec in POPULATION_AIFS:
@@ -379,6 +382,12 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         "blood": {"Description": "whole-blood concentration (plasma x (1 - hematocrit))", "Units": "mM"},
         "Software": software_info(), "Sources": _provenance([spec if Path(spec).exists() else None], raw_root),
     }
+    if blood_t10 is not None:
+        se = blood_t10["standard_error"]
+        sidecar["BloodT1"] = {
+            "Value": blood_t10["value"], "StandardError": se if np.isfinite(se) else None, "Units": "s",
+            "Voxels": blood_t10["voxels"], "Method": f"{blood_t10['method']} of the arterial blood pool "
+            "(bootstrap standard error over its voxels); the AIF area changes by about -2x its relative error"}
     if population is not None:
         sidecar["PopulationAIF"] = {"Name": population[0], "BolusArrival": population[1], "BolusArrivalUnits": "s"}
     write_json_atomic(out["json"], sidecar)

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from synthetic_aif import HCT, synthetic_volume
 
-from bidsapp import POPULATION_AIFS, AIFOptions, aif_from_mask, detect_aif, population_aif
+from bidsapp import (
+    POPULATION_AIFS,
+    AIFOptions,
+    aif_from_mask,
+    concentration_to_signal,
+    detect_aif,
+    population_aif,
+    signal_to_concentration,
+)
 
 T = np.arange(0.0, 600.0, 1.0)
 
@@ -143,3 +151,61 @@ def test_aif_bad_input():
         detect_aif(conc, t, fallback="nope")
     with pytest.raises(ValueError, match="hematocrit"):
         detect_aif(conc, t, hematocrit=-0.1)
+
+
+def _area(curve, t):
+    return float(np.sum(np.diff(t) * (curve[1:] + curve[:-1]) / 2.0))
+
+
+def _signal_volume(seed, noise_sd):
+    """Synthetic volume as SPGR signal (3 T-like: TR 5 ms, 15°, r1 4.5 /mM/s; T10 1.7 s in the
+    vessels, 1.2 s in tissue, M0 1) with Gaussian noise of SD ``noise_sd`` × the tissue S0."""
+    conc, t, artery, vein, blood = synthetic_volume(seed=seed, noise_sd=0.0)
+    model = {"tr": 0.005, "flip_angle": 15.0, "relaxivity": 4.5}
+    t10 = np.where(artery | vein, 1.7, 1.2)
+    signal = concentration_to_signal(conc, t10, 1.0, model["tr"], model["flip_angle"],
+                                     model["relaxivity"])
+    s0_tissue = concentration_to_signal(np.zeros(1), 1.2, 1.0, model["tr"], model["flip_angle"], model["relaxivity"])[0]
+    signal = signal + np.random.default_rng(seed).normal(0.0, noise_sd * s0_tissue, signal.shape)
+    return signal, t, t10, model, artery, blood
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_detect_aif_rebaselines_an_arterial_upslope_frame(seed):
+    """The series baseline reaches one frame into the arterial upslope (the frame at the
+    bolus arrival, 20 s): the AIF's S0 must come from the frames before it."""
+    signal, t, t10, model, artery, blood = _signal_volume(seed, noise_sd=0.005)
+    n_base = int(np.sum(t <= 20.0))  # frames 0-5: the last one is on the arterial upslope
+    conc = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
+                                   n_base).concentration
+    kwargs = {"t10": t10, "hematocrit": HCT, "fallback": None, "signal_model": model}
+    old = detect_aif(conc, t, **kwargs)  # no baseline check: S0 includes the upslope frame
+    new = detect_aif(conc, t, **kwargs, baseline_frames=n_base)
+    assert new.source == "image" and (new.mask & artery).sum() == new.mask.sum() >= 3
+    assert _area(old.blood, t) / _area(blood, t) < 0.9  # the contaminated S0 lowers the whole curve
+    assert abs(_area(new.blood, t) / _area(blood, t) - 1.0) < 0.02
+    assert any("AIF baseline" in w and "first 5 frame" in w for w in new.warnings)
+    # a baseline that ends before the upslope is left as it is
+    clean = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
+                                    5).concentration
+    unchanged = detect_aif(clean, t, **kwargs, baseline_frames=5)
+    np.testing.assert_array_equal(unchanged.blood, detect_aif(clean, t, **kwargs).blood)
+    assert not any("AIF baseline" in w for w in unchanged.warnings)
+
+
+def test_arterial_baseline_drops_only_significantly_enhanced_frames():
+    """A series baseline frame the arterial arrival fit puts on the upslope stays in the AIF's
+    baseline unless it is > 3 standard errors above the frames before it."""
+    from bidsapp.aif.detect import _arterial_baseline
+
+    t = np.arange(12.0)
+    rise = np.where(t >= 5.0, 0.5 * (t - 5.0) ** 2, 0.0)  # arrives exactly at frame 5
+    noise = np.random.default_rng(0).normal(0.0, 0.01, (10, t.size))
+    relative = 1.0 + rise + noise
+    same, note = _arterial_baseline(relative, t, 6)  # frame 5 is unenhanced: kept
+    assert same is relative and note is None
+    relative[:, 5] += 0.2  # now frame 5 is clearly enhanced: dropped, S0 from frames 0-4
+    rebased, note = _arterial_baseline(relative, t, 6)
+    assert "first 5 frame" in note
+    np.testing.assert_allclose(rebased, relative / relative[:, :5].mean(axis=1, keepdims=True))
+    assert _arterial_baseline(relative, t, None) == (relative, None)

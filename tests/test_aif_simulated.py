@@ -50,6 +50,12 @@ def test_detected_aif_matches_truth_at_64x64x8(seed):
     assert 0.9 <= area_ratio <= 1.1, area_ratio
     assert 0.85 <= peak_ratio <= 1.15, peak_ratio
     np.testing.assert_allclose(result.blood, result.plasma * (1.0 - sim.protocol.hematocrit))
+    # the blood T10 the curve was converted with, and a standard error that covers its error
+    t10 = result.blood_t10
+    true_t10 = float(np.mean(phantom.t1[result.mask]))
+    assert t10["voxels"] >= result.mask.sum() and t10["method"] == "median of the voxel T10s"
+    assert 0.002 < t10["standard_error"] / t10["value"] < 0.1
+    assert abs(t10["value"] - true_t10) < 4.0 * t10["standard_error"], (t10, true_t10)
 
 
 def test_partial_volume_at_32x32x4_is_reported_and_falls_back():

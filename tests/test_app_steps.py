@@ -186,3 +186,7 @@ def test_demo_grid_gives_an_image_derived_aif(tmp_path, monkeypatch):
                                      vfa_files=vfa)
         meta = json.loads(Path(aif["json"]).read_text())
         assert meta["Source"] == "image" and meta["NumberOfVoxels"] > 0, meta["Warnings"]
+        blood_t1 = meta["BloodT1"]  # the pooled VFA fit the image AIF was converted with, and its uncertainty
+        assert blood_t1["Units"] == "s" and blood_t1["Method"].startswith("VFA fit of the mean VFA signal")
+        assert 1.4 < blood_t1["Value"] < 2.2 and 0.0 < blood_t1["StandardError"] < 0.1 * blood_t1["Value"]
+        assert blood_t1["Voxels"] >= meta["NumberOfVoxels"]

@@ -60,6 +60,26 @@ this inflated the concentration-domain AIF peak 1.9–2.6× (pure sinus voxels w
   of the same vessel, not the (later) sinus, whose blood T1 can differ. The pooled b1 is
   the median over the selected voxels (exact for a smooth B1 field).
 
+Arterial baseline (``baseline_frames``, with ``signal_model``)
+-------------------------------------------------------------
+The concentration's pre-contrast signal S0 is the mean of the series baseline frames,
+which end at the one bolus-arrival estimate of :mod:`bidsapp.bolus_arrival`. That
+estimate comes from the mean of the most enhancing voxels (mostly the larger, later
+sinus) and is sub-frame but not exact: at 5 s frames it can fall 1–2 s after the
+arterial arrival, so that the last baseline frame is on the arterial upslope. Tissue
+barely enhances in that frame, arterial blood does a lot (Parker AIF 1.5 s after
+arrival at 3 T, 15°: S/S0 ≈ 2), and S0 averaged over 4 frames is then ≈ 25 % too high
+(simulated 5 s study, seed 6: image AIF area −17 %, population fallback). So the arrival
+of the selected arterial voxels is fitted (:func:`bidsapp.bolus_arrival.fit_arrival` of
+their mean relative signal). Series baseline frames at or after it are dropped from the
+AIF's baseline from the first one whose mean relative signal is more than 3 standard
+errors above that of the frames before the arterial arrival (standard error from the
+across-voxel scatter of those frames; the fit alone is early by a frame in some noisy
+sessions, and dropping an unenhanced frame only adds noise). Each selected voxel's
+relative signal is then divided by its mean over the kept frames (its S0 re-taken from
+the frames before the arterial upslope), with a note in ``warnings``. Frames are only
+ever dropped from the arterial baseline, never added.
+
 Quality score (0..1, the product of these factors, each in [0, 1]):
 
 * timing: 1 if the peak is neither in the first frame nor in the last two frames, else 0;
@@ -102,7 +122,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validate import boolean_mask
-from ..bolus_arrival import fit_arrival
+from ..bolus_arrival import baseline_frame_count, fit_arrival
 from ..concentration import concentration_to_signal, signal_to_concentration
 from ..spgr import spgr_signal
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
@@ -134,6 +154,11 @@ class AIFResult:
     bolus_arrival : float or None
         For a population curve, the bolus arrival (s) it was shifted to, so the analytic
         curve can be re-evaluated on a finer grid; None for image or mask curves.
+    blood_t10 : dict or None
+        For an image curve with ``signal_model``: the blood T10 the curve was converted
+        with — ``value`` (s), ``standard_error`` (s, bootstrap over the pool voxels),
+        ``voxels`` (pool size) and ``method``. The AIF area moves by about −2 × its
+        relative error (docs/aif.md). None otherwise.
     """
 
     t: np.ndarray
@@ -145,6 +170,7 @@ class AIFResult:
     hematocrit: float
     warnings: list[str] = field(default_factory=list)
     bolus_arrival: float | None = None
+    blood_t10: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -402,24 +428,60 @@ def _relative_signal(concentration, t10, model):
     return np.where(ok[:, None], relative, np.nan)
 
 
+BOOTSTRAP_SAMPLES = 200  # resamples of the T10 pool for the blood T10 standard error
+
+
 def _pooled_t10(t10, pool, b1_pooled, vfa):
-    """Estimate the blood T10 (s) of the pool voxels.
+    """Blood T10 of the pool voxels (flat indices ``pool``): ``(value s, standard error s,
+    method)``. The value is the VFA fit of their mean VFA signals when ``vfa`` is given
+    (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
+    scatter by several per cent), else the median of their T10 values; the median is also
+    the fallback when the pooled fit is not valid. The standard error is the SD of the same
+    estimate over ``BOOTSTRAP_SAMPLES`` resamples of the pool voxels (with replacement,
+    fixed seed: deterministic); NaN for a single voxel."""
+    voxel_t10 = t10.reshape(-1)[pool]
+    resamples = np.random.default_rng(0).integers(0, pool.size, (BOOTSTRAP_SAMPLES, pool.size))
+    median = (float(np.median(voxel_t10)), np.median(voxel_t10[resamples], axis=1), "median of the voxel T10s")
+    if vfa is not None:
+        from ..t1 import compute_t1_map
 
-    Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean VFA signals when
-    ``vfa`` is given (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
-    scatter by several per cent), else the median of their T10 values. Falls back to the median when the
-    pooled fit is not valid.
-    """
-    median = float(np.median(t10.reshape(-1)[pool]))
-    if vfa is None:
-        return median
-    from ..t1 import compute_t1_map
+        signals = np.asarray(vfa["signals"], float).reshape(-1, np.shape(vfa["signals"])[-1])[pool]
+        means = np.concatenate([signals.mean(axis=0)[None, :], signals[resamples].mean(axis=1)])
+        fit = compute_t1_map(means, vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
+                             b1=np.full(means.shape[0], b1_pooled))
+        if fit.valid[0]:
+            median = (float(fit.t1[0]), fit.t1[1:][fit.valid[1:]], "VFA fit of the mean VFA signal")
+    value, resampled, method = median
+    standard_error = float(np.std(resampled, ddof=1)) if pool.size > 1 and resampled.size > 1 else float("nan")
+    return value, standard_error, method
 
-    signals = np.asarray(vfa["signals"], float)
-    mean = signals.reshape(-1, signals.shape[-1])[pool].mean(axis=0)
-    fit = compute_t1_map(mean[None, :], vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
-                         b1=np.asarray([b1_pooled]))
-    return float(fit.t1[0]) if fit.valid[0] else median
+
+def _arterial_baseline(relative, t, baseline_frames):
+    """Relative signals ``[v, t]`` of the selected arterial voxels, re-referenced to the
+    frames before the arterial upslope when the series baseline (``baseline_frames``
+    frames) reaches into it, and a note (None when unchanged). See "Arterial baseline"
+    in the module docstring."""
+    if baseline_frames is None:
+        return relative, None
+    mean = relative.mean(axis=0)
+    arrival = fit_arrival(mean, t)
+    n_arterial = baseline_frame_count(t, arrival)
+    if not np.isfinite(arrival) or n_arterial >= int(baseline_frames):
+        return relative, None
+    # keep the frames the fit put on the upslope unless they are significantly enhanced: > 3 standard
+    # errors (across-voxel scatter of the earlier baseline frames) above the earlier frames' mean
+    before = relative[:, :n_arterial]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        standard_error = np.std(before, ddof=1) / np.sqrt(relative.shape[0]) if before.size > 1 else np.nan
+        elevated = mean[n_arterial:int(baseline_frames)] - before.mean() > 3.0 * standard_error * np.sqrt(
+            1.0 + 1.0 / n_arterial)
+    if not elevated.any():
+        return relative, None
+    n_arterial += int(np.argmax(elevated))
+    note = (f"AIF baseline: the arterial upslope starts at {arrival:.2f} s, before the end of the "
+            f"{int(baseline_frames)} series baseline frames; the AIF's pre-contrast signal is the mean of "
+            f"the first {n_arterial} frame(s)")
+    return relative / relative[:, :n_arterial].mean(axis=1, keepdims=True), note
 
 
 def _pooled_concentration(relative, t10_pooled, b1, model):
@@ -505,6 +567,7 @@ def detect_aif(
     signal_model: dict | None = None,
     bolus_arrival: float | None = None,
     vfa: dict | None = None,
+    baseline_frames: int | None = None,
     options: AIFOptions | None = None,
     **tuning,
 ) -> AIFResult:
@@ -545,6 +608,11 @@ def detect_aif(
     **tuning
         Any :class:`AIFOptions` field as a keyword (e.g. ``fallback=None``,
         ``min_quality=0.3``); it overrides the same field of ``options``.
+    baseline_frames : int, optional
+        With ``signal_model``: the number of leading frames whose mean signal was the
+        pre-contrast signal S0 of the concentration. When the arterial upslope starts
+        before their end, the AIF's S0 is re-taken from the frames before the arterial
+        arrival (module docstring, "Arterial baseline"). None: no check.
 
     Returns
     -------
@@ -600,6 +668,7 @@ def detect_aif(
         arrival = _series_arrival(bolus_arrival, curves.mean(axis=0) if index.size else None, t)
         return _population_fallback(fallback, t, hct, arrival, 0.0, voxel_shape, reason)
 
+    baseline_note = blood_t10 = None
     if model is None:
         blood = curves[chosen].mean(axis=0)
     else:
@@ -609,21 +678,25 @@ def detect_aif(
             np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
         blood_like[chosen] = True  # the selected voxels always belong to the pool
         b1_chosen = model["b1"][index[chosen]]
-        t10_blood = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
-        blood = _pooled_concentration(curves[chosen] + 1.0, t10_blood, b1_chosen, model)
+        t10_blood, t10_se, t10_method = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
+        blood_t10 = {"value": t10_blood, "standard_error": t10_se, "voxels": int(np.sum(blood_like)),
+                     "method": t10_method}
+        relative, baseline_note = _arterial_baseline(curves[chosen] + 1.0, t, baseline_frames)
+        blood = _pooled_concentration(relative, t10_blood, b1_chosen, model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
     arrival = _series_arrival(bolus_arrival, curves.mean(axis=0), t)
-    notes = []
+    notes = [] if baseline_note is None else [baseline_note]
     if not np.all(np.isfinite(blood)):
-        quality, notes = 0.0, ["the mean arterial signal reaches the SPGR asymptote"]
+        quality = 0.0
+        notes.append("the mean arterial signal reaches the SPGR asymptote")
     elif population_check is not None:
         ratio = (area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct, arrival)
                  if np.isfinite(arrival) else float("nan"))
         plausibility = area_plausibility(ratio, opts.plausible_area_ratio)
         quality *= plausibility
         if plausibility < 1.0:
-            notes = [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
-                     + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
+            notes += [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
+                      + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
     if quality < min_quality:
@@ -635,7 +708,7 @@ def detect_aif(
         warnings = notes
     return AIFResult(
         t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=selected, quality=float(quality),
-        source="image", hematocrit=hct, warnings=warnings,
+        source="image", hematocrit=hct, warnings=warnings, blood_t10=blood_t10,
     )
 
 
