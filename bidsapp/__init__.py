@@ -30,10 +30,12 @@ _EXPORTS = {
     "aif_from_mask": "bidsapp.aif",
     "AIFResult": "bidsapp.aif",
     # kinetic models and fitting
-    "MODELS": "bidsapp.models",
+    "MODELS": "bidsapp.registry",
+    "ModelSpec": "bidsapp.registry",
+    "get_model": "bidsapp.registry",
     "model_curve": "bidsapp.models",
     "fit_model": "bidsapp.fitting",
-    "FitResult": "bidsapp.fitting",
+    "FitResult": "bidsapp.results",
     "patlak_linear": "bidsapp.fitting",
     # synthetic studies
     "simulate_study": "bidsapp.simulate",
