@@ -143,9 +143,7 @@ def signal_to_concentration(
     if signal.ndim < 1 or signal.shape[-1] < 2:
         raise ValueError(f"signal: expected shape (..., t) with at least 2 frames, got {signal.shape}")
     voxel_shape = signal.shape[:-1]
-    tr = positive_scalar(tr, "tr")
-    alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
-    r1 = positive_scalar(relaxivity, "relaxivity")
+    tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
     t10_map = voxel_map(t10, voxel_shape, "t10")
     b1_map = voxel_map(b1, voxel_shape, "b1", default=1.0)
     if method == "linear" and (m0 is not None or b1 is not None):
@@ -199,6 +197,13 @@ def signal_to_concentration(
     )
 
 
+def _acquisition(tr, flip_angle, relaxivity):
+    """Validated ``(tr s, flip angle deg, r1 /mM/s)``; ``ValueError`` naming the argument."""
+    tr = positive_scalar(tr, "tr")
+    alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
+    return tr, alpha_deg, positive_scalar(relaxivity, "relaxivity")
+
+
 def _voxel_blocks(n_voxels, n_frames, samples_per_block=2**21):
     """Slices over voxels holding about ``samples_per_block`` samples each (bounds memory)."""
     step = max(1, samples_per_block // max(1, n_frames))
@@ -250,18 +255,14 @@ def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, 
     """
     torch = torch_of(concentration, t10, m0, b1)
     if torch is not None:
-        tr = positive_scalar(tr, "tr")
-        alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
-        r1 = positive_scalar(relaxivity, "relaxivity")
+        tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
         concentration, t10, m0, b1 = _torch_args(torch, concentration, t10, m0, b1)
         return spgr_signal(m0[..., None], 1.0 / t10[..., None] + r1 * concentration, alpha_deg, tr, b1[..., None])
     concentration = np.asarray(concentration, dtype=float)
     if concentration.ndim < 1:
         raise ValueError("concentration: expected shape (..., t)")
     voxel_shape = concentration.shape[:-1]
-    tr = positive_scalar(tr, "tr")
-    alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
-    r1 = positive_scalar(relaxivity, "relaxivity")
+    tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
     t10_map = voxel_map(t10, voxel_shape, "t10")
     m0_map = voxel_map(m0, voxel_shape, "m0")
     b1_map = voxel_map(b1, voxel_shape, "b1")
