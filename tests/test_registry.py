@@ -172,3 +172,19 @@ def test_documented_example_model(monkeypatch):
     for key, value in truth.items():
         np.testing.assert_allclose(fit.params[key], value, rtol=1e-4)
     assert fit.valid.all()
+
+
+def test_methods_cite_every_key_of_an_entry():
+    """A population AIF with two papers is cited as [n, m] and both appear in the reference list."""
+    from nipype.pipeline import engine as pe
+
+    from bidsapp.boilerplate import methods_markdown
+
+    spec = POPULATION_AIF_SPECS["weinmann"]
+    wf = pe.Workflow(name="methods_test")
+    wf.__desc__ = f"The AIF was the {spec.human} [{'; '.join('@' + k for k in spec.citations)}]; [@unknown] stays."
+    wf.__refs__ = list(spec.citations)
+    text = methods_markdown(wf)
+    assert "the Weinmann population AIF [1, 2]; [@unknown] stays." in text
+    for number, key in enumerate(spec.citations, start=1):
+        assert f"{number}. {REFERENCES[key].text}" in text
