@@ -45,7 +45,7 @@ def _coefficients(spec, p):
     terms = spec.terms(p)
     assert len(terms) == len(spec.grid.bases)
     coefs, rates = [], []
-    for (coef, rate), basis in zip(terms, spec.grid.bases):
+    for (coef, rate), basis in zip(terms, spec.grid.bases, strict=True):
         if basis == "cp":
             assert rate is None
         elif basis == "int":
@@ -121,7 +121,7 @@ def test_derived_gradient(name):
 
 @pytest.mark.parametrize("name", list(POPULATION_AIF_SPECS))
 def test_population_aif_entry(name):
-    spec = check_population_aif(POPULATION_AIF_SPECS[name])
+    check_population_aif(POPULATION_AIF_SPECS[name])
     assert name in population._CURVES
     values = population.population_aif(name, np.arange(0.0, 300.0, 1.0), hematocrit=0.0)
     assert np.all(np.isfinite(values)) and values.max() > 0

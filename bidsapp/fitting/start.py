@@ -169,8 +169,9 @@ def grid_start(spec, plasma, y, delays=None, at=None):
 def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=2**23, at=None):
     """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel
     and, for a delay index ``at``, the same three for the best rate at that delay (else ``None``)."""
-    t = plasma.t
-    bases = _bases(spec, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
+    if not combos.numel():
+        combos = torch.zeros(1, 0, dtype=plasma.t.dtype, device=plasma.t.device)
+    bases = _bases(spec, plasma, delay_vals, combos)
     n_d, n_c, m, n_t = bases.shape
     flat = bases.reshape(n_d * n_c, m, n_t)
     nnls = _NonNegLS(flat @ flat.transpose(1, 2))
