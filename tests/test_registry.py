@@ -188,3 +188,18 @@ def test_methods_cite_every_key_of_an_entry():
     assert "the Weinmann population AIF [1, 2]; [@unknown] stays." in text
     for number, key in enumerate(spec.citations, start=1):
         assert f"{number}. {REFERENCES[key].text}" in text
+
+
+def test_one_result_type():
+    """fit_model, patlak_linear and the package namespace share bidsapp.results.FitResult."""
+    import bidsapp
+    from bidsapp import fitting, results
+
+    assert bidsapp.FitResult is fitting.FitResult is results.FitResult
+    t = np.arange(0.0, 120.0, 4.0)
+    aif = population.population_aif("parker", t, bolus_arrival=10.0)
+    curves = np.stack([aif * 0.05, aif * 0.1])
+    linear = fitting.patlak_linear(curves, t, aif)
+    fitted = fitting.fit_model("patlak", curves, t, aif, device="cpu")
+    assert isinstance(linear, results.FitResult) and isinstance(fitted, results.FitResult)
+    assert (linear.method, fitted.method) == (results.METHOD_LINEAR, results.METHOD_NLLS)
