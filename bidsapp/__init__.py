@@ -55,12 +55,14 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and IDEs; nothing is impo
         plan_conversion as plan_conversion,
     )
     from .fitting import FitOptions as FitOptions
-    from .fitting import FitResult as FitResult
     from .fitting import fit_model as fit_model
     from .fitting import patlak_linear as patlak_linear
-    from .models import MODELS as MODELS
     from .models import model_curve as model_curve
+    from .registry import MODELS as MODELS
+    from .registry import ModelSpec as ModelSpec
+    from .registry import get_model as get_model
     from .relaxivity import relaxivity_for as relaxivity_for
+    from .results import FitResult as FitResult
     from .simulate import (
         make_phantom as make_phantom,
     )
@@ -95,11 +97,13 @@ _EXPORTS = {
     "aif_from_mask": "bidsapp.aif",
     "AIFResult": "bidsapp.aif",
     # kinetic models and fitting
-    "MODELS": "bidsapp.models",
+    "MODELS": "bidsapp.registry",
+    "ModelSpec": "bidsapp.registry",
+    "get_model": "bidsapp.registry",
     "model_curve": "bidsapp.models",
     "fit_model": "bidsapp.fitting",
     "FitOptions": "bidsapp.fitting",
-    "FitResult": "bidsapp.fitting",
+    "FitResult": "bidsapp.results",
     "patlak_linear": "bidsapp.fitting",
     # synthetic studies
     "simulate_study": "bidsapp.simulate",

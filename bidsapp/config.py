@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io_utils import read_option_file
+from .registry.kinetic import MODEL_NAMES
 
-#: kinetic models the app knows (names of ``bidsapp.MODELS``)
-MODEL_NAMES = ("tofts", "extended_tofts", "patlak", "2cxm", "2cum")
 DEFAULT_MODELS = ("extended_tofts", "patlak")
 T1_METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
 #: T1 validity rules (``bidsapp.t1.VALIDITY_RULES``): keep every physically valid fit, or

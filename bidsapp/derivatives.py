@@ -1,8 +1,8 @@
 """The dcequant derivative dataset: names, sidecars, dataset_description, safe commits.
 
 Names are built from entities (never hard-coded paths) with
-:func:`bidsapp.bids_raw.raw_path`; model names become BIDS labels without underscores
-(``extended_tofts`` -> ``desc-extendedtofts``), standard errors use
+:func:`bidsapp.bids_raw.raw_path`; a model's maps carry its registry label
+(:mod:`bidsapp.registry.kinetic`, ``extended_tofts`` -> ``desc-extendedtofts``), standard errors use
 ``desc-<label>Stderr``. Layout (``ses-`` parts only where the input has sessions)::
 
     sub-<L>/ses-<S>/anat/sub-<L>_ses-<S>_desc-vfa_T1map.nii.gz        T1 (s)
@@ -40,11 +40,15 @@ from pathlib import Path
 from . import __version__
 from .bids_raw import BIDS_VERSION, ensure_bidsignore, raw_path, subject_dir
 from .io_utils import _json_default, dataset_lock, write_json_atomic, write_text_atomic
+from .registry.kinetic import MODELS, get_model
 
 CODE_URL = "https://github.com/dcequant/dcequant"
 STAGING_DIR = ".dcequant-staging"
+#: suffixes of the parameter maps of every registered model (fitted, derived, delay)
+PARAMETER_SUFFIXES = tuple(dict.fromkeys(name for spec in MODELS.values() for name in spec.outputs
+                                         if name != "delay")) + ("delay",)
 #: derivative names outside the BIDS schema (``_dce`` and the model parameter suffixes)
-BIDSIGNORE = ("*_dce.*", "*_Ktrans.*", "*_ve.*", "*_vp.*", "*_kep.*", "*_Fp.*", "*_PS.*", "*_delay.*",
+BIDSIGNORE = ("*_dce.*", *(f"*_{name}.*" for name in PARAMETER_SUFFIXES),
               "*_R2map.*", "*_T1residual.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/",
               "*_xfm.*", "**/figures")
 
@@ -57,8 +61,8 @@ Units are given in every JSON sidecar.
 
 
 def model_label(model):
-    """BIDS ``desc`` label of a model name (``extended_tofts`` -> ``extendedtofts``)."""
-    return model.replace("_", "").replace("-", "")
+    """BIDS ``desc`` label of a model (``extended_tofts`` -> ``extendedtofts``; the registry's ``label``)."""
+    return get_model(model).label
 
 
 def stderr_label(model):

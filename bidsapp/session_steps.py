@@ -24,10 +24,9 @@ from .acquisition import read_dce_acquisition, read_vfa_acquisition, resolve_rel
 from .bolus_arrival import estimate_bolus_arrival
 from .derivatives import Entry, derivative_path, model_label, software_info, stderr_label, write_manifest
 from .io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
+from .registry.kinetic import get_model
 
 LOGGER = logging.getLogger("dcequant")
-PARAM_UNITS = {"Ktrans": "1/min", "ve": "fraction", "vp": "fraction", "kep": "1/min",
-               "Fp": "ml/100ml/min", "PS": "1/min", "delay": "s"}
 #: background threshold of the analysis mask, as a fraction of the bright first-frame signal
 SIGNAL_FRACTION = 0.1
 #: population AIF used when image detection finds no acceptable arterial curve
@@ -439,7 +438,7 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     """
     import torch
 
-    from . import MODELS, fit_model
+    from . import fit_model
 
     torch.set_num_threads(int(threads))
     torch.manual_seed(int(seed))
@@ -450,14 +449,14 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     aif_info = json.loads(Path(aif_json).read_text())
     t = np.asarray(info["VolumeTiming"], float)
     aif, aif_times = read_aif(aif_tsv, t)
-    spec = MODELS[model]
+    spec = get_model(model)
     fit = fit_model(model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device,
                     aif_times=aif_times)
     quality = np.asarray(fit.valid, bool) & (mask > 0)
     label = model_label(model)
     aif_uri = derivative_uri(subject, session, "perf", "timeseries", "aif", ".tsv")
     common = {
-        "Model": model, "ModelDescription": spec.description, "FitDelay": bool(fit_delay),
+        "Model": spec.name, "ModelDescription": spec.description, "FitDelay": bool(fit_delay),
         "AIF": {"Source": aif_info["Source"], "Quality": aif_info.get("Quality"), "File": aif_uri},
         "Relaxivity": info["Relaxivity"], "RelaxivityUnits": "/mM/s", "RelaxivitySource": info["RelaxivitySource"],
         "Hematocrit": aif_info["Hematocrit"], "BaselineFrames": info["BaselineFrames"],
@@ -466,16 +465,16 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     }
     out, entries = {}, []
     for name, values in fit.params.items():
-        units = spec.units.get(name, PARAM_UNITS.get(name, "arbitrary"))
+        units = spec.units[name]
         path = _save(np.where(mask > 0, values, np.nan), img, f"{name}.nii.gz")
         entries.append(Entry(path, "perf", name, label, sidecar={
             **common, "Parameter": name, "Units": units,
-            "Description": f"{name} of the {spec.description} model"}))
+            "Description": spec.parameter_description(name)}))
         if name in fit.stderr:
             err = _save(np.where(mask > 0, fit.stderr[name], np.nan), img, f"{name}_stderr.nii.gz")
             entries.append(Entry(err, "perf", name, stderr_label(model), sidecar={
                 **common, "Parameter": name, "Units": units,
-                "Description": f"Standard error of {name} ({spec.description} model)"}))
+                "Description": f"Standard error of {spec.parameter_description(name)}"}))
     out["r2"] = _save(np.where(mask > 0, fit.r2, np.nan), img, "R2map.nii.gz")
     out["quality"] = _save(quality, img, "quality_mask.nii.gz", np.uint8)
     entries.append(Entry(out["r2"], "perf", "R2map", label, sidecar={

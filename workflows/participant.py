@@ -21,17 +21,15 @@ from nipype.interfaces.utility import IdentityInterface, Merge
 from nipype.pipeline import engine as pe
 
 from bidsapp.config import Config
+from bidsapp.registry import POPULATION_AIF_SPECS, get_model, get_population_aif
+from bidsapp.session_steps import FALLBACK_POPULATION_AIF
 
 from . import interfaces as ifc
 from .motion import init_motion_wf
 
-MODEL_TEXT = {
-    "tofts": ("the standard Tofts model (parameters Ktrans, ve; kep = Ktrans/ve)", ["tofts1999"]),
-    "extended_tofts": ("the extended Tofts model (Ktrans, ve, vp; kep = Ktrans/ve)", ["tofts1999"]),
-    "patlak": ("the Patlak model (Ktrans, vp)", ["patlak1983"]),
-    "2cxm": ("the two-compartment exchange model (Fp, PS, ve, vp)", ["sourbron2013"]),
-    "2cum": ("the two-compartment uptake model (Fp, PS, vp)", ["sourbron2013"]),
-}
+def _cite_keys(keys):
+    """Pandoc-style citation of registry keys: ``[@tofts1999]``, ``[@weinmann1984; @tofts1991]``."""
+    return "[" + "; ".join(f"@{key}" for key in keys) + "]"
 
 
 def _node_name(text):
@@ -220,18 +218,25 @@ def init_concentration_wf(config: Config, t1_source, use_b1=False):
 def init_aif_wf(config: Config, aif_spec):
     """Arterial input function (``--aif``)."""
     wf = pe.Workflow(name="aif_wf")
+    refs = []
     if aif_spec == "auto":
-        text = ("detected automatically in the concentration images (the Parker population AIF [@parker2006] "
+        fallback = get_population_aif(FALLBACK_POPULATION_AIF)
+        refs = list(fallback.citations)
+        text = (f"detected automatically in the concentration images (the {fallback.human} {_cite_keys(refs)} "
                 "was used instead where detection failed)")
     elif aif_spec.endswith((".nii", ".nii.gz")):
         text = "averaged over a user-supplied arterial mask"
     elif aif_spec.endswith((".tsv", ".csv")):
         text = "read from a user-supplied table"
-    else:
-        text = f"the {aif_spec} population AIF [@parker2006], shifted to the detected bolus arrival"
+    elif aif_spec in POPULATION_AIF_SPECS:
+        population = POPULATION_AIF_SPECS[aif_spec]
+        refs = list(population.citations)
+        text = f"the {population.human} {_cite_keys(refs)}, shifted to the detected bolus arrival"
+    else:  # not a valid --aif: the AIF step names the problem
+        text = f"given by --aif {aif_spec}"
     wf.__desc__ = (f"The arterial input function was {text}; blood concentrations were converted to plasma "
                    f"with a haematocrit of {config.hematocrit}.")
-    wf.__refs__ = ["parker2006"] if "parker2006" in text else []
+    wf.__refs__ = refs
     inputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "t1", "raw_root", "vfa", "b1"]),
                         name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["tsv", "json", "manifest"]), name="outputnode")
@@ -245,12 +250,12 @@ def init_aif_wf(config: Config, aif_spec):
 def init_fit_wf(config: Config, model, subject, session):
     """Voxel-wise fit of one kinetic model, with standard errors, R² and a quality mask."""
     wf = pe.Workflow(name=f"fit_{_node_name(model)}_wf")
-    text, refs = MODEL_TEXT[model]
+    spec = get_model(model)
     delay = " and a bolus-arrival delay" if config.fit_delay else ""
-    wf.__desc__ = (f"Concentration curves were fitted voxel-wise with {text}{delay} by non-linear least squares; "
-                   "standard errors come from the Jacobian at the optimum and a quality mask keeps converged "
-                   f"fits within the parameter bounds [@{refs[0]}].")
-    wf.__refs__ = refs
+    wf.__desc__ = (f"Concentration curves were fitted voxel-wise with {spec.methods}{delay} by non-linear least "
+                   "squares; standard errors come from the Jacobian at the optimum and a quality mask keeps "
+                   f"converged fits within the parameter bounds {_cite_keys(spec.citations)}.")
+    wf.__refs__ = list(spec.citations)
     inputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "aif_tsv", "aif_json"]),
                         name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["manifest", "r2", "quality"]), name="outputnode")

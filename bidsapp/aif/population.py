@@ -3,7 +3,8 @@
 Every curve is evaluated from its published functional form and parameters. Times are
 in s at the API (converted to each paper's unit inside). ``bolus_arrival`` shifts the
 published curve: C(t) = curve(t − bolus_arrival) for t ≥ bolus_arrival and exactly 0
-before (the OSIPI convention). The published curves are either whole-blood or plasma
+before (the OSIPI convention). Name, medium, time unit, formula and citations of each
+curve are entries of the registry :mod:`bidsapp.registry.aifs`; this module evaluates them. The published curves are either whole-blood or plasma
 concentrations; blood curves are converted to plasma with Cp = Cb / (1 − Hct).
 
 ========================  ======  ==========================================================
@@ -22,6 +23,9 @@ name                      medium  reference
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import gammaln
+
+from ..registry.aifs import POPULATION_AIFS as POPULATION_AIFS
+from ..registry.aifs import get_population_aif
 
 #: Parker 2006 Table 1 (time in minutes, concentrations in mM of blood)
 PARKER_PARAMETERS = {
@@ -104,17 +108,14 @@ def mcgrath_blood(t_s: ArrayLike) -> np.ndarray:
     return np.where(t_s < p["t0"], peak * t_s / p["t0"], after)
 
 
-#: name -> (curve function, its time unit in s, "blood" | "plasma")
+#: registry name (:data:`bidsapp.registry.aifs.POPULATION_AIF_SPECS`) -> curve of the paper's time unit
 _CURVES = {
-    "parker": (parker_blood, 60.0, "blood"),
-    "georgiou": (georgiou_blood, 60.0, "blood"),
-    "weinmann": (weinmann_plasma, 60.0, "plasma"),
-    "fritz-hansen": (fritz_hansen_plasma, 60.0, "plasma"),
-    "mcgrath": (mcgrath_blood, 1.0, "blood"),
+    "parker": parker_blood,
+    "georgiou": georgiou_blood,
+    "weinmann": weinmann_plasma,
+    "fritz-hansen": fritz_hansen_plasma,
+    "mcgrath": mcgrath_blood,
 }
-
-#: names accepted by :func:`population_aif`
-POPULATION_AIFS = tuple(_CURVES)
 
 
 def population_aif(
@@ -128,7 +129,7 @@ def population_aif(
     Parameters
     ----------
     name : str
-        One of :data:`POPULATION_AIFS` (see the module docstring for references).
+        One of :data:`POPULATION_AIFS` (the registry :mod:`bidsapp.registry.aifs`).
     t : array_like
         Times in s.
     bolus_arrival : float
@@ -142,9 +143,7 @@ def population_aif(
     numpy.ndarray
         Plasma concentration in mM, same shape as ``t``.
     """
-    key = str(name).lower().replace("_", "-")
-    if key not in _CURVES:
-        raise ValueError(f"name: unknown population AIF {name!r}; choose one of {POPULATION_AIFS}")
+    spec = get_population_aif(name)
     t = np.asarray(t, dtype=float)
     if not np.all(np.isfinite(t)):
         raise ValueError("t: contains NaN or infinite times")
@@ -152,12 +151,11 @@ def population_aif(
     if not np.isfinite(delay):
         raise ValueError(f"bolus_arrival: must be finite, got {bolus_arrival!r}")
     hct = check_hematocrit(hematocrit)
-    curve, unit_s, medium = _CURVES[key]
     shifted = t - delay
     after = shifted >= 0
     values = np.zeros_like(t)
-    values[after] = curve(shifted[after] / unit_s)
-    if medium == "blood":
+    values[after] = _CURVES[spec.name](shifted[after] / spec.time_unit)
+    if spec.medium == "blood":
         values = values / (1.0 - hct)
     return values
 

@@ -43,6 +43,7 @@ from scipy.special import fdtri
 
 from ..convolution import frame_phases
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
+from ..results import METHOD_LINEAR, FitResult
 from .allocator import tune_allocator
 from .device import resolve_device
 from .lm import LMResult, levenberg_marquardt, normal_matrix
@@ -111,34 +112,6 @@ class FitOptions:
         return opts
 
 
-@dataclass
-class FitResult:
-    """Result of a kinetic fit; every array has the leading shape of the input.
-
-    ``params`` and ``stderr`` are keyed by parameter name (``Ktrans``, ``ve``, ``vp``,
-    ``kep``, ``Fp``, ``PS``, ``delay`` as the model defines them) in the units of
-    :data:`bidsapp.MODELS`; ``r2`` is the coefficient of determination, ``sse`` the
-    residual sum of squares (mM²), ``converged`` and ``valid`` booleans (see the
-    module docstring for the validity rule).
-    """
-
-    model: str
-    params: dict[str, np.ndarray]
-    stderr: dict[str, np.ndarray]
-    r2: np.ndarray
-    sse: np.ndarray
-    converged: np.ndarray
-    valid: np.ndarray
-
-    def predict(self, t: ArrayLike, aif: ArrayLike, aif_times: ArrayLike | None = None) -> np.ndarray:
-        """Fitted curves at ``t`` for the plasma ``aif`` (NaN where not fitted)."""
-        from ..models import model_curve
-
-        spec = get_model(self.model)
-        p = {k: self.params[k] for k in spec.params}
-        return model_curve(self.model, p, t, aif, delay=self.params.get("delay"), aif_times=aif_times)
-
-
 def _bounds(spec, opts, fit_delay, device):
     bounds = {**spec.bounds, **opts.bounds}
     unknown = sorted(set(opts.bounds) - set(spec.params))
@@ -170,8 +143,7 @@ def _as_voxels(concentration, n_t, mask):
 
 def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
     """Return the starting θ ``[n, P]``: grid (all models), Murase (Tofts models), or the better of both."""
-    tofts_like = spec.name in ("tofts", "extended_tofts")
-    if opts.init == "linear" and tofts_like and not fit_delay and fixed_delay is None:
+    if opts.init == "linear" and spec.linear_start and not fit_delay and fixed_delay is None:
         lin = murase_start(spec, plasma, y)
         return torch.nan_to_num(torch.stack([lin[n] for n in spec.params], dim=1), nan=0.0)
     if fit_delay:
@@ -205,7 +177,7 @@ def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
     """
     theta = torch.stack([params[n] for n in spec.params], dim=1)
     clamped = _clamp(theta, lo, hi)
-    if opts.init != "auto" or spec.name not in ("tofts", "extended_tofts"):
+    if opts.init != "auto" or not spec.linear_start:
         return clamped
     # the grid's NNLS residual is the exact SSE of its start unless the bounds clipped it
     p = {n: clamped[:, i] for i, n in enumerate(spec.params)}
@@ -592,14 +564,7 @@ def fit_model(
 
     params = {n: theta_all[:, i] for i, n in enumerate(names)}
     stderr = {n: se_all[:, i] for i, n in enumerate(names)}
-    if "ve" in params and "Ktrans" in params:
-        i, j = names.index("Ktrans"), names.index("ve")
-        kt, ve = params["Ktrans"], params["ve"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            params["kep"] = kt / ve
-            grad_k, grad_v = 1.0 / ve, -kt / ve**2
-            var = grad_k**2 * cov_all[:, i, i] + 2 * grad_k * grad_v * cov_all[:, i, j] + grad_v**2 * cov_all[:, j, j]
-            stderr["kep"] = np.sqrt(np.where((var >= 0) & np.isfinite(stderr["ve"]), var, np.nan))
+    _derived(spec, names, params, stderr, cov_all)
     if fixed is not None:
         params["delay"] = np.where(use, fixed, np.nan)
     not_estimable = _not_estimable(spec, params, stderr, lo.cpu().numpy(), hi.cpu().numpy())
@@ -615,6 +580,28 @@ def fit_model(
         params={k: shape(v) for k, v in params.items()},
         stderr={k: shape(v) for k, v in stderr.items()},
         r2=shape(r2_all), sse=shape(sse_all), converged=shape(conv_all), valid=shape(valid))
+
+
+def _derived(spec, names, params, stderr, cov):
+    """Add the model's derived parameters (kep) and their standard errors by the delta method,
+    sqrt(gᵀ·cov·g) with g the gradient of the registry (``DerivedParameter``)."""
+    for d in spec.derived:
+        idx = [names.index(n) for n in d.inputs]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            params[d.name] = d.value(params)
+            grad = d.gradient(params)
+            var = None
+            for a in range(len(idx)):
+                for b in range(a, len(idx)):
+                    if a == b:
+                        term = grad[a] ** 2 * cov[:, idx[a], idx[a]]
+                    else:
+                        term = 2 * grad[a] * grad[b] * cov[:, idx[a], idx[b]]
+                    var = term if var is None else var + term
+            ok = var >= 0
+            for name in d.stderr_requires:
+                ok &= np.isfinite(stderr[name])
+            stderr[d.name] = np.sqrt(np.where(ok, var, np.nan))
 
 
 def _not_estimable(spec, params, stderr, lower, upper):
@@ -711,4 +698,4 @@ def patlak_linear(
         model="patlak", params=params,
         stderr={"Ktrans": nan(se[:, 1] * per_min), "vp": nan(se[:, 0])},
         r2=nan(r2), sse=nan(sse), converged=use.reshape(lead),
-        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead))
+        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead), method=METHOD_LINEAR)

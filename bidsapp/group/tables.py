@@ -72,8 +72,9 @@ def find_maps(folder: Path) -> dict[str, Path]:
 
     Every ``<datatype>/*.nii[.gz]`` with ``datatype`` in :data:`MAP_DATATYPES`, except
     masks and segmentations, whose image is 3-D and of a floating-point type. This is
-    the one place that decides which files are maps (to be switched to the model
-    registry); maps added by new methods (e.g. ``desc-cnn_Ktrans``) need no change.
+    the one place that decides which files are maps. Model maps are named by the
+    registry (``desc-<ModelSpec.label>_<parameter>``, :mod:`bidsapp.registry.kinetic`);
+    maps added by new methods (e.g. ``desc-cnn_Ktrans``) are found the same way.
     """
     found = {}
     for datatype in MAP_DATATYPES:

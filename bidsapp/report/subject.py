@@ -18,9 +18,9 @@ import nibabel as nib
 import numpy as np
 
 from ..bids_raw import subject_dir
-from ..config import MODEL_NAMES
 from ..derivatives import model_label, stderr_label
 from ..io_utils import write_text_atomic
+from ..registry.kinetic import MODEL_NAMES, MODELS, get_model
 from ..session_steps import read_aif
 from . import figures
 
@@ -64,7 +64,7 @@ def _session_dirs(output_dir, subject):
 
 
 def _models_in(perf):
-    labels = {model_label(m): m for m in MODEL_NAMES}
+    labels = {spec.label: name for name, spec in MODELS.items()}
     found = []
     for path in sorted(perf.glob("*_R2map.nii.gz")):
         desc = next((part[5:] for part in path.name.split("_") if part.startswith("desc-")), None)
@@ -84,11 +84,12 @@ def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
     i.e. exactly the curve the fit made. Returns ``[(label, measured, fitted)]`` (may be
     empty).
     """
-    from .. import MODELS, model_curve
+    from .. import model_curve
 
     label = model_label(model)
     maps = {}
-    for name in MODELS[model].params + ("delay",):
+    spec = get_model(model)
+    for name in spec.params + ("delay",):
         path = _find(perf, f"*_desc-{label}_{name}.nii.gz")
         if path is not None:
             maps[name] = _load(path).ravel()
@@ -103,7 +104,7 @@ def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
     flat_conc = conc.reshape(-1, conc.shape[-1])
     examples = []
     for voxel in picks:
-        params = {name: maps[name][voxel] for name in MODELS[model].params}
+        params = {name: maps[name][voxel] for name in spec.params}
         delay = maps["delay"][voxel] if "delay" in maps else None
         fitted = np.asarray(model_curve(model, params, t, aif, delay=delay, aif_times=aif_times), float)
         coords = np.unravel_index(voxel, quality.shape)

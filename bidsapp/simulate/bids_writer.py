@@ -16,6 +16,8 @@ import numpy as np
 from .. import bids_raw
 from .._version import __version__
 from ..io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
+from ..registry.kinetic import get_model
+from .kinetics import TRUTH_MODEL
 from .subject import RECEIVER_GAIN
 from .tissues import TISSUE_CLASSES
 
@@ -148,9 +150,9 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     volume("anat", "T1map", phantom.t1, {"Units": "s"})
     volume("anat", "M0map", phantom.m0 * RECEIVER_GAIN, {"Units": "arbitrary", "Description": "receiver gain × relative proton density; the M0 of the SPGR equation"})
     volume("anat", "dseg", phantom.dseg, {"Description": "dominant tissue class; labels in dseg.tsv"}, dtype=np.int16)
-    units = {"Ktrans": "1/min", "ve": "fraction", "vp": "fraction", "kep": "1/min"}
+    units = get_model(TRUTH_MODEL).units
     for name, data in phantom.truth_maps().items():
-        volume("perf", name, data, {"Units": units[name], "Model": "extended_tofts"})
+        volume("perf", name, data, {"Units": units[name], "Model": TRUTH_MODEL})
     volume("perf", "delay", phantom.delay, {"Units": "s", "Description": "bolus delay relative to the arterial input"})
     volume(
         "perf",
@@ -196,7 +198,7 @@ def _aif_sidecar(sim):
         "SinusDelay": phantom.sinus_delay,
         "NoiseSigma": sim.noise_sigma,
         "SNR": protocol.snr,
-        "Model": "extended_tofts",
+        "Model": TRUTH_MODEL,
     }
 
 
