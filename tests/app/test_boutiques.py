@@ -13,7 +13,7 @@ from bidsapp.cli.parser import build_parser
 from bidsapp.cli.run import parse_config
 
 boutiques = pytest.importorskip("boutiques", reason="boutiques is not installed (pip install boutiques)")
-DESCRIPTOR = Path(__file__).resolve().parents[1] / "dcequant.json"
+DESCRIPTOR = Path(__file__).resolve().parents[2] / "dcequant.json"
 
 
 def _descriptor():

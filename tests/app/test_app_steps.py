@@ -12,15 +12,13 @@ import pytest
 from bidsapp import session_steps
 from bidsapp.bids_raw import dce_path
 from bidsapp.cli.progress import Progress
-from bidsapp.simulate import Grid, Protocol, simulate_study
+from bidsapp.simulate import simulate_study
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    root = tmp_path_factory.mktemp("steps")
-    simulate_study(root, n_subjects=1, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
-                   protocol=Protocol(snr=np.inf), overwrite=True)
-    return root
+def session(simulated_study):
+    """One noise-free session (no session label), 12×12×2 voxels of 18×18×5 mm."""
+    return simulated_study(matrix=(12, 12, 2), voxel_size=(18.0, 18.0, 5.0), protocol={"snr": np.inf})
 
 
 def test_fixed_t10_chain_with_a_population_aif(session, tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from bidsapp.session_steps import signal_mask
 
 from realdata import PHANTOM_NOMINAL_T1, load_breast_slice, load_phantom, write_breast_bids
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: tissue voxels (DCE signal mask) of the breast slice that must keep a T1 (physical rule)
 MIN_T1_FRACTION = 0.85
 

@@ -17,7 +17,7 @@ from bidsapp.conversion import convert_dicom_study
 from bidsapp.simulate.geometry import Grid
 from bidsapp.simulate.protocol import Protocol
 from bidsapp.simulate.study import simulate_study
-from test_conversion_study import validate
+from tools import bids_validator_errors
 
 pytestmark = pytest.mark.slow
 
@@ -66,4 +66,4 @@ def test_converted_simulator_dicom_equals_simulator_bids(tmp_path, vendor, matri
         got_vfa = json.loads((out / f"sub-01/anat/sub-01_flip-{index}_VFA.json").read_text())
         for key in ("FlipAngle", "RepetitionTimeExcitation", "PulseSequenceType", "EchoTime"):
             assert got_vfa[key] == pytest.approx(want_vfa[key]), key
-    assert validate(out) == []
+    assert bids_validator_errors(out) == []
