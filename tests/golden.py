@@ -21,8 +21,11 @@ A snapshot (:func:`snapshot`) holds, per output file, its SHA-256 after replacin
 temporary folder by ``<ROOT>`` (NIfTI files: of the uncompressed header and data, since the
 gzip stream is not part of the result), the parsed content of every JSON file (readable
 differences), and every NIfTI header and data array (``arrays.npz``, compared voxel for
-voxel). ``logs/config-*`` (the per-run record of the configuration, with a time stamp)
-and the output lock file are not part of the result.
+voxel). The test compares JSON files as JSON values (an object's key order carries no
+meaning; since the datasink adds the fit sidecars' provenance, ``T1Method`` and ``Sources``
+come last in them) and every other file byte for byte. ``logs/config-*`` (the per-run
+record of the configuration, with a time stamp) and the output lock file are not part of
+the result.
 
 The reference in ``tests/data/golden/`` is written by ``tests/data/golden/regenerate.py``
 (see its docstring); it was generated with the code of commit 7d58f4d, before the workflow

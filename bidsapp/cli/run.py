@@ -159,12 +159,14 @@ def _crash_summary(crash_dir, since, nodes):
     return summary
 
 
-def run_participant(config):
+def run_participant(config, argv=None):
     from ..bids_query import NothingSelectedError, collect_sessions, load_filter_file
     from ..boilerplate import write_citation
     from ..derivatives import write_dataset_description
     from ..report import write_subject_report
+    from ..runtime import configure_process
     from .progress import Progress
+    from .record import write_config_record
 
     filters = load_filter_file(config.bids_filter_file) if config.bids_filter_file else None
     try:
@@ -174,9 +176,10 @@ def run_participant(config):
     LOGGER.info("selected %d session(s): %s", len(sessions), ", ".join(s.name for s in sessions))
     work_dir = Path(config.work_dir or Path(config.output_dir).resolve().parent / "work").resolve()
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    LOGGER.info("configuration: %s", write_config_record(config, argv))
     write_dataset_description(config.output_dir, config.bids_dir)
 
-    from workflows.participant import init_participant_wf
+    from workflows.base import init_participant_wf
 
     wf = init_participant_wf(config, sessions, work_dir)
     citation = write_citation(config.output_dir, wf)
@@ -188,6 +191,7 @@ def run_participant(config):
         for subject in subjects:
             LOGGER.info("report: %s", write_subject_report(config.output_dir, subject))
         return EXIT_OK
+    configure_process(threads=config.omp_nthreads, seed=config.random_seed)
     settings = _nipype_config(config)
     _quiet_nipype(config.verbose)
     wf.config.update(settings)
@@ -211,9 +215,12 @@ def run_participant(config):
     return EXIT_OK
 
 
-def run_group(config):
+def run_group(config, argv=None):
     from ..group import run_group_level
+    from .record import write_config_record
 
+    if Path(config.output_dir).is_dir():  # else run_group_level says that no participant outputs exist
+        LOGGER.info("configuration: %s", write_config_record(config, argv))
     try:
         report = run_group_level(config)
     except LookupError as exc:
@@ -239,8 +246,8 @@ def _run(argv):
         else:
             LOGGER.info("no raw subjects yet (DICOM only); BIDS validation skipped")
     if config.analysis_level == "participant":
-        return run_participant(config)
-    return run_group(config)
+        return run_participant(config, argv)
+    return run_group(config, argv)
 
 
 def main(argv=None):
