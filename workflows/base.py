@@ -35,7 +35,7 @@ from .outputs import init_session_outputs_wf, init_subject_outputs_wf
 from .t1map import init_t1map_wf
 
 
-def init_participant_wf(config: Config, sessions, work_dir, *, name="dcequant_wf"):
+def init_participant_wf(*, config: Config, sessions, work_dir, name="dcequant_wf"):
     """Top workflow: one :func:`init_subject_wf` per subject.
 
     Subjects and sessions are independent branches, so the MultiProc plugin runs them
@@ -127,7 +127,7 @@ def init_single_session_wf(*, config: Config, inputs, work_dir, name=None):
             inputnode.inputs.b1 = str(inputs.b1)
 
     use_b1 = config.b1_correction and (inputs.b1 is not None or inputs.from_dicom)
-    motion_wf = init_motion_wf(config, use_vfa=has_vfa, use_b1=use_b1)
+    motion_wf = init_motion_wf(config=config, use_vfa=has_vfa, use_b1=use_b1)
     fields = ["dce", "raw_root"] + (["vfa"] if has_vfa else []) + (["b1"] if use_b1 else [])
     wf.connect([(inputnode, motion_wf, [(f, f"inputnode.{f}") for f in fields])])
     t1_wf = init_t1map_wf(config=config, use_vfa=has_vfa, use_b1=use_b1)

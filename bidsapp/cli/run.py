@@ -181,7 +181,7 @@ def run_participant(config, argv=None):
 
     from workflows.base import init_participant_wf
 
-    wf = init_participant_wf(config, sessions, work_dir)
+    wf = init_participant_wf(config=config, sessions=sessions, work_dir=work_dir)
     citation = write_citation(config.output_dir, wf)
     LOGGER.info("methods boilerplate: %s", citation)
     if config.boilerplate_only:
