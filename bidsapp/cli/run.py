@@ -176,7 +176,7 @@ def run_participant(config, argv=None):
     LOGGER.info("selected %d session(s): %s", len(sessions), ", ".join(s.name for s in sessions))
     work_dir = Path(config.work_dir or Path(config.output_dir).resolve().parent / "work").resolve()
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    LOGGER.info("configuration: %s", write_config_record(config, argv))
+    LOGGER.debug("configuration: %s", write_config_record(config, argv))
     write_dataset_description(config.output_dir, config.bids_dir)
 
     from workflows.base import init_participant_wf
@@ -220,7 +220,7 @@ def run_group(config, argv=None):
     from .record import write_config_record
 
     if Path(config.output_dir).is_dir():  # else run_group_level says that no participant outputs exist
-        LOGGER.info("configuration: %s", write_config_record(config, argv))
+        LOGGER.debug("configuration: %s", write_config_record(config, argv))
     try:
         report = run_group_level(config)
     except LookupError as exc:
