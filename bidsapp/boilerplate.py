@@ -1,6 +1,6 @@
 """Methods boilerplate ("citation boilerplate") of a run, written to ``logs/CITATION.md``.
 
-Each workflow factory in :mod:`workflows.participant` sets ``workflow.__desc__`` (a
+Each workflow factory of the stage modules in :mod:`workflows` sets ``workflow.__desc__`` (a
 methods paragraph with ``[@key]`` citations) and ``workflow.__refs__`` (the keys). This
 module walks the built workflow graph in a stable order, keeps every distinct
 paragraph once, and appends the references of the one bibliography

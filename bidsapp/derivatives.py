@@ -77,6 +77,14 @@ class Entry:
     ``source`` is the file produced by a workflow node; ``sidecar`` the JSON content;
     ``entities`` further entities written before ``desc`` (e.g. ``{"from": "orig",
     "to": "dceref", "mode": "image"}`` for a transform).
+
+    Provenance that depends on the subject, the session or the run is not known to the
+    node and is added by the datasink (:func:`stage_session`): ``links`` maps a sidecar
+    key (``"Sources"``, or a dotted key into a nested object such as ``"AIF.File"``) to a
+    :func:`ref` of another derivative of the same session, or a list of them, written as
+    ``bids::`` URIs; ``run_metadata`` names sidecar keys whose values come from the run
+    (e.g. ``"T1Method"``). Run metadata is written first, then the links, after the
+    node's own keys.
     """
 
     source: str
@@ -86,6 +94,8 @@ class Entry:
     extension: str = ".nii.gz"
     sidecar: dict = field(default_factory=dict)
     entities: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
+    run_metadata: list = field(default_factory=list)
 
     def target(self, output_dir, subject, session):
         """Return the path of this entry in the derivative dataset ``output_dir``."""
@@ -100,6 +110,36 @@ class Entry:
 def derivative_path(output_dir, subject, session, datatype, suffix, desc=None, extension=".nii.gz"):
     """Path of a derivative file by entities."""
     return raw_path(output_dir, subject, session, datatype, suffix, extension, desc=desc)
+
+
+def ref(datatype, suffix, desc=None, extension=".nii.gz"):
+    """A reference to a derivative of the session being written (resolved by :func:`derivative_uri`)."""
+    return {"datatype": datatype, "suffix": suffix, "desc": desc, "extension": extension}
+
+
+def derivative_uri(subject, session, reference):
+    """``bids::<path>`` URI of the file of this derivative dataset named by ``reference`` (:func:`ref`)."""
+    return "bids::" + derivative_path("", subject, session, **reference).as_posix()
+
+
+def resolve_provenance(entry, subject, session, metadata=None):
+    """The sidecar of ``entry`` with its run metadata (from ``metadata``) and its links (as
+    ``bids::`` URIs of this subject/session) filled in; raises ``KeyError`` naming a run
+    metadata key that ``metadata`` lacks."""
+    sidecar = dict(entry.sidecar)
+    for key in entry.run_metadata:
+        if metadata is None or key not in metadata:
+            raise KeyError(f"{entry.source}: run metadata {key!r} was not given to the datasink")
+        sidecar[key] = metadata[key]
+    for key, target in entry.links.items():
+        uri = ([derivative_uri(subject, session, r) for r in target] if isinstance(target, list)
+               else derivative_uri(subject, session, target))
+        *parents, name = key.split(".")
+        node = sidecar
+        for parent in parents:
+            node[parent] = node = dict(node[parent])
+        node[name] = uri
+    return sidecar
 
 
 def write_manifest(path, entries):
@@ -164,11 +204,12 @@ def _staging_root(output_dir, subject):
     return Path(output_dir) / STAGING_DIR / f"sub-{subject}"
 
 
-def stage_session(output_dir, subject, session, entries):
+def stage_session(output_dir, subject, session, entries, metadata=None):
     """Stage the outputs of one session in the subject's hidden staging folder.
 
-    Copy the ``entries`` of one session (and their JSON sidecars) into the subject's hidden staging folder,
-    laid out as they will be in ``output_dir``.
+    Copy the ``entries`` of one session (and their JSON sidecars, with the provenance of
+    :func:`resolve_provenance`, run metadata from ``metadata``) into the subject's hidden
+    staging folder, laid out as they will be in ``output_dir``.
 
     Earlier staged files of the same session are removed first. Returns the staged
     files as paths relative to ``output_dir`` (the input of :func:`commit_subject`).
@@ -189,12 +230,13 @@ def stage_session(output_dir, subject, session, entries):
         (staging.parent / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(entry.source, staging.parent / relative)
         staged.append(relative.as_posix())
+        sidecar = resolve_provenance(entry, subject, session, metadata)
         if entry.extension.startswith(".nii"):
-            entry.sidecar.setdefault("SkullStripped", False)
-        if entry.sidecar:
+            sidecar.setdefault("SkullStripped", False)
+        if sidecar:
             json_relative = relative.with_name(relative.name[: -len(entry.extension)] + ".json")
             (staging.parent / json_relative).write_text(
-                json.dumps(entry.sidecar, indent=2, default=_json_default) + "\n")
+                json.dumps(sidecar, indent=2, default=_json_default) + "\n")
             staged.append(json_relative.as_posix())
     return staged
 

@@ -1,7 +1,7 @@
 """Thin Nipype interfaces around :mod:`bidsapp.session_steps` and the derivative writer.
 
-Each ``_run_interface`` runs in the node's working folder and calls one step function;
-arrays travel between nodes as NIfTI/TSV/JSON files there.
+Each ``_run_interface`` runs in the node's working folder and calls one step function,
+by keyword; arrays travel between nodes as NIfTI/TSV/JSON files there.
 """
 
 from nipype.interfaces.base import (
@@ -15,6 +15,7 @@ from nipype.interfaces.base import (
 )
 
 from bidsapp import session_steps
+from bidsapp.config import AIF_KINDS, AIFChoice
 
 
 def _opt(value):
@@ -52,7 +53,8 @@ class ConvertDICOM(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        out = session_steps.convert_dicom_step(i.dicom_dir, i.bids_dir, i.fallback_dir, i.subject, i.session or None)
+        out = session_steps.convert_dicom_step(dicom_dir=i.dicom_dir, bids_dir=i.bids_dir, fallback_dir=i.fallback_dir,
+                                               subject=i.subject, session=i.session or None)
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime
 
@@ -84,8 +86,8 @@ class T1Map(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.t1_step(list(i.vfa_files), _opt(i.b1_file), i.method, i.raw_root,
-                                                   i.validity))
+        self._results.update(session_steps.t1_step(vfa_files=list(i.vfa_files), b1_file=_opt(i.b1_file),
+                                                   method=i.method, raw_root=i.raw_root, validity=i.validity))
         return runtime
 
 
@@ -110,7 +112,7 @@ class FixedT1(SimpleInterface):
     output_spec = FixedT1OutputSpec
 
     def _run_interface(self, runtime):
-        self._results.update(session_steps.fixed_t1_step(self.inputs.dce_file, self.inputs.t10))
+        self._results.update(session_steps.fixed_t1_step(dce_file=self.inputs.dce_file, t10=self.inputs.t10))
         return runtime
 
 
@@ -144,8 +146,9 @@ class Concentration(SimpleInterface):
     def _run_interface(self, runtime):
         i = self.inputs
         self._results.update(session_steps.concentration_step(
-            i.dce_file, i.t1_file, i.t1_mask, _opt(i.b1_file), _opt(i.relaxivity), _opt(i.baseline_frames),
-            i.t1_source, i.raw_root))
+            dce_file=i.dce_file, t1_file=i.t1_file, t1_mask_file=i.t1_mask, b1_file=_opt(i.b1_file),
+            relaxivity=_opt(i.relaxivity), baseline_frames=_opt(i.baseline_frames), t1_source=i.t1_source,
+            raw_root=i.raw_root))
         return runtime
 
 
@@ -156,7 +159,8 @@ class AIFInputSpec(BaseInterfaceInputSpec):
     mask = File(exists=True, mandatory=True)
     acquisition = File(exists=True, mandatory=True)
     t1_file = File(exists=True, mandatory=True)
-    spec = traits.Str("auto", usedefault=True)
+    aif_kind = traits.Enum(*AIF_KINDS, usedefault=True, desc="kind of --aif (bidsapp.config.AIFChoice)")
+    aif_value = traits.Str("", usedefault=True, desc="population name or absolute file path")
     hematocrit = traits.Float(0.45, usedefault=True)
     raw_root = traits.Str(mandatory=True)
     vfa = InputMultiObject(File(exists=True), desc="VFA volumes on the DCE grid (blood T10 pooling)")
@@ -179,8 +183,10 @@ class AIF(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.aif_step(i.conc, i.mask, i.acquisition, i.t1_file, i.spec,
-                                                    i.hematocrit, i.raw_root, _opt(i.vfa), _opt(i.b1)))
+        self._results.update(session_steps.aif_step(
+            conc_file=i.conc, mask_file=i.mask, acquisition_file=i.acquisition, t1_file=i.t1_file,
+            aif=AIFChoice(i.aif_kind, i.aif_value), hematocrit=i.hematocrit, raw_root=i.raw_root,
+            vfa_files=_opt(i.vfa), b1_file=_opt(i.b1)))
         return runtime
 
 
@@ -195,11 +201,8 @@ class FitInputSpec(BaseInterfaceInputSpec):
     aif_json = File(exists=True, mandatory=True)
     fit_delay = traits.Bool(False, usedefault=True)
     device = traits.Str("auto", usedefault=True)
-    seed = traits.Int(0, usedefault=True)
-    threads = traits.Int(1, usedefault=True)
-    t1_method = traits.Str(mandatory=True)
-    subject = traits.Str(mandatory=True)
-    session = traits.Str("", usedefault=True)
+    seed = traits.Int(0, usedefault=True, desc="random seed of the node's process")
+    threads = traits.Int(1, usedefault=True, desc="torch threads of the node's process")
 
 
 class FitOutputSpec(_Manifest):
@@ -210,16 +213,23 @@ class FitOutputSpec(_Manifest):
 
 
 class FitModel(SimpleInterface):
-    """Voxel-wise kinetic model fit (:func:`bidsapp.fit_model`)."""
+    """Voxel-wise kinetic model fit (:func:`bidsapp.fit_model`).
+
+    Sets up its process first (:func:`bidsapp.runtime.configure_process`): under MultiProc
+    the node runs in a worker process that the command did not configure.
+    """
 
     input_spec = FitInputSpec
     output_spec = FitOutputSpec
 
     def _run_interface(self, runtime):
+        from bidsapp.runtime import configure_process
+
         i = self.inputs
+        configure_process(threads=i.threads, seed=i.seed)
         self._results.update(session_steps.fit_step(
-            i.model, i.conc, i.mask, i.acquisition, i.aif_tsv, i.aif_json, i.fit_delay, i.device, i.seed,
-            i.threads, i.t1_method, i.subject, i.session or None))
+            model=i.model, conc_file=i.conc, mask_file=i.mask, acquisition_file=i.acquisition, aif_tsv=i.aif_tsv,
+            aif_json=i.aif_json, fit_delay=i.fit_delay, device=i.device))
         return runtime
 
 
@@ -230,6 +240,7 @@ class DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
     session = traits.Str("", usedefault=True)
+    t1_method = traits.Str(mandatory=True, desc="--t1-method (run metadata of the fit sidecars)")
 
 
 class DerivativesSinkOutputSpec(TraitedSpec):
@@ -239,7 +250,7 @@ class DerivativesSinkOutputSpec(TraitedSpec):
 
 
 class DerivativesSink(SimpleInterface):
-    """Stage all derivatives of one session (:func:`bidsapp.derivatives.stage_session`)."""
+    """Stage all derivatives of one session, adding their provenance (:func:`bidsapp.derivatives.stage_session`)."""
 
     input_spec = DerivativesSinkInputSpec
     output_spec = DerivativesSinkOutputSpec
@@ -249,7 +260,8 @@ class DerivativesSink(SimpleInterface):
 
         i = self.inputs
         entries = [e for m in i.manifests for e in read_manifest(m)]
-        self._results["staged"] = stage_session(i.output_dir, i.subject, i.session or None, entries)
+        self._results["staged"] = stage_session(output_dir=i.output_dir, subject=i.subject, session=i.session or None,
+                                                entries=entries, metadata={"T1Method": i.t1_method})
         return runtime
 
 
@@ -277,7 +289,8 @@ class CommitSubject(SimpleInterface):
         from bidsapp.derivatives import commit_subject
 
         i = self.inputs
-        self._results["out_files"] = [str(p) for p in commit_subject(i.output_dir, i.subject, i.staged)]
+        self._results["out_files"] = [str(p) for p in commit_subject(output_dir=i.output_dir, subject=i.subject,
+                                                                     staged=i.staged)]
         return runtime
 
 
@@ -305,7 +318,7 @@ class SubjectReport(SimpleInterface):
         from bidsapp.report import write_subject_report
 
         i = self.inputs
-        self._results["out_report"] = str(write_subject_report(i.output_dir, i.subject))
+        self._results["out_report"] = str(write_subject_report(output_dir=i.output_dir, subject=i.subject))
         return runtime
 
 
@@ -341,7 +354,8 @@ class Motion(SimpleInterface):
         from bidsapp.motion_step import motion_step
 
         i = self.inputs
-        out = motion_step(i.dce_file, list(i.vfa_files) if isdefined(i.vfa_files) else [], _opt(i.b1_file),
-                          _opt(i.baseline_frames), i.correct, i.fd_threshold, i.threads, i.raw_root)
+        out = motion_step(dce_file=i.dce_file, vfa_files=list(i.vfa_files) if isdefined(i.vfa_files) else [],
+                          b1_file=_opt(i.b1_file), baseline_frames=_opt(i.baseline_frames), correct=i.correct,
+                          fd_threshold=i.fd_threshold, threads=i.threads, raw_root=i.raw_root)
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime

@@ -10,7 +10,7 @@ from bidsapp.config import Config
 from . import interfaces as ifc
 
 
-def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_wf"):
+def init_motion_wf(*, config: Config, use_vfa=True, use_b1=False, name="motion_wf"):
     """Motion correction (``--no-motion-correction``: resampling onto the DCE grid only).
 
     Parameters
@@ -19,6 +19,8 @@ def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_w
         ``motion_correction``, ``fd_threshold``, ``baseline_frames``, ``omp_nthreads``.
     use_vfa, use_b1 : bool
         Whether VFA volumes / a TB1map enter the stage.
+    name : str
+        Name of the workflow.
 
     Inputs
     ------

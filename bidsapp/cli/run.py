@@ -167,13 +167,15 @@ def _crash_summary(crash_dir, since, nodes):
     return summary
 
 
-def run_participant(config: Config) -> int:
+def run_participant(config: Config, argv: Sequence[str] | None = None) -> int:
     """Run the participant level for ``config``; return the exit code.
 
     Parameters
     ----------
     config : bidsapp.config.Config
         Parsed command line.
+    argv : sequence of str, optional
+        The command line, recorded in ``logs/config-*.json``.
 
     Returns
     -------
@@ -185,7 +187,9 @@ def run_participant(config: Config) -> int:
     from ..boilerplate import write_citation
     from ..derivatives import write_dataset_description
     from ..report import write_subject_report
+    from ..runtime import configure_process
     from .progress import Progress
+    from .record import write_config_record
 
     filters = load_filter_file(config.bids_filter_file) if config.bids_filter_file else None
     try:
@@ -195,11 +199,12 @@ def run_participant(config: Config) -> int:
     LOGGER.info("selected %d session(s): %s", len(sessions), ", ".join(s.name for s in sessions))
     work_dir = Path(config.work_dir or Path(config.output_dir).resolve().parent / "work").resolve()
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    LOGGER.debug("configuration: %s", write_config_record(config, argv))
     write_dataset_description(config.output_dir, config.bids_dir)
 
-    from workflows.participant import init_participant_wf
+    from workflows.base import init_participant_wf
 
-    wf = init_participant_wf(config, sessions, work_dir)
+    wf = init_participant_wf(config=config, sessions=sessions, work_dir=work_dir)
     citation = write_citation(config.output_dir, wf)
     LOGGER.info("methods boilerplate: %s", citation)
     if config.boilerplate_only:
@@ -209,6 +214,7 @@ def run_participant(config: Config) -> int:
         for subject in subjects:
             LOGGER.info("report: %s", write_subject_report(config.output_dir, subject))
         return EXIT_OK
+    configure_process(threads=config.omp_nthreads, seed=config.random_seed)
     settings = _nipype_config(config)
     _quiet_nipype(config.verbose)
     wf.config.update(settings)
@@ -232,10 +238,13 @@ def run_participant(config: Config) -> int:
     return EXIT_OK
 
 
-def run_group(config: Config) -> int:
+def run_group(config: Config, argv: Sequence[str] | None = None) -> int:
     """Run the group level for ``config`` and print where the group report is; return the exit code."""
     from ..group import run_group_level
+    from .record import write_config_record
 
+    if Path(config.output_dir).is_dir():  # else run_group_level says that no participant outputs exist
+        LOGGER.debug("configuration: %s", write_config_record(config, argv))
     try:
         report = run_group_level(config)
     except LookupError as exc:
@@ -261,8 +270,8 @@ def _run(argv):
         else:
             LOGGER.info("no raw subjects yet (DICOM only); BIDS validation skipped")
     if config.analysis_level == "participant":
-        return run_participant(config)
-    return run_group(config)
+        return run_participant(config, argv)
+    return run_group(config, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

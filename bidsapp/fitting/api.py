@@ -44,7 +44,6 @@ from scipy.special import fdtri
 from ..convolution import frame_phases
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
 from ..results import METHOD_LINEAR, FitResult
-from .allocator import tune_allocator
 from .device import resolve_device
 from .lm import LMResult, levenberg_marquardt, normal_matrix
 from .problem import KineticProblem
@@ -531,7 +530,6 @@ def fit_model(
     spec = get_model(model)
     opts = FitOptions.from_kwargs(options)
     dev = resolve_device(device)
-    tune_allocator()
     t_, aif_, aif_grid = prepare_inputs(t, aif, dev, opts.aif_times)
     if not bool((aif_ != 0).any()):
         raise ValueError("aif: the arterial input function is zero everywhere")

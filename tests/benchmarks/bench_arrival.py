@@ -4,7 +4,7 @@ Targets (issue #10, item 2): the estimated arrival within one frame of the truth
 image-derived plasma AIF area within 5 % of the true plasma AIF's area, at 0.5 s frames
 (integer-quantised, noise-free: a DICOM digital reference object), 1.5 s and 5 s frames
 (Rician noise, SNR 30). Phantom: 64×64×8 at 3.4×3.4×5 mm (arteries resolved, as in
-tests/test_aif_simulated.py), 180–200 s series, the Parker AIF, arrival jittered by 1 s.
+tests/unit/test_aif_simulated.py), 180–200 s series, the Parker AIF, arrival jittered by 1 s.
 
 Per study: T1 from the VFA set, the arrival and baseline by
 :func:`bidsapp.bolus_arrival.estimate_bolus_arrival` on the DCE signal (mask as in the

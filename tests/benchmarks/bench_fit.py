@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 import bidsapp
+from bidsapp.runtime import configure_process
 
 FRAMES = np.arange(65) * 4.7
 FINE = np.arange(0.0, FRAMES[-1] + 1e-9, 0.1)
@@ -191,6 +192,7 @@ def main(argv=None):
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--delay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    configure_process()  # the allocator tuning the dcequant command applies (fit_model leaves the process alone)
     if args.memory_child:
         memory_run(args.memory_child, args.device, args.delay)
         return 0

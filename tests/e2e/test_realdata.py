@@ -20,7 +20,7 @@ from bidsapp import compute_t1_map, fit_model, signal_to_concentration
 from bidsapp.bolus_arrival import estimate_bolus_arrival
 from bidsapp.session_steps import signal_mask
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: tissue voxels (DCE signal mask) of the breast slice that must keep a T1 (physical rule)
 MIN_T1_FRACTION = 0.85
 

@@ -145,7 +145,7 @@ def _documented_example():
 
     from bidsapp.registry import kinetic
 
-    text = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "models.md").read_text()
     section = text.split("## Adding a kinetic model", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     namespace = dict(vars(kinetic), MODELS={})

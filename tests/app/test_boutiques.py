@@ -11,9 +11,10 @@ import pytest
 from bidsapp import __version__
 from bidsapp.cli.parser import build_parser
 from bidsapp.cli.run import parse_config
+from bidsapp.config import AIFChoice
 
 boutiques = pytest.importorskip("boutiques", reason="boutiques is not installed (pip install boutiques)")
-DESCRIPTOR = Path(__file__).resolve().parents[1] / "dcequant.json"
+DESCRIPTOR = Path(__file__).resolve().parents[2] / "dcequant.json"
 
 
 def _descriptor():
@@ -54,4 +55,4 @@ def test_generated_command_is_what_dcequant_parses(tmp_path):
     assert (str(config.bids_dir), str(config.output_dir), config.analysis_level) == ("/data/bids", "/data/out", "participant")
     assert config.participant_label == ["01", "02"] and config.models == ["patlak", "tofts"]
     assert config.b1_correction is False and config.fit_delay is True
-    assert config.nprocs == 2 and config.hematocrit == 0.42 and config.aif == "parker"
+    assert config.nprocs == 2 and config.hematocrit == 0.42 and config.aif == AIFChoice("population", "parker")

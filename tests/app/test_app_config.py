@@ -6,25 +6,33 @@ from pathlib import Path
 import pytest
 
 from bidsapp.cli.run import AppError, parse_config
-from bidsapp.config import DEFAULT_MODELS, Config, load_config_file, make_config
+from bidsapp.config import DEFAULT_MODELS, AIFChoice, Config, load_config_file, make_config
 
 
 def test_defaults_match_the_documentation():
     cfg = parse_config(["bids", "out", "participant"])
     assert cfg.models == list(DEFAULT_MODELS) == ["extended_tofts", "patlak"]
-    assert cfg.hematocrit == 0.45 and cfg.aif == "auto" and cfg.device == "auto"
+    assert cfg.hematocrit == 0.45 and cfg.aif == AIFChoice("auto") and cfg.device == "auto"
     assert cfg.fit_delay is False and cfg.b1_correction is True and cfg.nets is None
     assert cfg.t1_method == "vfa-linear" and cfg.t1_validity == "physical"
     assert cfg.bids_dir == Path("bids").absolute() and cfg.analysis_level == "participant"
 
 
-def test_aif_files_become_absolute_and_methods_stay():
+def test_aif_is_parsed_once_into_what_it_names():
     """Nipype runs every node in its own folder: a relative AIF table or mask must not
-    depend on it; '{subject}' placeholders survive."""
-    assert parse_config(["b", "o", "participant", "--aif", "aif/sub-{subject}.tsv"]).aif == \
-        str(Path("aif/sub-{subject}.tsv").absolute())
-    assert parse_config(["b", "o", "participant", "--aif", "arteries.nii.gz"]).aif == str(Path("arteries.nii.gz").absolute())
-    assert parse_config(["b", "o", "participant", "--aif", "georgiou"]).aif == "georgiou"
+    depend on it; '{subject}' placeholders survive until a session fills them in."""
+    table = parse_config(["b", "o", "participant", "--aif", "aif/sub-{subject}.tsv"]).aif
+    assert table == AIFChoice("table", str(Path("aif/sub-{subject}.tsv").absolute()))
+    assert table.for_session("01", None).path == Path("aif/sub-01.tsv").absolute()
+    mask = parse_config(["b", "o", "participant", "--aif", "arteries.nii.gz"]).aif
+    assert mask == AIFChoice("mask", str(Path("arteries.nii.gz").absolute())) and str(mask) == mask.value
+    assert parse_config(["b", "o", "participant", "--aif", "georgiou"]).aif == AIFChoice("population", "georgiou")
+    assert str(parse_config(["b", "o", "participant"]).aif) == "auto"
+
+
+def test_unknown_aif_fails_at_parse_time():
+    with pytest.raises(ValueError, match="--aif 'parkr'"):
+        parse_config(["b", "o", "participant", "--aif", "parkr"])
 
 
 def test_labels_accept_prefixes():
@@ -40,7 +48,7 @@ def test_science_options():
                         "--t1-validity", "strict"])
     assert cfg.models == ["tofts", "2cxm"] and cfg.fit_delay and not cfg.b1_correction
     assert (cfg.t10, cfg.relaxivity, cfg.hematocrit, cfg.baseline_frames) == (1.4, 4.5, 0.4, 6)
-    assert (cfg.aif, cfg.device, cfg.random_seed, cfg.verbose) == ("parker", "cpu", 7, 2)
+    assert (cfg.aif, cfg.device, cfg.random_seed, cfg.verbose) == (AIFChoice("population", "parker"), "cpu", 7, 2)
     assert cfg.t1_validity == "strict"
 
 
@@ -56,7 +64,7 @@ def test_config_file_json(tmp_path):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"aif": "georgiou", "nprocs": 4, "work_dir": "/scratch/w"}))
     cfg = parse_config(["b", "o", "participant", "--config-file", str(path)])
-    assert cfg.aif == "georgiou" and cfg.nprocs == 4 and cfg.work_dir == Path("/scratch/w")
+    assert cfg.aif == AIFChoice("population", "georgiou") and cfg.nprocs == 4 and cfg.work_dir == Path("/scratch/w")
 
 
 def test_config_file_unknown_key_names_file_and_key(tmp_path):

@@ -4,14 +4,11 @@ import pytest
 
 from bidsapp import __version__
 from bidsapp.cli.run import main
-from bidsapp.simulate import Grid, simulate_study
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bids")
-    simulate_study(root, n_subjects=1, n_sessions=1, grid=Grid((8, 8, 2), (27.5, 27.5, 5.0)), overwrite=True)
-    return root
+def dataset(tiny_study):
+    return tiny_study
 
 
 def test_version(capsys):
@@ -32,7 +29,7 @@ def test_unknown_participant_exits_18(dataset, tmp_path, capsys):
 
 
 def test_invalid_bids_exits_16(dataset, tmp_path, capsys):
-    stray = next(dataset.glob("sub-*")) / "anat" / "not_bids_at_all.nii.gz"
+    stray = next(dataset.glob("sub-*/**/anat")) / "not_bids_at_all.nii.gz"
     stray.write_bytes(b"x")
     try:
         assert main([str(dataset), str(tmp_path / "out"), "participant"]) == 16

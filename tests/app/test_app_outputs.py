@@ -9,22 +9,21 @@ import pytest
 
 from bidsapp.cli.run import main
 from bidsapp.session_steps import signal_mask
-from bidsapp.simulate import Grid, Protocol, simulate_study
 
 pytestmark = pytest.mark.slow
-GRID = Grid((16, 16, 2), (220 / 16, 220 / 16, 6.0))
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
+def outputs(tmp_path_factory, simulated_study):
     root = tmp_path_factory.mktemp("timing")
     out = {}
     for field in ("VolumeTiming", "RepetitionTime"):
-        bids = root / field / "bids"
-        simulate_study(bids, n_subjects=1, grid=GRID, protocol=Protocol(n_frames=30), timing_field=field)
+        bids = simulated_study(matrix=(16, 16, 2), voxel_size=(220 / 16, 220 / 16, 6.0), protocol={"n_frames": 30},
+                               timing_field=field)
         # the input is validated by bids-validator-deno (no --skip-bids-validation): both forms are valid BIDS
         assert main([str(bids), str(root / field / "out"), "participant", "-w", str(root / field / "work")]) == 0
         out[field] = root / field / "out"
+        out[field, "bids"] = bids
     return out
 
 
@@ -45,7 +44,7 @@ FLOAT_MAPS = [("anat", "vfa", "T1map"), ("anat", "vfa", "M0map"), ("anat", "vfa"
 
 
 def test_not_estimated_is_nan_in_every_map_kind(outputs):
-    out, bids = outputs["VolumeTiming"], outputs["VolumeTiming"].parent / "bids"
+    out, bids = outputs["VolumeTiming"], outputs["VolumeTiming", "bids"]
     # background as the analysis mask defines it: first-frame signal below 10 % of its 99th percentile
     background = ~signal_mask(np.asarray(nib.load(bids / "sub-01/perf/sub-01_dce.nii.gz").dataobj, float))
     assert background.sum() > 20

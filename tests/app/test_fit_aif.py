@@ -7,6 +7,7 @@ import nibabel as nib
 import numpy as np
 
 import bidsapp
+from bidsapp.config import AIFChoice
 from bidsapp.session_steps import aif_step, population_grid, read_aif
 
 
@@ -23,7 +24,7 @@ def test_population_aif_is_written_on_its_fine_grid_and_read_back_exactly(tmp_pa
     t = np.arange(40) * 4.7
     conc, mask, acq, t1 = _aif_inputs(tmp_path, t)
     monkeypatch.chdir(tmp_path)
-    out = aif_step(conc, mask, acq, t1, "parker", 0.42, str(tmp_path))
+    out = aif_step(conc, mask, acq, t1, AIFChoice("population", "parker"), 0.42, str(tmp_path))
     aif, times = read_aif(out["tsv"], t)
     np.testing.assert_array_equal(times, population_grid(t))
     assert times[0] == t[0] and times[-1] == t[-1] and np.diff(times).max() <= 0.5 + 1e-12
@@ -41,7 +42,7 @@ def test_a_table_aif_is_used_at_the_frames(tmp_path, monkeypatch):
     np.savetxt(table, np.c_[t, frames], header="time\tplasma", comments="", delimiter="\t")
     conc, mask, acq, t1 = _aif_inputs(tmp_path, t)
     monkeypatch.chdir(tmp_path)
-    out = aif_step(conc, mask, acq, t1, str(table), 0.42, str(tmp_path))
+    out = aif_step(conc, mask, acq, t1, AIFChoice.parse(str(table)), 0.42, str(tmp_path))
     aif, times = read_aif(out["tsv"], t)
     assert times is None
     np.testing.assert_allclose(aif, frames, rtol=1e-12)

@@ -2,12 +2,12 @@
 
 import json
 import shutil
-import subprocess
 
 import nibabel as nib
 import numpy as np
 import pytest
 from dicom_factory import oblique_affine, phantom, tm, write_enhanced, write_series
+from tools import bids_validator_errors
 
 from bidsapp.conversion import convert_dicom_study, plan_conversion
 from bidsapp.conversion.cli import main as convert_main
@@ -39,14 +39,6 @@ def make_study(folder, vendor="siemens", with_t2=True):
                      flip=90.0, tr=3.5, te=0.095, seq="SE", start=34000.0)
     (folder / "notes.txt").write_text("not DICOM")
     return truth
-
-
-def validate(bids_dir):
-    """Errors reported by bids-validator-deno (empty list when valid)."""
-    exe = shutil.which("bids-validator-deno") or "/tmp/venv/bin/bids-validator-deno"
-    out = subprocess.run([exe, "--format", "json", str(bids_dir)], capture_output=True, text=True, timeout=300)
-    report = json.loads(out.stdout)
-    return [i for i in report["issues"]["issues"] if i.get("severity") == "error"]
 
 
 @pytest.mark.parametrize("vendor", ["siemens", "ge", "philips"])
@@ -81,7 +73,7 @@ def test_vendor_study_converts_exactly(tmp_path, vendor):
     assert any("notes.txt" in n and "not a DICOM" in n for n in log["notes"])
     vfa_entries = [s for s in log["series"] if s["role"] == "vfa"]
     assert all(s["details"]["grid_matches_dce"] for s in vfa_entries)
-    assert validate(tmp_path / "bids") == []
+    assert bids_validator_errors(tmp_path / "bids") == []
 
 
 def test_rerun_is_idempotent_and_never_overwrites_silently(tmp_path):
@@ -355,7 +347,7 @@ def test_b1_maps_are_written_in_percent(tmp_path):
     convert_dicom_study(tmp_path / "b", tmp_path / "bids_b", "01")
     img = nib.load(tmp_path / "bids_b/sub-01/fmap/sub-01_TB1map.nii.gz")
     assert np.allclose(img.get_fdata(), percent)
-    assert validate(tmp_path / "bids_b") == []
+    assert bids_validator_errors(tmp_path / "bids_b") == []
 
 
 def test_localizer_derived_and_phase_series_are_not_converted(tmp_path):

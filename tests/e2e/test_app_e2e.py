@@ -12,6 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from tools import bids_validator_errors
 
 from bidsapp.cli.run import main
 from bidsapp.conversion.cli import main as convert_main
@@ -19,14 +20,14 @@ from bidsapp.derivatives import model_label, stderr_label
 from bidsapp.simulate import Grid, Protocol, simulate_study
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUBJECTS, SESSIONS = ("01", "02"), ("01", "02")
 MODEL_PARAMS = {"extended_tofts": ("Ktrans", "ve", "vp", "kep"), "patlak": ("Ktrans", "vp")}
 GRID = Grid((24, 24, 3), (220 / 24, 220 / 24, 6.0))
 NOISE_FREE = Protocol(snr=np.inf)
 #: these studies do not move; motion correction would resample every frame (and its MI registration shifts
-#: frames by ~0.1 mm at peak enhancement on this 9 mm grid), which the 1 % truth tolerances below do not
-#: allow. The motion stage is tested with motion in tests/test_motion_app.py.
+#: frames by ~0.1 mm at peak enhancement on this 9 mm grid), which the 1 % truth tolerances below do not allow.
+#: The motion stage is tested with motion in tests/app/test_motion_app.py.
 NO_MOTION = ["--no-motion-correction"]
 #: the simulator's true plasma AIF of each session, sampled at the frame times
 TRUTH_AIF = "derivatives/truth/sub-{subject}/ses-{session}/perf/sub-{subject}_ses-{session}_desc-truth_timeseries.tsv"
@@ -97,16 +98,9 @@ def test_every_derivative_is_written(which, request):
     assert not list(out.rglob(".*.nii.gz")) and not (out / ".dcequant-staging").exists()
 
 
-def _validation_errors(folder):
-    exe = Path(sys.executable).parent / "bids-validator-deno"
-    proc = subprocess.run([str(exe), "--format", "json", str(folder)], capture_output=True, text=True)
-    issues = json.loads(proc.stdout)["issues"]["issues"]
-    return [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"]
-
-
 @pytest.mark.parametrize("which", ["study", "dicom_study"])
 def test_output_is_a_valid_bids_derivative_dataset(which, request):
-    assert _validation_errors(request.getfixturevalue(which) / "out") == []
+    assert bids_validator_errors(request.getfixturevalue(which) / "out") == []
 
 
 def test_dicom_only_subject_was_converted_into_bids_dir(dicom_study):
@@ -114,7 +108,7 @@ def test_dicom_only_subject_was_converted_into_bids_dir(dicom_study):
     for session in SESSIONS:
         assert (bids / f"sub-02/ses-{session}/perf/sub-02_ses-{session}_dce.nii.gz").is_file()
         assert len(list((bids / f"sub-02/ses-{session}/anat").glob("*_VFA.nii.gz"))) == 4
-    assert _validation_errors(bids) == []
+    assert bids_validator_errors(bids) == []
 
 
 #: (fixture, min. quality-mask coverage of the brain, Ktrans atol 1/min, vp rtol, T1 rtol). The DICOM study
@@ -304,7 +298,7 @@ def test_every_model_with_delay_writes_its_parameter_maps(tmp_path):
             assert meta["FitDelay"] is True and meta["AIF"]["Source"] == "population:parker"
     assert "two-compartment exchange model" in (out / "logs" / "CITATION.md").read_text()
     assert "Model: 2cum" in (out / "sub-01.html").read_text()
-    assert _validation_errors(out) == []
+    assert bids_validator_errors(out) == []
 
 
 def test_a_failing_subject_gets_no_files_and_the_others_finish(tmp_path, capsys):

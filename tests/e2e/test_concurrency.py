@@ -18,7 +18,7 @@ from bidsapp.cli.run import main
 from bidsapp.simulate import Grid, simulate_study
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUBJECTS = ("01", "02")
 GRID = Grid((16, 16, 2), (220 / 16, 220 / 16, 6.0))
 

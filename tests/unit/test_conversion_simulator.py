@@ -12,7 +12,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from test_conversion_study import validate
+from tools import bids_validator_errors
 
 from bidsapp.conversion import convert_dicom_study
 from bidsapp.simulate.geometry import Grid
@@ -66,4 +66,4 @@ def test_converted_simulator_dicom_equals_simulator_bids(tmp_path, vendor, matri
         got_vfa = json.loads((out / f"sub-01/anat/sub-01_flip-{index}_VFA.json").read_text())
         for key in ("FlipAngle", "RepetitionTimeExcitation", "PulseSequenceType", "EchoTime"):
             assert got_vfa[key] == pytest.approx(want_vfa[key]), key
-    assert validate(out) == []
+    assert bids_validator_errors(out) == []

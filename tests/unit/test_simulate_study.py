@@ -4,15 +4,14 @@ import csv
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from tools import bids_validator_errors, tool
 
 from bidsapp.simulate import Grid, Protocol, make_phantom, simulate_study, simulate_subject
 from bidsapp.simulate.cli import main
@@ -25,11 +24,6 @@ PROTOCOL = Protocol(n_frames=10, baseline_frames=3, b1_amplitude=0.1, motion=0.5
 GEOMETRY_WORDS = re.compile(r"slice|spacing|orient|position|gantry|tilt|geometr|distance|collinear|varies", re.I)
 
 
-def tool(name):
-    path = Path(sys.executable).parent / name
-    return str(path) if path.exists() else shutil.which(name)
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
@@ -37,22 +31,16 @@ def study(tmp_path_factory):
     return out, summary
 
 
-def validator_errors(path):
-    result = subprocess.run([tool("bids-validator-deno"), str(path), "--format", "json"], capture_output=True, text=True, timeout=300)
-    issues = json.loads(result.stdout)["issues"]["issues"]
-    return [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"]
-
-
 def test_raw_bids_passes_the_validator(study):
     out, _ = study
     # warnings (recommended scanner fields a simulation cannot have) are accepted
-    assert validator_errors(out) == []
+    assert bids_validator_errors(out) == []
     assert (out / ".bidsignore").read_text().splitlines() == ["*_dce.*"]
 
 
 def test_truth_derivative_passes_the_validator(study):
     out, _ = study
-    assert validator_errors(out / "derivatives" / "truth") == []
+    assert bids_validator_errors(out / "derivatives" / "truth") == []
     desc = json.loads((out / "derivatives/truth/dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
 

@@ -14,11 +14,8 @@ from bidsapp.simulate import Grid, Protocol, simulate_study
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bids")
-    simulate_study(root, n_subjects=2, n_sessions=2, grid=Grid((8, 8, 2), (27.5, 27.5, 5.0)),
-                   protocol=Protocol(b1_amplitude=0.1), overwrite=True)
-    return root
+def dataset(tiny_study):
+    return tiny_study
 
 
 def test_collect_sessions_finds_every_input(dataset):

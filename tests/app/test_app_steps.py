@@ -12,15 +12,17 @@ import pytest
 from bidsapp import session_steps
 from bidsapp.bids_raw import dce_path
 from bidsapp.cli.progress import Progress
-from bidsapp.simulate import Grid, Protocol, simulate_study
+from bidsapp.config import AIFChoice
+from bidsapp.derivatives import Entry, resolve_provenance
+from bidsapp.simulate import simulate_study
+
+PARKER = AIFChoice("population", "parker")
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    root = tmp_path_factory.mktemp("steps")
-    simulate_study(root, n_subjects=1, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
-                   protocol=Protocol(snr=np.inf), overwrite=True)
-    return root
+def session(simulated_study):
+    """One noise-free session (no session label), 12×12×2 voxels of 18×18×5 mm."""
+    return simulated_study(matrix=(12, 12, 2), voxel_size=(18.0, 18.0, 5.0), protocol={"snr": np.inf})
 
 
 def test_fixed_t10_chain_with_a_population_aif(session, tmp_path, monkeypatch):
@@ -32,20 +34,29 @@ def test_fixed_t10_chain_with_a_population_aif(session, tmp_path, monkeypatch):
     conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, 4, "fixed T10 = 1.3 s", session)
     info = json.loads(Path(conc["acquisition"]).read_text())
     assert info["Relaxivity"] == 4.5 and info["BaselineFrames"] == 4 and info["RelaxivitySource"].startswith("user")
-    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "parker", 0.4, session)
+    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], PARKER, 0.4, session)
     sidecar = json.loads(Path(aif["json"]).read_text())
     assert sidecar["Source"] == "population:parker" and sidecar["Hematocrit"] == 0.4
     table = np.loadtxt(aif["tsv"], skiprows=1)
     np.testing.assert_allclose(table[:, 2], table[:, 1] * 0.6)
     fit = session_steps.fit_step("tofts", conc["conc"], conc["mask"], conc["acquisition"], aif["tsv"], aif["json"],
-                                 False, "cpu", 0, 1, "vfa-linear", "01", None)
+                                 False, "cpu")
     entries = json.loads(Path(fit["manifest"]).read_text())
     names = {(e["suffix"], e["desc"]) for e in entries}
     assert {("Ktrans", "tofts"), ("ve", "tofts"), ("kep", "tofts"), ("Ktrans", "toftsStderr"),
             ("R2map", "tofts"), ("mask", "tofts")} <= names
     ktrans = next(e for e in entries if (e["suffix"], e["desc"]) == ("Ktrans", "tofts"))
     assert ktrans["sidecar"]["Units"] == "1/min" and ktrans["sidecar"]["AIF"]["Source"] == "population:parker"
-    assert ktrans["sidecar"]["AIF"]["File"] == "bids::sub-01/perf/sub-01_desc-aif_timeseries.tsv"
+    # subject/session URIs and the T1 method are not the fit's: the datasink adds them
+    assert "File" not in ktrans["sidecar"]["AIF"] and "Sources" not in ktrans["sidecar"]
+    assert "T1Method" not in ktrans["sidecar"]
+    sidecar = resolve_provenance(Entry(**ktrans), "01", "A", {"T1Method": "vfa-linear"})
+    assert sidecar["AIF"] == {"Source": "population:parker", "Quality": None,
+                              "File": "bids::sub-01/ses-A/perf/sub-01_ses-A_desc-aif_timeseries.tsv"}
+    assert sidecar["Sources"] == ["bids::sub-01/ses-A/perf/sub-01_ses-A_desc-conc_dce.nii.gz", sidecar["AIF"]["File"]]
+    assert sidecar["T1Method"] == "vfa-linear" and "File" not in ktrans["sidecar"]["AIF"]  # the entry is unchanged
+    with pytest.raises(KeyError, match="T1Method"):
+        resolve_provenance(Entry(**ktrans), "01", None)
 
 
 @pytest.mark.parametrize("validity", ["physical", "strict"])
@@ -106,7 +117,7 @@ def test_one_bolus_arrival_sets_the_baseline_and_the_population_shift(session, t
     assert info["BaselineFrames"] == int(np.sum(t < arrival))
     sidecar = json.loads((Path(conc["manifest"]).parent / "manifest.json").read_text())[0]["sidecar"]
     assert sidecar["BolusArrivalTime"] == arrival
-    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "parker", 0.45, session)
+    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], PARKER, 0.45, session)
     assert json.loads(Path(aif["json"]).read_text())["PopulationAIF"]["BolusArrival"] == arrival
     too_many = info["BaselineFrames"] + 2
     conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, too_many, "fixed", session)
@@ -125,9 +136,9 @@ def test_aif_table_errors_name_the_column(tmp_path):
         session_steps._read_aif_table(path, np.arange(5.0))
 
 
-def test_aif_spec_placeholders():
-    spec = "/d/sub-{subject}/ses-{session}/aif.tsv"
-    assert session_steps.resolve_aif_spec(spec, "01", "A") == "/d/sub-01/ses-A/aif.tsv"
+def test_aif_choice_placeholders():
+    choice = AIFChoice.parse("/d/sub-{subject}/ses-{session}/aif.tsv")
+    assert choice.for_session("01", "A") == AIFChoice("table", "/d/sub-01/ses-A/aif.tsv")
 
 
 def test_signal_mask_drops_background():
@@ -182,7 +193,7 @@ def test_demo_grid_gives_an_image_derived_aif(tmp_path, monkeypatch):
         t1 = session_steps.t1_step(vfa, None, "vfa-linear", str(bids))
         dce = str(dce_path(bids, subject, None))
         conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, None, None, "vfa", str(bids))
-        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], "auto", 0.45, str(bids),
+        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], AIFChoice("auto"), 0.45, str(bids),
                                      vfa_files=vfa)
         meta = json.loads(Path(aif["json"]).read_text())
         assert meta["Source"] == "image" and meta["NumberOfVoxels"] > 0, meta["Warnings"]
