@@ -28,8 +28,13 @@ record of the configuration, with a time stamp) and the output lock file are not
 the result.
 
 The reference in ``tests/data/golden/`` is written by ``tests/data/golden/regenerate.py``
-(see its docstring); it was generated with the code of commit 7d58f4d, before the workflow
-stages were split into modules.
+(see its docstring). It was first generated with the code of commit 7d58f4d, before the
+workflow stages were split into modules (the stage split reproduced it exactly), then
+regenerated once after the model registry landed: only the corrected sidecar wording
+(``Description``, ``ModelDescription``, the methods text, the ``.bidsignore`` line order)
+changed, plus, in the ``dicom`` case (non-linear VFA T1), T1 by at most 2e-5 s from the
+T1 fit now running on the shared Levenberg–Marquardt, carried into its concentration and
+fits.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ Run from the repository root, with the code whose outputs are the reference::
 It runs every case of ``tests/golden.py`` in a temporary folder (about 10 s each on
 2 cores) and rewrites ``tests/data/golden/<case>/files.json`` and ``arrays.npz``.
 Regenerate only on purpose: when a change is meant to alter results (say so in the
-commit, with the reason), never to make a restructuring pass. The stored reference was
-generated with the code of commit 7d58f4d.
+commit, with the reason), never to make a restructuring pass. The history of the stored
+reference is in the docstring of ``tests/golden.py``.
 """
 
 import sys
