@@ -200,7 +200,7 @@ def signal_to_concentration(
 
 
 def _acquisition(tr, flip_angle, relaxivity):
-    """Validated ``(tr s, flip angle deg, r1 /mM/s)``; ``ValueError`` naming the argument."""
+    """Return the validated ``(tr s, flip angle deg, r1 /mM/s)``; ``ValueError`` naming the argument."""
     tr = positive_scalar(tr, "tr")
     alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
     return tr, alpha_deg, positive_scalar(relaxivity, "relaxivity")

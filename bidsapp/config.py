@@ -80,7 +80,7 @@ class AIFChoice:
                          "a .tsv/.csv table or a .nii[.gz] mask")
 
     def for_session(self, subject, session):
-        """This choice with ``{subject}``/``{session}`` filled in (labels without prefixes)."""
+        """Return the choice with ``{subject}``/``{session}`` filled in (labels without prefixes)."""
         if "{" not in self.value:
             return self
         return AIFChoice(self.kind, self.value.format(subject=subject, session=session or ""))
@@ -91,6 +91,7 @@ class AIFChoice:
         return Path(self.value) if self.kind in ("table", "mask") else None
 
     def __str__(self):
+        """Return the option's text (the path or population name, or ``auto``)."""
         return self.value or self.kind
 
 
@@ -139,6 +140,7 @@ class Config:
     nets: list[str] | None = None
 
     def __post_init__(self):
+        """Parse ``aif`` into an :class:`AIFChoice`."""
         self.aif = AIFChoice.parse(self.aif)  # the one place --aif text becomes a typed value
 
     def validate(self):

@@ -22,8 +22,9 @@ METHOD_LINEAR = "linear least squares"
 
 @dataclass
 class FitResult:
-    """Parameter maps of one kinetic model with their uncertainty; every array has the
-    leading (voxel) shape of the input.
+    """Parameter maps of one kinetic model with their uncertainty.
+
+    Every array has the leading (voxel) shape of the input.
 
     Attributes
     ----------

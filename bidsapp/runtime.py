@@ -34,4 +34,4 @@ def configure_process(threads=None, seed=None):
         torch.set_num_threads(int(threads))
     if seed is not None:
         torch.manual_seed(int(seed))
-        np.random.seed(int(seed))
+        np.random.seed(int(seed))  # noqa: NPY002 (seeds legacy global-RNG users in dependencies)

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 
 
 def torch_of(*values):
-    """The torch module when any of ``values`` is a torch tensor, else ``None``.
+    """Return the torch module when any of ``values`` is a torch tensor, else ``None``.
 
     Looks torch up in ``sys.modules`` only: if torch was never imported, no argument can
     be a tensor.

@@ -67,7 +67,7 @@ def _aif_table(path, protocol):
 
     t = np.linspace(0.0, float(protocol.frame_times[-1]), 4 * protocol.n_frames)
     plasma = population_aif("parker", t, bolus_arrival=10.0, hematocrit=0.45)
-    rows = ["time\tplasma"] + [f"{a!r}\t{b!r}" for a, b in zip(t.tolist(), plasma.tolist())]
+    rows = ["time\tplasma"] + [f"{a!r}\t{b!r}" for a, b in zip(t.tolist(), plasma.tolist(), strict=True)]
     Path(path).write_text("\n".join(rows) + "\n")
 
 

@@ -18,8 +18,9 @@ def node_name(text):
 
 
 def init_fit_wf(*, config: Config, model, name=None):
-    """Voxel-wise fit of one kinetic model, with standard errors, R² and a quality mask
-    (:func:`bidsapp.fit_model` through :func:`bidsapp.session_steps.fit_step`).
+    """Fit one kinetic model voxel-wise, with standard errors, R² and a quality mask.
+
+    The fit is :func:`bidsapp.fit_model` through :func:`bidsapp.session_steps.fit_step`.
 
     The fit node sets up its process (torch threads, seed, allocator;
     :func:`bidsapp.runtime.configure_process`), since under MultiProc it runs in a worker.

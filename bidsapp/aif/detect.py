@@ -432,13 +432,15 @@ BOOTSTRAP_SAMPLES = 200  # resamples of the T10 pool for the blood T10 standard 
 
 
 def _pooled_t10(t10, pool, b1_pooled, vfa):
-    """Blood T10 of the pool voxels (flat indices ``pool``): ``(value s, standard error s,
-    method)``. The value is the VFA fit of their mean VFA signals when ``vfa`` is given
+    """Estimate the blood T10 of the pool voxels (flat indices ``pool``).
+
+    Returns ``(value s, standard error s, method)``. The value is the VFA fit of their mean VFA signals when ``vfa`` is given
     (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
     scatter by several per cent), else the median of their T10 values; the median is also
     the fallback when the pooled fit is not valid. The standard error is the SD of the same
     estimate over ``BOOTSTRAP_SAMPLES`` resamples of the pool voxels (with replacement,
-    fixed seed: deterministic); NaN for a single voxel."""
+    fixed seed: deterministic); NaN for a single voxel.
+    """
     voxel_t10 = t10.reshape(-1)[pool]
     resamples = np.random.default_rng(0).integers(0, pool.size, (BOOTSTRAP_SAMPLES, pool.size))
     median = (float(np.median(voxel_t10)), np.median(voxel_t10[resamples], axis=1), "median of the voxel T10s")
@@ -457,10 +459,13 @@ def _pooled_t10(t10, pool, b1_pooled, vfa):
 
 
 def _arterial_baseline(relative, t, baseline_frames):
-    """Relative signals ``[v, t]`` of the selected arterial voxels, re-referenced to the
+    """Re-reference the arterial relative signals to the frames before their upslope.
+
+    Returns the relative signals ``[v, t]`` of the selected arterial voxels, re-referenced to the
     frames before the arterial upslope when the series baseline (``baseline_frames``
     frames) reaches into it, and a note (None when unchanged). See "Arterial baseline"
-    in the module docstring."""
+    in the module docstring.
+    """
     if baseline_frames is None:
         return relative, None
     mean = relative.mean(axis=0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from importlib import metadata
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def _versions():
 
 def write_config_record(config, argv=None, now=None):
     """Write the record of ``config`` into ``<config.output_dir>/logs/``; return its path."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     run_uuid = uuid.uuid4()
     path = Path(config.output_dir) / "logs" / f"config-{now:%Y%m%dT%H%M%SZ}_{run_uuid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -581,8 +581,11 @@ def fit_model(
 
 
 def _derived(spec, names, params, stderr, cov):
-    """Add the model's derived parameters (kep) and their standard errors by the delta method,
-    sqrt(gᵀ·cov·g) with g the gradient of the registry (``DerivedParameter``)."""
+    """Add the model's derived parameters (kep) and their standard errors.
+
+    The standard errors come from the delta method, sqrt(gᵀ·cov·g) with g the gradient of
+    the registry (``DerivedParameter``).
+    """
     for d in spec.derived:
         idx = [names.index(n) for n in d.inputs]
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -58,7 +58,7 @@ POPULATION_AIFS = tuple(POPULATION_AIF_SPECS)
 
 
 def get_population_aif(name):
-    """The :class:`PopulationAIF` of ``name`` (``fritz_hansen`` and ``fritz-hansen`` both work)."""
+    """Return the :class:`PopulationAIF` of ``name`` (``fritz_hansen`` and ``fritz-hansen`` both work)."""
     key = str(name).lower().replace("_", "-")
     if key not in POPULATION_AIF_SPECS:
         raise ValueError(f"name: unknown population AIF {name!r}; choose one of {POPULATION_AIFS}")

@@ -291,7 +291,7 @@ MODELS = {
 MODEL_NAMES = tuple(MODELS)
 
 
-def get_model(model: "ModelSpec | str") -> "ModelSpec":
+def get_model(model: ModelSpec | str) -> ModelSpec:
     """Return the :class:`ModelSpec` of ``model``.
 
     ``model`` is a spec, a name (``extended_tofts``, ``extended-tofts``) or a BIDS label
@@ -307,8 +307,11 @@ def get_model(model: "ModelSpec | str") -> "ModelSpec":
 
 
 def check_spec(spec):
-    """Raise ``ValueError`` naming the field when a :class:`ModelSpec` is incomplete or inconsistent
-    (the static checks; ``tests/test_registry.py`` also checks its terms against its grid start)."""
+    """Raise ``ValueError`` naming the field when a :class:`ModelSpec` is incomplete or inconsistent.
+
+    These are the static checks; ``tests/unit/test_registry.py`` also checks its terms
+    against its grid start.
+    """
     names = spec.params
     if not spec.name or not spec.human or not spec.label or "_" in spec.label or "-" in spec.label:
         raise ValueError(f"{spec.name}: name, human and label (no '_' or '-') are required")

@@ -120,7 +120,7 @@ def main():
         study_errors = np.asarray(study_errors)
         print(f"{label}: AIF area error over seeds, worst |.| / median: "
               + ", ".join(f"{name} {np.abs(column).max():.1f} / {np.median(column):+.1f} %" for name, column in
-                          zip(("estimated", "true base", "old rule", "true T1"), study_errors.T)), flush=True)
+                          zip(("estimated", "true base", "old rule", "true T1"), study_errors.T, strict=True)), flush=True)
     print(f"worst |arrival error| {worst_frames:.2f} frames (target <= 1); "
           f"worst |AIF area error| {worst_area:.1f} % (target <= 5)")
 
