@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform
 import sys
 import uuid
-from datetime import datetime, timezone, UTC
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
