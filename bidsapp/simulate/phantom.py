@@ -137,8 +137,8 @@ def _derived(fractions, maps, sinus_delay):
     dseg = fractions.argmax(axis=-1).astype(np.int16)
     delay = np.where(dseg == CLASS_INDEX["sagittal_sinus"], sinus_delay, 0.0)
     as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
-    return dict(dseg=dseg, t1=as32(maps["T1"]), m0=as32(maps["M0"]), ktrans=as32(ktrans), ve=as32(ve),
-                vp=as32(maps["vp"]), kep=as32(kep), delay=as32(delay))
+    return {"dseg": dseg, "t1": as32(maps["T1"]), "m0": as32(maps["M0"]), "ktrans": as32(ktrans), "ve": as32(ve),
+            "vp": as32(maps["vp"]), "kep": as32(kep), "delay": as32(delay)}
 
 
 def make_phantom(
