@@ -38,8 +38,8 @@ VFA volumes are registered rigidly to the VFA volume whose flip angle is nearest
 DCE flip angle (the most DCE-like contrast), and that volume to the DCE reference;
 each VFA volume is then resampled *once* onto the DCE grid with the two transforms
 composed (cubic B-spline interpolation, after a Gaussian anti-aliasing filter where the VFA
-voxels are finer than the DCE voxels, matched to the variance of the DCE voxel's box, so a
-DCE voxel sees the VFA signal averaged over its extent). T1 and M0 are then fitted on the DCE grid, so the non-linear T1 estimate
+voxels are finer than the DCE voxels, so a DCE voxel sees the VFA signal averaged over
+its extent). T1 and M0 are then fitted on the DCE grid, so the non-linear T1 estimate
 is never interpolated. A B1 map follows the VFA reference's transform. DCE voxels
 outside the VFA field of view (in scanner coordinates) get zero signal, so T1 is not
 estimated there; inside it, points that the estimated motion moves past the edge take
@@ -434,15 +434,14 @@ def coverage(target_shape, target_affine, source_shape, source_affine, matrix=No
 
 def _antialias(volume, affine, target_affine):
     """Gaussian filter so that voxels finer than the target's are averaged to the target
-    resolution: a voxel integrates the object over its box, and a box of width ``w`` has
-    variance ``w²/12``, so the filter adds ``σ² = (target² − source²)/12`` along each source
-    axis (a source voxel filtered so is a target-sized box in its first two moments)."""
+    resolution (FWHM² = target² − source² along each source axis)."""
     src = np.asarray(affine, float)[:3, :3]
     tgt = np.asarray(target_affine, float)[:3, :3]
     src_zooms, tgt_zooms = np.linalg.norm(src, axis=0), np.linalg.norm(tgt, axis=0)
     cosines = np.abs((src / src_zooms).T @ (tgt / tgt_zooms))  # [source axis, target axis]
     target_along = tgt_zooms[np.argmax(cosines, axis=1)]
-    sigma = np.sqrt(np.clip(target_along**2 - src_zooms**2, 0.0, None) / 12.0) / src_zooms
+    fwhm = np.sqrt(np.clip(target_along**2 - src_zooms**2, 0.0, None))
+    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / src_zooms
     return gaussian_filter(np.asarray(volume, np.float32), sigma) if np.any(sigma > 0.05) else volume
 
 
