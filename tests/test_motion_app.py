@@ -1,4 +1,4 @@
-"""dcequant participant with motion correction on a moving study whose VFA volumes lie on another grid."""
+"""dcequant participant with motion correction: a moving BIDS study whose VFA volumes lie on another grid, and a moving DICOM-only study."""
 
 import json
 import subprocess
