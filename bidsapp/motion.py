@@ -65,8 +65,11 @@ PARAM_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 SHRINK = (4, 2, 1)
 #: interpolation of the single resampling of frames and VFA volumes: cubic B-spline, which blurs
-#: the thin enhancing rims less than linear (benchmark, true transforms: enhancing-tissue Ktrans
-#: RMSE 0.0075 vs 0.0100 /min); it may under- or overshoot by a few per cent at sharp edges
+#: the thin enhancing rims less than linear, and rings less than windowed sinc next to vessels
+#: thinner than a voxel (tests/benchmarks/bench_motion.py, true transforms, enhancing-tissue Ktrans
+#: RMSE 0.014 /min against 0.178 for Lanczos windowed sinc, whose ringing next to arteries gives a
+#: few voxels errors over 1 /min; docs/motion.md); it may under- or overshoot by a few per cent at
+#: sharp edges
 INTERPOLATOR = sitk.sitkBSpline
 #: joint-histogram bins of the Mattes metric (fewer bins give a smoother cost on noisy frames)
 HISTOGRAM_BINS = 16

@@ -1,4 +1,4 @@
-"""dcequant participant with motion correction on a moving study whose VFA volumes lie on another grid."""
+"""dcequant participant with motion correction: a moving BIDS study whose VFA volumes lie on another grid, and a moving DICOM-only study."""
 
 import json
 
@@ -14,6 +14,7 @@ from bidsapp.simulate import Grid, Protocol, simulate_study
 pytestmark = pytest.mark.slow
 DCE_GRID = Grid((32, 32, 10), (6.5, 6.5, 5.0))
 VFA_GRID = Grid((46, 40, 14), (4.5, 4.5, 4.0))  # finer voxels, other field of view
+DICOM_GRID = Grid((32, 32, 12), (6.5, 6.5, 5.0))
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +58,37 @@ def test_t1_from_vfa_on_another_grid_lands_on_the_dce_grid(run):
 
 def test_output_passes_the_bids_validator(run):
     assert bids_validator_errors(run / "out") == []
+
+
+@pytest.fixture(scope="module")
+def dicom_run(tmp_path_factory):
+    """A moving study given as DICOM only: the participant workflow converts it, then corrects motion."""
+    root = tmp_path_factory.mktemp("motion_dicom")
+    simulate_study(root / "bids", n_subjects=1, grid=DICOM_GRID, fmt="dicom", overwrite=True,
+                   protocol=Protocol(motion=1.5, n_frames=10, baseline_frames=3, snr=80))
+    assert not (root / "bids/sub-01").exists()
+    code = main([str(root / "bids"), str(root / "out"), "participant", "-w", str(root / "work"), "--models", "tofts",
+                 "--aif", "parker", "--omp-nthreads", "2"])
+    assert code == 0
+    return root
+
+
+def test_dicom_input_is_converted_then_motion_corrected(dicom_run):
+    out = dicom_run / "out/sub-01"
+    assert (dicom_run / "bids/sub-01/perf/sub-01_dce.nii.gz").is_file()  # converted by the workflow
+    est = np.genfromtxt(out / "perf/sub-01_desc-confounds_timeseries.tsv", names=True, delimiter="\t")
+    truth = np.genfromtxt(dicom_run / "bids/derivatives/truth/sub-01/perf/sub-01_desc-truthmotion_timeseries.tsv",
+                          names=True, delimiter="\t")
+    assert len(est) == len(truth) == 10
+    # the reference is the mean baseline pose: compare motion relative to frame 0 (small angles: differences).
+    # Measured (RMS over frames): translations <= 0.3 mm; rotations 0.2-1.0 deg on these 6.5 mm voxels (the same
+    # with the BIDS input; the 0.3 deg target is shown by tests/benchmarks/bench_motion.py on 2.3 mm voxels).
+    for axis in ("x", "y", "z"):
+        moved = est[f"trans_{axis}"] - est[f"trans_{axis}"][0]
+        true = truth[f"trans_{axis}"] - truth[f"trans_{axis}"][0]
+        assert np.sqrt(np.mean((moved - true) ** 2)) < 0.4, axis
+        turned = np.rad2deg(est[f"rot_{axis}"] - est[f"rot_{axis}"][0])
+        true = truth[f"rot_{axis}"] - truth[f"rot_{axis}"][0]
+        assert np.sqrt(np.mean((turned - true) ** 2)) < 1.5, axis
+    assert len(read_itk_transforms(out / "perf/sub-01_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt")) == 10
+    assert nib.load(out / "anat/sub-01_desc-vfa_T1map.nii.gz").shape == DICOM_GRID.matrix
