@@ -35,6 +35,9 @@ regenerated once after the model registry landed: only the corrected sidecar wor
 changed, plus, in the ``dicom`` case (non-linear VFA T1), T1 by at most 2e-5 s from the
 T1 fit now running on the shared Levenberg–Marquardt, carried into its concentration and
 fits.
+The ``dicom`` case was regenerated once more when the simulator began to move the head
+before sampling it (its input data changed; the other cases do not move and stayed
+identical).
 """
 
 from __future__ import annotations
