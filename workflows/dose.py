@@ -11,6 +11,7 @@ from nipype.pipeline import engine as pe
 from bidsapp.config import Config
 
 from . import interfaces as ifc
+from .outputs import init_session_outputs_wf
 
 
 class DoseInputSpec(BaseInterfaceInputSpec):
@@ -94,6 +95,19 @@ def init_dose_wf(*, config: Config, inputs, name="dose_wf"):
 def init_dose_session_wf(*, config: Config, inputs, name):
     """A subject/session with low-dose T1w images and no DCE data: the dose stage and the datasink.
 
+    Parameters
+    ----------
+    config : Config
+        As :func:`init_dose_wf`, plus ``output_dir`` and ``t1_method`` (datasink).
+    inputs : bidsapp.bids_query.SessionInputs
+        The session's dose inputs.
+    name : str
+        Workflow name.
+
+    Inputs
+    ------
+    (none: the raw files are set from ``inputs``)
+
     Outputs
     -------
     staged
@@ -102,7 +116,8 @@ def init_dose_session_wf(*, config: Config, inputs, name):
     wf = pe.Workflow(name=name)
     dose_wf = init_dose_wf(config=config, inputs=inputs)
     outputnode = pe.Node(IdentityInterface(fields=["staged"]), name="outputnode")
-    sink = pe.Node(ifc.DerivativesSink(output_dir=str(config.output_dir), subject=inputs.subject,
-                                       session=inputs.session or ""), name="datasink", overwrite=True)
-    wf.connect([(dose_wf, sink, [("outputnode.manifest", "manifests")]), (sink, outputnode, [("staged", "staged")])])
+    outputs_wf = init_session_outputs_wf(output_dir=config.output_dir, subject=inputs.subject, session=inputs.session,
+                                         manifests=["dose"], t1_method=config.t1_method)
+    wf.connect([(dose_wf, outputs_wf, [("outputnode.manifest", "inputnode.dose")]),
+                (outputs_wf, outputnode, [("outputnode.staged", "staged")])])
     return wf
