@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..relaxivity import relaxivity_for
 from .dose_inputs import align_to_low, condition_vector, network_inputs
@@ -102,9 +103,22 @@ def run_network(model, x, condition, zero_embedding=False, tile=TILE, batch=8):
     return (out / norm)[: shape[0], : shape[1], : shape[2]]
 
 
-def synthesize_standard_dose(pre, low, fraction, field_strength, agent, voxel_size, *, pre_affine=None,
-                             low_affine=None, relaxivity=None, register=True, dose_scale=1.0,
-                             zero_embedding=False, weights_directory=None) -> DoseSynthesis:
+def synthesize_standard_dose(
+    pre: ArrayLike,
+    low: ArrayLike,
+    fraction: float,
+    field_strength: float,
+    agent: str,
+    voxel_size: float | ArrayLike,
+    *,
+    pre_affine: ArrayLike | None = None,
+    low_affine: ArrayLike | None = None,
+    relaxivity: float | None = None,
+    register: bool = True,
+    dose_scale: float = 1.0,
+    zero_embedding: bool = False,
+    weights_directory: str | Path | None = None,
+) -> DoseSynthesis:
     """Predict the standard-dose enhancement and synthesise the standard-dose image.
 
     Parameters
