@@ -105,22 +105,24 @@ def _flip_index(bids_file):
 
 
 def _one(layout, kind, inputs, filters):
-    """The single file of ``kind`` (or None); several raise ``ValueError`` naming them."""
+    """Return the single file of ``kind`` (or None); several raise ``ValueError`` naming them."""
     found = _files(layout, kind, inputs.subject, inputs.session, filters)
     if len(found) > 1:
-        raise ValueError(f"{inputs.name}: {len(found)} {kind} images match "
-                         f"({', '.join(Path(f.path).name for f in found)}); select one with --bids-filter-file")
+        names = ", ".join(Path(f.path).name for f in found)
+        raise ValueError(f"{inputs.name}: {len(found)} {kind} images match ({names}); "
+                         "select one with --bids-filter-file")
     return Path(found[0].path) if found else None
 
 
 def _add_dose_inputs(layout, inputs, filters):
-    """Set the dose-reduction inputs of ``inputs``: low dose, its pre-contrast image, optional standard dose."""
+    """Set the dose inputs of ``inputs``: low dose, its pre-contrast image, optional standard dose."""
     inputs.dose_low = _one(layout, "dose_low", inputs, filters)
     if inputs.dose_low is None:
         return
     inputs.dose_pre = _one(layout, "dose_pre", inputs, filters)
     if inputs.dose_pre is None:
-        raise ValueError(f"{inputs.dose_low}: no pre-contrast anat/*_T1w image (without ce-) in {inputs.name}")
+        raise ValueError(f"{inputs.dose_low}: no pre-contrast anat/*_T1w image (without ce-) "
+                         f"in {inputs.name}")
     inputs.dose_standard = _one(layout, "dose_standard", inputs, filters)
 
 

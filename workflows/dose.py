@@ -15,6 +15,8 @@ from .outputs import init_session_outputs_wf
 
 
 class DoseInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`DoseSynthesis`."""
+
     pre_file = File(exists=True, mandatory=True, desc="pre-contrast T1w")
     low_file = File(exists=True, mandatory=True, desc="low-dose T1w (sidecar: DoseFraction, ...)")
     standard_file = File(exists=True, desc="acquired standard-dose T1w (comparison only)")
@@ -23,6 +25,8 @@ class DoseInputSpec(BaseInterfaceInputSpec):
 
 
 class DoseOutputSpec(TraitedSpec):
+    """Outputs of :class:`DoseSynthesis`."""
+
     synth = File(exists=True, desc="synthesised standard-dose image")
     ce = File(exists=True, desc="predicted standard-dose contrast enhancement")
     figure = File(exists=True)
@@ -39,8 +43,11 @@ class DoseSynthesis(SimpleInterface):
         from bidsapp.dose_step import dose_step
 
         i = self.inputs
-        self._results.update(dose_step(i.pre_file, i.low_file, ifc._opt(i.standard_file), i.raw_root,
-                                       ifc._opt(i.dose_fraction)))
+        self._results.update(
+            dose_step(
+                i.pre_file, i.low_file, ifc._opt(i.standard_file), i.raw_root, ifc._opt(i.dose_fraction)
+            )
+        )
         return runtime
 
 
@@ -73,15 +80,21 @@ def init_dose_wf(*, config: Config, inputs, name="dose_wf"):
     wf.__desc__ = (
         "A standard-dose T1-weighted image was synthesised from the low-dose acquisition with a conditional "
         "3D U-Net after Pinetz et al. [@pinetz2024]: the pre-contrast image was registered rigidly to the "
-        "low-dose image (Mattes mutual information, SimpleITK [@simpleitk]); the network, conditioned on field "
-        "strength, dose, relaxivity, noise level and voxel size, predicted the standard-dose contrast "
+        "low-dose image (Mattes mutual information, SimpleITK [@simpleitk]); the network, conditioned on "
+        "field strength, dose, relaxivity, noise level and voxel size, predicted the standard-dose contrast "
         "enhancement from the low-dose subtraction, which was added to the registered pre-contrast image. "
         "The network was trained on simulated brains only."
     )
     wf.__refs__ = ["pinetz2024", "simpleitk"]
     outputnode = pe.Node(IdentityInterface(fields=["synth", "ce", "manifest"]), name="outputnode")
-    node = pe.Node(DoseSynthesis(pre_file=str(inputs.dose_pre), low_file=str(inputs.dose_low),
-                                 raw_root=str(Path(config.bids_dir).resolve())), name="synthesize")
+    node = pe.Node(
+        DoseSynthesis(
+            pre_file=str(inputs.dose_pre),
+            low_file=str(inputs.dose_low),
+            raw_root=str(Path(config.bids_dir).resolve()),
+        ),
+        name="synthesize",
+    )
     if inputs.dose_standard is not None:
         node.inputs.standard_file = str(inputs.dose_standard)
     if config.dose_fraction is not None:
@@ -93,7 +106,7 @@ def init_dose_wf(*, config: Config, inputs, name="dose_wf"):
 
 
 def init_dose_session_wf(*, config: Config, inputs, name):
-    """A subject/session with low-dose T1w images and no DCE data: the dose stage and the datasink.
+    """Build a session with low-dose T1w images and no DCE data: the dose stage and the datasink.
 
     Parameters
     ----------
@@ -116,8 +129,17 @@ def init_dose_session_wf(*, config: Config, inputs, name):
     wf = pe.Workflow(name=name)
     dose_wf = init_dose_wf(config=config, inputs=inputs)
     outputnode = pe.Node(IdentityInterface(fields=["staged"]), name="outputnode")
-    outputs_wf = init_session_outputs_wf(output_dir=config.output_dir, subject=inputs.subject, session=inputs.session,
-                                         manifests=["dose"], t1_method=config.t1_method)
-    wf.connect([(dose_wf, outputs_wf, [("outputnode.manifest", "inputnode.dose")]),
-                (outputs_wf, outputnode, [("outputnode.staged", "staged")])])
+    outputs_wf = init_session_outputs_wf(
+        output_dir=config.output_dir,
+        subject=inputs.subject,
+        session=inputs.session,
+        manifests=["dose"],
+        t1_method=config.t1_method,
+    )
+    wf.connect(
+        [
+            (dose_wf, outputs_wf, [("outputnode.manifest", "inputnode.dose")]),
+            (outputs_wf, outputnode, [("outputnode.staged", "staged")]),
+        ]
+    )
     return wf

@@ -110,8 +110,9 @@ def build_parser():
                    help="group level: JSON with label, reliability, compare, statistic, site, by_site, "
                         "exclude_uncertain (docs/group.md) [default: reliability across sessions, no AUROC]")
     g.add_argument("--dose-fraction", dest="dose_fraction", type=float, metavar="F",
-                   help="low dose as a fraction of the standard dose for the dose-reduction network, overriding "
-                        "DoseFraction of every *_acq-lowdose_ce-<agent>_T1w.json [default: from the sidecar]")
+                   help="low dose as a fraction of the standard dose for the dose-reduction network, "
+                        "overriding DoseFraction of every *_acq-lowdose_ce-<agent>_T1w.json "
+                        "[default: from the sidecar]")
     g.add_argument("--nets", dest="nets", nargs="*", metavar="NET",
                    help="neural networks to run [default: all available; none are available in this version]")
     return parser

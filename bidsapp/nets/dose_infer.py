@@ -49,7 +49,7 @@ class DoseSynthesis:
 
 @lru_cache(maxsize=4)
 def load_dose_network(directory: str | None = None):
-    """The shipped dose network in eval mode and its verified weights (cached per directory)."""
+    """Return the shipped dose network in eval mode and its verified weights (cached per directory)."""
     from .dose_unet import DoseUNet
     from .weights import load_weights
 
@@ -96,8 +96,10 @@ def run_network(model, x, condition, zero_embedding=False, tile=TILE, batch=8):
         for first in range(0, len(corners), batch):
             chunk = corners[first : first + batch]
             tiles = np.stack([padded[:, i : i + tile, j : j + tile, k : k + tile] for i, j, k in chunk])
-            predicted = model(torch.from_numpy(tiles), conditions[: len(chunk)], zero_embedding=zero_embedding)
-            for (i, j, k), value in zip(chunk, predicted[:, 0].numpy()):
+            predicted = model(
+                torch.from_numpy(tiles), conditions[: len(chunk)], zero_embedding=zero_embedding
+            )
+            for (i, j, k), value in zip(chunk, predicted[:, 0].numpy(), strict=True):
                 out[i : i + tile, j : j + tile, k : k + tile] += weight * value
                 norm[i : i + tile, j : j + tile, k : k + tile] += weight
     return (out / norm)[: shape[0], : shape[1], : shape[2]]
@@ -169,7 +171,7 @@ def synthesize_standard_dose(
     model, shipped = load_dose_network(None if weights_directory is None else str(weights_directory))
     enhancement = run_network(model, x, condition, zero_embedding) * s
     physical = condition * np.asarray(CONDITION_SCALE, float)
-    conditions = {name: float(f"{value:.6g}") for name, value in zip(CONDITION_NAMES, physical)}
+    conditions = {name: float(f"{value:.6g}") for name, value in zip(CONDITION_NAMES, physical, strict=True)}
     return DoseSynthesis(
         synthetic_standard_dose=(pre_on_low + float(dose_scale) * enhancement).astype(np.float32),
         enhancement=(float(dose_scale) * enhancement).astype(np.float32),

@@ -76,7 +76,9 @@ def align_to_low(pre, pre_affine, low, low_affine, seed=0):
     moving = motion.to_sitk(np.asarray(pre, np.float32), pre_affine)
     if motion.registrable(low.shape) and motion.registrable(np.shape(pre)):
         thin = low.shape[2] < motion.MIN_SLICES_3D  # thin slab: in-plane rigid, as the motion stage does
-        matrix = motion._ras_matrix(motion.register_rigid(fixed, moving, fixed_mask=mask, seed=seed, in_plane=thin))
+        matrix = motion._ras_matrix(
+            motion.register_rigid(fixed, moving, fixed_mask=mask, seed=seed, in_plane=thin)
+        )
     else:  # too few voxels to register: scanner coordinates only
         matrix = np.eye(4)
     pre_on_low = motion.resample(pre, pre_affine, matrix, low.shape, low_affine)

@@ -18,8 +18,8 @@ Architecture (``features = (f0, f1, f2)``): ``ResBlock(3→f0)`` · max-pool ·
 convolution → 1 channel. A residual block is ``conv3 → norm → act → (+ Linear(emb)) →
 conv3 → norm → (+ 1×1 skip of the input) → act`` with group norm (4 groups), which
 normalises each sample over its extent, so inference runs on tiles of the training
-patch size (:func:`bidsapp.nets.dose_infer.run_network`). The embedding is ``MLP(condition) = Linear → SiLU → Linear`` of width
-``embedding``.
+patch size (:func:`bidsapp.nets.dose_infer.run_network`). The embedding is
+``MLP(condition) = Linear → SiLU → Linear`` of width ``embedding``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,14 @@ from torch import nn
 from .blocks import conv
 
 #: physical conditioning values, in the order of the condition vector
-CONDITION_NAMES = ("field_strength_t", "low_dose_mmol_per_kg", "dose_fraction", "relaxivity_per_mm_per_s",
-                   "noise_level", "voxel_size_mm")
+CONDITION_NAMES = (
+    "field_strength_t",
+    "low_dose_mmol_per_kg",
+    "dose_fraction",
+    "relaxivity_per_mm_per_s",
+    "noise_level",
+    "voxel_size_mm",
+)
 #: divisors bringing each condition to order one (T, mmol/kg, fraction, /mM/s, relative SD, mm)
 CONDITION_SCALE = (3.0, 0.033, 0.33, 6.0, 0.1, 3.0)
 INPUT_NAMES = ("dose_normalised_subtraction", "low_dose", "local_noise_sd")
@@ -72,8 +78,9 @@ class DoseUNet(nn.Module):
     def __init__(self, features: tuple = (8, 16, 32), embedding: int = 32):
         super().__init__()
         f0, f1, f2 = (int(f) for f in features)
-        self.embed = nn.Sequential(nn.Linear(len(CONDITION_NAMES), embedding), nn.SiLU(),
-                                   nn.Linear(embedding, embedding))
+        self.embed = nn.Sequential(
+            nn.Linear(len(CONDITION_NAMES), embedding), nn.SiLU(), nn.Linear(embedding, embedding)
+        )
         self.enc0 = ResBlock(len(INPUT_NAMES), f0, embedding)
         self.enc1 = ResBlock(f0, f1, embedding)
         self.bottom = ResBlock(f1, f2, embedding)

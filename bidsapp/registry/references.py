@@ -95,9 +95,9 @@ REFERENCES = {
         "2012;59:2142-2154. doi:10.1016/j.neuroimage.2011.10.018"),
     "pinetz2024": Reference(
         "Pinetz et al. 2024",
-        "Pinetz T, Kobler E, Haase R, Luetkens JA, Meetschen M, Haubold J, Deuschl C, Radbruch A, Deike K, "
-        "Effland A. Gadolinium dose reduction for brain MRI using conditional deep learning. arXiv:2403.03539, "
-        "2024"),
+        "Pinetz T, Kobler E, Haase R, Luetkens JA, Meetschen M, Haubold J, Deuschl C, Radbruch A, "
+        "Deike K, Effland A. Gadolinium dose reduction for brain MRI using conditional deep learning. "
+        "arXiv:2403.03539, 2024"),
 }
 
 

@@ -165,19 +165,22 @@ def _dose_section(folder):
     import base64
 
     parts = []
-    for synth in sorted((folder / "anat").glob("*_desc-synthSD_T1w.nii.gz")) if (folder / "anat").is_dir() else []:
+    anat = folder / "anat"
+    for synth in sorted(anat.glob("*_desc-synthSD_T1w.nii.gz")) if anat.is_dir() else []:
         meta = _sidecar(synth)
         conditions = ", ".join(f"{k} {v:.4g}" for k, v in meta.get("Conditioning", {}).items())
+        agent = html.escape(str(meta.get("ContrastBolusAgent")))
+        source = html.escape(str(meta.get("DoseFractionSource")))
+        sha = html.escape(str(meta.get("NetworkWeightsSHA256"))[:12])
         parts += ["<h3>Gadolinium dose reduction</h3>",
-                  f"<p>{html.escape(synth.name)}: {html.escape(str(meta.get('ContrastBolusAgent')))}, dose fraction "
-                  f"{meta.get('DoseFraction')} ({html.escape(str(meta.get('DoseFractionSource')))}); conditioning: "
-                  f"{html.escape(conditions)}; weights sha256 {html.escape(str(meta.get('NetworkWeightsSHA256'))[:12])}"
-                  "&hellip;</p>"]
-        comparison = meta.get("ComparisonWithStandardDose")
-        if comparison:
-            parts.append(f"<p>Against the acquired standard dose: PSNR {comparison['PSNR']:.2f} dB, SSIM "
-                         f"{comparison['SSIM']:.3f} (naive baseline: {comparison['NaiveBaselinePSNR']:.2f} dB, "
-                         f"{comparison['NaiveBaselineSSIM']:.3f}).</p>")
+                  f"<p>{html.escape(synth.name)}: {agent}, dose fraction {meta.get('DoseFraction')} "
+                  f"({source}); "
+                  f"conditioning: {html.escape(conditions)}; weights sha256 {sha}&hellip;</p>"]
+        c = meta.get("ComparisonWithStandardDose")
+        if c:
+            parts.append(f"<p>Against the acquired standard dose: PSNR {c['PSNR']:.2f} dB, "
+                         f"SSIM {c['SSIM']:.3f} "
+                         f"(naive baseline: {c['NaiveBaselinePSNR']:.2f} dB, {c['NaiveBaselineSSIM']:.3f}).</p>")
         label = next((p for p in synth.name.split("_") if p.startswith("ce-")), "ce-")
         figure = _find(folder / "figures", f"*_{label}_desc-dose_T1w.png")
         if figure is not None:

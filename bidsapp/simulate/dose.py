@@ -133,13 +133,13 @@ def _sphere_fraction(grid, centre, radius, supersample=3):
     ijk = np.linalg.inv(grid.affine) @ np.array([*centre, 1.0])
     half = radius / min(grid.voxel_size) + 2
     lo = [max(int(np.floor(c - half)), 0) for c in ijk[:3]]
-    hi = [min(int(np.ceil(c + half)) + 1, n) for c, n in zip(ijk[:3], grid.matrix)]
-    if any(h <= low for low, h in zip(lo, hi)):
+    hi = [min(int(np.ceil(c + half)) + 1, n) for c, n in zip(ijk[:3], grid.matrix, strict=True)]
+    if any(h <= low for low, h in zip(lo, hi, strict=True)):
         return out
-    axes = [(np.arange(a, b)[:, None] + offsets[None, :]).ravel() for a, b in zip(lo, hi)]
+    axes = [(np.arange(a, b)[:, None] + offsets[None, :]).ravel() for a, b in zip(lo, hi, strict=True)]
     x, y, z = grid.coordinates(axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :])
     inside = ((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2) < radius**2
-    shape = tuple(h - low for low, h in zip(lo, hi))
+    shape = tuple(h - low for low, h in zip(lo, hi, strict=True))
     counts = inside.reshape(shape[0], s, shape[1], s, shape[2], s).mean(axis=(1, 3, 5))
     out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = counts
     return out
@@ -148,7 +148,9 @@ def _sphere_fraction(grid, centre, radius, supersample=3):
 def _mix(phantom: Phantom, f, values):
     """Phantom maps with a fraction ``f`` of each voxel replaced by a lesion of ``values``."""
     g = 1.0 - f
-    r1 = g * np.divide(1.0, phantom.t1, out=np.zeros_like(phantom.t1), where=phantom.t1 > 0) + f / values["T1"]
+    r1 = (
+        g * np.divide(1.0, phantom.t1, out=np.zeros_like(phantom.t1), where=phantom.t1 > 0) + f / values["T1"]
+    )
     ktrans = g * phantom.ktrans + f * values["Ktrans"]
     ve = g * phantom.ve + f * values["ve"]
     return {
@@ -186,12 +188,19 @@ def add_enhancing_lesions(phantom: Phantom, rng, ranges: DoseRanges = TRAINING_R
             continue
         local_t1 = float(np.median(phantom.t1[inside]))
         ktrans = float(np.exp(rng.uniform(np.log(0.005), np.log(0.3))))
-        values = {"T1": local_t1 * rng.uniform(1.1, 1.5), "M0": float(rng.uniform(0.8, 0.92)), "Ktrans": ktrans,
-                  "ve": float(rng.uniform(0.15, 0.6)), "vp": float(rng.uniform(0.005, 0.08))}
+        values = {
+            "T1": local_t1 * rng.uniform(1.1, 1.5),
+            "M0": float(rng.uniform(0.8, 0.92)),
+            "Ktrans": ktrans,
+            "ve": float(rng.uniform(0.15, 0.6)),
+            "vp": float(rng.uniform(0.005, 0.08)),
+        }
         maps = _mix(phantom, f, values)
         if rng.uniform() < 1.0 / 3.0 and radius > 4.0:
             core = _sphere_fraction(grid, centre, 0.55 * radius)
-            maps = _mix(replace(phantom, **maps), core, {**values, "Ktrans": 0.1 * ktrans, "vp": 0.2 * values["vp"]})
+            maps = _mix(
+                replace(phantom, **maps), core, {**values, "Ktrans": 0.1 * ktrans, "vp": 0.2 * values["vp"]}
+            )
         phantom = replace(phantom, **maps)
         labels[(f >= 0.5) & (labels == 0)] = label
     return phantom, labels
@@ -220,11 +229,21 @@ def simulate_dose_sample(seed, ranges: DoseRanges = TRAINING_RANGES, **fixed) ->
     grid = sample_grid(scenario.voxel_size)
     phantom = make_phantom(rng, grid=grid, field_strength=scenario.field_strength, supersample=2)
     phantom, labels = add_enhancing_lesions(phantom, rng, ranges)
-    protocol = Protocol(field_strength=scenario.field_strength, agent=scenario.agent, snr=scenario.snr,
-                        b1_amplitude=scenario.b1_amplitude)
+    protocol = Protocol(
+        field_strength=scenario.field_strength,
+        agent=scenario.agent,
+        snr=scenario.snr,
+        b1_amplitude=scenario.b1_amplitude,
+    )
     pair = simulate_dose_pair(phantom, protocol, rng, scenario.fraction)
     pre_motion = rng.uniform(-1.0, 1.0, 6) * scenario.misregistration
     moved = displace(pair.pre_clean, grid, pre_motion).astype(np.float32)
     pair = replace(pair, pre=rician(moved, pair.noise_sigma, rng), pre_clean=moved)
-    return DoseSample(pair=pair, scenario=scenario, grid=grid, lesion_labels=labels, head=phantom.t1 > 0,
-                      pre_motion=pre_motion)
+    return DoseSample(
+        pair=pair,
+        scenario=scenario,
+        grid=grid,
+        lesion_labels=labels,
+        head=phantom.t1 > 0,
+        pre_motion=pre_motion,
+    )

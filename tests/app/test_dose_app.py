@@ -41,12 +41,19 @@ def make_dataset(root, subjects=("01",), standard="standarddose", low_sidecar=No
         pair, affine, folder = sample.pair, sample.grid.affine, root / f"sub-{s}"
         common = {"MagneticFieldStrength": 3.0, "FlipAngle": 15.0}
         _write(folder / f"anat/sub-{s}_T1w", pair.pre, affine, common)
-        meta = low_sidecar if low_sidecar is not None else {**common, "ContrastBolusAgent": "gadobutrol",
-                                                             "DoseFraction": 0.25}
+        meta = (
+            low_sidecar
+            if low_sidecar is not None
+            else {**common, "ContrastBolusAgent": "gadobutrol", "DoseFraction": 0.25}
+        )
         _write(folder / LOW.format(s=s), pair.low, affine, meta)
         if standard:
-            _write(folder / f"anat/sub-{s}_acq-{standard}_ce-gadobutrol_T1w", pair.standard, affine,
-                   {**common, "ContrastBolusAgent": "gadobutrol", "DoseFraction": 1.0})
+            _write(
+                folder / f"anat/sub-{s}_acq-{standard}_ce-gadobutrol_T1w",
+                pair.standard,
+                affine,
+                {**common, "ContrastBolusAgent": "gadobutrol", "DoseFraction": 1.0},
+            )
     return root
 
 
@@ -59,8 +66,12 @@ def test_low_dose_sidecar_errors_name_file_and_field(tmp_path):
     sidecar.write_text(json.dumps(good))
     assert read_low_dose_metadata(low) == (0.25, "DoseFraction (sidecar)", 3.0, "Gadovist")
     assert read_low_dose_metadata(low, 0.1)[:2] == (0.1, "--dose-fraction")
-    for field, value in (("DoseFraction", 1.5), ("DoseFraction", None), ("MagneticFieldStrength", "3T"),
-                         ("ContrastBolusAgent", "")):
+    for field, value in (
+        ("DoseFraction", 1.5),
+        ("DoseFraction", None),
+        ("MagneticFieldStrength", "3T"),
+        ("ContrastBolusAgent", ""),
+    ):
         sidecar.write_text(json.dumps({**good, field: value}))
         with pytest.raises(ValueError, match=f"{sidecar.name}: {field}"):
             read_low_dose_metadata(low)
@@ -112,15 +123,28 @@ def test_participant_level_writes_the_dose_derivatives(tmp_path):
 
 @pytest.mark.slow
 def test_bad_low_dose_sidecar_fails_without_derivatives(tmp_path, capsys):
-    bids = make_dataset(tmp_path / "bids", standard=None,
-                        low_sidecar={"MagneticFieldStrength": 3.0, "ContrastBolusAgent": "gadobutrol"})
+    bids = make_dataset(
+        tmp_path / "bids",
+        standard=None,
+        low_sidecar={"MagneticFieldStrength": 3.0, "ContrastBolusAgent": "gadobutrol"},
+    )
     out = tmp_path / "out"
     code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation"])
     assert code != 0
     assert "DoseFraction" in capsys.readouterr().err
     assert not list(out.glob("sub-01/anat/*synthSD*"))
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation",
-                 "--dose-fraction", "0.25"])
+    code = main(
+        [
+            str(bids),
+            str(out),
+            "participant",
+            "-w",
+            str(tmp_path / "work"),
+            "--skip-bids-validation",
+            "--dose-fraction",
+            "0.25",
+        ]
+    )
     assert code == 0
     sidecar = out / "sub-01" / "anat" / "sub-01_ce-gadobutrol_desc-synthSD_T1w.json"
     assert json.loads(sidecar.read_text())["DoseFractionSource"] == "--dose-fraction"
@@ -131,8 +155,9 @@ def test_dose_stage_joins_a_dce_session_and_runs_alone_without_dce(tmp_path):
     from bidsapp.cli.run import parse_config
     from workflows.base import init_single_session_wf
 
-    config = parse_config([str(tmp_path), str(tmp_path / "out"), "participant", "--dose-fraction", "0.2",
-                           "--models", "patlak"])
+    config = parse_config(
+        [str(tmp_path), str(tmp_path / "out"), "participant", "--dose-fraction", "0.2", "--models", "patlak"]
+    )
     dose = {"dose_pre": tmp_path / "pre.nii.gz", "dose_low": tmp_path / "low.nii.gz"}
     for name in ("pre", "low", "dce", "v1"):
         (tmp_path / f"{name}.nii.gz").touch()  # the interfaces check that their input files exist

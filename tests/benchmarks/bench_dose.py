@@ -48,9 +48,15 @@ def _figures(synth, enhancement, naive_ce, pre_on_low, pair, sample):
         "psnr_naive": psnr(pre_on_low + naive_ce, truth, head),
         "ssim_net": ssim(synth, truth, head),
         "ssim_naive": ssim(pre_on_low + naive_ce, truth, head),
-        "lesion_net": list(lesion_relative_errors(enhancement, pair.enhancement, sample.lesion_labels).values()),
-        "lesion_naive": list(lesion_relative_errors(naive_ce, pair.enhancement, sample.lesion_labels).values()),
-        "lesion_size": [int((sample.lesion_labels == label).sum()) for label in np.unique(sample.lesion_labels)[1:]],
+        "lesion_net": list(
+            lesion_relative_errors(enhancement, pair.enhancement, sample.lesion_labels).values()
+        ),
+        "lesion_naive": list(
+            lesion_relative_errors(naive_ce, pair.enhancement, sample.lesion_labels).values()
+        ),
+        "lesion_size": [
+            int((sample.lesion_labels == label).sum()) for label in np.unique(sample.lesion_labels)[1:]
+        ],
     }
 
 
@@ -61,11 +67,20 @@ def evaluate(seed, ablation=False, **fixed):
     args = (sc.fraction, sc.field_strength, sc.agent, sc.voxel_size)
     result = synthesize_standard_dose(pair.pre, pair.low, *args, pre_affine=affine, low_affine=affine)
     naive_ce = (pair.low - result.pre_on_low) / sc.fraction
-    rows = [_figures(result.synthetic_standard_dose, result.enhancement, naive_ce, result.pre_on_low, pair, sample)]
+    rows = [
+        _figures(
+            result.synthetic_standard_dose, result.enhancement, naive_ce, result.pre_on_low, pair, sample
+        )
+    ]
     if ablation:  # same registration, embedding zeroed
-        zeroed = synthesize_standard_dose(result.pre_on_low, pair.low, *args, register=False, zero_embedding=True)
-        rows.append(_figures(zeroed.synthetic_standard_dose, zeroed.enhancement, naive_ce, result.pre_on_low, pair,
-                             sample))
+        zeroed = synthesize_standard_dose(
+            result.pre_on_low, pair.low, *args, register=False, zero_embedding=True
+        )
+        rows.append(
+            _figures(
+                zeroed.synthetic_standard_dose, zeroed.enhancement, naive_ce, result.pre_on_low, pair, sample
+            )
+        )
     return rows
 
 
@@ -79,10 +94,13 @@ def summarise(rows, label):
     large = np.concatenate([row["lesion_size"] for row in rows]) >= LARGE_LESION
     large_net = 100 * np.mean(np.concatenate([row["lesion_net"] for row in rows])[large])
     gain = np.mean([row["psnr_net"] - row["psnr_naive"] for row in rows])
-    print(f"{label:<22} PSNR net {stat('psnr_net')} naive {stat('psnr_naive')} (gain {gain:+.2f} dB) | "
-          f"SSIM net {stat('ssim_net')} naive {stat('ssim_naive')} | lesion error net {lesion_net:5.1f} % "
-          f"naive {lesion_naive:5.1f} % ({large.sum()} of {large.size} lesions >= {LARGE_LESION} voxels: net "
-          f"{large_net:5.1f} %)", flush=True)
+    print(
+        f"{label:<22} PSNR net {stat('psnr_net')} naive {stat('psnr_naive')} (gain {gain:+.2f} dB) | "
+        f"SSIM net {stat('ssim_net')} naive {stat('ssim_naive')} | lesion error net {lesion_net:5.1f} % "
+        f"naive {lesion_naive:5.1f} % ({large.sum()} of {large.size} lesions >= {LARGE_LESION} voxels: net "
+        f"{large_net:5.1f} %)",
+        flush=True,
+    )
     return gain, lesion_net
 
 
@@ -97,14 +115,19 @@ def main():
         rows = [evaluate(int(seed), fraction=fraction)[0] for seed in seeds]
         results[fraction] = summarise(rows, f"dose {fraction:.0%}")
     ood_seeds = seeds + 1000
-    conditioned, zeroed = zip(*(evaluate(int(seed), ablation=True, fraction=0.25, field_strength=OOD_FIELD)
-                                for seed in ood_seeds))
+    conditioned, zeroed = zip(
+        *(evaluate(int(seed), ablation=True, fraction=0.25, field_strength=OOD_FIELD) for seed in ood_seeds),
+        strict=True,
+    )
     summarise(conditioned, f"{OOD_FIELD} T, conditioned")
     summarise(zeroed, f"{OOD_FIELD} T, embedding 0")
     gain10, lesion25 = results[0.10][0], results[0.25][1]
     print(f"target PSNR gain at 10 % >= 3 dB: {gain10:+.2f} dB {'PASS' if gain10 >= 3 else 'FAIL'}")
     print(f"target lesion error at 25 % <= 15 %: {lesion25:.1f} % {'PASS' if lesion25 <= 15 else 'FAIL'}")
-    print(f"{args.subjects} subjects per condition; wall {time.time() - started:.0f} s, CPU {time.process_time() - cpu:.0f} s")
+    print(
+        f"{args.subjects} subjects per condition; "
+        f"wall {time.time() - started:.0f} s, CPU {time.process_time() - cpu:.0f} s"
+    )
 
 
 if __name__ == "__main__":

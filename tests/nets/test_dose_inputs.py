@@ -44,7 +44,9 @@ def test_mask_keeps_enhancement_and_zeroes_noise():
     w = enhancement_mask(d, np.full(d.shape, sigma, np.float32))
     assert w[r < 4].mean() > 0.99  # 6 sigma enhancement, well above the z0 = 3 threshold
     assert w[r > 10].mean() < 0.03  # pure noise: rarely above z0 = 3 after smoothing
-    assert np.abs((w * d)[r > 10]).mean() < 0.05 * np.abs(d[r > 10]).mean()  # no fabricated noise in the target
+    assert (
+        np.abs((w * d)[r > 10]).mean() < 0.05 * np.abs(d[r > 10]).mean()
+    )  # no fabricated noise in the target
     # the weight rises with the enhancement at a fixed noise level, one half near z = z0
     flat = np.ones((16, 16, 16), np.float32)
     weights = [enhancement_mask(a * flat, flat).mean() for a in (0.1, 0.3, 0.5, 1.0)]
@@ -55,7 +57,7 @@ def test_mask_keeps_enhancement_and_zeroes_noise():
 def test_condition_vector_scales_the_physics():
     c = condition_vector(3.0, 0.25, 5.0, 0.05, (1.0, 1.0, 8.0))
     values = c * np.asarray(CONDITION_SCALE)
-    expected = dict(zip(CONDITION_NAMES, values))
+    expected = dict(zip(CONDITION_NAMES, values, strict=True))
     assert expected["field_strength_t"] == pytest.approx(3.0)
     assert expected["low_dose_mmol_per_kg"] == pytest.approx(0.025)
     assert expected["dose_fraction"] == pytest.approx(0.25)
@@ -93,7 +95,9 @@ def test_registration_recovers_a_rigid_displacement():
     pre = displace(low, grid, params).astype(np.float32)
     aligned, matrix = align_to_low(pre, grid.affine, low, grid.affine)
     # a low-dose point p shows in the displaced image at rigid_matrix(params) @ p
-    points = np.array([[sx * 40, sy * 50, sz * 35, 1.0] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]).T
+    points = np.array(
+        [[sx * 40, sy * 50, sz * 35, 1.0] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
+    ).T
     error = np.linalg.norm((matrix @ points - rigid_matrix(params) @ points)[:3], axis=0)
     assert error.max() < 0.5  # mm, at the corners of a 80 x 100 x 70 mm box
     inner = head > 0

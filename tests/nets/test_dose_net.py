@@ -55,15 +55,31 @@ def test_shipped_weights_and_model_card():
 def test_synthesis_beats_the_naive_baseline_on_a_held_out_subject():
     sample = simulate_dose_sample(300_000, DoseRanges(voxel_mm=(3.5, 3.5)), fraction=0.1, snr=25.0)
     pair, sc, affine = sample.pair, sample.scenario, sample.grid.affine
-    result = synthesize_standard_dose(pair.pre, pair.low, sc.fraction, sc.field_strength, sc.agent, sc.voxel_size,
-                                      pre_affine=affine, low_affine=affine)
+    result = synthesize_standard_dose(
+        pair.pre,
+        pair.low,
+        sc.fraction,
+        sc.field_strength,
+        sc.agent,
+        sc.voxel_size,
+        pre_affine=affine,
+        low_affine=affine,
+    )
     naive = result.pre_on_low + (pair.low - result.pre_on_low) / sc.fraction
     net = psnr(result.synthetic_standard_dose, pair.standard_clean, sample.head)
     assert net > psnr(naive, pair.standard_clean, sample.head) + 3.0
     assert result.synthetic_standard_dose.shape == pair.low.shape
     assert result.conditions["dose_fraction"] == pytest.approx(0.1)
-    doubled = synthesize_standard_dose(result.pre_on_low, pair.low, sc.fraction, sc.field_strength, sc.agent,
-                                       sc.voxel_size, register=False, dose_scale=2.0)
+    doubled = synthesize_standard_dose(
+        result.pre_on_low,
+        pair.low,
+        sc.fraction,
+        sc.field_strength,
+        sc.agent,
+        sc.voxel_size,
+        register=False,
+        dose_scale=2.0,
+    )
     np.testing.assert_allclose(doubled.enhancement, 2.0 * result.enhancement, rtol=1e-5, atol=1e-3)
 
 

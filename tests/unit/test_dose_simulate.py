@@ -35,8 +35,9 @@ def test_sample_is_deterministic_and_within_the_ranges():
 
 
 def test_fixed_conditions_and_enhancing_lesions():
-    sample = simulate_dose_sample(11, COARSE, fraction=0.1, field_strength=1.5, agent="gadoterate", snr=1e6,
-                                  misregistration=0.0)
+    sample = simulate_dose_sample(
+        11, COARSE, fraction=0.1, field_strength=1.5, agent="gadoterate", snr=1e6, misregistration=0.0
+    )
     assert (sample.scenario.fraction, sample.scenario.field_strength) == (0.1, 1.5)
     assert sample.scenario.relaxivity == relaxivity_for("gadoterate", 1.5)
     labels = sample.lesion_labels
@@ -69,7 +70,9 @@ def test_misregistration_moves_only_the_pre_contrast_volume():
     assert np.all(still.pre_motion == 0) and 0 < np.abs(moved.pre_motion).max() <= 2.0
     np.testing.assert_array_equal(moved.pair.standard_clean, still.pair.standard_clean)
     np.testing.assert_array_equal(moved.pair.enhancement, still.pair.enhancement)
-    np.testing.assert_allclose(still.pair.pre_clean, still.pair.standard_clean - still.pair.enhancement, atol=1e-3)
+    np.testing.assert_allclose(
+        still.pair.pre_clean, still.pair.standard_clean - still.pair.enhancement, atol=1e-3
+    )
     assert np.abs(moved.pair.pre_clean - still.pair.pre_clean).max() > 0.05 * still.pair.pre_clean.max()
 
 
@@ -77,11 +80,14 @@ def test_displace_moves_the_object_by_the_rigid_parameters():
     grid = Grid((40, 40, 40), (2.0, 2.0, 2.0))
     volume = np.zeros(grid.matrix, np.float32)
     volume[20, 20, 20] = 1.0
-    shifted = displace(volume, grid, (4.0, 0.0, 0.0, 0.0, 0.0, 0.0))  # +4 mm along x (R) = 2 voxels to lower i
+    shifted = displace(
+        volume, grid, (4.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    )  # +4 mm along x (R) = 2 voxels to lower i
     assert np.unravel_index(shifted.argmax(), grid.matrix) == (18, 20, 20)
 
 
 def test_scenario_draw_respects_fixed_values():
-    scenario = DoseScenario.draw(np.random.default_rng(0), COARSE, fraction=0.2, agent="gadobutrol",
-                                 field_strength=3.0)
+    scenario = DoseScenario.draw(
+        np.random.default_rng(0), COARSE, fraction=0.2, agent="gadobutrol", field_strength=3.0
+    )
     assert scenario.relaxivity == relaxivity_for("gadobutrol", 3.0) and scenario.fraction == 0.2

@@ -11,7 +11,8 @@ rationale and the measured time):
 * patches of ``--patch``³ voxels, half centred on enhancing voxels (target > 0.25 of
   the reference intensity), half anywhere in the head; random flips along each axis;
 * Adam, mean squared error weighted 5× on enhancing voxels, ``--steps-per-epoch``
-  batches of ``--batch`` patches per epoch; the learning rate decays from ``--lr`` to ``--lr``/20 along a cosine over
+  batches of ``--batch`` patches per epoch; the learning rate decays from ``--lr`` to
+  ``--lr``/20 along a cosine over
   ``--epochs`` epochs; validation loss on a fixed set of 16 validation patches after
   every epoch; training stops after ``--patience`` epochs without a 0.5 %
   improvement or after ``--epochs``; the best validation state is kept;
@@ -47,9 +48,9 @@ from ..dose_metrics import psnr, ssim
 from ..dose_unet import CONDITION_NAMES, CONDITION_SCALE, INPUT_NAMES, DoseUNet
 
 VALIDATION_SEED_OFFSET = 100_000
-#: target value (over the reference intensity) above which a voxel counts as enhancing (patch centres, loss weight)
+#: target (over the reference intensity) above which a voxel counts as enhancing (patch centres, loss)
 ENHANCING = 0.25
-#: loss weight of enhancing voxels relative to the others (counters the shrinkage of noisy enhancement towards 0)
+#: loss weight of enhancing voxels relative to the others (counters shrinkage of noisy enhancement to 0)
 ENHANCING_WEIGHT = 5.0
 
 
@@ -80,16 +81,19 @@ class Prepared:
 
 
 def prepare(sample):
-    """Inputs, masked target and condition of a :class:`~bidsapp.simulate.dose.DoseSample`."""
+    """Return inputs, masked target and condition of a :class:`~bidsapp.simulate.dose.DoseSample`."""
     pair, scenario, affine = sample.pair, sample.scenario, sample.grid.affine
     pre_on_low, _ = align_to_low(pair.pre, affine, pair.low, affine)
     x, s, noise_level, head = network_inputs(pre_on_low, pair.low, scenario.fraction)
     d = pair.standard - pre_on_low
     target = (enhancement_mask(d, local_noise_sd(d, head)) * d / s).astype(np.float32)
-    condition = condition_vector(scenario.field_strength, scenario.fraction, scenario.relaxivity, noise_level,
-                                 scenario.voxel_size)
+    condition = condition_vector(
+        scenario.field_strength, scenario.fraction, scenario.relaxivity, noise_level, scenario.voxel_size
+    )
     enhancing = np.argwhere((target > ENHANCING) & head)
-    return Prepared(x, target[None], condition, np.argwhere(head), enhancing if len(enhancing) else np.argwhere(head))
+    return Prepared(
+        x, target[None], condition, np.argwhere(head), enhancing if len(enhancing) else np.argwhere(head)
+    )
 
 
 def _patch(prepared, rng, size, enhancing):
@@ -132,8 +136,10 @@ def _progress(epoch, epochs, step, steps, loss, started):
     width = 30
     done = int(width * step / steps)
     elapsed = time.time() - started
-    sys.stderr.write(f"\repoch {epoch:3d}/{epochs} [{'#' * done}{'.' * (width - done)}] "
-                     f"step {step:3d}/{steps} loss {loss:.5f} {elapsed / 60:5.1f} min")
+    sys.stderr.write(
+        f"\repoch {epoch:3d}/{epochs} [{'#' * done}{'.' * (width - done)}] "
+        f"step {step:3d}/{steps} loss {loss:.5f} {elapsed / 60:5.1f} min"
+    )
     sys.stderr.flush()
 
 
@@ -161,14 +167,23 @@ def validation_metrics(model, seeds):
         pre_on_low, _ = align_to_low(pair.pre, affine, pair.low, affine)
         sc = sample.scenario
         x, s, noise_level, _ = network_inputs(pre_on_low, pair.low, sc.fraction)
-        condition = condition_vector(sc.field_strength, sc.fraction, sc.relaxivity, noise_level, sc.voxel_size)
+        condition = condition_vector(
+            sc.field_strength, sc.fraction, sc.relaxivity, noise_level, sc.voxel_size
+        )
         with torch.no_grad():
             synth = pre_on_low + run_network(model, x, condition) * s
         naive = pre_on_low + (pair.low - pre_on_low) / sc.fraction
         truth = pair.standard_clean
-        rows.append({"seed": int(seed), "fraction": sc.fraction, "psnr_net": psnr(synth, truth, sample.head),
-                     "psnr_naive": psnr(naive, truth, sample.head), "ssim_net": ssim(synth, truth, sample.head),
-                     "ssim_naive": ssim(naive, truth, sample.head)})
+        rows.append(
+            {
+                "seed": int(seed),
+                "fraction": sc.fraction,
+                "psnr_net": psnr(synth, truth, sample.head),
+                "psnr_naive": psnr(naive, truth, sample.head),
+                "ssim_net": ssim(synth, truth, sample.head),
+                "ssim_naive": ssim(naive, truth, sample.head),
+            }
+        )
     return rows
 
 
@@ -188,8 +203,10 @@ def train(args) -> int:
     validation = _simulate(val_seeds, "validation")
     simulated = {"wall_s": time.time() - wall0, "cpu_s": time.process_time() - cpu0}
     rng = np.random.default_rng(args.seed)
-    val_x, val_y, val_c = (torch.from_numpy(np.ascontiguousarray(a))
-                           for a in _batch(validation, np.random.default_rng(args.seed + 1), args.patch, 16, False))
+    val_x, val_y, val_c = (
+        torch.from_numpy(np.ascontiguousarray(a))
+        for a in _batch(validation, np.random.default_rng(args.seed + 1), args.patch, 16, False)
+    )
 
     model = DoseUNet(features=tuple(args.features), embedding=args.embedding)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -201,7 +218,10 @@ def train(args) -> int:
         for step in range(1, args.steps_per_epoch + 1):
             for group in optimiser.param_groups:
                 group["lr"] = _learning_rate(args, (epoch - 1) * args.steps_per_epoch + step - 1)
-            x, y, c = (torch.from_numpy(np.ascontiguousarray(a)) for a in _batch(subjects, rng, args.patch, args.batch))
+            x, y, c = (
+                torch.from_numpy(np.ascontiguousarray(a))
+                for a in _batch(subjects, rng, args.patch, args.batch)
+            )
             loss = _loss(model(x, c), y)
             optimiser.zero_grad()
             loss.backward()
@@ -212,8 +232,16 @@ def train(args) -> int:
         with torch.no_grad():
             val = float(_loss(model(val_x, val_c), val_y))
         lr = optimiser.param_groups[0]["lr"]
-        curves.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "val_mse": val, "lr": lr,
-                       "wall_s": round(time.time() - wall1, 1), "cpu_s": round(time.process_time() - cpu1, 1)})
+        curves.append(
+            {
+                "epoch": epoch,
+                "train_mse": float(np.mean(losses)),
+                "val_mse": val,
+                "lr": lr,
+                "wall_s": round(time.time() - wall1, 1),
+                "cpu_s": round(time.process_time() - cpu1, 1),
+            }
+        )
         sys.stderr.write(f"  val {val:.5f} lr {lr:.1e}\n")
         if val < best * 0.995:
             best, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
@@ -226,19 +254,26 @@ def train(args) -> int:
     metrics = validation_metrics(model, val_seeds)
     card = _card(args, curves, simulated, trained, metrics, best, wall0, cpu0)
     path = save_weights("dose", model, card, args.out)
-    print(f"wrote {path} (validation MSE {best:.5f}; wall {card['training']['time']['total_wall_s'] / 60:.1f} min, "
-          f"CPU {card['training']['time']['total_cpu_s'] / 60:.1f} min)")
+    print(
+        f"wrote {path} (validation MSE {best:.5f}; "
+        f"wall {card['training']['time']['total_wall_s'] / 60:.1f} min, "
+        f"CPU {card['training']['time']['total_cpu_s'] / 60:.1f} min)"
+    )
     return 0
 
 
 def _card(args, curves, simulated, trained, metrics, best, wall0, cpu0):
-    """The model card of the trained network."""
-    mean = {key: float(np.mean([row[key] for row in metrics])) for key in ("psnr_net", "psnr_naive", "ssim_net", "ssim_naive")}
+    """Return the model card of the trained network."""
+    mean = {
+        key: float(np.mean([row[key] for row in metrics]))
+        for key in ("psnr_net", "psnr_naive", "ssim_net", "ssim_naive")
+    }
     return {
         "architecture": {"features": list(args.features), "embedding": int(args.embedding)},
         "input_contract": {
             "channels": list(INPUT_NAMES),
-            "normalisation": "every channel and the output divided by the median registered pre-contrast signal in the head",
+            "normalisation": "output and low-dose channel divided by s, the median registered "
+            "pre-contrast signal in the head; subtraction and noise channels by s x dose fraction",
             "condition": list(CONDITION_NAMES),
             "condition_scale": list(CONDITION_SCALE),
             "output": "standard-dose contrast-enhancement signal / reference intensity",
@@ -248,16 +283,29 @@ def _card(args, curves, simulated, trained, metrics, best, wall0, cpu0):
             "command": args.command,
             "data": "bidsapp.simulate.dose.simulate_dose_sample, ranges " + repr(TRAINING_RANGES),
             "train_seeds": [int(args.seed), int(args.seed + args.train_subjects - 1)],
-            "validation_seeds": [int(args.seed + VALIDATION_SEED_OFFSET),
-                                 int(args.seed + VALIDATION_SEED_OFFSET + args.val_subjects - 1)],
-            "recipe": {k: getattr(args, k) for k in ("patch", "batch", "steps_per_epoch", "epochs", "patience", "lr",
-                                                     "threads", "seed")},
+            "validation_seeds": [
+                int(args.seed + VALIDATION_SEED_OFFSET),
+                int(args.seed + VALIDATION_SEED_OFFSET + args.val_subjects - 1),
+            ],
+            "recipe": {
+                k: getattr(args, k)
+                for k in ("patch", "batch", "steps_per_epoch", "epochs", "patience", "lr", "threads", "seed")
+            },
             "epochs_run": len(curves),
             "curves": curves,
-            "time": {"simulation_wall_s": round(simulated["wall_s"], 1), "simulation_cpu_s": round(simulated["cpu_s"], 1),
-                     "training_wall_s": round(trained["wall_s"], 1), "training_cpu_s": round(trained["cpu_s"], 1),
-                     "total_wall_s": round(time.time() - wall0, 1), "total_cpu_s": round(time.process_time() - cpu0, 1)},
+            "time": {
+                "simulation_wall_s": round(simulated["wall_s"], 1),
+                "simulation_cpu_s": round(simulated["cpu_s"], 1),
+                "training_wall_s": round(trained["wall_s"], 1),
+                "training_cpu_s": round(trained["cpu_s"], 1),
+                "total_wall_s": round(time.time() - wall0, 1),
+                "total_cpu_s": round(time.process_time() - cpu0, 1),
+            },
         },
-        "metrics": {"best_val_mse": best, "validation_mean": mean, "validation_subjects": metrics,
-                    "reference": "noise-free simulated standard-dose image, head mask"},
+        "metrics": {
+            "best_val_mse": best,
+            "validation_mean": mean,
+            "validation_subjects": metrics,
+            "reference": "noise-free simulated standard-dose image, head mask",
+        },
     }
