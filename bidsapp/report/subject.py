@@ -179,8 +179,8 @@ def _dose_section(folder):
         c = meta.get("ComparisonWithStandardDose")
         if c:
             parts.append(f"<p>Against the acquired standard dose: PSNR {c['PSNR']:.2f} dB, "
-                         f"SSIM {c['SSIM']:.3f} "
-                         f"(naive baseline: {c['NaiveBaselinePSNR']:.2f} dB, {c['NaiveBaselineSSIM']:.3f}).</p>")
+                         f"SSIM {c['SSIM']:.3f} (naive baseline: {c['NaiveBaselinePSNR']:.2f} dB, "
+                         f"{c['NaiveBaselineSSIM']:.3f}).</p>")
         label = next((p for p in synth.name.split("_") if p.startswith("ce-")), "ce-")
         figure = _find(folder / "figures", f"*_{label}_desc-dose_T1w.png")
         if figure is not None:
