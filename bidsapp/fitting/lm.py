@@ -46,6 +46,18 @@ def normal_matrix(jac):
     return out
 
 
+def gradient(jac, resid):
+    """Jᵀr ``[n, P]`` of a time-major Jacobian ``[P, T, n]`` and residuals ``[T, n]``.
+
+    One product and reduction over time per parameter, as in :func:`normal_matrix`: on
+    CPU several times faster than ``einsum("ptn,tn->np")``, which reorders the operands.
+    """
+    out = torch.empty(jac.shape[2], jac.shape[0], dtype=jac.dtype, device=jac.device)
+    for p in range(jac.shape[0]):
+        out[:, p] = (jac[p] * resid).sum(0)
+    return out
+
+
 COMPACT_FRACTION = 0.2  # finished voxels leave the batch once they are this share of it
 
 
@@ -130,7 +142,7 @@ def _evaluate(predict, y, theta, idx):
     """SSE ``[n]``, Jᵀr ``[n, P]`` and JᵀJ ``[n, P, P]`` at ``theta`` (r = y − f)."""
     pred, jac = predict(theta, idx)
     resid = y - pred
-    return (resid * resid).sum(0), torch.einsum("ptn,tn->np", jac, resid), normal_matrix(jac)
+    return (resid * resid).sum(0), gradient(jac, resid), normal_matrix(jac)
 
 
 def _finish(stop, live, act, theta, sse, jtj, out_theta, out_sse, out_jtj):
