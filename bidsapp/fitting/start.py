@@ -97,7 +97,7 @@ def _bases(model, plasma, delays, combos):
     return torch.stack(out, dim=2)
 
 
-class _NonNegLS:
+class NonNegLS:
     """Non-negative least squares for m ≤ 2 bases at every grid point, all voxels at once.
 
     With the Gram matrix ``G`` of each grid point's bases fixed, a voxel's best
@@ -234,7 +234,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_E
     bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
     n_d, n_c, m, n_t = bases.shape
     flat = bases.reshape(n_d * n_c, m, n_t)
-    nnls = _NonNegLS(flat @ flat.transpose(1, 2))
+    nnls = NonNegLS(flat @ flat.transpose(1, 2))
     design = flat.reshape(-1, n_t).T
     block = max(1, max_elements // (n_d * n_c * m))
     outs = [[] for _ in range(6)]
