@@ -23,9 +23,11 @@ Method (written out in ``docs/fitting.md``):
    standard error unless on a bound, no determined parameter at its *upper* bound (the
    box was too small: the value is not an estimate), the delay (if fitted) not at
    either bound, and ve + vp ≤ 1 where ve is determined.
-8. Delay fits: the delay grid contains 0 s; the delay-0 (nested) fit runs first from the
-   same grid search, and voxels whose grid start and nested solution sit at a minimum
-   on 0 s get no delayed fit (:func:`_fit_with_nested`); voxels whose delay converges
+8. Delay fits: the delay grid contains 0 s; the delay-0 (nested) fit starts from the
+   same grid search; voxels whose grid start and nested solution sit at a minimum on
+   0 s get no delayed fit, and for the others the nested fit runs only where a lower
+   bound on its SSE (:mod:`bidsapp.fitting.nested_bound`) does not already decide the
+   F-test below (:func:`_fit_with_nested`); voxels whose delay converges
    onto a kink of the piecewise-linear AIF are finished with the delay held there
    (:func:`_finish_on_kinks`); the delay is kept only where an F-test finds it
    significant against the nested fit, which is reported elsewhere — never

@@ -9,10 +9,12 @@ same way, and the nested fit is not needed.
 The bound is a convex relaxation. At delay 0 the extended Tofts model is
 vp·Cp + Ktrans·E_k with E_k = Cp ⊗ e^{−k t} and k = kep (Tofts: without the Cp term),
 both coefficients non-negative and k within [Ktrans_lo/ve_hi, Ktrans_hi/ve_lo] (the
-fit's bounds). On a grid of rates k_0 < … < k_K (ratio :data:`RATIO`) every E_k with k in
-[k_i, k_{i+1}] lies within ε·‖E_k‖ of the cone spanned by E_{k_i} and E_{k_{i+1}}
-(ε measured at :data:`SAMPLES` rates inside every interval, doubled; at least
-:data:`EPS_FLOOR`, which also covers the rounding of the Gram-matrix solves). So every
+fit's bounds). On a grid of rates k_0 < … < k_K (ratio :data:`RATIO`, intervals halved
+until their error is below :data:`TARGET_EPS`) every E_k with k in [k_i, k_{i+1}] lies
+within ε·‖E_k‖ of the cone spanned by E_{k_i} and E_{k_{i+1}} (ε measured at
+:data:`SAMPLES` rates inside every interval, doubled; at least :data:`EPS_FLOOR`, which
+also covers rounding; where the triple (Cp, E_{k_i}, E_{k_{i+1}}) is nearly degenerate —
+at high rates E_k tends to Cp/k — the cones of Cp with either end instead). So every
 model curve m lies within ε·‖m‖ of the union of the cones {Cp, E_{k_i}, E_{k_{i+1}}}
 (‖Ktrans·E_k‖ ≤ ‖m‖ because ⟨Cp, E_k⟩ ≥ 0), and with d the distance of the data y to
 that union — non-negative least squares on each cone, in closed form by enumerating
