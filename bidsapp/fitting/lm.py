@@ -36,13 +36,26 @@ class LMResult:
     n_iter: torch.Tensor  # [N] iterations used
 
 
+REDUCE_BLOCK = 2048  # voxels per block of the JᵀJ and Jᵀr reductions on CPU
+
+
+def _blocks(n, device):
+    """Voxel slices for the reductions: on CPU blocks of :data:`REDUCE_BLOCK`, so each
+    ``[T, block]`` product stays in cache (about twice as fast as whole-chunk products);
+    one slice on a GPU."""
+    step = n if device.type == "cuda" else REDUCE_BLOCK
+    return [slice(first, first + step) for first in range(0, n, max(step, 1))]
+
+
 def normal_matrix(jac):
     """JᵀJ ``[n, P, P]`` of a time-major Jacobian ``[P, T, n]``."""
     n_p = jac.shape[0]
     out = torch.empty(jac.shape[2], n_p, n_p, dtype=jac.dtype, device=jac.device)
-    for i in range(n_p):
-        for j in range(i, n_p):
-            out[:, i, j] = out[:, j, i] = (jac[i] * jac[j]).sum(0)
+    for part in _blocks(jac.shape[2], jac.device):
+        jb, ob = jac[:, :, part], out[part]
+        for i in range(n_p):
+            for j in range(i, n_p):
+                ob[:, i, j] = ob[:, j, i] = (jb[i] * jb[j]).sum(0)
     return out
 
 
@@ -53,8 +66,10 @@ def gradient(jac, resid):
     CPU several times faster than ``einsum("ptn,tn->np")``, which reorders the operands.
     """
     out = torch.empty(jac.shape[2], jac.shape[0], dtype=jac.dtype, device=jac.device)
-    for p in range(jac.shape[0]):
-        out[:, p] = (jac[p] * resid).sum(0)
+    for part in _blocks(jac.shape[2], jac.device):
+        jb, rb, ob = jac[:, :, part], resid[:, part], out[part]
+        for p in range(jac.shape[0]):
+            ob[:, p] = (jb[p] * rb).sum(0)
     return out
 
 
