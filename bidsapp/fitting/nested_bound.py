@@ -61,9 +61,10 @@ def nested_bound(spec, plasma, lower, upper):
     span = float(t[-1] - t[0])
     rate_lo, rate_hi = k_lo * PER_MIN / ve_hi, k_hi * PER_MIN / ve_lo
     first = max(rate_lo, 1e-3 / span)  # e^{−k t} within 0.1 % of 1 over the acquisition below it
-    count = max(int(np.ceil(np.log(rate_hi / first) / np.log(RATIO))), 1) if rate_hi > first else 0
-    rates = np.geomspace(first, rate_hi, count + 1) if count else np.array([rate_lo])
-    if rate_lo < first and count:
+    if not rate_hi > first:  # rates too small to matter: no bound
+        return None
+    rates = np.geomspace(first, rate_hi, max(int(np.ceil(np.log(rate_hi / first) / np.log(RATIO))), 1) + 1)
+    if rate_lo < first:
         rates = np.concatenate([[rate_lo], rates])
     rates = torch.as_tensor(rates, dtype=t.dtype, device=t.device)
     fixed = plasma.locate(t.new_zeros(1)).value[:, 0] if spec.name == "extended_tofts" else None
@@ -77,7 +78,7 @@ def nested_bound(spec, plasma, lower, upper):
         left, right = rates[:-1][coarse], rates[1:][coarse]
         middle = torch.where(left > 0, (left * right).sqrt(), 0.5 * right)
         rates = torch.sort(torch.cat([rates, middle])).values
-    eps = 2.0 * float(err.max()) if err.numel() else 0.0
+    eps = 2.0 * float(err.max())
     return NestedBound(fixed, _conv(plasma, rates), max(eps, EPS_FLOOR))
 
 
@@ -89,8 +90,6 @@ def _interpolation_error(plasma, rates, fixed):
     relaxation does not hold (some ⟨Cp, E_k⟩ < 0, or a pair too ill-conditioned)."""
     t = plasma.t
     points = _conv(plasma, rates)  # [K + 1, T]
-    if rates.numel() == 1:
-        return points.new_zeros(0)
     frac = torch.arange(1, SAMPLES + 1, dtype=t.dtype, device=t.device) / (SAMPLES + 1)
     left, right = rates[:-1, None], rates[1:, None]
     inside = torch.where(left > 0, left * (right / left.clamp_min(1e-300)) ** frac, right * frac)  # [K, S]
