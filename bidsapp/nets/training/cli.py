@@ -12,7 +12,9 @@ import sys
 from importlib import import_module
 
 #: sub-command -> module implementing ``add_arguments(parser)`` and ``train(args)``
-TRAINERS: dict[str, str] = {}
+TRAINERS: dict[str, str] = {
+    "cnn": "bidsapp.nets.training.cnn",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
