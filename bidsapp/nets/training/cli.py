@@ -14,6 +14,7 @@ from importlib import import_module
 #: sub-command -> module implementing ``add_arguments(parser)`` and ``train(args)``
 TRAINERS: dict[str, str] = {
     "cnn": "bidsapp.nets.training.cnn",
+    "punet": "bidsapp.nets.training.punet",
 }
 
 
