@@ -35,6 +35,8 @@ _EXPORTS = {
     "fit_model": "bidsapp.fitting",
     "FitResult": "bidsapp.fitting",
     "patlak_linear": "bidsapp.fitting",
+    # pretrained networks
+    "infer_parameters": "bidsapp.nets.infer",
     # synthetic studies
     "simulate_study": "bidsapp.simulate",
     "make_phantom": "bidsapp.simulate",

@@ -45,7 +45,7 @@ ENVELOPE = {
 }
 
 #: quantities without which the input cannot be formed (the rest only warn)
-REFUSE = ("duration", "temporal_resolution")
+REFUSE = ("duration",)
 
 
 class EnvelopeError(ValueError):

@@ -125,33 +125,44 @@ def widen_kinetics(rng, phantom, wide_fraction=0.7):
     return replace(phantom, ktrans=as32(ktrans), ve=as32(ve), vp=as32(vp), kep=as32(kep), delay=as32(delay))
 
 
-def clean_slice(seed, stream, index) -> CleanSlice:
-    """The noise-free slice ``index`` of ``stream`` (deterministic in its three seeds)."""
-    rng = np.random.default_rng([int(seed), int(stream), int(index)])
-    protocol = draw_protocol(rng)
+def draw_phantom(rng, protocol, grid=None):
+    """A phantom with wide kinetics (:func:`widen_kinetics`); default grid: one slice at a
+    random height. Redrawn until at least 200 voxels are mostly white or grey matter."""
     while True:
-        grid = Grid(matrix=SLICE_MATRIX, slab_centre=float(rng.uniform(-25.0, 45.0)))
-        phantom = make_phantom(rng, grid=grid, field_strength=protocol.field_strength, hematocrit=protocol.hematocrit)
-        brain = np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]])
-        if brain.sum() >= 200:
-            break
-    phantom = widen_kinetics(rng, phantom)
-    session = SessionInput.draw(rng, protocol)
+        g = grid or Grid(matrix=SLICE_MATRIX, slab_centre=float(rng.uniform(-25.0, 45.0)))
+        phantom = make_phantom(rng, grid=g, field_strength=protocol.field_strength, hematocrit=protocol.hematocrit)
+        if np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]]).sum() >= 200:
+            return widen_kinetics(rng, phantom)
+
+
+def simulate_clean(phantom, protocol, session) -> CleanSlice:
+    """Noise-free signal and truth of ``phantom`` (maps ``[X, Y, Z]``) for one session."""
     t_fine, every = fine_time_grid(protocol)
     cp_fine = plasma_aif(protocol, session, t_fine)
-    conc = tissue_concentration(phantom, t_fine, cp_fine, every)[:, :, 0]
+    conc = tissue_concentration(phantom, t_fine, cp_fine, every)
     relaxivity = float(relaxivity_for(protocol.agent, protocol.field_strength))
-    head = phantom.t1[..., 0] > 0
-    m0 = RECEIVER_GAIN * phantom.m0[..., 0]
+    head = phantom.t1 > 0
+    m0 = RECEIVER_GAIN * phantom.m0
     signal = np.zeros(conc.shape, dtype=np.float32)
-    signal[head] = concentration_to_signal(conc[head].astype(float), phantom.t1[..., 0][head], m0[head],
+    signal[head] = concentration_to_signal(conc[head].astype(float), phantom.t1[head], m0[head],
                                            protocol.dce_tr, protocol.dce_flip_angle, relaxivity)
-    truth = np.stack([phantom.ktrans[..., 0], phantom.ve[..., 0], phantom.vp[..., 0]]).astype(np.float32)
+    brain = np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]])
     return CleanSlice(
-        signal=signal, t10=phantom.t1[..., 0], aif=cp_fine[::every].astype(np.float32), truth=truth, head=head,
-        artery=phantom.dseg[..., 0] == CLASS_INDEX["artery"], reference=float(signal[brain[..., 0], 0].mean()),
+        signal=signal, t10=phantom.t1, aif=cp_fine[::every].astype(np.float32),
+        truth=np.stack([phantom.ktrans, phantom.ve, phantom.vp]).astype(np.float32), head=head,
+        artery=phantom.dseg == CLASS_INDEX["artery"], reference=float(signal[brain][:, 0].mean()),
         t=protocol.frame_times, protocol=protocol, relaxivity=relaxivity,
     )
+
+
+def clean_slice(seed, stream, index) -> CleanSlice:
+    """The noise-free slice ``index`` of ``stream`` (deterministic in its three seeds); maps ``[H, W]``."""
+    rng = np.random.default_rng([int(seed), int(stream), int(index)])
+    protocol = draw_protocol(rng)
+    phantom = draw_phantom(rng, protocol)
+    case = simulate_clean(phantom, protocol, SessionInput.draw(rng, protocol))
+    return replace(case, signal=case.signal[:, :, 0], t10=case.t10[..., 0], truth=case.truth[..., 0],
+                   head=case.head[..., 0], artery=case.artery[..., 0])
 
 
 def noisy_concentration(clean: CleanSlice, rng, snr):

@@ -28,7 +28,7 @@ def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, 
     parser.add_argument("--batch", type=int, default=batch, help=f"slices per step (default {batch})")
     parser.add_argument("--pool", type=int, default=pool, help=f"noise-free training slices held (default {pool})")
     parser.add_argument("--refresh", type=int, default=refresh, help=f"pool slices redrawn per epoch (default {refresh})")
-    parser.add_argument("--validation", type=int, default=32, help="validation slices (default 32)")
+    parser.add_argument("--validation", type=int, default=16, help="validation slices (default 16)")
     parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience in epochs (default {patience})")
     parser.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
