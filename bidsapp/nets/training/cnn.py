@@ -22,7 +22,7 @@ NAME = "cnn"
 
 def add_arguments(parser):
     """Options of ``dcequant-train cnn`` (defaults are the shipped recipe)."""
-    loop.add_common_arguments(parser, epochs=12, steps=30, batch=8, pool=48, refresh=8, patience=4, lr=2e-3)
+    loop.add_common_arguments(parser, epochs=8, steps=25, batch=8, pool=48, refresh=8, patience=3, lr=2e-3)
     parser.add_argument("--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)")
 
 

@@ -52,7 +52,7 @@ TRAIN, VALIDATION, BENCHMARK = 0, 1, 2
 AIF_SHAPES = ("parker", "georgiou", "weinmann", "fritz-hansen")
 WIDE_CLASSES = ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
 SLICE_MATRIX = (64, 64, 1)
-CROP = 40
+CROP = 32
 
 
 @dataclass
