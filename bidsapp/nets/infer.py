@@ -135,6 +135,8 @@ def infer_parameters(concentration, t, aif, mask=None, net="punet", device="auto
     if t.ndim != 1 or t.size != conc.shape[-1] or aif.shape != t.shape:
         raise ValueError(f"t and aif: expected {conc.shape[-1]} frame times and AIF samples, got {t.shape} and {aif.shape}")
     known = dict(acquisition.__dict__ if isinstance(acquisition, contract.Acquisition) else (acquisition or {}))
+    for taken_from_t in ("duration", "temporal_resolution"):
+        known.pop(taken_from_t, None)
     messages = contract.check_envelope(contract.acquisition_from_times(t, **known), strict=strict)
     for message in messages:
         warnings.warn(f"{net}: {message}", stacklevel=2)
