@@ -34,10 +34,12 @@ def test_shipped_network_predicts_a_simulated_slice(case, net):
     assert (ktrans[clean.head] >= 0).all() and (vp[clean.head] >= 0).all()
     assert np.isnan(result.params["ve"][clean.head & (ktrans < VE_MIN_KTRANS)]).all()
     tissue = clean.head & (clean.truth[2] < 0.3)  # not vessels
-    for i, name in ((0, "Ktrans"), (2, "vp")):
+    # sanity bounds, a fifth of Ktrans's and half of vp's typical magnitude (0.1 /min, 0.05); an
+    # untrained network (near-constant output, Ktrans ~0.07 /min) misses the Ktrans bound ~3-fold
+    for i, name, bound in ((0, "Ktrans", 0.02), (2, "vp", 0.025)):
         truth = clean.truth[i][tissue]
         rmse = np.sqrt(np.mean((result.params[name][tissue] - truth) ** 2))
-        assert rmse < 0.5 * np.sqrt(np.mean(truth**2)), (name, rmse)
+        assert rmse < bound, (name, rmse)
     sd = result.stderr["Ktrans"][clean.head]
     if net == "punet":
         assert (sd > 0).all() and np.isfinite(result.coefficient_of_variation("Ktrans")[tissue & (ktrans > 0)]).all()
