@@ -165,7 +165,7 @@ def infer_parameters(concentration, t, aif, mask=None, net="punet", device="auto
 
 def _result(net, mean, sd, use, squeeze, card, sha, messages):
     shape = use.shape[:2] if squeeze else use.shape
-    out = lambda a: np.where(use, a, np.nan).astype(float).reshape(shape)  # noqa: E731
+    out = lambda a: np.where(use, a, np.nan).astype(float).reshape(shape)
     ktrans, ve, vp = (out(mean[i]) for i in range(3))
     s_ktrans, s_ve, s_vp = (out(sd[i]) for i in range(3))
     leaky = ktrans >= VE_MIN_KTRANS

@@ -36,14 +36,14 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
-import torch  # noqa: E402
+import torch
 
-from bidsapp import aif_from_mask, fit_model, infer_parameters  # noqa: E402
-from bidsapp.nets.contract import EnvelopeError  # noqa: E402
-from bidsapp.nets.training import data  # noqa: E402
-from bidsapp.simulate import Grid  # noqa: E402
-from bidsapp.simulate.kinetics import SessionInput  # noqa: E402
-from bidsapp.simulate.tissues import CLASS_INDEX  # noqa: E402
+from bidsapp import aif_from_mask, fit_model, infer_parameters
+from bidsapp.nets.contract import EnvelopeError
+from bidsapp.nets.training import data
+from bidsapp.simulate import Grid
+from bidsapp.simulate.kinetics import SessionInput
+from bidsapp.simulate.tissues import CLASS_INDEX
 
 GRID = Grid(matrix=(64, 64, 4))
 SNRS = (10.0, 15.0, 20.0)
@@ -99,7 +99,7 @@ def ssim(estimate_map, truth, mask):
     y = np.where(mask, truth, 0.0)
     span = float(truth[mask].max() - truth[mask].min()) or 1.0
     c1, c2 = (0.01 * span) ** 2, (0.03 * span) ** 2
-    f = lambda a: gaussian_filter(a, (1.5, 1.5, 0.0))  # noqa: E731
+    f = lambda a: gaussian_filter(a, (1.5, 1.5, 0.0))
     mx, my = f(x), f(y)
     vx, vy, cxy = f(x * x) - mx**2, f(y * y) - my**2, f(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
@@ -219,7 +219,7 @@ def test_retest():
 
 def speed():
     """176×176×30 volume, 65 frames (5 s), CPU with 2 threads: wall and CPU time per network."""
-    phantom, protocol, clean, rng = subject(2)
+    phantom, _, clean, rng = subject(2)
     t = np.arange(65) * 5.0
     conc = data.noisy_concentration(clean, rng, 15.0)
     aif = image_aif(conc, phantom, clean.t)

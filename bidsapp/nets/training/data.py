@@ -38,7 +38,12 @@ from bidsapp import concentration_to_signal, relaxivity_for, signal_to_concentra
 from bidsapp.nets import contract
 from bidsapp.simulate import Grid, Protocol, make_phantom
 from bidsapp.simulate.acquisition import rician
-from bidsapp.simulate.kinetics import SessionInput, fine_time_grid, plasma_aif, tissue_concentration
+from bidsapp.simulate.kinetics import (
+    SessionInput,
+    fine_time_grid,
+    plasma_aif,
+    tissue_concentration,
+)
 from bidsapp.simulate.phantom import smooth_field
 from bidsapp.simulate.subject import RECEIVER_GAIN
 from bidsapp.simulate.tissues import CLASS_INDEX, TISSUE_CLASSES
@@ -120,7 +125,7 @@ def widen_kinetics(rng, phantom, wide_fraction=0.7):
     tissue_delay = float(rng.uniform(0.0, 3.0))
     vessel = np.isin(phantom.dseg, [CLASS_INDEX["artery"], CLASS_INDEX["sagittal_sinus"]])
     delay = np.where(vessel, phantom.delay, tissue_delay)
-    as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    as32 = lambda a: np.asarray(a, dtype=np.float32)
     kep = np.divide(ktrans, ve, out=np.zeros(ve.shape), where=ve > 0)
     return replace(phantom, ktrans=as32(ktrans), ve=as32(ve), vp=as32(vp), kep=as32(kep), delay=as32(delay))
 
