@@ -12,7 +12,10 @@ import sys
 from importlib import import_module
 
 #: sub-command -> module implementing ``add_arguments(parser)`` and ``train(args)``
-TRAINERS: dict[str, str] = {}
+TRAINERS: dict[str, str] = {
+    "cnn": "bidsapp.nets.training.cnn",
+    "punet": "bidsapp.nets.training.punet",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
