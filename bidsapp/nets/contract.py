@@ -70,7 +70,7 @@ class Acquisition:
 
 
 def describe() -> dict:
-    """The input contract as a JSON-ready dict (written into every model card and sidecar)."""
+    """Return the input contract as a JSON-ready dict (written into every model card and sidecar)."""
     return {
         "input": "tissue concentration and plasma AIF (mM), each divided by the AIF peak",
         "time_grid_s": {"start": 0.0, "stop": GRID_END, "step": GRID_STEP, "n": int(GRID.size)},
@@ -105,7 +105,7 @@ def check_envelope(acquisition: Acquisition, strict: bool = False) -> list[str]:
 
 
 def acquisition_from_times(t, **known) -> Acquisition:
-    """An :class:`Acquisition` with duration and temporal resolution taken from frame times ``t`` (s)."""
+    """Return an :class:`Acquisition` with duration and temporal resolution taken from frame times ``t`` (s)."""
     t = np.asarray(t, dtype=float)
     return Acquisition(duration=float(t[-1] - t[0]), temporal_resolution=float(np.max(np.diff(t))), **known)
 
@@ -122,7 +122,7 @@ def resample(curves, t):
 
 
 def network_input(concentration, aif):
-    """The network input ``[2N, H, W]`` (float32) and the scale (mM) it was divided by.
+    """Return the network input ``[2N, H, W]`` (float32) and the scale (mM) it was divided by.
 
     Parameters
     ----------

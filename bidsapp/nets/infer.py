@@ -9,7 +9,7 @@ grid and divided by the AIF peak; each slice (last spatial axis) is one 2-D imag
   (:class:`bidsapp.nets.prob_unet.ProbUNet`): the mean and the calibrated SD over K
   draws of the **prior** latent (the posterior net is never used at inference).
 
-The result is a :class:`NetFitResult`, a :class:`bidsapp.fitting.FitResult` (model
+The result is a :class:`NetFitResult`, a :class:`bidsapp.results.FitResult` (model
 ``extended_tofts``) with the network's name, weights hash, input contract and envelope
 warnings. ``stderr`` holds the SD maps (NaN for the CNN, which has none); ``r2`` and
 ``sse`` are NaN (not estimated). As for :func:`bidsapp.fit_model`, ve and kep are NaN
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from bidsapp.fitting import FitResult
+from bidsapp.results import FitResult
 
 from . import contract
 
@@ -35,7 +35,7 @@ VE_MIN_KTRANS = 0.01
 
 @dataclass
 class NetFitResult(FitResult):
-    """A :class:`bidsapp.fitting.FitResult` from a network, with its provenance.
+    """A :class:`bidsapp.results.FitResult` from a network, with its provenance.
 
     ``network`` name, ``sha256`` of its weights, ``input_contract`` (JSON-ready),
     ``envelope_warnings`` (one message per acquisition quantity outside the training
@@ -55,7 +55,7 @@ class NetFitResult(FitResult):
 
 @lru_cache(maxsize=4)
 def load_network(net, directory=None):
-    """The shipped network ``net`` (eval mode, CPU) and its model card; checksum verified."""
+    """Return the shipped network ``net`` (eval mode, CPU) and its model card; checksum verified."""
     from .weights import load_weights
 
     if net not in NETS:
@@ -90,7 +90,7 @@ def _run(module, net, x, samples, generator):
 
 def infer_parameters(concentration, t, aif, mask=None, net="punet", device="auto", acquisition=None,
                      strict=False, samples=None, seed=0, batch=4, weights_dir=None):
-    """Extended Tofts maps (Ktrans 1/min, ve, vp, kep 1/min) from a shipped network.
+    """Return extended Tofts maps (Ktrans 1/min, ve, vp, kep 1/min) from a shipped network.
 
     Parameters
     ----------

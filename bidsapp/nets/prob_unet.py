@@ -45,6 +45,7 @@ class LatentNet(nn.Module):
         self.out = conv(2, c2, 2 * latent, 1)
 
     def forward(self, x: torch.Tensor) -> Normal:
+        """Return the diagonal Gaussian over the latent for the input ``x`` ``[B, C, H, W]``."""
         stats = self.out(self.encoder(x).mean(dim=(2, 3), keepdim=True))[:, :, 0, 0]
         mu, log_sigma = stats.chunk(2, dim=1)
         return Normal(mu, torch.exp(log_sigma.clamp(-8.0, 4.0)))

@@ -27,6 +27,7 @@ class CausalBlock(nn.Module):
         self.act = nn.LeakyReLU(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the two causal dilated convolutions with a residual connection to ``x`` ``[B, C, T]``."""
         y = self.act(self.conv1(nn.functional.pad(x, (self.pad, 0))))
         return self.act(x + self.conv2(nn.functional.pad(y, (self.pad, 0))))
 
@@ -54,6 +55,7 @@ class TemporalConvNet(nn.Module):
         self.out = nn.Sequential(nn.Linear(channels, out_channels), nn.LeakyReLU(0.1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the temporal feature maps ``[B, channels, H, W]`` of the contract input ``x``."""
         b, _, h, w = x.shape
         curves = x.view(b, 2, self.n_times, h * w).permute(0, 3, 1, 2).reshape(b * h * w, 2, self.n_times)
         last = self.blocks(self.inp(curves))[..., -1]  # [B·H·W, channels]

@@ -117,7 +117,7 @@ def accuracy(subjects):
     for i in range(subjects):
         phantom, protocol, clean, rng = subject(i)
         tissue = np.isin(phantom.dseg, TISSUE)
-        truth = dict(zip(("Ktrans", "ve", "vp"), clean.truth))
+        truth = dict(zip(("Ktrans", "ve", "vp"), clean.truth, strict=True))
         for snr in SNRS:
             conc = data.noisy_concentration(clean, rng, snr)
             aif = image_aif(conc, phantom, clean.t)
@@ -226,7 +226,7 @@ def speed():
 
     conc65 = np.stack([np.interp(t, clean.t, c) for c in conc.reshape(-1, clean.t.size)]).reshape(conc.shape[:3] + (65,))
     target = (176, 176, 30)
-    pads = [((n - m) // 2, n - m - (n - m) // 2) for n, m in zip(target, conc65.shape[:3])]
+    pads = [((n - m) // 2, n - m - (n - m) // 2) for n, m in zip(target, conc65.shape[:3], strict=True)]
     volume = np.pad(np.nan_to_num(conc65), pads + [(0, 0)], mode="wrap").astype(np.float32)
     aif65 = np.interp(t, clean.t, aif)
     torch.set_num_threads(2)

@@ -27,13 +27,13 @@ def add_arguments(parser):
 
 
 def architecture():
-    """Constructor keywords of the shipped CNN."""
+    """Return constructor keywords of the shipped CNN."""
     return {"n_times": int(contract.GRID.size), "temporal": 32, "spatial": 24, "head": 48,
             "scales": [data.SCALES[p] for p in data.PARAMS]}
 
 
 def evaluate(model, batches):
-    """Validation loss and tissue RMSE per parameter (units of the parameter)."""
+    """Return validation loss and tissue RMSE per parameter (units of the parameter)."""
     losses, sums = [], {}
     for batch in batches:
         pred = model(batch["input"])

@@ -83,7 +83,7 @@ class CleanSlice:
 
 
 def draw_protocol(rng) -> Protocol:
-    """A random DCE protocol inside the training envelope (see the module docstring)."""
+    """Return a random DCE protocol inside the training envelope (see the module docstring)."""
     dt = float(rng.uniform(1.5, 8.0))
     arrival = float(rng.uniform(10.0, 60.0))
     n_frames = int(np.ceil(contract.GRID_END / dt)) + 2
@@ -131,8 +131,10 @@ def widen_kinetics(rng, phantom, wide_fraction=0.7):
 
 
 def draw_phantom(rng, protocol, grid=None):
-    """A phantom with wide kinetics (:func:`widen_kinetics`); default grid: one slice at a
-    random height. Redrawn until at least 200 voxels are mostly white or grey matter."""
+    """Return a phantom with wide kinetics (:func:`widen_kinetics`).
+
+    Default grid: one slice at a random height. Redrawn until at least 200 voxels are mostly white or grey matter.
+    """
     while True:
         g = grid or Grid(matrix=SLICE_MATRIX, slab_centre=float(rng.uniform(-25.0, 45.0)))
         phantom = make_phantom(rng, grid=g, field_strength=protocol.field_strength, hematocrit=protocol.hematocrit)
@@ -161,7 +163,7 @@ def simulate_clean(phantom, protocol, session) -> CleanSlice:
 
 
 def clean_slice(seed, stream, index) -> CleanSlice:
-    """The noise-free slice ``index`` of ``stream`` (deterministic in its three seeds); maps ``[H, W]``."""
+    """Return the noise-free slice ``index`` of ``stream`` (deterministic in its three seeds); maps ``[H, W]``."""
     rng = np.random.default_rng([int(seed), int(stream), int(index)])
     protocol = draw_protocol(rng)
     phantom = draw_phantom(rng, protocol)

@@ -53,6 +53,7 @@ class SlicePool:
         self.slices = [data.clean_slice(seed, data.TRAIN, i) for i in range(size)]
 
     def refresh(self, count):
+        """Replace the ``count`` oldest slices of the pool by fresh simulated ones."""
         for _ in range(count):
             self.slices[self.next_index % len(self.slices)] = data.clean_slice(self.seed, data.TRAIN, self.next_index)
             self.next_index += 1
@@ -81,7 +82,7 @@ def draw_batch(pool, rng, batch, device):
 
 
 def validation_batches(seed, count, device, size=8):
-    """The validation split: whole slices of stream 1 with fixed noise, in batches of ``size``."""
+    """Return the validation split: whole slices of stream 1 with fixed noise, in batches of ``size``."""
     rng = np.random.default_rng([seed, data.VALIDATION, 10**6])
     examples = [data.noisy_example(data.clean_slice(seed, data.VALIDATION, i), rng, crop=None) for i in range(count)]
     return [stack(examples[i : i + size], device) for i in range(0, count, size)]
@@ -147,7 +148,7 @@ def fit(model, loss_fn, evaluate, args, device):
 
 
 def parameter_errors(pred, batch):
-    """Sums for tissue RMSE: ``{name: (sum of squared error, count)}`` over voxels with weight."""
+    """Return sums for tissue RMSE: ``{name: (sum of squared error, count)}`` over voxels with weight."""
     out = {}
     for i, name in enumerate(data.PARAMS):
         w = batch["weight"][:, i] > 0
@@ -164,8 +165,10 @@ def normalised_parameter_loss(pred, batch):
 
 
 class _ExtendedToftsCurve(torch.autograd.Function):
-    """Extended Tofts curves ``[n, T]`` of ``theta [n, 3]`` (Ktrans, ve, vp) with the fitting
-    engine's analytic Jacobian as the backward pass (:class:`bidsapp.fitting.problem.KineticProblem`)."""
+    """Extended Tofts curves ``[n, T]`` of ``theta [n, 3]`` (Ktrans, ve, vp).
+
+    The backward pass is the fitting engine's analytic Jacobian as the backward pass (:class:`bidsapp.fitting.problem.KineticProblem`).
+    """
 
     @staticmethod
     def forward(ctx, theta, problem):

@@ -32,7 +32,7 @@ def add_arguments(parser):
 
 
 def architecture():
-    """Constructor keywords of the shipped network."""
+    """Return constructor keywords of the shipped network."""
     return {"n_times": int(contract.GRID.size), "tcn_channels": 12, "features": 16, "channels": [16, 32, 48],
             "latent": 4, "head": 32, "scales": [data.SCALES[p] for p in data.PARAMS]}
 
@@ -57,7 +57,7 @@ def calibration_data(model, batches, seed):
     temperature = model.temperature.clone()
     model.temperature.fill_(1.0)
     errors, sds = {p: [] for p in data.PARAMS}, {p: [] for p in data.PARAMS}
-    for batch, (mean, sd) in zip(batches, predictions(model, batches, seed)):
+    for batch, (mean, sd) in zip(batches, predictions(model, batches, seed), strict=True):
         for i, name in enumerate(data.PARAMS):
             w = batch["weight"][:, i] > 0
             errors[name].append((mean[:, i] - batch["target"][:, i]).abs()[w])
@@ -68,16 +68,16 @@ def calibration_data(model, batches, seed):
 
 def fit_temperature(model, batches, seed):
     """Set ``model.temperature`` to the 95th percentile of |error| / (1.96 · SD) per parameter."""
-    for i, (name, (err, sd)) in enumerate(calibration_data(model, batches, seed).items()):
+    for i, (err, sd) in enumerate(calibration_data(model, batches, seed).values()):
         ratio = (err / (1.96 * sd.clamp(min=1e-12))).double().cpu().numpy()
         model.temperature[0, i] = float(np.quantile(ratio, 0.95))
 
 
 def evaluate(model, batches):
-    """Validation loss (posterior-free: prior-sampled mean's normalised MSE), RMSE and coverage."""
+    """Return validation loss (posterior-free: prior-sampled mean's normalised MSE), RMSE and coverage."""
     losses, sums, cover = [], {}, {}
     scales = model.scales
-    for batch, (mean, sd) in zip(batches, predictions(model, batches, 0)):
+    for batch, (mean, sd) in zip(batches, predictions(model, batches, 0), strict=True):
         w = batch["weight"]
         e = (mean - batch["target"]) / scales
         losses.append(float(((e**2 * w).sum(dim=(0, 2, 3)) / w.sum(dim=(0, 2, 3)).clamp(min=1)).sum()))
@@ -126,7 +126,7 @@ def train(args) -> int:
                                                                       "validation", "patience", "lr", "kl_weight")},
                      **record},
         "calibration": {"method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 SD))",
-                        "temperature": dict(zip(data.PARAMS, model.temperature.view(-1).tolist()))},
+                        "temperature": dict(zip(data.PARAMS, model.temperature.view(-1).tolist(), strict=True))},
         "metrics": {"validation": calibrated},
         "reference": "Lyoo Y et al. Eur Radiol 2025, doi:10.1007/s00330-025-11588-z; Kohl SAA et al. NeurIPS 2018",
     }
