@@ -117,8 +117,7 @@ def _positive_number(meta, key, path):
 
 
 def read_dce_acquisition(dce_path, n_frames):
-    """Read the DCE sidecar of ``dce_path`` (with ``n_frames`` volumes); timing rules in
-    :func:`frame_times`."""
+    """Read the DCE sidecar of ``dce_path`` (``n_frames`` volumes); timing rules in :func:`frame_times`."""
     meta = read_sidecar(dce_path)
     times, tr, timing_field = frame_times(meta, dce_path, n_frames)
     flip = _positive_number(meta, "FlipAngle", dce_path)

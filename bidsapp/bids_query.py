@@ -47,6 +47,7 @@ class SessionInputs:
 
     @property
     def from_dicom(self):
+        """Whether the session is converted from DICOM (``dicom_dir`` is set)."""
         return self.dicom_dir is not None
 
 

@@ -50,6 +50,7 @@ of its first differences) or not positive.
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 METHOD = ("piecewise constant then step + linear or quadratic rise fit (after Cheong et al. 2003, Phys Med "
           "Biol 48:N83) to the mean signal of the 1 % most enhancing voxels")
@@ -74,7 +75,7 @@ class BolusArrival:
     time: float
     baseline_frames: int
     method: str = METHOD
-    warnings: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _check_times(t, n):
@@ -86,9 +87,16 @@ def _check_times(t, n):
     return t
 
 
-def enhancing_curve(signal, mask=None, top_fraction=0.01):
-    """Mean curve ``[t]`` of the ``top_fraction`` voxels of ``signal [..., t]`` (inside
-    ``mask``) with the largest enhancement max − mean over time; None if no voxel."""
+def enhancing_curve(
+    signal: ArrayLike,
+    mask: ArrayLike | None = None,
+    top_fraction: float = 0.01,
+) -> np.ndarray | None:
+    """Return the mean curve of the most enhancing voxels.
+
+    Mean curve ``[t]`` of the ``top_fraction`` voxels of ``signal [..., t]`` (inside ``mask``) with the
+    largest enhancement max − mean over time; None if no voxel.
+    """
     signal = np.asarray(signal, dtype=float)
     flat = signal.reshape(-1, signal.shape[-1])
     with np.errstate(invalid="ignore"):
@@ -116,7 +124,13 @@ def _candidates(t, substeps):
     return (t[:-1, None] + fractions[None, :] * np.diff(t)[:, None]).reshape(-1)
 
 
-def fit_arrival(curve, t, upslope_fraction=0.2, substeps=20, min_rise_sd=5.0):
+def fit_arrival(
+    curve: ArrayLike,
+    t: ArrayLike,
+    upslope_fraction: float = 0.2,
+    substeps: int = 20,
+    min_rise_sd: float = 5.0,
+) -> float:
     """Bolus arrival time (s) of one enhancing curve by the piecewise fit of the module docstring.
 
     Parameters
@@ -166,9 +180,12 @@ SHAPES = (("step", "quadratic"), ("step", "linear"), ("quadratic",), ("linear",)
 
 
 def _fit_sse(y, after, terms):
-    """Residual sum of squares of y ≈ a + Σ (coefficient ≥ 0) × term over ``terms`` for
-    every row of ``after`` (time − candidate arrival); inf where a coefficient is
-    negative or the fit is singular (that shape is then covered by a shorter one)."""
+    """Return the residual sum of squares of a non-negative piecewise fit for every candidate arrival.
+
+    Residual sum of squares of y ≈ a + Σ (coefficient ≥ 0) × term over ``terms`` for every row of ``after``
+    (time − candidate arrival); inf where a coefficient is negative or the fit is singular (that shape is then
+    covered by a shorter one).
+    """
     onset = np.clip(after, 0.0, None)
     columns = {"step": (after >= 0).astype(float), "linear": onset, "quadratic": onset**2}
     design = np.stack([np.ones_like(after)] + [columns[name] for name in terms], axis=-1)
@@ -181,14 +198,20 @@ def _fit_sse(y, after, terms):
     return np.where(usable & np.all(coef[:, 1:] >= 0, axis=1), np.sum(residual**2, axis=1), np.inf)
 
 
-def baseline_frame_count(t, arrival):
+def baseline_frame_count(t: ArrayLike, arrival: float) -> int:
     """Frames of ``t`` (s) acquired strictly before ``arrival`` (s); at least 1."""
     if not np.isfinite(arrival):
         return 1
     return max(1, int(np.sum(np.asarray(t, dtype=float) < arrival)))
 
 
-def estimate_bolus_arrival(signal, t, mask=None, top_fraction=0.01, **fit_options):
+def estimate_bolus_arrival(
+    signal: ArrayLike,
+    t: ArrayLike,
+    mask: ArrayLike | None = None,
+    top_fraction: float = 0.01,
+    **fit_options,
+) -> BolusArrival:
     """Bolus arrival and baseline frames of a dynamic series (method: module docstring).
 
     Parameters

@@ -1,6 +1,7 @@
 """Signal ↔ contrast-agent concentration for spoiled gradient-echo (SPGR) DCE-MRI.
 
-Forward model (fast water exchange, linear relaxivity, T2* folded into M0):
+Forward model (fast water exchange, linear relaxivity, T2* folded into M0; the SPGR
+equation and its inverse are those of :mod:`bidsapp.spgr`):
 
     R1(t) = 1/T10 + r1 · C(t),      S(t) = spgr_signal(M0, R1(t), α, TR, b1)
 
@@ -24,16 +25,22 @@ Validity (never clipped):
 Invalid samples are NaN in ``ConcentrationResult.concentration``. ``voxel_valid`` is
 True only where every sample of the voxel is valid.
 
+:func:`concentration_to_signal` and :func:`concentration_from_signal` also take torch
+tensors (the networks and the dose simulator use them); :func:`signal_to_concentration`
+(baseline, validity masks) works on numpy arrays.
+
 ``baseline_frames``: an int n means frames 0..n−1; a ``slice`` or a sequence of frame
 indices selects those frames (the OSIPI convention ``slice(1, n)`` skips frame 0).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import flip_angles_deg, positive_scalar, voxel_map
-from .spgr import spgr_signal
+from .spgr import _torch_args, r1_from_ratio, spgr_r1, spgr_signal, torch_of
 
 METHODS = ("spgr", "linear")
 
@@ -60,7 +67,7 @@ class ConcentrationResult:
     baseline_frames: np.ndarray
 
 
-def baseline_indices(baseline_frames, n_frames):
+def baseline_indices(baseline_frames: int | slice | Sequence[int], n_frames: int) -> np.ndarray:
     """Resolve ``baseline_frames`` (int n, slice or index sequence) to frame indices.
 
     Raises ``ValueError`` naming ``baseline_frames`` when it selects no frame, a frame
@@ -94,16 +101,16 @@ def baseline_indices(baseline_frames, n_frames):
 
 
 def signal_to_concentration(
-    signal,
-    t10,
-    tr,
-    flip_angle,
-    relaxivity,
-    baseline_frames,
-    method="spgr",
-    m0=None,
-    b1=None,
-):
+    signal: ArrayLike,
+    t10: ArrayLike,
+    tr: float,
+    flip_angle: ArrayLike,
+    relaxivity: float,
+    baseline_frames: int | slice | Sequence[int] | None,
+    method: str = 'spgr',
+    m0: ArrayLike | None = None,
+    b1: ArrayLike | None = None,
+) -> ConcentrationResult:
     """Convert SPGR DCE signal to contrast-agent concentration.
 
     Parameters
@@ -138,9 +145,7 @@ def signal_to_concentration(
     if signal.ndim < 1 or signal.shape[-1] < 2:
         raise ValueError(f"signal: expected shape (..., t) with at least 2 frames, got {signal.shape}")
     voxel_shape = signal.shape[:-1]
-    tr = positive_scalar(tr, "tr")
-    alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
-    r1 = positive_scalar(relaxivity, "relaxivity")
+    tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
     t10_map = voxel_map(t10, voxel_shape, "t10")
     b1_map = voxel_map(b1, voxel_shape, "b1", default=1.0)
     if method == "linear" and (m0 is not None or b1 is not None):
@@ -194,6 +199,13 @@ def signal_to_concentration(
     )
 
 
+def _acquisition(tr, flip_angle, relaxivity):
+    """Return the validated ``(tr s, flip angle deg, r1 /mM/s)``; ``ValueError`` naming the argument."""
+    tr = positive_scalar(tr, "tr")
+    alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
+    return tr, alpha_deg, positive_scalar(relaxivity, "relaxivity")
+
+
 def _voxel_blocks(n_voxels, n_frames, samples_per_block=2**21):
     """Slices over voxels holding about ``samples_per_block`` samples each (bounds memory)."""
     step = max(1, samples_per_block // max(1, n_frames))
@@ -206,7 +218,7 @@ def _invert_block(signal, tr, r1, method, r10, voxel_ok, *per_voxel):
         if method == "spgr":
             scale, cos_alpha = per_voxel
             q = signal / scale[:, None]
-            r1_t = -np.log((1.0 - q) / (1.0 - q * cos_alpha[:, None])) / tr
+            r1_t = r1_from_ratio(q, cos_alpha[:, None], tr)
             sample_ok = (q > 0) & (q < 1)
         else:
             (s0,) = per_voxel
@@ -217,7 +229,15 @@ def _invert_block(signal, tr, r1, method, r10, voxel_ok, *per_voxel):
     return np.where(valid, conc, np.nan), valid
 
 
-def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, b1=1.0):
+def concentration_to_signal(
+    concentration: ArrayLike,
+    t10: ArrayLike,
+    m0: ArrayLike,
+    tr: float,
+    flip_angle: ArrayLike,
+    relaxivity: float,
+    b1: ArrayLike = 1.0,
+) -> np.ndarray:
     """SPGR signal from concentration (the forward model of the module docstring).
 
     Parameters
@@ -240,14 +260,19 @@ def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, 
     Returns
     -------
     numpy.ndarray, shape (..., t)
+        A torch tensor (differentiable) when any of ``concentration``, ``t10``, ``m0``
+        or ``b1`` is one; the voxel maps then broadcast against the voxel axes.
     """
+    torch = torch_of(concentration, t10, m0, b1)
+    if torch is not None:
+        tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
+        concentration, t10, m0, b1 = _torch_args(torch, concentration, t10, m0, b1)
+        return spgr_signal(m0[..., None], 1.0 / t10[..., None] + r1 * concentration, alpha_deg, tr, b1[..., None])
     concentration = np.asarray(concentration, dtype=float)
     if concentration.ndim < 1:
         raise ValueError("concentration: expected shape (..., t)")
     voxel_shape = concentration.shape[:-1]
-    tr = positive_scalar(tr, "tr")
-    alpha_deg = float(flip_angles_deg(positive_scalar(flip_angle, "flip_angle"), "flip_angle"))
-    r1 = positive_scalar(relaxivity, "relaxivity")
+    tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
     t10_map = voxel_map(t10, voxel_shape, "t10")
     m0_map = voxel_map(m0, voxel_shape, "m0")
     b1_map = voxel_map(b1, voxel_shape, "b1")
@@ -258,3 +283,18 @@ def concentration_to_signal(concentration, t10, m0, tr, flip_angle, relaxivity, 
         t10_b, m0_b, b1_b = (m[block, None] for m in maps)
         signal[block] = spgr_signal(m0_b, 1.0 / t10_b + r1 * flat[block], alpha_deg, tr, b1_b)
     return signal.reshape(concentration.shape)
+
+
+def concentration_from_signal(signal, t10, m0, tr, flip_angle, relaxivity, b1=1.0):
+    """Concentration (mM) of SPGR signals with a known M0: the exact inversion, sample by sample.
+
+    C = (spgr_r1(S, M0, α, TR, b1) − 1/T10) / r1, broadcast over the arguments (units as
+    in :func:`concentration_to_signal`); numpy arrays or torch tensors (differentiable).
+    No validity bookkeeping: a sample no finite concentration explains is NaN or ±inf.
+    For images with a baseline and validity masks use :func:`signal_to_concentration`.
+    """
+    torch = torch_of(signal, t10, m0, b1)
+    if torch is None:
+        t10 = np.asarray(t10, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (spgr_r1(signal, m0, flip_angle, tr, b1) - 1.0 / t10) / relaxivity

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io_utils import read_option_file
+from .registry.kinetic import MODEL_NAMES
 
-#: kinetic models the app knows (names of ``bidsapp.MODELS``)
-MODEL_NAMES = ("tofts", "extended_tofts", "patlak", "2cxm", "2cum")
 DEFAULT_MODELS = ("extended_tofts", "patlak")
 T1_METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
 #: T1 validity rules (``bidsapp.t1.VALIDITY_RULES``): keep every physically valid fit, or
@@ -39,6 +38,61 @@ ANALYSIS_LEVELS = ("participant", "group")
 DEFAULT_AGENT = "gadobutrol"
 DEFAULT_FIELD_STRENGTH = 3.0
 DEFAULT_HEMATOCRIT = 0.45
+
+
+#: ``--aif`` values that name a file (a table or an ROI mask) rather than a method
+AIF_TABLE_SUFFIXES = (".tsv", ".csv")
+AIF_MASK_SUFFIXES = (".nii", ".nii.gz")
+AIF_FILE_SUFFIXES = AIF_TABLE_SUFFIXES + AIF_MASK_SUFFIXES
+AIF_KINDS = ("auto", "population", "table", "mask")
+
+
+@dataclass(frozen=True)
+class AIFChoice:
+    """The ``--aif`` option, parsed once (:meth:`parse`) into what it names.
+
+    ``kind`` is ``auto`` (detected in the image), ``population`` (``value``: a name of
+    :data:`bidsapp.POPULATION_AIFS`), ``table`` (``value``: absolute path of a TSV/CSV with
+    ``time`` in s and ``plasma`` in mM) or ``mask`` (``value``: absolute path of a NIfTI ROI
+    of arterial voxels). Paths may hold ``{subject}``/``{session}`` placeholders, filled in
+    per session by :meth:`for_session`. ``str()`` gives the option's text.
+    """
+
+    kind: str = "auto"
+    value: str = ""
+
+    @classmethod
+    def parse(cls, text):
+        """Parse an ``--aif`` value; raise ``ValueError`` naming the option for anything else."""
+        if isinstance(text, cls):
+            return text
+        text = str(text)
+        if text == "auto":
+            return cls("auto")
+        if text.endswith(AIF_FILE_SUFFIXES):  # a file: absolute, like paths (nodes run in their own folders)
+            kind = "table" if text.endswith(AIF_TABLE_SUFFIXES) else "mask"
+            return cls(kind, str(Path(text).expanduser().absolute()))
+        from .aif.population import POPULATION_AIFS
+
+        if text in POPULATION_AIFS:
+            return cls("population", text)
+        raise ValueError(f"--aif {text!r}: not 'auto', a population AIF ({', '.join(POPULATION_AIFS)}), "
+                         "a .tsv/.csv table or a .nii[.gz] mask")
+
+    def for_session(self, subject, session):
+        """Return the choice with ``{subject}``/``{session}`` filled in (labels without prefixes)."""
+        if "{" not in self.value:
+            return self
+        return AIFChoice(self.kind, self.value.format(subject=subject, session=session or ""))
+
+    @property
+    def path(self):
+        """The table or mask file (``None`` for ``auto`` and population AIFs)."""
+        return Path(self.value) if self.kind in ("table", "mask") else None
+
+    def __str__(self):
+        """Return the option's text (the path or population name, or ``auto``)."""
+        return self.value or self.kind
 
 
 @dataclass
@@ -80,10 +134,14 @@ class Config:
     relaxivity: float | None = None
     hematocrit: float = DEFAULT_HEMATOCRIT
     baseline_frames: int | None = None
-    aif: str = "auto"
+    aif: AIFChoice = field(default_factory=AIFChoice)
     roi: list[Path] = field(default_factory=list)
     group_config: Path | None = None
     nets: list[str] | None = None
+
+    def __post_init__(self):
+        """Parse ``aif`` into an :class:`AIFChoice`."""
+        self.aif = AIFChoice.parse(self.aif)  # the one place --aif text becomes a typed value
 
     def validate(self):
         """Raise ``ValueError`` naming the option when a value is out of range."""
@@ -115,7 +173,7 @@ class Config:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, Path):
+            if isinstance(value, (Path, AIFChoice)):
                 value = str(value)
             elif isinstance(value, list):
                 value = [str(v) if isinstance(v, Path) else v for v in value]
@@ -143,10 +201,6 @@ def load_config_file(path):
     return options
 
 
-#: ``--aif`` values that name a file (a table or an ROI mask) rather than a method
-AIF_FILE_SUFFIXES = (".tsv", ".csv", ".nii", ".nii.gz")
-
-
 def make_config(options):
     """Build a validated :class:`Config` from a dict of field values (``None`` = default)."""
     values = {}
@@ -159,8 +213,6 @@ def make_config(options):
             value = Path(value).expanduser().absolute()
         elif name == "roi":
             value = [Path(v).expanduser().absolute() for v in value]
-        elif name == "aif" and str(value).endswith(AIF_FILE_SUFFIXES):  # a table or mask: absolute, like paths
-            value = str(Path(str(value)).expanduser().absolute())
         elif name in ("participant_label", "session_label"):
             value = [str(v) for v in value]
         values[name] = value

@@ -62,7 +62,7 @@ def _phis(x, count):
         for m in range(count):
             series[m].add_(term, alpha=1.0 / (m + j + 1))
         term = term * nx / (j + 1)
-    for cm, sm in zip(closed, series):
+    for cm, sm in zip(closed, series, strict=True):
         cm[small] = sm
     return closed
 
@@ -139,22 +139,8 @@ def exp_conv_time_major(c, t, k, n_sub=1, with_grad=False):
     return out, grad
 
 
-def exp_conv(c, t, k, with_grad=False):
-    """Exact convolution of inputs sampled at the frame times, batch-last layout.
-
-    ``c [..., m, T]`` (m inputs sharing one rate), ``t [T]`` s, ``k [...]`` 1/s.
-    Returns ``B [..., m, T]`` (and ∂B/∂k of the first input, ``[..., 1, T]``). See
-    :func:`exp_conv_time_major`.
-    """
-    lead = torch.broadcast_shapes(c.shape[:-2], k.shape)
-    ct = c.expand(lead + c.shape[-2:]).reshape(-1, c.shape[-2], c.shape[-1]).permute(2, 0, 1)  # [T, n, m]
-    out = exp_conv_time_major(ct, t, k.expand(lead).reshape(-1), 1, with_grad)
-    back = lambda a: a.permute(1, 2, 0).reshape(lead + a.shape[-1:] + c.shape[-1:])  # noqa: E731
-    return (back(out[0]), back(out[1])) if with_grad else back(out)
-
-
 def cumulative_integral(c, t):
-    """Running trapezoid integral of piecewise-linear samples ``c[..., T]`` over ``t`` (exact)."""
+    """Return the running trapezoid integral of piecewise-linear samples ``c[..., T]`` over ``t`` (exact)."""
     dt = t[1:] - t[:-1]
     inc = 0.5 * dt * (c[..., 1:] + c[..., :-1])
     return torch.cat([torch.zeros_like(c[..., :1]), torch.cumsum(inc, dim=-1)], dim=-1)
@@ -250,7 +236,7 @@ class FramePhases(NamedTuple):
 
 
 def frame_phases(g, t):
-    """:class:`FramePhases` of frame times ``t`` on the input grid ``g``, or ``None`` if ``g`` is not uniform."""
+    """Return the :class:`FramePhases` of frame times ``t`` on the grid ``g`` (``None`` if not uniform)."""
     step = g[1:] - g[:-1]
     if not bool(torch.allclose(step, step[:1].expand_as(step), rtol=1e-9, atol=0.0)):
         return None
@@ -267,8 +253,11 @@ def frame_phases(g, t):
 
 
 def _locate_uniform(c, g, delay, phases):
-    """:func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite
-    delays or read-outs so far past the grid that extending it would cost more than it saves."""
+    """Run :func:`locate_delayed` on a uniform grid by frame phases.
+
+    :func:`locate_delayed` on a uniform grid by frame phases; ``None`` for non-finite delays or read-outs so
+    far past the grid that extending it would cost more than it saves.
+    """
     if not bool(torch.isfinite(delay).all()):
         return None
     delta, whole, distinct, rows = phases

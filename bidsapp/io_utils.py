@@ -27,8 +27,10 @@ os.umask(_UMASK)
 
 
 def dataset_lock(root, timeout=LOCK_TIMEOUT):
-    """An inter-process lock on the dataset folder ``root`` (created if missing), for use as
-    ``with dataset_lock(root): ...`` around read-modify-write updates of its shared files.
+    """Return an inter-process lock on the dataset folder ``root``.
+
+    An inter-process lock on the dataset folder ``root`` (created if missing), for use as ``with
+    dataset_lock(root): ...`` around read-modify-write updates of its shared files.
 
     Uses ``fcntl``/``flock`` through :mod:`filelock`; raises ``filelock.Timeout`` after
     ``timeout`` s. Holding it is short (small text files, renames), so waiting is rare.
@@ -94,9 +96,12 @@ def _json_default(obj):
 
 
 def read_option_file(path, option, loads=None):
-    """The top-level object of a settings file given with ``option`` (JSON, or whatever
-    ``loads`` parses, e.g. ``tomllib.loads``); one-line ``ValueError`` naming the option and
-    the file when it cannot be read or is not an object/table."""
+    """Read the top-level object of a settings file given with ``option``.
+
+    The top-level object of a settings file given with ``option`` (JSON, or whatever ``loads`` parses, e.g.
+    ``tomllib.loads``); one-line ``ValueError`` naming the option and the file when it cannot be read or is
+    not an object/table.
+    """
     path = Path(path)
     try:
         data = (loads or json.loads)(path.read_text())

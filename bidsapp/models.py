@@ -1,147 +1,33 @@
 """Tracer-kinetic models: one forward-model module for fitting, simulation and training.
 
-Every model is written as a sum of *terms* ``coef · B(t)`` where ``B`` is either the
-(delayed) plasma curve itself or its exact convolution with ``exp(−k t)``
-(:func:`bidsapp.convolution.exp_conv`; ``k = 0`` is the running integral):
+The models themselves (parameters, units, bounds, terms, grid-start recipe, citations)
+are entries of the registry :mod:`bidsapp.registry.kinetic`, re-exported here as
+:data:`MODELS`, :class:`ModelSpec` and :func:`get_model`. Every model is a sum of terms
+``coef · B(t)``; this module evaluates them with one basis evaluator,
+:meth:`PlasmaInput.basis` — the plasma curve (rate ``None``) or its exact convolution
+with ``exp(−rate·t)`` (:func:`bidsapp.convolution.exp_conv_time_major`; rate 0 is the running
+integral), optionally read at ``t − delay`` — which the model curve
+(:func:`evaluate`, :func:`model_curve`), the fitting problem
+(:mod:`bidsapp.fitting.problem`) and the grid start (:mod:`bidsapp.fitting.start`) all
+use.
 
-==================  ==================  ==============================================
-model               parameters          C(t)
-==================  ==================  ==============================================
-``tofts``           Ktrans, ve          Ktrans · Cp ⊗ e^{−kep t},  kep = Ktrans/ve
-``extended_tofts``  Ktrans, ve, vp      vp·Cp + Ktrans · Cp ⊗ e^{−kep t}
-``patlak``          Ktrans, vp          vp·Cp + Ktrans · ∫Cp
-``2cxm``            Fp, PS, ve, vp      Fp·[A·Cp ⊗ e^{−α t} + (1 − A)·Cp ⊗ e^{−β t}]
-``2cum``            Fp, PS, vp          Fp·[E·∫Cp + (1 − E)·Cp ⊗ e^{−t/Tp}]
-==================  ==================  ==============================================
-
-2CXM: α, β are the roots of λ² − (Fp+PS)/vp·λ − PS/ve·λ + Fp·PS/(vp·ve) = 0
-(α > β), A = (Fp/vp − β)/(α − β). 2CUM: E = PS/(Fp+PS), Tp = vp/(Fp+PS).
-
-Units: Ktrans, PS, kep in 1/min; Fp in ml/100ml/min (converted with the tissue density
-taken as 1 ml/g, i.e. Fp[1/s] = Fp/6000); ve, vp fractions; t and delay in s; Cp (plasma
-AIF) and C in mM. A ``delay`` (s) shifts the AIF later: C(t) = model(Cp(t − delay)).
-
-References: Tofts PS et al. JMRI 1999;10:223-232 (Tofts, extended Tofts);
-Patlak CS et al. J Cereb Blood Flow Metab 1983;3:1-7; Sourbron SP, Buckley DL. MRM
-2011;66:735-745 and Phys Med Biol 2012;57:R1-R33 (2CXM, 2CUM).
+Units: Ktrans, PS, kep in 1/min; Fp in ml/100ml/min; ve, vp fractions; t and delay in
+s; Cp (plasma AIF) and C in mM. A ``delay`` (s) shifts the AIF later:
+C(t) = model(Cp(t − delay)).
 """
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
-
-import math
+from numpy.typing import ArrayLike
 
 from .convolution import exp_conv_delayed, exp_conv_time_major, locate_delayed, sample_input, substep_times
+from .registry.kinetic import FP_UNIT, MODELS, PER_MIN, ModelSpec, get_model
 
-PER_MIN = 1.0 / 60.0  # 1/min -> 1/s
-FP_UNIT = 1.0 / 6000.0  # ml/100ml/min -> 1/s
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Description of one kinetic model.
-
-    ``params`` lists the fitted parameters in order; ``bounds`` the default box
-    constraints (lower, upper) used by the fitting engine; ``derived`` the parameters
-    computed from the fitted ones (e.g. kep); ``identifiable_if`` maps a parameter to
-    the one whose exchange it describes (ve is only determined when Ktrans, or PS for
-    2CXM, is significantly above zero).
-    """
-
-    name: str
-    params: tuple
-    units: dict
-    bounds: dict
-    description: str
-    derived: tuple = field(default=())
-    identifiable_if: dict = field(default_factory=dict)
-
-    def terms(self, p):
-        """List of ``(coef, rate)`` torch tensors (rate in 1/s, ``None`` = plasma term)."""
-        return _TERMS[self.name](p)
-
-
-def _tofts_terms(p):
-    ktrans = p["Ktrans"] * PER_MIN
-    return [(ktrans, ktrans / p["ve"])]
-
-
-def _extended_tofts_terms(p):
-    return [(p["vp"], None), *_tofts_terms(p)]
-
-
-def _patlak_terms(p):
-    return [(p["vp"], None), (p["Ktrans"] * PER_MIN, torch.zeros_like(p["Ktrans"]))]
-
-
-def _two_cxm_terms(p):
-    fp, ps, ve, vp = p["Fp"] * FP_UNIT, p["PS"] * PER_MIN, p["ve"], p["vp"]
-    s = (fp + ps) / vp + ps / ve
-    prod = fp * ps / (vp * ve)
-    root = torch.sqrt(torch.clamp(s * s - 4.0 * prod, min=0.0))
-    alpha = 0.5 * (s + root)
-    beta = 0.5 * (s - root)
-    # A·(α−β) = Fp/vp − β; written without the division so α = β stays finite
-    a_coef = fp * (fp / vp - beta) / torch.clamp(root, min=1e-300)
-    return [(a_coef, alpha), (fp - a_coef, beta)]
-
-
-def _two_cum_terms(p):
-    fp, ps, vp = p["Fp"] * FP_UNIT, p["PS"] * PER_MIN, p["vp"]
-    total = fp + ps
-    return [(fp * ps / total, torch.zeros_like(fp)), (fp * fp / total, total / vp)]
-
-
-_TERMS = {
-    "tofts": _tofts_terms,
-    "extended_tofts": _extended_tofts_terms,
-    "patlak": _patlak_terms,
-    "2cxm": _two_cxm_terms,
-    "2cum": _two_cum_terms,
-}
-
-_UNITS = {
-    "Ktrans": "1/min",
-    "kep": "1/min",
-    "PS": "1/min",
-    "Fp": "ml/100ml/min",
-    "ve": "fraction",
-    "vp": "fraction",
-    "delay": "s",
-}
-
-MODELS = {
-    "tofts": ModelSpec(
-        "tofts", ("Ktrans", "ve"), _UNITS, {"Ktrans": (0.0, 5.0), "ve": (1e-3, 1.0)},
-        "Standard Tofts model (Tofts et al. 1999)", ("kep",), {"ve": "Ktrans", "kep": "Ktrans"}),
-    "extended_tofts": ModelSpec(
-        "extended_tofts", ("Ktrans", "ve", "vp"), _UNITS,
-        {"Ktrans": (0.0, 5.0), "ve": (1e-3, 1.0), "vp": (0.0, 1.0)},
-        "Extended Tofts model (Tofts et al. 1999)", ("kep",), {"ve": "Ktrans", "kep": "Ktrans"}),
-    "patlak": ModelSpec(
-        "patlak", ("Ktrans", "vp"), _UNITS, {"Ktrans": (-1.0, 5.0), "vp": (0.0, 1.0)},
-        "Patlak model (Patlak et al. 1983)"),
-    "2cxm": ModelSpec(
-        "2cxm", ("Fp", "PS", "ve", "vp"), _UNITS,
-        {"Fp": (1e-3, 300.0), "PS": (0.0, 5.0), "ve": (1e-3, 1.0), "vp": (1e-3, 1.0)},
-        "Two-compartment exchange model (Sourbron & Buckley 2011)", (), {"ve": "PS"}),
-    "2cum": ModelSpec(
-        "2cum", ("Fp", "PS", "vp"), _UNITS,
-        {"Fp": (1e-3, 300.0), "PS": (0.0, 5.0), "vp": (1e-3, 1.0)},
-        "Two-compartment uptake model (Sourbron & Buckley 2012)"),
-}
-
-def get_model(model):
-    """Return the :class:`ModelSpec` for ``model`` (a name or a spec)."""
-    if isinstance(model, ModelSpec):
-        return model
-    try:
-        return MODELS[str(model).lower().replace("-", "_").replace("extendedtofts", "extended_tofts")]
-    except KeyError:
-        raise ValueError(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}") from None
-
+__all__ = ["MODELS", "ModelSpec", "get_model", "PER_MIN", "FP_UNIT", "PlasmaInput", "prepare_inputs", "evaluate",
+           "model_curve"]
 
 MAX_SUBSTEPS = 32
 
@@ -191,13 +77,39 @@ class PlasmaInput:
         return exp_conv_time_major(c, self.t, k, self.n_sub, with_grad)
 
     def locate(self, delay):
-        """This AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
+        """Return this AIF read at ``t − delay`` for per-voxel delays ``[n]`` (s): :func:`locate_delayed`."""
         return locate_delayed(self.aif, self.aif_times, self.t, delay)
 
     @staticmethod
     def delayed_convolve(k, located, with_grad=False):
         """:func:`exp_conv_delayed` of this AIF, located by :meth:`locate`, with rates ``k [n]`` (1/s)."""
         return exp_conv_delayed(located, k, with_grad)
+
+    def basis(self, rate=None, located=None, with_grad=False):
+        """One basis curve of the models at the frame times, ``[T, n]`` (mM, or mM·s for a rate).
+
+        The one evaluator of the model terms ``coef · B(t)``, used by the model curve, the
+        fitting problem and the grid start.
+
+        Parameters
+        ----------
+        rate : torch.Tensor ``[n]``, optional
+            ``None``: the plasma curve itself (``[T, 1]`` undelayed); otherwise the exact
+            convolution Cp ⊗ e^{−rate·t} (rate in 1/s; 0 gives the running integral ∫Cp).
+        located : optional
+            This AIF read at t − delay for per-voxel delays (:meth:`locate`); ``None``
+            for no delay (the undelayed bases are sub-stepped, see the class docstring).
+        with_grad : bool
+            Also return ∂B/∂rate (``None`` for the plasma curve) and ∂B/∂s, the
+            derivative along the read-out time s = t − delay (``None`` without delay).
+        """
+        if rate is None:
+            value = self.at_frames() if located is None else located.value
+            return (value, None, None if located is None else located.slope) if with_grad else value
+        if located is not None:
+            return self.delayed_convolve(rate, located, with_grad)
+        out = self.convolve(self.sampled()[..., None], rate, with_grad)
+        return (out[0][..., 0], out[1][..., 0], None) if with_grad else out[..., 0]
 
 
 def prepare_inputs(t, aif, device=None, aif_times=None):
@@ -247,23 +159,20 @@ def evaluate(spec, p, plasma, delay=None):
     flat = {n: p[n].expand(lead).reshape(-1) for n in spec.params}
     n = max(flat[spec.params[0]].numel(), 1)
     out = torch.zeros(plasma.t.numel(), n, dtype=torch.float64, device=plasma.t.device)
-    if delay is None:
-        sub = plasma.sampled()
-        cp = sub[:: plasma.n_sub]  # [T, 1]
-    else:
-        located = plasma.locate(delay.expand(lead).reshape(-1))
-        cp = located.value
+    located = None if delay is None else plasma.locate(delay.expand(lead).reshape(-1))
     for coef, rate in spec.terms(flat):
-        if rate is None:
-            out += coef * cp
-        elif delay is None:
-            out += coef * plasma.convolve(sub[..., None], rate)[..., 0]
-        else:
-            out += coef * plasma.delayed_convolve(rate, located)
+        out += coef * plasma.basis(rate, located)
     return out.T.reshape(lead + (plasma.t.numel(),))
 
 
-def model_curve(model, params, t, aif, delay=None, aif_times=None):
+def model_curve(
+    model: str | ModelSpec,
+    params: Mapping[str, ArrayLike | torch.Tensor],
+    t: ArrayLike,
+    aif: ArrayLike | torch.Tensor,
+    delay: ArrayLike | torch.Tensor | None = None,
+    aif_times: ArrayLike | None = None,
+) -> np.ndarray | torch.Tensor:
     """Tissue concentration (mM) predicted by a kinetic model.
 
     Parameters
@@ -298,6 +207,6 @@ def model_curve(model, params, t, aif, delay=None, aif_times=None):
     if delay is not None:
         tensors.append(torch.as_tensor(delay, dtype=torch.float64, device=device))
     tensors = torch.broadcast_tensors(*tensors)
-    p = dict(zip(spec.params, tensors))
+    p = dict(zip(spec.params, tensors, strict=False))
     out = evaluate(spec, p, PlasmaInput(t_, aif_, grid), tensors[-1] if delay is not None else None)
     return out if as_torch else out.cpu().numpy()

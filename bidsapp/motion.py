@@ -49,24 +49,27 @@ the nearest edge value.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from numpy.typing import ArrayLike
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 #: radius (mm) of the sphere on which rotations become displacements in the FD
 FD_RADIUS = 50.0
-#: default framewise-displacement threshold (mm) above which a frame is flagged
-FD_THRESHOLD = 0.5
 PARAM_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 SHRINK = (4, 2, 1)
 #: interpolation of the single resampling of frames and VFA volumes: cubic B-spline, which blurs
-#: the thin enhancing rims less than linear (benchmark, true transforms: enhancing-tissue Ktrans
-#: RMSE 0.0075 vs 0.0100 /min); it may under- or overshoot by a few per cent at sharp edges
+#: the thin enhancing rims less than linear, and rings less than windowed sinc next to vessels
+#: thinner than a voxel (tests/benchmarks/bench_motion.py, true transforms, enhancing-tissue Ktrans
+#: RMSE 0.014 /min against 0.178 for Lanczos windowed sinc, whose ringing next to arteries gives a
+#: few voxels errors over 1 /min; docs/motion.md); it may under- or overshoot by a few per cent at
+#: sharp edges
 INTERPOLATOR = sitk.sitkBSpline
 #: joint-histogram bins of the Mattes metric (fewer bins give a smoother cost on noisy frames)
 HISTOGRAM_BINS = 16
@@ -105,10 +108,13 @@ class MotionResult:
 
 @dataclass
 class VFAAlignment:
-    """Output of :func:`align_vfa`: ``vfa`` (list of volumes on the DCE grid), ``b1``
-    (on the DCE grid or None), ``matrices`` (per VFA volume, DCE world -> that volume's
-    world, RAS), ``to_reference`` (DCE world -> VFA reference world), ``coverage``
-    (DCE voxels inside every VFA field of view, scanner coordinates) and ``reference_index``."""
+    """Output of :func:`align_vfa`.
+
+    Fields: ``vfa`` (list of volumes on the DCE grid), ``b1`` (on the DCE grid or None),
+    ``matrices`` (per VFA volume, DCE world -> that volume's world, RAS), ``to_reference`` (DCE world -> VFA
+    reference world), ``coverage`` (DCE voxels inside every VFA field of view, scanner coordinates) and
+    ``reference_index``.
+    """
 
     vfa: list
     b1: np.ndarray | None
@@ -121,7 +127,7 @@ class VFAAlignment:
 # -- conversions between arrays/affines and SimpleITK ------------------------------------
 
 
-def to_sitk(volume, affine):
+def to_sitk(volume: ArrayLike, affine: ArrayLike) -> sitk.Image:
     """3-D array ``[i, j, k]`` with a RAS voxel-to-mm ``affine`` as a SimpleITK image."""
     lps = _FLIP @ np.asarray(affine, float)
     zooms = np.linalg.norm(lps[:3, :3], axis=0)
@@ -132,7 +138,7 @@ def to_sitk(volume, affine):
     return image
 
 
-def from_sitk(image):
+def from_sitk(image: sitk.Image) -> np.ndarray:
     """Array ``[i, j, k]`` of a SimpleITK image."""
     return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
 
@@ -155,7 +161,7 @@ def _ras_matrix(transform):
     return _FLIP @ lps @ _FLIP
 
 
-def fov_centre(shape, affine):
+def fov_centre(shape: Sequence[int], affine: ArrayLike) -> np.ndarray:
     """RAS mm of the centre of the field of view of a grid."""
     return (np.asarray(affine, float) @ np.r_[(np.asarray(shape[:3], float) - 1) / 2, 1.0])[:3]
 
@@ -163,7 +169,7 @@ def fov_centre(shape, affine):
 # -- parameters ---------------------------------------------------------------------------
 
 
-def rigid_matrix(params, centre=(0.0, 0.0, 0.0)):
+def rigid_matrix(params: ArrayLike, centre: ArrayLike = (0.0, 0.0, 0.0)) -> np.ndarray:
     """RAS 4×4 matrix of ``(tx, ty, tz mm, rx, ry, rz rad)`` rotating about ``centre``."""
     tx, ty, tz, a, b, g = (float(p) for p in params)
     ca, sa, cb, sb, cg, sg = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(g), np.sin(g)
@@ -177,7 +183,7 @@ def rigid_matrix(params, centre=(0.0, 0.0, 0.0)):
     return matrix
 
 
-def rigid_params(matrix, centre=(0.0, 0.0, 0.0)):
+def rigid_params(matrix: ArrayLike, centre: ArrayLike = (0.0, 0.0, 0.0)) -> np.ndarray:
     """Inverse of :func:`rigid_matrix`: ``(tx, ty, tz mm, rx, ry, rz rad)``."""
     m = np.asarray(matrix, float)
     r, c = m[:3, :3], np.asarray(centre, float)
@@ -187,9 +193,12 @@ def rigid_params(matrix, centre=(0.0, 0.0, 0.0)):
     return np.r_[m[:3, 3] - c + r @ c, alpha, beta, gamma]
 
 
-def framewise_displacement(params, radius=FD_RADIUS):
-    """Power et al. (2012) FD (mm) of ``[n, 6]`` parameters (mm, rad); NaN columns
-    (not estimated) count as zero, the first frame is NaN."""
+def framewise_displacement(params: ArrayLike, radius: float = FD_RADIUS) -> np.ndarray:
+    """Return the framewise displacement (mm) of Power et al. (2012).
+
+    Power et al. (2012) FD (mm) of ``[n, 6]`` parameters (mm, rad); NaN columns (not estimated) count as zero,
+    the first frame is NaN.
+    """
     p = np.nan_to_num(np.asarray(params, float))
     step = np.abs(np.diff(p, axis=0))
     fd = step[:, :3].sum(axis=1) + radius * step[:, 3:].sum(axis=1)
@@ -199,11 +208,13 @@ def framewise_displacement(params, radius=FD_RADIUS):
 # -- registration ---------------------------------------------------------------------------
 
 
-def foreground(volume, fraction=0.1, dilate=2):
-    """Voxels above ``fraction`` of the 99th percentile, dilated by ``dilate`` voxels
-    (keeps the object's edge, where most of the registration information lies), without
-    the first and last slice of a slab (where through-plane motion moves anatomy in and
-    out of the field of view)."""
+def foreground(volume: ArrayLike, fraction: float = 0.1, dilate: int = 2) -> np.ndarray:
+    """Return the dilated foreground mask of ``volume``.
+
+    Voxels above ``fraction`` of the 99th percentile, dilated by ``dilate`` voxels (keeps the object's edge,
+    where most of the registration information lies), without the first and last slice of a slab (where
+    through-plane motion moves anatomy in and out of the field of view).
+    """
     volume = np.asarray(volume, float)
     mask = volume > fraction * np.percentile(volume, 99)
     structure = np.ones((3,) * volume.ndim, bool)
@@ -214,9 +225,11 @@ def foreground(volume, fraction=0.1, dilate=2):
 
 
 def _pyramid(size, spacing):
-    """Shrink factors per level (coarse to fine): in-plane axes shrunk by 4, 2, 1 while
-    at least 16 voxels remain; the through-plane axis only where it is as finely sampled
-    (thin slabs keep all their slices)."""
+    """Return the shrink factors per pyramid level (coarse to fine).
+
+    Shrink factors per level (coarse to fine): in-plane axes shrunk by 4, 2, 1 while at least 16 voxels
+    remain; the through-plane axis only where it is as finely sampled (thin slabs keep all their slices).
+    """
     levels = []
     for factor in SHRINK:
         if factor > 1 and min(size[:2]) // factor < 16:
@@ -229,9 +242,18 @@ def _pyramid(size, spacing):
     return levels
 
 
-def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_plane=False):
-    """Rigid transform (SimpleITK Euler 2-D or 3-D, centred on ``fixed``) mapping points
-    of ``fixed`` to ``moving``, by Mattes mutual information (:data:`HISTOGRAM_BINS` bins).
+def register_rigid(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    fixed_mask: sitk.Image | None = None,
+    iterations: int = 200,
+    seed: int = 0,
+    in_plane: bool = False,
+) -> sitk.Transform:
+    """Register ``moving`` to ``fixed`` with a rigid transform.
+
+    Rigid transform (SimpleITK Euler 2-D or 3-D, centred on ``fixed``) mapping points of ``fixed`` to
+    ``moving``, by Mattes mutual information (:data:`HISTOGRAM_BINS` bins).
 
     Multi-resolution: both images are block-averaged (``BinShrink``) by the factors of
     :func:`_pyramid` and each level starts from the previous level's result.
@@ -246,7 +268,7 @@ def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_pl
     transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in fixed.GetSize()]))
     levels = _pyramid(fixed.GetSize(), fixed.GetSpacing())
     for level, factors in enumerate(levels):
-        shrink = (lambda img: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
+        shrink = (lambda img, factors=factors: sitk.BinShrink(img, factors)) if max(factors) > 1 else (lambda img: img)
         level_fixed = shrink(fixed)
         n_voxels = float(np.prod(level_fixed.GetSize()))
         fraction = min(1.0, SAMPLES / n_voxels)
@@ -278,9 +300,12 @@ def register_rigid(fixed, moving, fixed_mask=None, iterations=200, seed=0, in_pl
 
 @contextmanager
 def _itk_single_threaded():
-    """Every ITK filter in one thread while we run (our frames run in parallel threads
-    instead): no oversubscription, and sums in a fixed order, so results are bitwise
-    reproducible whatever the number of threads."""
+    """Run every ITK filter in one thread while the context is active.
+
+    Every ITK filter in one thread while we run (our frames run in parallel threads instead): no
+    oversubscription, and sums in a fixed order, so results are bitwise reproducible whatever the number of
+    threads.
+    """
     previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
@@ -296,13 +321,23 @@ def _threads(threads):
 # -- motion correction of the dynamic series -------------------------------------------------
 
 
-def registrable(shape):
-    """Whether a grid can be registered: at least :data:`MIN_INPLANE` voxels in-plane and
-    1 or at least 4 slices (ITK's registration failed on every 2-slice series tried)."""
+def registrable(shape: Sequence[int]) -> bool:
+    """Return whether a grid can be registered.
+
+    Whether a grid can be registered: at least :data:`MIN_INPLANE` voxels in-plane and 1 or at least 4 slices
+    (ITK's registration failed on every 2-slice series tried).
+    """
     return min(int(shape[0]), int(shape[1])) >= MIN_INPLANE and int(shape[2]) not in (2, 3)
 
 
-def correct_motion(dce, affine, baseline_frames, threads=None, fd_radius=FD_RADIUS, seed=0):
+def correct_motion(
+    dce: ArrayLike,
+    affine: ArrayLike,
+    baseline_frames: int,
+    threads: int | None = None,
+    fd_radius: float = FD_RADIUS,
+    seed: int = 0,
+) -> MotionResult:
     """Rigid motion correction of a dynamic series (:class:`MotionResult`).
 
     ``dce`` ``[nx, ny, nz, n]`` signal, ``affine`` its RAS voxel-to-mm matrix,
@@ -344,8 +379,11 @@ def _register_series_3d(dce, affine, reference, seed, threads):
 
 
 def _plane_frame(affine):
-    """Orthonormal RAS frame (4×4) of the voxel axes (columns: directions of i, j, k;
-    origin at voxel 0) and the voxel sizes (mm): plane coordinates ``zooms · ijk``."""
+    """Return the orthonormal RAS frame of the voxel axes and the voxel sizes.
+
+    Orthonormal RAS frame (4×4) of the voxel axes (columns: directions of i, j, k; origin at voxel 0) and the
+    voxel sizes (mm): plane coordinates ``zooms · ijk``.
+    """
     a = np.asarray(affine, float)
     zooms = np.linalg.norm(a[:3, :3], axis=0)
     frame = np.eye(4)
@@ -355,9 +393,12 @@ def _plane_frame(affine):
 
 
 def _register_series_in_plane(dce, affine, reference, seed, threads):
-    """In-plane rigid model (rotation about the slice normal, in-plane translation) for
-    single slices (2-D registration) and thin slabs of 4-7 slices (3-D with the
-    through-plane parameters frozen), in the voxel-axes frame; lifted to RAS transforms."""
+    """Register a series of single slices or thin slabs with an in-plane rigid model.
+
+    In-plane rigid model (rotation about the slice normal, in-plane translation) for single slices (2-D
+    registration) and thin slabs of 4-7 slices (3-D with the through-plane parameters frozen), in the
+    voxel-axes frame; lifted to RAS transforms.
+    """
     frame, zooms = _plane_frame(affine)
     two_d = dce.shape[2] == 1
 
@@ -395,17 +436,33 @@ def _map(function, items, threads):
         return list(pool.map(function, items))
 
 
-def resample(volume, affine, matrix, target_shape, target_affine, extrapolate=True, default=0.0):
-    """``volume`` (grid ``affine``) sampled at ``matrix · x`` for every voxel ``x`` of the
-    target grid, with :data:`INTERPOLATOR` (cubic B-spline); outside the source field of view the nearest
-    edge value (``extrapolate``) or ``default``."""
+def resample(
+    volume: ArrayLike,
+    affine: ArrayLike,
+    matrix: ArrayLike,
+    target_shape: Sequence[int],
+    target_affine: ArrayLike,
+    extrapolate: bool = True,
+    default: float = 0.0,
+) -> np.ndarray:
+    """Resample ``volume`` onto a target grid through ``matrix``.
+
+    ``volume`` (grid ``affine``) sampled at ``matrix · x`` for every voxel ``x`` of the target grid, with
+    :data:`INTERPOLATOR` (cubic B-spline); outside the source field of view the nearest edge value
+    (``extrapolate``) or ``default``.
+    """
     target = to_sitk(np.zeros(target_shape[:3], np.float32), target_affine)
     out = sitk.Resample(to_sitk(volume, affine), target, _sitk_affine(matrix), INTERPOLATOR, float(default),
                         sitk.sitkFloat32, bool(extrapolate))
     return from_sitk(out)
 
 
-def resample_series(series, affine, matrices, threads=None):
+def resample_series(
+    series: ArrayLike,
+    affine: ArrayLike,
+    matrices: Sequence[ArrayLike],
+    threads: int | None = None,
+) -> np.ndarray:
     """Every frame of ``series`` resampled once with its ``matrices[n]`` onto its own grid."""
     series = np.asarray(series, np.float32)
     frames = _map(lambda n: resample(series[..., n], affine, matrices[n], series.shape, affine),
@@ -416,9 +473,18 @@ def resample_series(series, affine, matrices, threads=None):
 # -- VFA alignment -------------------------------------------------------------------------
 
 
-def coverage(target_shape, target_affine, source_shape, source_affine, matrix=None):
-    """Voxels of the target grid whose centre (moved by ``matrix``) lies inside the
-    source field of view (half a voxel beyond the outer voxel centres)."""
+def coverage(
+    target_shape: Sequence[int],
+    target_affine: ArrayLike,
+    source_shape: Sequence[int],
+    source_affine: ArrayLike,
+    matrix: ArrayLike | None = None,
+) -> np.ndarray:
+    """Return the target voxels covered by the source field of view.
+
+    Voxels of the target grid whose centre (moved by ``matrix``) lies inside the source field of view (half a
+    voxel beyond the outer voxel centres).
+    """
     idx = np.indices(target_shape[:3]).reshape(3, -1)
     world = np.asarray(target_affine, float) @ np.vstack([idx, np.ones(idx.shape[1])])
     if matrix is not None:
@@ -430,8 +496,11 @@ def coverage(target_shape, target_affine, source_shape, source_affine, matrix=No
 
 
 def _antialias(volume, affine, target_affine):
-    """Gaussian filter so that voxels finer than the target's are averaged to the target
-    resolution (FWHM² = target² − source² along each source axis)."""
+    """Smooth ``volume`` to the target resolution before resampling.
+
+    Gaussian filter so that voxels finer than the target's are averaged to the target resolution (FWHM² =
+    target² − source² along each source axis).
+    """
     src = np.asarray(affine, float)[:3, :3]
     tgt = np.asarray(target_affine, float)[:3, :3]
     src_zooms, tgt_zooms = np.linalg.norm(src, axis=0), np.linalg.norm(tgt, axis=0)
@@ -442,8 +511,18 @@ def _antialias(volume, affine, target_affine):
     return gaussian_filter(np.asarray(volume, np.float32), sigma) if np.any(sigma > 0.05) else volume
 
 
-def align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1=None, b1_affine=None,
-              register=True, seed=0, threads=None):
+def align_vfa(
+    vfa: Sequence[ArrayLike],
+    vfa_affines: Sequence[ArrayLike],
+    dce_reference: ArrayLike,
+    dce_affine: ArrayLike,
+    reference_index: int,
+    b1: ArrayLike | None = None,
+    b1_affine: ArrayLike | None = None,
+    register: bool = True,
+    seed: int = 0,
+    threads: int | None = None,
+) -> VFAAlignment:
     """VFA volumes (and a B1 map) on the DCE grid (:class:`VFAAlignment`).
 
     ``vfa``: list of 3-D volumes with their RAS ``vfa_affines``; ``dce_reference``: the
@@ -485,8 +564,8 @@ def _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1,
         to_ref = _ras_matrix(register_rigid(fixed, ref_img, mask, seed=seed, in_plane=thin))
     matrices = [m @ to_ref for m in between]
     volumes = [resample(_antialias(v, a, dce_affine), a, m, shape, dce_affine, extrapolate=True)
-               for v, a, m in zip(vfa, vfa_affines, matrices)]
-    inside = np.logical_and.reduce([coverage(shape, dce_affine, np.shape(v), a) for v, a in zip(vfa, vfa_affines)])
+               for v, a, m in zip(vfa, vfa_affines, matrices, strict=True)]
+    inside = np.logical_and.reduce([coverage(shape, dce_affine, np.shape(v), a) for v, a in zip(vfa, vfa_affines, strict=True)])
     b1_on_dce = None
     if b1 is not None:
         b1_on_dce = resample(b1, b1_affine, to_ref, shape, dce_affine, extrapolate=True)
@@ -497,12 +576,14 @@ def _align_vfa(vfa, vfa_affines, dce_reference, dce_affine, reference_index, b1,
 # -- transform files -----------------------------------------------------------------------
 
 
-def itk_transform_text(matrices):
-    """RAS 4×4 ``matrices`` as an ITK text transform file (``#Insight Transform
-    File V1.0``, one ``AffineTransform_double_3_3`` per matrix, in LPS, centre 0): the
-    format ANTs, SimpleITK (``sitk.ReadTransform`` for one transform) and nitransforms
-    (``ITKLinearTransformArray``) read. Each maps reference-space points to the moving
-    image (the resampling direction)."""
+def itk_transform_text(matrices: Sequence[ArrayLike]) -> str:
+    """Format RAS 4×4 ``matrices`` as an ITK text transform file.
+
+    RAS 4×4 ``matrices`` as an ITK text transform file (``#Insight Transform File V1.0``, one
+    ``AffineTransform_double_3_3`` per matrix, in LPS, centre 0): the format ANTs, SimpleITK
+    (``sitk.ReadTransform`` for one transform) and nitransforms (``ITKLinearTransformArray``) read. Each maps
+    reference-space points to the moving image (the resampling direction).
+    """
     lines = ["#Insight Transform File V1.0"]
     for index, matrix in enumerate(matrices):
         lps = _FLIP @ np.asarray(matrix, float) @ _FLIP
@@ -512,7 +593,7 @@ def itk_transform_text(matrices):
     return "\n".join(lines) + "\n"
 
 
-def read_itk_transforms(path):
+def read_itk_transforms(path: str | os.PathLike) -> list[np.ndarray]:
     """RAS 4×4 matrices of an ITK text file of affine/Euler matrix-offset transforms."""
     matrices, params = [], None
     for line in open(path).read().splitlines():

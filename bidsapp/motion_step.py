@@ -41,8 +41,11 @@ MIRROR = "raw"
 
 
 def _mirror_path(source, raw_root):
-    """``./raw/<path of source relative to raw_root>``, so that the later steps' ``Sources``
-    name the raw file (``bids:raw:...``) the handed-on file was made from."""
+    """Return the path of a raw file mirrored under ``./raw``.
+
+    ``./raw/<path of source relative to raw_root>``, so that the later steps' ``Sources`` name the raw file
+    (``bids:raw:...``) the handed-on file was made from.
+    """
     try:
         relative = Path(source).resolve().relative_to(Path(raw_root).resolve())
     except ValueError:
@@ -70,8 +73,11 @@ def _link_like(source, raw_root):
 
 
 def _baseline(signal, times, baseline_frames):
-    """Frames averaged into the registration reference: the user's, else those before the
-    bolus arrival (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`, on the uncorrected series)."""
+    """Return the frames averaged into the registration reference.
+
+    Frames averaged into the registration reference: the user's, else those before the bolus arrival
+    (:func:`bidsapp.bolus_arrival.estimate_bolus_arrival`, on the uncorrected series).
+    """
     if baseline_frames is not None:
         return min(int(baseline_frames), signal.shape[3]), "user (--baseline-frames)"
     arrival = estimate_bolus_arrival(signal, times, signal_mask(signal))
@@ -83,27 +89,28 @@ def confounds_table(params, fd, threshold):
     flagged = np.nan_to_num(fd) > threshold
     columns = list(motion.PARAM_NAMES) + ["framewise_displacement", "motion_outlier"]
     rows = ["\t".join(columns)]
-    for p, d, f in zip(params, fd, flagged):
+    for p, d, f in zip(params, fd, flagged, strict=True):
         values = [f"{v:.6g}" if np.isfinite(v) else "n/a" for v in (*p, d)] + [str(int(f))]
         rows.append("\t".join(values))
     return "\n".join(rows) + "\n", np.flatnonzero(flagged)
 
 
 def confounds_sidecar(result, threshold, n_base, base_source, sources):
+    """Return the JSON sidecar of the confounds TSV: column descriptions with units and provenance."""
     doc = {name: {"Description": f"{'translation along' if name.startswith('trans') else 'rotation about'} "
                   f"the {name[-1]} axis", "Units": "mm" if name.startswith("trans") else "rad"}
            for name in motion.PARAM_NAMES}
     doc["framewise_displacement"] = {
-        "Description": "framewise displacement (Power et al. 2012): sum of absolute parameter changes from the "
-                       f"previous frame, rotations as arc length on a {motion.FD_RADIUS:g} mm sphere", "Units": "mm"}
+        "Description": "framewise displacement (Power et al. 2012): sum of absolute parameter changes from "
+                       f"the previous frame, rotations as arc length on a {motion.FD_RADIUS:g} mm sphere", "Units": "mm"}
     doc["motion_outlier"] = {"Description": f"1 where framewise_displacement > {threshold:g} mm",
                              "Levels": {"0": "kept", "1": "large motion"}}
     axes = ("image-plane axes (x: first voxel axis, y: second, z: slice normal); trans_z, rot_x, rot_y are "
             "not estimated (in-plane rigid model of a single-slice series)" if result.in_plane else
             "RAS scanner axes; rotations R = Rz·Ry·Rx about the centre of the DCE field of view")
     doc.update({
-        "Description": "Rigid head-motion parameters of every DCE frame relative to the reference (mean of the "
-                       "baseline frames), as estimated by dcequant's motion correction",
+        "Description": "Rigid head-motion parameters of every DCE frame relative to the reference (mean "
+                       "of the baseline frames), as estimated by dcequant's motion correction",
         "Axes": axes, "RotationCentre": [float(v) for v in result.centre], "RotationCentreUnits": "mm (RAS)",
         "Method": "SimpleITK rigid registration, Mattes mutual information, multi-resolution; frames "
                   "resampled once with cubic B-spline interpolation",
@@ -167,8 +174,8 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
         figure = _figure(signal, result.corrected, "hmc_dce.png")
         entries += [Entry(tsv, "perf", "timeseries", "confounds", ".tsv", sidecar),
                     Entry(xfm, "perf", "xfm", "hmc", ".txt", {
-                        "Description": "ITK transforms (one per frame, in frame order) mapping DCE reference points "
-                                       "to the same anatomy in each original frame", "Software": software_info(),
+                        "Description": "ITK transforms (one per frame, in frame order) mapping DCE reference "
+                                       "points to the same anatomy in each original frame", "Software": software_info(),
                         "Sources": sources}, HMC_ENTITIES),
                     Entry(figure, "figures", "dce", "hmc", ".png")]
     if vfa_files:
@@ -210,12 +217,12 @@ def _align_vfa_files(vfa_files, b1_file, dce_file, n_frames, dce_img, dce_refere
     if covered < 1.0:
         LOGGER.warning("%s: %.0f %% of the DCE voxels lie outside the VFA field of view (T1 not estimated there)",
                        Path(dce_file).name, 100 * (1 - covered))
-    vfa = [_save_like(v, dce_img, f, raw_root) for v, f in zip(aligned.vfa, vfa_files)]
+    vfa = [_save_like(v, dce_img, f, raw_root) for v, f in zip(aligned.vfa, vfa_files, strict=True)]
     b1_out = _save_like(aligned.b1, dce_img, b1_file, raw_root) if b1 is not None else None
     xfm = str(Path("vfa_xfm.txt").resolve())
     write_text_atomic(xfm, motion.itk_transform_text(aligned.matrices))
-    sidecar = {"Description": "ITK transforms (one per VFA volume, in flip-angle order) mapping DCE reference points "
-                              "to the same anatomy in each VFA volume; each VFA volume was resampled once onto the "
+    sidecar = {"Description": "ITK transforms (one per VFA volume, in flip-angle order) mapping DCE reference "
+                              "points to the same anatomy in each VFA volume; each VFA volume was resampled once onto the "
                               "DCE grid with its transform (cubic B-spline interpolation after Gaussian anti-aliasing)",
                "Registered": bool(register), "ReferenceFlipAngle": float(flips[ref_index]),
                "DCEVoxelsCovered": covered, "Software": software_info(),

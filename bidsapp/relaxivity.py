@@ -68,7 +68,7 @@ def _normalise(agent):
     return AGENT_ALIASES.get(key, key)
 
 
-def relaxivity_for(agent, field_strength):
+def relaxivity_for(agent: str, field_strength: float) -> float:
     """Plasma r1 (/mM/s) of ``agent`` at ``field_strength`` (T).
 
     Parameters
@@ -120,6 +120,6 @@ FORMULATION_MMOL_PER_ML = {
 DEFAULT_FORMULATION_MMOL_PER_ML = 0.5
 
 
-def formulation_concentration(agent):
+def formulation_concentration(agent: str) -> float:
     """Concentration (mmol/ml) of the marketed formulation of ``agent`` (0.5 if unknown)."""
     return FORMULATION_MMOL_PER_ML.get(_normalise(agent), DEFAULT_FORMULATION_MMOL_PER_ML)

@@ -22,12 +22,11 @@ import numpy as np
 
 from .acquisition import read_dce_acquisition, read_vfa_acquisition, resolve_relaxivity
 from .bolus_arrival import estimate_bolus_arrival
-from .derivatives import Entry, derivative_path, model_label, software_info, stderr_label, write_manifest
+from .derivatives import Entry, model_label, ref, software_info, stderr_label, write_manifest
 from .io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
+from .registry.kinetic import get_model
 
 LOGGER = logging.getLogger("dcequant")
-PARAM_UNITS = {"Ktrans": "1/min", "ve": "fraction", "vp": "fraction", "kep": "1/min",
-               "Fp": "ml/100ml/min", "PS": "1/min", "delay": "s"}
 #: background threshold of the analysis mask, as a fraction of the bright first-frame signal
 SIGNAL_FRACTION = 0.1
 #: population AIF used when image detection finds no acceptable arterial curve
@@ -86,15 +85,13 @@ def _provenance(sources, raw_root):
     return out
 
 
-def derivative_uri(subject, session, datatype, suffix, desc, extension=".nii.gz"):
-    """``bids::<path>`` URI of a file of this derivative dataset."""
-    return "bids::" + derivative_path("", subject, session, datatype, suffix, desc, extension).as_posix()
-
-
 def signal_mask(dce, fraction=SIGNAL_FRACTION):
-    """Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the
-    first frame: excludes background and air, where T1 and concentration are noise.
-    (The T1 step applies it to the brightest flip angle of each voxel.)"""
+    """Return the mask of voxels with signal in the first frame.
+
+    Voxels whose first-frame signal exceeds ``fraction`` of the 99th percentile of the first frame: excludes
+    background and air, where T1 and concentration are noise. (The T1 step applies it to the brightest flip
+    angle of each voxel.)
+    """
     first = np.asarray(dce, float)[..., 0]
     return first > fraction * np.percentile(first, 99)
 
@@ -145,17 +142,19 @@ def convert_dicom_step(dicom_dir, bids_dir, fallback_dir, subject, session):
 
 
 def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
-    """VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``,
-    ``residual``, ``mask`` (voxels with a T1 under the ``validity`` rule of
-    :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor fits (residual above
-    ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept."""
+    """Compute the VFA T1 map step.
+
+    VFA T1 (s) and M0 maps and the relative fit residual (QC); outputs ``t1``, ``m0``, ``residual``, ``mask``
+    (voxels with a T1 under the ``validity`` rule of :func:`bidsapp.compute_t1_map`) and ``manifest``. Poor
+    fits (residual above ``max_residual``) are counted in the T1 sidecar and, under ``physical``, kept.
+    """
     from . import compute_t1_map
 
     flips, tr = read_vfa_acquisition(vfa_files)
     if len(vfa_files) < 2:
         raise ValueError(f"{vfa_files[0]}: T1 mapping needs at least 2 flip angles, found {len(vfa_files)}")
     imgs = [_load(f, 3) for f in vfa_files]
-    for (img, data), path in zip(imgs[1:], vfa_files[1:]):
+    for (_img, data), path in zip(imgs[1:], vfa_files[1:], strict=True):
         _same_grid(vfa_files[0], imgs[0][1].shape, path, data.shape)
     signals = np.stack([d for _, d in imgs], axis=-1)
     b1 = _b1_relative(b1_file, signals.shape)
@@ -278,21 +277,19 @@ def _read_aif_table(path, t):
     return np.interp(t, time, table["plasma"].to_numpy(float))
 
 
-def resolve_aif_spec(spec, subject, session):
-    """``--aif`` value with ``{subject}``/``{session}`` placeholders filled in."""
-    return spec.format(subject=subject, session=session or "") if "{" in spec else spec
-
-
-def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, raw_root, vfa_files=None,
+def aif_step(conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, raw_root, vfa_files=None,
              b1_file=None):
-    """Arterial input function. Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``,
-    ``aif_mask`` (selected voxels, may be all zero) and ``manifest``.
+    """Arterial input function.
 
-    ``spec``: ``auto`` (detected in the image by :func:`bidsapp.detect_aif` with
+    Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``, ``aif_mask`` (selected voxels, may be all zero)
+    and ``manifest``.
+
+    ``aif`` (:class:`bidsapp.config.AIFChoice`, placeholders filled in): ``auto`` (detected in
+    the image by :func:`bidsapp.detect_aif` with
     signal-domain pooling from the acquisition's TR, flip angle and relaxivity and the area
     check against the Parker AIF; it falls back to the Parker population AIF, with a
     warning, when no arterial curve of sufficient quality is found, e.g. when partial
-    volume leaves no pure arterial voxel), a population name, a TSV/CSV table, or a NIfTI ROI mask
+    volume leaves no pure arterial voxel), a population AIF, a TSV/CSV table, or a NIfTI ROI mask
     of arterial voxels on the DCE grid. With ``auto``, the VFA volumes the T1 map came from
     (``vfa_files``, on the DCE grid) give the blood T10 as one fit to the pooled arterial VFA
     signal, and ``b1_file`` (percent) the flip-angle scale of the signal model.
@@ -302,7 +299,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     fit, the report's example curves and any later reader use the same samples and no
     reader evaluates a population curve again.
     """
-    from . import POPULATION_AIFS, aif_from_mask, detect_aif, population_aif
+    from . import AIFOptions, aif_from_mask, detect_aif, population_aif
 
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
@@ -312,8 +309,9 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
     arrival = info.get("BolusArrivalTime")  # s; None when no enhancement was found
     warnings, source, quality, aif_mask = [], None, None, np.zeros(conc.shape[:3], bool)
     population = None  # (name, bolus arrival s) of an analytic AIF, evaluated on its sub-step grid below
+    blood_t10 = None  # the blood T10 an image AIF was converted with
 
-    if spec == "auto":
+    if aif.kind == "auto":
         signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
                         "relaxivity": info["Relaxivity"]}
         b1 = _b1_relative(b1_file, conc.shape)
@@ -325,30 +323,31 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
             signals = np.stack([_load(f, 3)[1] for f in vfa_files], axis=-1)
             _same_grid(conc_file, conc.shape, vfa_files[0], signals.shape)
             vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
-        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, fallback=FALLBACK_POPULATION_AIF,
-                            signal_model=signal_model, population_check=FALLBACK_POPULATION_AIF,
-                            bolus_arrival=arrival, vfa=vfa)
+        options = AIFOptions(fallback=FALLBACK_POPULATION_AIF, population_check=FALLBACK_POPULATION_AIF)
+        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, signal_model=signal_model,
+                            bolus_arrival=arrival, vfa=vfa, baseline_frames=info["BaselineFrames"], options=options)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
+        if result.source == "image":
+            blood_t10 = result.blood_t10
         if result.bolus_arrival is not None:  # fell back to the population curve
             population = (source.split(":", 1)[1], float(result.bolus_arrival))
-    elif spec in POPULATION_AIFS:
+    elif aif.kind == "population":
         if arrival is None:
-            raise ValueError(f"--aif {spec}: {acquisition_file} has no BolusArrivalTime (no enhancement found), "
+            raise ValueError(f"--aif {aif}: {acquisition_file} has no BolusArrivalTime (no enhancement found), "
                              "so the population AIF cannot be aligned; give an AIF table instead")
-        population, source = (spec, arrival), f"population:{spec}"
-    elif spec.endswith((".tsv", ".csv")):
-        plasma = _read_aif_table(spec, t)
-        blood, source = plasma * (1.0 - hematocrit), f"file:{Path(spec).name}"
-    elif spec.endswith((".nii", ".nii.gz")):
-        _, roi = _load(spec, 3)
-        _same_grid(conc_file, conc.shape, spec, roi.shape)
+        population, source = (aif.value, arrival), f"population:{aif.value}"
+    elif aif.kind == "table":
+        plasma = _read_aif_table(aif.value, t)
+        blood, source = plasma * (1.0 - hematocrit), f"file:{aif.path.name}"
+    elif aif.kind == "mask":
+        _, roi = _load(aif.value, 3)
+        _same_grid(conc_file, conc.shape, aif.value, roi.shape)
         result = aif_from_mask(conc, roi > 0, t, hematocrit=hematocrit)
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
     else:
-        raise ValueError(f"--aif {spec!r}: not 'auto', a population AIF ({', '.join(POPULATION_AIFS)}), "
-                         "an existing .tsv/.csv table or a .nii[.gz] mask")
+        raise ValueError(f"--aif: unknown kind {aif.kind!r} (parse the option with AIFChoice.parse)")
     times, grid = t, "frames"
     if population is not None:
         times = population_grid(t)
@@ -359,7 +358,7 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         LOGGER.warning("AIF: %s", message)
     rows = ["time\tplasma\tblood"] + [f"{a!r}\t{b!r}\t{c!r}" for a, b, c in
                                        zip(times.tolist(), np.asarray(plasma, float).tolist(),
-                                           np.asarray(blood, float).tolist())]
+                                           np.asarray(blood, float).tolist(), strict=True)]
     out = {"tsv": str(Path("aif.tsv").resolve()), "json": str(Path("aif.json").resolve()),
            "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8)}
     write_text_atomic(out["tsv"], "\n".join(rows) + "\n")
@@ -370,8 +369,14 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, spec, hematocrit, 
         "time": {"Description": "time from the first dynamic frame", "Units": "s"},
         "plasma": {"Description": "plasma concentration", "Units": "mM"},
         "blood": {"Description": "whole-blood concentration (plasma x (1 - hematocrit))", "Units": "mM"},
-        "Software": software_info(), "Sources": _provenance([spec if Path(spec).exists() else None], raw_root),
+        "Software": software_info(), "Sources": _provenance([aif.value if aif.path and aif.path.exists() else None], raw_root),
     }
+    if blood_t10 is not None:
+        se = blood_t10["standard_error"]
+        sidecar["BloodT1"] = {
+            "Value": blood_t10["value"], "StandardError": se if np.isfinite(se) else None, "Units": "s",
+            "Voxels": blood_t10["voxels"], "Method": f"{blood_t10['method']} of the arterial blood pool "
+            "(bootstrap standard error over its voxels); the AIF area changes by about -2x its relative error"}
     if population is not None:
         sidecar["PopulationAIF"] = {"Name": population[0], "BolusArrival": population[1], "BolusArrivalUnits": "s"}
     write_json_atomic(out["json"], sidecar)
@@ -388,7 +393,7 @@ POPULATION_AIF_STEP = 0.5  # s: the longest sub-step on which analytic AIFs are 
 
 
 def population_grid(t):
-    """Times (s) at which an analytic population AIF is written and fitted.
+    """Return the times (s) at which an analytic population AIF is written and fitted.
 
     Every frame interval is split into equal sub-steps of at most
     :data:`POPULATION_AIF_STEP` (the frames are among them), so the exact convolution
@@ -403,8 +408,11 @@ def population_grid(t):
 
 
 def read_aif(aif_tsv, t):
-    """The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with
-    ``aif_times`` None when the AIF is sampled at the frame times ``t`` (s)."""
+    """Read the plasma AIF (mM) of an AIF TSV and its time grid.
+
+    The plasma AIF (mM) of an AIF TSV and its time grid: ``(plasma, aif_times)``, with ``aif_times`` None when
+    the AIF is sampled at the frame times ``t`` (s).
+    """
     table = np.loadtxt(aif_tsv, skiprows=1, ndmin=2)
     times, plasma = table[:, 0], table[:, 1]
     if times.shape == np.shape(t) and np.allclose(times, t, rtol=0, atol=1e-9):
@@ -412,55 +420,61 @@ def read_aif(aif_tsv, t):
     return plasma, times
 
 
-def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, fit_delay, device,
-             seed, threads, t1_method, subject, session):
-    """Fit ``model`` voxel-wise. Outputs one map per parameter (and its standard error),
-    ``r2``, ``quality`` mask and ``manifest``."""
-    import torch
+#: derivatives of the session a fit was computed from (the datasink writes them as URIs)
+CONC_REF = ref("perf", "dce", "conc")
+AIF_REF = ref("perf", "timeseries", "aif", ".tsv")
 
-    from . import MODELS, fit_model
 
-    torch.set_num_threads(int(threads))
-    torch.manual_seed(int(seed))
-    np.random.seed(int(seed))
+def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, fit_delay, device):
+    """Fit ``model`` voxel-wise.
+
+    Outputs one map per parameter (and its standard error), ``r2``, ``quality`` mask and
+    ``manifest``.
+
+    Sidecars name the concentration and the AIF derivative they came from (``Sources``,
+    ``AIF.File``) and the run's ``T1Method`` through :class:`bidsapp.derivatives.Entry`
+    links, filled in by the datasink. Thread counts and seeds are the caller's
+    (:func:`bidsapp.runtime.configure_process`).
+    """
+    from . import fit_model
+
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
     info = json.loads(Path(acquisition_file).read_text())
     aif_info = json.loads(Path(aif_json).read_text())
     t = np.asarray(info["VolumeTiming"], float)
     aif, aif_times = read_aif(aif_tsv, t)
-    spec = MODELS[model]
+    spec = get_model(model)
     fit = fit_model(model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device,
                     aif_times=aif_times)
     quality = np.asarray(fit.valid, bool) & (mask > 0)
     label = model_label(model)
-    aif_uri = derivative_uri(subject, session, "perf", "timeseries", "aif", ".tsv")
     common = {
-        "Model": model, "ModelDescription": spec.description, "FitDelay": bool(fit_delay),
-        "AIF": {"Source": aif_info["Source"], "Quality": aif_info.get("Quality"), "File": aif_uri},
+        "Model": spec.name, "ModelDescription": spec.description, "FitDelay": bool(fit_delay),
+        "AIF": {"Source": aif_info["Source"], "Quality": aif_info.get("Quality")},
         "Relaxivity": info["Relaxivity"], "RelaxivityUnits": "/mM/s", "RelaxivitySource": info["RelaxivitySource"],
         "Hematocrit": aif_info["Hematocrit"], "BaselineFrames": info["BaselineFrames"],
-        "T1Method": t1_method, "T1Source": info["T1Source"], "Software": software_info(),
-        "Sources": [derivative_uri(subject, session, "perf", "dce", "conc"), aif_uri],
+        "T1Source": info["T1Source"], "Software": software_info(),
     }
+    provenance = {"links": {"AIF.File": AIF_REF, "Sources": [CONC_REF, AIF_REF]}, "run_metadata": ["T1Method"]}
     out, entries = {}, []
     for name, values in fit.params.items():
-        units = spec.units.get(name, PARAM_UNITS.get(name, "arbitrary"))
+        units = spec.units[name]
         path = _save(np.where(mask > 0, values, np.nan), img, f"{name}.nii.gz")
         entries.append(Entry(path, "perf", name, label, sidecar={
             **common, "Parameter": name, "Units": units,
-            "Description": f"{name} of the {spec.description} model"}))
+            "Description": spec.parameter_description(name)}, **provenance))
         if name in fit.stderr:
             err = _save(np.where(mask > 0, fit.stderr[name], np.nan), img, f"{name}_stderr.nii.gz")
             entries.append(Entry(err, "perf", name, stderr_label(model), sidecar={
                 **common, "Parameter": name, "Units": units,
-                "Description": f"Standard error of {name} ({spec.description} model)"}))
+                "Description": f"Standard error of {spec.parameter_description(name)}"}, **provenance))
     out["r2"] = _save(np.where(mask > 0, fit.r2, np.nan), img, "R2map.nii.gz")
     out["quality"] = _save(quality, img, "quality_mask.nii.gz", np.uint8)
     entries.append(Entry(out["r2"], "perf", "R2map", label, sidecar={
-        **common, "Units": "fraction", "Description": "Coefficient of determination of the fit"}))
+        **common, "Units": "fraction", "Description": "Coefficient of determination of the fit"}, **provenance))
     entries.append(Entry(out["quality"], "perf", "mask", label, sidecar={
-        **common, "Type": "ROI", "Description": "Voxels whose fit converged within bounds (quality mask)"}))
+        **common, "Type": "ROI", "Description": "Voxels whose fit converged within bounds (quality mask)"}, **provenance))
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
     return out

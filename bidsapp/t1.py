@@ -8,9 +8,9 @@ Three vectorised estimators of (T1, M0) per voxel, all built on
     y = S/sin α and x = S/tan α the SPGR equation is the straight line
     y = E1·x + M0·(1 − E1), E1 = exp(−TR/T1); an ordinary least-squares line per voxel.
 ``vfa-nonlinear``
-    Least squares on the SPGR equation itself, Σ (S_i − S(α_i; M0, R1))², solved with a
-    batched Levenberg–Marquardt iteration on (M0, R1) over all voxels at once, started
-    from the linear fit.
+    Least squares on the SPGR equation itself, Σ (S_i − S(α_i; M0, R1))², solved with
+    the project's batched Levenberg–Marquardt (:mod:`bidsapp.fitting.lm`, the one the
+    kinetic fits use) on (M0, R1) over all voxels at once, started from the linear fit.
 ``two-angle``
     The closed-form two-flip-angle solution (Wang et al. MRM 1987;5:399; Brookes et al.
     JMR 1999;138:167): with y_i = S_i/sin α_i for the first and last angle,
@@ -42,9 +42,10 @@ valid fit was made (it is kept for the poor fits that ``strict`` rejects).
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import boolean_mask, flip_angles_deg, positive_scalar, voxel_map
-from .spgr import spgr_signal
+from .spgr import spgr_signal, spgr_signal_dr1
 
 METHODS = ("vfa-linear", "vfa-nonlinear", "two-angle")
 #: validity rules of :func:`compute_t1_map` (see the module docstring)
@@ -87,18 +88,18 @@ class T1MapResult:
 
 
 def compute_t1_map(
-    signals,
-    flip_angles,
-    tr,
-    method="vfa-linear",
-    b1=None,
-    mask=None,
+    signals: ArrayLike,
+    flip_angles: ArrayLike,
+    tr: float,
+    method: str = 'vfa-linear',
+    b1: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     *,
-    t1_range=(1e-3, 10.0),
-    max_residual=0.1,
-    max_iterations=100,
-    validity="physical",
-):
+    t1_range: tuple[float, float] = (0.001, 10.0),
+    max_residual: float = 0.1,
+    max_iterations: int = 100,
+    validity: str = 'physical',
+) -> T1MapResult:
     """Map T1 and M0 from variable-flip-angle SPGR signals.
 
     Parameters
@@ -227,69 +228,47 @@ def _two_angle(s, alpha):
     return e1, m0
 
 
-def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_iterations):
-    """Batched Levenberg–Marquardt on (M0, R1) for Σ (S − M0·f(α; R1))².
+#: lower bound of R1 (1/s) in the non-linear fit: T1 ≤ 10⁶ s, far outside any ``t1_range``
+R1_FLOOR = 1e-6
+#: stopping rules of the non-linear fit: relative decrease of the sum of squares, relative step
+T1_FTOL, T1_XTOL = 1e-10, 1e-8
+#: a linear start with a longer T1 (s) lies in the flat valley E1 → 1; such voxels start from T1 = 1 s
+START_T1_MAX = 10.0
 
-    f = spgr_signal(1, R1, α, TR) and ∂f/∂R1 = TR·E1·sin α·(1 − cos α)/(1 − E1·cos α)².
-    Voxels whose linear start is unusable start from T1 = 1 s with the matching
-    least-squares M0. Returns (E1, M0, converged).
+
+def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_iterations):
+    """Least squares Σ (S − M0·f(α; R1))² on (M0, R1) with the project's Levenberg–Marquardt.
+
+    f = spgr_signal(1, R1, α, TR); the Jacobian is (f, ∂S/∂R1 of
+    :func:`bidsapp.spgr.spgr_signal_dr1`). Solved for all voxels at once by
+    :func:`bidsapp.fitting.lm.levenberg_marquardt` (float64, CPU) with R1 ≥
+    :data:`R1_FLOOR`, stopping rules :data:`T1_FTOL` / :data:`T1_XTOL`. Voxels whose
+    linear start is unusable (E1 outside (0, 1), M0 ≤ 0, or T1 above
+    :data:`START_T1_MAX`, where M0 and R1 enter only as their product and the fit
+    stalls) start from T1 = 1 s with the matching least-squares M0.
+    Returns (E1, M0, converged).
     """
-    n_vox = s.shape[0]
-    sin_a, cos_a = np.sin(alpha), np.cos(alpha)
-    start_ok = (e1_start > 0) & (e1_start < 1) & np.isfinite(m0_start) & (m0_start > 0)
+    import torch
+
+    from .fitting.lm import levenberg_marquardt
+
+    start_ok = (e1_start > 0) & (e1_start < np.exp(-tr / START_T1_MAX)) & np.isfinite(m0_start) & (m0_start > 0)
     r1 = np.where(start_ok, -np.log(np.where(start_ok, e1_start, 0.5)) / tr, 1.0)
     f0 = spgr_signal(1.0, r1[:, None], actual_deg, tr)
     m0 = np.where(start_ok, m0_start, np.sum(s * f0, axis=-1) / np.sum(f0 * f0, axis=-1))
+    angles = torch.as_tensor(actual_deg, dtype=torch.float64)  # [1, n] shared or [V, n] with a B1 map
 
-    def rows(array, idx):
-        return array if array.shape[0] == 1 else array[idx]
+    def predict(theta, idx):
+        deg = angles if angles.shape[0] == 1 else angles[idx]
+        m0_, r1_ = theta[:, :1], theta[:, 1:]
+        f = spgr_signal(1.0, r1_, deg, tr)  # [v, n]
+        jac = torch.stack([f, spgr_signal_dr1(m0_, r1_, deg, tr)])  # [2, v, n]
+        return (m0_ * f).T, jac.transpose(1, 2)
 
-    def cost_of(m0_, r1_, idx):
-        f_ = spgr_signal(1.0, r1_[:, None], rows(actual_deg, idx), tr)
-        return np.sum((s[idx] - m0_[:, None] * f_) ** 2, axis=-1), f_
-
-    cost, f = cost_of(m0, r1, np.arange(n_vox))
-    damping = np.full(n_vox, 1e-3)
-    converged = np.zeros(n_vox, dtype=bool)
-    active = np.arange(n_vox)
-    f_active = f
-    for _ in range(max_iterations):
-        if active.size == 0:
-            break
-        m0_a, r1_a = m0[active], r1[active]
-        e1 = np.exp(-tr * r1_a)[:, None]
-        jac_m0 = f_active
-        sin_active, cos_active = rows(sin_a, active), rows(cos_a, active)
-        jac_r1 = m0_a[:, None] * tr * e1 * sin_active * (1.0 - cos_active) / (1.0 - e1 * cos_active) ** 2
-        resid = s[active] - m0_a[:, None] * f_active
-        g0, g1 = np.sum(jac_m0 * resid, axis=-1), np.sum(jac_r1 * resid, axis=-1)
-        h00 = np.sum(jac_m0 * jac_m0, axis=-1)
-        h11 = np.sum(jac_r1 * jac_r1, axis=-1)
-        h01 = np.sum(jac_m0 * jac_r1, axis=-1)
-        lam = damping[active]
-        a00, a11 = h00 * (1.0 + lam), h11 * (1.0 + lam)
-        det = a00 * a11 - h01 * h01
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step_m0 = (a11 * g0 - h01 * g1) / det
-            step_r1 = (a00 * g1 - h01 * g0) / det
-        trial_m0, trial_r1 = m0_a + step_m0, r1_a + step_r1
-        feasible = np.isfinite(trial_m0) & np.isfinite(trial_r1) & (trial_r1 > 0)
-        trial_r1 = np.where(feasible, trial_r1, r1_a)
-        trial_m0 = np.where(feasible, trial_m0, m0_a)
-        trial_cost, trial_f = cost_of(trial_m0, trial_r1, active)
-        better = feasible & (trial_cost <= cost[active])
-        # at the minimum the proposed step is negligible (accepted or not) or no longer
-        # lowers the cost; stop there (relative tolerances 1e-8 on steps, 1e-10 on cost)
-        small_step = feasible & (np.abs(step_r1) <= 1e-8 * r1_a) & (np.abs(step_m0) <= 1e-8 * np.abs(m0_a))
-        flat = better & (cost[active] - trial_cost <= 1e-10 * cost[active])
-        m0[active] = np.where(better, trial_m0, m0_a)
-        r1[active] = np.where(better, trial_r1, r1_a)
-        cost[active] = np.where(better, trial_cost, cost[active])
-        damping[active] = np.where(better, lam / 10.0, lam * 10.0)
-        f_active = np.where(better[:, None], trial_f, f_active)
-        failed = damping[active] > 1e12
-        done = small_step | flat | (cost[active] == 0) | failed
-        converged[active] = done & ~failed
-        keep = ~done
-        active, f_active = active[keep], f_active[keep]
-    return np.exp(-tr * r1), m0, converged
+    inf = float("inf")
+    res = levenberg_marquardt(
+        predict, torch.as_tensor(s.T, dtype=torch.float64), torch.as_tensor(np.stack([m0, r1], axis=1)),
+        torch.tensor([-inf, R1_FLOOR], dtype=torch.float64), torch.tensor([inf, inf], dtype=torch.float64),
+        max_iter=max_iterations, ftol=T1_FTOL, xtol=T1_XTOL)
+    theta = res.theta.numpy()
+    return np.exp(-tr * theta[:, 1]), theta[:, 0], res.converged.numpy()

@@ -145,6 +145,6 @@ def write_breast_bids(root, subject="01"):
                       {"FlipAngle": data.dce_flip, **common, "VolumeTiming": data.t.tolist(),
                        "AcquisitionDuration": dt})
     aif = root.parent / "breast_aif.tsv"
-    rows = ["time\tplasma"] + [f"{a:.10g}\t{b:.10g}" for a, b in zip(data.t, data.cp)]
+    rows = ["time\tplasma"] + [f"{a:.10g}\t{b:.10g}" for a, b in zip(data.t, data.cp, strict=True)]
     write_text_atomic(aif, "\n".join(rows) + "\n")
     return root, aif, data

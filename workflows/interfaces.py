@@ -1,13 +1,21 @@
 """Thin Nipype interfaces around :mod:`bidsapp.session_steps` and the derivative writer.
 
-Each ``_run_interface`` runs in the node's working folder and calls one step function;
-arrays travel between nodes as NIfTI/TSV/JSON files there.
+Each ``_run_interface`` runs in the node's working folder and calls one step function,
+by keyword; arrays travel between nodes as NIfTI/TSV/JSON files there.
 """
 
-from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, isdefined, traits)
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
 
 from bidsapp import session_steps
+from bidsapp.config import AIF_KINDS, AIFChoice
 
 
 def _opt(value):
@@ -19,6 +27,8 @@ class _Manifest(TraitedSpec):
 
 
 class ConvertDICOMInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`ConvertDICOM`."""
+
     dicom_dir = traits.Str(mandatory=True, desc="sourcedata/dicom/sub-<L>[/ses-<S>]")
     bids_dir = traits.Str(mandatory=True, desc="raw BIDS root (written if writable)")
     fallback_dir = traits.Str(mandatory=True, desc="raw BIDS root in the work folder")
@@ -27,6 +37,8 @@ class ConvertDICOMInputSpec(BaseInterfaceInputSpec):
 
 
 class ConvertDICOMOutputSpec(TraitedSpec):
+    """Outputs of :class:`ConvertDICOM`."""
+
     dce = File(exists=True)
     vfa = traits.List(File(exists=True))
     b1 = File(exists=True)
@@ -41,12 +53,15 @@ class ConvertDICOM(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        out = session_steps.convert_dicom_step(i.dicom_dir, i.bids_dir, i.fallback_dir, i.subject, i.session or None)
+        out = session_steps.convert_dicom_step(dicom_dir=i.dicom_dir, bids_dir=i.bids_dir, fallback_dir=i.fallback_dir,
+                                               subject=i.subject, session=i.session or None)
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime
 
 
 class T1MapInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`T1Map`."""
+
     vfa_files = InputMultiObject(File(exists=True), mandatory=True, desc="VFA volumes, ascending flip")
     b1_file = File(exists=True, desc="TB1map in percent")
     method = traits.Str("vfa-linear", usedefault=True)
@@ -55,6 +70,8 @@ class T1MapInputSpec(BaseInterfaceInputSpec):
 
 
 class T1MapOutputSpec(_Manifest):
+    """Outputs of :class:`T1Map`."""
+
     t1 = File(exists=True, desc="T1 map (s)")
     m0 = File(exists=True)
     residual = File(exists=True, desc="relative residual of the VFA fit")
@@ -69,17 +86,21 @@ class T1Map(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.t1_step(list(i.vfa_files), _opt(i.b1_file), i.method, i.raw_root,
-                                                   i.validity))
+        self._results.update(session_steps.t1_step(vfa_files=list(i.vfa_files), b1_file=_opt(i.b1_file),
+                                                   method=i.method, raw_root=i.raw_root, validity=i.validity))
         return runtime
 
 
 class FixedT1InputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`FixedT1`."""
+
     dce_file = File(exists=True, mandatory=True)
     t10 = traits.Float(mandatory=True, desc="T1 in s")
 
 
 class FixedT1OutputSpec(_Manifest):
+    """Outputs of :class:`FixedT1`."""
+
     t1 = File(exists=True)
     mask = File(exists=True)
 
@@ -91,11 +112,13 @@ class FixedT1(SimpleInterface):
     output_spec = FixedT1OutputSpec
 
     def _run_interface(self, runtime):
-        self._results.update(session_steps.fixed_t1_step(self.inputs.dce_file, self.inputs.t10))
+        self._results.update(session_steps.fixed_t1_step(dce_file=self.inputs.dce_file, t10=self.inputs.t10))
         return runtime
 
 
 class ConcentrationInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`Concentration`."""
+
     dce_file = File(exists=True, mandatory=True)
     t1_file = File(exists=True, mandatory=True)
     t1_mask = File(exists=True, mandatory=True)
@@ -107,6 +130,8 @@ class ConcentrationInputSpec(BaseInterfaceInputSpec):
 
 
 class ConcentrationOutputSpec(_Manifest):
+    """Outputs of :class:`Concentration`."""
+
     conc = File(exists=True, desc="concentration (mM)")
     mask = File(exists=True)
     acquisition = File(exists=True, desc="JSON with timing, relaxivity, baseline")
@@ -121,17 +146,21 @@ class Concentration(SimpleInterface):
     def _run_interface(self, runtime):
         i = self.inputs
         self._results.update(session_steps.concentration_step(
-            i.dce_file, i.t1_file, i.t1_mask, _opt(i.b1_file), _opt(i.relaxivity), _opt(i.baseline_frames),
-            i.t1_source, i.raw_root))
+            dce_file=i.dce_file, t1_file=i.t1_file, t1_mask_file=i.t1_mask, b1_file=_opt(i.b1_file),
+            relaxivity=_opt(i.relaxivity), baseline_frames=_opt(i.baseline_frames), t1_source=i.t1_source,
+            raw_root=i.raw_root))
         return runtime
 
 
 class AIFInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`AIF`."""
+
     conc = File(exists=True, mandatory=True)
     mask = File(exists=True, mandatory=True)
     acquisition = File(exists=True, mandatory=True)
     t1_file = File(exists=True, mandatory=True)
-    spec = traits.Str("auto", usedefault=True)
+    aif_kind = traits.Enum(*AIF_KINDS, usedefault=True, desc="kind of --aif (bidsapp.config.AIFChoice)")
+    aif_value = traits.Str("", usedefault=True, desc="population name or absolute file path")
     hematocrit = traits.Float(0.45, usedefault=True)
     raw_root = traits.Str(mandatory=True)
     vfa = InputMultiObject(File(exists=True), desc="VFA volumes on the DCE grid (blood T10 pooling)")
@@ -139,6 +168,8 @@ class AIFInputSpec(BaseInterfaceInputSpec):
 
 
 class AIFOutputSpec(_Manifest):
+    """Outputs of :class:`AIF`."""
+
     tsv = File(exists=True)
     json = File(exists=True)
     aif_mask = File(exists=True)
@@ -152,12 +183,16 @@ class AIF(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.aif_step(i.conc, i.mask, i.acquisition, i.t1_file, i.spec,
-                                                    i.hematocrit, i.raw_root, _opt(i.vfa), _opt(i.b1)))
+        self._results.update(session_steps.aif_step(
+            conc_file=i.conc, mask_file=i.mask, acquisition_file=i.acquisition, t1_file=i.t1_file,
+            aif=AIFChoice(i.aif_kind, i.aif_value), hematocrit=i.hematocrit, raw_root=i.raw_root,
+            vfa_files=_opt(i.vfa), b1_file=_opt(i.b1)))
         return runtime
 
 
 class FitInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`FitModel`."""
+
     model = traits.Str(mandatory=True)
     conc = File(exists=True, mandatory=True)
     mask = File(exists=True, mandatory=True)
@@ -166,45 +201,56 @@ class FitInputSpec(BaseInterfaceInputSpec):
     aif_json = File(exists=True, mandatory=True)
     fit_delay = traits.Bool(False, usedefault=True)
     device = traits.Str("auto", usedefault=True)
-    seed = traits.Int(0, usedefault=True)
-    threads = traits.Int(1, usedefault=True)
-    t1_method = traits.Str(mandatory=True)
-    subject = traits.Str(mandatory=True)
-    session = traits.Str("", usedefault=True)
+    seed = traits.Int(0, usedefault=True, desc="random seed of the node's process")
+    threads = traits.Int(1, usedefault=True, desc="torch threads of the node's process")
 
 
 class FitOutputSpec(_Manifest):
+    """Outputs of :class:`FitModel`."""
+
     r2 = File(exists=True)
     quality = File(exists=True)
 
 
 class FitModel(SimpleInterface):
-    """Voxel-wise kinetic model fit (:func:`bidsapp.fit_model`)."""
+    """Voxel-wise kinetic model fit (:func:`bidsapp.fit_model`).
+
+    Sets up its process first (:func:`bidsapp.runtime.configure_process`): under MultiProc
+    the node runs in a worker process that the command did not configure.
+    """
 
     input_spec = FitInputSpec
     output_spec = FitOutputSpec
 
     def _run_interface(self, runtime):
+        from bidsapp.runtime import configure_process
+
         i = self.inputs
+        configure_process(threads=i.threads, seed=i.seed)
         self._results.update(session_steps.fit_step(
-            i.model, i.conc, i.mask, i.acquisition, i.aif_tsv, i.aif_json, i.fit_delay, i.device, i.seed,
-            i.threads, i.t1_method, i.subject, i.session or None))
+            model=i.model, conc_file=i.conc, mask_file=i.mask, acquisition_file=i.acquisition, aif_tsv=i.aif_tsv,
+            aif_json=i.aif_json, fit_delay=i.fit_delay, device=i.device))
         return runtime
 
 
 class DerivativesSinkInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`DerivativesSink`."""
+
     manifests = InputMultiObject(File(exists=True), mandatory=True)
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
     session = traits.Str("", usedefault=True)
+    t1_method = traits.Str(mandatory=True, desc="--t1-method (run metadata of the fit sidecars)")
 
 
 class DerivativesSinkOutputSpec(TraitedSpec):
+    """Outputs of :class:`DerivativesSink`."""
+
     staged = traits.List(traits.Str, desc="staged files, relative to output_dir")
 
 
 class DerivativesSink(SimpleInterface):
-    """Stage all derivatives of one session (:func:`bidsapp.derivatives.stage_session`)."""
+    """Stage all derivatives of one session, adding their provenance (:func:`bidsapp.derivatives.stage_session`)."""
 
     input_spec = DerivativesSinkInputSpec
     output_spec = DerivativesSinkOutputSpec
@@ -214,17 +260,22 @@ class DerivativesSink(SimpleInterface):
 
         i = self.inputs
         entries = [e for m in i.manifests for e in read_manifest(m)]
-        self._results["staged"] = stage_session(i.output_dir, i.subject, i.session or None, entries)
+        self._results["staged"] = stage_session(output_dir=i.output_dir, subject=i.subject, session=i.session or None,
+                                                entries=entries, metadata={"T1Method": i.t1_method})
         return runtime
 
 
 class CommitSubjectInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`CommitSubject`."""
+
     staged = traits.List(traits.Str, mandatory=True)
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
 
 
 class CommitSubjectOutputSpec(TraitedSpec):
+    """Outputs of :class:`CommitSubject`."""
+
     out_files = traits.List(traits.Str)
 
 
@@ -238,17 +289,22 @@ class CommitSubject(SimpleInterface):
         from bidsapp.derivatives import commit_subject
 
         i = self.inputs
-        self._results["out_files"] = [str(p) for p in commit_subject(i.output_dir, i.subject, i.staged)]
+        self._results["out_files"] = [str(p) for p in commit_subject(output_dir=i.output_dir, subject=i.subject,
+                                                                     staged=i.staged)]
         return runtime
 
 
 class ReportInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`SubjectReport`."""
+
     output_dir = traits.Str(mandatory=True)
     subject = traits.Str(mandatory=True)
     written = traits.List(traits.Str, desc="files written by the sinks (orders the report after them)")
 
 
 class ReportOutputSpec(TraitedSpec):
+    """Outputs of :class:`SubjectReport`."""
+
     out_report = File(exists=True)
 
 
@@ -262,11 +318,13 @@ class SubjectReport(SimpleInterface):
         from bidsapp.report import write_subject_report
 
         i = self.inputs
-        self._results["out_report"] = str(write_subject_report(i.output_dir, i.subject))
+        self._results["out_report"] = str(write_subject_report(output_dir=i.output_dir, subject=i.subject))
         return runtime
 
 
 class MotionInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`Motion`."""
+
     dce_file = File(exists=True, mandatory=True)
     vfa_files = InputMultiObject(File(exists=True), desc="VFA volumes, ascending flip")
     b1_file = File(exists=True, desc="TB1map in percent")
@@ -278,6 +336,8 @@ class MotionInputSpec(BaseInterfaceInputSpec):
 
 
 class MotionOutputSpec(_Manifest):
+    """Outputs of :class:`Motion`."""
+
     dce = File(exists=True, desc="motion-corrected DCE series (with its sidecar)")
     vfa = traits.List(File(exists=True), desc="VFA volumes on the DCE grid")
     b1 = File(exists=True, desc="TB1map on the DCE grid")
@@ -294,7 +354,8 @@ class Motion(SimpleInterface):
         from bidsapp.motion_step import motion_step
 
         i = self.inputs
-        out = motion_step(i.dce_file, list(i.vfa_files) if isdefined(i.vfa_files) else [], _opt(i.b1_file),
-                          _opt(i.baseline_frames), i.correct, i.fd_threshold, i.threads, i.raw_root)
+        out = motion_step(dce_file=i.dce_file, vfa_files=list(i.vfa_files) if isdefined(i.vfa_files) else [],
+                          b1_file=_opt(i.b1_file), baseline_frames=_opt(i.baseline_frames), correct=i.correct,
+                          fd_threshold=i.fd_threshold, threads=i.threads, raw_root=i.raw_root)
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime

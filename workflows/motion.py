@@ -10,7 +10,7 @@ from bidsapp.config import Config
 from . import interfaces as ifc
 
 
-def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_wf"):
+def init_motion_wf(*, config: Config, use_vfa=True, use_b1=False, name="motion_wf"):
     """Motion correction (``--no-motion-correction``: resampling onto the DCE grid only).
 
     Parameters
@@ -19,6 +19,8 @@ def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_w
         ``motion_correction``, ``fd_threshold``, ``baseline_frames``, ``omp_nthreads``.
     use_vfa, use_b1 : bool
         Whether VFA volumes / a TB1map enter the stage.
+    name : str
+        Name of the workflow.
 
     Inputs
     ------
@@ -39,11 +41,13 @@ def init_motion_wf(config: Config, use_vfa=True, use_b1=False, *, name="motion_w
     wf = pe.Workflow(name=name)
     if config.motion_correction:
         wf.__desc__ = (
-            "Head motion was corrected by rigid (6 degrees of freedom; 3 in-plane for a single slice) registration "
-            "of every dynamic frame to the mean of the pre-contrast frames with Mattes mutual information, "
-            "multi-resolution, in SimpleITK [@simpleitk]; framewise displacement was computed as in [@power2012]"
-            + ("; the variable-flip-angle volumes were registered to each other and to the dynamic reference and "
-               "resampled once onto the dynamic grid with the composed transforms (cubic B-spline interpolation)."
+            "Head motion was corrected by rigid (6 degrees of freedom; 3 in-plane for a single slice) "
+            "registration of every dynamic frame to the mean of the pre-contrast frames with Mattes mutual "
+            "information, multi-resolution, in SimpleITK [@simpleitk]; framewise displacement was computed "
+            "as in [@power2012]"
+            + ("; the variable-flip-angle volumes were registered to each other and to the dynamic "
+               "reference and resampled once onto the dynamic grid with the composed transforms (cubic "
+               "B-spline interpolation)."
                if use_vfa else "."))
         wf.__refs__ = ["simpleitk", "power2012"]
     else:

@@ -60,6 +60,26 @@ this inflated the concentration-domain AIF peak 1.9–2.6× (pure sinus voxels w
   of the same vessel, not the (later) sinus, whose blood T1 can differ. The pooled b1 is
   the median over the selected voxels (exact for a smooth B1 field).
 
+Arterial baseline (``baseline_frames``, with ``signal_model``)
+-------------------------------------------------------------
+The concentration's pre-contrast signal S0 is the mean of the series baseline frames,
+which end at the one bolus-arrival estimate of :mod:`bidsapp.bolus_arrival`. That
+estimate comes from the mean of the most enhancing voxels (mostly the larger, later
+sinus) and is sub-frame but not exact: at 5 s frames it can fall 1–2 s after the
+arterial arrival, so that the last baseline frame is on the arterial upslope. Tissue
+barely enhances in that frame, arterial blood does a lot (Parker AIF 1.5 s after
+arrival at 3 T, 15°: S/S0 ≈ 2), and S0 averaged over 4 frames is then ≈ 25 % too high
+(simulated 5 s study, seed 6: image AIF area −17 %, population fallback). So the arrival
+of the selected arterial voxels is fitted (:func:`bidsapp.bolus_arrival.fit_arrival` of
+their mean relative signal). Series baseline frames at or after it are dropped from the
+AIF's baseline from the first one whose mean relative signal is more than 3 standard
+errors above that of the frames before the arterial arrival (standard error from the
+across-voxel scatter of those frames; the fit alone is early by a frame in some noisy
+sessions, and dropping an unenhanced frame only adds noise). Each selected voxel's
+relative signal is then divided by its mean over the kept frames (its S0 re-taken from
+the frames before the arterial upslope), with a note in ``warnings``. Frames are only
+ever dropped from the arterial baseline, never added.
+
 Quality score (0..1, the product of these factors, each in [0, 1]):
 
 * timing: 1 if the peak is neither in the first frame nor in the last two frames, else 0;
@@ -92,16 +112,17 @@ half-maximum times only rank clusters and pool T10 by their relative timing; the
 an arrival estimate.)
 
 Calamante's venous-output scaling (scale the AIF so its integral matches the sinus's) is
-not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms the sinus is no larger than the artery, so it is partial-
-volumed exactly when the artery is.
+not applied (Hansen AE et al. MRM 2009;62:1055–1059 discuss its limits): on these phantoms
+the sinus is no larger than the artery, so it is partial-volumed exactly when the artery is.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import boolean_mask
-from ..bolus_arrival import fit_arrival
+from ..bolus_arrival import baseline_frame_count, fit_arrival
 from ..concentration import concentration_to_signal, signal_to_concentration
 from ..spgr import spgr_signal
 from .population import POPULATION_AIFS, blood_to_plasma, check_hematocrit, population_aif
@@ -133,6 +154,11 @@ class AIFResult:
     bolus_arrival : float or None
         For a population curve, the bolus arrival (s) it was shifted to, so the analytic
         curve can be re-evaluated on a finer grid; None for image or mask curves.
+    blood_t10 : dict or None
+        For an image curve with ``signal_model``: the blood T10 the curve was converted
+        with — ``value`` (s), ``standard_error`` (s, bootstrap over the pool voxels),
+        ``voxels`` (pool size) and ``method``. The AIF area moves by about −2 × its
+        relative error (docs/aif.md). None otherwise.
     """
 
     t: np.ndarray
@@ -142,8 +168,99 @@ class AIFResult:
     quality: float
     source: str
     hematocrit: float
-    warnings: list = field(default_factory=list)
-    bolus_arrival: float = None
+    warnings: list[str] = field(default_factory=list)
+    bolus_arrival: float | None = None
+    blood_t10: dict | None = None
+
+
+@dataclass(frozen=True)
+class AIFOptions:
+    """Tuning of :func:`detect_aif` (the steps and the quality score of the module docstring).
+
+    The defaults are those of the participant workflow except ``population_check`` (the workflow
+    sets it to its fallback AIF). Every field is also accepted by :func:`detect_aif` as a keyword.
+
+    Attributes
+    ----------
+    fallback : str or None
+        Population AIF used when the image curve scores below ``min_quality``; None keeps
+        the image curve (with a warning) or raises if no voxel qualifies.
+    min_quality : float
+        Quality threshold in [0, 1].
+    blood_t1_range : (float, float)
+        T10 window in s accepted as blood when ``t10`` is given.
+    n_clusters : int
+        k of the k-means step.
+    area_percentile : float
+        Percentile (0-100) of the candidates' areas below which voxels are dropped (step 2).
+    vessel_area_fraction : float
+        Step 2 also drops voxels whose area is below this fraction of the 99.5th
+        percentile of the candidates' areas (the large-vessel level).
+    t10_pool_enhancement, t10_pool_arrival : float
+        With ``signal_model``: the T10 used for the conversion is the median over the
+        step-2 candidates whose peak enhancement is ≥ ``t10_pool_enhancement`` × that of
+        the selected mean curve and whose half-maximum time is within
+        ``t10_pool_arrival`` frame intervals of it.
+    roughness_percentile : float
+        Percentile (0-100) of the candidates' σ/peak above which voxels are dropped (step 3).
+    max_roughness : float
+        Largest accepted σ/peak (step 3).
+    peak_to_tail_ref : float
+        Peak-to-tail ratio that scores 1 in the quality score.
+    min_voxels : int
+        Voxel count that scores 1 in the quality score; smallest preferred cluster (step 4).
+    population_check : str or None
+        Name of a population AIF whose area (over ``t``, shifted to the bolus arrival)
+        the image plasma AIF's area is compared with; the quality score is
+        multiplied by the plausibility factor of the module docstring. None: no check.
+    plausible_area_ratio : (float, float)
+        Area ratios (image / population) at and beyond which the plausibility factor is 0;
+        it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
+
+    Raises
+    ------
+    ValueError
+        On construction, naming the field: an unknown population AIF in ``fallback`` or
+        ``population_check``, ``min_quality`` outside [0, 1], or invalid area-ratio limits.
+    """
+
+    fallback: str | None = "parker"
+    min_quality: float = 0.5
+    blood_t1_range: tuple[float, float] = (1.4, 2.2)
+    n_clusters: int = 5
+    area_percentile: float = 90.0
+    vessel_area_fraction: float = 0.25
+    t10_pool_enhancement: float = 0.8
+    t10_pool_arrival: float = 0.1
+    roughness_percentile: float = 75.0
+    max_roughness: float = 0.1
+    peak_to_tail_ref: float = 3.0
+    min_voxels: int = 3
+    population_check: str | None = None
+    plausible_area_ratio: tuple[float, float] = (0.6, 1.67)
+
+    def __post_init__(self):
+        """Check the fields (``ValueError`` naming the field)."""
+        if self.fallback is not None and self.fallback not in POPULATION_AIFS:
+            raise ValueError(f"fallback: unknown population AIF {self.fallback!r}; choose one of {POPULATION_AIFS}")
+        if not 0.0 <= float(self.min_quality) <= 1.0:
+            raise ValueError(f"min_quality: must be in [0, 1], got {self.min_quality!r}")
+        if self.population_check is not None and self.population_check not in POPULATION_AIFS:
+            raise ValueError(f"population_check: unknown population AIF {self.population_check!r}; "
+                             f"choose one of {POPULATION_AIFS}")
+        area_plausibility(1.0, self.plausible_area_ratio)  # validates the limits
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict, base: "AIFOptions | None" = None) -> "AIFOptions":
+        """Return ``base`` (default: the defaults) with the keywords ``kwargs`` replaced.
+
+        Raises ``ValueError`` naming an unknown keyword.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"detect_aif: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(base if base is not None else cls(), **kwargs)
 
 
 def _check_inputs(concentration, t, mask):
@@ -160,7 +277,12 @@ def _check_inputs(concentration, t, mask):
     return concentration, t, boolean_mask(mask, concentration.shape[:-1])
 
 
-def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
+def curve_quality(
+    curve: ArrayLike,
+    n_voxels: int,
+    peak_to_tail_ref: float = 3.0,
+    min_voxels: int = 3,
+) -> float:
     """Quality score 0..1 of an arterial curve (the rule of the module docstring)."""
     curve = np.asarray(curve, dtype=float)
     n = curve.size
@@ -178,16 +300,22 @@ def curve_quality(curve, n_voxels, peak_to_tail_ref=3.0, min_voxels=3):
 
 
 def _noise_sd(curves):
-    """Noise SD of curves [..., t] from the median absolute deviation of the first
-    differences of their second half (robust to the bolus): σ ≈ 1.4826·MAD/√2."""
+    """Estimate the noise SD of curves ``[..., t]`` robustly to the bolus.
+
+    Noise SD of curves [..., t] from the median absolute deviation of the first differences of their second
+    half (robust to the bolus): σ ≈ 1.4826·MAD/√2.
+    """
     diffs = np.diff(np.asarray(curves)[..., curves.shape[-1] // 2:], axis=-1)
     deviation = np.abs(diffs - np.median(diffs, axis=-1, keepdims=True))
     return 1.4826 * np.median(deviation, axis=-1) / np.sqrt(2.0)
 
 
 def _kmeans(shapes, order, k, max_iterations=100):
-    """Deterministic Lloyd k-means; initial centroids are the means of k consecutive
-    equal-size groups of voxels taken in the given ``order``."""
+    """Cluster ``shapes`` by deterministic Lloyd k-means.
+
+    Deterministic Lloyd k-means; initial centroids are the means of k consecutive equal-size groups of voxels
+    taken in the given ``order``.
+    """
     k = min(k, shapes.shape[0])
     groups = np.array_split(order, k)
     centroids = np.stack([shapes[g].mean(axis=0) for g in groups])
@@ -205,7 +333,7 @@ def _kmeans(shapes, order, k, max_iterations=100):
 
 
 def _earliest_cluster(curves, t, k, min_size):
-    """Indices (into ``curves``) of the arterial k-means cluster.
+    """Return the indices (into ``curves``) of the arterial k-means cluster.
 
     Among clusters whose mean curve peaks at ≥ 50 % of the highest cluster peak, the one
     whose mean curve peaks first (ties: the higher peak).
@@ -224,8 +352,11 @@ def _earliest_cluster(curves, t, k, min_size):
 
 
 def _half_maximum_time(curves, t):
-    """Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly
-    interpolated between frames (resolves the arterial–venous delay below one frame)."""
+    """Return the time (s) at which each curve first reaches half its peak.
+
+    Time (s) at which each curve ``[c, t]`` first reaches half its peak, linearly interpolated between frames
+    (resolves the arterial–venous delay below one frame).
+    """
     peaks = curves.max(axis=-1, keepdims=True)
     above = curves >= 0.5 * peaks
     first = np.argmax(above, axis=-1)
@@ -246,7 +377,7 @@ def _trapezoid_weights(t):
 
 
 def _select_arterial(curves, t, roughness_percentile, max_roughness, k, min_size):
-    """Indices into ``curves`` (the area-selected voxels) of the arterial voxels (steps 3–4)."""
+    """Return the indices into ``curves`` (the area-selected voxels) of the arterial voxels (steps 3–4)."""
     peak = curves.max(axis=-1)
     keep = np.flatnonzero(peak > 0)
     if keep.size == 0:
@@ -262,7 +393,7 @@ def _select_arterial(curves, t, roughness_percentile, max_roughness, k, min_size
 
 
 def _check_signal_model(signal_model, t10, voxel_shape):
-    """Validated ``signal_model`` dict (b1 flattened to the voxels) or None."""
+    """Return the validated ``signal_model`` dict (b1 flattened to the voxels) or None."""
     if signal_model is None:
         return None
     if t10 is None:
@@ -283,7 +414,8 @@ def _relative_signal(concentration, t10, model):
     The exact forward model of :func:`bidsapp.signal_to_concentration` with M0 = S0 / f(T10),
     so S/S0 is the measured signal over its baseline mean whatever the voxel's T10 error.
     Samples that are NaN (signal at or above the SPGR asymptote) are set to the asymptote
-    S/S0 = sin(α·b1) / f(T10); non-positive or non-finite T10 gives NaN."""
+    S/S0 = sin(α·b1) / f(T10); non-positive or non-finite T10 gives NaN.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(t10) & (t10 > 0)
         safe_t10 = np.where(ok, t10, 1.0)
@@ -296,43 +428,102 @@ def _relative_signal(concentration, t10, model):
     return np.where(ok[:, None], relative, np.nan)
 
 
-def _pooled_t10(t10, pool, b1_pooled, vfa):
-    """Blood T10 (s) of the pool voxels (flat indices ``pool``): the VFA fit of their mean
-    VFA signals when ``vfa`` is given (noise averaged before the non-linear T1 estimate,
-    which per-voxel fits at clinical SNR scatter by several per cent), else the median of
-    their T10 values. Falls back to the median when the pooled fit is not valid."""
-    median = float(np.median(t10.reshape(-1)[pool]))
-    if vfa is None:
-        return median
-    from ..t1 import compute_t1_map
+BOOTSTRAP_SAMPLES = 200  # resamples of the T10 pool for the blood T10 standard error
 
-    signals = np.asarray(vfa["signals"], float)
-    mean = signals.reshape(-1, signals.shape[-1])[pool].mean(axis=0)
-    fit = compute_t1_map(mean[None, :], vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
-                         b1=np.asarray([b1_pooled]))
-    return float(fit.t1[0]) if fit.valid[0] else median
+
+def _pooled_t10(t10, pool, b1_pooled, vfa):
+    """Estimate the blood T10 of the pool voxels (flat indices ``pool``).
+
+    Returns ``(value s, standard error s, method)``. The value is the VFA fit of their mean VFA signals when ``vfa`` is given
+    (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
+    scatter by several per cent), else the median of their T10 values; the median is also
+    the fallback when the pooled fit is not valid. The standard error is the SD of the same
+    estimate over ``BOOTSTRAP_SAMPLES`` resamples of the pool voxels (with replacement,
+    fixed seed: deterministic); NaN for a single voxel.
+    """
+    voxel_t10 = t10.reshape(-1)[pool]
+    resamples = np.random.default_rng(0).integers(0, pool.size, (BOOTSTRAP_SAMPLES, pool.size))
+    median = (float(np.median(voxel_t10)), np.median(voxel_t10[resamples], axis=1), "median of the voxel T10s")
+    if vfa is not None:
+        from ..t1 import compute_t1_map
+
+        signals = np.asarray(vfa["signals"], float).reshape(-1, np.shape(vfa["signals"])[-1])[pool]
+        means = np.concatenate([signals.mean(axis=0)[None, :], signals[resamples].mean(axis=1)])
+        fit = compute_t1_map(means, vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
+                             b1=np.full(means.shape[0], b1_pooled))
+        if fit.valid[0]:
+            median = (float(fit.t1[0]), fit.t1[1:][fit.valid[1:]], "VFA fit of the mean VFA signal")
+    value, resampled, method = median
+    standard_error = float(np.std(resampled, ddof=1)) if pool.size > 1 and resampled.size > 1 else float("nan")
+    return value, standard_error, method
+
+
+def _arterial_baseline(relative, t, baseline_frames):
+    """Re-reference the arterial relative signals to the frames before their upslope.
+
+    Returns the relative signals ``[v, t]`` of the selected arterial voxels, re-referenced to the
+    frames before the arterial upslope when the series baseline (``baseline_frames``
+    frames) reaches into it, and a note (None when unchanged). See "Arterial baseline"
+    in the module docstring.
+    """
+    if baseline_frames is None:
+        return relative, None
+    mean = relative.mean(axis=0)
+    arrival = fit_arrival(mean, t)
+    n_arterial = baseline_frame_count(t, arrival)
+    if not np.isfinite(arrival) or n_arterial >= int(baseline_frames):
+        return relative, None
+    # keep the frames the fit put on the upslope unless they are significantly enhanced: > 3 standard
+    # errors (across-voxel scatter of the earlier baseline frames) above the earlier frames' mean
+    before = relative[:, :n_arterial]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        standard_error = np.std(before, ddof=1) / np.sqrt(relative.shape[0]) if before.size > 1 else np.nan
+        elevated = mean[n_arterial:int(baseline_frames)] - before.mean() > 3.0 * standard_error * np.sqrt(
+            1.0 + 1.0 / n_arterial)
+    if not elevated.any():
+        return relative, None
+    n_arterial += int(np.argmax(elevated))
+    note = (f"AIF baseline: the arterial upslope starts at {arrival:.2f} s, before the end of the "
+            f"{int(baseline_frames)} series baseline frames; the AIF's pre-contrast signal is the mean of "
+            f"the first {n_arterial} frame(s)")
+    return relative / relative[:, :n_arterial].mean(axis=1, keepdims=True), note
 
 
 def _pooled_concentration(relative, t10_pooled, b1, model):
-    """Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with
-    the pooled blood T10 (s) and their median b1 (NaN where the mean reaches the SPGR asymptote)."""
+    """Convert the mean relative signal of the pool voxels to whole-blood concentration (mM).
+
+    Whole-blood concentration (mM) of the mean relative signal of voxels ``[v, t]`` with the pooled blood T10
+    (s) and their median b1 (NaN where the mean reaches the SPGR asymptote).
+    """
     b1_pooled = float(np.median(b1))
     m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
     return signal_to_concentration(relative.mean(axis=0), t10_pooled, model["tr"], model["flip_angle"],
                                    model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
 
 
-def area_ratio_to_population(plasma, t, name, hematocrit, bolus_arrival):
-    """Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name``
-    shifted to ``bolus_arrival`` (s)."""
+def area_ratio_to_population(
+    plasma: ArrayLike,
+    t: ArrayLike,
+    name: str,
+    hematocrit: float,
+    bolus_arrival: float,
+) -> float:
+    """Return the area ratio of ``plasma`` to the population AIF ``name``.
+
+    Area of ``plasma`` (mM, over ``t`` s) over that of the population AIF ``name`` shifted to
+    ``bolus_arrival`` (s).
+    """
     arrival = max(0.0, float(bolus_arrival))
     weights = _trapezoid_weights(t)
     return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
 
 
-def area_plausibility(ratio, limits=(0.6, 1.67)):
-    """Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the
-    geometric midpoints of each limit with 1, linear in log(ratio) in between."""
+def area_plausibility(ratio: float, limits: tuple[float, float] = (0.6, 1.67)) -> float:
+    """Return the plausibility factor (0..1) of an area ratio.
+
+    Plausibility factor 0..1 of an area ratio: 0 at or beyond ``limits``, 1 between the geometric midpoints of
+    each limit with 1, linear in log(ratio) in between.
+    """
     low, high = float(limits[0]), float(limits[1])
     if not 0.0 < low < 1.0 < high:
         raise ValueError(f"plausible_area_ratio: expected 0 < low < 1 < high, got {limits!r}")
@@ -344,8 +535,11 @@ def area_plausibility(ratio, limits=(0.6, 1.67)):
 
 
 def _series_arrival(bolus_arrival, reference_curve, t):
-    """Bolus arrival (s): ``bolus_arrival`` if given, else the piecewise fit of
-    ``reference_curve`` (None or no enhancement: NaN)."""
+    """Return the bolus arrival time (s) of the series.
+
+    Bolus arrival (s): ``bolus_arrival`` if given, else the piecewise fit of ``reference_curve`` (None or no
+    enhancement: NaN).
+    """
     if bolus_arrival is not None:
         return float(bolus_arrival)
     if reference_curve is None:
@@ -369,30 +563,19 @@ def _population_fallback(name, t, hematocrit, arrival, quality, voxel_shape, rea
 
 
 def detect_aif(
-    concentration,
-    t,
-    t10=None,
-    mask=None,
+    concentration: ArrayLike,
+    t: ArrayLike,
+    t10: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     *,
-    hematocrit=0.45,
-    fallback="parker",
-    min_quality=0.5,
-    blood_t1_range=(1.4, 2.2),
-    n_clusters=5,
-    area_percentile=90.0,
-    vessel_area_fraction=0.25,
-    t10_pool_enhancement=0.8,
-    t10_pool_arrival=0.1,
-    roughness_percentile=75.0,
-    max_roughness=0.1,
-    peak_to_tail_ref=3.0,
-    min_voxels=3,
-    signal_model=None,
-    population_check=None,
-    plausible_area_ratio=(0.6, 1.67),
-    bolus_arrival=None,
-    vfa=None,
-):
+    hematocrit: float = 0.45,
+    signal_model: dict | None = None,
+    bolus_arrival: float | None = None,
+    vfa: dict | None = None,
+    baseline_frames: int | None = None,
+    options: AIFOptions | None = None,
+    **tuning,
+) -> AIFResult:
     """Detect an arterial input function automatically (algorithm: module docstring).
 
     Parameters
@@ -408,29 +591,6 @@ def detect_aif(
         Search region (e.g. a brain or body mask).
     hematocrit : float
         Large-vessel haematocrit for blood → plasma.
-    fallback : str or None
-        Population AIF used when the image curve scores below ``min_quality``; None keeps
-        the image curve (with a warning) or raises if no voxel qualifies.
-    min_quality : float
-        Quality threshold in [0, 1].
-    blood_t1_range : (float, float)
-        T10 window in s accepted as blood when ``t10`` is given.
-    n_clusters : int
-        k of the k-means step.
-    area_percentile, roughness_percentile : float
-        Percentile thresholds of steps 2 and 3.
-    vessel_area_fraction : float
-        Step 2 also drops voxels whose area is below this fraction of the 99.5th
-        percentile of the candidates' areas (the large-vessel level).
-    max_roughness : float
-        Largest accepted σ/peak (step 3).
-    t10_pool_enhancement, t10_pool_arrival : float
-        With ``signal_model``: the T10 used for the conversion is the median over the
-        step-2 candidates whose peak enhancement is ≥ ``t10_pool_enhancement`` × that of
-        the selected mean curve and whose half-maximum time is within
-        ``t10_pool_arrival`` frame intervals of it.
-    peak_to_tail_ref, min_voxels : float, int
-        Constants of the quality score.
     signal_model : dict, optional
         The SPGR acquisition the concentration was computed with: ``tr`` (s),
         ``flip_angle`` (degrees), ``relaxivity`` (/mM/s) and optionally ``b1`` (relative
@@ -438,13 +598,6 @@ def detect_aif(
         voxels are selected on their relative signal and the curve is converted from the
         selected voxels' mean relative signal with their median T10 (module docstring,
         "Signal-domain pooling"); strongly recommended for measured data.
-    population_check : str, optional
-        Name of a population AIF whose area (over ``t``, shifted to the bolus arrival)
-        the image plasma AIF's area is compared with; the quality score is
-        multiplied by the plausibility factor of the module docstring. None: no check.
-    plausible_area_ratio : (float, float)
-        Area ratios (image / population) at and beyond which the plausibility factor is 0;
-        it is 1 between their geometric midpoints with 1 (default 0.77–1.29).
     bolus_arrival : float, optional
         Bolus arrival of the series in s (e.g. :func:`bidsapp.bolus_arrival.estimate_bolus_arrival`
         ``.time``), the shift of the population curve of the fallback and of the area check.
@@ -455,22 +608,38 @@ def detect_aif(
         ``tr`` (s) and optionally ``method`` (default ``vfa-nonlinear``). The blood T10 is
         then fitted once to the mean VFA signal of the T10 pool instead of taken as the
         median of its voxels' T10 (less noise; see docs/aif.md).
+    options : AIFOptions, optional
+        Tuning of the steps and the quality score (default: ``AIFOptions()``).
+    **tuning
+        Any :class:`AIFOptions` field as a keyword (e.g. ``fallback=None``,
+        ``min_quality=0.3``); it overrides the same field of ``options``.
+    baseline_frames : int, optional
+        With ``signal_model``: the number of leading frames whose mean signal was the
+        pre-contrast signal S0 of the concentration. When the arterial upslope starts
+        before their end, the AIF's S0 is re-taken from the frames before the arterial
+        arrival (module docstring, "Arterial baseline"). None: no check.
 
     Returns
     -------
     AIFResult
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: inconsistent shapes, invalid options, or no candidate voxel
+        with ``fallback=None``.
     """
+    opts = AIFOptions.from_kwargs(tuning, options)
+    fallback, min_quality, population_check = opts.fallback, opts.min_quality, opts.population_check
+    area_percentile, vessel_area_fraction, blood_t1_range = (opts.area_percentile, opts.vessel_area_fraction,
+                                                             opts.blood_t1_range)
+    roughness_percentile, max_roughness = opts.roughness_percentile, opts.max_roughness
+    n_clusters, min_voxels, peak_to_tail_ref = opts.n_clusters, opts.min_voxels, opts.peak_to_tail_ref
+    t10_pool_enhancement, t10_pool_arrival = opts.t10_pool_enhancement, opts.t10_pool_arrival
     concentration, t, mask = _check_inputs(concentration, t, mask)
     if vfa is not None and (signal_model is None or np.shape(vfa["signals"])[:-1] != np.shape(concentration)[:-1]):
         raise ValueError("vfa: needs signal_model, and its signals must share the voxel shape of the concentration")
     hct = check_hematocrit(hematocrit)
-    if fallback is not None and fallback not in POPULATION_AIFS:
-        raise ValueError(f"fallback: unknown population AIF {fallback!r}; choose one of {POPULATION_AIFS}")
-    if not 0.0 <= float(min_quality) <= 1.0:
-        raise ValueError(f"min_quality: must be in [0, 1], got {min_quality!r}")
-    if population_check is not None and population_check not in POPULATION_AIFS:
-        raise ValueError(f"population_check: unknown population AIF {population_check!r}; choose one of {POPULATION_AIFS}")
-    area_plausibility(1.0, plausible_area_ratio)  # validates the limits
     voxel_shape = concentration.shape[:-1]
     if t10 is not None:
         t10 = np.asarray(t10, dtype=float)
@@ -504,6 +673,7 @@ def detect_aif(
         arrival = _series_arrival(bolus_arrival, curves.mean(axis=0) if index.size else None, t)
         return _population_fallback(fallback, t, hct, arrival, 0.0, voxel_shape, reason)
 
+    baseline_note = blood_t10 = None
     if model is None:
         blood = curves[chosen].mean(axis=0)
     else:
@@ -513,21 +683,25 @@ def detect_aif(
             np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
         blood_like[chosen] = True  # the selected voxels always belong to the pool
         b1_chosen = model["b1"][index[chosen]]
-        t10_blood = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
-        blood = _pooled_concentration(curves[chosen] + 1.0, t10_blood, b1_chosen, model)
+        t10_blood, t10_se, t10_method = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
+        blood_t10 = {"value": t10_blood, "standard_error": t10_se, "voxels": int(np.sum(blood_like)),
+                     "method": t10_method}
+        relative, baseline_note = _arterial_baseline(curves[chosen] + 1.0, t, baseline_frames)
+        blood = _pooled_concentration(relative, t10_blood, b1_chosen, model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
     arrival = _series_arrival(bolus_arrival, curves.mean(axis=0), t)
-    notes = []
+    notes = [] if baseline_note is None else [baseline_note]
     if not np.all(np.isfinite(blood)):
-        quality, notes = 0.0, ["the mean arterial signal reaches the SPGR asymptote"]
+        quality = 0.0
+        notes.append("the mean arterial signal reaches the SPGR asymptote")
     elif population_check is not None:
         ratio = (area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct, arrival)
                  if np.isfinite(arrival) else float("nan"))
-        plausibility = area_plausibility(ratio, plausible_area_ratio)
+        plausibility = area_plausibility(ratio, opts.plausible_area_ratio)
         quality *= plausibility
         if plausibility < 1.0:
-            notes = [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
-                     + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
+            notes += [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
+                      + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
     if quality < min_quality:
@@ -539,11 +713,19 @@ def detect_aif(
         warnings = notes
     return AIFResult(
         t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=selected, quality=float(quality),
-        source="image", hematocrit=hct, warnings=warnings,
+        source="image", hematocrit=hct, warnings=warnings, blood_t10=blood_t10,
     )
 
 
-def aif_from_mask(concentration, mask, t, hematocrit=0.45, *, peak_to_tail_ref=3.0, min_voxels=3):
+def aif_from_mask(
+    concentration: ArrayLike,
+    mask: ArrayLike,
+    t: ArrayLike,
+    hematocrit: float = 0.45,
+    *,
+    peak_to_tail_ref: float = 3.0,
+    min_voxels: int = 3,
+) -> AIFResult:
     """Arterial input function averaged over a user-given ROI.
 
     Parameters

@@ -3,7 +3,8 @@
 Every curve is evaluated from its published functional form and parameters. Times are
 in s at the API (converted to each paper's unit inside). ``bolus_arrival`` shifts the
 published curve: C(t) = curve(t − bolus_arrival) for t ≥ bolus_arrival and exactly 0
-before (the OSIPI convention). The published curves are either whole-blood or plasma
+before (the OSIPI convention). Name, medium, time unit, formula and citations of each
+curve are entries of the registry :mod:`bidsapp.registry.aifs`; this module evaluates them. The published curves are either whole-blood or plasma
 concentrations; blood curves are converted to plasma with Cp = Cb / (1 − Hct).
 
 ========================  ======  ==========================================================
@@ -20,7 +21,11 @@ name                      medium  reference
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaln
+
+from ..registry.aifs import POPULATION_AIFS as POPULATION_AIFS
+from ..registry.aifs import get_population_aif
 
 #: Parker 2006 Table 1 (time in minutes, concentrations in mM of blood)
 PARKER_PARAMETERS = {
@@ -47,7 +52,7 @@ FRITZ_HANSEN_PARAMETERS = {"a": (2.4, 0.62), "m": (3.0, 0.016)}
 MCGRATH_PARAMETERS = {"t0": 7.0, "A": (3.4, 1.81), "k": (0.045, 0.0015)}
 
 
-def parker_blood(t_min):
+def parker_blood(t_min: ArrayLike) -> np.ndarray:
     """Parker AIF, blood concentration in mM, ``t_min`` in minutes (t ≥ 0)."""
     p = PARKER_PARAMETERS
     gaussians = sum(
@@ -58,7 +63,7 @@ def parker_blood(t_min):
     return gaussians + p["alpha"] * np.exp(-p["beta"] * t_min) / (1 + np.exp(-p["s"] * (t_min - p["tau"])))
 
 
-def georgiou_blood(t_min):
+def georgiou_blood(t_min: ArrayLike) -> np.ndarray:
     """Georgiou AIF, blood concentration in mM, ``t_min`` in minutes (t ≥ 0).
 
     Eq. 1 of the paper: a tri-exponential wash-out multiplied by a train of gamma-variate
@@ -70,7 +75,7 @@ def georgiou_blood(t_min):
     with γ(x; k, θ) = x^(k−1) e^(−x/θ) / (θ^k Γ(k)) the gamma density.
     """
     p = GEORGIOU_PARAMETERS
-    washout = sum(a * np.exp(-m * t_min) for a, m in zip(p["A"], p["m"]))
+    washout = sum(a * np.exp(-m * t_min) for a, m in zip(p["A"], p["m"], strict=True))
     passes = np.zeros_like(t_min)
     n_passes = int(np.floor(t_min.max() / p["tau"])) + 1 if t_min.size else 0
     for j in range(n_passes):
@@ -83,46 +88,48 @@ def georgiou_blood(t_min):
     return washout * passes
 
 
-def weinmann_plasma(t_min):
+def weinmann_plasma(t_min: ArrayLike) -> np.ndarray:
     """Weinmann bi-exponential, plasma concentration in mM, ``t_min`` in minutes."""
     p = WEINMANN_PARAMETERS
-    return p["dose"] * sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"]))
+    return p["dose"] * sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"], strict=True))
 
 
-def fritz_hansen_plasma(t_min):
+def fritz_hansen_plasma(t_min: ArrayLike) -> np.ndarray:
     """Fritz-Hansen bi-exponential, plasma concentration in mM, ``t_min`` in minutes."""
     p = FRITZ_HANSEN_PARAMETERS
-    return sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"]))
+    return sum(a * np.exp(-m * t_min) for a, m in zip(p["a"], p["m"], strict=True))
 
 
-def mcgrath_blood(t_s):
+def mcgrath_blood(t_s: ArrayLike) -> np.ndarray:
     """McGrath model B: linear rise to the peak at t0, then bi-exponential; ``t_s`` in s."""
     p = MCGRATH_PARAMETERS
     peak = sum(p["A"])
-    after = sum(a * np.exp(-k * (t_s - p["t0"])) for a, k in zip(p["A"], p["k"]))
+    after = sum(a * np.exp(-k * (t_s - p["t0"])) for a, k in zip(p["A"], p["k"], strict=True))
     return np.where(t_s < p["t0"], peak * t_s / p["t0"], after)
 
 
-#: name -> (curve function, its time unit in s, "blood" | "plasma")
+#: registry name (:data:`bidsapp.registry.aifs.POPULATION_AIF_SPECS`) -> curve of the paper's time unit
 _CURVES = {
-    "parker": (parker_blood, 60.0, "blood"),
-    "georgiou": (georgiou_blood, 60.0, "blood"),
-    "weinmann": (weinmann_plasma, 60.0, "plasma"),
-    "fritz-hansen": (fritz_hansen_plasma, 60.0, "plasma"),
-    "mcgrath": (mcgrath_blood, 1.0, "blood"),
+    "parker": parker_blood,
+    "georgiou": georgiou_blood,
+    "weinmann": weinmann_plasma,
+    "fritz-hansen": fritz_hansen_plasma,
+    "mcgrath": mcgrath_blood,
 }
 
-#: names accepted by :func:`population_aif`
-POPULATION_AIFS = tuple(_CURVES)
 
-
-def population_aif(name, t, bolus_arrival=0.0, hematocrit=0.45):
+def population_aif(
+    name: str,
+    t: ArrayLike,
+    bolus_arrival: float = 0.0,
+    hematocrit: float = 0.45,
+) -> np.ndarray:
     """Plasma concentration (mM) of a population AIF at times ``t`` (s).
 
     Parameters
     ----------
     name : str
-        One of :data:`POPULATION_AIFS` (see the module docstring for references).
+        One of :data:`POPULATION_AIFS` (the registry :mod:`bidsapp.registry.aifs`).
     t : array_like
         Times in s.
     bolus_arrival : float
@@ -136,9 +143,7 @@ def population_aif(name, t, bolus_arrival=0.0, hematocrit=0.45):
     numpy.ndarray
         Plasma concentration in mM, same shape as ``t``.
     """
-    key = str(name).lower().replace("_", "-")
-    if key not in _CURVES:
-        raise ValueError(f"name: unknown population AIF {name!r}; choose one of {POPULATION_AIFS}")
+    spec = get_population_aif(name)
     t = np.asarray(t, dtype=float)
     if not np.all(np.isfinite(t)):
         raise ValueError("t: contains NaN or infinite times")
@@ -146,17 +151,16 @@ def population_aif(name, t, bolus_arrival=0.0, hematocrit=0.45):
     if not np.isfinite(delay):
         raise ValueError(f"bolus_arrival: must be finite, got {bolus_arrival!r}")
     hct = check_hematocrit(hematocrit)
-    curve, unit_s, medium = _CURVES[key]
     shifted = t - delay
     after = shifted >= 0
     values = np.zeros_like(t)
-    values[after] = curve(shifted[after] / unit_s)
-    if medium == "blood":
+    values[after] = _CURVES[spec.name](shifted[after] / spec.time_unit)
+    if spec.medium == "blood":
         values = values / (1.0 - hct)
     return values
 
 
-def check_hematocrit(hematocrit):
+def check_hematocrit(hematocrit: float) -> float:
     """Return ``hematocrit`` as a float in [0, 1), else raise ``ValueError``."""
     try:
         hct = float(hematocrit)
@@ -167,7 +171,7 @@ def check_hematocrit(hematocrit):
     return hct
 
 
-def blood_to_plasma(blood, hematocrit):
+def blood_to_plasma(blood: ArrayLike, hematocrit: float) -> np.ndarray:
     """Plasma concentration Cp = Cb / (1 − Hct) from blood concentration ``blood``."""
     return np.asarray(blood, dtype=float) / (1.0 - check_hematocrit(hematocrit))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..bids_raw import subject_dir
@@ -25,13 +26,14 @@ FOV, SLICE = 220.0, 5.0
 
 
 def demo_grid(matrix=DEFAULT_MATRIX):
-    """The simulated grid of the demo for ``matrix`` voxels."""
+    """Return the simulated grid of the demo for ``matrix`` voxels."""
     from ..simulate import Grid
 
     return Grid(matrix=tuple(matrix), voxel_size=(FOV / matrix[0], FOV / matrix[1], SLICE))
 
 
 def build_parser():
+    """Return the argument parser of ``dcequant-demo``."""
     parser = argparse.ArgumentParser(prog="dcequant-demo",
                                      description="Simulate a small DICOM study, convert it, run dcequant "
                                                  "(participant and group) and print where the reports are.",
@@ -46,7 +48,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dcequant-demo``; returns the exit code."""
     from ..conversion.cli import main as convert_main
     from ..simulate import simulate_study

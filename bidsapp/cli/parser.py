@@ -9,13 +9,10 @@ import argparse
 from pathlib import Path
 
 from .. import __version__
-from ..config import ANALYSIS_LEVELS, DEVICES, MODEL_NAMES, T1_METHODS, T1_VALIDITY
+from ..config import ANALYSIS_LEVELS, DEFAULT_MODELS, DEVICES, MODEL_NAMES, T1_METHODS, T1_VALIDITY
+from ..registry.aifs import POPULATION_AIFS
 
 S = argparse.SUPPRESS
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
 
 
 def _label(value):
@@ -78,7 +75,7 @@ def build_parser():
 
     g = parser.add_argument_group("Science")
     g.add_argument("--models", dest="models", nargs="+", choices=MODEL_NAMES, metavar="MODEL",
-                   help=f"kinetic models to fit, any of {', '.join(MODEL_NAMES)} [default: extended_tofts patlak]")
+                   help=f"kinetic models to fit, any of {', '.join(MODEL_NAMES)} [default: {' '.join(DEFAULT_MODELS)}]")
     g.add_argument("--fit-delay", dest="fit_delay", action=argparse.BooleanOptionalAction,
                    help="fit a bolus-arrival delay per voxel [default: off]")
     g.add_argument("--t1-method", dest="t1_method", choices=T1_METHODS, help="T1 mapping method [default: vfa-linear]")
@@ -104,9 +101,8 @@ def build_parser():
     g.add_argument("--baseline-frames", dest="baseline_frames", type=int, metavar="N",
                    help="pre-contrast frames [default: detected from the bolus arrival]")
     g.add_argument("--aif", dest="aif", metavar="SPEC",
-                   help="'auto' (detect in the image), a population name (parker, georgiou, weinmann, "
-                        "fritz-hansen, mcgrath), a TSV (columns time, plasma [, blood]) or an ROI mask NIfTI "
-                        "[default: auto]")
+                   help=f"'auto' (detect in the image), a population name ({', '.join(POPULATION_AIFS)}), "
+                        "a TSV (columns time, plasma [, blood]) or an ROI mask NIfTI [default: auto]")
     g.add_argument("--roi", dest="roi", nargs="+", type=Path, metavar="PATH",
                    help="group level: ROI masks/dseg: files or a derivatives folder (…_mask/_dseg.nii.gz matched by "
                         "subject/session; dseg names from its dseg.tsv) [default: the masks in output_dir]")

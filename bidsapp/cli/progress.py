@@ -17,7 +17,7 @@ LOGGER = logging.getLogger("dcequant")
 
 
 def interactive(stream=None):
-    """True when progress lines should be drawn on ``stream`` (default stderr)."""
+    """Return True when progress lines should be drawn on ``stream`` (default stderr)."""
     stream = stream or sys.stderr
     return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("CI")
 
@@ -71,6 +71,7 @@ class Progress:
         return cls(totals, **kwargs)
 
     def __call__(self, node, status):
+        """Record a node ``status`` (``start``, ``end`` or ``exception``) and redraw the progress."""
         subject = _subject_of(node.fullname)
         with self._lock:
             if status == "start":

@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import ANALYSIS_LEVELS, load_config_file, make_config
+from ..config import ANALYSIS_LEVELS, Config, load_config_file, make_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID_BIDS, EXIT_BAD_LEVEL, EXIT_NOTHING_SELECTED = 0, 1, 16, 17, 18
 LOGGER = logging.getLogger("dcequant")
@@ -29,7 +30,7 @@ class AppError(Exception):
         self.code = code
 
 
-def parse_config(argv):
+def parse_config(argv: Sequence[str] | None) -> Config:
     """Parse ``argv`` (plus ``--config-file``) into a validated :class:`~bidsapp.config.Config`."""
     from .parser import build_parser
 
@@ -46,6 +47,7 @@ def parse_config(argv):
 
 
 def setup_logging(verbose):
+    """Configure the root logger: WARNING for ``verbose < 0``, INFO for 0, DEBUG above."""
     level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True)
@@ -63,8 +65,11 @@ def _quiet_nipype(verbose):
 
 
 def _validator_command():
-    """The ``bids-validator-deno`` command: its Python package run by this interpreter, else the
-    executable on PATH."""
+    """Return the ``bids-validator-deno`` command line.
+
+    The ``bids-validator-deno`` command: its Python package run by this interpreter, else the executable on
+    PATH.
+    """
     if importlib.util.find_spec("bids_validator_deno") is not None:
         return [sys.executable, "-c", "import sys; from bids_validator_deno import cli; sys.exit(cli())"]
     exe = shutil.which("bids-validator-deno")
@@ -144,8 +149,11 @@ def _nipype_config(config):
 
 
 def _crash_summary(crash_dir, since, nodes):
-    """``node: last error line`` of every crash file written since ``since`` (epoch s) by one of
-    ``nodes`` (full node names), not by concurrent runs writing into the same output folder."""
+    """Summarise the crash files of this run's nodes.
+
+    ``node: last error line`` of every crash file written since ``since`` (epoch s) by one of ``nodes`` (full
+    node names), not by concurrent runs writing into the same output folder.
+    """
     summary = []
     for path in sorted(Path(crash_dir).glob("crash-*.txt")):
         if path.stat().st_mtime < since:
@@ -159,12 +167,29 @@ def _crash_summary(crash_dir, since, nodes):
     return summary
 
 
-def run_participant(config):
+def run_participant(config: Config, argv: Sequence[str] | None = None) -> int:
+    """Run the participant level for ``config``; return the exit code.
+
+    Parameters
+    ----------
+    config : bidsapp.config.Config
+        Parsed command line.
+    argv : sequence of str, optional
+        The command line, recorded in ``logs/config-*.json``.
+
+    Returns
+    -------
+    int
+        ``EXIT_OK`` (0). Failures raise :class:`AppError` with their exit code (no selected
+        session: ``EXIT_NOTHING_SELECTED``; a failed node: ``EXIT_FAILURE``).
+    """
     from ..bids_query import NothingSelectedError, collect_sessions, load_filter_file
     from ..boilerplate import write_citation
     from ..derivatives import write_dataset_description
     from ..report import write_subject_report
+    from ..runtime import configure_process
     from .progress import Progress
+    from .record import write_config_record
 
     filters = load_filter_file(config.bids_filter_file) if config.bids_filter_file else None
     try:
@@ -174,11 +199,12 @@ def run_participant(config):
     LOGGER.info("selected %d session(s): %s", len(sessions), ", ".join(s.name for s in sessions))
     work_dir = Path(config.work_dir or Path(config.output_dir).resolve().parent / "work").resolve()
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    LOGGER.debug("configuration: %s", write_config_record(config, argv))
     write_dataset_description(config.output_dir, config.bids_dir)
 
-    from workflows.participant import init_participant_wf
+    from workflows.base import init_participant_wf
 
-    wf = init_participant_wf(config, sessions, work_dir)
+    wf = init_participant_wf(config=config, sessions=sessions, work_dir=work_dir)
     citation = write_citation(config.output_dir, wf)
     LOGGER.info("methods boilerplate: %s", citation)
     if config.boilerplate_only:
@@ -188,6 +214,7 @@ def run_participant(config):
         for subject in subjects:
             LOGGER.info("report: %s", write_subject_report(config.output_dir, subject))
         return EXIT_OK
+    configure_process(threads=config.omp_nthreads, seed=config.random_seed)
     settings = _nipype_config(config)
     _quiet_nipype(config.verbose)
     wf.config.update(settings)
@@ -211,9 +238,13 @@ def run_participant(config):
     return EXIT_OK
 
 
-def run_group(config):
+def run_group(config: Config, argv: Sequence[str] | None = None) -> int:
+    """Run the group level for ``config`` and print where the group report is; return the exit code."""
     from ..group import run_group_level
+    from .record import write_config_record
 
+    if Path(config.output_dir).is_dir():  # else run_group_level says that no participant outputs exist
+        LOGGER.debug("configuration: %s", write_config_record(config, argv))
     try:
         report = run_group_level(config)
     except LookupError as exc:
@@ -239,11 +270,11 @@ def _run(argv):
         else:
             LOGGER.info("no raw subjects yet (DICOM only); BIDS validation skipped")
     if config.analysis_level == "participant":
-        return run_participant(config)
-    return run_group(config)
+        return run_participant(config, argv)
+    return run_group(config, argv)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dcequant``; returns the exit code."""
     try:
         return _run(argv)

@@ -61,6 +61,7 @@ class Assignment:
 
     @property
     def convertible(self):
+        """Whether the acquisition has a role and no problem that prevents its conversion."""
         return self.problem is None and self.role not in ("other", "ignore")
 
 
@@ -75,6 +76,7 @@ def n_volumes(acq):
 
 
 def n_slices(acq):
+    """Return the slice positions of ``acq`` (None without a stack)."""
     return acq.stack.n_slices if acq.stack is not None else None
 
 
@@ -135,7 +137,7 @@ def _ms(seconds):
 
 
 def vfa_key(acq):
-    """What flip-angle images of one set must share (None when unusable)."""
+    """Return what flip-angle images of one set must share (None when unusable)."""
     f, stack = acq.first, acq.stack
     if stack is None or f.flip_angle is None or f.repetition_time is None:
         return None
@@ -150,7 +152,7 @@ def vfa_key(acq):
 
 
 def _same_protocol(acq, other):
-    """Same TR, TE, matrix and orientation (for acquisitions without a stack)."""
+    """Return the TR, TE, matrix and orientation key (for acquisitions without a stack)."""
     f, g = acq.first, other.first
     return (f.repetition_time, f.echo_time, f.rows, f.columns, f.orientation) == (
         g.repetition_time, g.echo_time, g.rows, g.columns, g.orientation)

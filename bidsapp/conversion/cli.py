@@ -7,11 +7,13 @@ were converted); 2 — bad arguments, unreadable rules file or no DICOM found.
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from .convert import convert_dicom_study
 
 
 def build_parser():
+    """Return the argument parser of ``dcequant-convert``."""
     parser = argparse.ArgumentParser(
         prog="dcequant-convert",
         description="Convert a DCE-MRI DICOM study (dynamic, flip-angle, anatomy, B1 series) to raw BIDS.",
@@ -27,7 +29,8 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dcequant-convert``; return the exit code (0 on success, 1 on a conversion error)."""
     args = build_parser().parse_args(argv)
     try:
         outcome = convert_dicom_study(

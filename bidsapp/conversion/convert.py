@@ -21,6 +21,7 @@ silently replaced. Identical re-runs rewrite identical bytes (idempotent).
 import filecmp
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -31,7 +32,7 @@ from ..acquisition import frame_times
 from ..io_utils import atomic_path, dataset_lock, write_json_atomic
 from . import pixels, sidecars, timing
 from .dcm2niix_runner import Dcm2niixError, dcm2niix_version, run_dcm2niix
-from .plan import ANAT_ROLES, plan_conversion
+from .plan import ANAT_ROLES, ConversionPlan, PlanEntry, plan_conversion
 from .provenance import write_provenance
 
 DATASET_NAME = "DCE-MRI study converted by dcequant-convert"
@@ -45,10 +46,10 @@ class OutputConflict(FileExistsError):
 class EntryResult:
     """Outcome for one plan entry."""
 
-    entry: object
+    entry: PlanEntry
     status: str  # "written", "unchanged", "replaced", "failed", "not converted"
     message: str = ""
-    files: list = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
     details: dict = field(default_factory=dict)
 
 
@@ -56,17 +57,19 @@ class EntryResult:
 class ConversionResult:
     """What :func:`convert_dicom_study` did; ``ok`` is False if anything failed."""
 
-    plan: object
-    entries: list = field(default_factory=list)
-    provenance: object = None
+    plan: ConversionPlan
+    entries: list[EntryResult] = field(default_factory=list)
+    provenance: Path | None = None
 
     @property
-    def errors(self):
+    def errors(self) -> list[str]:
+        """One-line messages of the failed entries and the plan's problems."""
         msgs = [f"{r.entry.label}: {r.message}" for r in self.entries if r.status == "failed"]
         return msgs + [p for p in self.plan.problems]
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
+        """Whether the conversion finished without any error."""
         return not self.errors
 
 
@@ -150,8 +153,9 @@ def b1_to_percent(data, frame):
     """Relative B1 in percent of nominal, and how it was scaled.
 
     Siemens ``tfl_b1map`` (``tfl`` in description/protocol/sequence name) stores 10 × the
-    actual flip angle for the nominal FlipAngle, so percent = value · 10 / FlipAngle. Otherwise the values are taken as percent when
-    their median over non-zero voxels is 30–300, or as a fraction (×100) when 0.3–3.
+    actual flip angle for the nominal FlipAngle, so percent = value · 10 / FlipAngle. Otherwise
+    the values are taken as percent when their median over non-zero voxels is 30–300, or as a
+    fraction (×100) when 0.3–3.
     """
     data = np.asarray(data, dtype=np.float32)
     text = " ".join([frame.series_description, frame.protocol_name, frame.sequence_name]).lower()
@@ -200,8 +204,11 @@ def _convert_entry(entry, overwrite, dce_grid):
 
 
 def _dataset_files(plan):
-    """Dataset-level files of the raw dataset, updated under its lock (concurrent conversions
-    of other subjects may update ``participants.tsv`` at the same time)."""
+    """Write the dataset-level files of the raw dataset.
+
+    Dataset-level files of the raw dataset, updated under its lock (concurrent conversions of other subjects
+    may update ``participants.tsv`` at the same time).
+    """
     root = plan.bids_dir
     with dataset_lock(root):
         bids_raw.ensure_dataset_description(
@@ -239,8 +246,15 @@ def execute_plan(plan, overwrite=False):
     return result
 
 
-def convert_dicom_study(dicom_dir, bids_dir, participant_label, session_label=None, config=None, dry_run=False,
-                        overwrite=False):
+def convert_dicom_study(
+    dicom_dir: str | Path,
+    bids_dir: str | Path,
+    participant_label: str,
+    session_label: str | None = None,
+    config: str | Path | dict | None = None,
+    dry_run: bool = False,
+    overwrite: bool = False,
+) -> ConversionPlan | ConversionResult:
     """Convert one participant's DICOM folder into raw BIDS under ``bids_dir``.
 
     Returns the :class:`~.plan.ConversionPlan` when ``dry_run`` (nothing is written),

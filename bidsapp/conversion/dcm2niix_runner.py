@@ -59,7 +59,7 @@ def _world_box(grid_shape, affine):
 
 
 def same_world_grid(shape_a, affine_a, shape_b, affine_b, atol_mm=1e-2):
-    """True when two grids cover the same voxel centres (any axis order or flip)."""
+    """Return True when two grids cover the same voxel centres (any axis order or flip)."""
     if sorted(shape_a[:3]) != sorted(shape_b[:3]):
         return False
     voxel_a = np.sort(np.linalg.norm(affine_a[:3, :3], axis=0))

@@ -41,7 +41,7 @@ class Grid:
     affine: np.ndarray
 
     def matches(self, other, atol_mm=1e-4):
-        """True when both grids have the same shape and affine within ``atol_mm``."""
+        """Return True when both grids have the same shape and affine within ``atol_mm``."""
         return tuple(self.shape) == tuple(other.shape) and np.allclose(self.affine, other.affine, atol=atol_mm, rtol=0)
 
     def max_difference(self, other):
@@ -52,7 +52,7 @@ class Grid:
 
 
 def slice_normal(orientation):
-    """Unit normal ``r × c`` of a 6-value ImageOrientationPatient."""
+    """Return the unit normal ``r × c`` of a 6-value ImageOrientationPatient."""
     o = np.asarray(orientation, dtype=float)
     normal = np.cross(o[:3], o[3:])
     norm = np.linalg.norm(normal)
@@ -128,5 +128,5 @@ def affine_from_dicom(orientation, first_position, pixel_spacing, step, n_rows):
 
 
 def same_orientation(a, b, atol=1e-4):
-    """True when two ImageOrientationPatient values agree within ``atol``."""
+    """Return True when two ImageOrientationPatient values agree within ``atol``."""
     return a is not None and b is not None and np.allclose(a, b, atol=atol, rtol=0)

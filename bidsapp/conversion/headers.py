@@ -59,7 +59,6 @@ class Frame:
     echo_number: int | None
     field_strength: float | None
     instance_number: int | None
-    acquisition_number: int | None
     temporal_position: int | None
     n_temporal_positions: int | None
     temporal_resolution: float | None
@@ -222,7 +221,6 @@ def _base_fields(ds, path):
         columns=_int(_get(ds, "Columns")) or 0,
         field_strength=_float(_get(ds, "MagneticFieldStrength")),
         instance_number=_int(_get(ds, "InstanceNumber")),
-        acquisition_number=_int(_get(ds, "AcquisitionNumber")),
         n_temporal_positions=_int(_get(ds, "NumberOfTemporalPositions")),
         temporal_resolution=_float(_get(ds, "TemporalResolution"), 1e-3),
         series_time=parse_tm(_get(ds, "SeriesTime")),
@@ -325,7 +323,7 @@ def _enhanced_frames(ds, path):
 
 
 def is_enhanced(ds):
-    """True for an enhanced (multi-frame) MR object."""
+    """Return True for an enhanced (multi-frame) MR object."""
     return str(_get(ds, "SOPClassUID", "")) in ENHANCED_MR_SOP_CLASSES or "PerFrameFunctionalGroupsSequence" in ds
 
 

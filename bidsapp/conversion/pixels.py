@@ -34,7 +34,7 @@ def _scale(frame):
 
 
 def needs_rescale(frames):
-    """True when any frame's stored values differ from its real values."""
+    """Return True when any frame's stored values differ from its real values."""
     return any(_scale(f) != (1.0, 0.0) for f in frames)
 
 
@@ -85,7 +85,7 @@ def load_stack(stack):
     rescale = needs_rescale(frames)
     data = None
     cache_path, cache_pixels = None, None
-    for frame, k, t in zip(frames, k_idx, t_idx):
+    for frame, k, t in zip(frames, k_idx, t_idx, strict=True):
         try:
             raw = _raw_pixels(frame) if frame.frame_index is None else None
         except OSError as exc:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import bids_raw
-from .classify import classify, n_slices, n_volumes
+from .classify import Assignment, classify, n_slices, n_volumes
 from .discover import discover_dicom
 from .rules import load_rules
 from .series import group_acquisitions, remove_duplicates, stack_all
@@ -20,15 +20,17 @@ ANAT_ROLES = ("T1w", "T2w", "FLAIR")
 class PlanEntry:
     """One acquisition: its role and the BIDS image it will become (None: not converted)."""
 
-    assignment: object
+    assignment: Assignment
     target: Path | None
 
     @property
-    def role(self):
+    def role(self) -> str:
+        """Role assigned to the acquisition (``dce``, ``vfa``, ``T1w``, …)."""
         return self.assignment.role
 
     @property
-    def label(self):
+    def label(self) -> str:
+        """Human-readable label of the acquisition (series number and description)."""
         return self.assignment.acq.label
 
 
@@ -41,10 +43,11 @@ class ConversionPlan:
     participant_label: str
     session_label: str | None
     n_files: int
-    notes: list = field(default_factory=list)
-    entries: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    entries: list[PlanEntry] = field(default_factory=list)
 
     def entries_with_role(self, *roles):
+        """Return the planned entries whose role is one of ``roles``."""
         return [e for e in self.entries if e.role in roles]
 
     @property
@@ -54,7 +57,7 @@ class ConversionPlan:
                 for e in self.entries if e.assignment.problem and e.role not in ("other", "ignore")]
 
     def table(self):
-        """The plan as a fixed-width text table (what ``--dry-run`` prints)."""
+        """Return the plan as a fixed-width text table (what ``--dry-run`` prints)."""
         header = ("series", "description", "files", "slices", "vols", "flip", "TR ms", "role", "target / reason")
         rows = []
         for e in self.entries:
@@ -78,7 +81,7 @@ class ConversionPlan:
                 where,
             ))
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in [header, *rows]]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in [header, *rows]]
         if any(e.assignment.decided_by != "auto" for e in self.entries):
             lines.append("(* role set by a user rule)")
         return "\n".join(lines)
@@ -108,7 +111,13 @@ def target_path(assignment, root, subject, session):
     raise ValueError(f"no BIDS target for role {role!r}")
 
 
-def plan_conversion(dicom_dir, participant_label, session_label=None, config=None, bids_dir=None):
+def plan_conversion(
+    dicom_dir: str | Path,
+    participant_label: str,
+    session_label: str | None = None,
+    config: str | Path | dict | None = None,
+    bids_dir: str | Path | None = None,
+) -> ConversionPlan:
     """Discover, group, stack and classify a DICOM folder; return a :class:`ConversionPlan`.
 
     ``config`` is a rules file path, a parsed rules mapping or None (see

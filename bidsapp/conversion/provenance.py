@@ -25,7 +25,6 @@ from .. import bids_raw
 from .._version import __version__
 from ..io_utils import write_json_atomic
 
-
 #: run-specific statuses logged as "converted", so identical runs write identical logs
 CONVERTED = ("written", "unchanged", "replaced")
 
@@ -44,7 +43,7 @@ def _relative(path, root):
 
 
 def provenance_record(result, dcm2niix_version=None):
-    """The log as a dict (see module docstring)."""
+    """Return the log as a dict (see module docstring)."""
     plan = result.plan
     dicom_dir = Path(plan.dicom_dir).resolve()
     series = []

@@ -1,4 +1,4 @@
-"""User rules: override the automatic role of a series and add sidecar fields.
+r"""User rules: override the automatic role of a series and add sidecar fields.
 
 A rules file is JSON::
 
@@ -6,7 +6,7 @@ A rules file is JSON::
       "rules": [
         {"name": "T2 TSE is anatomy", "match": {"SeriesDescription": "*t2_tse*"}, "role": "T2w"},
         {"match": {"SeriesNumber": [12, 13]}, "role": "ignore"},
-        {"match": {"ProtocolName": "re:^vfa_\\\\d+$"}, "role": "vfa"},
+        {"match": {"ProtocolName": "re:^vfa_\\d+$"}, "role": "vfa"},
         {"match": {"AutoRole": "dce"}, "sidecar": {"ContrastBolusAgent": "gadobutrol"}}
       ]
     }
@@ -18,7 +18,7 @@ must match. Patterns: a string is a case-insensitive shell glob (``*``, ``?``), 
 regular expression after ``re:``; a number matches numerically (±1e-6 relative); a list
 matches if any element does; ``{"min": a, "max": b}`` is a numeric range; ``null``
 matches a missing field. Multi-valued fields (ImageType) match if the whole value
-(joined with ``\\``) or any single value matches.
+(joined with ``\``) or any single value matches.
 
 The first rule with a ``role`` that matches decides the role; the ``sidecar`` objects
 of every matching rule are merged into that series' BIDS sidecar, later rules winning
@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROLES = ("dce", "dce-lowdose", "vfa", "T1w", "T2w", "FLAIR", "TB1map", "other", "ignore")
-DERIVED_FIELDS = ("NumberOfVolumes", "NumberOfSlices", "AutoRole")
 _RULE_KEYS = {"name", "match", "role", "sidecar"}
 
 
@@ -130,7 +129,7 @@ def _number(value):
 
 
 def pattern_matches(pattern, value):
-    """True when ``value`` (a DICOM value, None if absent) matches ``pattern``."""
+    """Return True when ``value`` (a DICOM value, None if absent) matches ``pattern``."""
     if isinstance(pattern, list):
         return any(pattern_matches(p, value) for p in pattern)
     if pattern is None:
@@ -150,7 +149,7 @@ def pattern_matches(pattern, value):
 
 
 def rule_matches(rule, fields):
-    """True when every entry of ``rule.match`` matches ``fields`` (callable key -> value)."""
+    """Return True when every entry of ``rule.match`` matches ``fields`` (callable key -> value)."""
     return all(pattern_matches(pattern, fields(key)) for key, pattern in rule.match.items())
 
 

@@ -33,10 +33,12 @@ class Stack:
 
     @property
     def n_slices(self):
+        """Number of slice positions."""
         return len(self.frames)
 
     @property
     def n_volumes(self):
+        """Number of volumes (frames per slice position)."""
         return len(self.frames[0])
 
     def flat(self):
@@ -61,19 +63,23 @@ class Acquisition:
 
     @property
     def first(self):
+        """First frame of the acquisition."""
         return self.frames[0]
 
     @property
     def series_uid(self):
+        """SeriesInstanceUID of the acquisition."""
         return self.first.series_uid
 
     @property
     def label(self):
+        """Human-readable label: series number and description, and the sub-label of a split series."""
         base = series_label(self.first.series_number, self.first.series_description, self.first.series_uid)
         return f"{base} [{self.sub_label}]" if self.sub_label else base
 
     @property
     def files(self):
+        """Sorted paths of the DICOM files of the acquisition."""
         return sorted({f.path for f in self.frames})
 
     def earliest_clock(self):

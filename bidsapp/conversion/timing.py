@@ -62,7 +62,7 @@ def _clock(frames, time_attr, date_attr):
     # dates are trusted only when they change (some exports keep the study date after midnight)
     if all(d is not None for d in dates) and len(set(dates)) > 1:
         base = min(dates)
-        return np.array([(d - base) * DAY_S + t for d, t in zip(dates, times)])
+        return np.array([(d - base) * DAY_S + t for d, t in zip(dates, times, strict=True)])
     return unwrap_midnight(times)
 
 
@@ -85,7 +85,7 @@ def frame_times(frames, source):
 
 
 def separates(values, slice_index):
-    """True when ``values`` differ between all frames that share a slice index."""
+    """Return True when ``values`` differ between all frames that share a slice index."""
     values = np.asarray(values, dtype=float)
     for k in np.unique(slice_index):
         v = np.sort(values[slice_index == k])
@@ -146,12 +146,12 @@ def first_volume_clock(frames, source, volume_index):
     Used to express ContrastBolusStartTime relative to the first frame. For TriggerTime
     (GE style) the clock is AcquisitionTime (else SeriesTime) plus the trigger delay.
     """
-    first = [f for f, v in zip(frames, volume_index) if v == 0]
+    first = [f for f, v in zip(frames, volume_index, strict=True) if v == 0]
     if source == "TriggerTime":
         clocks = [(f.acquisition_time if f.acquisition_time is not None else f.series_time) for f in first]
         if any(c is None for c in clocks):
             return None
-        return min(c + f.trigger_time for c, f in zip(clocks, first)) % DAY_S
+        return min(c + f.trigger_time for c, f in zip(clocks, first, strict=True)) % DAY_S
     attr = "content_time" if source == "ContentTime" else "acquisition_time"
     clocks = [getattr(f, attr) for f in first]
     if any(c is None for c in clocks):

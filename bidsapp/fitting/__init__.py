@@ -1,6 +1,7 @@
 """Kinetic model fitting: batched bounded Levenberg–Marquardt on CPU or CUDA."""
 
-from .api import FitOptions, FitResult, fit_model, patlak_linear
+from ..results import FitResult
+from .api import FitOptions, fit_model, patlak_linear
 from .device import resolve_device
 
 __all__ = ["FitOptions", "FitResult", "fit_model", "patlak_linear", "resolve_device"]

@@ -8,8 +8,11 @@ freed blocks in the heap for reuse (the same effect as PyTorch's advice to run C
 workloads with a caching allocator such as jemalloc or tcmalloc). The cost is that the
 process keeps its peak heap instead of returning it to the system between fits.
 
-Applied once per process by :func:`bidsapp.fit_model`; a no-op off glibc, and disabled
-by setting the environment variable ``DCEQUANT_NO_MALLOC_TUNING=1``.
+Applied once per process by :func:`bidsapp.runtime.configure_process` (called by the
+``dcequant`` command and by the fit node of the workflow), never by the library itself;
+a no-op off glibc, and disabled by setting the environment variable
+``DCEQUANT_NO_MALLOC_TUNING=1``. Scripts that call :func:`bidsapp.fit_model` on large
+arrays may call it themselves.
 """
 
 import ctypes

@@ -35,15 +35,17 @@ Method (written out in ``docs/fitting.md``):
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy.special import fdtri
 
 from ..convolution import frame_phases
 from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
-from .allocator import tune_allocator
+from ..results import METHOD_LINEAR, FitResult
 from .device import resolve_device
 from .lm import LMResult, levenberg_marquardt, normal_matrix
 from .nested_bound import nested_bound
@@ -76,22 +78,27 @@ class FitOptions:
     progress : callable ``progress(done, total)`` called after each chunk.
     """
 
-    bounds: dict = field(default_factory=dict)
-    delay: object = None
-    delay_bounds: tuple = (-10.0, 30.0)
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    delay: float | ArrayLike | None = None
+    delay_bounds: tuple[float, float] = (-10.0, 30.0)
     init: str = "auto"
     max_iter: int = 100
     ftol: float = 1e-6
     xtol: float = 1e-6
     min_r2: float = 0.0
-    aif_times: object = None
-    substeps: int = None
+    aif_times: ArrayLike | None = None
+    substeps: int | None = None
     delay_significance: float = 0.05
-    chunk_size: int = None
-    progress: object = None
+    chunk_size: int | None = None
+    progress: Callable[[int, int], None] | None = None
 
     @classmethod
-    def from_kwargs(cls, kwargs):
+    def from_kwargs(cls, kwargs: dict) -> "FitOptions":
+        """Build and check the options from ``fit_model``'s keywords.
+
+        Raises ``ValueError`` naming the keyword for an unknown option, an unknown ``init``,
+        empty ``delay_bounds`` or a ``delay_significance`` outside (0, 1].
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -107,41 +114,13 @@ class FitOptions:
         return opts
 
 
-@dataclass
-class FitResult:
-    """Result of a kinetic fit; every array has the leading shape of the input.
-
-    ``params`` and ``stderr`` are keyed by parameter name (``Ktrans``, ``ve``, ``vp``,
-    ``kep``, ``Fp``, ``PS``, ``delay`` as the model defines them) in the units of
-    :data:`bidsapp.MODELS`; ``r2`` is the coefficient of determination, ``sse`` the
-    residual sum of squares (mM²), ``converged`` and ``valid`` booleans (see the
-    module docstring for the validity rule).
-    """
-
-    model: str
-    params: dict
-    stderr: dict
-    r2: np.ndarray
-    sse: np.ndarray
-    converged: np.ndarray
-    valid: np.ndarray
-
-    def predict(self, t, aif, aif_times=None):
-        """Fitted curves at ``t`` for the plasma ``aif`` (NaN where not fitted)."""
-        from ..models import model_curve
-
-        spec = get_model(self.model)
-        p = {k: self.params[k] for k in spec.params}
-        return model_curve(self.model, p, t, aif, delay=self.params.get("delay"), aif_times=aif_times)
-
-
 def _bounds(spec, opts, fit_delay, device):
     bounds = {**spec.bounds, **opts.bounds}
     unknown = sorted(set(opts.bounds) - set(spec.params))
     if unknown:
         raise ValueError(f"bounds: {', '.join(unknown)} not parameters of {spec.name!r}")
     pairs = [bounds[n] for n in spec.params] + ([tuple(opts.delay_bounds)] if fit_delay else [])
-    for name, (lo, hi) in zip(spec.params, pairs):
+    for name, (lo, hi) in zip(spec.params, pairs, strict=False):
         if not lo < hi:
             raise ValueError(f"bounds: {name} lower {lo} must be below upper {hi}")
     lo = torch.tensor([p[0] for p in pairs], dtype=torch.float64, device=device)
@@ -165,9 +144,8 @@ def _as_voxels(concentration, n_t, mask):
 
 
 def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
-    """Starting θ ``[n, P]``: grid (all models), Murase (Tofts models), or the better of both."""
-    tofts_like = spec.name in ("tofts", "extended_tofts")
-    if opts.init == "linear" and tofts_like and not fit_delay and fixed_delay is None:
+    """Return the starting θ ``[n, P]``: grid (all models), Murase (Tofts models), or the better of both."""
+    if opts.init == "linear" and spec.linear_start and not fit_delay and fixed_delay is None:
         lin = murase_start(spec, plasma, y)
         return torch.nan_to_num(torch.stack([lin[n] for n in spec.params], dim=1), nan=0.0)
     if fit_delay:
@@ -184,7 +162,7 @@ def _starting_values(spec, opts, fit_delay, fixed_delay, plasma, y, lo, hi):
 
 
 def _delays(opts, plasma):
-    """The delay grid (s) of the start of a delay fit (:func:`bidsapp.fitting.start.delay_grid`)."""
+    """Return the delay grid (s) of the start of a delay fit (:func:`bidsapp.fitting.start.delay_grid`)."""
     t = plasma.t
     return torch.as_tensor(delay_grid(t.cpu().numpy(), opts.delay_bounds), dtype=t.dtype, device=t.device)
 
@@ -194,11 +172,14 @@ def _clamp(theta, lo, hi):
 
 
 def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
-    """Start of an undelayed fit from the grid's best ``params`` (SSE ``sse_grid``); with
-    ``init="auto"`` for the Tofts models, the better of it and Murase's linearisation."""
+    """Return the start of an undelayed fit.
+
+    Start of an undelayed fit from the grid's best ``params`` (SSE ``sse_grid``); with ``init="auto"`` for the
+    Tofts models, the better of it and Murase's linearisation.
+    """
     theta = torch.stack([params[n] for n in spec.params], dim=1)
     clamped = _clamp(theta, lo, hi)
-    if opts.init != "auto" or spec.name not in ("tofts", "extended_tofts"):
+    if opts.init != "auto" or not spec.linear_start:
         return clamped
     # the grid's NNLS residual is the exact SSE of its start unless the bounds clipped it
     p = {n: clamped[:, i] for i, n in enumerate(spec.params)}
@@ -215,7 +196,7 @@ def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
 
 
 def _delay_starts(spec, opts, plasma, y, lo, hi):
-    """Starts of a delay fit and of its delay-0 (nested) fit from one grid search.
+    """Return the starts of a delay fit and of its delay-0 (nested) fit from one grid search.
 
     Returns the delayed start θ ``[n, P]`` (delay last) and the grid's best point at
     delay 0 (the delay grid contains 0 s) as parameters ``[n, P − 1]`` with its SSE
@@ -229,7 +210,7 @@ def _delay_starts(spec, opts, plasma, y, lo, hi):
 
 
 def _standard_errors(jtj, sse, theta, lower, upper, n_t):
-    """Standard errors and covariance of the free parameters: σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P).
+    """Return the standard errors and covariance of the free parameters: σ²·(JᵀJ)⁻¹, σ² = SSE/(T − P).
 
     A parameter on a bound is held there by the fit, so it has no standard error (NaN)
     and is left out of the inverse; the others' covariance is that of the fit with it
@@ -280,7 +261,7 @@ class _Outputs:
 
 
 def _take(res, keep):
-    """The part of an :class:`LMResult` for the voxels in ``keep``."""
+    """Return the part of an :class:`LMResult` for the voxels in ``keep``."""
     keep = torch.as_tensor(keep, device=res.theta.device)
     return type(res)(res.theta[keep], res.sse[keep], res.jtj[keep], res.converged[keep], res.n_iter[keep])
 
@@ -404,8 +385,10 @@ def _nested_applies(opts):
 
 
 def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progress):
-    """A delay fit checked against its delay-0 (nested) fit; returns its :class:`_Outputs`
-    and the voxels (bool ``[n_vox]``) that report the nested fit.
+    """Fit with a delay and check it against its delay-0 (nested) fit.
+
+    A delay fit checked against its delay-0 (nested) fit; returns its :class:`_Outputs` and the voxels (bool
+    ``[n_vox]``) that report the nested fit.
 
     One grid search gives the starts of both fits (:func:`_delay_starts`): the nested
     fit starts from the grid's best point at delay 0 (or Murase's), not from a second
@@ -502,7 +485,9 @@ def _significant(sse0, sse_d, dof, critical):
 
 
 def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
-    """Whether the nested solutions ``theta0[sel]`` (delay 0 appended) are minima along the delay (bool ``[len(sel)]``).
+    """Return whether the nested solutions ``theta0[sel]`` (delay 0 appended) are minima along the delay.
+
+    Bool ``[len(sel)]``.
 
     0 s is a kink of the sum of squares along the delay (see :func:`_finish_on_kinks`).
     The nested fit minimises over the other parameters with the delay held there; if
@@ -565,12 +550,21 @@ def _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0):
 
 
 def _sse(spec, plasma, theta, y):
-    """Sum of squares ``[n]`` of the delayed model at ``theta [n, P]`` (delay last) for curves ``y [n, T]``."""
+    """Return the sum of squares ``[n]`` of the delayed model at ``theta [n, P]`` (delay last) for ``y``."""
     p = {name: theta[:, i] for i, name in enumerate(spec.params)}
     return ((y - evaluate(spec, p, plasma, theta[:, -1])) ** 2).sum(-1)
 
 
-def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="auto", **options):
+def fit_model(
+    model: str,
+    concentration: ArrayLike,
+    t: ArrayLike,
+    aif: ArrayLike,
+    mask: ArrayLike | None = None,
+    fit_delay: bool = False,
+    device: str | torch.device = 'auto',
+    **options,
+) -> FitResult:
     """Fit a kinetic model to tissue concentration curves.
 
     Parameters
@@ -598,7 +592,6 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
     spec = get_model(model)
     opts = FitOptions.from_kwargs(options)
     dev = resolve_device(device)
-    tune_allocator()
     t_, aif_, aif_grid = prepare_inputs(t, aif, dev, opts.aif_times)
     if not bool((aif_ != 0).any()):
         raise ValueError("aif: the arterial input function is zero everywhere")
@@ -631,14 +624,7 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
 
     params = {n: theta_all[:, i] for i, n in enumerate(names)}
     stderr = {n: se_all[:, i] for i, n in enumerate(names)}
-    if "ve" in params and "Ktrans" in params:
-        i, j = names.index("Ktrans"), names.index("ve")
-        kt, ve = params["Ktrans"], params["ve"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            params["kep"] = kt / ve
-            grad_k, grad_v = 1.0 / ve, -kt / ve**2
-            var = grad_k**2 * cov_all[:, i, i] + 2 * grad_k * grad_v * cov_all[:, i, j] + grad_v**2 * cov_all[:, j, j]
-            stderr["kep"] = np.sqrt(np.where((var >= 0) & np.isfinite(stderr["ve"]), var, np.nan))
+    _derived(spec, names, params, stderr, cov_all)
     if fixed is not None:
         params["delay"] = np.where(use, fixed, np.nan)
     not_estimable = _not_estimable(spec, params, stderr, lo.cpu().numpy(), hi.cpu().numpy())
@@ -654,6 +640,31 @@ def fit_model(model, concentration, t, aif, mask=None, fit_delay=False, device="
         params={k: shape(v) for k, v in params.items()},
         stderr={k: shape(v) for k, v in stderr.items()},
         r2=shape(r2_all), sse=shape(sse_all), converged=shape(conv_all), valid=shape(valid))
+
+
+def _derived(spec, names, params, stderr, cov):
+    """Add the model's derived parameters (kep) and their standard errors.
+
+    The standard errors come from the delta method, sqrt(gᵀ·cov·g) with g the gradient of
+    the registry (``DerivedParameter``).
+    """
+    for d in spec.derived:
+        idx = [names.index(n) for n in d.inputs]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            params[d.name] = d.value(params)
+            grad = d.gradient(params)
+            var = None
+            for a in range(len(idx)):
+                for b in range(a, len(idx)):
+                    if a == b:
+                        term = grad[a] ** 2 * cov[:, idx[a], idx[a]]
+                    else:
+                        term = 2 * grad[a] * grad[b] * cov[:, idx[a], idx[b]]
+                    var = term if var is None else var + term
+            ok = var >= 0
+            for name in d.stderr_requires:
+                ok &= np.isfinite(stderr[name])
+            stderr[d.name] = np.sqrt(np.where(ok, var, np.nan))
 
 
 def _not_estimable(spec, params, stderr, lower, upper):
@@ -681,8 +692,11 @@ def _not_estimable(spec, params, stderr, lower, upper):
 
 
 def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, not_estimable, nested):
-    """The documented validity rule; parameters the data cannot determine are not checked,
-    nor the delay where the delay-0 (``nested``) fit is reported."""
+    """Apply the documented validity rule to fitted parameters.
+
+    The documented validity rule; parameters the data cannot determine are not checked, nor the delay where
+    the delay-0 (``nested``) fit is reported.
+    """
     determined = np.ones(theta.shape, dtype=bool)
     for name, undetermined in not_estimable.items():
         if name in names:
@@ -705,7 +719,14 @@ def _validity(spec, names, theta, se, r2, converged, lo, hi, fit_delay, min_r2, 
     return ok
 
 
-def patlak_linear(concentration, t, aif, mask=None, delay=None, aif_times=None):
+def patlak_linear(
+    concentration: ArrayLike,
+    t: ArrayLike,
+    aif: ArrayLike,
+    mask: ArrayLike | None = None,
+    delay: ArrayLike | None = None,
+    aif_times: ArrayLike | None = None,
+) -> FitResult:
     """Closed-form (unconstrained linear least squares) Patlak fit.
 
     C(t) = vp·Cp(t) + Ktrans·∫Cp, solved for all voxels with one pseudo-inverse.
@@ -740,4 +761,4 @@ def patlak_linear(concentration, t, aif, mask=None, delay=None, aif_times=None):
         model="patlak", params=params,
         stderr={"Ktrans": nan(se[:, 1] * per_min), "vp": nan(se[:, 0])},
         r2=nan(r2), sse=nan(sse), converged=use.reshape(lead),
-        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead))
+        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead), method=METHOD_LINEAR)

@@ -29,6 +29,8 @@ import torch
 
 @dataclass
 class LMResult:
+    """Solution of :func:`levenberg_marquardt` for a batch of ``N`` problems with ``P`` parameters."""
+
     theta: torch.Tensor  # [N, P] solution
     sse: torch.Tensor  # [N] residual sum of squares
     jtj: torch.Tensor  # [N, P, P] JᵀJ at the solution

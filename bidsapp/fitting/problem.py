@@ -1,6 +1,7 @@
 """Predictions and analytic Jacobians of a kinetic model for a batch of voxels.
 
-Each model is a sum of terms ``coef(θ) · B(rate(θ), delay)`` (:mod:`bidsapp.models`).
+Each model is a sum of terms ``coef(θ) · B(rate(θ), delay)`` (:mod:`bidsapp.registry.kinetic`),
+the bases B evaluated by :meth:`bidsapp.models.PlasmaInput.basis`.
 The Jacobian follows from the chain rule: the small per-voxel maps θ → (coef, rate) are
 differentiated by autograd, the bases B by the exact recursions of
 :func:`bidsapp.convolution.exp_conv_time_major` (∂B/∂rate) and by linearity in the
@@ -11,7 +12,6 @@ contiguous memory, which is several times faster on CPU for the short curves of 
 """
 
 import torch
-
 
 
 class KineticProblem:
@@ -36,6 +36,7 @@ class KineticProblem:
 
     @property
     def n_params(self):
+        """Number of free parameters (the model's, plus the delay when it is fitted)."""
         return len(self.names)
 
     def predict(self, theta, idx):
@@ -53,12 +54,7 @@ class KineticProblem:
         else:
             delay = None if self.fixed_delay is None else self.fixed_delay[idx]
         n_t, n = self.t.shape[0], theta.shape[0]
-        if delay is None:
-            sub = self.plasma.sampled()[..., None]  # [(T-1)·S+1, 1, 1]
-            cp = sub[:: self.plasma.n_sub, :, 0]
-        else:
-            located = self.plasma.locate(delay)
-            cp, cp_slope = located.value, located.slope
+        located = None if delay is None else self.plasma.locate(delay)
         pred = torch.empty(n_t, n, dtype=theta.dtype, device=theta.device)
         jac = torch.empty(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
         written = set()  # rows of pred (-1) and jac filled so far: the first term is written, not added to zeros
@@ -75,16 +71,11 @@ class KineticProblem:
 
         for coef, rate in terms:
             coef, dcoef = coef.detach(), next(grads)  # dcoef [P, n]
+            basis, dbasis_dk, dbasis_ds = self.plasma.basis(None if rate is None else rate.detach(), located, True)
             if rate is None:
-                basis = cp.expand(n_t, n)
-                dbasis_ds = cp_slope if delay is not None else None
+                basis = basis.expand(n_t, n)
             else:
                 drate = next(grads)
-                if delay is None:
-                    bases, dbases = self.plasma.convolve(sub, rate.detach(), with_grad=True)
-                    basis, dbasis_dk, dbasis_ds = bases[..., 0], dbases[..., 0], None
-                else:
-                    basis, dbasis_dk, dbasis_ds = self.plasma.delayed_convolve(rate.detach(), located, True)
                 coef_g = coef * dbasis_dk
                 for p in _depends_on(drate):
                     add(p, coef_g, drate[p])
@@ -99,5 +90,5 @@ class KineticProblem:
 
 
 def _depends_on(derivatives):
-    """Indices of the parameters with a non-zero derivative (skips structural zeros)."""
+    """Return the indices of the parameters with a non-zero derivative (skips structural zeros)."""
     return [p for p in range(derivatives.shape[0]) if bool(derivatives[p].any())]

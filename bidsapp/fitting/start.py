@@ -1,38 +1,24 @@
 """Starting values for the kinetic fits.
 
 Every model is linear in its term coefficients once its rate constants (and the delay)
-are fixed (:mod:`bidsapp.models`). The *grid* start therefore scans a small grid of
-rates × delays, solves the (non-negative) linear least-squares problem for the
-coefficients of every grid point at once — one matrix product for all voxels — keeps the
-best grid point per voxel and maps coefficients and rates back to the model parameters
-(variable projection; Golub & Pereyra, SIAM J Numer Anal 1973;10:413-432).
+are fixed. The *grid* start therefore scans the model's grid of rates × delays (its
+recipe ``ModelSpec.grid``, :mod:`bidsapp.registry.kinetic`), solves the (non-negative)
+linear least-squares problem for the coefficients of every grid point at once — one
+matrix product for all voxels — keeps the best grid point per voxel and maps
+coefficients and rates back to the model parameters (variable projection; Golub &
+Pereyra, SIAM J Numer Anal 1973;10:413-432). Patlak has no rates: its grid start is the
+exact non-negative least-squares solution.
 
-For the Tofts models the *linear* start is Murase's linearisation (Murase K. MRM
-2004;51:858-862): C(t) = (Ktrans + kep·vp)·∫Cp − kep·∫C + vp·Cp, solved per voxel by
-least squares. Patlak is linear and is solved exactly (:func:`patlak_design`).
+For the Tofts models (``ModelSpec.linear_start``) the *linear* start is Murase's
+linearisation (Murase K. MRM 2004;51:858-862): C(t) = (Ktrans + kep·vp)·∫Cp − kep·∫C +
+vp·Cp, solved per voxel by least squares.
 """
 
 import numpy as np
 import torch
 
 from ..convolution import cumulative_integral
-from ..models import FP_UNIT, PER_MIN
-
-# rate grids (1/min): wide enough for brain, tumour and body tissue
-_RATES_PER_MIN = {
-    "tofts": np.logspace(-3, np.log10(30.0), 28),
-    "extended_tofts": np.logspace(-3, np.log10(30.0), 28),
-    "2cum": np.logspace(-2, 3, 28),
-    "2cxm": np.logspace(-3, 3, 20),
-}
-# which bases each model combines: "cp" (plasma), "int" (running integral), "k1"/"k2" rates
-_BASES = {
-    "tofts": ("k1",),
-    "extended_tofts": ("cp", "k1"),
-    "patlak": ("cp", "int"),
-    "2cum": ("int", "k1"),
-    "2cxm": ("k1", "k2"),
-}
+from ..registry.kinetic import PER_MIN
 
 
 def delay_grid(t, bounds):
@@ -54,45 +40,27 @@ def delay_grid(t, bounds):
     return grid if grid.size else np.array([0.5 * (lo + hi)])
 
 
-def _rate_combos(model):
-    if model == "patlak":
-        return np.zeros((1, 0))
-    rates = _RATES_PER_MIN[model] * PER_MIN
-    if model == "2cxm":
-        k1, k2 = np.meshgrid(rates, rates, indexing="ij")
-        keep = k1 > k2
-        return np.stack([k1[keep], k2[keep]], axis=1)
-    return rates[:, None]
-
-
-def _bases(model, plasma, delays, combos):
+def _bases(spec, plasma, delays, combos):
     """Basis curves ``[D, C, m, T]`` for delays ``D`` (s; ``None`` = undelayed) and rate combinations ``C``.
 
-    Undelayed bases use the same sub-stepped convolution as the undelayed model, delayed
-    ones the same read-out at t − delay as the delayed model, so every grid SSE is exact.
+    The bases of ``spec.grid`` (:class:`bidsapp.registry.GridStart`), each evaluated by
+    :meth:`bidsapp.models.PlasmaInput.basis` like the model's own terms, so every grid
+    SSE is exact.
     """
     n_c, n_t = combos.shape[0], plasma.t.numel()
-    rate_of = {"int": combos.new_zeros(1)}
+    rate_of = {"cp": None, "int": combos.new_zeros(1)}
     rate_of.update({f"k{i + 1}": combos[:, i] for i in range(combos.shape[1])})
     out = []
     if delays is None:
-        sub = plasma.sampled()  # [(T-1)·S+1, 1]
-        for name in _BASES[model]:
-            if name == "cp":
-                out.append(sub[:: plasma.n_sub].T[:, None, :].expand(1, n_c, n_t))
-            else:
-                conv = plasma.convolve(sub[:, None, :], rate_of[name])  # [T, C or 1, 1]
-                out.append(conv.permute(2, 1, 0).expand(1, n_c, n_t))
+        for name in spec.grid.bases:
+            out.append(plasma.basis(rate_of[name]).T[None].expand(1, n_c, n_t))
         return torch.stack(out, dim=2)
-    for name in _BASES[model]:
+    for name in spec.grid.bases:
+        rate = rate_of[name]
         per_delay = []
         for d in delays:
-            if name == "cp":
-                per_delay.append(plasma.locate(d.reshape(1)).value.T.expand(n_c, n_t))
-            else:
-                rate = rate_of[name]
-                located = plasma.locate(d.expand(rate.numel()))
-                per_delay.append(plasma.delayed_convolve(rate, located).T.expand(n_c, n_t))
+            located = plasma.locate(d.reshape(1) if rate is None else d.expand(rate.numel()))
+            per_delay.append(plasma.basis(rate, located).T.expand(n_c, n_t))
         out.append(torch.stack(per_delay))
     return torch.stack(out, dim=2)
 
@@ -145,31 +113,6 @@ class NonNegLS:
         return torch.stack([c0, c1], dim=-1)
 
 
-def coefficients_to_params(model, coef, rates):
-    """Map linear coefficients and rates (1/s) to model parameters (model units)."""
-    c0 = coef[:, 0]
-    if model == "tofts":
-        return {"Ktrans": c0 / PER_MIN, "ve": c0 / rates[:, 0]}
-    if model == "extended_tofts":
-        return {"Ktrans": coef[:, 1] / PER_MIN, "ve": coef[:, 1] / rates[:, 0], "vp": c0}
-    if model == "patlak":
-        return {"Ktrans": coef[:, 1] / PER_MIN, "vp": c0}
-    if model == "2cum":
-        a, b = c0, coef[:, 1]
-        fp = a + b
-        ps = a * fp / b.clamp_min(1e-300)
-        return {"Fp": fp / FP_UNIT, "PS": ps / PER_MIN, "vp": (fp + ps) / rates[:, 0]}
-    # 2cxm: C = c1·e^{−αt}⊗Cp + c2·e^{−βt}⊗Cp, Fp = c1 + c2, A = c1/Fp
-    alpha, beta = rates[:, 0], rates[:, 1]
-    fp = (c0 + coef[:, 1]).clamp_min(1e-300)
-    a = c0 / fp
-    vp = fp / (beta + a * (alpha - beta)).clamp_min(1e-300)
-    ssum, prod = alpha + beta, alpha * beta
-    ps = vp * ssum - prod * vp * vp / fp - fp
-    ve = ps * fp / (prod * vp).clamp_min(1e-300)
-    return {"Fp": fp / FP_UNIT, "PS": ps / PER_MIN, "ve": ve, "vp": vp}
-
-
 EXHAUSTIVE_POINTS = 320  # delay × rate pairs searched in one pass (the Tofts models at ~10 delays)
 
 
@@ -189,22 +132,22 @@ def grid_start(spec, plasma, y, delays=None, at=None):
     that delay.
     """
     t = plasma.t
-    combos = torch.as_tensor(_rate_combos(spec.name), dtype=t.dtype, device=t.device)
+    combos = torch.as_tensor(spec.grid.rate_combos(), dtype=t.dtype, device=t.device)
     n_combos = max(combos.shape[0], 1)
     rates_of = lambda coef, k: combos[k % n_combos] if combos.numel() else coef[:, :0]  # noqa: E731
     if delays is None or delays.numel() * n_combos <= EXHAUSTIVE_POINTS:
-        coef, best, sse, held = _grid_search(spec.name, plasma, y, delays, combos, at=at)
-        params = coefficients_to_params(spec.name, coef, rates_of(coef, best))
+        coef, best, sse, held = _grid_search(spec, plasma, y, delays, combos, at=at)
+        params = spec.grid.to_params(coef, rates_of(coef, best))
         delay = None if delays is None else delays[best // n_combos]
         if at is None:
             return params, delay, sse
         coef_at, best_at, sse_at = held
-        return params, delay, sse, (coefficients_to_params(spec.name, coef_at, rates_of(coef_at, best_at)), sse_at)
+        return params, delay, sse, (spec.grid.to_params(coef_at, rates_of(coef_at, best_at)), sse_at)
     stride = max(1, combos.shape[0] // 8)
-    _, best, _, _ = _grid_search(spec.name, plasma, y, delays, combos[::stride] if combos.numel() else combos)
+    _, best, _, _ = _grid_search(spec, plasma, y, delays, combos[::stride] if combos.numel() else combos)
     n_coarse = max(combos[::stride].shape[0], 1)
     delay_idx = best // n_coarse
-    coef = torch.empty(y.shape[0], len(_BASES[spec.name]), dtype=y.dtype, device=y.device)
+    coef = torch.empty(y.shape[0], len(spec.grid.bases), dtype=y.dtype, device=y.device)
     combo = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     sse = torch.full((y.shape[0],), float("inf"), dtype=y.dtype, device=y.device)
     chosen = delay_idx.clone()
@@ -212,26 +155,30 @@ def grid_start(spec, plasma, y, delays=None, at=None):
         candidate = (delay_idx + offset).clamp(0, delays.numel() - 1)
         for j in torch.unique(candidate).tolist():
             sel = torch.nonzero(candidate == j).flatten()
-            c, k, e, _ = _grid_search(spec.name, plasma, y[sel], delays[j:j + 1], combos)
+            c, k, e, _ = _grid_search(spec, plasma, y[sel], delays[j:j + 1], combos)
             better = e < sse[sel]
             sel = sel[better]
             coef[sel], combo[sel], sse[sel], chosen[sel] = c[better], k[better], e[better], j
     rates = combos[combo] if combos.numel() else coef[:, :0]
-    params = coefficients_to_params(spec.name, coef, rates)
+    params = spec.grid.to_params(coef, rates)
     if at is None:
         return params, delays[chosen], sse
-    coef_at, best_at, sse_at, _ = _grid_search(spec.name, plasma, y, delays[at:at + 1], combos)
-    return params, delays[chosen], sse, (coefficients_to_params(spec.name, coef_at, rates_of(coef_at, best_at)), sse_at)
+    coef_at, best_at, sse_at, _ = _grid_search(spec, plasma, y, delays[at:at + 1], combos)
+    return params, delays[chosen], sse, (spec.grid.to_params(coef_at, rates_of(coef_at, best_at)), sse_at)
 
 
 GRID_BLOCK_ELEMENTS = 2**20  # projections per block: the NNLS passes stay in cache (2.7× faster than 2**23)
 
 
-def _grid_search(model, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_ELEMENTS, at=None):
-    """Exhaustive NNLS over delays × rate combinations; returns coef, flat index, sse per voxel
-    and, for a delay index ``at``, the same three for the best rate at that delay (else ``None``)."""
-    t = plasma.t
-    bases = _bases(model, plasma, delay_vals, combos if combos.numel() else torch.zeros(1, 0, dtype=t.dtype, device=t.device))
+def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_ELEMENTS, at=None):
+    """Search delays × rate combinations exhaustively by NNLS.
+
+    Returns coef, flat index, sse per voxel and, for a delay index ``at``, the same three
+    for the best rate at that delay (else ``None``).
+    """
+    if not combos.numel():
+        combos = torch.zeros(1, 0, dtype=plasma.t.dtype, device=plasma.t.device)
+    bases = _bases(spec, plasma, delay_vals, combos)
     n_d, n_c, m, n_t = bases.shape
     flat = bases.reshape(n_d * n_c, m, n_t)
     nnls = NonNegLS(flat @ flat.transpose(1, 2))
@@ -250,7 +197,7 @@ def _grid_search(model, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_E
             decrease, best = all_decrease[:, at * n_c:(at + 1) * n_c].max(dim=1)
             best = best + at * n_c
             parts += [nnls.solve(h[rows, best], best), best, yy - decrease]
-        for out, part in zip(outs, parts):
+        for out, part in zip(outs, parts, strict=False):
             out.append(part)
     found = [torch.cat(out) for out in outs[:3]]
     return (*found, None if at is None else tuple(torch.cat(out) for out in outs[3:]))
@@ -261,14 +208,14 @@ def murase_start(spec, plasma, y):
     cp = plasma.at_frames()[:, 0]
     icp = plasma.convolve(plasma.sampled()[..., None], y.new_zeros(1))[:, 0, 0]
     ic = cumulative_integral(y, plasma.t)
-    cols = [icp.expand_as(y), -ic] + ([cp.expand_as(y)] if spec.name == "extended_tofts" else [])
+    cols = [icp.expand_as(y), -ic] + ([cp.expand_as(y)] if "vp" in spec.params else [])
     x = torch.stack(cols, dim=-1)  # [N, T, m]
     sol, info = torch.linalg.solve_ex(x.transpose(1, 2) @ x, (x.transpose(1, 2) @ y[..., None])[..., 0])
     kep = sol[:, 1].clamp_min(1e-6 * PER_MIN)
-    vp = sol[:, 2] if spec.name == "extended_tofts" else torch.zeros_like(kep)
+    vp = sol[:, 2] if "vp" in spec.params else torch.zeros_like(kep)
     ktrans = sol[:, 0] - kep * vp
     params = {"Ktrans": ktrans / PER_MIN, "ve": ktrans / kep}
-    if spec.name == "extended_tofts":
+    if "vp" in spec.params:
         params["vp"] = vp
     bad = (info != 0) | ~torch.isfinite(sol).all(-1)
     return {k: torch.where(bad, torch.full_like(v, float("nan")), v) for k, v in params.items()}

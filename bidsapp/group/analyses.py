@@ -1,5 +1,7 @@
-"""Group analyses on the ROI statistics table: reliability (ICC, Bland–Altman, wCV),
-diagnostic performance (AUROC, DeLong) and site effects (Kruskal–Wallis).
+"""Group analyses on the ROI statistics table.
+
+Group analyses on the ROI statistics table: reliability (ICC, Bland–Altman, wCV), diagnostic performance
+(AUROC, DeLong) and site effects (Kruskal–Wallis).
 
 Inputs are pandas tables (the long ROI table and ``participants.tsv``); the numbers
 come from :mod:`.stats`. Every subject left out of an analysis is recorded in an
@@ -9,6 +11,7 @@ come from :mod:`.stats`. Every subject left out of an analysis is recorded in an
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,16 +31,25 @@ class Exclusions(list):
     """Records ``(participant_id, analysis, reason)``; each distinct record logged once."""
 
     def add(self, participant_id, analysis, reason):
+        """Record that ``participant_id`` was left out of ``analysis`` for ``reason`` (logged once)."""
         record = (participant_id, analysis, reason)
         if record not in self:
             self.append(record)
             LOGGER.warning("group level: %s left out of %s: %s", participant_id, analysis, reason)
 
 
-def subject_level(roistats, statistic, exclusions, analysis):
-    """``DataFrame[participant_id, map, roi, value]``: the mean over a subject's sessions
-    of the ROI ``statistic``; sessions with NaN (no valid voxel) are ignored and a subject
-    without any finite value for a map × ROI is left out of it (recorded)."""
+def subject_level(
+    roistats: pd.DataFrame,
+    statistic: str,
+    exclusions: Exclusions,
+    analysis: str,
+) -> pd.DataFrame:
+    """Average the ROI statistic over each subject's sessions.
+
+    ``DataFrame[participant_id, map, roi, value]``: the mean over a subject's sessions of the ROI
+    ``statistic``; sessions with NaN (no valid voxel) are ignored and a subject without any finite value for a
+    map × ROI is left out of it (recorded).
+    """
     df = roistats[["participant_id", "map", "roi", statistic]].rename(columns={statistic: "value"})
     out = df.groupby(["participant_id", "map", "roi"], sort=True)["value"].mean().reset_index()
     for row in out[~np.isfinite(out["value"])].itertuples():
@@ -64,7 +76,11 @@ def _complete(wide, exclusions, analysis, what):
     return wide.dropna()
 
 
-def reliability_tables(measurements, statistic, exclusions):
+def reliability_tables(
+    measurements: dict[tuple[str, str], pd.DataFrame],
+    statistic: str,
+    exclusions: Exclusions,
+) -> tuple[list[tuple], dict[tuple[str, str], pd.DataFrame]]:
     """ICC table rows and Bland–Altman data from ``measurements``.
 
     ``measurements`` is ``{(map name, roi): DataFrame}`` with one row per target
@@ -84,10 +100,17 @@ def reliability_tables(measurements, statistic, exclusions):
     return rows, used
 
 
-def across_sessions(roistats, statistic, exclusions):
-    """``{(map, roi): participants × sessions}`` of the ROI statistic, for studies with
-    repeated sessions (empty when every subject has one session). Every session label of
-    the study is a measurement; a subject missing one is dropped (recorded)."""
+def across_sessions(
+    roistats: pd.DataFrame,
+    statistic: str,
+    exclusions: Exclusions,
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """Tabulate the ROI statistic as participants × sessions for repeated-session studies.
+
+    ``{(map, roi): participants × sessions}`` of the ROI statistic, for studies with repeated sessions (empty
+    when every subject has one session). Every session label of the study is a measurement; a subject missing
+    one is dropped (recorded).
+    """
     df = roistats[roistats["session_id"] != "n/a"]
     if df.empty or df.groupby("participant_id")["session_id"].nunique().max() < 2:
         return {}
@@ -106,7 +129,11 @@ def across_sessions(roistats, statistic, exclusions):
     return out
 
 
-def across_maps(roistats, statistic, groups):
+def across_maps(
+    roistats: pd.DataFrame,
+    statistic: str,
+    groups: Sequence[Sequence[str]],
+) -> dict[tuple[str, str], pd.DataFrame]:
     """``{(a/b/..., roi): (participant, session) × maps}`` for each group of map names."""
     out = {}
     index = ["participant_id", "session_id"]
@@ -121,7 +148,7 @@ def across_maps(roistats, statistic, groups):
     return out
 
 
-def across_datasets(tables, statistic):
+def across_datasets(tables: dict[str, pd.DataFrame], statistic: str) -> dict[tuple[str, str], pd.DataFrame]:
     """``{(map, roi): (participant, session) × dataset}`` from ``{dataset name: ROI table}``."""
     stacked = pd.concat([t.assign(dataset=name) for name, t in tables.items()])
     wide = stacked.pivot_table(index=["participant_id", "session_id"], columns=["map", "roi", "dataset"],
@@ -131,9 +158,17 @@ def across_datasets(tables, statistic):
             for (m, r), _ in stacked.groupby(["map", "roi"])}
 
 
-def labels_of(participants, column, positive, subjects, exclusions):
-    """``{participant_id: is positive}`` for ``subjects``; subjects without a label are
-    recorded. Raises ``ValueError`` when the column is missing or one class is empty."""
+def labels_of(
+    participants: pd.DataFrame,
+    column: str,
+    positive: str,
+    subjects: Iterable[str],
+    exclusions: Exclusions,
+) -> dict[str, bool]:
+    """``{participant_id: is positive}`` for ``subjects``; subjects without a label are recorded.
+
+    Raises ``ValueError`` when the column is missing or one class is empty.
+    """
     if column not in participants.columns:
         raise ValueError(f"participants.tsv: no column '{column}' (label.column of --group-config)")
     values = participants.set_index("participant_id")[column].astype(str)
@@ -152,7 +187,14 @@ def labels_of(participants, column, positive, subjects, exclusions):
     return out
 
 
-def auroc_tables(subject_values, labels, column, positive, statistic, compare):
+def auroc_tables(
+    subject_values: pd.DataFrame,
+    labels: dict[str, bool],
+    column: str,
+    positive: str,
+    statistic: str,
+    compare: Sequence[tuple[str, str]],
+) -> tuple[list[tuple], list[tuple], dict]:
     """AUROC rows (every map × ROI) and paired DeLong rows (``compare`` pairs).
 
     ``subject_values`` is :func:`subject_level`'s table; ``labels`` ``{participant: bool}``.
@@ -185,7 +227,12 @@ def auroc_tables(subject_values, labels, column, positive, statistic, compare):
     return rows, diffs, curves
 
 
-def site_effects(subject_values, sites, site_column, statistic):
+def site_effects(
+    subject_values: pd.DataFrame,
+    sites: dict[str, str],
+    site_column: str,
+    statistic: str,
+) -> list[tuple]:
     """Kruskal–Wallis rows of every map × ROI over the sites (``{participant: site}``)."""
     df = subject_values[subject_values["participant_id"].isin(sites)]
     rows = []

@@ -1,5 +1,7 @@
-"""``dcequant bids_dir output_dir group``: ROI statistics, reliability, AUROC, site
-effects and the group report, written at the root of ``output_dir``.
+"""Group level runner (``dcequant bids_dir output_dir group``).
+
+``dcequant bids_dir output_dir group``: ROI statistics, reliability, AUROC, site effects and the group report,
+written at the root of ``output_dir``.
 
 Files (each TSV with a JSON sidecar describing its columns with units):
 ``group_desc-roistats_stats.tsv``, ``group_desc-icc_stats.tsv`` (when there are repeated
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +29,9 @@ from .report import write_group_report
 from .settings import load_group_settings
 from .tables import ROISTATS_COLUMNS, find_maps, find_roi_files, session_folders, session_rows
 
+if TYPE_CHECKING:
+    from ..config import Config
+
 LOGGER = logging.getLogger("dcequant")
 
 
@@ -34,7 +41,7 @@ def _cell(value):
     return str(value)
 
 
-def write_table(path, columns, rows, sidecar):
+def write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence], sidecar: dict) -> Path:
     """Write a BIDS TSV (NaN as ``n/a``) and its JSON sidecar, atomically."""
     lines = ["\t".join(columns)] + ["\t".join(_cell(v) for v in row) for row in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
@@ -42,7 +49,13 @@ def write_table(path, columns, rows, sidecar):
     return path
 
 
-def roi_table(root, participants, sessions, roi_specs, uncertainty):
+def roi_table(
+    root: Path,
+    participants: Sequence[str],
+    sessions: Sequence[str],
+    roi_specs: Sequence[str | Path],
+    uncertainty: tuple[float, bool] | None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """``(ROI statistics DataFrame, {map: units})`` of one derivative folder."""
     rows, units = [], {}
     for subject, session, folder in session_folders(root, participants, sessions):
@@ -60,7 +73,7 @@ def roi_table(root, participants, sessions, roi_specs, uncertainty):
     return pd.DataFrame(rows, columns=ROISTATS_COLUMNS), units
 
 
-def read_participants(*roots):
+def read_participants(*roots) -> pd.DataFrame:
     """``participants.tsv`` of the first root that has one (text values), else empty."""
     for root in roots:
         path = Path(root) / "participants.tsv"
@@ -127,8 +140,11 @@ def _by_site(settings, roistats, sites, participants, exclusions, args):
 
 
 def _write_all(out, tables):
-    """Write every table, then remove group tables of earlier runs that this run did not
-    produce (e.g. an AUROC table after the label was removed from the config)."""
+    """Write every group table and remove stale ones.
+
+    Write every table, then remove group tables of earlier runs that this run did not produce (e.g. an AUROC
+    table after the label was removed from the config).
+    """
     files = [write_table(out / name, columns, rows, sidecar) for name, columns, rows, sidecar in tables]
     keep = {p.name for p in files} | {p.name[: -len(".tsv")] + ".json" for p in files}
     for stale in sorted(out.glob("group_*_stats.*")):
@@ -138,10 +154,13 @@ def _write_all(out, tables):
     return files
 
 
-def run_group_level(config):
-    """Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the
-    path of ``group_report.html``. ``LookupError`` when no map is found; ``ValueError``
-    on bad input. Nothing is written before every table is computed."""
+def run_group_level(config: Config) -> Path:
+    """Run the group level.
+
+    Run the group level for ``config`` (:class:`bidsapp.config.Config`); return the path of
+    ``group_report.html``. ``LookupError`` when no map is found; ``ValueError`` on bad input. Nothing is
+    written before every table is computed.
+    """
     out = Path(config.output_dir)
     settings = load_group_settings(getattr(config, "group_config", None))
     participants = read_participants(config.bids_dir, out)

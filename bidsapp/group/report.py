@@ -1,5 +1,7 @@
-"""``group_report.html``: cohort, distributions per ROI, Bland–Altman plots, ROC curves,
-tables with CIs, site effects, methods with references and the excluded subjects.
+"""Group report (``group_report.html``).
+
+``group_report.html``: cohort, distributions per ROI, Bland–Altman plots, ROC curves, tables with CIs, site
+effects, methods with references and the excluded subjects.
 
 Figures come from :mod:`bidsapp.report.figures` (embedded PNG, one self-contained file).
 Uncertainty and quality-control maps (``*Stderr``/``*Std`` descs, ``R2map``,
@@ -9,6 +11,8 @@ Uncertainty and quality-control maps (``*Stderr``/``*Std`` descs, ``R2map``,
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -18,15 +22,22 @@ from ..report.subject import CSS
 from .tables import UNCERTAINTY_DESCS
 
 QC_SUFFIXES = ("R2map", "T1residual")
-METHODS = """<p>ROI statistics were computed over the voxels of each ROI where the map was estimated (NaN voxels
-excluded); ROIs on another grid were resampled to the map grid by nearest neighbour. Each subject's value of a map in
+METHODS = """<p>ROI statistics were computed over the voxels of each ROI where the map was estimated \
+(NaN voxels
+excluded); ROIs on another grid were resampled to the map grid by nearest neighbour. Each subject's value \
+of a map in
 an ROI is the ROI {statistic} (averaged over sessions for diagnostic performance and site effects).</p>
-<p>Reliability: intraclass correlation coefficients ICC(2,1) (two-way random effects, absolute agreement), ICC(3,1)
-(two-way mixed effects, consistency) and their average-measures forms ICC(2,k) and ICC(3,k), with 95 % confidence
-intervals from the F distribution (Satterthwaite degrees of freedom for ICC(2,·)) [1, 2]; Bland–Altman bias and 95 %
+<p>Reliability: intraclass correlation coefficients ICC(2,1) (two-way random effects, absolute agreement), \
+ICC(3,1)
+(two-way mixed effects, consistency) and their average-measures forms ICC(2,k) and ICC(3,k), with 95 % \
+confidence
+intervals from the F distribution (Satterthwaite degrees of freedom for ICC(2,·)) [1, 2]; Bland–Altman bias \
+and 95 %
 limits of agreement for two measurements [6]; root-mean-square within-subject coefficient of variation.</p>
-<p>Diagnostic performance: area under the ROC curve (Mann–Whitney; ties count one half) with DeLong 95 % confidence
-intervals and paired DeLong tests between maps [3, 4]; the threshold maximising Youden's index [5]. Higher values
+<p>Diagnostic performance: area under the ROC curve (Mann–Whitney; ties count one half) with DeLong 95 % \
+confidence
+intervals and paired DeLong tests between maps [3, 4]; the threshold maximising Youden's index [5]. Higher \
+values
 count as positive.</p>
 <p>Site effects: Kruskal–Wallis test of the subject values across sites [7].</p>
 <ol class="refs">
@@ -34,19 +45,22 @@ count as positive.</p>
 1979;86:420-428.</li>
 <li>McGraw KO, Wong SP. Forming inferences about some intraclass correlation coefficients. Psychol Methods
 1996;1:30-46.</li>
-<li>DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated receiver operating
+<li>DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated \
+receiver operating
 characteristic curves: a nonparametric approach. Biometrics 1988;44:837-845.</li>
 <li>Sun X, Xu W. Fast implementation of DeLong's algorithm for comparing the areas under correlated receiver
 operating characteristic curves. IEEE Signal Process Lett 2014;21:1389-1393.</li>
 <li>Youden WJ. Index for rating diagnostic tests. Cancer 1950;3:32-35.</li>
-<li>Bland JM, Altman DG. Statistical methods for assessing agreement between two methods of clinical measurement.
+<li>Bland JM, Altman DG. Statistical methods for assessing agreement between two methods of clinical \
+measurement.
 Lancet 1986;1:307-310.</li>
-<li>Kruskal WH, Wallis WA. Use of ranks in one-criterion variance analysis. J Am Stat Assoc 1952;47:583-621.</li>
+<li>Kruskal WH, Wallis WA. Use of ranks in one-criterion variance analysis. J Am Stat Assoc \
+1952;47:583-621.</li>
 </ol>"""
 
 
-def report_maps(names):
-    """Maps drawn in the report: every map but uncertainty and QC maps."""
+def report_maps(names: Iterable[str]) -> list[str]:
+    """Return the maps drawn in the report: every map but uncertainty and QC maps."""
     keep = []
     for name in sorted(names):
         desc, _, suffix = name.rpartition("_")
@@ -95,7 +109,7 @@ def _distributions(d, maps):
         panels = []
         for roi, g in part.groupby("roi", sort=True):
             groups = {}
-            for pid, v in zip(g["participant_id"], g["value"]):
+            for pid, v in zip(g["participant_id"], g["value"], strict=True):
                 groups.setdefault(_grouping(d, pid), []).append(v)
             panels.append((roi, dict(sorted(groups.items()))))
         if panels:
@@ -138,7 +152,7 @@ def _ci(value, low, high):
 
 
 def _tables(d):
-    """The result tables, compact: estimates with their 95 % CI in one cell."""
+    """Return the result tables, compact: estimates with their 95 % CI in one cell."""
     icc = [(m, r, t, _ci(v, lo, hi), n, k, _ci(b, bl, bh), _fmt(w))
            for m, r, _, t, v, lo, hi, n, k, b, bl, bh, w in d["icc"]]
     auroc = [(m, r, _ci(a, lo, hi), f"{npos}/{nneg}", _fmt(th), _fmt(se), _fmt(sp))
@@ -166,7 +180,7 @@ def _excluded(d):
                                             else "<p>None.</p>")
 
 
-def write_group_report(path, d):
+def write_group_report(path: Path, d: dict) -> Path:
     """Write the group report from the analysis results ``d`` (see ``level.py``)."""
     maps = report_maps(d["roistats"]["map"].unique())
     files = ", ".join(html.escape(p.name) for p in d["files"])

@@ -52,9 +52,11 @@ def _pairs(value, where):
     return tuple(tuple(p) for p in value)
 
 
-def load_group_settings(path=None):
-    """Read ``--group-config``; defaults when ``path`` is None. One-line ``ValueError``
-    naming the file and the key on bad input."""
+def load_group_settings(path: str | Path | None = None) -> GroupSettings:
+    """Read ``--group-config``; defaults when ``path`` is None.
+
+    One-line ``ValueError`` naming the file and the key on bad input.
+    """
     if path is None:
         return GroupSettings()
     path = Path(path)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import GroupSettings
+
 _ID = {
     "participant_id": {"Description": "participant label (sub-<label>)"},
     "session_id": {"Description": "session label (ses-<label>); n/a without sessions"},
@@ -15,15 +20,16 @@ def _statistic(settings):
             "Levels": {"mean": "ROI mean", "median": "ROI median"}, "Value": settings.statistic}
 
 
-def roistats(units, settings):
+def roistats(units: dict[str, str], settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-roistats_stats.tsv``; ``units`` is ``{map: units}``."""
     same = "units of the map (MapUnits)"
     doc = {
-        "Description": "ROI statistics of every map of every participant/session. Voxels that are NaN in the map "
-                       "(not estimated) are not counted in n_valid nor in any statistic; percentiles use linear "
+        "Description": "ROI statistics of every map of every participant/session. Voxels that are NaN in the "
+                       "map (not estimated) are not counted in n_valid nor in any statistic; percentiles use linear "
                        "interpolation (numpy default); sd uses n - 1.",
         **_ID,
-        "map": {"Description": "map name: the derivative's desc and suffix joined by '_' (e.g. extendedtofts_Ktrans)"},
+        "map": {"Description": "map name: the derivative's desc and suffix joined by '_' (e.g. "
+                               "extendedtofts_Ktrans)"},
         "n_voxels": {"Description": "voxels in the ROI on the map grid (ROI resampled by nearest neighbour)",
                      "Units": "voxels"},
         "n_valid": {"Description": "ROI voxels with a finite map value" + (
@@ -38,8 +44,8 @@ def roistats(units, settings):
         threshold, relative = settings.uncertainty
         doc["UncertaintyExclusion"] = {
             "Threshold": threshold, "Relative": relative,
-            "Description": "voxels whose paired uncertainty map (<desc>Stderr or <desc>Std, same suffix) exceeds the "
-                           "threshold (" + ("a fraction of |value|" if relative else "in map units") + ") are excluded"}
+            "Description": "voxels whose paired uncertainty map (<desc>Stderr or <desc>Std, same suffix) "
+                           "exceeds the threshold (" + ("a fraction of |value|" if relative else "in map units") + ") are excluded"}
     return doc
 
 
@@ -47,7 +53,7 @@ def _site(site):
     return {"Site": site} if site is not None else {}
 
 
-def icc(settings, site=None):
+def icc(settings: GroupSettings, site: str | None = None) -> dict:
     """Sidecar of ``group_desc-icc_stats.tsv``."""
     across = {"session": "repeated sessions (targets: participants)",
               "map": "different maps of one quantity (targets: participant x session)",
@@ -84,11 +90,11 @@ def _label(settings):
     return {"Description": "participants.tsv column holding the binary label", "Value": settings.label_column}
 
 
-def auroc(settings, site=None):
+def auroc(settings: GroupSettings, site: str | None = None) -> dict:
     """Sidecar of ``group_desc-auroc_stats.tsv``."""
     return {
-        "Description": "Diagnostic performance of each map x ROI summary (one value per subject: the mean over its "
-                       "sessions) for the binary label; higher values count as positive (no direction is chosen "
+        "Description": "Diagnostic performance of each map x ROI summary (one value per subject: the mean "
+                       "over its sessions) for the binary label; higher values count as positive (no direction is chosen "
                        "from the data, so an AUROC below 0.5 means lower values in the positive class).",
         **_site(site),
         "map": {"Description": "map name (desc_suffix)"}, "roi": _ID["roi"], "statistic": _statistic(settings),
@@ -106,7 +112,7 @@ def auroc(settings, site=None):
     }
 
 
-def aurocdiff(settings):
+def aurocdiff(settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-aurocdiff_stats.tsv``."""
     return {
         "Description": "Paired DeLong (1988) tests of two maps' AUROCs on the subjects having both",
@@ -119,7 +125,7 @@ def aurocdiff(settings):
     }
 
 
-def siteeffect(settings):
+def siteeffect(settings: GroupSettings) -> dict:
     """Sidecar of ``group_desc-siteeffect_stats.tsv``."""
     return {
         "Description": "Site effect on each map x ROI summary (one value per subject): Kruskal-Wallis test",

@@ -1,5 +1,7 @@
-"""Group statistics on arrays: ICC, Bland–Altman, wCV, AUROC with DeLong CIs and tests,
-Youden threshold, Kruskal–Wallis. numpy/scipy only (no files, no pandas).
+"""Group statistics on arrays.
+
+Group statistics on arrays: ICC, Bland–Altman, wCV, AUROC with DeLong CIs and tests, Youden threshold,
+Kruskal–Wallis. numpy/scipy only (no files, no pandas).
 
 Values are in the units of the biomarker they summarise (e.g. Ktrans in 1/min); ICC,
 AUROC, sensitivity, specificity, wCV and p-values are dimensionless.
@@ -25,9 +27,11 @@ Kruskal WH, Wallis WA. Use of ranks in one-criterion variance analysis. J Am Sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
 ICC_TYPES = ("ICC2", "ICC3", "ICC2k", "ICC3k")
@@ -52,7 +56,7 @@ def _wide(ratings):
     return y
 
 
-def icc(ratings, alpha=0.05):
+def icc(ratings: ArrayLike, alpha: float = 0.05) -> dict[str, ICC]:
     """ICC(2,1), ICC(3,1), ICC(2,k), ICC(3,k) with (1 - alpha) CIs.
 
     ``ratings`` is ``(n subjects, k measurements)``, complete. Two-way ANOVA without
@@ -95,7 +99,7 @@ def icc(ratings, alpha=0.05):
     return {name: ICC(name, *(float(x) for x in vals)) for name, vals in values.items()}
 
 
-def bland_altman(first, second):
+def bland_altman(first: ArrayLike, second: ArrayLike) -> tuple[float, float, float]:
     """Bland–Altman (1986) bias and 95 % limits of agreement of ``second - first``.
 
     Returns ``(bias, loa_low, loa_high)`` in the units of the measurements: the mean
@@ -108,10 +112,13 @@ def bland_altman(first, second):
     return bias, bias - 1.96 * sd, bias + 1.96 * sd
 
 
-def within_subject_cv(ratings):
-    """Root-mean-square within-subject coefficient of variation (fraction):
-    ``sqrt(mean_i(s_i^2 / m_i^2))`` with ``s_i`` the SD (n - 1) and ``m_i`` the mean of
-    subject i's repeated measurements. NaN when a subject mean is 0."""
+def within_subject_cv(ratings: ArrayLike) -> float:
+    """Return the root-mean-square within-subject coefficient of variation (fraction).
+
+    Root-mean-square within-subject coefficient of variation (fraction): ``sqrt(mean_i(s_i^2 / m_i^2))`` with
+    ``s_i`` the SD (n - 1) and ``m_i`` the mean of subject i's repeated measurements. NaN when a subject mean
+    is 0.
+    """
     y = _wide(ratings)
     m = y.mean(axis=1)
     if np.any(m == 0):
@@ -133,8 +140,11 @@ def _classes(values, positive):
 
 
 def _placements(x, pos):
-    """Structural components of DeLong et al. (1988) via midranks (Sun & Xu 2014):
-    ``v10[i]`` = P(positive i > random negative) (+ 1/2 ties), ``v01[j]`` likewise."""
+    """Return the DeLong structural components of positives and negatives.
+
+    Structural components of DeLong et al. (1988) via midranks (Sun & Xu 2014): ``v10[i]`` = P(positive i >
+    random negative) (+ 1/2 ties), ``v01[j]`` likewise.
+    """
     xp, xn = x[pos], x[~pos]
     m, n = xp.size, xn.size
     r_all = sps.rankdata(np.concatenate([xp, xn]))
@@ -155,8 +165,11 @@ def _delong_var(v10, v01, w10=None, w01=None):
 
 @dataclass(frozen=True)
 class ROC:
-    """AUROC of one biomarker (higher values = positive) with its DeLong 95 % CI and
-    the Youden-optimal threshold (biomarker units) with sensitivity and specificity."""
+    """AUROC of one biomarker with its DeLong CI and Youden threshold.
+
+    AUROC of one biomarker (higher values = positive) with its DeLong 95 % CI and the Youden-optimal threshold
+    (biomarker units) with sensitivity and specificity.
+    """
 
     auroc: float
     ci95_low: float
@@ -168,10 +181,12 @@ class ROC:
     specificity: float
 
 
-def roc_curve(values, positive):
-    """``(thresholds, sensitivity, specificity)`` with a subject called positive when
-    its value is above the threshold; thresholds are -inf, the midpoints between
-    consecutive distinct values and +inf (as R's pROC)."""
+def roc_curve(values: ArrayLike, positive: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the empirical ROC curve of ``values``.
+
+    ``(thresholds, sensitivity, specificity)`` with a subject called positive when its value is above the
+    threshold; thresholds are -inf, the midpoints between consecutive distinct values and +inf (as R's pROC).
+    """
     x, pos = _classes(values, positive)
     u = np.unique(x)
     thresholds = np.concatenate([[-np.inf], (u[:-1] + u[1:]) / 2, [np.inf]])
@@ -180,7 +195,7 @@ def roc_curve(values, positive):
     return thresholds, sens, spec
 
 
-def auroc(values, positive, alpha=0.05):
+def auroc(values: ArrayLike, positive: ArrayLike, alpha: float = 0.05) -> ROC:
     """AUROC (Mann–Whitney, ties count 1/2) of ``values`` for the ``positive`` class.
 
     The 95 % CI is ``auc ± z(1 - alpha/2) × sqrt(var_DeLong)``, clipped to [0, 1] (as
@@ -199,7 +214,11 @@ def auroc(values, positive, alpha=0.05):
                float(thresholds[best]), float(sens[best]), float(spec[best]))
 
 
-def delong_test(values_a, values_b, positive):
+def delong_test(
+    values_a: ArrayLike,
+    values_b: ArrayLike,
+    positive: ArrayLike,
+) -> tuple[float, float, float, float]:
     """Paired DeLong test of two AUROCs on the same subjects.
 
     Returns ``(auroc_a, auroc_b, delta = a - b, two-sided p-value)`` from
@@ -219,10 +238,12 @@ def delong_test(values_a, values_b, positive):
     return auc_a, auc_b, delta, float(2 * sps.norm.sf(abs(delta) / np.sqrt(var)))
 
 
-def kruskal_wallis(groups):
-    """Kruskal–Wallis H (tie-corrected) and its chi-square p-value over ``groups``
-    (a list of 1-D arrays, one per site); ``(nan, nan)`` with fewer than two non-empty
-    groups or when every value is tied."""
+def kruskal_wallis(groups: Sequence[ArrayLike]) -> tuple[float, float]:
+    """Return the Kruskal–Wallis H statistic and its p-value.
+
+    Kruskal–Wallis H (tie-corrected) and its chi-square p-value over ``groups`` (a list of 1-D arrays, one per
+    site); ``(nan, nan)`` with fewer than two non-empty groups or when every value is tied.
+    """
     groups = [np.asarray(g, float)[np.isfinite(g)] for g in groups]
     groups = [g for g in groups if g.size]
     if len(groups) < 2:

@@ -1,5 +1,6 @@
-"""ROI statistics of every map of every participant/session (the long table
-``group_desc-roistats_stats.tsv``).
+"""ROI statistics of every map of every participant/session.
+
+ROI statistics of every map of every participant/session (the long table ``group_desc-roistats_stats.tsv``).
 
 Maps are found by BIDS entities (:func:`find_maps`); ROIs come from ``*_dseg.nii.gz``
 segmentations (names from the ``dseg.tsv`` of their derivative dataset) or binary
@@ -12,11 +13,13 @@ the inverse ROI affine; map voxels falling outside the ROI image are outside the
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..bids_raw import strip_prefix, subject_dir
 
@@ -30,22 +33,29 @@ NOT_MAP_SUFFIXES = ("mask", "dseg", "probseg")
 UNCERTAINTY_DESCS = ("Stderr", "Std")
 
 
-def entities(path):
+def entities(path: str | Path) -> tuple[dict[str, str], str]:
     """``({entity: label}, suffix)`` of a BIDS file name."""
     stem = Path(path).name.split(".")[0]
     parts = stem.split("_")
     return dict(p.split("-", 1) for p in parts[:-1] if "-" in p), parts[-1]
 
 
-def map_name(path):
+def map_name(path: str | Path) -> str:
     """Map name used by the group tables: ``<desc>_<suffix>`` (``<suffix>`` without desc)."""
     ents, suffix = entities(path)
     return f"{ents['desc']}_{suffix}" if "desc" in ents else suffix
 
 
-def session_folders(root, participants=(), sessions=()):
-    """``(subject, session or None, folder)`` of every ``sub-*/[ses-*]`` folder of a
-    derivative dataset, restricted to the given labels when any."""
+def session_folders(
+    root: str | Path,
+    participants: Sequence[str] = (),
+    sessions: Sequence[str] = (),
+) -> Iterator[tuple[str, str | None, Path]]:
+    """List the subject/session folders of a derivative dataset.
+
+    ``(subject, session or None, folder)`` of every ``sub-*/[ses-*]`` folder of a derivative dataset,
+    restricted to the given labels when any.
+    """
     for sub in sorted(Path(root).glob("sub-*")):
         subject = strip_prefix(sub.name, "sub")
         if not sub.is_dir() or (participants and subject not in participants):
@@ -57,13 +67,14 @@ def session_folders(root, participants=(), sessions=()):
                 yield subject, session, folder
 
 
-def find_maps(folder):
+def find_maps(folder: Path) -> dict[str, Path]:
     """``{map name: path}`` of the 3-D float maps of one session folder.
 
     Every ``<datatype>/*.nii[.gz]`` with ``datatype`` in :data:`MAP_DATATYPES`, except
     masks and segmentations, whose image is 3-D and of a floating-point type. This is
-    the one place that decides which files are maps (to be switched to the model
-    registry); maps added by new methods (e.g. ``desc-cnn_Ktrans``) need no change.
+    the one place that decides which files are maps. Model maps are named by the
+    registry (``desc-<ModelSpec.label>_<parameter>``, :mod:`bidsapp.registry.kinetic`);
+    maps added by new methods (e.g. ``desc-cnn_Ktrans``) are found the same way.
     """
     found = {}
     for datatype in MAP_DATATYPES:
@@ -77,7 +88,7 @@ def find_maps(folder):
     return found
 
 
-def uncertainty_partner(name, maps):
+def uncertainty_partner(name: str, maps) -> str | None:
     """Name of the uncertainty map paired with map ``name`` in ``maps``, or None."""
     desc, _, suffix = name.rpartition("_")
     if not desc or desc.endswith(UNCERTAINTY_DESCS):
@@ -85,7 +96,7 @@ def uncertainty_partner(name, maps):
     return next((f"{desc}{u}_{suffix}" for u in UNCERTAINTY_DESCS if f"{desc}{u}_{suffix}" in maps), None)
 
 
-def find_roi_files(specs, subject, session):
+def find_roi_files(specs: Sequence[str | Path], subject: str, session: str | None) -> list[Path]:
     """ROI files (``*_dseg.nii*`` and ``*_mask.nii*``) of one subject/session.
 
     ``specs`` are files (``{subject}``/``{session}`` are replaced) or derivative folders
@@ -133,6 +144,10 @@ class ROIImage:
 
     @classmethod
     def load(cls, path):
+        """Read a 3-D label image (``dseg`` with its TSV, or a mask) as an ROI image.
+
+        Raises ``ValueError`` naming ``--roi`` and the file when the image is not 3-D.
+        """
         img = nib.load(str(path))
         data = np.asarray(img.dataobj)
         if data.ndim != 3:
@@ -160,9 +175,12 @@ class ROIImage:
         return out.reshape(shape)
 
 
-def summarise(values):
-    """``(n_valid, mean, sd, median, q25, q75, p05, p95)`` of the finite values (SD with
-    n - 1; NaN where not defined: every statistic with no valid voxel, SD with one)."""
+def summarise(values: ArrayLike) -> tuple:
+    """Return the summary statistics of the finite values.
+
+    ``(n_valid, mean, sd, median, q25, q75, p05, p95)`` of the finite values (SD with n - 1; NaN where not
+    defined: every statistic with no valid voxel, SD with one).
+    """
     v = values[np.isfinite(values)]
     if v.size == 0:
         return (0,) + (np.nan,) * 7
@@ -171,7 +189,13 @@ def summarise(values):
     return (int(v.size), float(v.mean()), sd, *(float(x) for x in q))
 
 
-def session_rows(participant_id, session_id, maps, roi_paths, uncertainty=None):
+def session_rows(
+    participant_id: str,
+    session_id: str | None,
+    maps: dict[str, Path],
+    roi_paths: Sequence[Path],
+    uncertainty: tuple[float, bool] | None = None,
+) -> list[tuple]:
     """Rows of the ROI statistics table for one session.
 
     ``maps`` is ``{map name: path}``, ``roi_paths`` the ROI files; ``uncertainty`` an

@@ -57,8 +57,10 @@ def _montage(volume, slices):
 
 
 def map_grid(rows, title=None):
-    """Several 3-D maps in one figure: one row per map showing its axial slices side by
-    side (left to right: increasing z), each row with a colourbar labelled in its units.
+    """Draw several 3-D maps in one figure.
+
+    Several 3-D maps in one figure: one row per map showing its axial slices side by side (left to right:
+    increasing z), each row with a colourbar labelled in its units.
 
     ``rows`` is a list of dicts with ``volume``, ``title``, ``units`` and optionally
     ``mask`` (voxels outside are blank), ``cmap``, ``limits`` (vmin, vmax; default the
@@ -72,7 +74,7 @@ def map_grid(rows, title=None):
     height = row_height * len(rows) + 0.6
     fig, axes = plt.subplots(len(rows), 1, figsize=(map_width + 1.6, height), squeeze=False)
     fig.subplots_adjust(left=0.1, right=0.95, top=1 - 0.45 / height, bottom=0.2 / height, hspace=0.35)
-    for ax, row in zip(axes[:, 0], rows):
+    for ax, row in zip(axes[:, 0], rows, strict=True):
         volume = np.asarray(row["volume"], float)
         mask = None if row.get("mask") is None else np.asarray(row["mask"], bool)
         vmin, vmax = row.get("limits") or robust_limits(volume, mask)
@@ -113,8 +115,7 @@ def histogram(values, title, units, mask=None):
 
 
 def aif_plot(t, plasma, blood, source, arrival=None):
-    """Plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted
-    vertical line when given."""
+    """Draw the plasma and blood AIF against time (s), with the bolus arrival (s) as a dotted line."""
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     ax.plot(t, plasma, "-o", ms=2.5, label="plasma")
     ax.plot(t, blood, "--", label="blood")
@@ -129,10 +130,13 @@ def aif_plot(t, plasma, blood, source, arrival=None):
 
 
 def curves_plot(t, curves, fits, labels, title):
-    """Measured concentration curves (points) with their model fits (lines), one panel
-    per voxel so that tissue curves are not dwarfed by vessels."""
+    """Draw measured concentration curves with their model fits.
+
+    Measured concentration curves (points) with their model fits (lines), one panel per voxel so that tissue
+    curves are not dwarfed by vessels.
+    """
     fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves), 2.4), squeeze=False)
-    for ax, measured, fitted, label in zip(axes[0], curves, fits, labels):
+    for ax, measured, fitted, label in zip(axes[0], curves, fits, labels, strict=True):
         ax.plot(t, measured, "o", ms=2.5, color="#4c72b0", label="measured")
         ax.plot(t, fitted, "-", lw=1.5, color="#dd8452", label="fit")
         ax.set_title(label, fontsize=7)
@@ -158,10 +162,13 @@ def _panel_grid(n_panels, width=2.6, height=2.2, columns=4):
 
 
 def group_boxes(panels, units, title):
-    """Box plots with the points, one panel per ROI: ``panels`` is
-    ``[(roi, {group name: values})]`` (values in ``units``, one per subject)."""
+    """Draw box plots with the points, one panel per ROI.
+
+    Box plots with the points, one panel per ROI: ``panels`` is ``[(roi, {group name: values})]`` (values in
+    ``units``, one per subject).
+    """
     fig, axes = _panel_grid(len(panels))
-    for ax, (roi, groups) in zip(axes, panels):
+    for ax, (roi, groups) in zip(axes, panels, strict=False):
         names = list(groups)
         data = [np.asarray(groups[g], float) for g in names]
         ax.boxplot(data, showfliers=False, widths=0.6)
@@ -177,10 +184,13 @@ def group_boxes(panels, units, title):
 
 
 def bland_altman_panels(panels, units, title):
-    """Bland–Altman plots, one panel per ROI: ``panels`` is ``[(roi, first, second)]``;
-    difference (second - first) against the mean, with the bias and 95 % limits."""
+    """Draw Bland–Altman plots, one panel per ROI.
+
+    Bland–Altman plots, one panel per ROI: ``panels`` is ``[(roi, first, second)]``; difference (second -
+    first) against the mean, with the bias and 95 % limits.
+    """
     fig, axes = _panel_grid(len(panels))
-    for ax, (roi, first, second) in zip(axes, panels):
+    for ax, (roi, first, second) in zip(axes, panels, strict=False):
         first, second = np.asarray(first, float), np.asarray(second, float)
         mean, diff = (first + second) / 2, second - first
         ax.plot(mean, diff, "o", ms=3, color="#4c72b0")
@@ -199,7 +209,7 @@ def bland_altman_panels(panels, units, title):
 def roc_panels(panels, title):
     """ROC curves, one panel per ROI: ``panels`` is ``[(roi, sensitivity, specificity, auroc)]``."""
     fig, axes = _panel_grid(len(panels), width=2.4, height=2.4)
-    for ax, (roi, sens, spec, auc) in zip(axes, panels):
+    for ax, (roi, sens, spec, auc) in zip(axes, panels, strict=False):
         order = np.lexsort((np.asarray(sens), 1 - np.asarray(spec)))
         ax.plot((1 - np.asarray(spec))[order], np.asarray(sens)[order], "-", color="#4c72b0")
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
@@ -213,14 +223,17 @@ def roc_panels(panels, title):
 
 
 def motion_plot(params, fd, threshold, time=None):
-    """Motion traces of the DCE series: translations (mm), rotations (degrees) and
-    framewise displacement (mm) with the flagging threshold; columns that were not
-    estimated (NaN, in-plane model) are left out. ``params`` ``[n, 6]`` in mm and rad."""
+    """Draw the motion traces of the DCE series.
+
+    Motion traces of the DCE series: translations (mm), rotations (degrees) and framewise displacement (mm)
+    with the flagging threshold; columns that were not estimated (NaN, in-plane model) are left out.
+    ``params`` ``[n, 6]`` in mm and rad.
+    """
     params, fd = np.asarray(params, float), np.asarray(fd, float)
     x = np.arange(len(fd)) if time is None else np.asarray(time, float)
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 5.0), sharex=True)
     for ax, columns, scale, units in ((axes[0], range(3), 1.0, "mm"), (axes[1], range(3, 6), 180 / np.pi, "deg")):
-        for c, axis in zip(columns, "xyz"):
+        for c, axis in zip(columns, "xyz", strict=True):
             if np.isfinite(params[:, c]).any():
                 ax.plot(x, params[:, c] * scale, label=axis)
         ax.set_ylabel(f"{'translation' if units == 'mm' else 'rotation'} ({units})", fontsize=8)

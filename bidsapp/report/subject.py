@@ -18,9 +18,9 @@ import nibabel as nib
 import numpy as np
 
 from ..bids_raw import subject_dir
-from ..config import MODEL_NAMES
 from ..derivatives import model_label, stderr_label
 from ..io_utils import write_text_atomic
+from ..registry.kinetic import MODEL_NAMES, MODELS, get_model
 from ..session_steps import read_aif
 from . import figures
 
@@ -30,7 +30,8 @@ CMAPS = {"Ktrans": "magma", "kep": "magma", "Fp": "inferno", "PS": "plasma", "ve
          "delay": "coolwarm"}
 
 CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;\
+margin:2em auto;max-width:1100px;color:#222}
 h1{border-bottom:2px solid #4c72b0}h2{margin-top:2em;border-bottom:1px solid #ccc}
 img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}
 .warn{background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin:4px 0}
@@ -63,7 +64,7 @@ def _session_dirs(output_dir, subject):
 
 
 def _models_in(perf):
-    labels = {model_label(m): m for m in MODEL_NAMES}
+    labels = {spec.label: name for name, spec in MODELS.items()}
     found = []
     for path in sorted(perf.glob("*_R2map.nii.gz")):
         desc = next((part[5:] for part in path.name.split("_") if part.startswith("desc-")), None)
@@ -73,19 +74,22 @@ def _models_in(perf):
 
 
 def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
-    """Measured and fitted curves of voxels at R² quantiles among the voxels of the quality
-    mask whose parameters are all estimated (finite).
+    """Return measured and fitted curves of example voxels.
+
+    Measured and fitted curves of voxels at R² quantiles among the voxels of the quality mask whose parameters
+    are all estimated (finite).
 
     The fit curve is :func:`bidsapp.model_curve` of the written parameter maps with the
     written AIF on its own grid (``aif`` mM at ``aif_times`` s, None for the frames ``t``),
     i.e. exactly the curve the fit made. Returns ``[(label, measured, fitted)]`` (may be
     empty).
     """
-    from .. import MODELS, model_curve
+    from .. import model_curve
 
     label = model_label(model)
     maps = {}
-    for name in MODELS[model].params + ("delay",):
+    spec = get_model(model)
+    for name in spec.params + ("delay",):
         path = _find(perf, f"*_desc-{label}_{name}.nii.gz")
         if path is not None:
             maps[name] = _load(path).ravel()
@@ -100,7 +104,7 @@ def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
     flat_conc = conc.reshape(-1, conc.shape[-1])
     examples = []
     for voxel in picks:
-        params = {name: maps[name][voxel] for name in MODELS[model].params}
+        params = {name: maps[name][voxel] for name in spec.params}
         delay = maps["delay"][voxel] if "delay" in maps else None
         fitted = np.asarray(model_curve(model, params, t, aif, delay=delay, aif_times=aif_times), float)
         coords = np.unravel_index(voxel, quality.shape)
@@ -145,7 +149,8 @@ def _motion_section(folder, t):
     threshold = float(meta.get("FramewiseDisplacementThreshold", 0.5))
     time = t if t is not None and len(t) == len(fd) else None
     parts = ["<h3>Head motion</h3>",
-             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom ({html.escape(str(meta.get('Axes', '')))}); "
+             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom "
+             f"({html.escape(str(meta.get('Axes', '')))}); "
              f"maximum framewise displacement {np.nanmax(fd) if np.isfinite(fd).any() else 0.0:.2f} mm; "
              f"{int((np.nan_to_num(fd) > threshold).sum())} frame(s) above {threshold:g} mm.</p>",
              _img(figures.motion_plot(params, fd, threshold, time), "motion traces")]
@@ -231,7 +236,7 @@ def _session_section(session, folder):
         if conc is not None and aif is not None and quality is not None:
             examples = example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2)
             if examples:
-                labels, measured, fitted = zip(*examples)
+                labels, measured, fitted = zip(*examples, strict=True)
                 parts.append(_img(figures.curves_plot(t, measured, fitted, labels, f"{model}: example voxels"),
                                   "example curves"))
     parts.append("<h3>Warnings</h3>")

@@ -3,14 +3,14 @@
 * Transmit field: a smooth centre-bright pattern (as the dielectric effect at 3 T) plus
   a random linear gradient, scaled so the relative B1 lies within ``1 ± amplitude``.
 * Rigid motion: per-frame translations (mm) and rotations (deg) about the slab centre,
-  a smoothed random walk scaled to the requested maximum, applied by trilinear
-  resampling of the noise-free frame.
+  a smoothed random walk scaled to the requested maximum; :func:`pose_matrix` gives the
+  displacement that :meth:`Phantom.moved <bidsapp.simulate.phantom.Phantom.moved>`
+  applies to the head before each volume is sampled.
 * Noise: magnitude of the complex signal with independent Gaussian noise of SD σ in
   both channels, i.e. Rician (Gudbjartsson & Patz, MRM 1995;34:910).
 """
 
 import numpy as np
-from scipy.ndimage import affine_transform
 
 
 def b1_map(grid, amplitude, rng):
@@ -58,11 +58,12 @@ def rigid_matrix(params):
     return matrix
 
 
-def move(volume, grid, params):
-    """The object in ``volume`` ([nx, ny, nz]) displaced by the rigid ``params``."""
+def pose_matrix(params, slab_centre=0.0):
+    """Return the 4×4 RAS displacement of the head for (tx, ty, tz mm, rx, ry, rz deg).
+
+    The head rotates about the slab centre (0, 0, ``slab_centre``): a head point ``p`` moves
+    to ``M · p``.
+    """
     centre = np.eye(4)
-    centre[2, 3] = grid.slab_centre
-    world = centre @ rigid_matrix(params) @ np.linalg.inv(centre)
-    # output voxel -> world -> undo motion -> input voxel
-    vox = np.linalg.inv(grid.affine) @ np.linalg.inv(world) @ grid.affine
-    return affine_transform(volume, vox[:3, :3], offset=vox[:3, 3], order=1, mode="constant", cval=0.0)
+    centre[2, 3] = slab_centre
+    return centre @ rigid_matrix(params) @ np.linalg.inv(centre)

@@ -16,6 +16,8 @@ import numpy as np
 from .. import bids_raw
 from .._version import __version__
 from ..io_utils import save_nifti_atomic, write_json_atomic, write_text_atomic
+from ..registry.kinetic import get_model
+from .kinetics import TRUTH_MODEL
 from .subject import RECEIVER_GAIN
 from .tissues import TISSUE_CLASSES
 
@@ -66,7 +68,7 @@ TIMING_FIELDS = ("VolumeTiming", "RepetitionTime")
 
 
 def dce_timing(protocol, times, timing_field="VolumeTiming"):
-    """Timing fields of the DCE sidecar in one of the two BIDS forms.
+    """Return the timing fields of the DCE sidecar in one of the two BIDS forms.
 
     ``VolumeTiming`` (s, every frame's onset) with ``AcquisitionDuration``, or
     ``RepetitionTime`` (s, the frame interval of regular sampling; BIDS then forbids
@@ -148,9 +150,9 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     volume("anat", "T1map", phantom.t1, {"Units": "s"})
     volume("anat", "M0map", phantom.m0 * RECEIVER_GAIN, {"Units": "arbitrary", "Description": "receiver gain × relative proton density; the M0 of the SPGR equation"})
     volume("anat", "dseg", phantom.dseg, {"Description": "dominant tissue class; labels in dseg.tsv"}, dtype=np.int16)
-    units = {"Ktrans": "1/min", "ve": "fraction", "vp": "fraction", "kep": "1/min"}
+    units = get_model(TRUTH_MODEL).units
     for name, data in phantom.truth_maps().items():
-        volume("perf", name, data, {"Units": units[name], "Model": "extended_tofts"})
+        volume("perf", name, data, {"Units": units[name], "Model": TRUTH_MODEL})
     volume("perf", "delay", phantom.delay, {"Units": "s", "Description": "bolus delay relative to the arterial input"})
     volume(
         "perf",
@@ -166,10 +168,10 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     if sim.motion is not None:
         names = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
         motion = bids_raw.raw_path(root, subject, session, "perf", "timeseries", ".tsv", desc="truthmotion")
-        _write_table(motion, dict(zip(names, sim.motion.T)))
+        _write_table(motion, dict(zip(names, sim.motion.T, strict=True)))
         doc = {n: {"Units": "mm" if n.startswith("trans") else "degrees"} for n in names}
         doc["Description"] = "rigid motion of every DCE frame (rotation about the slab centre)"
-        doc["VFAMotion"] = dict(zip(names, sim.vfa_motion))
+        doc["VFAMotion"] = dict(zip(names, sim.vfa_motion, strict=True))
         write_json_atomic(motion.with_suffix(".json"), doc)
     if dose_pair is not None:
         for dose, data in (("low", dose_pair.low_enhancement), ("standard", dose_pair.enhancement)):
@@ -196,7 +198,7 @@ def _aif_sidecar(sim):
         "SinusDelay": phantom.sinus_delay,
         "NoiseSigma": sim.noise_sigma,
         "SNR": protocol.snr,
-        "Model": "extended_tofts",
+        "Model": TRUTH_MODEL,
     }
 
 
@@ -204,7 +206,7 @@ def _write_table(path, columns):
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(columns)
-    for row in zip(*columns.values()):
+    for row in zip(*columns.values(), strict=True):
         writer.writerow([f"{float(v):.6g}" for v in row])
     write_text_atomic(path, buffer.getvalue())
 
@@ -237,8 +239,11 @@ TRUTH_IGNORE_PATTERNS = ("*_desc-truth_Ktrans.*", "*_desc-truth_ve.*", "*_desc-t
 
 
 def write_truth_dataset_files(root, participants, group_column):
-    """``dataset_description.json`` (derivative), ``dseg.tsv``, ``.bidsignore`` and
-    ``participants.tsv`` (subject-level truth) of the truth dataset."""
+    """Write the dataset-level files of the truth dataset.
+
+    ``dataset_description.json`` (derivative), ``dseg.tsv``, ``.bidsignore`` and ``participants.tsv``
+    (subject-level truth) of the truth dataset.
+    """
     bids_raw.ensure_dataset_description(
         root,
         "dcequant simulation ground truth",

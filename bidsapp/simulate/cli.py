@@ -9,12 +9,13 @@ Examples::
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from .._version import __version__
+from .bids_writer import TIMING_FIELDS
 from .dicom_vendors import VENDORS
 from .geometry import Grid
 from .protocol import Protocol
-from .bids_writer import TIMING_FIELDS
 from .study import FORMATS, simulate_study
 
 
@@ -36,6 +37,7 @@ def _matrix(text):
 
 
 def build_parser():
+    """Return the argument parser of ``dcequant-simulate``."""
     p = argparse.ArgumentParser(prog="dcequant-simulate", description="Simulate a DCE-MRI study (BIDS and/or DICOM) with ground truth.")
     p.add_argument("out", help="output folder (must be empty unless --overwrite)")
     p.add_argument("--subjects", type=int, default=2, help="number of subjects (default 2)")
@@ -76,7 +78,7 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -32,6 +32,7 @@ class Cohort:
     group_labels: tuple = ("low", "high")
 
     def __post_init__(self):
+        """Check the cohort settings (``ValueError`` naming the field)."""
         if int(self.n_subjects) < 1:
             raise ValueError(f"n_subjects {self.n_subjects} must be at least 1")
         if int(self.n_sessions) < 1:
@@ -64,7 +65,7 @@ class Cohort:
         n = self.n_subjects
         labels = [self.group_labels[i * 2 // n] if n > 1 else self.group_labels[0] for i in range(n)]
         order = np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(0,))).permutation(n)
-        return {subject: labels[k] for subject, k in zip(self.subjects, order)}
+        return {subject: labels[k] for subject, k in zip(self.subjects, order, strict=True)}
 
     def shifts(self, label):
         """``{(tissue, parameter): d}`` applied to subjects with ``label``."""

@@ -19,6 +19,8 @@ VENDORS = ("siemens", "ge", "philips")
 
 @dataclass(frozen=True)
 class VendorStyle:
+    """DICOM conventions of one simulated vendor (see the module docstring for what differs)."""
+
     name: str
     manufacturer: str
     model: str
@@ -84,7 +86,7 @@ STYLES = {
 
 
 def vendor_style(name):
-    """The :class:`VendorStyle` called ``name`` (ValueError naming the choices)."""
+    """Return the :class:`VendorStyle` called ``name`` (ValueError naming the choices)."""
     try:
         return STYLES[str(name).lower()]
     except KeyError:

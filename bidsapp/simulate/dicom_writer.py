@@ -1,6 +1,6 @@
-"""Write a simulated session as classic MR Image Storage DICOM (one file per slice per frame).
+r"""Write a simulated session as classic MR Image Storage DICOM (one file per slice per frame).
 
-Geometry: axial slices, ImageOrientationPatient ``1\\0\\0\\0\\1\\0`` (LPS); pixel
+Geometry: axial slices, ImageOrientationPatient ``1\0\0\0\1\0`` (LPS); pixel
 ``[row r, column c]`` of slice ``k`` is voxel ``[i=c, j=ny−1−r, k]`` of the simulated
 arrays (LAS, see :class:`~bidsapp.simulate.geometry.Grid`), ImagePositionPatient is the
 LPS position of voxel ``[0, ny−1, k]``, SliceThickness = SpacingBetweenSlices = slice
@@ -144,7 +144,7 @@ def write_dicom_session(
     tasks = [(s, n, k) for s in series for n in range(s.volume.shape[-1]) for k in range(grid.matrix[2])]
     folder.mkdir(parents=True, exist_ok=True)
     encoders = {number: _SeriesEncoder() for number in templates}
-    for (s, n, k), name in zip([tasks[i] for i in rng.permutation(len(tasks))], _random_names(rng, len(tasks))):
+    for (s, n, k), name in zip([tasks[i] for i in rng.permutation(len(tasks))], _random_names(rng, len(tasks)), strict=True):
         ds, scale = templates[s.number]
         _fill_instance(ds, style, grid, s, n, k, scale, series_start[s.number], uid(s.number, n, k))
         with atomic_path(folder / name, suffix=".dcm") as tmp:

@@ -35,6 +35,7 @@ class Grid:
     slab_centre: float = 0.0
 
     def __post_init__(self):
+        """Check and normalise ``matrix`` (voxels) and ``voxel_size`` (mm)."""
         if len(self.matrix) != 3 or any(int(n) < 1 for n in self.matrix):
             raise ValueError(f"matrix {self.matrix} must be three positive integers")
         if len(self.voxel_size) != 3 or any(float(v) <= 0 for v in self.voxel_size):
@@ -152,11 +153,14 @@ def _distance(x, y, z, centre):
     return np.sqrt((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2)
 
 
-def class_fractions(geo, grid, supersample=3):
+def class_fractions(geo, grid, supersample=3, to_object=None):
     """Partial-volume fractions ``[nx, ny, nz, n_classes]`` (float32, sum 1 per voxel).
 
     Each voxel is sampled at ``supersample``³ evenly spaced points; the fraction of a
-    class is the share of points labelled with it.
+    class is the share of points labelled with it. ``to_object`` (4×4, RAS mm) maps
+    scanner points to the head's own coordinates: the head moved rigidly by ``W`` is
+    sampled with ``to_object = W⁻¹``, so a moved frame is a fresh sampling of the
+    moved head, not an interpolation of a sampled image.
     """
     s = int(supersample)
     if s < 1:
@@ -170,6 +174,9 @@ def class_fractions(geo, grid, supersample=3):
     for k in range(nz):
         x, y, z = grid.coordinates(fi[:, None, None], fj[None, :, None], (k + offsets)[None, None, :])
         x, y, z = np.broadcast_arrays(x, y, z)
+        if to_object is not None:
+            m = np.asarray(to_object, float)
+            x, y, z = (m[r, 0] * x + m[r, 1] * y + m[r, 2] * z + m[r, 3] for r in range(3))
         labels = label_points(geo, x, y, z).reshape(nx, s, ny, s, s)
         counts = np.stack([(labels == c).sum(axis=(1, 3, 4)) for c in range(n_classes)], axis=-1)
         fractions[:, :, k, :] = counts / float(s**3)

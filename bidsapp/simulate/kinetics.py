@@ -8,9 +8,15 @@ grid (step ≤ ``Protocol.fine_step``) that contains every acquisition time, the
 sampled at the acquisition times. Vessel voxels (``Ktrans = 0``, ``vp = 1 − Hct``)
 thus carry the whole-blood concentration; the sagittal sinus is delayed by the
 phantom's venous ``delay``.
+
+A moving head changes every voxel's parameters from frame to frame, so a moved frame
+needs each voxel's curve at one time only: :class:`FrameResponses` tabulates the model's
+two unit responses (plasma and leakage) at the frame times over a fine ``kep`` grid, and
+gives any voxel's concentration at a frame from them (extended Tofts is linear in
+``vp`` and ``Ktrans``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +34,7 @@ class SessionInput:
 
     @classmethod
     def draw(cls, rng, protocol):
+        """Draw a subject's bolus arrival (s) and AIF amplitude factor from ``protocol``'s variability."""
         arrival = protocol.nominal_arrival + protocol.arrival_jitter * rng.standard_normal()
         amplitude = float(np.exp(protocol.aif_amplitude_cv * rng.standard_normal()))
         return cls(bolus_arrival=float(max(arrival, protocol.earliest_arrival)), amplitude=amplitude)
@@ -81,3 +88,64 @@ def tissue_concentration(phantom, t_fine, aif_fine, every=1, chunk=8192):
             curve = model_curve(TRUTH_MODEL, params, t_fine, aif_fine, delay=float(delay) if delay else None)
             flat[sel] = np.asarray(curve)[:, ::every]
     return out
+
+
+#: kep grid (1/min) of :class:`FrameResponses`: 2000 points per decade, so linear
+#: interpolation in log(kep) is exact to ~1e-7 of the response (measured in the tests)
+KEP_GRID = np.geomspace(1e-4, 1e3, 14001)
+
+
+@dataclass
+class FrameResponses:
+    """Unit responses of the truth model at the frame times, per bolus delay (s).
+
+    ``plasma[d]`` ``[T]``: the arterial plasma concentration read ``d`` s late (mM);
+    ``leakage[d]`` ``[K, T]``: the extended Tofts response of ``Ktrans`` = 1/min, ``vp`` = 0
+    with ``kep`` = :data:`KEP_GRID` (mM per 1/min). Both come from
+    :func:`bidsapp.model_curve`, so a voxel's concentration
+    ``vp · plasma + Ktrans · leakage(kep)`` is the model's curve at that frame.
+    """
+
+    plasma: dict = field(default_factory=dict)
+    leakage: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, t_fine, aif_fine, every, delays):
+        """Tabulate the unit responses on every ``every``-th point of the fine grid ``t_fine`` (s).
+
+        ``aif_fine`` is the plasma AIF (mM) on ``t_fine``; one table per delay (s) in ``delays``.
+        """
+        from bidsapp import model_curve
+
+        out = cls()
+        t = np.asarray(t_fine)[::every]
+        for delay in {_key(d) for d in delays}:
+            shift = delay or None
+            out.plasma[delay] = np.asarray(model_curve(TRUTH_MODEL, {"Ktrans": 0.0, "ve": 1.0, "vp": 1.0}, t, aif_fine,
+                                                       delay=shift, aif_times=t_fine))
+            out.leakage[delay] = np.asarray(model_curve(TRUTH_MODEL, {"Ktrans": 1.0, "ve": 1.0 / KEP_GRID, "vp": 0.0},
+                                                        t, aif_fine, delay=shift, aif_times=t_fine))
+        return out
+
+    def concentration(self, frame, ktrans, kep, vp, delay):
+        """Return the concentration (mM) at frame index ``frame``.
+
+        The voxels have ``ktrans``, ``kep`` (1/min), ``vp`` and ``delay`` (s; values given to :meth:`build`, compared in float32 as the
+        phantom stores them).
+        """
+        ktrans, kep, vp, delay = (np.asarray(a, float) for a in (ktrans, kep, vp, delay))
+        out = np.zeros(ktrans.shape)
+        leaky = ktrans > 0
+        if np.any(leaky & ((kep < KEP_GRID[0]) | (kep > KEP_GRID[-1]))):
+            raise ValueError(f"kep outside the tabulated {KEP_GRID[0]:g}-{KEP_GRID[-1]:g} /min")
+        log_grid = np.log(KEP_GRID)
+        for d in np.unique(delay):
+            sel = delay == d
+            out[sel] = vp[sel] * self.plasma[_key(d)][frame]
+            both = sel & leaky
+            out[both] += ktrans[both] * np.interp(np.log(kep[both]), log_grid, self.leakage[_key(d)][:, frame])
+        return out
+
+
+def _key(delay):
+    return float(np.float32(delay))

@@ -54,6 +54,7 @@ class Protocol:
     patient_weight: float = 70.0
 
     def __post_init__(self):
+        """Sort the VFA flip angles (deg) and check every field (``ValueError`` naming the field)."""
         object.__setattr__(self, "vfa_flip_angles", tuple(sorted(float(a) for a in self.vfa_flip_angles)))
         checks = {
             "field_strength": self.field_strength > 0,

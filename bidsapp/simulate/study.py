@@ -12,6 +12,7 @@ Layout under ``out_dir``:
 import datetime as dt
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class StudySummary:
     seconds: float = 0.0
 
     def to_dict(self):
+        """Return the summary as a JSON-serialisable dict."""
         return asdict(self)
 
 
@@ -66,24 +68,24 @@ def _check_out_dir(out_dir, overwrite):
 
 
 def simulate_study(
-    out_dir,
-    n_subjects=2,
-    n_sessions=1,
-    fmt="bids",
-    seed=0,
-    protocol=None,
-    grid=None,
-    vendor="siemens",
-    effect_size=1.0,
-    lesion=True,
-    dose_pairs=False,
-    low_dose_fraction=0.25,
-    vfa_separate_study=False,
-    overwrite=False,
-    progress=None,
-    timing_field="VolumeTiming",
-    vfa_grid=None,
-):
+    out_dir: str | Path,
+    n_subjects: int = 2,
+    n_sessions: int = 1,
+    fmt: str = 'bids',
+    seed: int = 0,
+    protocol: Protocol | None = None,
+    grid: Grid | None = None,
+    vendor: str = 'siemens',
+    effect_size: float = 1.0,
+    lesion: bool = True,
+    dose_pairs: bool = False,
+    low_dose_fraction: float = 0.25,
+    vfa_separate_study: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+    timing_field: str = 'VolumeTiming',
+    vfa_grid: Grid | None = None,
+) -> StudySummary:
     """Simulate ``n_subjects`` × ``n_sessions`` sessions and write them to ``out_dir``.
 
     Parameters
@@ -206,5 +208,6 @@ def _readme(cohort, protocol, grid, fmt):
         f"by Cohen's d = {cohort.effect_size:g} (log scale).\n"
         f"Matrix {grid.matrix}, voxel {grid.voxel_size} mm; {protocol.n_frames} frames every "
         f"{protocol.temporal_resolution:g} s; {protocol.field_strength:g} T; agent {protocol.agent}.\n"
-        f"Raw format: {fmt}. Ground truth in derivatives/truth; DCE files (*_dce.*) are listed in .bidsignore.\n"
+        f"Raw format: {fmt}. Ground truth in derivatives/truth; DCE files (*_dce.*) are listed in "
+        ".bidsignore.\n"
     )

@@ -5,17 +5,30 @@ All images come from the truth through the signal equation: VFA volumes from
 :func:`bidsapp.concentration_to_signal` (SPGR with ``R1 = 1/T10 + r1·C``, the agent's
 relaxivity from :func:`bidsapp.relaxivity_for`). The receiver gain scales M0 to
 signal units (``RECEIVER_GAIN``).
+
+With motion, every DCE frame and the VFA set image the head displaced rigidly
+(:meth:`Phantom.moved <bidsapp.simulate.phantom.Phantom.moved>`: geometry and parameter
+fields evaluated at the moved points, then the voxel's signal), while the transmit
+field stays in scanner coordinates.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..spgr import spgr_signal
-from .acquisition import b1_map, motion_trace, move, rician
-from .kinetics import SessionInput, fine_time_grid, plasma_aif, tissue_concentration
+from .acquisition import b1_map, motion_trace, pose_matrix, rician
+from .kinetics import FrameResponses, SessionInput, fine_time_grid, plasma_aif, tissue_concentration
 from .protocol import Protocol
 from .tissues import CLASS_INDEX
+
+if TYPE_CHECKING:
+    from .geometry import Grid
+    from .phantom import Phantom
 
 RECEIVER_GAIN = 10000.0
 
@@ -33,7 +46,7 @@ class SubjectSimulation:
     ``vfa`` when it differs from the phantom's (DCE) grid, else None.
     """
 
-    phantom: object
+    phantom: Phantom
     protocol: Protocol
     session_input: SessionInput
     t: np.ndarray
@@ -47,7 +60,7 @@ class SubjectSimulation:
     relaxivity: float
     motion: np.ndarray | None = None
     vfa_motion: np.ndarray | None = None
-    vfa_grid: object = None
+    vfa_grid: Grid | None = None
 
 
 @dataclass
@@ -82,7 +95,8 @@ class DosePair:
 def _protocol_for(phantom, protocol):
     protocol = protocol or Protocol(field_strength=phantom.field_strength, hematocrit=phantom.hematocrit)
     if not np.isclose(protocol.field_strength, phantom.field_strength):
-        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's {phantom.field_strength} T")
+        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's "
+                         f"{phantom.field_strength} T")
     if not np.isclose(protocol.hematocrit, phantom.hematocrit):
         raise ValueError(f"protocol.hematocrit {protocol.hematocrit} differs from the phantom's {phantom.hematocrit}")
     return protocol
@@ -113,7 +127,12 @@ def _reference_sigma(clean, phantom, snr):
     return float(clean[brain].mean() / snr)
 
 
-def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
+def simulate_subject(
+    phantom: Phantom,
+    protocol: Protocol | None = None,
+    rng: np.random.Generator | int | None = None,
+    vfa_phantom: Phantom | None = None,
+) -> SubjectSimulation:
     """Simulate one session of ``phantom`` (:class:`SubjectSimulation`).
 
     ``rng`` (seed or Generator) draws the session's AIF amplitude and arrival, B1
@@ -141,20 +160,22 @@ def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
     dce = np.zeros(concentration.shape)
     dce[head] = _enhanced_signal(concentration[head].astype(float), t10, m0, protocol.dce_tr, protocol.dce_flip_angle, relaxivity, b1h)
     angles = np.asarray(protocol.vfa_flip_angles)
-    vfa_grid = vfa_phantom.grid
-    vhead = vfa_phantom.t1 > 0
-    vfa = np.zeros(vfa_grid.matrix + (angles.size,))
-    vfa[vhead] = spgr_signal(RECEIVER_GAIN * vfa_phantom.m0[vhead][:, None].astype(float),
-                             1.0 / vfa_phantom.t1[vhead][:, None].astype(float), angles[None, :], protocol.vfa_tr,
-                             b1_vfa[vhead][:, None].astype(float))
     sigma = _reference_sigma(dce[..., : protocol.baseline_frames], phantom, protocol.snr)
 
     motion = vfa_motion = None
+    vfa_pose = vfa_phantom
     if protocol.motion > 0:
         motion = motion_trace(rng, protocol.n_frames, protocol.motion)
         vfa_motion = rng.uniform(-1.0, 1.0, 6) * protocol.motion
-        dce = np.stack([move(dce[..., n], phantom.grid, motion[n]) for n in range(dce.shape[-1])], axis=-1)
-        vfa = np.stack([move(vfa[..., n], vfa_grid, vfa_motion) for n in range(vfa.shape[-1])], axis=-1)
+        dce = _moving_dce(phantom, motion, FrameResponses.build(t_fine, cp_fine, every, (0.0, phantom.sinus_delay)),
+                          protocol, relaxivity, b1)
+        vfa_pose = vfa_phantom.moved(pose_matrix(vfa_motion, vfa_phantom.grid.slab_centre))
+    vfa_grid = vfa_phantom.grid
+    vhead = vfa_pose.t1 > 0
+    vfa = np.zeros(vfa_grid.matrix + (angles.size,))
+    vfa[vhead] = spgr_signal(RECEIVER_GAIN * vfa_pose.m0[vhead][:, None].astype(float),
+                             1.0 / vfa_pose.t1[vhead][:, None].astype(float), angles[None, :], protocol.vfa_tr,
+                             b1_vfa[vhead][:, None].astype(float))
     return SubjectSimulation(
         phantom=phantom,
         protocol=protocol,
@@ -174,7 +195,30 @@ def simulate_subject(phantom, protocol=None, rng=None, vfa_phantom=None):
     )
 
 
-def simulate_dose_pair(phantom, protocol=None, rng=None, low_dose_fraction=0.25, session_input=None, b1=None):
+def _moving_dce(phantom, motion, responses, protocol, relaxivity, b1):
+    """Return noise-free DCE frames ``[nx, ny, nz, n]`` of the head in pose ``motion[n]`` at frame ``n``.
+
+    Each frame samples the moved phantom afresh (the sinus delay moves with it).
+    """
+    dce = np.zeros(phantom.grid.matrix + (len(motion),))
+    for n, params in enumerate(motion):
+        moved = phantom.moved(pose_matrix(params, phantom.grid.slab_centre)) if np.any(params) else phantom
+        head = moved.t1 > 0
+        conc = responses.concentration(n, moved.ktrans[head], moved.kep[head], moved.vp[head], moved.delay[head])
+        dce[head, n] = _enhanced_signal(conc[:, None], moved.t1[head].astype(float),
+                                        RECEIVER_GAIN * moved.m0[head].astype(float), protocol.dce_tr,
+                                        protocol.dce_flip_angle, relaxivity, b1[head].astype(float))[:, 0]
+    return dce
+
+
+def simulate_dose_pair(
+    phantom: Phantom,
+    protocol: Protocol | None = None,
+    rng: np.random.Generator | int | None = None,
+    low_dose_fraction: float = 0.25,
+    session_input: SessionInput | None = None,
+    b1: ArrayLike | None = None,
+) -> DosePair:
     """Pre-contrast, low-dose and standard-dose T1-weighted SPGR volumes (:class:`DosePair`).
 
     The standard-dose tissue concentration at ``bolus_arrival + post_contrast_delay``

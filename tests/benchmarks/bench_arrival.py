@@ -4,7 +4,7 @@ Targets (issue #10, item 2): the estimated arrival within one frame of the truth
 image-derived plasma AIF area within 5 % of the true plasma AIF's area, at 0.5 s frames
 (integer-quantised, noise-free: a DICOM digital reference object), 1.5 s and 5 s frames
 (Rician noise, SNR 30). Phantom: 64×64×8 at 3.4×3.4×5 mm (arteries resolved, as in
-tests/test_aif_simulated.py), 180–200 s series, the Parker AIF, arrival jittered by 1 s.
+tests/unit/test_aif_simulated.py), 180–200 s series, the Parker AIF, arrival jittered by 1 s.
 
 Per study: T1 from the VFA set, the arrival and baseline by
 :func:`bidsapp.bolus_arrival.estimate_bolus_arrival` on the DCE signal (mask as in the
@@ -14,7 +14,11 @@ area check and fallback, the estimated arrival). For comparison the same AIF wit
 true baseline count, with the baseline of the rule this estimator replaced (first frame
 10 % of the peak rise and 5 noise SDs of frames 0–2 above their median, minus one frame),
 and with the estimated baseline but the true T1 map (separates the arrival from the VFA
-T1 error, which the AIF's pooled blood T10 carries into its scale).
+T1 error, which the AIF's pooled blood T10 carries into its scale). The last two columns
+are the pooled blood T10's error against the true T1 of the selected voxels and its
+bootstrap standard error (``AIFResult.blood_t10``); the AIF area moves by about −2 × the
+T10 error. After each protocol: the worst |area error| and the median area error over
+the seeds, per column (figures and their discussion: docs/aif.md, "Measured accuracy").
 
 Run: ``python tests/benchmarks/bench_arrival.py [--seeds N]``.
 """
@@ -55,18 +59,18 @@ def area(curve, t):
 
 
 def image_aif(sim, signal, t10, t1_valid, n_base, arrival, vfa=None):
-    """(source, plasma) of the AIF the participant workflow would detect with T1 map ``t10`` (s)
-    and, as ``aif_step`` does, the VFA signals ``vfa`` it came from (blood T10 pooled)."""
+    """The :class:`bidsapp.AIFResult` the participant workflow would detect with T1 map ``t10``
+    (s) and, as ``aif_step`` does, the VFA signals ``vfa`` it came from (blood T10 pooled)."""
     p = sim.protocol
     conc = signal_to_concentration(signal, t10, p.dce_tr, p.dce_flip_angle, sim.relaxivity, n_base)
     mask = t1_valid & signal_mask(signal) & conc.voxel_valid
     model = {"tr": p.dce_tr, "flip_angle": p.dce_flip_angle, "relaxivity": sim.relaxivity}
     result = detect_aif(conc.concentration, sim.t, t10=t10, mask=mask, hematocrit=p.hematocrit,
                         fallback=FALLBACK_POPULATION_AIF, signal_model=model,
-                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival,
+                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival, baseline_frames=n_base,
                         vfa=None if vfa is None else {"signals": vfa, "flip_angles": np.asarray(p.vfa_flip_angles),
                                                       "tr": p.vfa_tr})
-    return result.source, result.plasma
+    return result
 
 
 def main():
@@ -75,10 +79,12 @@ def main():
     args = parser.parse_args()
     phantom = make_phantom(0, grid=GRID)
     print(f"{'study':26s} {'seed':>4s} {'true s':>7s} {'est s':>7s} {'err fr':>7s} {'base t/e/old':>12s} "
-          f"{'source':>16s} {'area err %':>10s} {'true base %':>11s} {'old rule %':>10s} {'true T1 %':>9s}")
+          f"{'source':>16s} {'area err %':>10s} {'true base %':>11s} {'old rule %':>10s} {'true T1 %':>9s} "
+          f"{'T10 err %':>9s} {'T10 SE %':>8s}")
     worst_frames, worst_area = 0.0, 0.0
     for label, dt, n_frames, n_base, snr, integer in STUDIES:
         protocol = Protocol(temporal_resolution=dt, n_frames=n_frames, baseline_frames=n_base, snr=snr)
+        study_errors = []
         for seed in range(args.seeds):
             sim = simulate_subject(phantom, protocol, rng=seed)
             dce, vfa = (np.round(sim.dce), np.round(sim.vfa)) if integer else (sim.dce, sim.vfa)
@@ -90,18 +96,31 @@ def main():
             true_base = int(np.sum(sim.t < truth))
             old_base = previous_rule(dce, search)
             true_area = area(sim.aif_plasma, sim.t)
-            source, plasma = image_aif(sim, dce, t10, t1.valid, estimate.baseline_frames, estimate.time, vfa)
-            _, plasma_true = image_aif(sim, dce, t10, t1.valid, true_base, estimate.time, vfa)
-            _, plasma_old = image_aif(sim, dce, t10, t1.valid, old_base, estimate.time, vfa)
+            result = image_aif(sim, dce, t10, t1.valid, estimate.baseline_frames, estimate.time, vfa)
+            source, plasma = result.source, result.plasma
+            plasma_true = image_aif(sim, dce, t10, t1.valid, true_base, estimate.time, vfa).plasma
+            plasma_old = image_aif(sim, dce, t10, t1.valid, old_base, estimate.time, vfa).plasma
             head = phantom.t1 > 0
-            _, plasma_t1 = image_aif(sim, dce, np.where(head, phantom.t1, 1.0), head, estimate.baseline_frames,
-                                     estimate.time)
+            plasma_t1 = image_aif(sim, dce, np.where(head, phantom.t1, 1.0), head, estimate.baseline_frames,
+                                  estimate.time).plasma
+            if result.blood_t10 is not None:  # blood T10 error against the T1 of the selected voxels, and its SE
+                true_t10 = float(np.mean(phantom.t1[result.mask]))
+                t10_error = 100.0 * (result.blood_t10["value"] / true_t10 - 1.0)
+                t10_se = 100.0 * result.blood_t10["standard_error"] / result.blood_t10["value"]
+            else:
+                t10_error = t10_se = float("nan")
             errors = [100.0 * (area(c, sim.t) / true_area - 1.0) for c in (plasma, plasma_true, plasma_old, plasma_t1)]
             frames = (estimate.time - truth) / dt
             worst_frames, worst_area = max(worst_frames, abs(frames)), max(worst_area, abs(errors[0]))
             print(f"{label:26s} {seed:4d} {truth:7.2f} {estimate.time:7.2f} {frames:+7.2f} "
                   f"{f'{true_base}/{estimate.baseline_frames}/{old_base}':>12s} {source:>16s} "
-                  f"{errors[0]:+10.1f} {errors[1]:+11.1f} {errors[2]:+10.1f} {errors[3]:+9.1f}", flush=True)
+                  f"{errors[0]:+10.1f} {errors[1]:+11.1f} {errors[2]:+10.1f} {errors[3]:+9.1f} {t10_error:+9.1f} "
+                  f"{t10_se:8.1f}", flush=True)
+            study_errors.append(errors)
+        study_errors = np.asarray(study_errors)
+        print(f"{label}: AIF area error over seeds, worst |.| / median: "
+              + ", ".join(f"{name} {np.abs(column).max():.1f} / {np.median(column):+.1f} %" for name, column in
+                          zip(("estimated", "true base", "old rule", "true T1"), study_errors.T, strict=True)), flush=True)
     print(f"worst |arrival error| {worst_frames:.2f} frames (target <= 1); "
           f"worst |AIF area error| {worst_area:.1f} % (target <= 5)")
 

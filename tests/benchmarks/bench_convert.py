@@ -49,8 +49,8 @@ def main():
             print("conversion failed:", result.errors + again.errors)
             return 1
         n_files = result.plan.n_files
-        print(f"DICOM files: {n_files} ({N_FRAMES} dynamic frames {MATRIX[0]}x{MATRIX[1]} + {len(ANGLES)} flip angles);"
-              f" built in {t1 - t0:.1f} s")
+        print(f"DICOM files: {n_files} ({N_FRAMES} dynamic frames {MATRIX[0]}x{MATRIX[1]} + {len(ANGLES)} flip "
+              f"angles); built in {t1 - t0:.1f} s")
         print(f"convert (first run): {t2 - t1:.2f} s   target < {TARGET_S:.0f} s   "
               f"{'PASS' if t2 - t1 < TARGET_S else 'FAIL'}")
         print(f"convert (re-run, all files unchanged): {t3 - t2:.2f} s")

@@ -4,11 +4,11 @@ Target (issue #15): the group level on 50 subjects completes in under 60 s on 2 
 
     python tests/benchmarks/bench_group.py [--subjects 50] [--sessions 2] [--matrix 64 64 8]
 
-Writes synthetic derivatives with ``tests/group_data.py`` (per session: the 17 float maps
-of a default participant run (VFA T1/M0/residual, extended Tofts and Patlak parameters with
-standard errors and R²) plus a network Ktrans, a 4-D concentration series and a mask; a 3-label dseg with dseg.tsv in a separate ROI folder; two sites), then runs the
-whole group level (ROI table, ICC across sessions, AUROC, paired DeLong, site effects,
-per-site tables, report) and prints the figures.
+Writes synthetic derivatives with ``tests/group_data.py`` (per session: the 17 float maps of a default
+participant run (VFA T1/M0/residual, extended Tofts and Patlak parameters with standard errors and R²) plus a
+network Ktrans, a 4-D concentration series and a mask; a 3-label dseg with dseg.tsv in a separate ROI folder;
+two sites), then runs the whole group level (ROI table, ICC across sessions, AUROC, paired DeLong, site
+effects, per-site tables, report) and prints the figures.
 """
 
 import argparse
@@ -29,8 +29,9 @@ def main():
     parser.add_argument("--matrix", type=int, nargs=3, default=(64, 64, 8))
     args = parser.parse_args()
 
-    from bidsapp.cli.run import main as dcequant
     from group_data import FULL_MAPS, write_derivatives
+
+    from bidsapp.cli.run import main as dcequant
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -46,9 +47,10 @@ def main():
                          "--group-config", str(tmp / "g.json")])
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rows = sum(1 for _ in (tmp / "out" / "group_desc-roistats_stats.tsv").open()) - 1
-    print(f"synthetic derivatives: {args.subjects} subjects x {args.sessions} sessions, matrix {tuple(args.matrix)}, "
-          f"{len(FULL_MAPS)} maps, written in {written:.1f} s")
-    print(f"group level: exit {code}, {seconds:.1f} s wall, {cpu:.1f} s CPU ({rows} ROI rows); target < 60 s on 2 cores")
+    print(f"synthetic derivatives: {args.subjects} subjects x {args.sessions} sessions, matrix "
+          f"{tuple(args.matrix)}, {len(FULL_MAPS)} maps, written in {written:.1f} s")
+    print(f"group level: exit {code}, {seconds:.1f} s wall, {cpu:.1f} s CPU ({rows} ROI rows); target < 60 s "
+          "on 2 cores")
 
 
 if __name__ == "__main__":

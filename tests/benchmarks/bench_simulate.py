@@ -1,7 +1,7 @@
 """Benchmark: simulate a 2-subject × 2-session study in both formats.
 
-Target (issue): matrix 64×64×8, 40 frames, BIDS + DICOM (+ truth) in under 30 s on 2
-CPU cores. Prints the wall time of each of 3 runs and the best. Run: ``python tests/benchmarks/bench_simulate.py``.
+Target (issue): matrix 64×64×8, 40 frames, BIDS + DICOM (+ truth) in under 30 s on 2 CPU cores. Prints the
+wall time of each of 3 runs and the best. Run: ``python tests/benchmarks/bench_simulate.py``.
 """
 
 import os

@@ -35,8 +35,8 @@ RIM_MIN_KTRANS = 0.01  # tumour rim: voxels of the rim class whose true (partial
 
 
 def prepare(matrix, seed=3):
-    """Phantom, frame times, concentration, fit mask and the image AIF, as the participant level makes them."""
-    grid = Grid(matrix=matrix, voxel_size=tuple(f / n for f, n in zip(FOV_MM, matrix)))
+    """Return the phantom, frame times, concentration, fit mask and image AIF of a participant run."""
+    grid = Grid(matrix=matrix, voxel_size=tuple(f / n for f, n in zip(FOV_MM, matrix, strict=True)))
     phantom = make_phantom(seed, grid)
     sim = simulate_subject(phantom, PROTOCOL, rng=1)
     t1 = bidsapp.compute_t1_map(sim.vfa, np.array(PROTOCOL.vfa_flip_angles), PROTOCOL.vfa_tr, method="vfa-linear")
@@ -75,7 +75,8 @@ def main(argv=None):
     delayed, secs_d = timed_fit(conc, t, aif.plasma, mask, True, args.device)
     nested, secs_0 = timed_fit(conc, t, aif.plasma, mask, False, args.device)
     n = int(mask.sum())
-    print(f"delay fit: {n / secs_d:,.0f} vox/s ({secs_d:.1f} s); delay-0 fit: {n / secs_0:,.0f} vox/s ({secs_0:.1f} s)")
+    print(f"delay fit: {n / secs_d:,.0f} vox/s ({secs_d:.1f} s); delay-0 fit: {n / secs_0:,.0f} vox/s "
+          f"({secs_0:.1f} s)")
 
     pure = phantom.purity() >= PURE
     rows = []
