@@ -278,8 +278,9 @@ def _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev):
 
 
 def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress, out=None):
-    """Levenberg–Marquardt for the voxels ``todo`` in chunks; returns the :class:`_Outputs`
-    (``out`` if given, with the voxels ``todo`` filled in).
+    """Run Levenberg–Marquardt for the voxels ``todo`` in chunks.
+
+    Returns the :class:`_Outputs` (``out`` if given, with the voxels ``todo`` filled in).
 
     ``start_fn(y, problem, sel)`` gives the starting θ of a chunk. Each chunk runs
     :data:`FIRST_PASS_ITERATIONS`; voxels still moving then continue together, so the
@@ -440,9 +441,11 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
 
 
 def _delayed_sse(spec, opts, plasma, flat, sel, theta0, sse, dev, chunk):
-    """Sum of squares ``[len(sel)]`` of the delayed model at the nested solutions ``theta0[sel]``
-    (delay 0 appended): the nested fit's own ``sse[sel]`` unless the undelayed model
-    sub-steps the AIF (``aif_times``), where the two differ slightly."""
+    """Return the sum of squares ``[len(sel)]`` of the delayed model at the nested solutions.
+
+    The solutions are ``theta0[sel]`` (delay 0 appended): the nested fit's own ``sse[sel]`` unless the undelayed model
+    sub-steps the AIF (``aif_times``), where the two differ slightly.
+    """
     if opts.aif_times is None:
         return sse[sel]
     out = np.empty(sel.size)
@@ -454,10 +457,13 @@ def _delayed_sse(spec, opts, plasma, flat, sel, theta0, sse, dev, chunk):
 
 
 def _certified(spec, opts, plasma, flat, sel, sse_d, lo, hi, dev, chunk):
-    """The voxels of ``sel`` whose delayed fit (SSE ``sse_d[sel]``) the F-test of
+    """Return the voxels of ``sel`` whose delayed fit wins against any delay-0 fit.
+
+    These are the voxels whose delayed fit (SSE ``sse_d[sel]``) the F-test of
     :func:`_choose_nested` keeps against any delay-0 fit: significant already against
     the lower bound of :func:`bidsapp.fitting.nested_bound.nested_bound` on its sum of
-    squares (none where the model has no such bound)."""
+    squares (none where the model has no such bound).
+    """
     bound = nested_bound(spec, plasma, lo, hi) if sel.size else None
     if bound is None:
         return sel[:0]
@@ -477,8 +483,10 @@ def _f_test(opts, n_t, n_p):
 
 
 def _significant(sse0, sse_d, dof, critical):
-    """Whether a delayed fit (SSE ``sse_d``) improves significantly on a delay-0 fit (SSE ``sse0``):
-    F = (SSE₀ − SSE)·(T − P)/SSE above ``critical``, and SSE finite and below SSE₀."""
+    """Return whether a delayed fit (SSE ``sse_d``) improves significantly on a delay-0 fit (SSE ``sse0``).
+
+    F = (SSE₀ − SSE)·(T − P)/SSE above ``critical``, and SSE finite and below SSE₀.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         significant = (sse0 - sse_d) * dof > critical * sse_d
     return significant & np.isfinite(sse_d) & (sse_d < sse0)

@@ -42,9 +42,12 @@ REDUCE_BLOCK = 2048  # voxels per block of the JᵀJ and Jᵀr reductions on CPU
 
 
 def _blocks(n, device):
-    """Voxel slices for the reductions: on CPU blocks of :data:`REDUCE_BLOCK`, so each
+    """Return the voxel slices for the reductions.
+
+    On CPU blocks of :data:`REDUCE_BLOCK`, so each
     ``[T, block]`` product stays in cache (about twice as fast as whole-chunk products);
-    one slice on a GPU."""
+    one slice on a GPU.
+    """
     step = n if device.type == "cuda" else REDUCE_BLOCK
     return [slice(first, first + step) for first in range(0, n, max(step, 1))]
 

@@ -44,16 +44,16 @@ BLOCK = 1024  # voxels per block (keeps the [block, K] temporaries in cache)
 
 
 def nested_bound(spec, plasma, lower, upper):
-    """A :class:`NestedBound` for ``spec`` at delay 0 within the parameter bounds, or ``None``.
+    """Return a :class:`NestedBound` for ``spec`` at delay 0 within the parameter bounds, or ``None``.
 
     ``lower``/``upper`` are the fit's bounds (model parameters first, in ``spec.params``
-    order; a delay bound after them is ignored). ``None`` for models other than Tofts and
-    extended Tofts, for bounds that allow negative coefficients, and for an AIF whose
+    order; a delay bound after them is ignored). ``None`` for models without the registry's
+    ``nested_bound`` flag (all but Tofts and extended Tofts), for bounds that allow negative coefficients, and for an AIF whose
     bases are not mutually non-negative (then the relaxation above does not hold).
     """
-    if spec.name not in ("tofts", "extended_tofts"):
+    if not spec.nested_bound:
         return None
-    bound = dict(zip(spec.params, zip(lower.tolist(), upper.tolist())))
+    bound = dict(zip(spec.params, zip(lower.tolist(), upper.tolist(), strict=True), strict=False))
     (k_lo, k_hi), (ve_lo, ve_hi) = bound["Ktrans"], bound["ve"]
     if k_lo < 0.0 or ve_lo <= 0.0 or bound.get("vp", (0.0, 0.0))[0] < 0.0:
         return None
@@ -67,7 +67,7 @@ def nested_bound(spec, plasma, lower, upper):
     if rate_lo < first:
         rates = np.concatenate([[rate_lo], rates])
     rates = torch.as_tensor(rates, dtype=t.dtype, device=t.device)
-    fixed = plasma.locate(t.new_zeros(1)).value[:, 0] if spec.name == "extended_tofts" else None
+    fixed = plasma.locate(t.new_zeros(1)).value[:, 0] if "vp" in spec.params else None
     for refine in range(MAX_REFINE + 1):
         err = _interpolation_error(plasma, rates, fixed)
         if err is None:
@@ -83,11 +83,13 @@ def nested_bound(spec, plasma, lower, upper):
 
 
 def _interpolation_error(plasma, rates, fixed):
-    """Largest relative distance ``[K]`` of E_k, k inside each interval of ``rates``, to the
-    cones that :class:`NestedBound` searches for that interval (at :data:`SAMPLES` rates):
+    """Return the largest relative distance ``[K]`` of E_k to the searched cones.
+
+    E_k has k inside each interval of ``rates``; the cones that :class:`NestedBound` searches for that interval (at :data:`SAMPLES` rates):
     the cone of E at the interval's ends, or — where the triple (Cp, E_i, E_{i+1}) is too
     ill-conditioned to be searched — the cones of Cp with either end. ``None`` where the
-    relaxation does not hold (some ⟨Cp, E_k⟩ < 0, or a pair too ill-conditioned)."""
+    relaxation does not hold (some ⟨Cp, E_k⟩ < 0, or a pair too ill-conditioned).
+    """
     t = plasma.t
     points = _conv(plasma, rates)  # [K + 1, T]
     frac = torch.arange(1, SAMPLES + 1, dtype=t.dtype, device=t.device) / (SAMPLES + 1)
@@ -163,6 +165,7 @@ class NestedBound:
             self.l20, self.l21, self.l22 = l20, l21, torch.where(self.triple_ok, l22, torch.ones_like(l22))
 
     def __call__(self, y):
+        """Return the lower bound ``[n]`` (mM²) on the delay-0 SSE of the curves ``y`` ``[n, T]``."""
         out = torch.empty(y.shape[0], dtype=y.dtype, device=y.device)
         for first in range(0, y.shape[0], BLOCK):
             out[first:first + BLOCK] = self._block(y[first:first + BLOCK])
@@ -193,9 +196,12 @@ class NestedBound:
 
 
 class _Cholesky:
-    """Pairs of bases with Gram entries ``g00, g01, g11 [J]``: Cholesky factor
+    """Pairs of bases with Gram entries ``g00, g01, g11 [J]``.
+
+    Holds the Cholesky factor
     [[l00, 0], [l10, l11]] and the least-squares decrease where both coefficients are
-    non-negative (else 0; single bases are counted separately)."""
+    non-negative (else 0; single bases are counted separately).
+    """
 
     def __init__(self, g00, g01, g11):
         self.l00 = g00.clamp_min(1e-300).sqrt()
