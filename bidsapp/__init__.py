@@ -106,6 +106,8 @@ _EXPORTS = {
     "FitOptions": "bidsapp.fitting",
     "FitResult": "bidsapp.results",
     "patlak_linear": "bidsapp.fitting",
+    # pretrained networks
+    "infer_parameters": "bidsapp.nets.infer",
     # synthetic studies
     "simulate_study": "bidsapp.simulate",
     "make_phantom": "bidsapp.simulate",

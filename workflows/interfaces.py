@@ -67,6 +67,7 @@ class T1MapInputSpec(BaseInterfaceInputSpec):
     method = traits.Str("vfa-linear", usedefault=True)
     validity = traits.Enum("physical", "strict", usedefault=True, desc="T1 validity rule")
     raw_root = traits.Str(mandatory=True, desc="root of the raw dataset (for provenance)")
+    threads = traits.Int(1, usedefault=True, desc="torch threads of the node's process (non-linear fit)")
 
 
 class T1MapOutputSpec(_Manifest):
@@ -79,13 +80,22 @@ class T1MapOutputSpec(_Manifest):
 
 
 class T1Map(SimpleInterface):
-    """Variable-flip-angle T1 mapping (:func:`bidsapp.compute_t1_map`)."""
+    """Variable-flip-angle T1 mapping (:func:`bidsapp.compute_t1_map`).
+
+    For the non-linear fit it sets its process's torch threads first (:func:`bidsapp.runtime.configure_process`): the
+    non-linear fit runs on the shared torch Levenberg–Marquardt, and under MultiProc the
+    node runs in a worker process that the command did not configure.
+    """
 
     input_spec = T1MapInputSpec
     output_spec = T1MapOutputSpec
 
     def _run_interface(self, runtime):
+        from bidsapp.runtime import configure_process
+
         i = self.inputs
+        if i.method == "vfa-nonlinear":  # the linear fit is numpy only: no torch import
+            configure_process(threads=i.threads)
         self._results.update(session_steps.t1_step(vfa_files=list(i.vfa_files), b1_file=_opt(i.b1_file),
                                                    method=i.method, raw_root=i.raw_root, validity=i.validity))
         return runtime

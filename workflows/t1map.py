@@ -62,7 +62,8 @@ def init_t1map_wf(*, config: Config, use_vfa=True, use_b1=False, name="t1map_wf"
                        + (", with the actual flip angles corrected by the measured B1 map. " if use_b1 else ". ")
                        + validity)
         wf.__refs__ = ["deoni2003"]
-        node = pe.Node(ifc.T1Map(method=config.t1_method, validity=config.t1_validity), name="vfa_t1")
+        node = pe.Node(ifc.T1Map(method=config.t1_method, validity=config.t1_validity, threads=config.omp_nthreads),
+                       name="vfa_t1", n_procs=config.omp_nthreads)
         wf.connect([(inputnode, node, [("vfa", "vfa_files"), ("raw_root", "raw_root")])])
         if use_b1:
             wf.connect(inputnode, "b1", node, "b1_file")

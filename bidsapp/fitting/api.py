@@ -23,9 +23,11 @@ Method (written out in ``docs/fitting.md``):
    standard error unless on a bound, no determined parameter at its *upper* bound (the
    box was too small: the value is not an estimate), the delay (if fitted) not at
    either bound, and ve + vp ≤ 1 where ve is determined.
-8. Delay fits: the delay grid contains 0 s; the delay-0 (nested) fit runs first from the
-   same grid search, and voxels whose grid start and nested solution sit at a minimum
-   on 0 s get no delayed fit (:func:`_fit_with_nested`); voxels whose delay converges
+8. Delay fits: the delay grid contains 0 s; the delay-0 (nested) fit starts from the
+   same grid search; voxels whose grid start and nested solution sit at a minimum on
+   0 s get no delayed fit, and for the others the nested fit runs only where a lower
+   bound on its SSE (:mod:`bidsapp.fitting.nested_bound`) does not already decide the
+   F-test below (:func:`_fit_with_nested`); voxels whose delay converges
    onto a kink of the piecewise-linear AIF are finished with the delay held there
    (:func:`_finish_on_kinks`); the delay is kept only where an F-test finds it
    significant against the nested fit, which is reported elsewhere — never
@@ -46,6 +48,7 @@ from ..models import PlasmaInput, evaluate, get_model, prepare_inputs
 from ..results import METHOD_LINEAR, FitResult
 from .device import resolve_device
 from .lm import LMResult, levenberg_marquardt, normal_matrix
+from .nested_bound import nested_bound
 from .problem import KineticProblem
 from .start import delay_grid, grid_start, murase_start
 
@@ -195,16 +198,15 @@ def _undelayed_start(spec, opts, plasma, y, params, sse_grid, lo, hi):
 def _delay_starts(spec, opts, plasma, y, lo, hi):
     """Return the starts of a delay fit and of its delay-0 (nested) fit from one grid search.
 
-    Returns the delayed start θ ``[n, P]`` (delay last), its grid SSE ``[n]``, and
-    the nested start ``[n, P − 1]``: the grid's best point at delay 0 (the delay grid
-    contains 0 s), or for the Tofts models the better of it and Murase's linearisation —
-    the start an undelayed fit (:func:`_starting_values`) would take.
+    Returns the delayed start θ ``[n, P]`` (delay last) and the grid's best point at
+    delay 0 (the delay grid contains 0 s) as parameters ``[n, P − 1]`` with its SSE
+    ``[n]``; :func:`_undelayed_start` turns the latter into the nested fit's start.
     """
     delays = _delays(opts, plasma)
     zero = int(torch.nonzero(delays == 0.0).flatten()[0])
-    params, delay, sse_grid, (params0, sse0) = grid_start(spec, plasma, y, delays, at=zero)
+    params, delay, _, (params0, sse0) = grid_start(spec, plasma, y, delays, at=zero)
     theta = _clamp(torch.stack([params[n] for n in spec.params] + [delay], dim=1), lo, hi)
-    return theta, sse_grid, _undelayed_start(spec, opts, plasma, y, params0, sse0, lo[:-1], hi[:-1])
+    return theta, torch.stack([params0[n] for n in spec.params], dim=1), sse0
 
 
 def _standard_errors(jtj, sse, theta, lower, upper, n_t):
@@ -264,21 +266,28 @@ def _take(res, keep):
     return type(res)(res.theta[keep], res.sse[keep], res.jtj[keep], res.converged[keep], res.n_iter[keep])
 
 
+def _voxels(flat, sel, dev):
+    """Curves ``[len(sel), T]`` of the voxels ``sel`` as float64 on ``dev``."""
+    return torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
+
+
 def _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev):
-    y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
+    y = _voxels(flat, sel, dev)
     delay = None if fixed is None else torch.as_tensor(fixed[sel], dtype=torch.float64, device=dev)
     return y, KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
 
 
-def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress):
-    """Levenberg–Marquardt for the voxels ``todo`` in chunks; returns the :class:`_Outputs`.
+def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress, out=None):
+    """Run Levenberg–Marquardt for the voxels ``todo`` in chunks.
+
+    Returns the :class:`_Outputs` (``out`` if given, with the voxels ``todo`` filled in).
 
     ``start_fn(y, problem, sel)`` gives the starting θ of a chunk. Each chunk runs
     :data:`FIRST_PASS_ITERATIONS`; voxels still moving then continue together, so the
     slow tail of every chunk costs one batch instead of one batch per chunk.
     """
     n_t = plasma.t.numel()
-    out = _Outputs(flat.shape[0], lo.numel())
+    out = _Outputs(flat.shape[0], lo.numel()) if out is None else out
     first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
     pending_idx, pending_theta = [], []
     for start in range(0, todo.size, chunk):
@@ -384,38 +393,103 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
 
     One grid search gives the starts of both fits (:func:`_delay_starts`): the nested
     fit starts from the grid's best point at delay 0 (or Murase's), not from a second
-    grid search. The nested fit runs first. A voxel whose grid start is at delay 0 — no
-    other delay of the grid fits better — and whose nested solution is a minimum along
-    the delay (:func:`_minimum_at_zero`) has its delayed fit at that solution: the
-    delayed fit is not run, and the voxel reports the nested fit. The others get the
-    delayed fit from their grid start, and :func:`_choose_nested` decides per voxel.
+    grid search. Voxels whose grid start is at delay 0 — no other delay of the grid fits
+    better — get the nested fit first; where its solution is a minimum along the delay
+    (:func:`_minimum_at_zero`) the delayed fit is not run, and the voxel reports the
+    nested fit. The others get the delayed fit from their grid start. Where a lower
+    bound on the nested sum of squares (:mod:`bidsapp.fitting.nested_bound`) already
+    makes the delayed fit significant, the nested fit cannot change the outcome and is
+    not run; the remaining voxels get it, and :func:`_choose_nested` decides per voxel.
     """
     n_vox, n_p = flat.shape[0], lo.numel()
     grid_theta = np.full((n_vox, n_p), np.nan)
+    zero_params = np.full((n_vox, n_p - 1), np.nan)
+    zero_sse = np.full(n_vox, np.nan)
+    for first in range(0, todo.size, chunk):
+        sel = todo[first:first + chunk]
+        theta, params0, sse_grid = _delay_starts(spec, opts, plasma, _voxels(flat, sel, dev), lo, hi)
+        grid_theta[sel], zero_params[sel], zero_sse[sel] = (a.cpu().numpy() for a in (theta, params0, sse_grid))
 
     def nested_start(y, problem, sel):
-        theta, _, theta0 = _delay_starts(spec, opts, plasma, y, lo, hi)
-        grid_theta[sel] = theta.cpu().numpy()
-        return theta0
+        params0 = {n: torch.as_tensor(zero_params[sel, i], device=dev) for i, n in enumerate(spec.params)}
+        return _undelayed_start(spec, opts, plasma, y, params0, torch.as_tensor(zero_sse[sel], device=dev),
+                                lo[:-1], hi[:-1])
 
-    nested = _fit_chunks(spec, opts, plasma, flat, todo, None, False, dev, lo[:-1], hi[:-1], chunk, nested_start,
-                         lambda done, total: None)
-    theta0 = np.concatenate([nested.theta, np.zeros((n_vox, 1))], axis=1)
-    sse0 = nested.sse
-    if opts.aif_times is not None:  # the undelayed model sub-steps the AIF: its SSE at delay 0 may differ slightly
-        sse0 = nested.sse.copy()
-        for first in range(0, todo.size, chunk):
-            sel = todo[first:first + chunk]
-            y = torch.as_tensor(np.asarray(flat[sel], dtype=np.float64), device=dev)
-            sse0[sel] = _sse(spec, plasma, torch.as_tensor(theta0[sel], device=dev), y).cpu().numpy()
+    nested = _Outputs(n_vox, n_p - 1)
+    theta0, sse0 = np.full((n_vox, n_p), np.nan), np.full(n_vox, np.nan)
+
+    def fit_nested(sel):
+        _fit_chunks(spec, opts, plasma, flat, sel, None, False, dev, lo[:-1], hi[:-1], chunk, nested_start,
+                    lambda done, total: None, out=nested)
+        theta0[sel] = np.concatenate([nested.theta[sel], np.zeros((sel.size, 1))], axis=1)
+        sse0[sel] = _delayed_sse(spec, opts, plasma, flat, sel, theta0, nested.sse, dev, chunk)
+
     at_zero = todo[grid_theta[todo, -1] == 0.0]
+    fit_nested(at_zero)
     settled = at_zero[_minimum_at_zero(spec, plasma, flat, at_zero, theta0, sse0, dev, chunk)]
     fitted = np.setdiff1d(todo, settled, assume_unique=True)
     LOGGER.debug("delay fit: %d/%d voxels settled at delay 0 by the nested fit", settled.size, todo.size)
     out = _fit_chunks(spec, opts, plasma, flat, fitted, None, True, dev, lo, hi, chunk,
                       lambda y, problem, sel: torch.as_tensor(grid_theta[sel], device=dev),
                       lambda done, total: progress(settled.size + done, todo.size))
-    return out, _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0)
+    rest = np.setdiff1d(fitted, at_zero, assume_unique=True)
+    certified = _certified(spec, opts, plasma, flat, rest, out.sse, lo, hi, dev, chunk)
+    LOGGER.debug("delay fit: %d/%d voxels significant by the bound on the delay-0 fit", certified.size, todo.size)
+    fit_nested(np.setdiff1d(rest, certified, assume_unique=True))
+    compared = np.setdiff1d(todo, certified, assume_unique=True)
+    return out, _choose_nested(opts, flat, compared, lo, out, nested, theta0, sse0)
+
+
+def _delayed_sse(spec, opts, plasma, flat, sel, theta0, sse, dev, chunk):
+    """Return the sum of squares ``[len(sel)]`` of the delayed model at the nested solutions.
+
+    The solutions are ``theta0[sel]`` (delay 0 appended): the nested fit's own ``sse[sel]`` unless the undelayed model
+    sub-steps the AIF (``aif_times``), where the two differ slightly.
+    """
+    if opts.aif_times is None:
+        return sse[sel]
+    out = np.empty(sel.size)
+    for first in range(0, sel.size, chunk):
+        part = sel[first:first + chunk]
+        out[first:first + part.size] = _sse(spec, plasma, torch.as_tensor(theta0[part], device=dev),
+                                            _voxels(flat, part, dev)).cpu().numpy()
+    return out
+
+
+def _certified(spec, opts, plasma, flat, sel, sse_d, lo, hi, dev, chunk):
+    """Return the voxels of ``sel`` whose delayed fit wins against any delay-0 fit.
+
+    These are the voxels whose delayed fit (SSE ``sse_d[sel]``) the F-test of
+    :func:`_choose_nested` keeps against any delay-0 fit: significant already against
+    the lower bound of :func:`bidsapp.fitting.nested_bound.nested_bound` on its sum of
+    squares (none where the model has no such bound).
+    """
+    bound = nested_bound(spec, plasma, lo, hi) if sel.size else None
+    if bound is None:
+        return sel[:0]
+    dof, critical = _f_test(opts, flat.shape[1], lo.numel())
+    keep = np.zeros(sel.size, dtype=bool)
+    for first in range(0, sel.size, chunk):
+        part = sel[first:first + chunk]
+        low = bound(_voxels(flat, part, dev)).cpu().numpy()
+        keep[first:first + part.size] = _significant(low, sse_d[part], dof, critical)
+    return sel[keep]
+
+
+def _f_test(opts, n_t, n_p):
+    """Residual degrees of freedom of the delayed model and the F₁,T−P(1 − α) quantile."""
+    dof = max(n_t - n_p, 1)
+    return dof, fdtri(1, dof, 1.0 - opts.delay_significance)
+
+
+def _significant(sse0, sse_d, dof, critical):
+    """Return whether a delayed fit (SSE ``sse_d``) improves significantly on a delay-0 fit (SSE ``sse0``).
+
+    F = (SSE₀ − SSE)·(T − P)/SSE above ``critical``, and SSE finite and below SSE₀.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        significant = (sse0 - sse_d) * dof > critical * sse_d
+    return significant & np.isfinite(sse_d) & (sse_d < sse0)
 
 
 def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
@@ -436,7 +510,7 @@ def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
     probe = KINK_PROBE * phases.delta
     for first in range(0, sel.size, chunk):
         part = sel[first:first + chunk]
-        y = torch.as_tensor(np.asarray(flat[part], dtype=np.float64), device=dev)
+        y = _voxels(flat, part, dev)
         theta = torch.as_tensor(theta0[part], device=dev)
         ref = torch.as_tensor(sse0[part], device=dev)
         ok = torch.ones(part.size, dtype=torch.bool, device=dev)
@@ -462,12 +536,8 @@ def _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0):
     squares is never above the nested fit's. ``out`` is updated in place; returns the
     voxels (bool ``[n_vox]``) that report the nested fit.
     """
-    dof = max(flat.shape[1] - lo.numel(), 1)
-    critical = fdtri(1, dof, 1.0 - opts.delay_significance)
-    sse_d = out.sse[todo]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        significant = (sse0[todo] - sse_d) * dof > critical * sse_d
-    significant &= np.isfinite(sse_d) & (sse_d < sse0[todo])
+    dof, critical = _f_test(opts, flat.shape[1], lo.numel())
+    significant = _significant(sse0[todo], out.sse[todo], dof, critical)
     sel = todo[~significant]
     LOGGER.debug("delay kept in %d/%d voxels (F-test against the delay-0 fit)", todo.size - sel.size, todo.size)
     n_p = lo.numel()

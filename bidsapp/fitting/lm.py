@@ -38,13 +38,43 @@ class LMResult:
     n_iter: torch.Tensor  # [N] iterations used
 
 
+REDUCE_BLOCK = 2048  # voxels per block of the JᵀJ and Jᵀr reductions on CPU
+
+
+def _blocks(n, device):
+    """Return the voxel slices for the reductions.
+
+    On CPU blocks of :data:`REDUCE_BLOCK`, so each
+    ``[T, block]`` product stays in cache (about twice as fast as whole-chunk products);
+    one slice on a GPU.
+    """
+    step = n if device.type == "cuda" else REDUCE_BLOCK
+    return [slice(first, first + step) for first in range(0, n, max(step, 1))]
+
+
 def normal_matrix(jac):
     """JᵀJ ``[n, P, P]`` of a time-major Jacobian ``[P, T, n]``."""
     n_p = jac.shape[0]
     out = torch.empty(jac.shape[2], n_p, n_p, dtype=jac.dtype, device=jac.device)
-    for i in range(n_p):
-        for j in range(i, n_p):
-            out[:, i, j] = out[:, j, i] = (jac[i] * jac[j]).sum(0)
+    for part in _blocks(jac.shape[2], jac.device):
+        jb, ob = jac[:, :, part], out[part]
+        for i in range(n_p):
+            for j in range(i, n_p):
+                ob[:, i, j] = ob[:, j, i] = (jb[i] * jb[j]).sum(0)
+    return out
+
+
+def gradient(jac, resid):
+    """Jᵀr ``[n, P]`` of a time-major Jacobian ``[P, T, n]`` and residuals ``[T, n]``.
+
+    One product and reduction over time per parameter, as in :func:`normal_matrix`: on
+    CPU several times faster than ``einsum("ptn,tn->np")``, which reorders the operands.
+    """
+    out = torch.empty(jac.shape[2], jac.shape[0], dtype=jac.dtype, device=jac.device)
+    for part in _blocks(jac.shape[2], jac.device):
+        jb, rb, ob = jac[:, :, part], resid[:, part], out[part]
+        for p in range(jac.shape[0]):
+            ob[:, p] = (jb[p] * rb).sum(0)
     return out
 
 
@@ -132,7 +162,7 @@ def _evaluate(predict, y, theta, idx):
     """SSE ``[n]``, Jᵀr ``[n, P]`` and JᵀJ ``[n, P, P]`` at ``theta`` (r = y − f)."""
     pred, jac = predict(theta, idx)
     resid = y - pred
-    return (resid * resid).sum(0), torch.einsum("ptn,tn->np", jac, resid), normal_matrix(jac)
+    return (resid * resid).sum(0), gradient(jac, resid), normal_matrix(jac)
 
 
 def _finish(stop, live, act, theta, sse, jtj, out_theta, out_sse, out_jtj):

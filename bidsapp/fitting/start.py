@@ -65,7 +65,7 @@ def _bases(spec, plasma, delays, combos):
     return torch.stack(out, dim=2)
 
 
-class _NonNegLS:
+class NonNegLS:
     """Non-negative least squares for m ≤ 2 bases at every grid point, all voxels at once.
 
     With the Gram matrix ``G`` of each grid point's bases fixed, a voxel's best
@@ -167,7 +167,10 @@ def grid_start(spec, plasma, y, delays=None, at=None):
     return params, delays[chosen], sse, (spec.grid.to_params(coef_at, rates_of(coef_at, best_at)), sse_at)
 
 
-def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=2**23, at=None):
+GRID_BLOCK_ELEMENTS = 2**20  # projections per block: the NNLS passes stay in cache (2.7× faster than 2**23)
+
+
+def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_ELEMENTS, at=None):
     """Search delays × rate combinations exhaustively by NNLS.
 
     Returns coef, flat index, sse per voxel and, for a delay index ``at``, the same three
@@ -178,7 +181,7 @@ def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=2**23, at=Non
     bases = _bases(spec, plasma, delay_vals, combos)
     n_d, n_c, m, n_t = bases.shape
     flat = bases.reshape(n_d * n_c, m, n_t)
-    nnls = _NonNegLS(flat @ flat.transpose(1, 2))
+    nnls = NonNegLS(flat @ flat.transpose(1, 2))
     design = flat.reshape(-1, n_t).T
     block = max(1, max_elements // (n_d * n_c * m))
     outs = [[] for _ in range(6)]

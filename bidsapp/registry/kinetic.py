@@ -127,6 +127,9 @@ class ModelSpec:
     maps a parameter to the one whose exchange it describes (ve is only determined when
     Ktrans, or PS for 2CXM, is significantly above zero). ``linear_start`` marks the
     models with Murase's linearisation as a second start (the Tofts models).
+    ``nested_bound`` marks the models of the form ``[vp·Cp +] Ktrans·Cp ⊗ e^{−(Ktrans/ve) t}``,
+    for which :mod:`bidsapp.fitting.nested_bound` bounds the delay-0 SSE from below (the
+    Tofts models).
     """
 
     name: str
@@ -139,6 +142,7 @@ class ModelSpec:
     derived: tuple[DerivedParameter, ...] = ()
     identifiable_if: dict = field(default_factory=dict)
     linear_start: bool = False
+    nested_bound: bool = False
 
     @property
     def params(self):
@@ -267,11 +271,13 @@ MODELS = {
     "tofts": ModelSpec(
         "tofts", "standard Tofts model", "tofts", (KTRANS, VE), _tofts_terms,
         GridStart(("k1",), _tofts_params, _TOFTS_RATES), ("tofts1999",),
-        derived=(KEP,), identifiable_if={"ve": "Ktrans", "kep": "Ktrans"}, linear_start=True),
+        derived=(KEP,), identifiable_if={"ve": "Ktrans", "kep": "Ktrans"}, linear_start=True,
+        nested_bound=True),
     "extended_tofts": ModelSpec(
         "extended_tofts", "extended Tofts model", "extendedtofts", (KTRANS, VE, VP), _extended_tofts_terms,
         GridStart(("cp", "k1"), _extended_tofts_params, _TOFTS_RATES), ("tofts1999",),
-        derived=(KEP,), identifiable_if={"ve": "Ktrans", "kep": "Ktrans"}, linear_start=True),
+        derived=(KEP,), identifiable_if={"ve": "Ktrans", "kep": "Ktrans"}, linear_start=True,
+        nested_bound=True),
     "patlak": ModelSpec(
         "patlak", "Patlak model", "patlak",
         (Parameter("Ktrans", "1/min", (-1.0, 5.0), "volume transfer constant (unidirectional)"), VP),

@@ -238,3 +238,56 @@ def test_delay_is_kept_only_where_it_improves_on_the_delay_zero_fit(aif):
     assert (delayed.sse <= nested.sse * (1 + 1e-9)).all()
     with pytest.raises(ValueError, match="delay_significance"):
         fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu", delay_significance=0.0)
+
+
+def _bound_curves(model, rng, n=120):
+    """Curves with delays of 0–8 s, Ktrans down to 0 and vp down to 0, 2 % noise."""
+    truth = {"Ktrans": rng.uniform(0.0, 0.5, n), "ve": rng.uniform(0.05, 0.6, n)}
+    truth["Ktrans"][:10] = 0.0
+    if model == "extended_tofts":
+        truth["vp"] = rng.uniform(0.0, 0.1, n)
+        truth["vp"][10:20] = 0.0
+    delay = rng.uniform(0.0, 8.0, n)
+    delay[::3] = 0.0
+    conc = model_curve(model, truth, T, bidsapp.population_aif("parker", T, bolus_arrival=20.0, hematocrit=0.45),
+                       delay=delay)
+    return conc + rng.normal(0, 0.02, conc.shape) * conc.max(-1, keepdims=True).clip(1e-3)
+
+
+@pytest.mark.parametrize("model", ["tofts", "extended_tofts"])
+def test_nested_bound_is_a_tight_lower_bound_on_the_delay_zero_fit(model, aif):
+    """The relaxation's bound never exceeds the delay-0 fit's SSE and is close to it."""
+    import torch
+
+    from bidsapp.fitting.nested_bound import nested_bound
+    from bidsapp.models import PlasmaInput, get_model, prepare_inputs
+
+    conc = _bound_curves(model, np.random.default_rng(11))
+    spec = get_model(model)
+    t_, aif_, grid = prepare_inputs(T, aif, torch.device("cpu"))
+    lo = torch.tensor([spec.bounds[p][0] for p in spec.params], dtype=torch.float64)
+    hi = torch.tensor([spec.bounds[p][1] for p in spec.params], dtype=torch.float64)
+    bound = nested_bound(spec, PlasmaInput(t_, aif_, grid), lo, hi)
+    low = bound(torch.as_tensor(conc)).numpy()
+    sse0 = fit_model(model, conc, T, aif, device="cpu").sse
+    assert (low <= sse0 * (1 + 1e-9)).all()
+    assert np.median(low / sse0) > 0.95
+    assert nested_bound(get_model("2cxm"), PlasmaInput(t_, aif_, grid), lo, hi) is None
+
+
+@pytest.mark.parametrize("aif_times", [None, np.arange(0.0, T[-1] + 1e-9, 0.5)])
+def test_delay_fit_results_do_not_depend_on_the_nested_bound(aif_times, monkeypatch):
+    """Voxels whose delay the bound shows significant skip the delay-0 fit; the results are
+    those of running it everywhere."""
+    from bidsapp.fitting import api
+
+    grid = T if aif_times is None else aif_times
+    aif = bidsapp.population_aif("parker", grid, bolus_arrival=20.0, hematocrit=0.45)
+    conc = _bound_curves("extended_tofts", np.random.default_rng(12))
+    with_bound = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu", aif_times=aif_times)
+    monkeypatch.setattr(api, "nested_bound", lambda *args: None)
+    without = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu", aif_times=aif_times)
+    for name, value in without.params.items():
+        np.testing.assert_allclose(with_bound.params[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(with_bound.valid, without.valid)
+    np.testing.assert_allclose(with_bound.sse, without.sse, rtol=1e-9)

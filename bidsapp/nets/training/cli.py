@@ -12,7 +12,11 @@ import sys
 from importlib import import_module
 
 #: sub-command -> module implementing ``add_arguments(parser)`` and ``train(args)``
-TRAINERS: dict[str, str] = {"dose": "bidsapp.nets.training.dose"}
+TRAINERS: dict[str, str] = {
+    "cnn": "bidsapp.nets.training.cnn",
+    "punet": "bidsapp.nets.training.punet",
+    "dose": "bidsapp.nets.training.dose",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

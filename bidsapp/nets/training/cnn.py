@@ -1,0 +1,73 @@
+"""Train the direct kinetic-parameter CNN (Ulas et al. 2018) on simulated slices.
+
+Loss: the normalised parameter error (:func:`loop.normalised_parameter_loss`) plus
+``--physics-weight`` × the squared difference between the input concentration curves and
+the extended Tofts curves of the predicted parameters (:func:`loop.physics_loss`, through
+:func:`bidsapp.model_curve`). Validation loss: the parameter term alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bidsapp.nets import contract
+from bidsapp.nets.cnn import DirectCNN
+from bidsapp.nets.weights import save_weights
+
+from . import data, loop
+
+NAME = "cnn"
+
+
+def add_arguments(parser):
+    """Options of ``dcequant-train cnn`` (defaults are the shipped recipe)."""
+    loop.add_common_arguments(parser, epochs=8, steps=25, batch=8, pool=48, refresh=8, patience=3, lr=2e-3)
+    parser.add_argument("--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)")
+
+
+def architecture():
+    """Return constructor keywords of the shipped CNN."""
+    return {"n_times": int(contract.GRID.size), "temporal": 32, "spatial": 24, "head": 48,
+            "scales": [data.SCALES[p] for p in data.PARAMS]}
+
+
+def evaluate(model, batches):
+    """Return validation loss and tissue RMSE per parameter (units of the parameter)."""
+    losses, sums = [], {}
+    for batch in batches:
+        pred = model(batch["input"])
+        losses.append(float(loop.normalised_parameter_loss(pred, batch)))
+        for name, (sse, n) in loop.parameter_errors(pred, batch).items():
+            prev = sums.get(name, (0.0, 0))
+            sums[name] = (prev[0] + sse, prev[1] + n)
+    return {"loss": float(np.mean(losses)), **{f"rmse_{k}": float(np.sqrt(s / max(n, 1))) for k, (s, n) in sums.items()}}
+
+
+def train(args) -> int:
+    """Train, then write ``cnn.pt`` and ``cnn.json`` to ``args.out``; return 0."""
+    device = loop.setup(args)
+    model = DirectCNN(**architecture()).to(device)
+
+    def loss_fn(net, batch):
+        pred = net(batch["input"])
+        parameter = loop.normalised_parameter_loss(pred, batch)
+        physics = loop.physics_loss(pred, batch) if args.physics_weight else torch.zeros(())
+        return parameter + args.physics_weight * physics, {}
+
+    model, record = loop.fit(model, loss_fn, evaluate, args, device)
+    card = {
+        "architecture": {"class": "bidsapp.nets.cnn.DirectCNN", **architecture()},
+        "input_contract": contract.describe(),
+        "training": {"command": args.command, "seed": args.seed, "device": str(device), "threads": args.threads,
+                     "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
+                     "hyperparameters": {k: getattr(args, k) for k in ("epochs", "steps", "batch", "pool", "refresh",
+                                                                      "validation", "patience", "lr", "physics_weight")},
+                     **record},
+        "metrics": {"validation": record["curves"][record["best_epoch"] - 1]},
+        "reference": "Ulas C et al. Front Neurol 2019;9:1147, doi:10.3389/fneur.2018.01147",
+    }
+    model = model.cpu()
+    path = save_weights(NAME, model, card, args.out)
+    print(f"wrote {path} (wall {record['wall_s']:.0f} s, CPU {record['cpu_s']:.0f} s)")
+    return 0

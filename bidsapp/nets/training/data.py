@@ -1,0 +1,210 @@
+"""Training slices drawn on the fly from the simulator and the shared signal chain.
+
+One training example is a 2-D slice of a simulated head (:func:`bidsapp.make_phantom`
+on a one-slice grid at a random height, so partial volume at every tissue edge comes
+from the phantom's supersampled class fractions). Per slice the recipe draws
+(``docs/networks.md`` lists the ranges):
+
+* an acquisition protocol (:class:`bidsapp.simulate.Protocol`): field 1.5–3 T, DCE flip
+  angle 10–35°, TR 2.5–8 ms, frame spacing 1.5–8 s, bolus arrival 10–60 s, dose
+  0.05–0.1 mmol/kg, haematocrit 0.38–0.50, one of four population AIF shapes with a
+  log-normal amplitude (SD 0.25);
+* kinetics: with probability 0.7 per tissue class the phantom's literature value is
+  replaced by a wide draw (Ktrans log-uniform 0.001–0.6 /min, ve 0.05–0.7, vp
+  log-uniform 0.003–0.2), varied smoothly in space (log-SD 0.25), then mixed by the
+  voxels' class fractions; a tissue delay of 0–3 s after the AIF (the sinus keeps its
+  venous delay);
+* the noise-free tissue concentration from the simulator's kinetics
+  (:func:`bidsapp.simulate.kinetics.tissue_concentration`, extended Tofts through
+  :func:`bidsapp.model_curve` on a fine grid) and its SPGR signal
+  (:func:`bidsapp.concentration_to_signal`).
+
+Each time a slice is used (:func:`noisy_example`), new Rician noise at an SNR drawn
+log-uniformly in 5–40 is added to the signal, which is converted back to concentration
+with :func:`bidsapp.signal_to_concentration` using a T10 map with a 5 % global and 3 %
+voxel-wise error; the plasma AIF gets 2 % (of its peak) frame noise. Everything is a
+deterministic function of the seeds: slice ``i`` of stream ``s`` uses
+``numpy.random.default_rng([seed, s, i])`` (stream 0 training, 1 validation,
+2 benchmark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from bidsapp import concentration_to_signal, relaxivity_for, signal_to_concentration
+from bidsapp.nets import contract
+from bidsapp.simulate import Grid, Protocol, make_phantom
+from bidsapp.simulate.acquisition import rician
+from bidsapp.simulate.kinetics import (
+    SessionInput,
+    fine_time_grid,
+    plasma_aif,
+    tissue_concentration,
+)
+from bidsapp.simulate.phantom import smooth_field
+from bidsapp.simulate.subject import RECEIVER_GAIN
+from bidsapp.simulate.tissues import CLASS_INDEX, TISSUE_CLASSES
+
+PARAMS = ("Ktrans", "ve", "vp")
+#: typical magnitude of each output (units of the parameter); the loss divides by it
+SCALES = {"Ktrans": 0.1, "ve": 0.3, "vp": 0.05}
+#: ve enters the loss only where Ktrans (1/min) exceeds this (below, ve is not identifiable)
+VE_MIN_KTRANS = 0.01
+TRAIN, VALIDATION, BENCHMARK = 0, 1, 2
+AIF_SHAPES = ("parker", "georgiou", "weinmann", "fritz-hansen")
+WIDE_CLASSES = ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
+SLICE_MATRIX = (64, 64, 1)
+CROP = 32
+
+
+@dataclass
+class CleanSlice:
+    """Noise-free part of one example (recomputing it is the expensive step).
+
+    ``signal`` ``[H, W, T]`` noise-free SPGR signal at frame times ``t`` (s);
+    ``t10`` true T10 (s, 0 outside the head); ``aif`` plasma AIF (mM) at ``t``;
+    ``truth`` ``[3, H, W]`` Ktrans (1/min), ve, vp; ``head``/``artery`` masks;
+    ``reference`` mean baseline signal of normal brain (defines the SNR).
+    """
+
+    signal: np.ndarray
+    t10: np.ndarray
+    aif: np.ndarray
+    truth: np.ndarray
+    head: np.ndarray
+    artery: np.ndarray
+    reference: float
+    t: np.ndarray
+    protocol: Protocol
+    relaxivity: float
+
+
+def draw_protocol(rng) -> Protocol:
+    """Return a random DCE protocol inside the training envelope (see the module docstring)."""
+    dt = float(rng.uniform(1.5, 8.0))
+    arrival = float(rng.uniform(10.0, 60.0))
+    n_frames = int(np.ceil(contract.GRID_END / dt)) + 2
+    return Protocol(
+        field_strength=float(rng.uniform(1.5, 3.0)),
+        dose=float(rng.uniform(0.05, 0.1)),
+        hematocrit=float(rng.uniform(0.38, 0.50)),
+        aif=str(rng.choice(AIF_SHAPES)),
+        aif_amplitude_cv=0.25,
+        arrival_jitter=0.0,
+        dce_flip_angle=float(rng.uniform(10.0, 35.0)),
+        dce_tr=float(rng.uniform(0.0025, 0.008)),
+        n_frames=n_frames,
+        temporal_resolution=dt,
+        baseline_frames=max(1, int(arrival // dt)),
+        bolus_arrival=arrival,
+    )
+
+
+def widen_kinetics(rng, phantom, wide_fraction=0.7):
+    """Copy of ``phantom`` whose tissue classes get wide kinetic draws (module docstring)."""
+    f = phantom.fractions.astype(float)
+    maps = {"Ktrans": np.zeros(f.shape[:-1]), "ve": np.zeros(f.shape[:-1]), "vp": np.zeros(f.shape[:-1])}
+    grid = phantom.grid
+    for index, (tissue, _) in TISSUE_CLASSES.items():
+        if index == 0:
+            continue
+        values = dict(phantom.subject_values[tissue])
+        if tissue in WIDE_CLASSES and rng.uniform() < wide_fraction:
+            values["Ktrans"] = float(np.exp(rng.uniform(np.log(1e-3), np.log(0.6))))
+            values["ve"] = float(rng.uniform(0.05, 0.7))
+            values["vp"] = float(min(np.exp(rng.uniform(np.log(0.003), np.log(0.2))), 0.95 - values["ve"]))
+        for name in maps:
+            field = np.exp(0.25 * smooth_field(rng, grid.matrix, grid.voxel_size, 10.0)) if tissue in WIDE_CLASSES else 1.0
+            maps[name] += f[..., index] * values[name] * field
+    ve = np.clip(maps["ve"], 0.0, 1.0)
+    vp = np.clip(maps["vp"], 0.0, 1.0 - ve)
+    ktrans = maps["Ktrans"]
+    tissue_delay = float(rng.uniform(0.0, 3.0))
+    vessel = np.isin(phantom.dseg, [CLASS_INDEX["artery"], CLASS_INDEX["sagittal_sinus"]])
+    delay = np.where(vessel, phantom.delay, tissue_delay)
+    as32 = lambda a: np.asarray(a, dtype=np.float32)
+    kep = np.divide(ktrans, ve, out=np.zeros(ve.shape), where=ve > 0)
+    return replace(phantom, ktrans=as32(ktrans), ve=as32(ve), vp=as32(vp), kep=as32(kep), delay=as32(delay))
+
+
+def draw_phantom(rng, protocol, grid=None):
+    """Return a phantom with wide kinetics (:func:`widen_kinetics`).
+
+    Default grid: one slice at a random height. Redrawn until at least 200 voxels are mostly white or grey matter.
+    """
+    while True:
+        g = grid or Grid(matrix=SLICE_MATRIX, slab_centre=float(rng.uniform(-25.0, 45.0)))
+        phantom = make_phantom(rng, grid=g, field_strength=protocol.field_strength, hematocrit=protocol.hematocrit)
+        if np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]]).sum() >= 200:
+            return widen_kinetics(rng, phantom)
+
+
+def simulate_clean(phantom, protocol, session) -> CleanSlice:
+    """Noise-free signal and truth of ``phantom`` (maps ``[X, Y, Z]``) for one session."""
+    t_fine, every = fine_time_grid(protocol)
+    cp_fine = plasma_aif(protocol, session, t_fine)
+    conc = tissue_concentration(phantom, t_fine, cp_fine, every)
+    relaxivity = float(relaxivity_for(protocol.agent, protocol.field_strength))
+    head = phantom.t1 > 0
+    m0 = RECEIVER_GAIN * phantom.m0
+    signal = np.zeros(conc.shape, dtype=np.float32)
+    signal[head] = concentration_to_signal(conc[head].astype(float), phantom.t1[head], m0[head],
+                                           protocol.dce_tr, protocol.dce_flip_angle, relaxivity)
+    brain = np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]])
+    return CleanSlice(
+        signal=signal, t10=phantom.t1, aif=cp_fine[::every].astype(np.float32),
+        truth=np.stack([phantom.ktrans, phantom.ve, phantom.vp]).astype(np.float32), head=head,
+        artery=phantom.dseg == CLASS_INDEX["artery"], reference=float(signal[brain][:, 0].mean()),
+        t=protocol.frame_times, protocol=protocol, relaxivity=relaxivity,
+    )
+
+
+def clean_slice(seed, stream, index) -> CleanSlice:
+    """Return the noise-free slice ``index`` of ``stream`` (deterministic in its three seeds); maps ``[H, W]``."""
+    rng = np.random.default_rng([int(seed), int(stream), int(index)])
+    protocol = draw_protocol(rng)
+    phantom = draw_phantom(rng, protocol)
+    case = simulate_clean(phantom, protocol, SessionInput.draw(rng, protocol))
+    return replace(case, signal=case.signal[:, :, 0], t10=case.t10[..., 0], truth=case.truth[..., 0],
+                   head=case.head[..., 0], artery=case.artery[..., 0])
+
+
+def noisy_concentration(clean: CleanSlice, rng, snr):
+    """Concentration (mM) ``[H, W, T]`` from the noisy signal at ``snr`` and an erroneous T10 map."""
+    sigma = clean.reference / snr
+    noisy = rician(clean.signal, sigma, rng)
+    t10 = clean.t10 * (1.0 + 0.05 * rng.standard_normal()) * (1.0 + 0.03 * rng.standard_normal(clean.t10.shape))
+    p = clean.protocol
+    conc = np.full(noisy.shape, np.nan, dtype=np.float32)
+    result = signal_to_concentration(noisy[clean.head], t10[clean.head], p.dce_tr, p.dce_flip_angle,
+                                     clean.relaxivity, p.baseline_frames)
+    conc[clean.head] = result.concentration.astype(np.float32)
+    return conc
+
+
+def noisy_example(clean: CleanSlice, rng, snr=None, crop=CROP):
+    """One training example with fresh noise.
+
+    Returns a dict with ``input`` ``[2N, h, w]`` (:func:`bidsapp.nets.contract.network_input`),
+    ``target`` ``[3, h, w]`` (Ktrans 1/min, ve, vp), ``weight`` ``[3, h, w]`` (1 where a
+    parameter enters the loss), ``conc`` ``[N, h, w]`` and ``aif`` ``[N]`` (the input
+    curves divided by the AIF peak, for the physics loss) and ``snr``.
+    """
+    snr = float(np.exp(rng.uniform(np.log(5.0), np.log(40.0)))) if snr is None else float(snr)
+    conc = contract.resample(noisy_concentration(clean, rng, snr), clean.t)
+    aif = clean.aif + 0.02 * clean.aif.max() * rng.standard_normal(clean.aif.shape).astype(np.float32)
+    x, _ = contract.network_input(conc, contract.resample(aif, clean.t))
+    target, head = clean.truth, clean.head
+    if crop:
+        h, w = head.shape
+        i0 = int(rng.integers(0, h - crop + 1))
+        j0 = int(rng.integers(0, w - crop + 1))
+        window = (slice(i0, i0 + crop), slice(j0, j0 + crop))
+        x, target, head = x[(slice(None),) + window], target[(slice(None),) + window], head[window]
+    weight = np.repeat(head[None].astype(np.float32), 3, axis=0)
+    weight[1] *= target[0] > VE_MIN_KTRANS
+    n = contract.GRID.size
+    return {"input": x, "target": target, "weight": weight, "conc": x[:n], "aif": x[n:, 0, 0].copy(), "snr": snr}

@@ -1,0 +1,212 @@
+"""Shared training loop: slice pool, batches, early stopping, logging, timing, determinism.
+
+Used by every parameter-network trainer. The pool holds ``pool`` noise-free training
+slices (:func:`bidsapp.nets.training.data.clean_slice`); after every epoch the oldest
+``refresh`` are replaced by new draws, so over a run the network sees
+``pool + epochs × refresh`` distinct simulated slices, each time with new noise, SNR,
+crop and flips. The validation split is a fixed set of whole slices from a separate
+seed stream with fixed noise. The best validation state is kept; training stops when
+the validation loss has not improved for ``patience`` epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import data
+
+
+def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr):
+    """Options every parameter-network trainer shares (defaults are the shipped recipe)."""
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
+    parser.add_argument("--steps", type=int, default=steps, help=f"optimiser steps per epoch (default {steps})")
+    parser.add_argument("--batch", type=int, default=batch, help=f"slices per step (default {batch})")
+    parser.add_argument("--pool", type=int, default=pool, help=f"noise-free training slices held (default {pool})")
+    parser.add_argument("--refresh", type=int, default=refresh, help=f"pool slices redrawn per epoch (default {refresh})")
+    parser.add_argument("--validation", type=int, default=16, help="validation slices (default 16)")
+    parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience in epochs (default {patience})")
+    parser.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def setup(args) -> torch.device:
+    """Seed everything, make kernels deterministic, set threads; return the device."""
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class SlicePool:
+    """Ring buffer of noise-free training slices, refreshed every epoch (deterministic)."""
+
+    def __init__(self, seed, size):
+        self.seed, self.next_index = seed, size
+        self.slices = [data.clean_slice(seed, data.TRAIN, i) for i in range(size)]
+
+    def refresh(self, count):
+        """Replace the ``count`` oldest slices of the pool by fresh simulated ones."""
+        for _ in range(count):
+            self.slices[self.next_index % len(self.slices)] = data.clean_slice(self.seed, data.TRAIN, self.next_index)
+            self.next_index += 1
+
+
+def stack(examples, device):
+    """Collate example dicts into tensors on ``device``."""
+    out = {}
+    for key in ("input", "target", "weight", "conc", "aif"):
+        out[key] = torch.as_tensor(np.stack([e[key] for e in examples]), device=device)
+    out["snr"] = torch.as_tensor([e["snr"] for e in examples], device=device)
+    return out
+
+
+def draw_batch(pool, rng, batch, device):
+    """``batch`` examples from random pool slices with fresh noise, crops and flips."""
+    examples = []
+    for _ in range(batch):
+        example = data.noisy_example(pool.slices[int(rng.integers(len(pool.slices)))], rng)
+        for axis in (1, 2):
+            if rng.uniform() < 0.5:
+                example = {k: (np.flip(v, axis).copy() if k in ("input", "target", "weight", "conc") else v)
+                           for k, v in example.items()}
+        examples.append(example)
+    return stack(examples, device)
+
+
+def validation_batches(seed, count, device, size=8):
+    """Return the validation split: whole slices of stream 1 with fixed noise, in batches of ``size``."""
+    rng = np.random.default_rng([seed, data.VALIDATION, 10**6])
+    examples = [data.noisy_example(data.clean_slice(seed, data.VALIDATION, i), rng, crop=None) for i in range(count)]
+    return [stack(examples[i : i + size], device) for i in range(0, count, size)]
+
+
+def _progress(epoch, step, steps, loss, quiet):
+    if not quiet:
+        print(f"\repoch {epoch:3d} [{'#' * (20 * step // steps):<20}] {step}/{steps} loss {loss:.4g}",
+              end="", file=sys.stderr, flush=True)
+
+
+def fit(model, loss_fn, evaluate, args, device):
+    """Train ``model`` with Adam; return ``(model at best validation, record)``.
+
+    ``loss_fn(model, batch) -> (loss, {name: float})``; ``evaluate(model, batches) ->
+    {name: float}`` with a ``"loss"`` entry used for early stopping. The record holds
+    the per-epoch curves, the stopping epoch and wall/CPU times (s).
+    """
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    rng = np.random.default_rng([args.seed, data.TRAIN, 2**31])
+    pool = SlicePool(args.seed, args.pool)
+    validation = validation_batches(args.seed, args.validation, device)
+    data_time = (time.perf_counter() - wall0, time.process_time() - cpu0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=args.epochs * args.steps)
+    best, best_state, best_epoch, curves = np.inf, None, 0, []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        running = []
+        for step in range(1, args.steps + 1):
+            loss, _ = loss_fn(model, draw_batch(pool, rng, args.batch, device))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            running.append(float(loss.detach()))
+            _progress(epoch, step, args.steps, float(np.mean(running[-20:])), args.quiet)
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model, validation)
+        curves.append({"epoch": epoch, "train_loss": float(np.mean(running)), **metrics,
+                       "wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0})
+        if not args.quiet:
+            print(f"\repoch {epoch:3d} train {curves[-1]['train_loss']:.4g} "
+                  + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()), file=sys.stderr, flush=True)
+        if metrics["loss"] < best:
+            best, best_state, best_epoch = metrics["loss"], copy.deepcopy(model.state_dict()), epoch
+        elif epoch - best_epoch >= args.patience:
+            break
+        pool.refresh(args.refresh)
+    model.load_state_dict(best_state)
+    record = {
+        "curves": curves,
+        "best_epoch": best_epoch,
+        "stopped_epoch": curves[-1]["epoch"],
+        "wall_s": time.perf_counter() - wall0,
+        "cpu_s": time.process_time() - cpu0,
+        "data_setup_wall_s": data_time[0],
+        "data_setup_cpu_s": data_time[1],
+        "slices_seen": args.pool + (curves[-1]["epoch"] - 1) * args.refresh,
+    }
+    return model, record
+
+
+def parameter_errors(pred, batch):
+    """Return sums for tissue RMSE: ``{name: (sum of squared error, count)}`` over voxels with weight."""
+    out = {}
+    for i, name in enumerate(data.PARAMS):
+        w = batch["weight"][:, i] > 0
+        err = (pred[:, i] - batch["target"][:, i])[w]
+        out[name] = (float((err**2).sum()), int(w.sum()))
+    return out
+
+
+def normalised_parameter_loss(pred, batch):
+    """Mean over weighted voxels of ((prediction − truth) / scale)², summed over parameters."""
+    scales = torch.as_tensor([data.SCALES[p] for p in data.PARAMS], device=pred.device).view(1, -1, 1, 1)
+    sq = ((pred - batch["target"]) / scales) ** 2 * batch["weight"]
+    return (sq.sum(dim=(0, 2, 3)) / batch["weight"].sum(dim=(0, 2, 3)).clamp(min=1)).sum()
+
+
+class _ExtendedToftsCurve(torch.autograd.Function):
+    """Extended Tofts curves ``[n, T]`` of ``theta [n, 3]`` (Ktrans, ve, vp).
+
+    The backward pass is the fitting engine's analytic Jacobian as the backward pass (:class:`bidsapp.fitting.problem.KineticProblem`).
+    """
+
+    @staticmethod
+    def forward(ctx, theta, problem):
+        pred, jac = problem.predict(theta.detach(), None)  # [T, n], [P, T, n]
+        ctx.save_for_backward(jac)
+        return pred.T
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (jac,) = ctx.saved_tensors
+        return torch.einsum("nt,ptn->np", grad_out, jac), None
+
+
+def physics_loss(pred, batch, voxels=256):
+    """Mean squared difference of the input curves and the extended Tofts curves of ``pred``.
+
+    Evaluated on about ``voxels`` evenly strided head voxels per slice (the term is a
+    regulariser; all voxels would double the cost of a training step). Curves are in
+    AIF-peak units on the input grid; the model curves and their
+    derivatives come from the project's kinetic model (:mod:`bidsapp.models` through
+    :class:`bidsapp.fitting.problem.KineticProblem`, float64) with the slice's input AIF.
+    """
+    from bidsapp.fitting.problem import KineticProblem
+    from bidsapp.models import PlasmaInput, get_model, prepare_inputs
+    from bidsapp.nets import contract
+
+    spec = get_model("extended_tofts")
+    total, count = 0.0, 0
+    for b in range(pred.shape[0]):
+        head = torch.zeros_like(batch["weight"][b, 0], dtype=torch.bool).view(-1)
+        inside = torch.nonzero(batch["weight"][b, 0].view(-1) > 0)[:, 0]
+        head[inside[:: max(1, -(-inside.numel() // voxels))]] = True
+        head = head.view(batch["weight"].shape[2:])
+        p = pred[b][:, head].double().T
+        theta = torch.stack([p[:, 0], p[:, 1].clamp(min=1e-3), p[:, 2]], dim=1)
+        t, aif, _ = prepare_inputs(contract.GRID, batch["aif"][b].detach().cpu().double(), theta.device)
+        curve = _ExtendedToftsCurve.apply(theta, KineticProblem(spec, PlasmaInput(t, aif)))
+        measured = batch["conc"][b][:, head].T.double()
+        total = total + ((curve - measured) ** 2).sum()
+        count += measured.numel()
+    return (total / max(count, 1)).float()

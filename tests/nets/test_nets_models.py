@@ -1,0 +1,52 @@
+"""Network architectures, prior-only sampling and a deterministic training run."""
+
+import json
+
+import numpy as np
+import torch
+
+from bidsapp.nets.cnn import DirectCNN
+from bidsapp.nets.prob_unet import ProbUNet
+from bidsapp.nets.training.cli import main as train_main
+from bidsapp.nets.weights import sha256_of
+
+
+def test_cnn_is_fully_convolutional_and_non_negative():
+    torch.manual_seed(0)
+    net = DirectCNN(n_times=7, temporal=8, spatial=4, head=8)
+    for shape in ((1, 14, 20, 20), (2, 14, 33, 17)):
+        out = net(torch.randn(shape))
+        assert out.shape == (shape[0], 3) + shape[2:]
+        assert bool((out >= 0).all())
+
+
+def test_prob_unet_samples_the_prior_never_the_posterior(monkeypatch):
+    torch.manual_seed(0)
+    net = ProbUNet(n_times=7, tcn_channels=4, features=4, channels=(4, 8, 8), latent=2, head=8).eval()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the posterior net was called at inference")
+
+    monkeypatch.setattr(net.posterior, "forward", forbidden)
+    x = torch.randn(2, 14, 21, 18)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    mean, sd = net.sample(x, 5, g1)
+    assert mean.shape == sd.shape == (2, 3, 21, 18)
+    assert bool((mean >= 0).all()) and bool((sd > 0).all())
+    again, _ = net.sample(x, 5, g2)
+    assert torch.equal(mean, again)
+
+
+def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
+    args = ["--epochs", "1", "--steps", "1", "--batch", "2", "--pool", "2", "--refresh", "1",
+            "--validation", "1", "--quiet", "--threads", "1"]
+    digests = []
+    for run in ("a", "b"):
+        assert train_main(["cnn", "--out", str(tmp_path / run), *args]) == 0
+        digests.append(sha256_of(tmp_path / run / "cnn.pt"))
+    assert digests[0] == digests[1]
+    card = json.loads((tmp_path / "a" / "cnn.json").read_text())
+    assert card["sha256"] == digests[0]
+    assert card["training"]["command"].startswith("dcequant-train cnn --out")
+    assert card["training"]["cpu_s"] > 0 and card["input_contract"]["time_grid_s"]["n"] == 61
+    assert np.isfinite(card["metrics"]["validation"]["rmse_Ktrans"])
