@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and IDEs; nothing is impo
     from .fitting import patlak_linear as patlak_linear
     from .models import model_curve as model_curve
     from .nets.dose_infer import synthesize_standard_dose as synthesize_standard_dose
+    from .nets.infer import infer_parameters as infer_parameters
     from .registry import MODELS as MODELS
     from .registry import ModelSpec as ModelSpec
     from .registry import get_model as get_model

@@ -21,8 +21,10 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from bidsapp.results import FitResult
 
@@ -88,8 +90,20 @@ def _run(module, net, x, samples, generator):
         return module.sample(x, samples, generator)
 
 
-def infer_parameters(concentration, t, aif, mask=None, net="punet", device="auto", acquisition=None,
-                     strict=False, samples=None, seed=0, batch=4, weights_dir=None):
+def infer_parameters(
+    concentration: ArrayLike,
+    t: ArrayLike,
+    aif: ArrayLike,
+    mask: ArrayLike | None = None,
+    net: str = "punet",
+    device: str = "auto",
+    acquisition: contract.Acquisition | dict | None = None,
+    strict: bool = False,
+    samples: int | None = None,
+    seed: int = 0,
+    batch: int = 4,
+    weights_dir: str | Path | None = None,
+) -> NetFitResult:
     """Return extended Tofts maps (Ktrans 1/min, ve, vp, kep 1/min) from a shipped network.
 
     Parameters
