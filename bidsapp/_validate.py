@@ -34,8 +34,7 @@ def flip_angles_deg(flip_angles, name="flip_angles"):
         raise ValueError(f"{name}: flip angles must be in degrees, in (0, 180), got {angles.tolist()}")
     if np.all(angles < math.pi):
         warnings.warn(
-            f"{name}: all flip angles are below pi ({angles.tolist()}); they must be in "
-            "degrees, not radians",
+            f"{name}: all flip angles are below pi ({angles.tolist()}); they must be in degrees, not radians",
             UserWarning,
             stacklevel=3,
         )

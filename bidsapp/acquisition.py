@@ -78,18 +78,23 @@ def frame_times(meta, path, n_frames):
     """
     has_vt, has_rt = "VolumeTiming" in meta, "RepetitionTime" in meta
     if has_vt and has_rt:
-        raise ValueError(f"{path}: sidecar has both 'VolumeTiming' and 'RepetitionTime' "
-                         "(BIDS allows only one of them)")
+        raise ValueError(
+            f"{path}: sidecar has both 'VolumeTiming' and 'RepetitionTime' (BIDS allows only one of them)"
+        )
     if not (has_vt or has_rt):
-        raise ValueError(f"{path}: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing "
-                         "(the frame times of the DCE series)")
+        raise ValueError(
+            f"{path}: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing "
+            "(the frame times of the DCE series)"
+        )
     if has_rt:
         interval = _positive_number(meta, "RepetitionTime", path)
         if interval < MIN_FRAME_INTERVAL and "RepetitionTimeExcitation" not in meta:
-            raise ValueError(f"{path}: sidecar field 'RepetitionTime' = {interval:g} s cannot be a frame "
-                             f"interval (< {MIN_FRAME_INTERVAL} s) and 'RepetitionTimeExcitation' is missing; "
-                             "give the SPGR TR as 'RepetitionTimeExcitation' and the frame interval as "
-                             "'RepetitionTime' or 'VolumeTiming'")
+            raise ValueError(
+                f"{path}: sidecar field 'RepetitionTime' = {interval:g} s cannot be a frame "
+                f"interval (< {MIN_FRAME_INTERVAL} s) and 'RepetitionTimeExcitation' is missing; "
+                "give the SPGR TR as 'RepetitionTimeExcitation' and the frame interval as "
+                "'RepetitionTime' or 'VolumeTiming'"
+            )
         times, field_name = np.arange(n_frames) * interval, "RepetitionTime"
     else:
         try:
@@ -97,7 +102,9 @@ def frame_times(meta, path, n_frames):
         except (TypeError, ValueError):
             raise ValueError(f"{path}: sidecar field 'VolumeTiming' must be a list of numbers (s)") from None
         if times.shape != (n_frames,):
-            raise ValueError(f"{path}: sidecar field 'VolumeTiming' has {times.size} entries for {n_frames} frames")
+            raise ValueError(
+                f"{path}: sidecar field 'VolumeTiming' has {times.size} entries for {n_frames} frames"
+            )
         if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
             raise ValueError(f"{path}: sidecar field 'VolumeTiming' must increase")
         times, field_name = times - times[0], "VolumeTiming"
@@ -122,8 +129,14 @@ def read_dce_acquisition(dce_path, n_frames):
     times, tr, timing_field = frame_times(meta, dce_path, n_frames)
     flip = _positive_number(meta, "FlipAngle", dce_path)
     field_strength = meta.get("MagneticFieldStrength")
-    return DCEAcquisition(tr, flip, times, float(field_strength) if field_strength else None,
-                          meta.get("ContrastBolusAgent"), timing_field)
+    return DCEAcquisition(
+        tr,
+        flip,
+        times,
+        float(field_strength) if field_strength else None,
+        meta.get("ContrastBolusAgent"),
+        timing_field,
+    )
 
 
 def read_vfa_acquisition(vfa_paths):
@@ -157,6 +170,8 @@ def resolve_relaxivity(user_value, agent, field_strength):
     else:
         warnings.append("ContrastBolusAgent missing from the DCE sidecar")
     value = float(relaxivity_for(DEFAULT_AGENT, b0))
-    warnings.append(f"using the default relaxivity of {DEFAULT_AGENT} at {b0} T: {value:.3g} /mM/s "
-                    "(set --relaxivity to override)")
+    warnings.append(
+        f"using the default relaxivity of {DEFAULT_AGENT} at {b0} T: {value:.3g} /mM/s "
+        "(set --relaxivity to override)"
+    )
     return Relaxivity(value, f"default ({DEFAULT_AGENT} at {b0} T)", warnings)

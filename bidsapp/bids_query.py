@@ -25,12 +25,26 @@ QUERIES = {
     "vfa": {"datatype": "anat", "suffix": "VFA", "extension": [".nii.gz", ".nii"]},
     "dce": {"datatype": "perf", "suffix": "dce", "extension": [".nii.gz", ".nii"]},
     "b1": {"datatype": "fmap", "suffix": "TB1map", "extension": [".nii.gz", ".nii"]},
-    "dose_pre": {"datatype": "anat", "suffix": "T1w", "ceagent": Query.NONE,
-                 "extension": [".nii.gz", ".nii"]},
-    "dose_low": {"datatype": "anat", "suffix": "T1w", "acquisition": "lowdose", "ceagent": Query.ANY,
-                 "extension": [".nii.gz", ".nii"]},
-    "dose_standard": {"datatype": "anat", "suffix": "T1w", "acquisition": ["standarddose", "fulldose"],
-                      "ceagent": Query.ANY, "extension": [".nii.gz", ".nii"]},
+    "dose_pre": {
+        "datatype": "anat",
+        "suffix": "T1w",
+        "ceagent": Query.NONE,
+        "extension": [".nii.gz", ".nii"],
+    },
+    "dose_low": {
+        "datatype": "anat",
+        "suffix": "T1w",
+        "acquisition": "lowdose",
+        "ceagent": Query.ANY,
+        "extension": [".nii.gz", ".nii"],
+    },
+    "dose_standard": {
+        "datatype": "anat",
+        "suffix": "T1w",
+        "acquisition": ["standarddose", "fulldose"],
+        "ceagent": Query.ANY,
+        "extension": [".nii.gz", ".nii"],
+    },
 }
 
 
@@ -69,7 +83,9 @@ def load_filter_file(path):
     filters = read_option_file(path, "--bids-filter-file")
     unknown = set(filters) - set(QUERIES)
     if unknown:
-        raise ValueError(f"--bids-filter-file {path}: unknown key(s) {sorted(unknown)}; use {sorted(QUERIES)}")
+        raise ValueError(
+            f"--bids-filter-file {path}: unknown key(s) {sorted(unknown)}; use {sorted(QUERIES)}"
+        )
     return filters
 
 
@@ -109,8 +125,9 @@ def _one(layout, kind, inputs, filters):
     found = _files(layout, kind, inputs.subject, inputs.session, filters)
     if len(found) > 1:
         names = ", ".join(Path(f.path).name for f in found)
-        raise ValueError(f"{inputs.name}: {len(found)} {kind} images match ({names}); "
-                         "select one with --bids-filter-file")
+        raise ValueError(
+            f"{inputs.name}: {len(found)} {kind} images match ({names}); select one with --bids-filter-file"
+        )
     return Path(found[0].path) if found else None
 
 
@@ -121,8 +138,9 @@ def _add_dose_inputs(layout, inputs, filters):
         return
     inputs.dose_pre = _one(layout, "dose_pre", inputs, filters)
     if inputs.dose_pre is None:
-        raise ValueError(f"{inputs.dose_low}: no pre-contrast anat/*_T1w image (without ce-) "
-                         f"in {inputs.name}")
+        raise ValueError(
+            f"{inputs.dose_low}: no pre-contrast anat/*_T1w image (without ce-) in {inputs.name}"
+        )
     inputs.dose_standard = _one(layout, "dose_standard", inputs, filters)
 
 
@@ -154,8 +172,11 @@ def collect_sessions(bids_dir, participant_label=(), session_label=(), filters=N
             f"(available: {', '.join(sorted(subjects_available)) or 'none'})"
         )
     selected = sorted(
-        (p for p in pairs if (not participants or p[0] in participants)
-         and (not sessions_wanted or p[1] in sessions_wanted)),
+        (
+            p
+            for p in pairs
+            if (not participants or p[0] in participants) and (not sessions_wanted or p[1] in sessions_wanted)
+        ),
         key=lambda p: (p[0], p[1] or ""),
     )
     result = []

@@ -52,8 +52,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-METHOD = ("piecewise constant then step + linear or quadratic rise fit (after Cheong et al. 2003, Phys Med "
-          "Biol 48:N83) to the mean signal of the 1 % most enhancing voxels")
+METHOD = (
+    "piecewise constant then step + linear or quadratic rise fit (after Cheong et al. 2003, Phys Med "
+    "Biol 48:N83) to the mean signal of the 1 % most enhancing voxels"
+)
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,13 @@ def estimate_bolus_arrival(
     curve = enhancing_curve(signal, mask, top_fraction)
     arrival = float("nan") if curve is None or t.size < 4 else fit_arrival(curve, t, **fit_options)
     if not np.isfinite(arrival):
-        return BolusArrival(arrival, 1, warnings=["bolus arrival: no enhancement found; using 1 baseline frame"])
+        return BolusArrival(
+            arrival, 1, warnings=["bolus arrival: no enhancement found; using 1 baseline frame"]
+        )
     n_base = baseline_frame_count(t, arrival)
-    warnings = [] if n_base >= 3 else [f"only {n_base} baseline frame(s) before the bolus arrival at {arrival:.2f} s"]
+    warnings = (
+        []
+        if n_base >= 3
+        else [f"only {n_base} baseline frame(s) before the bolus arrival at {arrival:.2f} s"]
+    )
     return BolusArrival(arrival, n_base, warnings=warnings)

@@ -76,9 +76,7 @@ def baseline_indices(baseline_frames: int | slice | Sequence[int], n_frames: int
     if isinstance(baseline_frames, (int, np.integer)) and not isinstance(baseline_frames, bool):
         count = int(baseline_frames)
         if count < 1 or count >= n_frames:
-            raise ValueError(
-                f"baseline_frames: {count} must be >= 1 and < the number of frames ({n_frames})"
-            )
+            raise ValueError(f"baseline_frames: {count} must be >= 1 and < the number of frames ({n_frames})")
         return np.arange(count)
     if isinstance(baseline_frames, slice):
         indices = np.arange(n_frames)[baseline_frames]
@@ -107,7 +105,7 @@ def signal_to_concentration(
     flip_angle: ArrayLike,
     relaxivity: float,
     baseline_frames: int | slice | Sequence[int] | None,
-    method: str = 'spgr',
+    method: str = "spgr",
     m0: ArrayLike | None = None,
     b1: ArrayLike | None = None,
 ) -> ConcentrationResult:
@@ -161,8 +159,7 @@ def signal_to_concentration(
         baseline_ok = np.isfinite(s0) & (s0 > 0)
         if m0 is None and not np.any(baseline_ok):
             raise ValueError(
-                "signal: the baseline mean (baseline_frames) is zero, negative or non-finite "
-                "in every voxel"
+                "signal: the baseline mean (baseline_frames) is zero, negative or non-finite in every voxel"
             )
         if m0 is None or method == "linear":
             voxel_ok &= baseline_ok
@@ -267,7 +264,9 @@ def concentration_to_signal(
     if torch is not None:
         tr, alpha_deg, r1 = _acquisition(tr, flip_angle, relaxivity)
         concentration, t10, m0, b1 = _torch_args(torch, concentration, t10, m0, b1)
-        return spgr_signal(m0[..., None], 1.0 / t10[..., None] + r1 * concentration, alpha_deg, tr, b1[..., None])
+        return spgr_signal(
+            m0[..., None], 1.0 / t10[..., None] + r1 * concentration, alpha_deg, tr, b1[..., None]
+        )
     concentration = np.asarray(concentration, dtype=float)
     if concentration.ndim < 1:
         raise ValueError("concentration: expected shape (..., t)")

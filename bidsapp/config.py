@@ -76,8 +76,10 @@ class AIFChoice:
 
         if text in POPULATION_AIFS:
             return cls("population", text)
-        raise ValueError(f"--aif {text!r}: not 'auto', a population AIF ({', '.join(POPULATION_AIFS)}), "
-                         "a .tsv/.csv table or a .nii[.gz] mask")
+        raise ValueError(
+            f"--aif {text!r}: not 'auto', a population AIF ({', '.join(POPULATION_AIFS)}), "
+            "a .tsv/.csv table or a .nii[.gz] mask"
+        )
 
     def for_session(self, subject, session):
         """Return the choice with ``{subject}``/``{session}`` filled in (labels without prefixes)."""
@@ -150,21 +152,33 @@ class Config:
         if unknown or not self.models:
             raise ValueError(f"--models: unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
         checks = [
-            (self.t1_method in T1_METHODS, f"--t1-method must be one of {T1_METHODS}, got {self.t1_method!r}"),
-            (self.t1_validity in T1_VALIDITY,
-             f"--t1-validity must be one of {T1_VALIDITY}, got {self.t1_validity!r}"),
+            (
+                self.t1_method in T1_METHODS,
+                f"--t1-method must be one of {T1_METHODS}, got {self.t1_method!r}",
+            ),
+            (
+                self.t1_validity in T1_VALIDITY,
+                f"--t1-validity must be one of {T1_VALIDITY}, got {self.t1_validity!r}",
+            ),
             (self.device in DEVICES, f"--device must be one of {DEVICES}, got {self.device!r}"),
             (self.nprocs >= 1, f"--nprocs must be >= 1, got {self.nprocs}"),
             (self.omp_nthreads >= 1, f"--omp-nthreads must be >= 1, got {self.omp_nthreads}"),
             (self.mem is None or self.mem > 0, f"--mem must be > 0 GB, got {self.mem}"),
             (self.t10 is None or 0 < self.t10 < 10, f"--t10 must be in (0, 10) s, got {self.t10}"),
-            (self.relaxivity is None or self.relaxivity > 0, f"--relaxivity must be > 0 /mM/s, got {self.relaxivity}"),
+            (
+                self.relaxivity is None or self.relaxivity > 0,
+                f"--relaxivity must be > 0 /mM/s, got {self.relaxivity}",
+            ),
             (0 <= self.hematocrit < 1, f"--hematocrit must be in [0, 1), got {self.hematocrit}"),
             (self.fd_threshold > 0, f"--fd-threshold must be > 0 mm, got {self.fd_threshold}"),
-            (self.baseline_frames is None or self.baseline_frames >= 1,
-             f"--baseline-frames must be >= 1, got {self.baseline_frames}"),
-            (self.dose_fraction is None or 0 < self.dose_fraction < 1,
-             f"--dose-fraction must be in (0, 1), got {self.dose_fraction}"),
+            (
+                self.baseline_frames is None or self.baseline_frames >= 1,
+                f"--baseline-frames must be >= 1, got {self.baseline_frames}",
+            ),
+            (
+                self.dose_fraction is None or 0 < self.dose_fraction < 1,
+                f"--dose-fraction must be in (0, 1), got {self.dose_fraction}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

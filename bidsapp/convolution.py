@@ -271,7 +271,9 @@ def _locate_uniform(c, g, delay, phases):
         g = torch.cat([g, g[-1] + delta * torch.arange(1, extra + 1, dtype=g.dtype, device=g.device)])
         c = torch.cat([c, c[-1:].expand(extra)])
     q_frac = q - q_whole  # [n] in [0, 1)
-    wrap = (distinct[:, None] < q_frac[None, :] - _PHASE_TOL).to(delay.dtype)  # [U, n]; equal phases: offset 0
+    wrap = (distinct[:, None] < q_frac[None, :] - _PHASE_TOL).to(
+        delay.dtype
+    )  # [U, n]; equal phases: offset 0
     offsets = (distinct[:, None] - q_frac[None, :] + wrap).clamp_min_(0.0) * delta
     single = distinct.numel() == 1
     seg = (whole[:, None] - q_whole[None, :]).sub_(wrap if single else wrap[rows])

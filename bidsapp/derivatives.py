@@ -45,12 +45,23 @@ from .registry.kinetic import MODELS, get_model
 CODE_URL = "https://github.com/dcequant/dcequant"
 STAGING_DIR = ".dcequant-staging"
 #: suffixes of the parameter maps of every registered model (fitted, derived, delay)
-PARAMETER_SUFFIXES = tuple(dict.fromkeys(name for spec in MODELS.values() for name in spec.outputs
-                                         if name != "delay")) + ("delay",)
+PARAMETER_SUFFIXES = tuple(
+    dict.fromkeys(name for spec in MODELS.values() for name in spec.outputs if name != "delay")
+) + ("delay",)
 #: derivative names outside the BIDS schema (``_dce`` and the model parameter suffixes)
-BIDSIGNORE = ("*_dce.*", *(f"*_{name}.*" for name in PARAMETER_SUFFIXES),
-              "*_R2map.*", "*_T1residual.*", "*_timeseries.*", "**/perf/*_mask.*", "*.html", "logs/", "group/",
-              "*_xfm.*", "**/figures")
+BIDSIGNORE = (
+    "*_dce.*",
+    *(f"*_{name}.*" for name in PARAMETER_SUFFIXES),
+    "*_R2map.*",
+    "*_T1residual.*",
+    "*_timeseries.*",
+    "**/perf/*_mask.*",
+    "*.html",
+    "logs/",
+    "group/",
+    "*_xfm.*",
+    "**/figures",
+)
 
 README = """# dcequant derivatives
 
@@ -99,8 +110,16 @@ class Entry:
 
     def target(self, output_dir, subject, session):
         """Return the path of this entry in the derivative dataset ``output_dir``."""
-        return raw_path(output_dir, subject, session, self.datatype, self.suffix, self.extension,
-                        **self.entities, desc=self.desc)
+        return raw_path(
+            output_dir,
+            subject,
+            session,
+            self.datatype,
+            self.suffix,
+            self.extension,
+            **self.entities,
+            desc=self.desc,
+        )
 
     def to_dict(self):
         """Return the entry as a JSON-serialisable dict (the inverse of ``Entry(**d)``)."""
@@ -134,8 +153,11 @@ def resolve_provenance(entry, subject, session, metadata=None):
             raise KeyError(f"{entry.source}: run metadata {key!r} was not given to the datasink")
         sidecar[key] = metadata[key]
     for key, target in entry.links.items():
-        uri = ([derivative_uri(subject, session, r) for r in target] if isinstance(target, list)
-               else derivative_uri(subject, session, target))
+        uri = (
+            [derivative_uri(subject, session, r) for r in target]
+            if isinstance(target, list)
+            else derivative_uri(subject, session, target)
+        )
         *parents, name = key.split(".")
         node = sidecar
         for parent in parents:
@@ -162,7 +184,10 @@ def software_info():
 def container_info():
     """``GeneratedBy.Container`` when running inside Docker/Apptainer, else ``None``."""
     if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
-        return {"Type": "apptainer", "URI": os.environ.get("APPTAINER_NAME") or os.environ.get("SINGULARITY_NAME")}
+        return {
+            "Type": "apptainer",
+            "URI": os.environ.get("APPTAINER_NAME") or os.environ.get("SINGULARITY_NAME"),
+        }
     if Path("/.dockerenv").exists():
         return {"Type": "docker", "Tag": os.environ.get("DCEQUANT_IMAGE", f"dcequant:{__version__}")}
     return None
@@ -238,7 +263,8 @@ def stage_session(output_dir, subject, session, entries, metadata=None):
         if sidecar:
             json_relative = relative.with_name(relative.name[: -len(entry.extension)] + ".json")
             (staging.parent / json_relative).write_text(
-                json.dumps(sidecar, indent=2, default=_json_default) + "\n")
+                json.dumps(sidecar, indent=2, default=_json_default) + "\n"
+            )
             staged.append(json_relative.as_posix())
     return staged
 

@@ -26,8 +26,17 @@ from numpy.typing import ArrayLike
 from .convolution import exp_conv_delayed, exp_conv_time_major, locate_delayed, sample_input, substep_times
 from .registry.kinetic import FP_UNIT, MODELS, PER_MIN, ModelSpec, get_model
 
-__all__ = ["MODELS", "ModelSpec", "get_model", "PER_MIN", "FP_UNIT", "PlasmaInput", "prepare_inputs", "evaluate",
-           "model_curve"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "get_model",
+    "PER_MIN",
+    "FP_UNIT",
+    "PlasmaInput",
+    "prepare_inputs",
+    "evaluate",
+    "model_curve",
+]
 
 MAX_SUBSTEPS = 32
 
@@ -128,7 +137,9 @@ def prepare_inputs(t, aif, device=None, aif_times=None):
         grid = _as_tensor(aif_times, device)
         _check_times("aif_times", grid)
         if grid.ndim != 1 or grid.numel() < 2:
-            raise ValueError(f"aif_times: expected a 1-D array of at least 2 times, got shape {tuple(grid.shape)}")
+            raise ValueError(
+                f"aif_times: expected a 1-D array of at least 2 times, got shape {tuple(grid.shape)}"
+            )
     if aif.shape != grid.shape:
         what = "aif_times" if aif_times is not None else "t"
         raise ValueError(f"aif: length {aif.numel()} does not match {what} (length {grid.numel()})")

@@ -81,7 +81,9 @@ def _baseline(signal, times, baseline_frames):
     if baseline_frames is not None:
         return min(int(baseline_frames), signal.shape[3]), "user (--baseline-frames)"
     arrival = estimate_bolus_arrival(signal, times, signal_mask(signal))
-    return max(int(arrival.baseline_frames), 1), "detected: the frames before the bolus arrival (before correction)"
+    return max(
+        int(arrival.baseline_frames), 1
+    ), "detected: the frames before the bolus arrival (before correction)"
 
 
 def confounds_table(params, fd, threshold):
@@ -97,27 +99,47 @@ def confounds_table(params, fd, threshold):
 
 def confounds_sidecar(result, threshold, n_base, base_source, sources):
     """Return the JSON sidecar of the confounds TSV: column descriptions with units and provenance."""
-    doc = {name: {"Description": f"{'translation along' if name.startswith('trans') else 'rotation about'} "
-                  f"the {name[-1]} axis", "Units": "mm" if name.startswith("trans") else "rad"}
-           for name in motion.PARAM_NAMES}
+    doc = {
+        name: {
+            "Description": f"{'translation along' if name.startswith('trans') else 'rotation about'} "
+            f"the {name[-1]} axis",
+            "Units": "mm" if name.startswith("trans") else "rad",
+        }
+        for name in motion.PARAM_NAMES
+    }
     doc["framewise_displacement"] = {
         "Description": "framewise displacement (Power et al. 2012): sum of absolute parameter changes from "
-                       f"the previous frame, rotations as arc length on a {motion.FD_RADIUS:g} mm sphere", "Units": "mm"}
-    doc["motion_outlier"] = {"Description": f"1 where framewise_displacement > {threshold:g} mm",
-                             "Levels": {"0": "kept", "1": "large motion"}}
-    axes = ("image-plane axes (x: first voxel axis, y: second, z: slice normal); trans_z, rot_x, rot_y are "
-            "not estimated (in-plane rigid model of a single-slice series)" if result.in_plane else
-            "RAS scanner axes; rotations R = Rz·Ry·Rx about the centre of the DCE field of view")
-    doc.update({
-        "Description": "Rigid head-motion parameters of every DCE frame relative to the reference (mean "
-                       "of the baseline frames), as estimated by dcequant's motion correction",
-        "Axes": axes, "RotationCentre": [float(v) for v in result.centre], "RotationCentreUnits": "mm (RAS)",
-        "Method": "SimpleITK rigid registration, Mattes mutual information, multi-resolution; frames "
-                  "resampled once with cubic B-spline interpolation",
-        "DegreesOfFreedom": 3 if result.in_plane else 6, "BaselineFrames": int(n_base),
-        "BaselineFramesSource": base_source, "FramewiseDisplacementThreshold": threshold,
-        "FramewiseDisplacementThresholdUnits": "mm", "Software": software_info(), "Sources": sources,
-    })
+        f"the previous frame, rotations as arc length on a {motion.FD_RADIUS:g} mm sphere",
+        "Units": "mm",
+    }
+    doc["motion_outlier"] = {
+        "Description": f"1 where framewise_displacement > {threshold:g} mm",
+        "Levels": {"0": "kept", "1": "large motion"},
+    }
+    axes = (
+        "image-plane axes (x: first voxel axis, y: second, z: slice normal); trans_z, rot_x, rot_y are "
+        "not estimated (in-plane rigid model of a single-slice series)"
+        if result.in_plane
+        else "RAS scanner axes; rotations R = Rz·Ry·Rx about the centre of the DCE field of view"
+    )
+    doc.update(
+        {
+            "Description": "Rigid head-motion parameters of every DCE frame relative to the reference (mean "
+            "of the baseline frames), as estimated by dcequant's motion correction",
+            "Axes": axes,
+            "RotationCentre": [float(v) for v in result.centre],
+            "RotationCentreUnits": "mm (RAS)",
+            "Method": "SimpleITK rigid registration, Mattes mutual information, multi-resolution; frames "
+            "resampled once with cubic B-spline interpolation",
+            "DegreesOfFreedom": 3 if result.in_plane else 6,
+            "BaselineFrames": int(n_base),
+            "BaselineFramesSource": base_source,
+            "FramewiseDisplacementThreshold": threshold,
+            "FramewiseDisplacementThresholdUnits": "mm",
+            "Software": software_info(),
+            "Sources": sources,
+        }
+    )
     return doc
 
 
@@ -127,10 +149,15 @@ def _figure(before, after, path):
 
     sd_before, sd_after = np.std(before, axis=-1), np.std(after, axis=-1)
     limits = figures.robust_limits(np.concatenate([sd_before.ravel(), sd_after.ravel()]))
-    rows = [dict(volume=sd_before, title="before", units="temporal SD", cmap="inferno", limits=limits),
-            dict(volume=sd_after, title="after", units="temporal SD", cmap="inferno", limits=limits)]
-    Path(path).write_bytes(base64.b64decode(figures.map_grid(rows, "Temporal SD of the DCE series before/after "
-                                                                  "motion correction")))
+    rows = [
+        dict(volume=sd_before, title="before", units="temporal SD", cmap="inferno", limits=limits),
+        dict(volume=sd_after, title="after", units="temporal SD", cmap="inferno", limits=limits),
+    ]
+    Path(path).write_bytes(
+        base64.b64decode(
+            figures.map_grid(rows, "Temporal SD of the DCE series before/after motion correction")
+        )
+    )
     return str(Path(path).resolve())
 
 
@@ -151,9 +178,13 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
     sources = _provenance([dce_file], raw_root)
     reference = signal[..., 0]
     if correct and not motion.registrable(signal.shape):
-        LOGGER.warning("%s: motion correction skipped: a %s grid cannot be registered (need %d voxels along "
-                       "each in-plane axis and 1 or at least 4 slices)", Path(dce_file).name, signal.shape[:3],
-                       motion.MIN_INPLANE)
+        LOGGER.warning(
+            "%s: motion correction skipped: a %s grid cannot be registered (need %d voxels along "
+            "each in-plane axis and 1 or at least 4 slices)",
+            Path(dce_file).name,
+            signal.shape[:3],
+            motion.MIN_INPLANE,
+        )
         correct = False
     if correct:
         times = read_dce_acquisition(dce_file, signal.shape[3]).times
@@ -166,21 +197,36 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
         write_text_atomic(tsv, text)
         sidecar = confounds_sidecar(result, fd_threshold, n_base, base_source, sources)
         if flagged.size:
-            sidecar["Warnings"] = [f"{flagged.size} frame(s) with framewise displacement > {fd_threshold:g} mm: "
-                                   f"{', '.join(str(int(i)) for i in flagged)}"]
+            sidecar["Warnings"] = [
+                f"{flagged.size} frame(s) with framewise displacement > {fd_threshold:g} mm: "
+                f"{', '.join(str(int(i)) for i in flagged)}"
+            ]
             LOGGER.warning("%s: %s", Path(dce_file).name, sidecar["Warnings"][0])
         xfm = str(Path("hmc_xfm.txt").resolve())
         write_text_atomic(xfm, motion.itk_transform_text(result.matrices))
         figure = _figure(signal, result.corrected, "hmc_dce.png")
-        entries += [Entry(tsv, "perf", "timeseries", "confounds", ".tsv", sidecar),
-                    Entry(xfm, "perf", "xfm", "hmc", ".txt", {
-                        "Description": "ITK transforms (one per frame, in frame order) mapping DCE reference "
-                                       "points to the same anatomy in each original frame", "Software": software_info(),
-                        "Sources": sources}, HMC_ENTITIES),
-                    Entry(figure, "figures", "dce", "hmc", ".png")]
+        entries += [
+            Entry(tsv, "perf", "timeseries", "confounds", ".tsv", sidecar),
+            Entry(
+                xfm,
+                "perf",
+                "xfm",
+                "hmc",
+                ".txt",
+                {
+                    "Description": "ITK transforms (one per frame, in frame order) mapping DCE reference "
+                    "points to the same anatomy in each original frame",
+                    "Software": software_info(),
+                    "Sources": sources,
+                },
+                HMC_ENTITIES,
+            ),
+            Entry(figure, "figures", "dce", "hmc", ".png"),
+        ]
     if vfa_files:
-        out["vfa"], out["b1"], more = _align_vfa_files(vfa_files, b1_file, dce_file, signal.shape[3], img, reference,
-                                                       correct, threads, raw_root)
+        out["vfa"], out["b1"], more = _align_vfa_files(
+            vfa_files, b1_file, dce_file, signal.shape[3], img, reference, correct, threads, raw_root
+        )
         entries += more
     out["raw_root"] = str(raw_root)
     mirror = Path(MIRROR).resolve()
@@ -196,35 +242,54 @@ def motion_step(dce_file, vfa_files, b1_file, baseline_frames, correct, fd_thres
     return out
 
 
-def _align_vfa_files(vfa_files, b1_file, dce_file, n_frames, dce_img, dce_reference, register, threads, raw_root):
+def _align_vfa_files(
+    vfa_files, b1_file, dce_file, n_frames, dce_img, dce_reference, register, threads, raw_root
+):
     """VFA (and B1) files on the DCE grid; returns ``(vfa, b1, entries)``."""
     loaded = [_load(f, 3) for f in vfa_files]
     b1 = _load(b1_file, 3) if b1_file else None
-    same = [tuple(d.shape) == tuple(dce_reference.shape) and np.allclose(i.affine, dce_img.affine, atol=1e-3)
-            for i, d in loaded + ([b1] if b1 else [])]
+    same = [
+        tuple(d.shape) == tuple(dce_reference.shape) and np.allclose(i.affine, dce_img.affine, atol=1e-3)
+        for i, d in loaded + ([b1] if b1 else [])
+    ]
     if all(same) and not register:
         return [str(f) for f in vfa_files], (str(b1_file) if b1_file else None), []
     flips, _ = read_vfa_acquisition(vfa_files)
     dce_flip = read_dce_acquisition(dce_file, n_frames).flip_angle
     ref_index = int(np.argmin(np.abs(np.asarray(flips) - dce_flip)))
     try:
-        aligned = motion.align_vfa([d for _, d in loaded], [i.affine for i, _ in loaded], dce_reference,
-                                   dce_img.affine, ref_index, b1=None if b1 is None else b1[1],
-                                   b1_affine=None if b1 is None else b1[0].affine, register=register, threads=threads)
+        aligned = motion.align_vfa(
+            [d for _, d in loaded],
+            [i.affine for i, _ in loaded],
+            dce_reference,
+            dce_img.affine,
+            ref_index,
+            b1=None if b1 is None else b1[1],
+            b1_affine=None if b1 is None else b1[0].affine,
+            register=register,
+            threads=threads,
+        )
     except ValueError as exc:
         raise ValueError(f"{vfa_files[ref_index]}: {exc} of {dce_file}") from None
     covered = float(aligned.coverage.mean())
     if covered < 1.0:
-        LOGGER.warning("%s: %.0f %% of the DCE voxels lie outside the VFA field of view (T1 not estimated there)",
-                       Path(dce_file).name, 100 * (1 - covered))
+        LOGGER.warning(
+            "%s: %.0f %% of the DCE voxels lie outside the VFA field of view (T1 not estimated there)",
+            Path(dce_file).name,
+            100 * (1 - covered),
+        )
     vfa = [_save_like(v, dce_img, f, raw_root) for v, f in zip(aligned.vfa, vfa_files, strict=True)]
     b1_out = _save_like(aligned.b1, dce_img, b1_file, raw_root) if b1 is not None else None
     xfm = str(Path("vfa_xfm.txt").resolve())
     write_text_atomic(xfm, motion.itk_transform_text(aligned.matrices))
-    sidecar = {"Description": "ITK transforms (one per VFA volume, in flip-angle order) mapping DCE reference "
-                              "points to the same anatomy in each VFA volume; each VFA volume was resampled once onto the "
-                              "DCE grid with its transform (cubic B-spline interpolation after Gaussian anti-aliasing)",
-               "Registered": bool(register), "ReferenceFlipAngle": float(flips[ref_index]),
-               "DCEVoxelsCovered": covered, "Software": software_info(),
-               "Sources": _provenance([*vfa_files, dce_file], raw_root)}
+    sidecar = {
+        "Description": "ITK transforms (one per VFA volume, in flip-angle order) mapping DCE reference "
+        "points to the same anatomy in each VFA volume; each VFA volume was resampled once onto the "
+        "DCE grid with its transform (cubic B-spline interpolation after Gaussian anti-aliasing)",
+        "Registered": bool(register),
+        "ReferenceFlipAngle": float(flips[ref_index]),
+        "DCEVoxelsCovered": covered,
+        "Software": software_info(),
+        "Sources": _provenance([*vfa_files, dce_file], raw_root),
+    }
     return vfa, b1_out, [Entry(xfm, "anat", "xfm", None, ".txt", sidecar, VFA_ENTITIES)]

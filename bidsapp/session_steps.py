@@ -68,8 +68,10 @@ def _save(array, ref_img, name, dtype=np.float32):
 
 def _same_grid(path_a, shape_a, path_b, shape_b):
     if tuple(shape_a[:3]) != tuple(shape_b[:3]):
-        raise ValueError(f"{path_b}: grid {tuple(shape_b[:3])} differs from {path_a} {tuple(shape_a[:3])} "
-                         "(dcequant does not resample; register the inputs first)")
+        raise ValueError(
+            f"{path_b}: grid {tuple(shape_b[:3])} differs from {path_a} {tuple(shape_a[:3])} "
+            "(dcequant does not resample; register the inputs first)"
+        )
 
 
 def _provenance(sources, raw_root):
@@ -162,24 +164,65 @@ def t1_step(vfa_files, b1_file, method, raw_root, validity="physical"):
     foreground = signal_mask(signals.max(axis=-1, keepdims=True))
     result = compute_t1_map(signals, flips, tr, method=method, b1=b1, mask=foreground, validity=validity)
     ref = imgs[0][0]
-    out = {"t1": _save(result.t1, ref, "T1map.nii.gz"), "m0": _save(result.m0, ref, "M0map.nii.gz"),
-           "residual": _save(result.residual, ref, "T1residual.nii.gz"),
-           "mask": _save(result.valid, ref, "T1mask.nii.gz", np.uint8)}
+    out = {
+        "t1": _save(result.t1, ref, "T1map.nii.gz"),
+        "m0": _save(result.m0, ref, "M0map.nii.gz"),
+        "residual": _save(result.residual, ref, "T1residual.nii.gz"),
+        "mask": _save(result.valid, ref, "T1mask.nii.gz", np.uint8),
+    }
     n_poor = int(result.poor_fit.sum())
-    quality = {"T1Validity": validity, "PoorFitResidualThreshold": result.max_residual,
-               "NumberOfT1Voxels": int(result.valid.sum()), "NumberOfPoorFitVoxels": n_poor,
-               "PoorFitVoxelsKept": validity == "physical"}
-    common = {"Software": software_info(), "Sources": _provenance([*vfa_files, b1_file], raw_root),
-              "T1Method": method, "FlipAngles": flips.tolist(), "RepetitionTimeExcitation": tr,
-              "B1Corrected": b1 is not None}
+    quality = {
+        "T1Validity": validity,
+        "PoorFitResidualThreshold": result.max_residual,
+        "NumberOfT1Voxels": int(result.valid.sum()),
+        "NumberOfPoorFitVoxels": n_poor,
+        "PoorFitVoxelsKept": validity == "physical",
+    }
+    common = {
+        "Software": software_info(),
+        "Sources": _provenance([*vfa_files, b1_file], raw_root),
+        "T1Method": method,
+        "FlipAngles": flips.tolist(),
+        "RepetitionTimeExcitation": tr,
+        "B1Corrected": b1 is not None,
+    }
     entries = [
-        Entry(out["t1"], "anat", "T1map", "vfa", sidecar={**common, **quality, "Units": "s",
-              "Description": "Pre-contrast longitudinal relaxation time (variable flip angle)"}),
-        Entry(out["m0"], "anat", "M0map", "vfa", sidecar={**common, "Units": "arbitrary",
-              "Description": "Equilibrium magnetisation from the variable flip angle fit"}),
-        Entry(out["residual"], "anat", "T1residual", "vfa", sidecar={**common, **quality, "Units": "fraction",
-              "Description": "Relative RMS residual of the variable flip angle fit, "
-                             "sqrt(mean((S - fit)^2)) / mean(S); above PoorFitResidualThreshold = poor fit"}),
+        Entry(
+            out["t1"],
+            "anat",
+            "T1map",
+            "vfa",
+            sidecar={
+                **common,
+                **quality,
+                "Units": "s",
+                "Description": "Pre-contrast longitudinal relaxation time (variable flip angle)",
+            },
+        ),
+        Entry(
+            out["m0"],
+            "anat",
+            "M0map",
+            "vfa",
+            sidecar={
+                **common,
+                "Units": "arbitrary",
+                "Description": "Equilibrium magnetisation from the variable flip angle fit",
+            },
+        ),
+        Entry(
+            out["residual"],
+            "anat",
+            "T1residual",
+            "vfa",
+            sidecar={
+                **common,
+                **quality,
+                "Units": "fraction",
+                "Description": "Relative RMS residual of the variable flip angle fit, "
+                "sqrt(mean((S - fit)^2)) / mean(S); above PoorFitResidualThreshold = poor fit",
+            },
+        ),
     ]
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
@@ -190,15 +233,18 @@ def fixed_t1_step(dce_file, t10):
     """Constant T1 map (s) on the DCE grid when no VFA data exist."""
     img, data = _load(dce_file)
     shape = data.shape[:3]
-    out = {"t1": _save(np.full(shape, float(t10)), img, "T1map.nii.gz"),
-           "mask": _save(np.ones(shape, bool), img, "T1mask.nii.gz", np.uint8)}
+    out = {
+        "t1": _save(np.full(shape, float(t10)), img, "T1map.nii.gz"),
+        "mask": _save(np.ones(shape, bool), img, "T1mask.nii.gz", np.uint8),
+    }
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], [])
     return out
 
 
-def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, baseline_frames,
-                       t1_source, raw_root):
+def concentration_step(
+    dce_file, t1_file, t1_mask_file, b1_file, relaxivity, baseline_frames, t1_source, raw_root
+):
     """Gadolinium concentration (mM) from the DCE signal.
 
     Outputs ``conc``, ``mask`` (voxels with valid T1 and concentration), ``acquisition``
@@ -227,32 +273,50 @@ def concentration_step(dce_file, t1_file, t1_mask_file, b1_file, relaxivity, bas
         if n_base >= signal.shape[3]:
             raise ValueError(f"--baseline-frames {n_base}: {dce_file} has only {signal.shape[3]} frames")
         if np.isfinite(arrival.time) and n_base > arrival.baseline_frames:
-            warnings.append(f"--baseline-frames {n_base} includes frames acquired after the estimated bolus "
-                            f"arrival at {arrival.time:.2f} s ({arrival.baseline_frames} frames before it)")
+            warnings.append(
+                f"--baseline-frames {n_base} includes frames acquired after the estimated bolus "
+                f"arrival at {arrival.time:.2f} s ({arrival.baseline_frames} frames before it)"
+            )
     b1 = _b1_relative(b1_file, signal.shape)
     t10 = np.where(mask, t10, 1.0)  # placeholder T1 where T1 mapping failed; those voxels are masked out
-    result = signal_to_concentration(signal, t10, acq.tr, acq.flip_angle, relax.value, n_base,
-                                     method="spgr", b1=b1)
+    result = signal_to_concentration(
+        signal, t10, acq.tr, acq.flip_angle, relax.value, n_base, method="spgr", b1=b1
+    )
     mask = mask & np.asarray(result.voxel_valid, bool)
     for message in warnings:
         LOGGER.warning("%s: %s", Path(dce_file).name, message)
     concentration = np.where(mask[..., None], result.concentration, np.nan)  # outside the mask: not estimated
-    out = {"conc": _save(concentration, img, "conc.nii.gz"),
-           "mask": _save(mask, img, "mask.nii.gz", np.uint8)}
+    out = {
+        "conc": _save(concentration, img, "conc.nii.gz"),
+        "mask": _save(mask, img, "mask.nii.gz", np.uint8),
+    }
     info = {
-        "VolumeTiming": acq.times.tolist(), "RepetitionTimeExcitation": acq.tr, "FlipAngle": acq.flip_angle,
-        "MagneticFieldStrength": acq.field_strength, "ContrastBolusAgent": acq.agent,
-        "Relaxivity": relax.value, "RelaxivityUnits": "/mM/s", "RelaxivitySource": relax.source,
-        "BaselineFrames": n_base, "BaselineFramesSource": base_source,
+        "VolumeTiming": acq.times.tolist(),
+        "RepetitionTimeExcitation": acq.tr,
+        "FlipAngle": acq.flip_angle,
+        "MagneticFieldStrength": acq.field_strength,
+        "ContrastBolusAgent": acq.agent,
+        "Relaxivity": relax.value,
+        "RelaxivityUnits": "/mM/s",
+        "RelaxivitySource": relax.source,
+        "BaselineFrames": n_base,
+        "BaselineFramesSource": base_source,
         "BolusArrivalTime": arrival.time if np.isfinite(arrival.time) else None,
-        "BolusArrivalTimeUnits": "s", "BolusArrivalMethod": arrival.method,
-        "T1Source": t1_source, "B1Corrected": b1 is not None, "Warnings": warnings,
+        "BolusArrivalTimeUnits": "s",
+        "BolusArrivalMethod": arrival.method,
+        "T1Source": t1_source,
+        "B1Corrected": b1 is not None,
+        "Warnings": warnings,
     }
     out["acquisition"] = str(Path("acquisition.json").resolve())
     write_json_atomic(out["acquisition"], info)
-    sidecar = {"Description": "Contrast agent concentration (SPGR signal model, fast exchange)",
-               "Units": "mM", "Software": software_info(),
-               "Sources": _provenance([dce_file, b1_file], raw_root), **info}
+    sidecar = {
+        "Description": "Contrast agent concentration (SPGR signal model, fast exchange)",
+        "Units": "mM",
+        "Software": software_info(),
+        "Sources": _provenance([dce_file, b1_file], raw_root),
+        **info,
+    }
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], [Entry(out["conc"], "perf", "dce", "conc", sidecar=sidecar)])
     return out
@@ -272,13 +336,15 @@ def _read_aif_table(path, t):
             raise ValueError(f"--aif {path}: column {column!r} is missing (need 'time' in s, 'plasma' in mM)")
     time = table["time"].to_numpy(float)
     if time.min() > t.min() + 1e-6 or time.max() < t.max() - 1e-6:
-        raise ValueError(f"--aif {path}: 'time' spans {time.min()}-{time.max()} s, the DCE series "
-                         f"{t.min()}-{t.max()} s")
+        raise ValueError(
+            f"--aif {path}: 'time' spans {time.min()}-{time.max()} s, the DCE series {t.min()}-{t.max()} s"
+        )
     return np.interp(t, time, table["plasma"].to_numpy(float))
 
 
-def aif_step(conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, raw_root, vfa_files=None,
-             b1_file=None):
+def aif_step(
+    conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, raw_root, vfa_files=None, b1_file=None
+):
     """Arterial input function.
 
     Outputs ``tsv`` (time s, plasma mM, blood mM), ``json``, ``aif_mask`` (selected voxels, may be all zero)
@@ -312,8 +378,11 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, r
     blood_t10 = None  # the blood T10 an image AIF was converted with
 
     if aif.kind == "auto":
-        signal_model = {"tr": info["RepetitionTimeExcitation"], "flip_angle": info["FlipAngle"],
-                        "relaxivity": info["Relaxivity"]}
+        signal_model = {
+            "tr": info["RepetitionTimeExcitation"],
+            "flip_angle": info["FlipAngle"],
+            "relaxivity": info["Relaxivity"],
+        }
         b1 = _b1_relative(b1_file, conc.shape)
         if b1 is not None:
             signal_model["b1"] = b1
@@ -324,8 +393,18 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, r
             _same_grid(conc_file, conc.shape, vfa_files[0], signals.shape)
             vfa = {"signals": signals, "flip_angles": flips, "tr": tr}
         options = AIFOptions(fallback=FALLBACK_POPULATION_AIF, population_check=FALLBACK_POPULATION_AIF)
-        result = detect_aif(conc, t, t10=t10, mask=mask > 0, hematocrit=hematocrit, signal_model=signal_model,
-                            bolus_arrival=arrival, vfa=vfa, baseline_frames=info["BaselineFrames"], options=options)
+        result = detect_aif(
+            conc,
+            t,
+            t10=t10,
+            mask=mask > 0,
+            hematocrit=hematocrit,
+            signal_model=signal_model,
+            bolus_arrival=arrival,
+            vfa=vfa,
+            baseline_frames=info["BaselineFrames"],
+            options=options,
+        )
         plasma, blood, source, quality = result.plasma, result.blood, result.source, float(result.quality)
         aif_mask, warnings = np.asarray(result.mask, bool), warnings + list(result.warnings)
         if result.source == "image":
@@ -334,8 +413,10 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, r
             population = (source.split(":", 1)[1], float(result.bolus_arrival))
     elif aif.kind == "population":
         if arrival is None:
-            raise ValueError(f"--aif {aif}: {acquisition_file} has no BolusArrivalTime (no enhancement found), "
-                             "so the population AIF cannot be aligned; give an AIF table instead")
+            raise ValueError(
+                f"--aif {aif}: {acquisition_file} has no BolusArrivalTime (no enhancement found), "
+                "so the population AIF cannot be aligned; give an AIF table instead"
+            )
         population, source = (aif.value, arrival), f"population:{aif.value}"
     elif aif.kind == "table":
         plasma = _read_aif_table(aif.value, t)
@@ -353,37 +434,69 @@ def aif_step(conc_file, mask_file, acquisition_file, t1_file, aif, hematocrit, r
         times = population_grid(t)
         plasma = population_aif(population[0], times, bolus_arrival=population[1], hematocrit=hematocrit)
         blood = plasma * (1.0 - hematocrit)
-        grid = f"frame intervals in equal sub-steps of at most {POPULATION_AIF_STEP} s (the frames among them)"
+        grid = (
+            f"frame intervals in equal sub-steps of at most {POPULATION_AIF_STEP} s (the frames among them)"
+        )
     for message in warnings:
         LOGGER.warning("AIF: %s", message)
-    rows = ["time\tplasma\tblood"] + [f"{a!r}\t{b!r}\t{c!r}" for a, b, c in
-                                       zip(times.tolist(), np.asarray(plasma, float).tolist(),
-                                           np.asarray(blood, float).tolist(), strict=True)]
-    out = {"tsv": str(Path("aif.tsv").resolve()), "json": str(Path("aif.json").resolve()),
-           "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8)}
+    rows = ["time\tplasma\tblood"] + [
+        f"{a!r}\t{b!r}\t{c!r}"
+        for a, b, c in zip(
+            times.tolist(), np.asarray(plasma, float).tolist(), np.asarray(blood, float).tolist(), strict=True
+        )
+    ]
+    out = {
+        "tsv": str(Path("aif.tsv").resolve()),
+        "json": str(Path("aif.json").resolve()),
+        "aif_mask": _save(aif_mask, img, "aif_mask.nii.gz", np.uint8),
+    }
     write_text_atomic(out["tsv"], "\n".join(rows) + "\n")
     sidecar = {
-        "Description": "Arterial input function, as used by the kinetic fits", "Source": source,
-        "Quality": quality, "Hematocrit": hematocrit, "NumberOfVoxels": int(aif_mask.sum()), "Grid": grid,
+        "Description": "Arterial input function, as used by the kinetic fits",
+        "Source": source,
+        "Quality": quality,
+        "Hematocrit": hematocrit,
+        "NumberOfVoxels": int(aif_mask.sum()),
+        "Grid": grid,
         "Warnings": warnings,
         "time": {"Description": "time from the first dynamic frame", "Units": "s"},
         "plasma": {"Description": "plasma concentration", "Units": "mM"},
         "blood": {"Description": "whole-blood concentration (plasma x (1 - hematocrit))", "Units": "mM"},
-        "Software": software_info(), "Sources": _provenance([aif.value if aif.path and aif.path.exists() else None], raw_root),
+        "Software": software_info(),
+        "Sources": _provenance([aif.value if aif.path and aif.path.exists() else None], raw_root),
     }
     if blood_t10 is not None:
         se = blood_t10["standard_error"]
         sidecar["BloodT1"] = {
-            "Value": blood_t10["value"], "StandardError": se if np.isfinite(se) else None, "Units": "s",
-            "Voxels": blood_t10["voxels"], "Method": f"{blood_t10['method']} of the arterial blood pool "
-            "(bootstrap standard error over its voxels); the AIF area changes by about -2x its relative error"}
+            "Value": blood_t10["value"],
+            "StandardError": se if np.isfinite(se) else None,
+            "Units": "s",
+            "Voxels": blood_t10["voxels"],
+            "Method": f"{blood_t10['method']} of the arterial blood pool "
+            "(bootstrap standard error over its voxels); the AIF area changes by about -2x its relative error",
+        }
     if population is not None:
-        sidecar["PopulationAIF"] = {"Name": population[0], "BolusArrival": population[1], "BolusArrivalUnits": "s"}
+        sidecar["PopulationAIF"] = {
+            "Name": population[0],
+            "BolusArrival": population[1],
+            "BolusArrivalUnits": "s",
+        }
     write_json_atomic(out["json"], sidecar)
     entries = [Entry(out["tsv"], "perf", "timeseries", "aif", ".tsv", sidecar)]
     if aif_mask.any():
-        entries.append(Entry(out["aif_mask"], "perf", "mask", "aif", sidecar={
-            "Description": "Voxels averaged into the AIF", "Type": "ROI", "Software": software_info()}))
+        entries.append(
+            Entry(
+                out["aif_mask"],
+                "perf",
+                "mask",
+                "aif",
+                sidecar={
+                    "Description": "Voxels averaged into the AIF",
+                    "Type": "ROI",
+                    "Software": software_info(),
+                },
+            )
+        )
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
     return out
@@ -445,36 +558,90 @@ def fit_step(model, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, f
     t = np.asarray(info["VolumeTiming"], float)
     aif, aif_times = read_aif(aif_tsv, t)
     spec = get_model(model)
-    fit = fit_model(model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device,
-                    aif_times=aif_times)
+    fit = fit_model(
+        model, conc, t, aif, mask=mask > 0, fit_delay=bool(fit_delay), device=device, aif_times=aif_times
+    )
     quality = np.asarray(fit.valid, bool) & (mask > 0)
     label = model_label(model)
     common = {
-        "Model": spec.name, "ModelDescription": spec.description, "FitDelay": bool(fit_delay),
+        "Model": spec.name,
+        "ModelDescription": spec.description,
+        "FitDelay": bool(fit_delay),
         "AIF": {"Source": aif_info["Source"], "Quality": aif_info.get("Quality")},
-        "Relaxivity": info["Relaxivity"], "RelaxivityUnits": "/mM/s", "RelaxivitySource": info["RelaxivitySource"],
-        "Hematocrit": aif_info["Hematocrit"], "BaselineFrames": info["BaselineFrames"],
-        "T1Source": info["T1Source"], "Software": software_info(),
+        "Relaxivity": info["Relaxivity"],
+        "RelaxivityUnits": "/mM/s",
+        "RelaxivitySource": info["RelaxivitySource"],
+        "Hematocrit": aif_info["Hematocrit"],
+        "BaselineFrames": info["BaselineFrames"],
+        "T1Source": info["T1Source"],
+        "Software": software_info(),
     }
-    provenance = {"links": {"AIF.File": AIF_REF, "Sources": [CONC_REF, AIF_REF]}, "run_metadata": ["T1Method"]}
+    provenance = {
+        "links": {"AIF.File": AIF_REF, "Sources": [CONC_REF, AIF_REF]},
+        "run_metadata": ["T1Method"],
+    }
     out, entries = {}, []
     for name, values in fit.params.items():
         units = spec.units[name]
         path = _save(np.where(mask > 0, values, np.nan), img, f"{name}.nii.gz")
-        entries.append(Entry(path, "perf", name, label, sidecar={
-            **common, "Parameter": name, "Units": units,
-            "Description": spec.parameter_description(name)}, **provenance))
+        entries.append(
+            Entry(
+                path,
+                "perf",
+                name,
+                label,
+                sidecar={
+                    **common,
+                    "Parameter": name,
+                    "Units": units,
+                    "Description": spec.parameter_description(name),
+                },
+                **provenance,
+            )
+        )
         if name in fit.stderr:
             err = _save(np.where(mask > 0, fit.stderr[name], np.nan), img, f"{name}_stderr.nii.gz")
-            entries.append(Entry(err, "perf", name, stderr_label(model), sidecar={
-                **common, "Parameter": name, "Units": units,
-                "Description": f"Standard error of {spec.parameter_description(name)}"}, **provenance))
+            entries.append(
+                Entry(
+                    err,
+                    "perf",
+                    name,
+                    stderr_label(model),
+                    sidecar={
+                        **common,
+                        "Parameter": name,
+                        "Units": units,
+                        "Description": f"Standard error of {spec.parameter_description(name)}",
+                    },
+                    **provenance,
+                )
+            )
     out["r2"] = _save(np.where(mask > 0, fit.r2, np.nan), img, "R2map.nii.gz")
     out["quality"] = _save(quality, img, "quality_mask.nii.gz", np.uint8)
-    entries.append(Entry(out["r2"], "perf", "R2map", label, sidecar={
-        **common, "Units": "fraction", "Description": "Coefficient of determination of the fit"}, **provenance))
-    entries.append(Entry(out["quality"], "perf", "mask", label, sidecar={
-        **common, "Type": "ROI", "Description": "Voxels whose fit converged within bounds (quality mask)"}, **provenance))
+    entries.append(
+        Entry(
+            out["r2"],
+            "perf",
+            "R2map",
+            label,
+            sidecar={**common, "Units": "fraction", "Description": "Coefficient of determination of the fit"},
+            **provenance,
+        )
+    )
+    entries.append(
+        Entry(
+            out["quality"],
+            "perf",
+            "mask",
+            label,
+            sidecar={
+                **common,
+                "Type": "ROI",
+                "Description": "Voxels whose fit converged within bounds (quality mask)",
+            },
+            **provenance,
+        )
+    )
     out["manifest"] = str(Path("manifest.json").resolve())
     write_manifest(out["manifest"], entries)
     return out

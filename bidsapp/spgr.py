@@ -40,11 +40,15 @@ def torch_of(*values):
 def _torch_args(torch, *values):
     """``values`` as tensors of the dtype and device of the first tensor among them."""
     ref = next(v for v in values if isinstance(v, torch.Tensor))
-    return [v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=ref.dtype, device=ref.device)
-            for v in values]
+    return [
+        v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=ref.dtype, device=ref.device)
+        for v in values
+    ]
 
 
-def spgr_signal(m0: ArrayLike, r1: ArrayLike, flip_angle: ArrayLike, tr: float, b1: ArrayLike = 1.0) -> np.ndarray:
+def spgr_signal(
+    m0: ArrayLike, r1: ArrayLike, flip_angle: ArrayLike, tr: float, b1: ArrayLike = 1.0
+) -> np.ndarray:
     """Steady-state SPGR signal.
 
     Parameters

@@ -91,14 +91,14 @@ def compute_t1_map(
     signals: ArrayLike,
     flip_angles: ArrayLike,
     tr: float,
-    method: str = 'vfa-linear',
+    method: str = "vfa-linear",
     b1: ArrayLike | None = None,
     mask: ArrayLike | None = None,
     *,
     t1_range: tuple[float, float] = (0.001, 10.0),
     max_residual: float = 0.1,
     max_iterations: int = 100,
-    validity: str = 'physical',
+    validity: str = "physical",
 ) -> T1MapResult:
     """Map T1 and M0 from variable-flip-angle SPGR signals.
 
@@ -154,10 +154,7 @@ def compute_t1_map(
     inside = boolean_mask(mask, voxel_shape)
 
     fit_ok = (
-        inside
-        & np.all(np.isfinite(signals) & (signals > 0), axis=-1)
-        & np.isfinite(b1_map)
-        & (b1_map > 0)
+        inside & np.all(np.isfinite(signals) & (signals > 0), axis=-1) & np.isfinite(b1_map) & (b1_map > 0)
     )
     s = signals[fit_ok]  # (V, n)
     # actual angles in radians: (V, n) with a B1 map, else one shared row (1, n)
@@ -200,8 +197,16 @@ def compute_t1_map(
     out_t1[fit_ok] = np.where(good, t1, np.nan)
     out_m0[fit_ok] = np.where(good, m0, np.nan)
     out_res[fit_ok] = np.where(physical, residual, np.nan)
-    return T1MapResult(t1=out_t1, m0=out_m0, valid=valid, residual=out_res, method=method, poor_fit=poor_fit,
-                       validity=validity, max_residual=float(max_residual))
+    return T1MapResult(
+        t1=out_t1,
+        m0=out_m0,
+        valid=valid,
+        residual=out_res,
+        method=method,
+        poor_fit=poor_fit,
+        validity=validity,
+        max_residual=float(max_residual),
+    )
 
 
 def _despot1(s, alpha):
@@ -252,7 +257,9 @@ def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_itera
 
     from .fitting.lm import levenberg_marquardt
 
-    start_ok = (e1_start > 0) & (e1_start < np.exp(-tr / START_T1_MAX)) & np.isfinite(m0_start) & (m0_start > 0)
+    start_ok = (
+        (e1_start > 0) & (e1_start < np.exp(-tr / START_T1_MAX)) & np.isfinite(m0_start) & (m0_start > 0)
+    )
     r1 = np.where(start_ok, -np.log(np.where(start_ok, e1_start, 0.5)) / tr, 1.0)
     f0 = spgr_signal(1.0, r1[:, None], actual_deg, tr)
     m0 = np.where(start_ok, m0_start, np.sum(s * f0, axis=-1) / np.sum(f0 * f0, axis=-1))
@@ -267,8 +274,14 @@ def _levenberg_marquardt(s, alpha, actual_deg, e1_start, m0_start, tr, max_itera
 
     inf = float("inf")
     res = levenberg_marquardt(
-        predict, torch.as_tensor(s.T, dtype=torch.float64), torch.as_tensor(np.stack([m0, r1], axis=1)),
-        torch.tensor([-inf, R1_FLOOR], dtype=torch.float64), torch.tensor([inf, inf], dtype=torch.float64),
-        max_iter=max_iterations, ftol=T1_FTOL, xtol=T1_XTOL)
+        predict,
+        torch.as_tensor(s.T, dtype=torch.float64),
+        torch.as_tensor(np.stack([m0, r1], axis=1)),
+        torch.tensor([-inf, R1_FLOOR], dtype=torch.float64),
+        torch.tensor([inf, inf], dtype=torch.float64),
+        max_iter=max_iterations,
+        ftol=T1_FTOL,
+        xtol=T1_XTOL,
+    )
     theta = res.theta.numpy()
     return np.exp(-tr * theta[:, 1]), theta[:, 0], res.converged.numpy()

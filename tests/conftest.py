@@ -13,8 +13,13 @@ import pytest
 
 #: the tiny simulated study: 2 subjects × 2 sessions of 8×8×2 voxels (27.5×27.5×5 mm), 40
 #: frames, 10 % B1 inhomogeneity, noisy (the simulator's default SNR); VFA, B1 and truth
-TINY_STUDY = {"n_subjects": 2, "n_sessions": 2, "matrix": (8, 8, 2), "voxel_size": (27.5, 27.5, 5.0),
-              "protocol": {"b1_amplitude": 0.1}}
+TINY_STUDY = {
+    "n_subjects": 2,
+    "n_sessions": 2,
+    "matrix": (8, 8, 2),
+    "voxel_size": (27.5, 27.5, 5.0),
+    "protocol": {"b1_amplitude": 0.1},
+}
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +35,30 @@ def simulated_study(tmp_path_factory):
 
     cache = {}
 
-    def make(n_subjects=1, n_sessions=1, matrix=(8, 8, 2), voxel_size=(27.5, 27.5, 5.0), protocol=None, **keywords):
-        key = repr((n_subjects, n_sessions, matrix, voxel_size, sorted((protocol or {}).items()), sorted(keywords.items())))
+    def make(
+        n_subjects=1, n_sessions=1, matrix=(8, 8, 2), voxel_size=(27.5, 27.5, 5.0), protocol=None, **keywords
+    ):
+        key = repr(
+            (
+                n_subjects,
+                n_sessions,
+                matrix,
+                voxel_size,
+                sorted((protocol or {}).items()),
+                sorted(keywords.items()),
+            )
+        )
         if key not in cache:
             root = tmp_path_factory.mktemp("study")
-            simulate_study(root, n_subjects=n_subjects, n_sessions=n_sessions, grid=Grid(tuple(matrix), tuple(voxel_size)),
-                           protocol=Protocol(**(protocol or {})), overwrite=True, **keywords)
+            simulate_study(
+                root,
+                n_subjects=n_subjects,
+                n_sessions=n_sessions,
+                grid=Grid(tuple(matrix), tuple(voxel_size)),
+                protocol=Protocol(**(protocol or {})),
+                overwrite=True,
+                **keywords,
+            )
             cache[key] = root
         return cache[key]
 

@@ -39,16 +39,28 @@ def check_dataset(out):
     """``dataset_description.json``, ``.bidsignore``, ``README.md`` and ``logs/CITATION.md``."""
     out = Path(out)
     desc = _json(out / "dataset_description.json")
-    assert desc.get("DatasetType") == "derivative", f"{out}/dataset_description.json: DatasetType {desc.get('DatasetType')!r}"
-    assert desc["GeneratedBy"][0]["Name"] == "dcequant", f"{out}/dataset_description.json: GeneratedBy {desc['GeneratedBy']}"
+    assert desc.get("DatasetType") == "derivative", (
+        f"{out}/dataset_description.json: DatasetType {desc.get('DatasetType')!r}"
+    )
+    assert desc["GeneratedBy"][0]["Name"] == "dcequant", (
+        f"{out}/dataset_description.json: GeneratedBy {desc['GeneratedBy']}"
+    )
     ignore = (out / ".bidsignore").read_text().splitlines()
     for pattern in ("*_Ktrans.*", "logs/", "group/"):
-        assert ignore.count(pattern) == 1, f"{out}/.bidsignore: {pattern!r} appears {ignore.count(pattern)} times"
-    assert (out / "README.md").read_text().startswith("# dcequant derivatives"), f"{out}/README.md is incomplete"
+        assert ignore.count(pattern) == 1, (
+            f"{out}/.bidsignore: {pattern!r} appears {ignore.count(pattern)} times"
+        )
+    assert (out / "README.md").read_text().startswith("# dcequant derivatives"), (
+        f"{out}/README.md is incomplete"
+    )
     citation = (out / "logs" / "CITATION.md").read_text()
-    assert citation.startswith("# Methods") and "## References" in citation, f"{out}/logs/CITATION.md is incomplete"
+    assert citation.startswith("# Methods") and "## References" in citation, (
+        f"{out}/logs/CITATION.md is incomplete"
+    )
     assert not (out / ".dcequant-staging").exists(), f"{out}/.dcequant-staging was left behind"
-    assert not list(out.rglob(".*.tmp")) and not list(out.rglob(".*.nii.gz")), f"{out}: temporary files left behind"
+    assert not list(out.rglob(".*.tmp")) and not list(out.rglob(".*.nii.gz")), (
+        f"{out}: temporary files left behind"
+    )
 
 
 def check_subject(out, subject, maps=DEFAULT_MAPS):
@@ -63,7 +75,9 @@ def check_subject(out, subject, maps=DEFAULT_MAPS):
         prefix = t1map.name.split("_desc-")[0]
         perf = t1map.parent.parent / "perf"
         files = [t1map, perf / f"{prefix}_desc-conc_dce.nii.gz"]
-        files += [perf / f"{prefix}_desc-{label}_{p}.nii.gz" for label, params in maps.items() for p in params]
+        files += [
+            perf / f"{prefix}_desc-{label}_{p}.nii.gz" for label, params in maps.items() for p in params
+        ]
         for path in files:
             values = _finite_volume(path)
             assert values.size > 0, f"{path}: no finite value"
@@ -76,8 +90,9 @@ def check_subject(out, subject, maps=DEFAULT_MAPS):
     for path in folder.rglob("*.json"):
         _json(path)
     report = (out / f"sub-{subject}.html").read_text()
-    assert f"dcequant report: sub-{subject}" in report and report.rstrip().endswith("</html>"), \
+    assert f"dcequant report: sub-{subject}" in report and report.rstrip().endswith("</html>"), (
         f"{out}/sub-{subject}.html is incomplete"
+    )
 
 
 def check_group(out, subjects):

@@ -41,8 +41,20 @@ def pixel_rows(image):
     return image[:, ::-1].T
 
 
-def _base(study_uid, series_uid, series_number, description, manufacturer, flip, tr, te, seq="GR", ti=None,
-          image_type=("ORIGINAL", "PRIMARY", "M", "ND"), field=3.0):
+def _base(
+    study_uid,
+    series_uid,
+    series_number,
+    description,
+    manufacturer,
+    flip,
+    tr,
+    te,
+    seq="GR",
+    ti=None,
+    image_type=("ORIGINAL", "PRIMARY", "M", "ND"),
+    field=3.0,
+):
     ds = Dataset()
     ds.SOPClassUID = MRImageStorage
     ds.Modality = "MR"
@@ -88,11 +100,34 @@ def _save(ds, path):
     ds.save_as(path, enforce_file_format=True)
 
 
-def write_series(folder, data, affine, *, vendor="siemens", series_number=1, description="series",
-                 flip=15.0, tr=0.005, te=0.002, times=None, start=36000.0, slice_dt=0.0, study_uid=None,
-                 series_uid=None, manufacturer=None, contrast=None, seq="GR", ti=None, slope=1.0, intercept=0.0,
-                 image_type=("ORIGINAL", "PRIMARY", "M", "ND"), philips_scale=None, names=None, rng=None,
-                 extra=None):
+def write_series(
+    folder,
+    data,
+    affine,
+    *,
+    vendor="siemens",
+    series_number=1,
+    description="series",
+    flip=15.0,
+    tr=0.005,
+    te=0.002,
+    times=None,
+    start=36000.0,
+    slice_dt=0.0,
+    study_uid=None,
+    series_uid=None,
+    manufacturer=None,
+    contrast=None,
+    seq="GR",
+    ti=None,
+    slope=1.0,
+    intercept=0.0,
+    image_type=("ORIGINAL", "PRIMARY", "M", "ND"),
+    philips_scale=None,
+    names=None,
+    rng=None,
+    extra=None,
+):
     """Write ``data`` (i, j, k[, t]) as classic MR files under ``folder``; return paths.
 
     ``times`` are volume onsets in s from ``start`` (seconds since midnight);
@@ -112,13 +147,31 @@ def write_series(folder, data, affine, *, vendor="siemens", series_number=1, des
     iop, spacing, ipp0, step = geometry_from_affine(affine, ny)
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()
-    manufacturer = manufacturer or {"siemens": "SIEMENS", "ge": "GE MEDICAL SYSTEMS",
-                                    "philips": "Philips Medical Systems", "acqtime": "SIEMENS"}[vendor]
+    manufacturer = (
+        manufacturer
+        or {
+            "siemens": "SIEMENS",
+            "ge": "GE MEDICAL SYSTEMS",
+            "philips": "Philips Medical Systems",
+            "acqtime": "SIEMENS",
+        }[vendor]
+    )
     paths = []
     for t in range(nt):
         for k in range(nz):
-            ds = _base(study_uid, series_uid, series_number, description, manufacturer, flip, tr, te, seq, ti,
-                       image_type)
+            ds = _base(
+                study_uid,
+                series_uid,
+                series_number,
+                description,
+                manufacturer,
+                flip,
+                tr,
+                te,
+                seq,
+                ti,
+                image_type,
+            )
             ds.SOPInstanceUID = generate_uid()
             ds.InstanceNumber = t * nz + k + 1
             ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
@@ -159,8 +212,20 @@ def write_series(folder, data, affine, *, vendor="siemens", series_number=1, des
     return paths
 
 
-def write_enhanced(path, data, affine, *, series_number=1, description="enhanced", flip=15.0, tr=0.005, te=0.002,
-                   times=None, start=36000.0, study_uid=None):
+def write_enhanced(
+    path,
+    data,
+    affine,
+    *,
+    series_number=1,
+    description="enhanced",
+    flip=15.0,
+    tr=0.005,
+    te=0.002,
+    times=None,
+    start=36000.0,
+    study_uid=None,
+):
     """Write ``data`` (i, j, k[, t]) as one Enhanced MR multi-frame file (frames in t-major order)."""
     from pathlib import Path
 
@@ -170,7 +235,9 @@ def write_enhanced(path, data, affine, *, series_number=1, description="enhanced
     nx, ny, nz, nt = data.shape
     times = np.zeros(nt) if times is None else np.asarray(times, float)
     iop, spacing, ipp0, step = geometry_from_affine(affine, ny)
-    ds = _base(study_uid or generate_uid(), generate_uid(), series_number, description, "SIEMENS", None, None, None)
+    ds = _base(
+        study_uid or generate_uid(), generate_uid(), series_number, description, "SIEMENS", None, None, None
+    )
     ds.SOPClassUID = ENHANCED_MR
     ds.SOPInstanceUID = generate_uid()
     ds.InstanceNumber = 1

@@ -77,7 +77,9 @@ def _aif_table(path, protocol):
 def _vascular_mask(bids, subject, path):
     """An ROI mask of the most vascular voxels (truth vp in its top 2 %) on the DCE grid (at
     16×16 voxels no pure artery voxel exists; this only feeds the ROI-mask AIF path)."""
-    vp = nib.load(bids / "derivatives" / "truth" / f"sub-{subject}" / "perf" / f"sub-{subject}_desc-truth_vp.nii.gz")
+    vp = nib.load(
+        bids / "derivatives" / "truth" / f"sub-{subject}" / "perf" / f"sub-{subject}_desc-truth_vp.nii.gz"
+    )
     values = np.asarray(vp.dataobj, float)
     mask = (values >= np.percentile(values, 98)) & (values > 0)
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), vp.affine), path)
@@ -94,24 +96,55 @@ def run_case(case, root):
     if case == "default":
         simulate_study(bids, n_subjects=1, grid=_grid((16, 16, 2)), protocol=Protocol(n_frames=30), seed=0)
     elif case == "dicom":
-        simulate_study(bids, n_subjects=1, fmt="dicom", grid=_grid((16, 16, 4)),
-                       protocol=Protocol(n_frames=30, motion=1.0), seed=0)
+        simulate_study(
+            bids,
+            n_subjects=1,
+            fmt="dicom",
+            grid=_grid((16, 16, 4)),
+            protocol=Protocol(n_frames=30, motion=1.0),
+            seed=0,
+        )
         _vascular_mask(bids, "01", root / "sub-01_aifmask.nii.gz")
-        argv += ["--models", "tofts", "2cxm", "2cum", "--fit-delay", "--t1-method", "vfa-nonlinear",
-                 "--hematocrit", "0.42", "--aif", str(root / "sub-{subject}_aifmask.nii.gz")]
+        argv += [
+            "--models",
+            "tofts",
+            "2cxm",
+            "2cum",
+            "--fit-delay",
+            "--t1-method",
+            "vfa-nonlinear",
+            "--hematocrit",
+            "0.42",
+            "--aif",
+            str(root / "sub-{subject}_aifmask.nii.gz"),
+        ]
     elif case == "fixed_t10":
         protocol = Protocol(n_frames=30)
         simulate_study(bids, n_subjects=1, grid=_grid((16, 16, 2)), protocol=protocol, seed=1)
         for vfa in (bids / "sub-01" / "anat").glob("*_VFA.*"):
             vfa.unlink()
         _aif_table(root / "aif.tsv", protocol)
-        argv += ["--t10", "1.4", "--aif", str(root / "aif.tsv"), "--baseline-frames", "4", "--relaxivity", "4.5",
-                 "--no-motion-correction", "--models", "patlak"]
+        argv += [
+            "--t10",
+            "1.4",
+            "--aif",
+            str(root / "aif.tsv"),
+            "--baseline-frames",
+            "4",
+            "--relaxivity",
+            "4.5",
+            "--no-motion-correction",
+            "--models",
+            "patlak",
+        ]
     else:
         raise ValueError(f"unknown golden case {case!r}; choose from {CASES}")
     if main(argv) != 0:
         raise RuntimeError(f"golden case {case}: dcequant participant failed")
-    if case == "default" and main([str(bids), str(out), "group", "--roi", str(bids / "derivatives" / "truth")]) != 0:
+    if (
+        case == "default"
+        and main([str(bids), str(out), "group", "--roi", str(bids / "derivatives" / "truth")]) != 0
+    ):
         raise RuntimeError("golden case default: dcequant group failed")
     return out
 

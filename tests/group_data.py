@@ -29,7 +29,7 @@ def dseg(shape):
     """White matter everywhere, a grey-matter slab and a tumour block."""
     labels = np.ones(shape, np.int16)
     labels[: shape[0] // 4] = 2
-    labels[shape[0] // 2: shape[0] // 2 + shape[0] // 4, shape[1] // 3: 2 * shape[1] // 3] = 3
+    labels[shape[0] // 2 : shape[0] // 2 + shape[0] // 4, shape[1] // 3 : 2 * shape[1] // 3] = 3
     labels[0, 0, :] = 0
     return labels
 
@@ -42,20 +42,40 @@ def _save(path, data, units=None):
 
 
 #: the maps of a default participant run (extended Tofts and Patlak) plus a network map
-FULL_MAPS = {**MAPS,
-             "vfa_M0map": ("anat", "", {1: 0.7, 2: 0.8, 3: 0.85}),
-             "vfa_T1residual": ("anat", "", {1: 0.01, 2: 0.01, 3: 0.02}),
-             **{f"extendedtofts{e}_{p}": ("perf", u, m) for e in ("", "Stderr") for p, u, m in (
-                 ("vp", "", {1: 0.01, 2: 0.03, 3: 0.04}), ("kep", "1/min", {1: 0.01, 2: 0.01, 3: 0.2}))},
-             "extendedtoftsStderr_ve": ("perf", "", {1: 0.02, 2: 0.02, 3: 0.03}),
-             "extendedtofts_R2map": ("perf", "", {1: 0.9, 2: 0.9, 3: 0.95}),
-             **{f"patlak{e}_{p}": ("perf", u, m) for e in ("", "Stderr") for p, u, m in (
-                 ("Ktrans", "1/min", {1: 0.001, 2: 0.002, 3: 0.04}), ("vp", "", {1: 0.01, 2: 0.03, 3: 0.04}))},
-             "patlak_R2map": ("perf", "", {1: 0.9, 2: 0.9, 3: 0.95})}
+FULL_MAPS = {
+    **MAPS,
+    "vfa_M0map": ("anat", "", {1: 0.7, 2: 0.8, 3: 0.85}),
+    "vfa_T1residual": ("anat", "", {1: 0.01, 2: 0.01, 3: 0.02}),
+    **{
+        f"extendedtofts{e}_{p}": ("perf", u, m)
+        for e in ("", "Stderr")
+        for p, u, m in (("vp", "", {1: 0.01, 2: 0.03, 3: 0.04}), ("kep", "1/min", {1: 0.01, 2: 0.01, 3: 0.2}))
+    },
+    "extendedtoftsStderr_ve": ("perf", "", {1: 0.02, 2: 0.02, 3: 0.03}),
+    "extendedtofts_R2map": ("perf", "", {1: 0.9, 2: 0.9, 3: 0.95}),
+    **{
+        f"patlak{e}_{p}": ("perf", u, m)
+        for e in ("", "Stderr")
+        for p, u, m in (
+            ("Ktrans", "1/min", {1: 0.001, 2: 0.002, 3: 0.04}),
+            ("vp", "", {1: 0.01, 2: 0.03, 3: 0.04}),
+        )
+    },
+    "patlak_R2map": ("perf", "", {1: 0.9, 2: 0.9, 3: 0.95}),
+}
 
 
-def write_derivatives(root, n_subjects=8, n_sessions=2, shape=(24, 24, 4), effect=1.0, seed=0, sites=None,
-                      retest_sd=0.05, maps=None):
+def write_derivatives(
+    root,
+    n_subjects=8,
+    n_sessions=2,
+    shape=(24, 24, 4),
+    effect=1.0,
+    seed=0,
+    sites=None,
+    retest_sd=0.05,
+    maps=None,
+):
     """Write the study (``maps`` default :data:`MAPS`); return ``{participant_id: grade}``
     (half ``high``)."""
     maps = MAPS if maps is None else maps
@@ -64,13 +84,15 @@ def write_derivatives(root, n_subjects=8, n_sessions=2, shape=(24, 24, 4), effec
     labels = dseg(shape)
     rois = root / "rois"
     (rois / "dseg.tsv").parent.mkdir(parents=True, exist_ok=True)
-    (rois / "dataset_description.json").write_text(json.dumps({"Name": "rois", "BIDSVersion": "1.9.0",
-                                                               "DatasetType": "derivative"}))
+    (rois / "dataset_description.json").write_text(
+        json.dumps({"Name": "rois", "BIDSVersion": "1.9.0", "DatasetType": "derivative"})
+    )
     (rois / "dseg.tsv").write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in ROIS.items()))
     out = root / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset_description.json").write_text(json.dumps({"Name": "dcequant", "BIDSVersion": "1.9.0",
-                                                              "DatasetType": "derivative"}))
+    (out / "dataset_description.json").write_text(
+        json.dumps({"Name": "dcequant", "BIDSVersion": "1.9.0", "DatasetType": "derivative"})
+    )
     grades, rows = {}, ["participant_id\tgrade" + ("\tsite" if sites else "")]
     for s in range(n_subjects):
         subject = f"{s + 1:02d}"
@@ -93,8 +115,7 @@ def write_derivatives(root, n_subjects=8, n_sessions=2, shape=(24, 24, 4), effec
                     inside = labels == label
                     volume[inside] = level * np.exp(rng.normal(0, 0.1, inside.sum()))
                 volume[rng.random(shape) < 0.05] = np.nan
-                _save(folder / datatype / f"{stem}_desc-{desc}_{suffix}.nii.gz",
-                      volume, units)
+                _save(folder / datatype / f"{stem}_desc-{desc}_{suffix}.nii.gz", volume, units)
             _save(folder / "perf" / f"{stem}_desc-conc_dce.nii.gz", np.zeros(shape + (3,), np.float32), "mM")
             _save(folder / "perf" / f"{stem}_desc-extendedtofts_mask.nii.gz", (labels > 0).astype(np.uint8))
     (root / "bids").mkdir(exist_ok=True)

@@ -55,11 +55,23 @@ def t1_cases(xfail_labels=()):
     for dataset_id, (r1_of, tr_unit) in _T1_REFERENCES.items():
         a_tol, r_tol = tolerance(dataset_id, "R1")
         for _, row in read_csv(_dataset(dataset_id)["file"]).iterrows():
-            marks = [pytest.mark.xfail(strict=False, reason="OSIPI xfail: low-SNR voxel")] \
-                if row["label"] in xfail_labels else []
-            cases.append(pytest.param(
-                array_cell(row["FA"]), array_cell(row["TR"])[0] * tr_unit, array_cell(row["s"]),
-                r1_of(row), a_tol, r_tol, id=row["label"], marks=marks))
+            marks = (
+                [pytest.mark.xfail(strict=False, reason="OSIPI xfail: low-SNR voxel")]
+                if row["label"] in xfail_labels
+                else []
+            )
+            cases.append(
+                pytest.param(
+                    array_cell(row["FA"]),
+                    array_cell(row["TR"])[0] * tr_unit,
+                    array_cell(row["s"]),
+                    r1_of(row),
+                    a_tol,
+                    r_tol,
+                    id=row["label"],
+                    marks=marks,
+                )
+            )
     return cases
 
 
@@ -67,9 +79,18 @@ def si2conc_cases():
     """The 5 SI→concentration cases: (FA deg, TR s, T10 s, n baseline, r1, s, conc, tols)."""
     a_tol, r_tol = tolerance("si_to_conc", "conc")
     return [
-        pytest.param(float(r["FA"]), float(r["TR"]), float(r["T1base"]), int(r["numbaselinepts"]),
-                     float(r["r1"]), array_cell(r["s"]), array_cell(r["conc"]), a_tol, r_tol,
-                     id=r["label"])
+        pytest.param(
+            float(r["FA"]),
+            float(r["TR"]),
+            float(r["T1base"]),
+            int(r["numbaselinepts"]),
+            float(r["r1"]),
+            array_cell(r["s"]),
+            array_cell(r["conc"]),
+            a_tol,
+            r_tol,
+            id=r["label"],
+        )
         for _, r in read_csv(_dataset("si_to_conc")["file"]).iterrows()
     ]
 
@@ -80,6 +101,14 @@ def aif_cases(dataset_id, time_unit_s):
     cases = []
     for label, group in read_csv(_dataset(dataset_id)["file"]).groupby("label", sort=False):
         delay = float(group["delay"].iloc[0]) if "delay" in group else 0.0
-        cases.append(pytest.param(group["time"].to_numpy(float) * time_unit_s,
-                                  group["Cb"].to_numpy(float), delay, a_tol, r_tol, id=label))
+        cases.append(
+            pytest.param(
+                group["time"].to_numpy(float) * time_unit_s,
+                group["Cb"].to_numpy(float),
+                delay,
+                a_tol,
+                r_tol,
+                id=label,
+            )
+        )
     return cases

@@ -26,8 +26,18 @@ BREAST_FILE = REALDATA / "dcemrijl_invivo" / "invivo.mat"
 PHANTOM_FLIP_ANGLES = (5.0, 10.0, 15.0, 20.0, 25.0)
 PHANTOM_TR = 4.22e-3
 #: nominal T1 (s) of the phantom ROIs 1–10 (dcemriS4 vignette)
-PHANTOM_NOMINAL_T1 = {1: 0.484, 2: 0.350, 3: 1.07, 4: 0.648, 5: 0.456, 6: 1.07, 7: 0.660, 8: 1.543, 9: 1.543,
-                      10: 0.353}
+PHANTOM_NOMINAL_T1 = {
+    1: 0.484,
+    2: 0.350,
+    3: 1.07,
+    4: 0.648,
+    5: 0.456,
+    6: 1.07,
+    7: 0.660,
+    8: 1.543,
+    9: 1.543,
+    10: 0.353,
+}
 #: the ROI labels are drawn on slice 24 of the label volume; the vignette applies them to VIBE slice 12
 PHANTOM_LABEL_SLICE, PHANTOM_VIBE_SLICE = 24, 12
 
@@ -92,8 +102,13 @@ def load_phantom():
     b1_img, _ = _load("SDAM_smooth.nii.gz")
     b1 = resample_onto(b1_img, vibe[0][0])[:, :, PHANTOM_VIBE_SLICE]
     _, labels = _load("t1_phantom_mask.nii.gz")
-    return Phantom(signals, np.asarray(PHANTOM_FLIP_ANGLES), PHANTOM_TR, b1,
-                   labels[:, :, PHANTOM_LABEL_SLICE].astype(int))
+    return Phantom(
+        signals,
+        np.asarray(PHANTOM_FLIP_ANGLES),
+        PHANTOM_TR,
+        b1,
+        labels[:, :, PHANTOM_LABEL_SLICE].astype(int),
+    )
 
 
 def load_breast_slice():
@@ -103,9 +118,16 @@ def load_breast_slice():
     order = np.argsort(flips)  # the file stores 20, 18, …, 2 degrees
     vfa = np.moveaxis(mat["T1data"].astype(float), 0, -1)[:, :, None, order]
     dce = np.moveaxis(mat["DCEdata"].astype(float), 0, -1)[:, :, None, :]
-    return BreastSlice(dce=dce, vfa=vfa, flip_angles=flips[order], tr=float(mat["TR"].item()),
-                       dce_flip=float(mat["DCEflip"].item()), relaxivity=float(mat["relaxivity"].item()),
-                       t=mat["t"].ravel().astype(float), cp=mat["Cp"].ravel().astype(float))
+    return BreastSlice(
+        dce=dce,
+        vfa=vfa,
+        flip_angles=flips[order],
+        tr=float(mat["TR"].item()),
+        dce_flip=float(mat["DCEflip"].item()),
+        relaxivity=float(mat["relaxivity"].item()),
+        t=mat["t"].ravel().astype(float),
+        cp=mat["Cp"].ravel().astype(float),
+    )
 
 
 def _save(path, data, dt=None):
@@ -129,21 +151,31 @@ def write_breast_bids(root, subject="01"):
     """
     root = Path(root)
     data = load_breast_slice()
-    bids_raw.ensure_dataset_description(root, "DCEMRI.jl in-vivo breast slice (dcequant test fixture)",
-                                        License="MIT", Authors=["David S. Smith (DCEMRI.jl)"])
+    bids_raw.ensure_dataset_description(
+        root,
+        "DCEMRI.jl in-vivo breast slice (dcequant test fixture)",
+        License="MIT",
+        Authors=["David S. Smith (DCEMRI.jl)"],
+    )
     bids_raw.ensure_bidsignore(root)
-    write_text_atomic(root / "README", "One slice of the DCEMRI.jl breast DCE demo (demo/invivo.mat, MIT). "
-                      "The voxel geometry (1 x 1 x 5 mm) is invented: the source has none.\n")
+    write_text_atomic(
+        root / "README",
+        "One slice of the DCEMRI.jl breast DCE demo (demo/invivo.mat, MIT). "
+        "The voxel geometry (1 x 1 x 5 mm) is invented: the source has none.\n",
+    )
     bids_raw.update_participants(root, [{"participant_id": subject}])
     common = {"RepetitionTimeExcitation": data.tr, "PulseSequenceType": "SPGR", "MRAcquisitionType": "2D"}
     for index, angle in enumerate(data.flip_angles, start=1):
         _save(bids_raw.vfa_path(root, subject, None, index), data.vfa[..., index - 1])
-        write_json_atomic(bids_raw.vfa_path(root, subject, None, index, ".json"), {"FlipAngle": angle, **common})
+        write_json_atomic(
+            bids_raw.vfa_path(root, subject, None, index, ".json"), {"FlipAngle": angle, **common}
+        )
     dt = float(np.median(np.diff(data.t)))
     _save(bids_raw.dce_path(root, subject, None), data.dce, dt=dt)
-    write_json_atomic(bids_raw.dce_path(root, subject, None, ".json"),
-                      {"FlipAngle": data.dce_flip, **common, "VolumeTiming": data.t.tolist(),
-                       "AcquisitionDuration": dt})
+    write_json_atomic(
+        bids_raw.dce_path(root, subject, None, ".json"),
+        {"FlipAngle": data.dce_flip, **common, "VolumeTiming": data.t.tolist(), "AcquisitionDuration": dt},
+    )
     aif = root.parent / "breast_aif.tsv"
     rows = ["time\tplasma"] + [f"{a:.10g}\t{b:.10g}" for a, b in zip(data.t, data.cp, strict=True)]
     write_text_atomic(aif, "\n".join(rows) + "\n")

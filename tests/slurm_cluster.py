@@ -67,7 +67,9 @@ def listening_addresses(ports):
                 ip = socket.inet_ntoa(bytes.fromhex(address)[::-1])
             else:
                 raw = bytes.fromhex(address)
-                ip = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+                ip = socket.inet_ntop(
+                    socket.AF_INET6, b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                )
             found.add(f"{ip}:{int(port, 16)}")
     return found
 
@@ -119,19 +121,25 @@ class SlurmCluster:
         self.cpus, self.memory_mb = cpus, memory_mb
         self.ports = (_free_port(), _free_port())
         self.procs = []
-        self.env = {**os.environ, "SLURM_CONF": str(self.root / "slurm.conf"),
-                    "LOGNAME": os.environ.get("LOGNAME") or os.environ.get("USER") or "root"}
+        self.env = {
+            **os.environ,
+            "SLURM_CONF": str(self.root / "slurm.conf"),
+            "LOGNAME": os.environ.get("LOGNAME") or os.environ.get("USER") or "root",
+        }
 
     def _spawn(self, name, args):
         log = open(self.root / f"{name}.stdout", "w")
-        proc = subprocess.Popen([_exe(name), *args], stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [_exe(name), *args], stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
         self.procs.append((name, proc, log))
         return proc
 
     def start(self, timeout=30):
         if not socket.gethostbyname(self.host).startswith("127."):
-            raise RuntimeError(f"hostname {self.host} resolves to {socket.gethostbyname(self.host)}, not loopback")
+            raise RuntimeError(
+                f"hostname {self.host} resolves to {socket.gethostbyname(self.host)}, not loopback"
+            )
         munge = self.root / "munge"
         for folder in (munge, self.root / "state", self.root / "spool"):
             folder.mkdir(parents=True, exist_ok=True)
@@ -140,12 +148,28 @@ class SlurmCluster:
         key = munge / "munge.key"
         key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o600)
-        (self.root / "slurm.conf").write_text(SLURM_CONF.format(
-            host=self.host, root=self.root, ctld_port=self.ports[0], slurmd_port=self.ports[1], cpus=self.cpus,
-            memory_mb=self.memory_mb))
-        self._spawn("munged", ["-F", "--force", f"--socket={munge}/munge.socket", f"--key-file={key}",
-                               f"--pid-file={munge}/munged.pid", f"--log-file={munge}/munged.log",
-                               f"--seed-file={munge}/munged.seed"])
+        (self.root / "slurm.conf").write_text(
+            SLURM_CONF.format(
+                host=self.host,
+                root=self.root,
+                ctld_port=self.ports[0],
+                slurmd_port=self.ports[1],
+                cpus=self.cpus,
+                memory_mb=self.memory_mb,
+            )
+        )
+        self._spawn(
+            "munged",
+            [
+                "-F",
+                "--force",
+                f"--socket={munge}/munge.socket",
+                f"--key-file={key}",
+                f"--pid-file={munge}/munged.pid",
+                f"--log-file={munge}/munged.log",
+                f"--seed-file={munge}/munged.seed",
+            ],
+        )
         self._wait(lambda: (munge / "munge.socket").exists(), timeout, "munged socket")
         self._spawn("slurmctld", ["-D", "-i", "-f", str(self.root / "slurm.conf")])
         self._spawn("slurmd", ["-D", "-N", self.host, "-f", str(self.root / "slurm.conf")])
@@ -173,14 +197,19 @@ class SlurmCluster:
 
     def log_tail(self, name, n=1500):
         texts = []
-        for path in (self.root / f"{name}.log", self.root / f"{name}.stdout", self.root / "munge" / f"{name}.log"):
+        for path in (
+            self.root / f"{name}.log",
+            self.root / f"{name}.stdout",
+            self.root / "munge" / f"{name}.log",
+        ):
             if path.exists():
                 texts.append(path.read_text(errors="replace")[-n:])
         return "\n".join(texts)
 
     def run(self, cmd, check=True, **kwargs):
-        proc = subprocess.run(cmd, env=kwargs.pop("env", self.env), capture_output=True, text=True, timeout=60,
-                              **kwargs)
+        proc = subprocess.run(
+            cmd, env=kwargs.pop("env", self.env), capture_output=True, text=True, timeout=60, **kwargs
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc.stdout

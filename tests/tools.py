@@ -26,7 +26,11 @@ def tool(name):
 
 def bids_validator_errors(folder):
     """``(code, location)`` of every error ``bids-validator-deno`` reports for ``folder``."""
-    proc = subprocess.run([tool("bids-validator-deno"), "--format", "json", str(folder)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [tool("bids-validator-deno"), "--format", "json", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     issues = json.loads(proc.stdout)["issues"]["issues"]
     return [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"]

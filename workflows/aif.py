@@ -22,8 +22,10 @@ def _methods_text(aif: AIFChoice):
     if aif.kind == "auto":
         fallback = get_population_aif(FALLBACK_POPULATION_AIF)
         refs = list(fallback.citations)
-        return (f"detected automatically in the concentration images (the {fallback.human} {cite_keys(refs)} "
-                "was used instead where detection failed)"), refs
+        return (
+            f"detected automatically in the concentration images (the {fallback.human} {cite_keys(refs)} "
+            "was used instead where detection failed)"
+        ), refs
     if aif.kind == "mask":
         return "averaged over a user-supplied arterial mask", []
     if aif.kind == "table":
@@ -67,14 +69,33 @@ def init_aif_wf(*, config: Config, aif: AIFChoice, name="aif_wf"):
     """
     wf = pe.Workflow(name=name)
     text, refs = _methods_text(aif)
-    wf.__desc__ = (f"The arterial input function was {text}; blood concentrations were converted to plasma "
-                   f"with a haematocrit of {config.hematocrit}.")
+    wf.__desc__ = (
+        f"The arterial input function was {text}; blood concentrations were converted to plasma "
+        f"with a haematocrit of {config.hematocrit}."
+    )
     wf.__refs__ = refs
-    inputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "t1", "raw_root", "vfa", "b1"]),
-                        name="inputnode")
+    inputnode = pe.Node(
+        IdentityInterface(fields=["conc", "mask", "acquisition", "t1", "raw_root", "vfa", "b1"]),
+        name="inputnode",
+    )
     outputnode = pe.Node(IdentityInterface(fields=["tsv", "json", "manifest"]), name="outputnode")
     node = pe.Node(ifc.AIF(aif_kind=aif.kind, aif_value=aif.value, hematocrit=config.hematocrit), name="aif")
-    wf.connect([(inputnode, node, [("conc", "conc"), ("mask", "mask"), ("acquisition", "acquisition"),
-                                   ("t1", "t1_file"), ("raw_root", "raw_root"), ("vfa", "vfa"), ("b1", "b1")]),
-                (node, outputnode, [("tsv", "tsv"), ("json", "json"), ("manifest", "manifest")])])
+    wf.connect(
+        [
+            (
+                inputnode,
+                node,
+                [
+                    ("conc", "conc"),
+                    ("mask", "mask"),
+                    ("acquisition", "acquisition"),
+                    ("t1", "t1_file"),
+                    ("raw_root", "raw_root"),
+                    ("vfa", "vfa"),
+                    ("b1", "b1"),
+                ],
+            ),
+            (node, outputnode, [("tsv", "tsv"), ("json", "json"), ("manifest", "manifest")]),
+        ]
+    )
     return wf

@@ -60,7 +60,9 @@ def init_participant_wf(*, config: Config, sessions, work_dir, name="dcequant_wf
     )
     wf.__refs__ = ["nipype1", "pybids"]
     for subject, group in groupby(sessions, key=lambda s: s.subject):
-        wf.add_nodes([init_subject_wf(config=config, subject=subject, sessions=list(group), work_dir=work_dir)])
+        wf.add_nodes(
+            [init_subject_wf(config=config, subject=subject, sessions=list(group), work_dir=work_dir)]
+        )
     return wf
 
 
@@ -81,7 +83,9 @@ def init_subject_wf(*, config: Config, subject, sessions, work_dir, name=None):
         Name of the workflow; default ``sub_<label>_wf``.
     """
     wf = pe.Workflow(name=name or f"sub_{node_name(subject)}_wf")
-    outputs_wf = init_subject_outputs_wf(output_dir=config.output_dir, subject=subject, n_sessions=len(sessions))
+    outputs_wf = init_subject_outputs_wf(
+        output_dir=config.output_dir, subject=subject, n_sessions=len(sessions)
+    )
     for index, inputs in enumerate(sessions, start=1):
         session_wf = init_single_session_wf(config=config, inputs=inputs, work_dir=work_dir)
         wf.connect(session_wf, "outputnode.staged", outputs_wf, f"inputnode.staged_{index}")
@@ -118,8 +122,13 @@ def init_single_session_wf(*, config: Config, inputs, work_dir, name=None):
         raise ValueError(f"{inputs.name}: no VFA data for T1 mapping; give --t10 (s)")
 
     if inputs.from_dicom:
-        convert_wf = init_dicom_wf(dicom_dir=inputs.dicom_dir, subject=inputs.subject, session=inputs.session,
-                                   bids_dir=config.bids_dir, work_dir=work_dir)
+        convert_wf = init_dicom_wf(
+            dicom_dir=inputs.dicom_dir,
+            subject=inputs.subject,
+            session=inputs.session,
+            bids_dir=config.bids_dir,
+            work_dir=work_dir,
+        )
         for field in ("dce", "vfa", "b1", "raw_root"):
             wf.connect(convert_wf, f"outputnode.{field}", inputnode, field)
     else:
@@ -134,17 +143,32 @@ def init_single_session_wf(*, config: Config, inputs, work_dir, name=None):
     fields = ["dce", "raw_root"] + (["vfa"] if has_vfa else []) + (["b1"] if use_b1 else [])
     wf.connect([(inputnode, motion_wf, [(f, f"inputnode.{f}") for f in fields])])
     t1_wf = init_t1map_wf(config=config, use_vfa=has_vfa, use_b1=use_b1)
-    wf.connect([(motion_wf, t1_wf, [("outputnode.dce", "inputnode.dce"),
-                                    ("outputnode.raw_root", "inputnode.raw_root")])])
+    wf.connect(
+        [
+            (
+                motion_wf,
+                t1_wf,
+                [("outputnode.dce", "inputnode.dce"), ("outputnode.raw_root", "inputnode.raw_root")],
+            )
+        ]
+    )
     if has_vfa:
         wf.connect(motion_wf, "outputnode.vfa", t1_wf, "inputnode.vfa")
     if use_b1:
         wf.connect(motion_wf, "outputnode.b1", t1_wf, "inputnode.b1")
-    conc_wf = init_concentration_wf(config=config, use_b1=use_b1,
-                                    t1_source="vfa" if has_vfa else f"fixed T10 = {config.t10} s")
-    wf.connect([(motion_wf, conc_wf, [("outputnode.dce", "inputnode.dce"),
-                                      ("outputnode.raw_root", "inputnode.raw_root")]),
-                (t1_wf, conc_wf, [("outputnode.t1", "inputnode.t1"), ("outputnode.mask", "inputnode.t1_mask")])])
+    conc_wf = init_concentration_wf(
+        config=config, use_b1=use_b1, t1_source="vfa" if has_vfa else f"fixed T10 = {config.t10} s"
+    )
+    wf.connect(
+        [
+            (
+                motion_wf,
+                conc_wf,
+                [("outputnode.dce", "inputnode.dce"), ("outputnode.raw_root", "inputnode.raw_root")],
+            ),
+            (t1_wf, conc_wf, [("outputnode.t1", "inputnode.t1"), ("outputnode.mask", "inputnode.t1_mask")]),
+        ]
+    )
     if use_b1:
         wf.connect(motion_wf, "outputnode.b1", conc_wf, "inputnode.b1")
     aif_wf = init_aif_wf(config=config, aif=config.aif.for_session(inputs.subject, inputs.session))
@@ -152,23 +176,55 @@ def init_single_session_wf(*, config: Config, inputs, work_dir, name=None):
         wf.connect(motion_wf, "outputnode.vfa", aif_wf, "inputnode.vfa")
     if use_b1:
         wf.connect(motion_wf, "outputnode.b1", aif_wf, "inputnode.b1")
-    wf.connect([(inputnode, aif_wf, [("raw_root", "inputnode.raw_root")]),
-                (t1_wf, aif_wf, [("outputnode.t1", "inputnode.t1")]),
-                (conc_wf, aif_wf, [("outputnode.conc", "inputnode.conc"), ("outputnode.mask", "inputnode.mask"),
-                                   ("outputnode.acquisition", "inputnode.acquisition")])])
+    wf.connect(
+        [
+            (inputnode, aif_wf, [("raw_root", "inputnode.raw_root")]),
+            (t1_wf, aif_wf, [("outputnode.t1", "inputnode.t1")]),
+            (
+                conc_wf,
+                aif_wf,
+                [
+                    ("outputnode.conc", "inputnode.conc"),
+                    ("outputnode.mask", "inputnode.mask"),
+                    ("outputnode.acquisition", "inputnode.acquisition"),
+                ],
+            ),
+        ]
+    )
 
     stages = {"t1map": t1_wf, "concentration": conc_wf, "aif": aif_wf, "motion": motion_wf}
     for model in config.models:
         fit_wf = init_fit_wf(config=config, model=model)
-        wf.connect([(conc_wf, fit_wf, [("outputnode.conc", "inputnode.conc"), ("outputnode.mask", "inputnode.mask"),
-                                       ("outputnode.acquisition", "inputnode.acquisition")]),
-                    (aif_wf, fit_wf, [("outputnode.tsv", "inputnode.aif_tsv"),
-                                      ("outputnode.json", "inputnode.aif_json")])])
+        wf.connect(
+            [
+                (
+                    conc_wf,
+                    fit_wf,
+                    [
+                        ("outputnode.conc", "inputnode.conc"),
+                        ("outputnode.mask", "inputnode.mask"),
+                        ("outputnode.acquisition", "inputnode.acquisition"),
+                    ],
+                ),
+                (
+                    aif_wf,
+                    fit_wf,
+                    [("outputnode.tsv", "inputnode.aif_tsv"), ("outputnode.json", "inputnode.aif_json")],
+                ),
+            ]
+        )
         stages[f"fit_{node_name(model)}"] = fit_wf
     if inputs.dose_low is not None:
         stages["dose"] = init_dose_wf(config=config, inputs=inputs)
-    outputs_wf = init_session_outputs_wf(output_dir=config.output_dir, subject=inputs.subject, session=inputs.session,
-                                         manifests=list(stages), t1_method=config.t1_method)
-    wf.connect([(stage, outputs_wf, [("outputnode.manifest", f"inputnode.{key}")]) for key, stage in stages.items()]
-               + [(outputs_wf, outputnode, [("outputnode.staged", "staged")])])
+    outputs_wf = init_session_outputs_wf(
+        output_dir=config.output_dir,
+        subject=inputs.subject,
+        session=inputs.session,
+        manifests=list(stages),
+        t1_method=config.t1_method,
+    )
+    wf.connect(
+        [(stage, outputs_wf, [("outputnode.manifest", f"inputnode.{key}")]) for key, stage in stages.items()]
+        + [(outputs_wf, outputnode, [("outputnode.staged", "staged")])]
+    )
     return wf

@@ -52,26 +52,53 @@ def init_concentration_wf(*, config: Config, t1_source, use_b1=False, name="conc
         Derivative entries (concentration series and sidecar).
     """
     wf = pe.Workflow(name=name)
-    relax = (f"a relaxivity of {config.relaxivity} /mM/s" if config.relaxivity else
-             "the relaxivity of the contrast agent named in the DCE sidecar at its field strength "
-             "(gadobutrol when not stated)")
-    base = (f"the first {config.baseline_frames} frames" if config.baseline_frames else
-            "the frames before the bolus arrival, detected in the most strongly enhancing voxels")
-    wf.__desc__ = (f"The dynamic signal was converted to contrast agent concentration by inverting the "
-                   f"spoiled gradient-echo signal equation under fast water exchange, with {relax}, "
-                   f"the pre-contrast signal taken from {base} [@schabel2008].")
+    relax = (
+        f"a relaxivity of {config.relaxivity} /mM/s"
+        if config.relaxivity
+        else "the relaxivity of the contrast agent named in the DCE sidecar at its field strength "
+        "(gadobutrol when not stated)"
+    )
+    base = (
+        f"the first {config.baseline_frames} frames"
+        if config.baseline_frames
+        else "the frames before the bolus arrival, detected in the most strongly enhancing voxels"
+    )
+    wf.__desc__ = (
+        f"The dynamic signal was converted to contrast agent concentration by inverting the "
+        f"spoiled gradient-echo signal equation under fast water exchange, with {relax}, "
+        f"the pre-contrast signal taken from {base} [@schabel2008]."
+    )
     wf.__refs__ = ["schabel2008"]
-    inputnode = pe.Node(IdentityInterface(fields=["dce", "t1", "t1_mask", "b1", "raw_root"]), name="inputnode")
-    outputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "manifest"]), name="outputnode")
+    inputnode = pe.Node(
+        IdentityInterface(fields=["dce", "t1", "t1_mask", "b1", "raw_root"]), name="inputnode"
+    )
+    outputnode = pe.Node(
+        IdentityInterface(fields=["conc", "mask", "acquisition", "manifest"]), name="outputnode"
+    )
     node = pe.Node(ifc.Concentration(t1_source=t1_source), name="concentration")
     if config.relaxivity is not None:
         node.inputs.relaxivity = config.relaxivity
     if config.baseline_frames is not None:
         node.inputs.baseline_frames = config.baseline_frames
-    wf.connect([(inputnode, node, [("dce", "dce_file"), ("t1", "t1_file"), ("t1_mask", "t1_mask"),
-                                   ("raw_root", "raw_root")]),
-                (node, outputnode, [("conc", "conc"), ("mask", "mask"), ("acquisition", "acquisition"),
-                                    ("manifest", "manifest")])])
+    wf.connect(
+        [
+            (
+                inputnode,
+                node,
+                [("dce", "dce_file"), ("t1", "t1_file"), ("t1_mask", "t1_mask"), ("raw_root", "raw_root")],
+            ),
+            (
+                node,
+                outputnode,
+                [
+                    ("conc", "conc"),
+                    ("mask", "mask"),
+                    ("acquisition", "acquisition"),
+                    ("manifest", "manifest"),
+                ],
+            ),
+        ]
+    )
     if use_b1:
         wf.connect(inputnode, "b1", node, "b1_file")
     return wf

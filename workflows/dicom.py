@@ -46,13 +46,21 @@ def init_dicom_wf(*, dicom_dir, subject, session, bids_dir, work_dir, name="dico
         Root of the raw dataset the files were written into.
     """
     wf = pe.Workflow(name=name)
-    wf.__desc__ = ("The DICOM series were converted to BIDS with dcequant's converter (pixel data and "
-                   "geometry read with pydicom; anatomical series converted with dcm2niix [@dcm2niix]).")
+    wf.__desc__ = (
+        "The DICOM series were converted to BIDS with dcequant's converter (pixel data and "
+        "geometry read with pydicom; anatomical series converted with dcm2niix [@dcm2niix])."
+    )
     wf.__refs__ = ["dcm2niix"]
-    node = pe.Node(ifc.ConvertDICOM(dicom_dir=str(dicom_dir), bids_dir=str(Path(bids_dir).resolve()),
-                                    fallback_dir=str(Path(work_dir).resolve() / "bids_from_dicom"),
-                                    subject=subject, session=session or ""),
-                   name="convert")
+    node = pe.Node(
+        ifc.ConvertDICOM(
+            dicom_dir=str(dicom_dir),
+            bids_dir=str(Path(bids_dir).resolve()),
+            fallback_dir=str(Path(work_dir).resolve() / "bids_from_dicom"),
+            subject=subject,
+            session=session or "",
+        ),
+        name="convert",
+    )
     outputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root"]), name="outputnode")
     wf.connect([(node, outputnode, [("dce", "dce"), ("vfa", "vfa"), ("b1", "b1"), ("raw_root", "raw_root")])])
     return wf

@@ -52,17 +52,41 @@ def init_fit_wf(*, config: Config, model, name=None):
     wf = pe.Workflow(name=name or f"fit_{node_name(model)}_wf")
     spec = get_model(model)
     delay = " and a bolus-arrival delay" if config.fit_delay else ""
-    wf.__desc__ = (f"Concentration curves were fitted voxel-wise with {spec.methods}{delay} by non-linear least "
-                   "squares; standard errors come from the Jacobian at the optimum and a quality mask keeps "
-                   f"converged fits within the parameter bounds {cite_keys(spec.citations)}.")
+    wf.__desc__ = (
+        f"Concentration curves were fitted voxel-wise with {spec.methods}{delay} by non-linear least "
+        "squares; standard errors come from the Jacobian at the optimum and a quality mask keeps "
+        f"converged fits within the parameter bounds {cite_keys(spec.citations)}."
+    )
     wf.__refs__ = list(spec.citations)
-    inputnode = pe.Node(IdentityInterface(fields=["conc", "mask", "acquisition", "aif_tsv", "aif_json"]),
-                        name="inputnode")
+    inputnode = pe.Node(
+        IdentityInterface(fields=["conc", "mask", "acquisition", "aif_tsv", "aif_json"]), name="inputnode"
+    )
     outputnode = pe.Node(IdentityInterface(fields=["manifest", "r2", "quality"]), name="outputnode")
-    node = pe.Node(ifc.FitModel(model=model, fit_delay=config.fit_delay, device=config.device,
-                                seed=config.random_seed, threads=config.omp_nthreads),
-                   name="fit", n_procs=config.omp_nthreads)
-    wf.connect([(inputnode, node, [("conc", "conc"), ("mask", "mask"), ("acquisition", "acquisition"),
-                                   ("aif_tsv", "aif_tsv"), ("aif_json", "aif_json")]),
-                (node, outputnode, [("manifest", "manifest"), ("r2", "r2"), ("quality", "quality")])])
+    node = pe.Node(
+        ifc.FitModel(
+            model=model,
+            fit_delay=config.fit_delay,
+            device=config.device,
+            seed=config.random_seed,
+            threads=config.omp_nthreads,
+        ),
+        name="fit",
+        n_procs=config.omp_nthreads,
+    )
+    wf.connect(
+        [
+            (
+                inputnode,
+                node,
+                [
+                    ("conc", "conc"),
+                    ("mask", "mask"),
+                    ("acquisition", "acquisition"),
+                    ("aif_tsv", "aif_tsv"),
+                    ("aif_json", "aif_json"),
+                ],
+            ),
+            (node, outputnode, [("manifest", "manifest"), ("r2", "r2"), ("quality", "quality")]),
+        ]
+    )
     return wf

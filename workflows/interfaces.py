@@ -53,8 +53,13 @@ class ConvertDICOM(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        out = session_steps.convert_dicom_step(dicom_dir=i.dicom_dir, bids_dir=i.bids_dir, fallback_dir=i.fallback_dir,
-                                               subject=i.subject, session=i.session or None)
+        out = session_steps.convert_dicom_step(
+            dicom_dir=i.dicom_dir,
+            bids_dir=i.bids_dir,
+            fallback_dir=i.fallback_dir,
+            subject=i.subject,
+            session=i.session or None,
+        )
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime
 
@@ -96,8 +101,15 @@ class T1Map(SimpleInterface):
         i = self.inputs
         if i.method == "vfa-nonlinear":  # the linear fit is numpy only: no torch import
             configure_process(threads=i.threads)
-        self._results.update(session_steps.t1_step(vfa_files=list(i.vfa_files), b1_file=_opt(i.b1_file),
-                                                   method=i.method, raw_root=i.raw_root, validity=i.validity))
+        self._results.update(
+            session_steps.t1_step(
+                vfa_files=list(i.vfa_files),
+                b1_file=_opt(i.b1_file),
+                method=i.method,
+                raw_root=i.raw_root,
+                validity=i.validity,
+            )
+        )
         return runtime
 
 
@@ -155,10 +167,18 @@ class Concentration(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.concentration_step(
-            dce_file=i.dce_file, t1_file=i.t1_file, t1_mask_file=i.t1_mask, b1_file=_opt(i.b1_file),
-            relaxivity=_opt(i.relaxivity), baseline_frames=_opt(i.baseline_frames), t1_source=i.t1_source,
-            raw_root=i.raw_root))
+        self._results.update(
+            session_steps.concentration_step(
+                dce_file=i.dce_file,
+                t1_file=i.t1_file,
+                t1_mask_file=i.t1_mask,
+                b1_file=_opt(i.b1_file),
+                relaxivity=_opt(i.relaxivity),
+                baseline_frames=_opt(i.baseline_frames),
+                t1_source=i.t1_source,
+                raw_root=i.raw_root,
+            )
+        )
         return runtime
 
 
@@ -193,10 +213,19 @@ class AIF(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        self._results.update(session_steps.aif_step(
-            conc_file=i.conc, mask_file=i.mask, acquisition_file=i.acquisition, t1_file=i.t1_file,
-            aif=AIFChoice(i.aif_kind, i.aif_value), hematocrit=i.hematocrit, raw_root=i.raw_root,
-            vfa_files=_opt(i.vfa), b1_file=_opt(i.b1)))
+        self._results.update(
+            session_steps.aif_step(
+                conc_file=i.conc,
+                mask_file=i.mask,
+                acquisition_file=i.acquisition,
+                t1_file=i.t1_file,
+                aif=AIFChoice(i.aif_kind, i.aif_value),
+                hematocrit=i.hematocrit,
+                raw_root=i.raw_root,
+                vfa_files=_opt(i.vfa),
+                b1_file=_opt(i.b1),
+            )
+        )
         return runtime
 
 
@@ -237,9 +266,18 @@ class FitModel(SimpleInterface):
 
         i = self.inputs
         configure_process(threads=i.threads, seed=i.seed)
-        self._results.update(session_steps.fit_step(
-            model=i.model, conc_file=i.conc, mask_file=i.mask, acquisition_file=i.acquisition, aif_tsv=i.aif_tsv,
-            aif_json=i.aif_json, fit_delay=i.fit_delay, device=i.device))
+        self._results.update(
+            session_steps.fit_step(
+                model=i.model,
+                conc_file=i.conc,
+                mask_file=i.mask,
+                acquisition_file=i.acquisition,
+                aif_tsv=i.aif_tsv,
+                aif_json=i.aif_json,
+                fit_delay=i.fit_delay,
+                device=i.device,
+            )
+        )
         return runtime
 
 
@@ -270,8 +308,13 @@ class DerivativesSink(SimpleInterface):
 
         i = self.inputs
         entries = [e for m in i.manifests for e in read_manifest(m)]
-        self._results["staged"] = stage_session(output_dir=i.output_dir, subject=i.subject, session=i.session or None,
-                                                entries=entries, metadata={"T1Method": i.t1_method})
+        self._results["staged"] = stage_session(
+            output_dir=i.output_dir,
+            subject=i.subject,
+            session=i.session or None,
+            entries=entries,
+            metadata={"T1Method": i.t1_method},
+        )
         return runtime
 
 
@@ -299,8 +342,9 @@ class CommitSubject(SimpleInterface):
         from bidsapp.derivatives import commit_subject
 
         i = self.inputs
-        self._results["out_files"] = [str(p) for p in commit_subject(output_dir=i.output_dir, subject=i.subject,
-                                                                     staged=i.staged)]
+        self._results["out_files"] = [
+            str(p) for p in commit_subject(output_dir=i.output_dir, subject=i.subject, staged=i.staged)
+        ]
         return runtime
 
 
@@ -340,7 +384,9 @@ class MotionInputSpec(BaseInterfaceInputSpec):
     b1_file = File(exists=True, desc="TB1map in percent")
     baseline_frames = traits.Int(desc="frames averaged into the reference; default: detected")
     correct = traits.Bool(True, usedefault=True, desc="False: --no-motion-correction (resampling only)")
-    fd_threshold = traits.Float(0.5, usedefault=True, desc="framewise displacement (mm) flagged as large motion")
+    fd_threshold = traits.Float(
+        0.5, usedefault=True, desc="framewise displacement (mm) flagged as large motion"
+    )
     threads = traits.Int(1, usedefault=True)
     raw_root = traits.Str(mandatory=True)
 
@@ -364,8 +410,15 @@ class Motion(SimpleInterface):
         from bidsapp.motion_step import motion_step
 
         i = self.inputs
-        out = motion_step(dce_file=i.dce_file, vfa_files=list(i.vfa_files) if isdefined(i.vfa_files) else [],
-                          b1_file=_opt(i.b1_file), baseline_frames=_opt(i.baseline_frames), correct=i.correct,
-                          fd_threshold=i.fd_threshold, threads=i.threads, raw_root=i.raw_root)
+        out = motion_step(
+            dce_file=i.dce_file,
+            vfa_files=list(i.vfa_files) if isdefined(i.vfa_files) else [],
+            b1_file=_opt(i.b1_file),
+            baseline_frames=_opt(i.baseline_frames),
+            correct=i.correct,
+            fd_threshold=i.fd_threshold,
+            threads=i.threads,
+            raw_root=i.raw_root,
+        )
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime

@@ -45,23 +45,42 @@ def init_motion_wf(*, config: Config, use_vfa=True, use_b1=False, name="motion_w
             "registration of every dynamic frame to the mean of the pre-contrast frames with Mattes mutual "
             "information, multi-resolution, in SimpleITK [@simpleitk]; framewise displacement was computed "
             "as in [@power2012]"
-            + ("; the variable-flip-angle volumes were registered to each other and to the dynamic "
-               "reference and resampled once onto the dynamic grid with the composed transforms (cubic "
-               "B-spline interpolation)."
-               if use_vfa else "."))
+            + (
+                "; the variable-flip-angle volumes were registered to each other and to the dynamic "
+                "reference and resampled once onto the dynamic grid with the composed transforms (cubic "
+                "B-spline interpolation)."
+                if use_vfa
+                else "."
+            )
+        )
         wf.__refs__ = ["simpleitk", "power2012"]
     else:
-        wf.__desc__ = ("Motion correction was switched off; data on another grid were resampled onto the dynamic "
-                       "grid in scanner coordinates." if use_vfa else "Motion correction was switched off.")
+        wf.__desc__ = (
+            "Motion correction was switched off; data on another grid were resampled onto the dynamic "
+            "grid in scanner coordinates."
+            if use_vfa
+            else "Motion correction was switched off."
+        )
         wf.__refs__ = []
     inputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root"]), name="inputnode")
-    outputnode = pe.Node(IdentityInterface(fields=["dce", "vfa", "b1", "raw_root", "manifest"]), name="outputnode")
-    node = pe.Node(ifc.Motion(correct=config.motion_correction, fd_threshold=config.fd_threshold,
-                              threads=config.omp_nthreads), name="motion", n_procs=config.omp_nthreads)
+    outputnode = pe.Node(
+        IdentityInterface(fields=["dce", "vfa", "b1", "raw_root", "manifest"]), name="outputnode"
+    )
+    node = pe.Node(
+        ifc.Motion(
+            correct=config.motion_correction, fd_threshold=config.fd_threshold, threads=config.omp_nthreads
+        ),
+        name="motion",
+        n_procs=config.omp_nthreads,
+    )
     if config.baseline_frames is not None:
         node.inputs.baseline_frames = config.baseline_frames
-    wf.connect([(inputnode, node, [("dce", "dce_file"), ("raw_root", "raw_root")]),
-                (node, outputnode, [("dce", "dce"), ("raw_root", "raw_root"), ("manifest", "manifest")])])
+    wf.connect(
+        [
+            (inputnode, node, [("dce", "dce_file"), ("raw_root", "raw_root")]),
+            (node, outputnode, [("dce", "dce"), ("raw_root", "raw_root"), ("manifest", "manifest")]),
+        ]
+    )
     if use_vfa:
         wf.connect([(inputnode, node, [("vfa", "vfa_files")]), (node, outputnode, [("vfa", "vfa")])])
     if use_b1:

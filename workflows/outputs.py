@@ -42,10 +42,20 @@ def init_session_outputs_wf(*, output_dir, subject, session, manifests, t1_metho
     inputnode = pe.Node(IdentityInterface(fields=list(manifests)), name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["staged"]), name="outputnode")
     merge = pe.Node(Merge(len(manifests)), name="collect_manifests")
-    sink = pe.Node(ifc.DerivativesSink(output_dir=str(output_dir), subject=subject, session=session or "",
-                                       t1_method=t1_method), name="datasink", overwrite=True)
-    wf.connect([(inputnode, merge, [(field, f"in{index}") for index, field in enumerate(manifests, start=1)]),
-                (merge, sink, [("out", "manifests")]), (sink, outputnode, [("staged", "staged")])])
+    sink = pe.Node(
+        ifc.DerivativesSink(
+            output_dir=str(output_dir), subject=subject, session=session or "", t1_method=t1_method
+        ),
+        name="datasink",
+        overwrite=True,
+    )
+    wf.connect(
+        [
+            (inputnode, merge, [(field, f"in{index}") for index, field in enumerate(manifests, start=1)]),
+            (merge, sink, [("out", "manifests")]),
+            (sink, outputnode, [("staged", "staged")]),
+        ]
+    )
     return wf
 
 
@@ -80,9 +90,19 @@ def init_subject_outputs_wf(*, output_dir, subject, n_sessions, name="outputs_wf
     inputnode = pe.Node(IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["out_files", "out_report"]), name="outputnode")
     merge = pe.Node(Merge(n_sessions, ravel_inputs=True), name="collect_outputs")
-    commit = pe.Node(ifc.CommitSubject(output_dir=str(output_dir), subject=subject), name="commit", overwrite=True)
-    report = pe.Node(ifc.SubjectReport(output_dir=str(output_dir), subject=subject), name="report", overwrite=True)
-    wf.connect([(inputnode, merge, [(field, f"in{index}") for index, field in enumerate(fields, start=1)]),
-                (merge, commit, [("out", "staged")]), (commit, report, [("out_files", "written")]),
-                (commit, outputnode, [("out_files", "out_files")]), (report, outputnode, [("out_report", "out_report")])])
+    commit = pe.Node(
+        ifc.CommitSubject(output_dir=str(output_dir), subject=subject), name="commit", overwrite=True
+    )
+    report = pe.Node(
+        ifc.SubjectReport(output_dir=str(output_dir), subject=subject), name="report", overwrite=True
+    )
+    wf.connect(
+        [
+            (inputnode, merge, [(field, f"in{index}") for index, field in enumerate(fields, start=1)]),
+            (merge, commit, [("out", "staged")]),
+            (commit, report, [("out_files", "written")]),
+            (commit, outputnode, [("out_files", "out_files")]),
+            (report, outputnode, [("out_report", "out_report")]),
+        ]
+    )
     return wf

@@ -242,12 +242,16 @@ class AIFOptions:
     def __post_init__(self):
         """Check the fields (``ValueError`` naming the field)."""
         if self.fallback is not None and self.fallback not in POPULATION_AIFS:
-            raise ValueError(f"fallback: unknown population AIF {self.fallback!r}; choose one of {POPULATION_AIFS}")
+            raise ValueError(
+                f"fallback: unknown population AIF {self.fallback!r}; choose one of {POPULATION_AIFS}"
+            )
         if not 0.0 <= float(self.min_quality) <= 1.0:
             raise ValueError(f"min_quality: must be in [0, 1], got {self.min_quality!r}")
         if self.population_check is not None and self.population_check not in POPULATION_AIFS:
-            raise ValueError(f"population_check: unknown population AIF {self.population_check!r}; "
-                             f"choose one of {POPULATION_AIFS}")
+            raise ValueError(
+                f"population_check: unknown population AIF {self.population_check!r}; "
+                f"choose one of {POPULATION_AIFS}"
+            )
         area_plausibility(1.0, self.plausible_area_ratio)  # validates the limits
 
     @classmethod
@@ -259,7 +263,9 @@ class AIFOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise ValueError(f"detect_aif: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"detect_aif: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return replace(base if base is not None else cls(), **kwargs)
 
 
@@ -291,7 +297,7 @@ def curve_quality(
     if not np.isfinite(peak) or peak <= 0:
         return 0.0
     timing = 1.0 if 1 <= peak_index < n - 2 else 0.0
-    tail = np.mean(curve[-max(1, n // 5):])
+    tail = np.mean(curve[-max(1, n // 5) :])
     ratio = peak / tail if tail > 0 else np.inf
     peak_to_tail = float(np.clip((ratio - 1.0) / (peak_to_tail_ref - 1.0), 0.0, 1.0))
     noise = float(np.clip(1.0 - 10.0 * _noise_sd(curve) / peak, 0.0, 1.0))
@@ -305,7 +311,7 @@ def _noise_sd(curves):
     Noise SD of curves [..., t] from the median absolute deviation of the first differences of their second
     half (robust to the bolus): σ ≈ 1.4826·MAD/√2.
     """
-    diffs = np.diff(np.asarray(curves)[..., curves.shape[-1] // 2:], axis=-1)
+    diffs = np.diff(np.asarray(curves)[..., curves.shape[-1] // 2 :], axis=-1)
     deviation = np.abs(diffs - np.median(diffs, axis=-1, keepdims=True))
     return 1.4826 * np.median(deviation, axis=-1) / np.sqrt(2.0)
 
@@ -401,11 +407,17 @@ def _check_signal_model(signal_model, t10, voxel_shape):
     missing = {"tr", "flip_angle", "relaxivity"} - set(signal_model)
     unknown = set(signal_model) - {"tr", "flip_angle", "relaxivity", "b1"}
     if missing or unknown:
-        raise ValueError(f"signal_model: needs keys tr, flip_angle, relaxivity (optional b1); "
-                         f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+        raise ValueError(
+            f"signal_model: needs keys tr, flip_angle, relaxivity (optional b1); "
+            f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+        )
     b1 = np.broadcast_to(np.asarray(signal_model.get("b1", 1.0), dtype=float), voxel_shape).reshape(-1)
-    return {"tr": float(signal_model["tr"]), "flip_angle": float(signal_model["flip_angle"]),
-            "relaxivity": float(signal_model["relaxivity"]), "b1": b1}
+    return {
+        "tr": float(signal_model["tr"]),
+        "flip_angle": float(signal_model["flip_angle"]),
+        "relaxivity": float(signal_model["relaxivity"]),
+        "b1": b1,
+    }
 
 
 def _relative_signal(concentration, t10, model):
@@ -422,8 +434,15 @@ def _relative_signal(concentration, t10, model):
         s0 = spgr_signal(1.0, 1.0 / safe_t10, model["flip_angle"], model["tr"], model["b1"])
         asymptote = np.sin(np.deg2rad(model["flip_angle"] * model["b1"])) / s0
         finite = np.isfinite(concentration)
-        relative = concentration_to_signal(np.where(finite, concentration, 0.0), safe_t10, 1.0 / s0,
-                                           model["tr"], model["flip_angle"], model["relaxivity"], model["b1"])
+        relative = concentration_to_signal(
+            np.where(finite, concentration, 0.0),
+            safe_t10,
+            1.0 / s0,
+            model["tr"],
+            model["flip_angle"],
+            model["relaxivity"],
+            model["b1"],
+        )
         relative = np.where(finite, relative, asymptote[:, None])
     return np.where(ok[:, None], relative, np.nan)
 
@@ -443,18 +462,29 @@ def _pooled_t10(t10, pool, b1_pooled, vfa):
     """
     voxel_t10 = t10.reshape(-1)[pool]
     resamples = np.random.default_rng(0).integers(0, pool.size, (BOOTSTRAP_SAMPLES, pool.size))
-    median = (float(np.median(voxel_t10)), np.median(voxel_t10[resamples], axis=1), "median of the voxel T10s")
+    median = (
+        float(np.median(voxel_t10)),
+        np.median(voxel_t10[resamples], axis=1),
+        "median of the voxel T10s",
+    )
     if vfa is not None:
         from ..t1 import compute_t1_map
 
         signals = np.asarray(vfa["signals"], float).reshape(-1, np.shape(vfa["signals"])[-1])[pool]
         means = np.concatenate([signals.mean(axis=0)[None, :], signals[resamples].mean(axis=1)])
-        fit = compute_t1_map(means, vfa["flip_angles"], vfa["tr"], method=vfa.get("method", "vfa-nonlinear"),
-                             b1=np.full(means.shape[0], b1_pooled))
+        fit = compute_t1_map(
+            means,
+            vfa["flip_angles"],
+            vfa["tr"],
+            method=vfa.get("method", "vfa-nonlinear"),
+            b1=np.full(means.shape[0], b1_pooled),
+        )
         if fit.valid[0]:
             median = (float(fit.t1[0]), fit.t1[1:][fit.valid[1:]], "VFA fit of the mean VFA signal")
     value, resampled, method = median
-    standard_error = float(np.std(resampled, ddof=1)) if pool.size > 1 and resampled.size > 1 else float("nan")
+    standard_error = (
+        float(np.std(resampled, ddof=1)) if pool.size > 1 and resampled.size > 1 else float("nan")
+    )
     return value, standard_error, method
 
 
@@ -478,14 +508,17 @@ def _arterial_baseline(relative, t, baseline_frames):
     before = relative[:, :n_arterial]
     with np.errstate(invalid="ignore", divide="ignore"):
         standard_error = np.std(before, ddof=1) / np.sqrt(relative.shape[0]) if before.size > 1 else np.nan
-        elevated = mean[n_arterial:int(baseline_frames)] - before.mean() > 3.0 * standard_error * np.sqrt(
-            1.0 + 1.0 / n_arterial)
+        elevated = mean[n_arterial : int(baseline_frames)] - before.mean() > 3.0 * standard_error * np.sqrt(
+            1.0 + 1.0 / n_arterial
+        )
     if not elevated.any():
         return relative, None
     n_arterial += int(np.argmax(elevated))
-    note = (f"AIF baseline: the arterial upslope starts at {arrival:.2f} s, before the end of the "
-            f"{int(baseline_frames)} series baseline frames; the AIF's pre-contrast signal is the mean of "
-            f"the first {n_arterial} frame(s)")
+    note = (
+        f"AIF baseline: the arterial upslope starts at {arrival:.2f} s, before the end of the "
+        f"{int(baseline_frames)} series baseline frames; the AIF's pre-contrast signal is the mean of "
+        f"the first {n_arterial} frame(s)"
+    )
     return relative / relative[:, :n_arterial].mean(axis=1, keepdims=True), note
 
 
@@ -497,8 +530,16 @@ def _pooled_concentration(relative, t10_pooled, b1, model):
     """
     b1_pooled = float(np.median(b1))
     m0 = 1.0 / spgr_signal(1.0, 1.0 / t10_pooled, model["flip_angle"], model["tr"], b1_pooled)
-    return signal_to_concentration(relative.mean(axis=0), t10_pooled, model["tr"], model["flip_angle"],
-                                   model["relaxivity"], None, m0=m0, b1=b1_pooled).concentration
+    return signal_to_concentration(
+        relative.mean(axis=0),
+        t10_pooled,
+        model["tr"],
+        model["flip_angle"],
+        model["relaxivity"],
+        None,
+        m0=m0,
+        b1=b1_pooled,
+    ).concentration
 
 
 def area_ratio_to_population(
@@ -515,7 +556,9 @@ def area_ratio_to_population(
     """
     arrival = max(0.0, float(bolus_arrival))
     weights = _trapezoid_weights(t)
-    return float(plasma @ weights) / float(population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights)
+    return float(plasma @ weights) / float(
+        population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit) @ weights
+    )
 
 
 def area_plausibility(ratio: float, limits: tuple[float, float] = (0.6, 1.67)) -> float:
@@ -556,8 +599,14 @@ def _population_fallback(name, t, hematocrit, arrival, quality, voxel_shape, rea
         warning = f"{reason}; using the population AIF {name!r} unshifted (no bolus arrival found)"
     plasma = population_aif(name, t, bolus_arrival=arrival, hematocrit=hematocrit)
     return AIFResult(
-        t=t, plasma=plasma, blood=plasma * (1.0 - hematocrit), mask=np.zeros(voxel_shape, dtype=bool),
-        quality=float(quality), source=f"population:{name}", hematocrit=hematocrit, warnings=[warning],
+        t=t,
+        plasma=plasma,
+        blood=plasma * (1.0 - hematocrit),
+        mask=np.zeros(voxel_shape, dtype=bool),
+        quality=float(quality),
+        source=f"population:{name}",
+        hematocrit=hematocrit,
+        warnings=[warning],
         bolus_arrival=arrival,
     )
 
@@ -631,14 +680,21 @@ def detect_aif(
     """
     opts = AIFOptions.from_kwargs(tuning, options)
     fallback, min_quality, population_check = opts.fallback, opts.min_quality, opts.population_check
-    area_percentile, vessel_area_fraction, blood_t1_range = (opts.area_percentile, opts.vessel_area_fraction,
-                                                             opts.blood_t1_range)
+    area_percentile, vessel_area_fraction, blood_t1_range = (
+        opts.area_percentile,
+        opts.vessel_area_fraction,
+        opts.blood_t1_range,
+    )
     roughness_percentile, max_roughness = opts.roughness_percentile, opts.max_roughness
     n_clusters, min_voxels, peak_to_tail_ref = opts.n_clusters, opts.min_voxels, opts.peak_to_tail_ref
     t10_pool_enhancement, t10_pool_arrival = opts.t10_pool_enhancement, opts.t10_pool_arrival
     concentration, t, mask = _check_inputs(concentration, t, mask)
-    if vfa is not None and (signal_model is None or np.shape(vfa["signals"])[:-1] != np.shape(concentration)[:-1]):
-        raise ValueError("vfa: needs signal_model, and its signals must share the voxel shape of the concentration")
+    if vfa is not None and (
+        signal_model is None or np.shape(vfa["signals"])[:-1] != np.shape(concentration)[:-1]
+    ):
+        raise ValueError(
+            "vfa: needs signal_model, and its signals must share the voxel shape of the concentration"
+        )
     hct = check_hematocrit(hematocrit)
     voxel_shape = concentration.shape[:-1]
     if t10 is not None:
@@ -652,8 +708,10 @@ def detect_aif(
     area = flat @ _trapezoid_weights(t)  # NaN/inf wherever a sample is not finite
     index = np.flatnonzero(mask.reshape(-1) & np.isfinite(area))
     if index.size:
-        threshold = max(np.percentile(area[index], area_percentile),
-                        vessel_area_fraction * np.percentile(area[index], 99.5))
+        threshold = max(
+            np.percentile(area[index], area_percentile),
+            vessel_area_fraction * np.percentile(area[index], 99.5),
+        )
         index = index[(area[index] >= threshold) & (area[index] > 0)]
     if t10 is not None:
         voxel_t1 = t10.reshape(-1)[index]
@@ -680,12 +738,17 @@ def detect_aif(
         reference = curves[chosen].mean(axis=0)
         arrival_offset = _half_maximum_time(curves, t) - _half_maximum_time(reference[None, :], t)[0]
         blood_like = (curves.max(axis=-1) >= t10_pool_enhancement * reference.max()) & (
-            np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t)))
+            np.abs(arrival_offset) <= t10_pool_arrival * np.median(np.diff(t))
+        )
         blood_like[chosen] = True  # the selected voxels always belong to the pool
         b1_chosen = model["b1"][index[chosen]]
         t10_blood, t10_se, t10_method = _pooled_t10(t10, index[blood_like], float(np.median(b1_chosen)), vfa)
-        blood_t10 = {"value": t10_blood, "standard_error": t10_se, "voxels": int(np.sum(blood_like)),
-                     "method": t10_method}
+        blood_t10 = {
+            "value": t10_blood,
+            "standard_error": t10_se,
+            "voxels": int(np.sum(blood_like)),
+            "method": t10_method,
+        }
         relative, baseline_note = _arterial_baseline(curves[chosen] + 1.0, t, baseline_frames)
         blood = _pooled_concentration(relative, t10_blood, b1_chosen, model)
     quality = curve_quality(blood, chosen.size, peak_to_tail_ref, min_voxels)
@@ -695,13 +758,18 @@ def detect_aif(
         quality = 0.0
         notes.append("the mean arterial signal reaches the SPGR asymptote")
     elif population_check is not None:
-        ratio = (area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct, arrival)
-                 if np.isfinite(arrival) else float("nan"))
+        ratio = (
+            area_ratio_to_population(blood_to_plasma(blood, hct), t, population_check, hct, arrival)
+            if np.isfinite(arrival)
+            else float("nan")
+        )
         plausibility = area_plausibility(ratio, opts.plausible_area_ratio)
         quality *= plausibility
         if plausibility < 1.0:
-            notes += [f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
-                      + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")]
+            notes += [
+                f"image AIF area is {ratio:.2f} x the population AIF {population_check!r}"
+                + (" (partial volume likely: no pure arterial voxel)" if ratio < 1.0 else "")
+            ]
     selected = np.zeros(voxel_shape, dtype=bool)
     selected.reshape(-1)[index[chosen]] = True
     if quality < min_quality:
@@ -712,8 +780,15 @@ def detect_aif(
     else:
         warnings = notes
     return AIFResult(
-        t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=selected, quality=float(quality),
-        source="image", hematocrit=hct, warnings=warnings, blood_t10=blood_t10,
+        t=t,
+        plasma=blood_to_plasma(blood, hct),
+        blood=blood,
+        mask=selected,
+        quality=float(quality),
+        source="image",
+        hematocrit=hct,
+        warnings=warnings,
+        blood_t10=blood_t10,
     )
 
 
@@ -760,7 +835,12 @@ def aif_from_mask(
     blood = concentration[usable].mean(axis=0)
     n_used = int(usable.sum())
     return AIFResult(
-        t=t, plasma=blood_to_plasma(blood, hct), blood=blood, mask=usable,
+        t=t,
+        plasma=blood_to_plasma(blood, hct),
+        blood=blood,
+        mask=usable,
         quality=float(curve_quality(blood, n_used, peak_to_tail_ref, min_voxels)),
-        source="mask", hematocrit=hct, warnings=warnings,
+        source="mask",
+        hematocrit=hct,
+        warnings=warnings,
     )

@@ -29,9 +29,16 @@ from ..registry.aifs import get_population_aif
 
 #: Parker 2006 Table 1 (time in minutes, concentrations in mM of blood)
 PARKER_PARAMETERS = {
-    "A1": 0.809, "sigma1": 0.0563, "T1": 0.17046,
-    "A2": 0.330, "sigma2": 0.132, "T2": 0.365,
-    "alpha": 1.050, "beta": 0.1685, "s": 38.078, "tau": 0.483,
+    "A1": 0.809,
+    "sigma1": 0.0563,
+    "T1": 0.17046,
+    "A2": 0.330,
+    "sigma2": 0.132,
+    "T2": 0.365,
+    "alpha": 1.050,
+    "beta": 0.1685,
+    "s": 38.078,
+    "tau": 0.483,
 }
 #: Georgiou 2019 Eq. 1 parameters (A in mM of blood, m in 1/min, beta and tau in min).
 #: Table 3 of the paper prints them rounded (A 0.37, 0.33, 10.06; m 0.11, 1.17, 16.02;
@@ -41,8 +48,11 @@ PARKER_PARAMETERS = {
 #: they round to Table 3 (alpha to 5.27) and reproduce the curve to within 1 % of the
 #: OSIPI tolerance (a_tol 1e-4 mM, r_tol 0.01).
 GEORGIOU_PARAMETERS = {
-    "A": (0.37432, 0.33118, 10.061), "m": (0.1127, 1.1746, 16.02),
-    "alpha": 5.267, "beta": 0.032079, "tau": 0.12856,
+    "A": (0.37432, 0.33118, 10.061),
+    "m": (0.1127, 1.1746, 16.02),
+    "alpha": 5.267,
+    "beta": 0.032079,
+    "tau": 0.12856,
 }
 #: Weinmann 1984 / Tofts & Kermode 1991 (dose mmol/kg, a in kg/l, m in 1/min)
 WEINMANN_PARAMETERS = {"dose": 0.1, "a": (3.99, 4.78), "m": (0.144, 0.0111)}
@@ -56,7 +66,8 @@ def parker_blood(t_min: ArrayLike) -> np.ndarray:
     """Parker AIF, blood concentration in mM, ``t_min`` in minutes (t ≥ 0)."""
     p = PARKER_PARAMETERS
     gaussians = sum(
-        p[f"A{i}"] / (p[f"sigma{i}"] * np.sqrt(2 * np.pi))
+        p[f"A{i}"]
+        / (p[f"sigma{i}"] * np.sqrt(2 * np.pi))
         * np.exp(-((t_min - p[f"T{i}"]) ** 2) / (2 * p[f"sigma{i}"] ** 2))
         for i in (1, 2)
     )
@@ -82,8 +93,12 @@ def georgiou_blood(t_min: ArrayLike) -> np.ndarray:
         x = t_min - j * p["tau"]
         shape = (j + 1) * p["alpha"] + j + 1
         positive = x > 0
-        log_pdf = ((shape - 1) * np.log(np.where(positive, x, 1.0)) - x / p["beta"]
-                   - shape * np.log(p["beta"]) - gammaln(shape))
+        log_pdf = (
+            (shape - 1) * np.log(np.where(positive, x, 1.0))
+            - x / p["beta"]
+            - shape * np.log(p["beta"])
+            - gammaln(shape)
+        )
         passes += np.where(positive, np.exp(log_pdf), 0.0)
     return washout * passes
 
@@ -174,4 +189,3 @@ def check_hematocrit(hematocrit: float) -> float:
 def blood_to_plasma(blood: ArrayLike, hematocrit: float) -> np.ndarray:
     """Plasma concentration Cp = Cb / (1 − Hct) from blood concentration ``blood``."""
     return np.asarray(blood, dtype=float) / (1.0 - check_hematocrit(hematocrit))
-

@@ -34,15 +34,23 @@ def demo_grid(matrix=DEFAULT_MATRIX):
 
 def build_parser():
     """Return the argument parser of ``dcequant-demo``."""
-    parser = argparse.ArgumentParser(prog="dcequant-demo",
-                                     description="Simulate a small DICOM study, convert it, run dcequant "
-                                                 "(participant and group) and print where the reports are.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="dcequant-demo",
+        description="Simulate a small DICOM study, convert it, run dcequant "
+        "(participant and group) and print where the reports are.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("out", type=Path, help="empty or new folder for the demo")
     parser.add_argument("--subjects", type=int, default=2, help="number of simulated subjects")
     parser.add_argument("--sessions", type=int, default=1, help="sessions per subject")
-    parser.add_argument("--matrix", type=int, nargs=3, default=DEFAULT_MATRIX, metavar=("NX", "NY", "NZ"),
-                        help="voxels of the simulated grid")
+    parser.add_argument(
+        "--matrix",
+        type=int,
+        nargs=3,
+        default=DEFAULT_MATRIX,
+        metavar=("NX", "NY", "NZ"),
+        help="voxels of the simulated grid",
+    )
     parser.add_argument("--nprocs", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
     return parser
@@ -60,8 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     grid = demo_grid(args.matrix)
     print(f"[1/4] simulating {args.subjects} subject(s) x {args.sessions} session(s) as DICOM in {bids_dir}")
     try:
-        summary = simulate_study(bids_dir, n_subjects=args.subjects, n_sessions=args.sessions, fmt="dicom",
-                                 grid=grid, seed=args.seed)
+        summary = simulate_study(
+            bids_dir,
+            n_subjects=args.subjects,
+            n_sessions=args.sessions,
+            fmt="dicom",
+            grid=grid,
+            seed=args.seed,
+        )
     except ValueError as exc:
         print(f"dcequant-demo: error: {exc}", file=sys.stderr)
         return 1
@@ -78,12 +92,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     work_dir = args.out / "work"
     print(f"[3/4] dcequant {bids_dir} {out_dir} participant")
-    code = dcequant_main([str(bids_dir), str(out_dir), "participant", "-w", str(work_dir),
-                          "--nprocs", str(args.nprocs), "--random-seed", str(args.seed)])
+    code = dcequant_main(
+        [
+            str(bids_dir),
+            str(out_dir),
+            "participant",
+            "-w",
+            str(work_dir),
+            "--nprocs",
+            str(args.nprocs),
+            "--random-seed",
+            str(args.seed),
+        ]
+    )
     if code != 0:
         return code
     print(f"[4/4] dcequant {bids_dir} {out_dir} group")
-    code = dcequant_main([str(bids_dir), str(out_dir), "group", "--roi", str(bids_dir / "derivatives" / "truth")])
+    code = dcequant_main(
+        [str(bids_dir), str(out_dir), "group", "--roi", str(bids_dir / "derivatives" / "truth")]
+    )
     if code != 0:
         return code
     print("\nDemo finished. Open the reports:")

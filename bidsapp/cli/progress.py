@@ -81,8 +81,10 @@ class Progress:
             if status in ("end", "exception", "skipped"):
                 self.done[subject] += 1
             word = {"start": "started", "end": "done", "exception": "FAILED"}.get(status, status)
-            line = f"[{subject or 'dcequant'}] {self.done[subject]}/{self.totals.get(subject, '?')} steps  " \
-                   f"({_step_of(node.fullname)} {word})"
+            line = (
+                f"[{subject or 'dcequant'}] {self.done[subject]}/{self.totals.get(subject, '?')} steps  "
+                f"({_step_of(node.fullname)} {word})"
+            )
             if self.interactive:
                 print(line, file=self.stream, flush=True)
             elif status != "start":

@@ -21,8 +21,20 @@ from .. import __version__
 from ..io_utils import write_json_atomic
 
 #: distributions whose versions are recorded (import names differ for some: pybids is ``bids``)
-RECORDED_PACKAGES = ("numpy", "scipy", "torch", "pandas", "nibabel", "pydicom", "dcm2niix", "pybids", "nipype",
-                     "matplotlib", "SimpleITK", "bids-validator-deno")
+RECORDED_PACKAGES = (
+    "numpy",
+    "scipy",
+    "torch",
+    "pandas",
+    "nibabel",
+    "pydicom",
+    "dcm2niix",
+    "pybids",
+    "nipype",
+    "matplotlib",
+    "SimpleITK",
+    "bids-validator-deno",
+)
 
 
 def _versions():
@@ -41,9 +53,14 @@ def write_config_record(config, argv=None, now=None):
     run_uuid = uuid.uuid4()
     path = Path(config.output_dir) / "logs" / f"config-{now:%Y%m%dT%H%M%SZ}_{run_uuid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {
-        "RunUUID": str(run_uuid), "Started": now.isoformat(timespec="seconds"),
-        "CommandLine": ["dcequant", *(sys.argv[1:] if argv is None else argv)],
-        "Config": config.to_dict(), "Versions": _versions(),
-    })
+    write_json_atomic(
+        path,
+        {
+            "RunUUID": str(run_uuid),
+            "Started": now.isoformat(timespec="seconds"),
+            "CommandLine": ["dcequant", *(sys.argv[1:] if argv is None else argv)],
+            "Config": config.to_dict(),
+            "Versions": _versions(),
+        },
+    )
     return path

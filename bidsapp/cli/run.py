@@ -41,16 +41,23 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         options.update(load_config_file(config_file))
     options.update(args)
     if options.get("analysis_level") not in ANALYSIS_LEVELS:
-        raise AppError(f"analysis_level must be one of {', '.join(ANALYSIS_LEVELS)}, got "
-                       f"{options.get('analysis_level')!r}", EXIT_BAD_LEVEL)
+        raise AppError(
+            f"analysis_level must be one of {', '.join(ANALYSIS_LEVELS)}, got "
+            f"{options.get('analysis_level')!r}",
+            EXIT_BAD_LEVEL,
+        )
     return make_config(options)
 
 
 def setup_logging(verbose):
     """Configure the root logger: WARNING for ``verbose < 0``, INFO for 0, DEBUG above."""
     level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", force=True)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
     _quiet_nipype(verbose)
 
 
@@ -74,23 +81,32 @@ def _validator_command():
         return [sys.executable, "-c", "import sys; from bids_validator_deno import cli; sys.exit(cli())"]
     exe = shutil.which("bids-validator-deno")
     if exe is None:
-        raise AppError("bids-validator-deno is not installed (pip install bids-validator-deno); "
-                       "or pass --skip-bids-validation")
+        raise AppError(
+            "bids-validator-deno is not installed (pip install bids-validator-deno); "
+            "or pass --skip-bids-validation"
+        )
     return [exe]
 
 
 def validate_bids(bids_dir):
     """Run ``bids-validator-deno``; raise :class:`AppError` (16) when it reports errors."""
-    proc = subprocess.run([*_validator_command(), "--format", "json", str(bids_dir)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [*_validator_command(), "--format", "json", str(bids_dir)], capture_output=True, text=True
+    )
     try:
         report = json.loads(proc.stdout)
     except ValueError:
         raise AppError(f"bids-validator-deno failed on {bids_dir}: {proc.stderr.strip()[-500:]}") from None
-    errors = [issue for issue in report.get("issues", {}).get("issues", []) if issue.get("severity") == "error"]
+    errors = [
+        issue for issue in report.get("issues", {}).get("issues", []) if issue.get("severity") == "error"
+    ]
     if errors:
         lines = sorted({f"{e.get('code')}: {e.get('location', '')}" for e in errors})
-        raise AppError(f"{bids_dir} is not valid BIDS ({len(errors)} error(s)); first: {'; '.join(lines[:5])} "
-                       "(fix them or pass --skip-bids-validation)", EXIT_INVALID_BIDS)
+        raise AppError(
+            f"{bids_dir} is not valid BIDS ({len(errors)} error(s)); first: {'; '.join(lines[:5])} "
+            "(fix them or pass --skip-bids-validation)",
+            EXIT_INVALID_BIDS,
+        )
     LOGGER.info("bids-validator-deno: %s is valid", bids_dir)
 
 
@@ -108,8 +124,10 @@ def _read_plugin_file(path):
     try:
         import yaml
     except ImportError:
-        raise AppError(f"--use-plugin {path}: reading YAML needs PyYAML (pip install pyyaml); "
-                       "or write the plugin file as JSON") from None
+        raise AppError(
+            f"--use-plugin {path}: reading YAML needs PyYAML (pip install pyyaml); "
+            "or write the plugin file as JSON"
+        ) from None
     try:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -137,9 +155,15 @@ def _nipype_config(config):
     from nipype import config as nipype_config
 
     settings = {
-        "execution": {"crashdump_dir": str(Path(config.output_dir) / "logs" / "crash"), "crashfile_format": "txt",
-                      "stop_on_first_crash": config.stop_on_first_crash, "remove_unnecessary_outputs": False,
-                      "parameterize_dirs": False, "get_linked_libs": False, "check_version": False},
+        "execution": {
+            "crashdump_dir": str(Path(config.output_dir) / "logs" / "crash"),
+            "crashfile_format": "txt",
+            "stop_on_first_crash": config.stop_on_first_crash,
+            "remove_unnecessary_outputs": False,
+            "parameterize_dirs": False,
+            "get_linked_libs": False,
+            "check_version": False,
+        },
         "monitoring": {"enabled": config.resource_monitor},
     }
     nipype_config.update_config(settings)
@@ -162,7 +186,9 @@ def _crash_summary(crash_dir, since, nodes):
         node = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Node:")), path.name)
         if node not in nodes:
             continue
-        error = next((line for line in reversed(lines) if "Error" in line.split(":", 1)[0]), lines[-1] if lines else "")
+        error = next(
+            (line for line in reversed(lines) if "Error" in line.split(":", 1)[0]), lines[-1] if lines else ""
+        )
         summary.append(f"{node}: {error}")
     return summary
 
@@ -231,10 +257,14 @@ def run_participant(config: Config, argv: Sequence[str] | None = None) -> int:
     except RuntimeError:
         crash_dir = Path(config.output_dir) / "logs" / "crash"
         failures = _crash_summary(crash_dir, started, {f"{wf.name}.{name}" for name in wf.list_node_names()})
-        raise AppError(f"processing failed: {'; '.join(failures) or 'see the log'} (crash files in {crash_dir}; "
-                       f"re-run with the same --work-dir {work_dir} to resume)") from None
+        raise AppError(
+            f"processing failed: {'; '.join(failures) or 'see the log'} (crash files in {crash_dir}; "
+            f"re-run with the same --work-dir {work_dir} to resume)"
+        ) from None
     for subject in subjects:
-        print(f"dcequant: report for sub-{subject}: {Path(config.output_dir).resolve() / f'sub-{subject}.html'}")
+        print(
+            f"dcequant: report for sub-{subject}: {Path(config.output_dir).resolve() / f'sub-{subject}.html'}"
+        )
     return EXIT_OK
 
 
@@ -261,7 +291,9 @@ def _run(argv):
     if Path(config.output_dir).resolve() == Path(config.bids_dir).resolve():
         raise AppError("output_dir must differ from bids_dir")
     if config.nets:
-        raise AppError(f"--nets {' '.join(config.nets)}: no networks are available in this version of dcequant")
+        raise AppError(
+            f"--nets {' '.join(config.nets)}: no networks are available in this version of dcequant"
+        )
     if config.nets is not None:
         LOGGER.info("--nets: no networks are available in this version; none will run")
     if not config.skip_bids_validation and config.analysis_level == "participant":

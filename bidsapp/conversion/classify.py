@@ -117,7 +117,10 @@ def automatic_role(acq, series_sizes):
     if nvol >= MIN_DYNAMIC_VOLUMES:
         if _is_gradient_echo(f) and (tr is None or tr < MAX_SPGR_TR_S):
             return "dce", f"{nvol} volumes per slice, gradient echo TR {_ms(tr)}"
-        return "other", f"{nvol} volumes but TR {_ms(tr)} / {f.scanning_sequence or '?'} is not a DCE sequence"
+        return (
+            "other",
+            f"{nvol} volumes but TR {_ms(tr)} / {f.scanning_sequence or '?'} is not a DCE sequence",
+        )
     if (ti is not None and ti >= 1.5) or FLAIR_TEXT.search(_text(f)):
         return "FLAIR", f"inversion recovery TI {_ms(ti)}"
     if tr is not None and te is not None and tr >= 1.5 and te >= 0.06:
@@ -155,7 +158,12 @@ def _same_protocol(acq, other):
     """Return the TR, TE, matrix and orientation key (for acquisitions without a stack)."""
     f, g = acq.first, other.first
     return (f.repetition_time, f.echo_time, f.rows, f.columns, f.orientation) == (
-        g.repetition_time, g.echo_time, g.rows, g.columns, g.orientation)
+        g.repetition_time,
+        g.echo_time,
+        g.rows,
+        g.columns,
+        g.orientation,
+    )
 
 
 def _grid_key(acq):
@@ -174,7 +182,9 @@ def _pick_dynamics(assignments):
     for a in sorted(dyn, key=lambda a: a.acq.first.echo_time or 0.0):
         if a.acq.series_uid in first_echo:  # later echo (or other image) of the same dynamic series
             a.role = "other"
-            a.reason = f"{a.reason}; not the shortest echo of its series ({first_echo[a.acq.series_uid].acq.label})"
+            a.reason = (
+                f"{a.reason}; not the shortest echo of its series ({first_echo[a.acq.series_uid].acq.label})"
+            )
         else:
             first_echo[a.acq.series_uid] = a
     dyn = list(first_echo.values())
@@ -214,7 +224,9 @@ def _resolve_vfa(assignments, series_sizes):
         chosen_key = max(forced_keys - {None}, key=lambda k: len(angles(clusters[k])), default=None)
     else:
         usable = [k for k, members in clusters.items() if len(angles(members)) >= 2]
-        chosen_key = max(usable, key=lambda k: ((k[0], k[1]) == dce_grid, len(angles(clusters[k]))), default=None)
+        chosen_key = max(
+            usable, key=lambda k: ((k[0], k[1]) == dce_grid, len(angles(clusters[k]))), default=None
+        )
     chosen = clusters.get(chosen_key, [])
     by_angle = {}
     for a in sorted(chosen, key=lambda m: (m.acq.first.series_number or 0, m.acq.earliest_clock() or 0)):
@@ -231,13 +243,18 @@ def _resolve_vfa(assignments, series_sizes):
         if id(a) in chosen_ids:
             continue
         f = a.acq.first
-        missing = [n for n, v in (("FlipAngle", f.flip_angle), ("RepetitionTime", f.repetition_time)) if v is None]
+        missing = [
+            n for n, v in (("FlipAngle", f.flip_angle), ("RepetitionTime", f.repetition_time)) if v is None
+        ]
         same_grid = chosen_key is not None and _grid_key(a.acq) == (chosen_key[0], chosen_key[1])
         if a.acq.stack is None and chosen and _same_protocol(a.acq, chosen[0].acq):
             a.role = "vfa"  # a flip-angle image whose frames could not be stacked; problem set later
         elif a.role == "vfa":
-            a.problem = (f"{', '.join(missing)} missing" if missing else
-                         "does not share grid, TR, TE and sequence with the other flip-angle images")
+            a.problem = (
+                f"{', '.join(missing)} missing"
+                if missing
+                else "does not share grid, TR, TE and sequence with the other flip-angle images"
+            )
         elif missing and same_grid:
             a.role, a.problem = "vfa", f"{', '.join(missing)} missing; cannot be used as a flip-angle image"
         elif series_sizes[a.acq.series_uid] > 1:
@@ -300,7 +317,9 @@ def _number_runs(assignments):
             groups.setdefault((a.role, tuple(sorted(a.entities.items()))), []).append(a)
     for members in groups.values():
         if len(members) > 1:
-            for run, a in enumerate(sorted(members, key=lambda m: (m.acq.first.series_number or 0, m.acq.label)), 1):
+            for run, a in enumerate(
+                sorted(members, key=lambda m: (m.acq.first.series_number or 0, m.acq.label)), 1
+            ):
                 a.entities["run"] = run
 
 

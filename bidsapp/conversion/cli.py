@@ -23,9 +23,13 @@ def build_parser():
     parser.add_argument("bids_dir", metavar="BIDS_DIR", help="BIDS dataset root (created if needed)")
     parser.add_argument("--participant-label", required=True, help="subject label, with or without 'sub-'")
     parser.add_argument("--session-label", help="session label, with or without 'ses-'")
-    parser.add_argument("--config", metavar="RULES_JSON", help="user rules overriding roles / adding sidecar fields")
+    parser.add_argument(
+        "--config", metavar="RULES_JSON", help="user rules overriding roles / adding sidecar fields"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan as a table and write nothing")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing files whose content differs")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing files whose content differs"
+    )
     return parser
 
 
@@ -34,8 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         outcome = convert_dicom_study(
-            args.dicom_dir, args.bids_dir, args.participant_label, session_label=args.session_label,
-            config=args.config, dry_run=args.dry_run, overwrite=args.overwrite,
+            args.dicom_dir,
+            args.bids_dir,
+            args.participant_label,
+            session_label=args.session_label,
+            config=args.config,
+            dry_run=args.dry_run,
+            overwrite=args.overwrite,
         )
     except ValueError as exc:
         print(f"dcequant-convert: error: {exc}", file=sys.stderr)

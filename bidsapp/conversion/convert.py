@@ -105,7 +105,11 @@ def _nifti(data, affine, volume_timing=None):
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm", "sec")
     if data.ndim == 4:
-        step = float(np.median(np.diff(volume_timing))) if volume_timing is not None and len(volume_timing) > 1 else 0.0
+        step = (
+            float(np.median(np.diff(volume_timing)))
+            if volume_timing is not None and len(volume_timing) > 1
+            else 0.0
+        )
         img.header.set_zooms(img.header.get_zooms()[:3] + (step,))
     return img
 
@@ -113,7 +117,10 @@ def _nifti(data, affine, volume_timing=None):
 def _write_pair(target, img, sidecar, overwrite):
     json_path = target.with_name(target.name.replace(".nii.gz", ".json"))
     statuses = stage_and_commit(
-        [(target, lambda tmp: nib.save(img, str(tmp))), (json_path, lambda tmp: write_json_atomic(tmp, sidecar))],
+        [
+            (target, lambda tmp: nib.save(img, str(tmp))),
+            (json_path, lambda tmp: write_json_atomic(tmp, sidecar)),
+        ],
         overwrite,
     )
     status = "replaced" if "replaced" in statuses else "written" if "written" in statuses else "unchanged"
@@ -131,8 +138,10 @@ def _convert_dce(a):
     sidecar = sidecars.dce_sidecar(a.acq.first, vt, clock, a.sidecar)
     missing = [k for k in ("FlipAngle", "RepetitionTimeExcitation") if k not in sidecar]
     if missing:
-        raise ValueError(f"{', '.join(missing)} missing from the DICOM header; supply it with a "
-                         "user rule's \"sidecar\" (see docs/conversion.md)")
+        raise ValueError(
+            f"{', '.join(missing)} missing from the DICOM header; supply it with a "
+            'user rule\'s "sidecar" (see docs/conversion.md)'
+        )
     frame_times(sidecar, "the DCE sidecar", len(vt))  # the timing rules the app reads it with
     details = {"timing_source": source, "volume_order": stack.order_source, "volumes": len(vt)}
     return _nifti(data, stack.grid.affine, vt), sidecar, details
@@ -160,19 +169,27 @@ def b1_to_percent(data, frame):
     data = np.asarray(data, dtype=np.float32)
     text = " ".join([frame.series_description, frame.protocol_name, frame.sequence_name]).lower()
     if "tfl" in text and frame.flip_angle and "siemens" in frame.manufacturer.lower():
-        return data * (10.0 / frame.flip_angle), f"Siemens tfl_b1map: value x 10 / FlipAngle {frame.flip_angle:g}"
+        return data * (
+            10.0 / frame.flip_angle
+        ), f"Siemens tfl_b1map: value x 10 / FlipAngle {frame.flip_angle:g}"
     nz = data[data > 0]
     median = float(np.median(nz)) if nz.size else 0.0
     if 30 <= median <= 300:
         return data, "values already in percent"
     if 0.3 <= median <= 3:
         return data * 100.0, "fraction of nominal x 100"
-    raise ValueError(f"cannot tell the B1 map's units (median {median:g}); convert it by hand or mark it 'ignore'")
+    raise ValueError(
+        f"cannot tell the B1 map's units (median {median:g}); convert it by hand or mark it 'ignore'"
+    )
 
 
 def _convert_b1(a):
     data, how = b1_to_percent(pixels.load_stack(a.acq.stack), a.acq.first)
-    return _nifti(data, a.acq.stack.grid.affine), sidecars.b1_sidecar(a.acq.first, a.sidecar), {"scaling": how}
+    return (
+        _nifti(data, a.acq.stack.grid.affine),
+        sidecars.b1_sidecar(a.acq.first, a.sidecar),
+        {"scaling": how},
+    )
 
 
 def _convert_anat(a):
@@ -181,7 +198,10 @@ def _convert_anat(a):
         img, sidecar = run_dcm2niix(a.acq.files, stack.grid)
         details = {"tool": "dcm2niix"}
     except Dcm2niixError as exc:
-        img, sidecar = _nifti(pixels.load_stack(stack), stack.grid.affine), sidecars.common_fields(a.acq.first)
+        img, sidecar = (
+            _nifti(pixels.load_stack(stack), stack.grid.affine),
+            sidecars.common_fields(a.acq.first),
+        )
         details = {"tool": "nibabel", "dcm2niix_fallback_reason": str(exc)}
     sidecar.update(a.sidecar)
     return img, sidecar, details
@@ -227,7 +247,9 @@ def execute_plan(plan, overwrite=False):
     converted = 0
     for entry in order:
         if entry.target is None:
-            result.entries.append(EntryResult(entry=entry, status="not converted", message=entry.assignment.problem or ""))
+            result.entries.append(
+                EntryResult(entry=entry, status="not converted", message=entry.assignment.problem or "")
+            )
             continue
         try:
             res = _convert_entry(entry, overwrite, dce_grid)
@@ -237,8 +259,10 @@ def execute_plan(plan, overwrite=False):
         result.entries.append(res)
     vfa_results = [r for r in result.entries if r.entry.role == "vfa" and "grid_matches_dce" in r.details]
     if any(not r.details["grid_matches_dce"] for r in vfa_results):
-        plan.notes.append("flip-angle images are not on the dynamic series' grid (see grid_matches_dce in the "
-                          "provenance log); T1 maps will need resampling")
+        plan.notes.append(
+            "flip-angle images are not on the dynamic series' grid (see grid_matches_dce in the "
+            "provenance log); T1 maps will need resampling"
+        )
     if converted:
         _dataset_files(plan)
     result.entries.sort(key=lambda r: plan.entries.index(r.entry))

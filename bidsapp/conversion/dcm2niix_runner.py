@@ -43,7 +43,9 @@ def dcm2niix_binary():
 def dcm2niix_version():
     """Version string reported by the binary, or None."""
     try:
-        out = subprocess.run([str(dcm2niix_binary()), "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [str(dcm2niix_binary()), "--version"], capture_output=True, text=True, timeout=30
+        )
     except (Dcm2niixError, OSError, subprocess.SubprocessError):
         return None
     text = (out.stdout + out.stderr).strip().splitlines()
@@ -53,7 +55,9 @@ def dcm2niix_version():
 def _world_box(grid_shape, affine):
     """World coordinates of the 8 corner voxel centres, sorted (orientation-free)."""
     shape = np.asarray(grid_shape[:3]) - 1
-    corners = np.array([[i, j, k, 1] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])], float)
+    corners = np.array(
+        [[i, j, k, 1] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])], float
+    )
     world = (affine @ corners.T).T[:, :3]
     return world[np.lexsort(np.round(world, 2).T[::-1])]
 
@@ -108,7 +112,9 @@ def reorient_to_grid(img, grid, atol_mm=1e-2):
     data = apply_orientation(np.asanyarray(img.dataobj), transform)
     moved = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape)
     if data.shape[:3] != tuple(grid.shape) or not np.allclose(moved, grid.affine, atol=atol_mm):
-        raise Dcm2niixError("dcm2niix image cannot be reoriented onto the ImagePositionPatient/Orientation grid")
+        raise Dcm2niixError(
+            "dcm2niix image cannot be reoriented onto the ImagePositionPatient/Orientation grid"
+        )
     if np.issubdtype(data.dtype, np.floating):
         data = data.astype(np.float32)  # scaled values; never re-quantised to the stored type
     out = nib.Nifti1Image(data, grid.affine)

@@ -118,9 +118,16 @@ def read_header(path):
             pixel_start = fh.tell()
             offset = _pixel_value_offset(fh, ds, pixel_start) if pixel_start < size else None
     except Exception as exc:  # truncated or corrupt header
-        return None, None, f"unreadable DICOM header{_series_of_broken_file(path)} ({type(exc).__name__}: {exc})"
-    label = series_label(getattr(ds, "SeriesNumber", None), getattr(ds, "SeriesDescription", ""),
-                         getattr(ds, "SeriesInstanceUID", ""))
+        return (
+            None,
+            None,
+            f"unreadable DICOM header{_series_of_broken_file(path)} ({type(exc).__name__}: {exc})",
+        )
+    label = series_label(
+        getattr(ds, "SeriesNumber", None),
+        getattr(ds, "SeriesDescription", ""),
+        getattr(ds, "SeriesInstanceUID", ""),
+    )
     sop_class = str(getattr(ds, "SOPClassUID", ""))
     if sop_class.startswith(NON_IMAGE_SOP_PREFIXES):
         return None, None, "DICOM directory or non-image object"
@@ -130,7 +137,11 @@ def read_header(path):
     # without a raw layout, 8 bytes is the smallest Pixel Data element header (implicit VR)
     available = size - (offset if offset is not None else pixel_start + 8)
     if expected is not None and available < expected:
-        return None, None, f"truncated file of {label}: pixel data has {max(available, 0)} of {expected} bytes"
+        return (
+            None,
+            None,
+            f"truncated file of {label}: pixel data has {max(available, 0)} of {expected} bytes",
+        )
     return ds, offset, None
 
 

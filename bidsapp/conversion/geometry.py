@@ -42,7 +42,9 @@ class Grid:
 
     def matches(self, other, atol_mm=1e-4):
         """Return True when both grids have the same shape and affine within ``atol_mm``."""
-        return tuple(self.shape) == tuple(other.shape) and np.allclose(self.affine, other.affine, atol=atol_mm, rtol=0)
+        return tuple(self.shape) == tuple(other.shape) and np.allclose(
+            self.affine, other.affine, atol=atol_mm, rtol=0
+        )
 
     def max_difference(self, other):
         """Largest absolute affine difference (mm), or inf for different shapes."""
@@ -100,7 +102,9 @@ def slice_step(distinct, fallback=None):
     if np.max(np.abs(gaps - step)) > max(SPACING_RTOL * step, SLICE_TOLERANCE_MM):
         ratio = gaps.max() / gaps.min() if gaps.min() > 0 else 0.0
         hint = " (slices missing?)" if abs(ratio - round(ratio)) < 0.01 and ratio >= 2 else ""
-        raise GeometryError(f"irregular slice spacing: gaps from {gaps.min():.4f} to {gaps.max():.4f} mm{hint}")
+        raise GeometryError(
+            f"irregular slice spacing: gaps from {gaps.min():.4f} to {gaps.max():.4f} mm{hint}"
+        )
     return step
 
 
@@ -111,7 +115,9 @@ def check_collinear(positions, orientation, locations):
     in_plane = positions - np.outer(locations, normal)
     spread = np.max(np.ptp(in_plane, axis=0)) if len(positions) > 1 else 0.0
     if spread > 1e-2:
-        raise GeometryError(f"slice origins are offset in-plane by up to {spread:.3f} mm (mixed stacks or gantry tilt)")
+        raise GeometryError(
+            f"slice origins are offset in-plane by up to {spread:.3f} mm (mixed stacks or gantry tilt)"
+        )
 
 
 def affine_from_dicom(orientation, first_position, pixel_spacing, step, n_rows):

@@ -277,9 +277,12 @@ def _enhanced_frames(ds, path):
     per_frames = _get(ds, "PerFrameFunctionalGroupsSequence") or []
     n_frames = _int(_get(ds, "NumberOfFrames")) or len(per_frames)
     if len(per_frames) != n_frames:
-        raise ValueError(f"{path}: NumberOfFrames={n_frames} but {len(per_frames)} per-frame functional groups")
+        raise ValueError(
+            f"{path}: NumberOfFrames={n_frames} but {len(per_frames)} per-frame functional groups"
+        )
     frames = []
     for index, pf in enumerate(per_frames):
+
         def fg(seq, key, _pf=pf):
             return _functional(_pf, shared, seq, key)
 
@@ -324,7 +327,10 @@ def _enhanced_frames(ds, path):
 
 def is_enhanced(ds):
     """Return True for an enhanced (multi-frame) MR object."""
-    return str(_get(ds, "SOPClassUID", "")) in ENHANCED_MR_SOP_CLASSES or "PerFrameFunctionalGroupsSequence" in ds
+    return (
+        str(_get(ds, "SOPClassUID", "")) in ENHANCED_MR_SOP_CLASSES
+        or "PerFrameFunctionalGroupsSequence" in ds
+    )
 
 
 def frames_from_dataset(ds, path):

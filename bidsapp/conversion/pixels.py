@@ -50,7 +50,12 @@ def _raw_pixels(frame):
         signed, samples = int(ds.PixelRepresentation) == 1, int(getattr(ds, "SamplesPerPixel", 1) or 1)
     except (AttributeError, TypeError, ValueError):
         return None
-    if frame.pixel_offset is None or samples != 1 or allocated not in (8, 16, 32) or not 0 < stored <= allocated:
+    if (
+        frame.pixel_offset is None
+        or samples != 1
+        or allocated not in (8, 16, 32)
+        or not 0 < stored <= allocated
+    ):
         return None
     dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
     count = frame.rows * frame.columns
@@ -95,7 +100,9 @@ def load_stack(stack):
         else:
             pixels, cache_path, cache_pixels = _decoded_pixels(frame, cache_path, cache_pixels)
         if pixels.shape != (nrow, ncol):
-            raise PixelError(f"{frame.path}: pixel data {pixels.shape} does not match Rows×Columns {(nrow, ncol)}")
+            raise PixelError(
+                f"{frame.path}: pixel data {pixels.shape} does not match Rows×Columns {(nrow, ncol)}"
+            )
         if data is None:
             data = np.empty((ncol, nrow, nslice, nvol), dtype=np.float32 if rescale else pixels.dtype)
         if rescale:

@@ -53,12 +53,25 @@ class ConversionPlan:
     @property
     def problems(self):
         """One-line messages for acquisitions that have a role but cannot be converted."""
-        return [f"{e.label}: {e.role} not converted: {e.assignment.problem}"
-                for e in self.entries if e.assignment.problem and e.role not in ("other", "ignore")]
+        return [
+            f"{e.label}: {e.role} not converted: {e.assignment.problem}"
+            for e in self.entries
+            if e.assignment.problem and e.role not in ("other", "ignore")
+        ]
 
     def table(self):
         """Return the plan as a fixed-width text table (what ``--dry-run`` prints)."""
-        header = ("series", "description", "files", "slices", "vols", "flip", "TR ms", "role", "target / reason")
+        header = (
+            "series",
+            "description",
+            "files",
+            "slices",
+            "vols",
+            "flip",
+            "TR ms",
+            "role",
+            "target / reason",
+        )
         rows = []
         for e in self.entries:
             a, f = e.assignment, e.assignment.acq.first
@@ -69,19 +82,24 @@ class ConversionPlan:
             else:
                 where = f"- ({a.reason})"
             desc = f.series_description + (f" [{a.acq.sub_label}]" if a.acq.sub_label else "")
-            rows.append((
-                "?" if f.series_number is None else str(f.series_number),
-                desc[:40],
-                str(len(a.acq.files)),
-                str(n_slices(a.acq) or "?"),
-                str(n_volumes(a.acq)),
-                "?" if f.flip_angle is None else f"{f.flip_angle:g}",
-                "?" if f.repetition_time is None else f"{f.repetition_time * 1e3:g}",
-                e.role + ("*" if a.decided_by != "auto" else ""),
-                where,
-            ))
+            rows.append(
+                (
+                    "?" if f.series_number is None else str(f.series_number),
+                    desc[:40],
+                    str(len(a.acq.files)),
+                    str(n_slices(a.acq) or "?"),
+                    str(n_volumes(a.acq)),
+                    "?" if f.flip_angle is None else f"{f.flip_angle:g}",
+                    "?" if f.repetition_time is None else f"{f.repetition_time * 1e3:g}",
+                    e.role + ("*" if a.decided_by != "auto" else ""),
+                    where,
+                )
+            )
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in [header, *rows]]
+        lines = [
+            "  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+            for r in [header, *rows]
+        ]
         if any(e.assignment.decided_by != "auto" for e in self.entries):
             lines.append("(* role set by a user rule)")
         return "\n".join(lines)
@@ -155,12 +173,14 @@ def plan_conversion(
         elif target is not None:
             claimed[target] = a.acq.label
         plan.entries.append(PlanEntry(assignment=a, target=target))
-        for warning in (a.acq.stack.warnings if a.acq.stack is not None else []):
+        for warning in a.acq.stack.warnings if a.acq.stack is not None else []:
             plan.notes.append(f"{a.acq.label}: {warning}")
     patients = sorted({str(getattr(f.dataset, "PatientID", "") or "") for f in frames} - {""})
     if len(patients) > 1:
-        plan.notes.append(f"{dicom_dir}: images of {len(patients)} different PatientIDs ({', '.join(patients[:5])}); "
-                          "all are converted as participant " + subject)
+        plan.notes.append(
+            f"{dicom_dir}: images of {len(patients)} different PatientIDs ({', '.join(patients[:5])}); "
+            "all are converted as participant " + subject
+        )
     if not plan.entries_with_role("dce"):
         plan.notes.append("no dynamic (DCE) series found")
     return plan

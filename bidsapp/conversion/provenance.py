@@ -50,22 +50,24 @@ def provenance_record(result, dcm2niix_version=None):
     for r in result.entries:
         a = r.entry.assignment
         f = a.acq.first
-        series.append({
-            "SeriesInstanceUID": f.series_uid,
-            "StudyInstanceUID": f.study_uid,
-            "SeriesNumber": f.series_number,
-            "SeriesDescription": f.series_description,
-            "acquisition": a.acq.sub_label,
-            "n_frames": len(a.acq.frames),
-            "role": a.role,
-            "decided_by": a.decided_by,
-            "reason": a.reason,
-            "status": "converted" if r.status in CONVERTED else r.status,
-            "message": r.message,
-            "outputs": [_relative(p, plan.bids_dir) for p in r.files],
-            "details": r.details,
-            "files": [_relative(Path(p).resolve(), dicom_dir) for p in a.acq.files],
-        })
+        series.append(
+            {
+                "SeriesInstanceUID": f.series_uid,
+                "StudyInstanceUID": f.study_uid,
+                "SeriesNumber": f.series_number,
+                "SeriesDescription": f.series_description,
+                "acquisition": a.acq.sub_label,
+                "n_frames": len(a.acq.frames),
+                "role": a.role,
+                "decided_by": a.decided_by,
+                "reason": a.reason,
+                "status": "converted" if r.status in CONVERTED else r.status,
+                "message": r.message,
+                "outputs": [_relative(p, plan.bids_dir) for p in r.files],
+                "details": r.details,
+                "files": [_relative(Path(p).resolve(), dicom_dir) for p in a.acq.files],
+            }
+        )
     return {
         "converter": f"dcequant-convert {__version__}",
         "dcm2niix": dcm2niix_version,

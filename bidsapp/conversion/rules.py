@@ -138,7 +138,9 @@ def pattern_matches(pattern, value):
         return False
     if isinstance(pattern, dict):
         num = _number(value)
-        return num is not None and pattern.get("min", -float("inf")) <= num <= pattern.get("max", float("inf"))
+        return num is not None and pattern.get("min", -float("inf")) <= num <= pattern.get(
+            "max", float("inf")
+        )
     if isinstance(pattern, (int, float)) and not isinstance(pattern, bool):
         num = _number(value)
         return num is not None and abs(num - pattern) <= 1e-6 * max(1.0, abs(pattern))

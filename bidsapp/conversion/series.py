@@ -137,7 +137,9 @@ def remove_duplicates(frames):
     for frame in sorted(frames, key=lambda f: (f.path, f.frame_index or 0)):
         key = (frame.sop_uid, frame.frame_index)
         if frame.sop_uid and key in seen:
-            notes.append(f"{frame.label}: duplicate instance {frame.sop_uid} in {frame.path}; kept {seen[key]}")
+            notes.append(
+                f"{frame.label}: duplicate instance {frame.sop_uid} in {frame.path}; kept {seen[key]}"
+            )
             continue
         seen[key] = frame.path
         kept.append(frame)
@@ -216,14 +218,21 @@ def build_stack(acq):
     sorted_positions = np.array([column[0].position for column in columns])
     geometry.check_collinear(sorted_positions, first.orientation, distinct)
     step = geometry.slice_step(distinct, first.spacing_between_slices or first.slice_thickness)
-    affine = geometry.affine_from_dicom(first.orientation, columns[0][0].position, first.pixel_spacing, step,
-                                        first.rows)
+    affine = geometry.affine_from_dicom(
+        first.orientation, columns[0][0].position, first.pixel_spacing, step, first.rows
+    )
     grid = geometry.Grid(shape=(first.columns, first.rows, len(distinct)), affine=affine)
     if len(distinct) > 1 and first.slice_thickness and abs(first.slice_thickness - step) > 1e-3:
-        warnings.append(f"slice spacing {step:.4f} mm from positions differs from SliceThickness "
-                        f"{first.slice_thickness:g} mm; the spacing is used")
+        warnings.append(
+            f"slice spacing {step:.4f} mm from positions differs from SliceThickness "
+            f"{first.slice_thickness:g} mm; the spacing is used"
+        )
     inst = [f.instance_number for f in frames]
-    if n_vol > 1 and all(v is not None for v in inst) and max(inst) - min(inst) + 1 > len(set(inst)) == len(inst):
+    if (
+        n_vol > 1
+        and all(v is not None for v in inst)
+        and max(inst) - min(inst) + 1 > len(set(inst)) == len(inst)
+    ):
         warnings.append("InstanceNumber has gaps (frames missing from the export?)")
     return Stack(frames=columns, grid=grid, order_source=order_source, warnings=warnings)
 

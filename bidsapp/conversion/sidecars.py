@@ -59,8 +59,15 @@ def vfa_sidecar(frame, extra=None):
 def contrast_fields(frame, first_clock):
     """BIDS contrast fields from the dynamic series' header (see module docstring)."""
     c, out = frame.contrast, {}
-    for key in ("ContrastBolusAgent", "ContrastBolusRoute", "ContrastBolusVolume", "ContrastBolusTotalDose",
-                "ContrastBolusIngredient", "ContrastBolusIngredientConcentration", "ContrastFlowRate"):
+    for key in (
+        "ContrastBolusAgent",
+        "ContrastBolusRoute",
+        "ContrastBolusVolume",
+        "ContrastBolusTotalDose",
+        "ContrastBolusIngredient",
+        "ContrastBolusIngredientConcentration",
+        "ContrastFlowRate",
+    ):
         _put(out, key, c.get(key))
     volume = c.get("ContrastBolusTotalDose", c.get("ContrastBolusVolume"))
     weight = _positive(getattr(frame.dataset, "PatientWeight", None))

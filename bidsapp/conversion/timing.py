@@ -130,7 +130,9 @@ def volume_timing(frames, slice_index, volume_index):
     source, times = choose_timing(frames, slice_index)
     if source is None:
         raise TimingError(
-            "no per-frame timing: none of " + ", ".join(TIMING_PRECEDENCE) + " is present and distinct in every frame"
+            "no per-frame timing: none of "
+            + ", ".join(TIMING_PRECEDENCE)
+            + " is present and distinct in every frame"
         )
     n_vol = int(volume_index.max()) + 1
     onset = np.array([times[volume_index == v].min() for v in range(n_vol)])

@@ -102,7 +102,9 @@ class FitOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise ValueError(f"fit_model: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"fit_model: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         opts = cls(**kwargs)
         if opts.init not in ("auto", "grid", "linear"):
             raise ValueError(f"init: expected 'auto', 'grid' or 'linear', got {opts.init!r}")
@@ -131,14 +133,18 @@ def _bounds(spec, opts, fit_delay, device):
 def _as_voxels(concentration, n_t, mask):
     conc = np.asarray(concentration)
     if conc.ndim < 1 or conc.shape[-1] != n_t:
-        raise ValueError(f"concentration: last axis has {conc.shape[-1] if conc.ndim else 0} frames but t has {n_t}")
+        raise ValueError(
+            f"concentration: last axis has {conc.shape[-1] if conc.ndim else 0} frames but t has {n_t}"
+        )
     lead = conc.shape[:-1]
     flat = conc.reshape(-1, n_t)
     use = np.isfinite(flat).all(-1)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != lead:
-            raise ValueError(f"mask: shape {mask.shape} does not match the concentration's voxel shape {lead}")
+            raise ValueError(
+                f"mask: shape {mask.shape} does not match the concentration's voxel shape {lead}"
+            )
         use &= mask.reshape(-1).astype(bool)
     return flat, lead, use
 
@@ -250,8 +256,11 @@ class _Outputs:
             return
         se, cov = _standard_errors(res.jtj, res.sse, res.theta, lower, upper, n_t)
         sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1)
-        r2 = torch.where(sst > 0, 1.0 - res.sse / sst.clamp_min(1e-300),
-                         torch.where(res.sse <= 1e-300, torch.ones_like(sst), torch.zeros_like(sst)))
+        r2 = torch.where(
+            sst > 0,
+            1.0 - res.sse / sst.clamp_min(1e-300),
+            torch.where(res.sse <= 1e-300, torch.ones_like(sst), torch.zeros_like(sst)),
+        )
         self.theta[sel] = res.theta.cpu().numpy()
         self.se[sel] = se.cpu().numpy()
         self.cov[sel] = cov.cpu().numpy()
@@ -277,7 +286,9 @@ def _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev):
     return y, KineticProblem(spec, plasma, delay=delay, fit_delay=fit_delay)
 
 
-def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress, out=None):
+def _fit_chunks(
+    spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, start_fn, progress, out=None
+):
     """Run Levenberg–Marquardt for the voxels ``todo`` in chunks.
 
     Returns the :class:`_Outputs` (``out`` if given, with the voxels ``todo`` filled in).
@@ -291,11 +302,15 @@ def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, c
     first_pass = min(FIRST_PASS_ITERATIONS, opts.max_iter)
     pending_idx, pending_theta = [], []
     for start in range(0, todo.size, chunk):
-        sel = todo[start:start + chunk]
+        sel = todo[start : start + chunk]
         y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
         theta0 = start_fn(y, problem, sel)
-        res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol)
-        unfinished = (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
+        res = levenberg_marquardt(
+            problem.predict, y.T.contiguous(), theta0, lo, hi, first_pass, opts.ftol, opts.xtol
+        )
+        unfinished = (
+            (~res.converged).cpu().numpy() if opts.max_iter > first_pass else np.zeros(sel.size, bool)
+        )
         out.store(sel[~unfinished], y[~unfinished], _take(res, ~unfinished), n_t, lo, hi)
         pending_idx.append(sel[unfinished])
         pending_theta.append(res.theta[unfinished])
@@ -305,13 +320,22 @@ def _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, c
     if pending.size:
         theta_rest = torch.cat(pending_theta)
         if fit_delay:
-            pending, theta_rest = _finish_on_kinks(spec, opts, plasma, flat, pending, theta_rest, dev, lo, hi,
-                                                   opts.max_iter - first_pass, out)
+            pending, theta_rest = _finish_on_kinks(
+                spec, opts, plasma, flat, pending, theta_rest, dev, lo, hi, opts.max_iter - first_pass, out
+            )
         for start in range(0, pending.size, chunk):
-            sel = pending[start:start + chunk]
+            sel = pending[start : start + chunk]
             y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, fit_delay, dev)
-            res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta_rest[start:start + chunk], lo, hi,
-                                      opts.max_iter - first_pass, opts.ftol, opts.xtol)
+            res = levenberg_marquardt(
+                problem.predict,
+                y.T.contiguous(),
+                theta_rest[start : start + chunk],
+                lo,
+                hi,
+                opts.max_iter - first_pass,
+                opts.ftol,
+                opts.xtol,
+            )
             out.store(sel, y, res, n_t, lo, hi)
     return out
 
@@ -352,8 +376,9 @@ def _finish_on_kinks(spec, opts, plasma, flat, pending, theta, dev, lo, hi, max_
     fixed = np.zeros(flat.shape[0])
     fixed[sel] = kink[on].cpu().numpy()
     y, problem = _chunk_problem(spec, plasma, flat, fixed, sel, False, dev)
-    res = levenberg_marquardt(problem.predict, y.T.contiguous(), theta[on, :-1], lo[:-1], hi[:-1], max_iter,
-                              opts.ftol, opts.xtol)
+    res = levenberg_marquardt(
+        problem.predict, y.T.contiguous(), theta[on, :-1], lo[:-1], hi[:-1], max_iter, opts.ftol, opts.xtol
+    )
     theta_k = torch.cat([res.theta, kink[on, None]], dim=1)
     probe = KINK_PROBE * step
     shift = torch.zeros_like(theta_k)
@@ -367,8 +392,13 @@ def _finish_on_kinks(spec, opts, plasma, flat, pending, theta, dev, lo, hi, max_
     if keep.any():
         pred, jac = full.predict(theta_k[minimum], None)
         resid = y[minimum].T - pred
-        done = LMResult(theta_k[minimum], (resid * resid).sum(0), normal_matrix(jac), res.converged[minimum],
-                        res.n_iter[minimum])
+        done = LMResult(
+            theta_k[minimum],
+            (resid * resid).sum(0),
+            normal_matrix(jac),
+            res.converged[minimum],
+            res.n_iter[minimum],
+        )
         out.store(sel[keep], y[minimum], done, plasma.t.numel(), lo, hi)
     go_on = torch.ones(pending.size, dtype=torch.bool, device=theta.device)
     go_on[torch.nonzero(on).flatten()[minimum]] = False
@@ -406,21 +436,38 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
     zero_params = np.full((n_vox, n_p - 1), np.nan)
     zero_sse = np.full(n_vox, np.nan)
     for first in range(0, todo.size, chunk):
-        sel = todo[first:first + chunk]
+        sel = todo[first : first + chunk]
         theta, params0, sse_grid = _delay_starts(spec, opts, plasma, _voxels(flat, sel, dev), lo, hi)
-        grid_theta[sel], zero_params[sel], zero_sse[sel] = (a.cpu().numpy() for a in (theta, params0, sse_grid))
+        grid_theta[sel], zero_params[sel], zero_sse[sel] = (
+            a.cpu().numpy() for a in (theta, params0, sse_grid)
+        )
 
     def nested_start(y, problem, sel):
         params0 = {n: torch.as_tensor(zero_params[sel, i], device=dev) for i, n in enumerate(spec.params)}
-        return _undelayed_start(spec, opts, plasma, y, params0, torch.as_tensor(zero_sse[sel], device=dev),
-                                lo[:-1], hi[:-1])
+        return _undelayed_start(
+            spec, opts, plasma, y, params0, torch.as_tensor(zero_sse[sel], device=dev), lo[:-1], hi[:-1]
+        )
 
     nested = _Outputs(n_vox, n_p - 1)
     theta0, sse0 = np.full((n_vox, n_p), np.nan), np.full(n_vox, np.nan)
 
     def fit_nested(sel):
-        _fit_chunks(spec, opts, plasma, flat, sel, None, False, dev, lo[:-1], hi[:-1], chunk, nested_start,
-                    lambda done, total: None, out=nested)
+        _fit_chunks(
+            spec,
+            opts,
+            plasma,
+            flat,
+            sel,
+            None,
+            False,
+            dev,
+            lo[:-1],
+            hi[:-1],
+            chunk,
+            nested_start,
+            lambda done, total: None,
+            out=nested,
+        )
         theta0[sel] = np.concatenate([nested.theta[sel], np.zeros((sel.size, 1))], axis=1)
         sse0[sel] = _delayed_sse(spec, opts, plasma, flat, sel, theta0, nested.sse, dev, chunk)
 
@@ -429,12 +476,26 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
     settled = at_zero[_minimum_at_zero(spec, plasma, flat, at_zero, theta0, sse0, dev, chunk)]
     fitted = np.setdiff1d(todo, settled, assume_unique=True)
     LOGGER.debug("delay fit: %d/%d voxels settled at delay 0 by the nested fit", settled.size, todo.size)
-    out = _fit_chunks(spec, opts, plasma, flat, fitted, None, True, dev, lo, hi, chunk,
-                      lambda y, problem, sel: torch.as_tensor(grid_theta[sel], device=dev),
-                      lambda done, total: progress(settled.size + done, todo.size))
+    out = _fit_chunks(
+        spec,
+        opts,
+        plasma,
+        flat,
+        fitted,
+        None,
+        True,
+        dev,
+        lo,
+        hi,
+        chunk,
+        lambda y, problem, sel: torch.as_tensor(grid_theta[sel], device=dev),
+        lambda done, total: progress(settled.size + done, todo.size),
+    )
     rest = np.setdiff1d(fitted, at_zero, assume_unique=True)
     certified = _certified(spec, opts, plasma, flat, rest, out.sse, lo, hi, dev, chunk)
-    LOGGER.debug("delay fit: %d/%d voxels significant by the bound on the delay-0 fit", certified.size, todo.size)
+    LOGGER.debug(
+        "delay fit: %d/%d voxels significant by the bound on the delay-0 fit", certified.size, todo.size
+    )
     fit_nested(np.setdiff1d(rest, certified, assume_unique=True))
     compared = np.setdiff1d(todo, certified, assume_unique=True)
     return out, _choose_nested(opts, flat, compared, lo, out, nested, theta0, sse0)
@@ -450,9 +511,12 @@ def _delayed_sse(spec, opts, plasma, flat, sel, theta0, sse, dev, chunk):
         return sse[sel]
     out = np.empty(sel.size)
     for first in range(0, sel.size, chunk):
-        part = sel[first:first + chunk]
-        out[first:first + part.size] = _sse(spec, plasma, torch.as_tensor(theta0[part], device=dev),
-                                            _voxels(flat, part, dev)).cpu().numpy()
+        part = sel[first : first + chunk]
+        out[first : first + part.size] = (
+            _sse(spec, plasma, torch.as_tensor(theta0[part], device=dev), _voxels(flat, part, dev))
+            .cpu()
+            .numpy()
+        )
     return out
 
 
@@ -470,9 +534,9 @@ def _certified(spec, opts, plasma, flat, sel, sse_d, lo, hi, dev, chunk):
     dof, critical = _f_test(opts, flat.shape[1], lo.numel())
     keep = np.zeros(sel.size, dtype=bool)
     for first in range(0, sel.size, chunk):
-        part = sel[first:first + chunk]
+        part = sel[first : first + chunk]
         low = bound(_voxels(flat, part, dev)).cpu().numpy()
-        keep[first:first + part.size] = _significant(low, sse_d[part], dof, critical)
+        keep[first : first + part.size] = _significant(low, sse_d[part], dof, critical)
     return sel[keep]
 
 
@@ -509,7 +573,7 @@ def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
         return minimum
     probe = KINK_PROBE * phases.delta
     for first in range(0, sel.size, chunk):
-        part = sel[first:first + chunk]
+        part = sel[first : first + chunk]
         y = _voxels(flat, part, dev)
         theta = torch.as_tensor(theta0[part], device=dev)
         ref = torch.as_tensor(sse0[part], device=dev)
@@ -518,7 +582,7 @@ def _minimum_at_zero(spec, plasma, flat, sel, theta0, sse0, dev, chunk):
             theta[:, -1] = h
             if bool(ok.any()):
                 ok[ok.clone()] = _sse(spec, plasma, theta[ok], y[ok]) >= ref[ok]
-        minimum[first:first + part.size] = ok.cpu().numpy()
+        minimum[first : first + part.size] = ok.cpu().numpy()
     return minimum
 
 
@@ -539,7 +603,9 @@ def _choose_nested(opts, flat, todo, lo, out, nested, theta0, sse0):
     dof, critical = _f_test(opts, flat.shape[1], lo.numel())
     significant = _significant(sse0[todo], out.sse[todo], dof, critical)
     sel = todo[~significant]
-    LOGGER.debug("delay kept in %d/%d voxels (F-test against the delay-0 fit)", todo.size - sel.size, todo.size)
+    LOGGER.debug(
+        "delay kept in %d/%d voxels (F-test against the delay-0 fit)", todo.size - sel.size, todo.size
+    )
     n_p = lo.numel()
     out.theta[sel] = theta0[sel]
     out.se[sel] = np.concatenate([nested.se[sel], np.full((sel.size, 1), np.nan)], axis=1)
@@ -570,7 +636,7 @@ def fit_model(
     aif: ArrayLike,
     mask: ArrayLike | None = None,
     fit_delay: bool = False,
-    device: str | torch.device = 'auto',
+    device: str | torch.device = "auto",
     **options,
 ) -> FitResult:
     """Fit a kinetic model to tissue concentration curves.
@@ -625,10 +691,17 @@ def fit_model(
     if fit_delay and _nested_applies(opts):
         out, nested = _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progress)
     else:
-        out = _fit_chunks(spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, default_start,
-                          progress)
+        out = _fit_chunks(
+            spec, opts, plasma, flat, todo, fixed, fit_delay, dev, lo, hi, chunk, default_start, progress
+        )
     theta_all, se_all, cov_all, sse_all, r2_all, conv_all = (
-        out.theta, out.se, out.cov, out.sse, out.r2, out.converged)
+        out.theta,
+        out.se,
+        out.cov,
+        out.sse,
+        out.r2,
+        out.converged,
+    )
 
     params = {n: theta_all[:, i] for i, n in enumerate(names)}
     stderr = {n: se_all[:, i] for i, n in enumerate(names)}
@@ -640,14 +713,33 @@ def fit_model(
         params[name] = np.where(undetermined, np.nan, params[name])
         stderr[name] = np.where(undetermined, np.nan, stderr[name])
 
-    valid = _validity(spec, names, theta_all, se_all, r2_all, conv_all, lo.cpu().numpy(), hi.cpu().numpy(),
-                      fit_delay, opts.min_r2, not_estimable, nested) & use
+    valid = (
+        _validity(
+            spec,
+            names,
+            theta_all,
+            se_all,
+            r2_all,
+            conv_all,
+            lo.cpu().numpy(),
+            hi.cpu().numpy(),
+            fit_delay,
+            opts.min_r2,
+            not_estimable,
+            nested,
+        )
+        & use
+    )
     shape = lambda a: a.reshape(lead)  # noqa: E731
     return FitResult(
         model=spec.name,
         params={k: shape(v) for k, v in params.items()},
         stderr={k: shape(v) for k, v in stderr.items()},
-        r2=shape(r2_all), sse=shape(sse_all), converged=shape(conv_all), valid=shape(valid))
+        r2=shape(r2_all),
+        sse=shape(sse_all),
+        converged=shape(conv_all),
+        valid=shape(valid),
+    )
 
 
 def _derived(spec, names, params, stderr, cov):
@@ -766,7 +858,12 @@ def patlak_linear(
     if delay is not None:
         params["delay"] = nan(np.full(use.shape, float(delay)))
     return FitResult(
-        model="patlak", params=params,
+        model="patlak",
+        params=params,
         stderr={"Ktrans": nan(se[:, 1] * per_min), "vp": nan(se[:, 0])},
-        r2=nan(r2), sse=nan(sse), converged=use.reshape(lead),
-        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead), method=METHOD_LINEAR)
+        r2=nan(r2),
+        sse=nan(sse),
+        converged=use.reshape(lead),
+        valid=(use & np.isfinite(r2) & (r2 >= 0)).reshape(lead),
+        method=METHOD_LINEAR,
+    )

@@ -3,7 +3,7 @@
 import torch
 
 
-def resolve_device(device: str | torch.device = 'auto') -> torch.device:
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Return a :class:`torch.device` for ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:i]"``.
 
     Raises ``ValueError`` if CUDA is asked for but not available.

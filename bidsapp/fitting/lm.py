@@ -127,7 +127,8 @@ def levenberg_marquardt(predict, y, theta0, lower, upper, max_iter=60, ftol=1e-6
         if (~live).sum() >= COMPACT_FRACTION * live.numel():
             ya = ya[:, live]
             act, theta, sse, grad, jtj, lam, system, g = (
-                a[live] for a in (act, theta, sse, grad, jtj, lam, system, g))
+                a[live] for a in (act, theta, sse, grad, jtj, lam, system, g)
+            )
             live = live[live]
         scale = torch.diagonal(system, dim1=1, dim2=2)
         scale = torch.maximum(scale, 1e-12 * scale.amax(-1, keepdim=True)).clamp_min(1e-300)

@@ -106,7 +106,9 @@ def _interpolation_error(plasma, rates, fixed):
     if fixed is not None:
         dropped = ~bound.triple_ok
         if bool(dropped.any()):
-            with_fixed = [torch.stack([fixed.expand_as(end), end], dim=1) for end in (points[:-1], points[1:])]
+            with_fixed = [
+                torch.stack([fixed.expand_as(end), end], dim=1) for end in (points[:-1], points[1:])
+            ]
             near = torch.minimum(*(norm2 - _cone_decrease(samples, pair) for pair in with_fixed))
             err2 = torch.where(dropped[:, None], near, err2)
     return (err2.clamp_min(0.0) / norm2.clamp_min(1e-300)).sqrt().amax(1)
@@ -144,7 +146,9 @@ class NestedBound:
     def __init__(self, fixed, points, eps):
         self.eps = eps
         self.has_fixed = fixed is not None
-        self.design = (torch.cat([fixed[None], points]) if self.has_fixed else points).T.contiguous()  # [T, B]
+        self.design = (
+            torch.cat([fixed[None], points]) if self.has_fixed else points
+        ).T.contiguous()  # [T, B]
         gram = self.design.T @ self.design
         f = 1 if self.has_fixed else 0
         ge = torch.diagonal(gram)[f:]
@@ -156,10 +160,19 @@ class NestedBound:
             self.fe = _Cholesky(gram[0, 0].expand_as(ge), gram[0, f:], ge)  # (Cp, E_i)
             self.usable &= bool(self.fe.condition.le(MAX_CONDITION).all())
             # the triple (Cp, E_i, E_{i+1}): third column of its Cholesky factor
-            l20, l21 = self.fe.l10[1:], (gram[f:, f:].diagonal(1) - self.fe.l10[:-1] * self.fe.l10[1:]) / self.fe.l11[:-1]
+            l20, l21 = (
+                self.fe.l10[1:],
+                (gram[f:, f:].diagonal(1) - self.fe.l10[:-1] * self.fe.l10[1:]) / self.fe.l11[:-1],
+            )
             l22 = (ge[1:] - l20 * l20 - l21 * l21).clamp_min(0.0).sqrt()
-            trip = torch.stack([torch.zeros_like(ge[1:], dtype=torch.long), torch.arange(1, ge.numel(), device=ge.device),
-                                torch.arange(2, ge.numel() + 1, device=ge.device)], dim=1)
+            trip = torch.stack(
+                [
+                    torch.zeros_like(ge[1:], dtype=torch.long),
+                    torch.arange(1, ge.numel(), device=ge.device),
+                    torch.arange(2, ge.numel() + 1, device=ge.device),
+                ],
+                dim=1,
+            )
             cond = torch.linalg.cond(self.design[:, trip].permute(1, 0, 2))
             self.triple_ok = torch.isfinite(cond) & (cond <= MAX_CONDITION) & (l22 > 0)
             self.l20, self.l21, self.l22 = l20, l21, torch.where(self.triple_ok, l22, torch.ones_like(l22))
@@ -168,7 +181,7 @@ class NestedBound:
         """Return the lower bound ``[n]`` (mM²) on the delay-0 SSE of the curves ``y`` ``[n, T]``."""
         out = torch.empty(y.shape[0], dtype=y.dtype, device=y.device)
         for first in range(0, y.shape[0], BLOCK):
-            out[first:first + BLOCK] = self._block(y[first:first + BLOCK])
+            out[first : first + BLOCK] = self._block(y[first : first + BLOCK])
         return out
 
     def _block(self, y):
@@ -223,4 +236,6 @@ def _condition_2x2(g00, g01, g11):
     mean, det = 0.5 * (g00 + g11), g00 * g11 - g01 * g01
     root = (mean * mean - det).clamp_min(0.0).sqrt()
     small = (mean - root).clamp_min(0.0)
-    return torch.where(small > 0, ((mean + root) / small.clamp_min(1e-300)).sqrt(), torch.full_like(mean, float("inf")))
+    return torch.where(
+        small > 0, ((mean + root) / small.clamp_min(1e-300)).sqrt(), torch.full_like(mean, float("inf"))
+    )

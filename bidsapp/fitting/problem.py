@@ -47,8 +47,14 @@ class KineticProblem:
             th = theta.detach().requires_grad_(True)
             terms = spec.terms({name: th[:, i] for i, name in enumerate(spec.params)})
             quantities = [q for coef, rate in terms for q in (coef, rate) if q is not None]
-            grads = iter([torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T if q.requires_grad
-                          else torch.zeros_like(th).T for q in quantities])  # constant rates (k = 0)
+            grads = iter(
+                [
+                    torch.autograd.grad(q.sum(), th, retain_graph=True)[0].T
+                    if q.requires_grad
+                    else torch.zeros_like(th).T
+                    for q in quantities
+                ]
+            )  # constant rates (k = 0)
         if self.fit_delay:
             delay = theta[:, -1]
         else:
@@ -57,7 +63,9 @@ class KineticProblem:
         located = None if delay is None else self.plasma.locate(delay)
         pred = torch.empty(n_t, n, dtype=theta.dtype, device=theta.device)
         jac = torch.empty(self.n_params, n_t, n, dtype=theta.dtype, device=theta.device)
-        written = set()  # rows of pred (-1) and jac filled so far: the first term is written, not added to zeros
+        written = (
+            set()
+        )  # rows of pred (-1) and jac filled so far: the first term is written, not added to zeros
 
         def add(row, a, b, value=1.0):
             out = pred if row < 0 else jac[row]
@@ -71,7 +79,9 @@ class KineticProblem:
 
         for coef, rate in terms:
             coef, dcoef = coef.detach(), next(grads)  # dcoef [P, n]
-            basis, dbasis_dk, dbasis_ds = self.plasma.basis(None if rate is None else rate.detach(), located, True)
+            basis, dbasis_dk, dbasis_ds = self.plasma.basis(
+                None if rate is None else rate.detach(), located, True
+            )
             if rate is None:
                 basis = basis.expand(n_t, n)
             else:

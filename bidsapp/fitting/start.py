@@ -93,7 +93,9 @@ class NonNegLS:
         n0 = (h0 * self.g11).addcmul_(h1, self.g01, value=-1.0)  # numerators of the 2×2 solution
         n1 = (h1 * self.g00).addcmul_(h0, self.g01, value=-1.0)
         both = (n0 * h0).addcmul_(n1, h1).mul_(self.inv_det)
-        single = torch.maximum(h0.clamp_min(0.0).square_().div_(self.g00), h1.clamp_min(0.0).square_().div_(self.g11))
+        single = torch.maximum(
+            h0.clamp_min(0.0).square_().div_(self.g00), h1.clamp_min(0.0).square_().div_(self.g11)
+        )
         use_both = (n0 >= 0) & (n1 >= 0) & self.pair_ok
         return torch.where(use_both, both, single)
 
@@ -155,7 +157,7 @@ def grid_start(spec, plasma, y, delays=None, at=None):
         candidate = (delay_idx + offset).clamp(0, delays.numel() - 1)
         for j in torch.unique(candidate).tolist():
             sel = torch.nonzero(candidate == j).flatten()
-            c, k, e, _ = _grid_search(spec, plasma, y[sel], delays[j:j + 1], combos)
+            c, k, e, _ = _grid_search(spec, plasma, y[sel], delays[j : j + 1], combos)
             better = e < sse[sel]
             sel = sel[better]
             coef[sel], combo[sel], sse[sel], chosen[sel] = c[better], k[better], e[better], j
@@ -163,7 +165,7 @@ def grid_start(spec, plasma, y, delays=None, at=None):
     params = spec.grid.to_params(coef, rates)
     if at is None:
         return params, delays[chosen], sse
-    coef_at, best_at, sse_at, _ = _grid_search(spec, plasma, y, delays[at:at + 1], combos)
+    coef_at, best_at, sse_at, _ = _grid_search(spec, plasma, y, delays[at : at + 1], combos)
     return params, delays[chosen], sse, (spec.grid.to_params(coef_at, rates_of(coef_at, best_at)), sse_at)
 
 
@@ -186,7 +188,7 @@ def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_EL
     block = max(1, max_elements // (n_d * n_c * m))
     outs = [[] for _ in range(6)]
     for start in range(0, y.shape[0], block):
-        yb = y[start:start + block]
+        yb = y[start : start + block]
         h = (yb @ design).reshape(yb.shape[0], n_d * n_c, m)
         all_decrease = nnls.decrease(h)
         rows = torch.arange(yb.shape[0], device=y.device)
@@ -194,7 +196,7 @@ def _grid_search(spec, plasma, y, delay_vals, combos, max_elements=GRID_BLOCK_EL
         decrease, best = all_decrease.max(dim=1)
         parts = [nnls.solve(h[rows, best], best), best, yy - decrease]
         if at is not None:
-            decrease, best = all_decrease[:, at * n_c:(at + 1) * n_c].max(dim=1)
+            decrease, best = all_decrease[:, at * n_c : (at + 1) * n_c].max(dim=1)
             best = best + at * n_c
             parts += [nnls.solve(h[rows, best], best), best, yy - decrease]
         for out, part in zip(outs, parts, strict=False):

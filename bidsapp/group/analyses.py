@@ -19,10 +19,36 @@ import pandas as pd
 from . import stats
 
 LOGGER = logging.getLogger("dcequant")
-ICC_COLUMNS = ("map", "roi", "statistic", "icc_type", "icc", "ci95_low", "ci95_high", "n_subjects", "n_measurements",
-               "bias", "loa_low", "loa_high", "wcv")
-AUROC_COLUMNS = ("map", "roi", "statistic", "label", "positive", "auroc", "ci95_low", "ci95_high", "n_positive",
-                 "n_negative", "threshold", "sensitivity", "specificity")
+ICC_COLUMNS = (
+    "map",
+    "roi",
+    "statistic",
+    "icc_type",
+    "icc",
+    "ci95_low",
+    "ci95_high",
+    "n_subjects",
+    "n_measurements",
+    "bias",
+    "loa_low",
+    "loa_high",
+    "wcv",
+)
+AUROC_COLUMNS = (
+    "map",
+    "roi",
+    "statistic",
+    "label",
+    "positive",
+    "auroc",
+    "ci95_low",
+    "ci95_high",
+    "n_positive",
+    "n_negative",
+    "threshold",
+    "sensitivity",
+    "specificity",
+)
 AUROCDIFF_COLUMNS = ("map_a", "map_b", "roi", "statistic", "label", "auroc_a", "auroc_b", "delta", "p_value")
 SITE_COLUMNS = ("map", "roi", "statistic", "site_column", "n_sites", "n_subjects", "h", "p_value")
 
@@ -53,7 +79,9 @@ def subject_level(
     df = roistats[["participant_id", "map", "roi", statistic]].rename(columns={statistic: "value"})
     out = df.groupby(["participant_id", "map", "roi"], sort=True)["value"].mean().reset_index()
     for row in out[~np.isfinite(out["value"])].itertuples():
-        exclusions.add(row.participant_id, analysis, f"no valid voxel in any session ({row.map}, ROI {row.roi})")
+        exclusions.add(
+            row.participant_id, analysis, f"no valid voxel in any session ({row.map}, ROI {row.roi})"
+        )
     return out[np.isfinite(out["value"])]
 
 
@@ -62,8 +90,24 @@ def _icc_rows(name, roi, statistic, wide):
     iccs = stats.icc(y)
     bias, low, high = stats.bland_altman(y[:, 0], y[:, 1]) if y.shape[1] == 2 else (np.nan,) * 3
     wcv = stats.within_subject_cv(y)
-    return [(name, roi, statistic, t, iccs[t].icc, iccs[t].ci95_low, iccs[t].ci95_high, y.shape[0], y.shape[1],
-             bias, low, high, wcv) for t in stats.ICC_TYPES]
+    return [
+        (
+            name,
+            roi,
+            statistic,
+            t,
+            iccs[t].icc,
+            iccs[t].ci95_low,
+            iccs[t].ci95_high,
+            y.shape[0],
+            y.shape[1],
+            bias,
+            low,
+            high,
+            wcv,
+        )
+        for t in stats.ICC_TYPES
+    ]
 
 
 def _complete(wide, exclusions, analysis, what):
@@ -71,8 +115,11 @@ def _complete(wide, exclusions, analysis, what):
     for pid, row in wide.iterrows():
         missing = [str(c) for c, v in row.items() if not np.isfinite(v)]
         if missing:
-            exclusions.add(pid if isinstance(pid, str) else pid[0], analysis,
-                           f"no value for {', '.join(missing)} ({what})")
+            exclusions.add(
+                pid if isinstance(pid, str) else pid[0],
+                analysis,
+                f"no value for {', '.join(missing)} ({what})",
+            )
     return wide.dropna()
 
 
@@ -120,8 +167,13 @@ def across_sessions(
         if missing:
             exclusions.add(pid, "reliability", f"missing session(s) {', '.join(missing)}: subject dropped")
             df = df[df["participant_id"] != pid]
-    wide = df.pivot_table(index="participant_id", columns=["map", "roi", "session_id"], values=statistic,
-                          aggfunc="first", dropna=False)
+    wide = df.pivot_table(
+        index="participant_id",
+        columns=["map", "roi", "session_id"],
+        values=statistic,
+        aggfunc="first",
+        dropna=False,
+    )
     sessions = sorted(df["session_id"].unique())
     out = {}
     for (name, roi), _ in df.groupby(["map", "roi"]):
@@ -142,7 +194,9 @@ def across_maps(
         if df.empty:
             LOGGER.warning("reliability across maps %s: none of these maps was found", "/".join(group))
             continue
-        wide = df.pivot_table(index=index, columns=["roi", "map"], values=statistic, aggfunc="first", dropna=False)
+        wide = df.pivot_table(
+            index=index, columns=["roi", "map"], values=statistic, aggfunc="first", dropna=False
+        )
         for roi in sorted(df["roi"].unique()):
             out[("/".join(group), roi)] = wide[roi].reindex(columns=list(group))
     return out
@@ -151,11 +205,15 @@ def across_maps(
 def across_datasets(tables: dict[str, pd.DataFrame], statistic: str) -> dict[tuple[str, str], pd.DataFrame]:
     """``{(map, roi): (participant, session) × dataset}`` from ``{dataset name: ROI table}``."""
     stacked = pd.concat([t.assign(dataset=name) for name, t in tables.items()])
-    wide = stacked.pivot_table(index=["participant_id", "session_id"], columns=["map", "roi", "dataset"],
-                               values=statistic, aggfunc="first", dropna=False)
+    wide = stacked.pivot_table(
+        index=["participant_id", "session_id"],
+        columns=["map", "roi", "dataset"],
+        values=statistic,
+        aggfunc="first",
+        dropna=False,
+    )
     names = list(tables)
-    return {(m, r): wide[m][r].reindex(columns=names)
-            for (m, r), _ in stacked.groupby(["map", "roi"])}
+    return {(m, r): wide[m][r].reindex(columns=names) for (m, r), _ in stacked.groupby(["map", "roi"])}
 
 
 def labels_of(
@@ -182,8 +240,10 @@ def labels_of(
     n_pos = sum(out.values())
     if n_pos == 0 or n_pos == len(out):
         found = sorted({values.get(p) for p in out})
-        raise ValueError(f"participants.tsv: column '{column}' gives one class only ({found}) with positive "
-                         f"'{positive}'; AUROC needs positive and negative subjects")
+        raise ValueError(
+            f"participants.tsv: column '{column}' gives one class only ({found}) with positive "
+            f"'{positive}'; AUROC needs positive and negative subjects"
+        )
     return out
 
 
@@ -211,8 +271,23 @@ def auroc_tables(
         except ValueError as exc:
             LOGGER.info("AUROC of %s in %s not computed: %s", name, roi, exc)
             continue
-        rows.append((name, roi, statistic, column, positive, r.auroc, r.ci95_low, r.ci95_high, r.n_positive,
-                     r.n_negative, r.threshold, r.sensitivity, r.specificity))
+        rows.append(
+            (
+                name,
+                roi,
+                statistic,
+                column,
+                positive,
+                r.auroc,
+                r.ci95_low,
+                r.ci95_high,
+                r.n_positive,
+                r.n_negative,
+                r.threshold,
+                r.sensitivity,
+                r.specificity,
+            )
+        )
         curves[(name, roi)] = stats.roc_curve(col.to_numpy(float), pos)
     for a, b in compare:
         for roi in sorted({r for m, r in wide.columns if m == a} & {r for m, r in wide.columns if m == b}):

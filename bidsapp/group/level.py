@@ -45,7 +45,9 @@ def write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence], si
     """Write a BIDS TSV (NaN as ``n/a``) and its JSON sidecar, atomically."""
     lines = ["\t".join(columns)] + ["\t".join(_cell(v) for v in row) for row in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
-    write_json_atomic(path.with_name(path.name[: -len(".tsv")] + ".json"), {**sidecar, "Software": software_info()})
+    write_json_atomic(
+        path.with_name(path.name[: -len(".tsv")] + ".json"), {**sidecar, "Software": software_info()}
+    )
     return path
 
 
@@ -69,7 +71,9 @@ def roi_table(
             where = f"sub-{subject}" + (f" ses-{session}" if session else "")
             LOGGER.warning("group level: %s has no ROI file; skipped", where)
             continue
-        rows += session_rows(f"sub-{subject}", f"ses-{session}" if session else "n/a", maps, rois, uncertainty)
+        rows += session_rows(
+            f"sub-{subject}", f"ses-{session}" if session else "n/a", maps, rois, uncertainty
+        )
     return pd.DataFrame(rows, columns=ROISTATS_COLUMNS), units
 
 
@@ -101,10 +105,16 @@ def _reliability(settings, roistats, exclusions, config_args):
 
 
 def _diagnostic(settings, participants, subject_values, exclusions):
-    labels = analyses.labels_of(participants, settings.label_column, settings.positive,
-                                sorted(subject_values["participant_id"].unique()), exclusions)
-    return labels, analyses.auroc_tables(subject_values, labels, settings.label_column, settings.positive,
-                                         settings.statistic, settings.compare)
+    labels = analyses.labels_of(
+        participants,
+        settings.label_column,
+        settings.positive,
+        sorted(subject_values["participant_id"].unique()),
+        exclusions,
+    )
+    return labels, analyses.auroc_tables(
+        subject_values, labels, settings.label_column, settings.positive, settings.statistic, settings.compare
+    )
 
 
 def _sites(settings, participants, subjects):
@@ -125,8 +135,14 @@ def _by_site(settings, roistats, sites, participants, exclusions, args):
         site_args = ([strip_prefix(p, "sub") for p in members],) + tuple(args[1:])
         rows, _ = _reliability(settings, part, exclusions, site_args)
         if rows:
-            tables.append((f"group_site-{site}_desc-icc_stats.tsv", analyses.ICC_COLUMNS, rows,
-                           sidecars.icc(settings, site)))
+            tables.append(
+                (
+                    f"group_site-{site}_desc-icc_stats.tsv",
+                    analyses.ICC_COLUMNS,
+                    rows,
+                    sidecars.icc(settings, site),
+                )
+            )
         if settings.label_column:
             values = analyses.subject_level(part, settings.statistic, exclusions, "AUROC")
             try:
@@ -134,8 +150,14 @@ def _by_site(settings, roistats, sites, participants, exclusions, args):
             except ValueError as exc:
                 LOGGER.warning("site %s: AUROC not computed: %s", site, exc)
                 continue
-            tables.append((f"group_site-{site}_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auc,
-                           sidecars.auroc(settings, site)))
+            tables.append(
+                (
+                    f"group_site-{site}_desc-auroc_stats.tsv",
+                    analyses.AUROC_COLUMNS,
+                    auc,
+                    sidecars.auroc(settings, site),
+                )
+            )
     return tables
 
 
@@ -170,33 +192,74 @@ def run_group_level(config: Config) -> Path:
     if roistats.empty:
         raise LookupError(f"no parameter maps with ROIs found in {out}; run the participant level first")
     exclusions = analyses.Exclusions()
-    tables = [("group_desc-roistats_stats.tsv", ROISTATS_COLUMNS, list(roistats.itertuples(index=False)),
-               sidecars.roistats(units, settings))]
+    tables = [
+        (
+            "group_desc-roistats_stats.tsv",
+            ROISTATS_COLUMNS,
+            list(roistats.itertuples(index=False)),
+            sidecars.roistats(units, settings),
+        )
+    ]
     icc_rows, agreement = _reliability(settings, roistats, exclusions, args)
     if icc_rows:
         tables.append(("group_desc-icc_stats.tsv", analyses.ICC_COLUMNS, icc_rows, sidecars.icc(settings)))
     else:
-        LOGGER.info("group level: no repeated measurements (reliability across %s); no ICC table", settings.across)
-    subject_values = analyses.subject_level(roistats, settings.statistic, exclusions, "AUROC and site effects")
+        LOGGER.info(
+            "group level: no repeated measurements (reliability across %s); no ICC table", settings.across
+        )
+    subject_values = analyses.subject_level(
+        roistats, settings.statistic, exclusions, "AUROC and site effects"
+    )
     auroc_rows, diff_rows, curves, labelled = [], [], {}, {}
     if settings.label_column:
-        labelled, (auroc_rows, diff_rows, curves) = _diagnostic(settings, participants, subject_values, exclusions)
-        tables.append(("group_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auroc_rows, sidecars.auroc(settings)))
+        labelled, (auroc_rows, diff_rows, curves) = _diagnostic(
+            settings, participants, subject_values, exclusions
+        )
+        tables.append(
+            ("group_desc-auroc_stats.tsv", analyses.AUROC_COLUMNS, auroc_rows, sidecars.auroc(settings))
+        )
         if settings.compare:
-            tables.append(("group_desc-aurocdiff_stats.tsv", analyses.AUROCDIFF_COLUMNS, diff_rows,
-                           sidecars.aurocdiff(settings)))
+            tables.append(
+                (
+                    "group_desc-aurocdiff_stats.tsv",
+                    analyses.AUROCDIFF_COLUMNS,
+                    diff_rows,
+                    sidecars.aurocdiff(settings),
+                )
+            )
     sites = _sites(settings, participants, sorted(subject_values["participant_id"].unique()))
     site_rows = []
     if sites:
         site_rows = analyses.site_effects(subject_values, sites, settings.site_column, settings.statistic)
-        tables.append(("group_desc-siteeffect_stats.tsv", analyses.SITE_COLUMNS, site_rows,
-                       sidecars.siteeffect(settings)))
+        tables.append(
+            (
+                "group_desc-siteeffect_stats.tsv",
+                analyses.SITE_COLUMNS,
+                site_rows,
+                sidecars.siteeffect(settings),
+            )
+        )
         if settings.by_site:
             tables += _by_site(settings, roistats, sites, participants, exclusions, args)
     files = _write_all(out, tables)
-    report = write_group_report(out / "group_report.html", dict(
-        settings=settings, roistats=roistats, units=units, subject_values=subject_values, icc=icc_rows,
-        agreement=agreement, auroc=auroc_rows, aurocdiff=diff_rows, curves=curves, labels=labelled, sites=sites,
-        site_effects=site_rows, exclusions=exclusions, files=files))
+    report = write_group_report(
+        out / "group_report.html",
+        dict(
+            settings=settings,
+            roistats=roistats,
+            units=units,
+            subject_values=subject_values,
+            icc=icc_rows,
+            agreement=agreement,
+            auroc=auroc_rows,
+            aurocdiff=diff_rows,
+            curves=curves,
+            labels=labelled,
+            sites=sites,
+            site_effects=site_rows,
+            exclusions=exclusions,
+            files=files,
+        ),
+    )
     LOGGER.info("group level: %s", ", ".join(p.name for p in files + [report]))
     return report

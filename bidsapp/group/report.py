@@ -87,8 +87,15 @@ def _img(b64, alt):
 
 def _cohort(d):
     values = d["roistats"].groupby("participant_id")["session_id"].nunique()
-    rows = [(pid, int(n), "positive" if d["labels"].get(pid) else ("negative" if pid in d["labels"] else "n/a"),
-             d["sites"].get(pid, "n/a")) for pid, n in values.items()]
+    rows = [
+        (
+            pid,
+            int(n),
+            "positive" if d["labels"].get(pid) else ("negative" if pid in d["labels"] else "n/a"),
+            d["sites"].get(pid, "n/a"),
+        )
+        for pid, n in values.items()
+    ]
     return "<h2>Cohort</h2>" + _table(("participant_id", "sessions", "label", "site"), rows)
 
 
@@ -101,8 +108,13 @@ def _grouping(d, pid):
 
 
 def _distributions(d, maps):
-    parts = ["<h2>Distributions per ROI</h2><p>One point per subject (ROI " + d["settings"].statistic +
-             ", mean over sessions)" + (", grouped by site" if d["sites"] else "") + ".</p>"]
+    parts = [
+        "<h2>Distributions per ROI</h2><p>One point per subject (ROI "
+        + d["settings"].statistic
+        + ", mean over sessions)"
+        + (", grouped by site" if d["sites"] else "")
+        + ".</p>"
+    ]
     values = d["subject_values"]
     for name in maps:
         part = values[values["map"] == name]
@@ -113,7 +125,9 @@ def _distributions(d, maps):
                 groups.setdefault(_grouping(d, pid), []).append(v)
             panels.append((roi, dict(sorted(groups.items()))))
         if panels:
-            parts.append(_img(figures.group_boxes(panels, d["units"].get(name, ""), name), f"distribution {name}"))
+            parts.append(
+                _img(figures.group_boxes(panels, d["units"].get(name, ""), name), f"distribution {name}")
+            )
     return "\n".join(parts)
 
 
@@ -128,8 +142,12 @@ def _agreement(d, maps):
         panels = [(roi, w.iloc[:, 0], w.iloc[:, 1]) for (m, roi), w in sorted(pairs.items()) if m == name]
         units = d["units"].get(name.split("/")[0], "")
         first, second = (str(c) for c in pairs[(name, panels[0][0])].columns)
-        parts.append(_img(figures.bland_altman_panels(panels, units, f"{name}: {second} minus {first}"),
-                          f"Bland-Altman {name}"))
+        parts.append(
+            _img(
+                figures.bland_altman_panels(panels, units, f"{name}: {second} minus {first}"),
+                f"Bland-Altman {name}",
+            )
+        )
     return "\n".join(parts)
 
 
@@ -139,11 +157,20 @@ def _roc(d, maps):
     aucs = {(r[0], r[1]): r[5] for r in d["auroc"]}
     parts = ["<h2>ROC curves</h2>"]
     for name in maps:
-        panels = [(roi, sens, spec, aucs[(m, roi)]) for (m, roi), (_, sens, spec) in sorted(d["curves"].items())
-                  if m == name]
+        panels = [
+            (roi, sens, spec, aucs[(m, roi)])
+            for (m, roi), (_, sens, spec) in sorted(d["curves"].items())
+            if m == name
+        ]
         if panels:
-            parts.append(_img(figures.roc_panels(panels, f"{name}: {d['settings'].label_column} = "
-                                                 f"{d['settings'].positive}"), f"ROC {name}"))
+            parts.append(
+                _img(
+                    figures.roc_panels(
+                        panels, f"{name}: {d['settings'].label_column} = {d['settings'].positive}"
+                    ),
+                    f"ROC {name}",
+                )
+            )
     return "\n".join(parts)
 
 
@@ -153,43 +180,95 @@ def _ci(value, low, high):
 
 def _tables(d):
     """Return the result tables, compact: estimates with their 95 % CI in one cell."""
-    icc = [(m, r, t, _ci(v, lo, hi), n, k, _ci(b, bl, bh), _fmt(w))
-           for m, r, _, t, v, lo, hi, n, k, b, bl, bh, w in d["icc"]]
-    auroc = [(m, r, _ci(a, lo, hi), f"{npos}/{nneg}", _fmt(th), _fmt(se), _fmt(sp))
-             for m, r, _, _, _, a, lo, hi, npos, nneg, th, se, sp in d["auroc"]]
-    diff = [(a, b, r, _fmt(aa), _fmt(ab), _fmt(dl), _fmt(p)) for a, b, r, _, _, aa, ab, dl, p in d["aurocdiff"]]
+    icc = [
+        (m, r, t, _ci(v, lo, hi), n, k, _ci(b, bl, bh), _fmt(w))
+        for m, r, _, t, v, lo, hi, n, k, b, bl, bh, w in d["icc"]
+    ]
+    auroc = [
+        (m, r, _ci(a, lo, hi), f"{npos}/{nneg}", _fmt(th), _fmt(se), _fmt(sp))
+        for m, r, _, _, _, a, lo, hi, npos, nneg, th, se, sp in d["auroc"]
+    ]
+    diff = [
+        (a, b, r, _fmt(aa), _fmt(ab), _fmt(dl), _fmt(p)) for a, b, r, _, _, aa, ab, dl, p in d["aurocdiff"]
+    ]
     site = [(m, r, ns, n, _fmt(h), _fmt(p)) for m, r, _, _, ns, n, h, p in d["site_effects"]]
     parts = []
     for title, columns, rows in (
-            ("Reliability (ICC)", ("map", "roi", "type", "ICC [95 % CI]", "subjects", "k",
-                                   "Bland–Altman bias [limits of agreement]", "wCV"), icc),
-            ("Diagnostic performance (AUROC)", ("map", "roi", "AUROC [95 % CI, DeLong]", "positive/negative",
-                                                "Youden threshold", "sensitivity", "specificity"), auroc),
-            ("Paired AUROC comparisons (DeLong)", ("map a", "map b", "roi", "AUROC a", "AUROC b", "difference",
-                                                   "p"), diff),
-            ("Site effects (Kruskal–Wallis)", ("map", "roi", "sites", "subjects", "H", "p"), site)):
-        parts.append(f"<h2>{title}</h2>" + (_table(columns, rows) if rows else "<p>Not computed (no repeated "
-                                                                               "measurements, label, compare pairs "
-                                                                               "or site column).</p>"))
+        (
+            "Reliability (ICC)",
+            (
+                "map",
+                "roi",
+                "type",
+                "ICC [95 % CI]",
+                "subjects",
+                "k",
+                "Bland–Altman bias [limits of agreement]",
+                "wCV",
+            ),
+            icc,
+        ),
+        (
+            "Diagnostic performance (AUROC)",
+            (
+                "map",
+                "roi",
+                "AUROC [95 % CI, DeLong]",
+                "positive/negative",
+                "Youden threshold",
+                "sensitivity",
+                "specificity",
+            ),
+            auroc,
+        ),
+        (
+            "Paired AUROC comparisons (DeLong)",
+            ("map a", "map b", "roi", "AUROC a", "AUROC b", "difference", "p"),
+            diff,
+        ),
+        ("Site effects (Kruskal–Wallis)", ("map", "roi", "sites", "subjects", "H", "p"), site),
+    ):
+        parts.append(
+            f"<h2>{title}</h2>"
+            + (
+                _table(columns, rows)
+                if rows
+                else "<p>Not computed (no repeated measurements, label, compare pairs or site column).</p>"
+            )
+        )
     return "\n".join(parts)
 
 
 def _excluded(d):
     rows = sorted(d["exclusions"])
-    return "<h2>Excluded subjects</h2>" + (_table(("participant_id", "analysis", "reason"), rows) if rows
-                                            else "<p>None.</p>")
+    return "<h2>Excluded subjects</h2>" + (
+        _table(("participant_id", "analysis", "reason"), rows) if rows else "<p>None.</p>"
+    )
 
 
 def write_group_report(path: Path, d: dict) -> Path:
     """Write the group report from the analysis results ``d`` (see ``level.py``)."""
     maps = report_maps(d["roistats"]["map"].unique())
     files = ", ".join(html.escape(p.name) for p in d["files"])
-    body = ["<h1>dcequant group report</h1>",
-            f"<p>Configuration: {html.escape(d['settings'].source)}; statistic {d['settings'].statistic}; "
-            f"reliability across {d['settings'].across}. Tables: {files}.</p>",
-            _cohort(d), _distributions(d, maps), _agreement(d, maps), _roc(d, maps), _tables(d), _excluded(d),
-            "<h2>Methods</h2><div class='methods'>" + METHODS.format(statistic=d["settings"].statistic) + "</div>"]
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>dcequant group report</title>"
-            f"<style>{CSS}.scroll{{overflow-x:auto}}td{{white-space:nowrap}}</style></head><body>" + "\n".join(body) + "</body></html>\n")
+    body = [
+        "<h1>dcequant group report</h1>",
+        f"<p>Configuration: {html.escape(d['settings'].source)}; statistic {d['settings'].statistic}; "
+        f"reliability across {d['settings'].across}. Tables: {files}.</p>",
+        _cohort(d),
+        _distributions(d, maps),
+        _agreement(d, maps),
+        _roc(d, maps),
+        _tables(d),
+        _excluded(d),
+        "<h2>Methods</h2><div class='methods'>"
+        + METHODS.format(statistic=d["settings"].statistic)
+        + "</div>",
+    ]
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>dcequant group report</title>"
+        f"<style>{CSS}.scroll{{overflow-x:auto}}td{{white-space:nowrap}}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
     write_text_atomic(path, page)
     return path

@@ -47,7 +47,8 @@ class GroupSettings:
 
 def _pairs(value, where):
     if not isinstance(value, list) or not all(
-            isinstance(p, list) and len(p) >= 2 and all(isinstance(m, str) for m in p) for p in value):
+        isinstance(p, list) and len(p) >= 2 and all(isinstance(m, str) for m in p) for p in value
+    ):
         raise ValueError(f"{where}: a list of lists of at least two map names is required")
     return tuple(tuple(p) for p in value)
 

@@ -207,11 +207,23 @@ def auroc(values: ArrayLike, positive: ArrayLike, alpha: float = 0.05) -> ROC:
     x, pos = _classes(values, positive)
     v10, v01 = _placements(x, pos)
     auc = float(v10.mean())
-    half = sps.norm.ppf(1 - alpha / 2) * np.sqrt(_delong_var(v10, v01)) if min(v10.size, v01.size) > 1 else np.nan
+    half = (
+        sps.norm.ppf(1 - alpha / 2) * np.sqrt(_delong_var(v10, v01))
+        if min(v10.size, v01.size) > 1
+        else np.nan
+    )
     thresholds, sens, spec = roc_curve(x, pos)
     best = int(np.argmax(sens + spec))
-    return ROC(auc, float(max(0.0, auc - half)), float(min(1.0, auc + half)), int(pos.sum()), int((~pos).sum()),
-               float(thresholds[best]), float(sens[best]), float(spec[best]))
+    return ROC(
+        auc,
+        float(max(0.0, auc - half)),
+        float(min(1.0, auc + half)),
+        int(pos.sum()),
+        int((~pos).sum()),
+        float(thresholds[best]),
+        float(sens[best]),
+        float(spec[best]),
+    )
 
 
 def delong_test(

@@ -23,8 +23,21 @@ from numpy.typing import ArrayLike
 
 from ..bids_raw import strip_prefix, subject_dir
 
-ROISTATS_COLUMNS = ("participant_id", "session_id", "map", "roi", "n_voxels", "n_valid", "mean", "sd", "median",
-                    "q25", "q75", "p05", "p95")
+ROISTATS_COLUMNS = (
+    "participant_id",
+    "session_id",
+    "map",
+    "roi",
+    "n_voxels",
+    "n_valid",
+    "mean",
+    "sd",
+    "median",
+    "q25",
+    "q75",
+    "p05",
+    "p95",
+)
 #: datatype folders searched for maps, and suffixes that are not maps
 MAP_DATATYPES = ("anat", "perf")
 NOT_MAP_SUFFIXES = ("mask", "dseg", "probseg")
@@ -221,5 +234,7 @@ def session_rows(
             flat = values.ravel()
             for label, roi_name in roi.names.items():
                 inside = cache[key][label]
-                rows.append((participant_id, session_id, name, roi_name, inside.size, *summarise(flat[inside])))
+                rows.append(
+                    (participant_id, session_id, name, roi_name, inside.size, *summarise(flat[inside]))
+                )
     return rows

@@ -22,7 +22,9 @@ _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _UPSAMPLE_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
-def conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1) -> nn.Module:
+def conv(
+    dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+) -> nn.Module:
     """Return a ``dims``-D convolution with 'same' padding for odd kernels."""
     padding = dilation * (kernel_size - 1) // 2
     return _CONV[dims](in_channels, out_channels, kernel_size, padding=padding, dilation=dilation)
@@ -31,7 +33,9 @@ def conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, d
 class ConvNormAct(nn.Sequential):
     """Convolution, instance norm (affine) and LeakyReLU(0.1)."""
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1):
+    def __init__(
+        self, dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+    ):
         super().__init__(
             conv(dims, in_channels, out_channels, kernel_size, dilation),
             _NORM[dims](out_channels, affine=True),

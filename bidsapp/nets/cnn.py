@@ -49,14 +49,24 @@ class DirectCNN(nn.Module):
         Output scale of Ktrans (1/min), ve and vp.
     """
 
-    def __init__(self, n_times: int, temporal: int = 48, spatial: int = 32, head: int = 64,
-                 scales=(0.1, 0.3, 0.05)):
+    def __init__(
+        self, n_times: int, temporal: int = 48, spatial: int = 32, head: int = 64, scales=(0.1, 0.3, 0.05)
+    ):
         super().__init__()
-        self.temporal = nn.Sequential(conv(2, 2 * n_times, temporal, 1), _act(), conv(2, temporal, temporal, 1), _act())
+        self.temporal = nn.Sequential(
+            conv(2, 2 * n_times, temporal, 1), _act(), conv(2, temporal, temporal, 1), _act()
+        )
         self.local = nn.Sequential(conv(2, temporal, spatial), _act(), conv(2, spatial, spatial), _act())
-        self.globl = nn.Sequential(*(layer for d, c_in in ((2, temporal), (4, spatial), (8, spatial))
-                                     for layer in (conv(2, c_in, spatial, 3, d), _act())))
-        self.head = nn.Sequential(conv(2, temporal + 2 * spatial, head, 1), _act(), conv(2, head, len(PARAM_NAMES), 1))
+        self.globl = nn.Sequential(
+            *(
+                layer
+                for d, c_in in ((2, temporal), (4, spatial), (8, spatial))
+                for layer in (conv(2, c_in, spatial, 3, d), _act())
+            )
+        )
+        self.head = nn.Sequential(
+            conv(2, temporal + 2 * spatial, head, 1), _act(), conv(2, head, len(PARAM_NAMES), 1)
+        )
         self.register_buffer("scales", torch.as_tensor(scales, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

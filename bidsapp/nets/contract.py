@@ -137,5 +137,7 @@ def network_input(concentration, aif):
         raise ValueError("aif: the plasma AIF has no positive peak on the input grid")
     conc = np.nan_to_num(np.asarray(concentration, dtype=np.float32) / scale, nan=0.0, posinf=0.0, neginf=0.0)
     h, w, n = conc.shape
-    channels = np.concatenate([np.moveaxis(conc, -1, 0), np.broadcast_to((aif / scale)[:, None, None], (n, h, w))])
+    channels = np.concatenate(
+        [np.moveaxis(conc, -1, 0), np.broadcast_to((aif / scale)[:, None, None], (n, h, w))]
+    )
     return np.ascontiguousarray(channels, dtype=np.float32), scale

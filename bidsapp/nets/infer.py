@@ -147,8 +147,12 @@ def infer_parameters(
     t = np.asarray(t, dtype=float)
     aif = np.asarray(aif, dtype=float)
     if t.ndim != 1 or t.size != conc.shape[-1] or aif.shape != t.shape:
-        raise ValueError(f"t and aif: expected {conc.shape[-1]} frame times and AIF samples, got {t.shape} and {aif.shape}")
-    known = dict(acquisition.__dict__ if isinstance(acquisition, contract.Acquisition) else (acquisition or {}))
+        raise ValueError(
+            f"t and aif: expected {conc.shape[-1]} frame times and AIF samples, got {t.shape} and {aif.shape}"
+        )
+    known = dict(
+        acquisition.__dict__ if isinstance(acquisition, contract.Acquisition) else (acquisition or {})
+    )
     for taken_from_t in ("duration", "temporal_resolution"):
         known.pop(taken_from_t, None)
     messages = contract.check_envelope(contract.acquisition_from_times(t, **known), strict=strict)
@@ -167,8 +171,10 @@ def infer_parameters(
     mean = np.empty((3,) + conc.shape[:3], dtype=np.float32)
     sd = np.full((3,) + conc.shape[:3], np.nan, dtype=np.float32)
     for z0 in range(0, nz, batch):
-        slices = [contract.network_input(contract.resample(conc[:, :, z], t), grid_aif)[0]
-                  for z in range(z0, min(z0 + batch, nz))]
+        slices = [
+            contract.network_input(contract.resample(conc[:, :, z], t), grid_aif)[0]
+            for z in range(z0, min(z0 + batch, nz))
+        ]
         x = torch.as_tensor(np.stack(slices), device=dev)
         m, s = _run(module, net, x, samples, generator)
         mean[:, :, :, z0 : z0 + len(slices)] = m.permute(1, 2, 3, 0).cpu().numpy()
@@ -192,6 +198,12 @@ def _result(net, mean, sd, use, squeeze, card, sha, messages):
         model="extended_tofts",
         params={"Ktrans": ktrans, "ve": ve, "vp": vp, "kep": kep},
         stderr={"Ktrans": s_ktrans, "ve": s_ve, "vp": s_vp, "kep": nan.copy()},
-        r2=nan.copy(), sse=nan.copy(), converged=valid.copy(), valid=valid,
-        network=net, sha256=sha, input_contract=card["input_contract"], envelope_warnings=list(messages),
+        r2=nan.copy(),
+        sse=nan.copy(),
+        converged=valid.copy(),
+        valid=valid,
+        network=net,
+        sha256=sha,
+        input_contract=card["input_contract"],
+        envelope_warnings=list(messages),
     )

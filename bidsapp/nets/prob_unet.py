@@ -70,8 +70,16 @@ class ProbUNet(nn.Module):
         Typical magnitude of Ktrans (1/min), ve, vp.
     """
 
-    def __init__(self, n_times: int, tcn_channels: int = 12, features: int = 16, channels=(16, 32, 48),
-                 latent: int = 4, head: int = 32, scales=(0.1, 0.3, 0.05)):
+    def __init__(
+        self,
+        n_times: int,
+        tcn_channels: int = 12,
+        features: int = 16,
+        channels=(16, 32, 48),
+        latent: int = 4,
+        head: int = 32,
+        scales=(0.1, 0.3, 0.05),
+    ):
         super().__init__()
         c0, c1, c2 = channels
         n_out = len(PARAM_NAMES)
@@ -81,7 +89,9 @@ class ProbUNet(nn.Module):
         self.up1, self.up0 = UpCat(2, c2, c1, c1), UpCat(2, c1, c0, c0)
         self.prior = LatentNet(features, channels, latent)
         self.posterior = LatentNet(features + n_out + 1, channels, latent)
-        self.head = nn.Sequential(conv(2, features + c0 + latent, head, 1), nn.LeakyReLU(0.1), conv(2, head, 2 * n_out, 1))
+        self.head = nn.Sequential(
+            conv(2, features + c0 + latent, head, 1), nn.LeakyReLU(0.1), conv(2, head, 2 * n_out, 1)
+        )
         self.register_buffer("scales", torch.as_tensor(scales, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("temperature", torch.ones(1, n_out, 1, 1))
 

@@ -9,7 +9,18 @@ from .kinetic import MODEL_NAMES, MODELS, DerivedParameter, GridStart, ModelSpec
 from .references import REFERENCES, Reference, cite
 
 __all__ = [
-    "MODELS", "MODEL_NAMES", "ModelSpec", "Parameter", "DerivedParameter", "GridStart", "get_model",
-    "POPULATION_AIF_SPECS", "POPULATION_AIFS", "PopulationAIF", "get_population_aif",
-    "REFERENCES", "Reference", "cite",
+    "MODELS",
+    "MODEL_NAMES",
+    "ModelSpec",
+    "Parameter",
+    "DerivedParameter",
+    "GridStart",
+    "get_model",
+    "POPULATION_AIF_SPECS",
+    "POPULATION_AIFS",
+    "PopulationAIF",
+    "get_population_aif",
+    "REFERENCES",
+    "Reference",
+    "cite",
 ]

@@ -37,20 +37,45 @@ class PopulationAIF:
 
 POPULATION_AIF_SPECS = {
     "parker": PopulationAIF(
-        "parker", "Parker population AIF", "blood", 60.0,
-        "two Gaussians plus an exponential modulated by a sigmoid (Eq. 1, Table 1)", ("parker2006",)),
+        "parker",
+        "Parker population AIF",
+        "blood",
+        60.0,
+        "two Gaussians plus an exponential modulated by a sigmoid (Eq. 1, Table 1)",
+        ("parker2006",),
+    ),
     "georgiou": PopulationAIF(
-        "georgiou", "Georgiou population AIF", "blood", 60.0,
-        "a tri-exponential wash-out times a train of gamma-variate passes (Eq. 1, Table 3)", ("georgiou2019",)),
+        "georgiou",
+        "Georgiou population AIF",
+        "blood",
+        60.0,
+        "a tri-exponential wash-out times a train of gamma-variate passes (Eq. 1, Table 3)",
+        ("georgiou2019",),
+    ),
     "weinmann": PopulationAIF(
-        "weinmann", "Weinmann population AIF", "plasma", 60.0,
-        "a bi-exponential, dose·Σ aᵢ·exp(−mᵢ·t)", ("weinmann1984", "tofts1991")),
+        "weinmann",
+        "Weinmann population AIF",
+        "plasma",
+        60.0,
+        "a bi-exponential, dose·Σ aᵢ·exp(−mᵢ·t)",
+        ("weinmann1984", "tofts1991"),
+    ),
     "fritz-hansen": PopulationAIF(
-        "fritz-hansen", "Fritz-Hansen population AIF", "plasma", 60.0,
-        "a bi-exponential, Σ aᵢ·exp(−mᵢ·t)", ("fritzhansen1996",)),
+        "fritz-hansen",
+        "Fritz-Hansen population AIF",
+        "plasma",
+        60.0,
+        "a bi-exponential, Σ aᵢ·exp(−mᵢ·t)",
+        ("fritzhansen1996",),
+    ),
     "mcgrath": PopulationAIF(
-        "mcgrath", "McGrath preclinical population AIF", "blood", 1.0,
-        "a linear rise to the peak at t0, then a bi-exponential (model B; rat)", ("mcgrath2009",)),
+        "mcgrath",
+        "McGrath preclinical population AIF",
+        "blood",
+        1.0,
+        "a linear rise to the peak at t0, then a bi-exponential (model B; rat)",
+        ("mcgrath2009",),
+    ),
 }
 
 #: names accepted by :func:`bidsapp.aif.population.population_aif`
@@ -69,7 +94,9 @@ def check_population_aif(spec):
     """Raise ``ValueError`` when an entry is incomplete (medium, time unit, formula, known citations)."""
     unknown = [key for key in spec.citations if key not in REFERENCES]
     if spec.medium not in ("blood", "plasma") or not spec.time_unit > 0 or not spec.formula or not spec.human:
-        raise ValueError(f"{spec.name}: medium (blood|plasma), time unit, formula and human name are required")
+        raise ValueError(
+            f"{spec.name}: medium (blood|plasma), time unit, formula and human name are required"
+        )
     if not spec.citations or unknown:
         raise ValueError(f"{spec.name}: citations {unknown or '()'} not in the bibliography")
     return spec

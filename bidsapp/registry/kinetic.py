@@ -259,38 +259,74 @@ FP = Parameter("Fp", "ml/100ml/min", (1e-3, 300.0), "plasma flow")
 PS = Parameter("PS", "1/min", (0.0, 5.0), "permeability-surface area product")
 
 KEP = DerivedParameter(
-    "kep", "1/min", "Ktrans/ve", ("Ktrans", "ve"),
+    "kep",
+    "1/min",
+    "Ktrans/ve",
+    ("Ktrans", "ve"),
     value=lambda p: p["Ktrans"] / p["ve"],
     gradient=lambda p: (1.0 / p["ve"], -p["Ktrans"] / p["ve"] ** 2),
-    description="efflux rate constant", stderr_requires=("ve",))
+    description="efflux rate constant",
+    stderr_requires=("ve",),
+)
 
 #: rate grid (log10 1/min) of the Tofts models: wide enough for brain, tumour and body tissue
 _TOFTS_RATES = (-3.0, 1.4771212547196624, 28)  # 1e-3 .. 30 /min
 
 MODELS = {
     "tofts": ModelSpec(
-        "tofts", "standard Tofts model", "tofts", (KTRANS, VE), _tofts_terms,
-        GridStart(("k1",), _tofts_params, _TOFTS_RATES), ("tofts1999",),
-        derived=(KEP,), identifiable_if={"ve": "Ktrans", "kep": "Ktrans"}, linear_start=True,
-        nested_bound=True),
+        "tofts",
+        "standard Tofts model",
+        "tofts",
+        (KTRANS, VE),
+        _tofts_terms,
+        GridStart(("k1",), _tofts_params, _TOFTS_RATES),
+        ("tofts1999",),
+        derived=(KEP,),
+        identifiable_if={"ve": "Ktrans", "kep": "Ktrans"},
+        linear_start=True,
+        nested_bound=True,
+    ),
     "extended_tofts": ModelSpec(
-        "extended_tofts", "extended Tofts model", "extendedtofts", (KTRANS, VE, VP), _extended_tofts_terms,
-        GridStart(("cp", "k1"), _extended_tofts_params, _TOFTS_RATES), ("tofts1999",),
-        derived=(KEP,), identifiable_if={"ve": "Ktrans", "kep": "Ktrans"}, linear_start=True,
-        nested_bound=True),
+        "extended_tofts",
+        "extended Tofts model",
+        "extendedtofts",
+        (KTRANS, VE, VP),
+        _extended_tofts_terms,
+        GridStart(("cp", "k1"), _extended_tofts_params, _TOFTS_RATES),
+        ("tofts1999",),
+        derived=(KEP,),
+        identifiable_if={"ve": "Ktrans", "kep": "Ktrans"},
+        linear_start=True,
+        nested_bound=True,
+    ),
     "patlak": ModelSpec(
-        "patlak", "Patlak model", "patlak",
+        "patlak",
+        "Patlak model",
+        "patlak",
         (Parameter("Ktrans", "1/min", (-1.0, 5.0), "volume transfer constant (unidirectional)"), VP),
-        _patlak_terms, GridStart(("cp", "int"), _patlak_params), ("patlak1983",)),
+        _patlak_terms,
+        GridStart(("cp", "int"), _patlak_params),
+        ("patlak1983",),
+    ),
     "2cxm": ModelSpec(
-        "2cxm", "two-compartment exchange model", "2cxm",
-        (FP, PS, VE, Parameter("vp", "fraction", (1e-3, 1.0), VP.description)), _two_cxm_terms,
-        GridStart(("k1", "k2"), _two_cxm_params, (-3.0, 3.0, 20)), ("sourbron2013",),
-        identifiable_if={"ve": "PS"}),
+        "2cxm",
+        "two-compartment exchange model",
+        "2cxm",
+        (FP, PS, VE, Parameter("vp", "fraction", (1e-3, 1.0), VP.description)),
+        _two_cxm_terms,
+        GridStart(("k1", "k2"), _two_cxm_params, (-3.0, 3.0, 20)),
+        ("sourbron2013",),
+        identifiable_if={"ve": "PS"},
+    ),
     "2cum": ModelSpec(
-        "2cum", "two-compartment uptake model", "2cum",
-        (FP, PS, Parameter("vp", "fraction", (1e-3, 1.0), VP.description)), _two_cum_terms,
-        GridStart(("int", "k1"), _two_cum_params, (-2.0, 3.0, 28)), ("sourbron2013",)),
+        "2cum",
+        "two-compartment uptake model",
+        "2cum",
+        (FP, PS, Parameter("vp", "fraction", (1e-3, 1.0), VP.description)),
+        _two_cum_terms,
+        GridStart(("int", "k1"), _two_cum_params, (-2.0, 3.0, 28)),
+        ("sourbron2013",),
+    ),
 }
 
 #: names of the registered models, in registry order (config and ``--models`` choices)
@@ -328,10 +364,14 @@ def check_spec(spec):
             raise ValueError(f"{spec.name}: parameter {p.name} needs a unit, a description and lower < upper")
     for d in spec.derived:
         if not set(d.inputs) <= set(names) or not set(d.stderr_requires) <= set(d.inputs) or not d.unit:
-            raise ValueError(f"{spec.name}: derived {d.name} must depend on fitted parameters and have a unit")
+            raise ValueError(
+                f"{spec.name}: derived {d.name} must depend on fitted parameters and have a unit"
+            )
     for target, driver in spec.identifiable_if.items():
         if target not in spec.outputs or driver not in names:
-            raise ValueError(f"{spec.name}: identifiable_if {target!r} -> {driver!r} names unknown parameters")
+            raise ValueError(
+                f"{spec.name}: identifiable_if {target!r} -> {driver!r} names unknown parameters"
+            )
     unknown = [key for key in spec.citations if key not in REFERENCES]
     if not spec.citations or unknown:
         raise ValueError(f"{spec.name}: citations {unknown or '()'} not in the bibliography")

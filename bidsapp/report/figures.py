@@ -80,13 +80,16 @@ def map_grid(rows, title=None):
         vmin, vmax = row.get("limits") or robust_limits(volume, mask)
         shown = volume if mask is None else np.where(mask, volume, np.nan)
         cmap = plt.get_cmap(row.get("cmap", "viridis")).with_extremes(bad=NOT_ESTIMATED)
-        image = ax.imshow(_montage(shown, slices), origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
-                          interpolation="nearest")
+        image = ax.imshow(
+            _montage(shown, slices), origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+        )
         overlay = row.get("overlay")
         if overlay is not None:
             ys, xs = np.nonzero(np.nan_to_num(_montage(np.asarray(overlay, float), slices)) > 0)
             ax.scatter(xs, ys, s=10, facecolors="none", edgecolors="red", linewidths=0.8)
-        ax.set_xticks([(i + 0.5) * (nx + 1) - 1 for i in range(len(slices))], [f"z={z}" for z in slices], fontsize=6)
+        ax.set_xticks(
+            [(i + 0.5) * (nx + 1) - 1 for i in range(len(slices))], [f"z={z}" for z in slices], fontsize=6
+        )
         ax.set_yticks([])
         ax.set_ylabel(row["title"], fontsize=8)
         bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, fraction=0.05)
@@ -154,8 +157,14 @@ def _panel_grid(n_panels, width=2.6, height=2.2, columns=4):
     nrows = -(-n_panels // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.5), squeeze=False)
     # fixed margins (inches) instead of tight_layout, which costs ~1 s per figure
-    fig.subplots_adjust(left=0.6 / (width * ncols), right=1 - 0.15 / (width * ncols), wspace=0.55, hspace=0.75,
-                        bottom=0.55 / (height * nrows + 0.5), top=1 - 0.6 / (height * nrows + 0.5))
+    fig.subplots_adjust(
+        left=0.6 / (width * ncols),
+        right=1 - 0.15 / (width * ncols),
+        wspace=0.55,
+        hspace=0.75,
+        bottom=0.55 / (height * nrows + 0.5),
+        top=1 - 0.6 / (height * nrows + 0.5),
+    )
     for ax in axes.ravel()[n_panels:]:
         ax.set_visible(False)
     return fig, axes.ravel()[:n_panels]
@@ -232,7 +241,10 @@ def motion_plot(params, fd, threshold, time=None):
     params, fd = np.asarray(params, float), np.asarray(fd, float)
     x = np.arange(len(fd)) if time is None else np.asarray(time, float)
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 5.0), sharex=True)
-    for ax, columns, scale, units in ((axes[0], range(3), 1.0, "mm"), (axes[1], range(3, 6), 180 / np.pi, "deg")):
+    for ax, columns, scale, units in (
+        (axes[0], range(3), 1.0, "mm"),
+        (axes[1], range(3, 6), 180 / np.pi, "deg"),
+    ):
         for c, axis in zip(columns, "xyz", strict=True):
             if np.isfinite(params[:, c]).any():
                 ax.plot(x, params[:, c] * scale, label=axis)

@@ -26,8 +26,15 @@ from . import figures
 
 #: R² quantiles (within the quality mask) of the voxels whose curves are shown
 EXAMPLE_QUANTILES = (0.25, 0.5, 0.75, 0.95)
-CMAPS = {"Ktrans": "magma", "kep": "magma", "Fp": "inferno", "PS": "plasma", "ve": "viridis", "vp": "cividis",
-         "delay": "coolwarm"}
+CMAPS = {
+    "Ktrans": "magma",
+    "kep": "magma",
+    "Fp": "inferno",
+    "PS": "plasma",
+    "ve": "viridis",
+    "vp": "cividis",
+    "delay": "coolwarm",
+}
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;\
@@ -108,15 +115,23 @@ def example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2):
         delay = maps["delay"][voxel] if "delay" in maps else None
         fitted = np.asarray(model_curve(model, params, t, aif, delay=delay, aif_times=aif_times), float)
         coords = np.unravel_index(voxel, quality.shape)
-        examples.append((f"voxel {tuple(int(c) for c in coords)}, R²={r2.ravel()[voxel]:.2f}", flat_conc[voxel], fitted))
+        examples.append(
+            (f"voxel {tuple(int(c) for c in coords)}, R²={r2.ravel()[voxel]:.2f}", flat_conc[voxel], fitted)
+        )
     return examples
 
 
 def _nan_note(rows):
     """One line: how many voxels of each map are NaN (not estimated)."""
-    counts = [f"{html.escape(row['title'])} {int(np.count_nonzero(~np.isfinite(row['volume'])))}" for row in rows]
+    counts = [
+        f"{html.escape(row['title'])} {int(np.count_nonzero(~np.isfinite(row['volume'])))}" for row in rows
+    ]
     total = rows[0]["volume"].size if rows else 0
-    return (f"<p>Voxels not estimated (NaN, shown grey) of {total}: " + "; ".join(counts) + ".</p>") if rows else ""
+    return (
+        (f"<p>Voxels not estimated (NaN, shown grey) of {total}: " + "; ".join(counts) + ".</p>")
+        if rows
+        else ""
+    )
 
 
 def _t1_quality(meta):
@@ -127,12 +142,16 @@ def _t1_quality(meta):
     threshold = meta["PoorFitResidualThreshold"]
     if meta.get("PoorFitVoxelsKept", True):
         share = f" ({100 * n_poor / n_t1:.1f} %)" if n_t1 else ""
-        return (f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
-                f"{n_poor}{share} of them are flagged as poor fits (relative VFA residual &gt; {threshold:g}) "
-                "and kept in the analysis (--t1-validity physical).</p>")
-    return (f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
-            f"{n_poor} further voxels were poor fits (relative VFA residual &gt; {threshold:g}) and were "
-            "dropped (--t1-validity strict).</p>")
+        return (
+            f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
+            f"{n_poor}{share} of them are flagged as poor fits (relative VFA residual &gt; {threshold:g}) "
+            "and kept in the analysis (--t1-validity physical).</p>"
+        )
+    return (
+        f"<p>T1 validity rule: {html.escape(str(meta.get('T1Validity')))}. {n_t1} voxels have a T1; "
+        f"{n_poor} further voxels were poor fits (relative VFA residual &gt; {threshold:g}) and were "
+        "dropped (--t1-validity strict).</p>"
+    )
 
 
 def _motion_section(folder, t):
@@ -144,19 +163,25 @@ def _motion_section(folder, t):
         return []
     meta = _sidecar(confounds)
     table = np.genfromtxt(confounds, delimiter="\t", names=True, missing_values="n/a", filling_values=np.nan)
-    params = np.column_stack([table[name] for name in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")])
+    params = np.column_stack(
+        [table[name] for name in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")]
+    )
     fd = table["framewise_displacement"]
     threshold = float(meta.get("FramewiseDisplacementThreshold", 0.5))
     time = t if t is not None and len(t) == len(fd) else None
-    parts = ["<h3>Head motion</h3>",
-             f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom "
-             f"({html.escape(str(meta.get('Axes', '')))}); "
-             f"maximum framewise displacement {np.nanmax(fd) if np.isfinite(fd).any() else 0.0:.2f} mm; "
-             f"{int((np.nan_to_num(fd) > threshold).sum())} frame(s) above {threshold:g} mm.</p>",
-             _img(figures.motion_plot(params, fd, threshold, time), "motion traces")]
+    parts = [
+        "<h3>Head motion</h3>",
+        f"<p>{meta.get('DegreesOfFreedom', 6)} degrees of freedom "
+        f"({html.escape(str(meta.get('Axes', '')))}); "
+        f"maximum framewise displacement {np.nanmax(fd) if np.isfinite(fd).any() else 0.0:.2f} mm; "
+        f"{int((np.nan_to_num(fd) > threshold).sum())} frame(s) above {threshold:g} mm.</p>",
+        _img(figures.motion_plot(params, fd, threshold, time), "motion traces"),
+    ]
     before_after = _find(folder / "figures", "*_desc-hmc_dce.png")
     if before_after is not None:
-        parts.append(_img(base64.b64encode(before_after.read_bytes()).decode("ascii"), "before/after correction"))
+        parts.append(
+            _img(base64.b64encode(before_after.read_bytes()).decode("ascii"), "before/after correction")
+        )
     return parts
 
 
@@ -172,15 +197,19 @@ def _dose_section(folder):
         agent = html.escape(str(meta.get("ContrastBolusAgent")))
         source = html.escape(str(meta.get("DoseFractionSource")))
         sha = html.escape(str(meta.get("NetworkWeightsSHA256"))[:12])
-        parts += ["<h3>Gadolinium dose reduction</h3>",
-                  f"<p>{html.escape(synth.name)}: {agent}, dose fraction {meta.get('DoseFraction')} "
-                  f"({source}); "
-                  f"conditioning: {html.escape(conditions)}; weights sha256 {sha}&hellip;</p>"]
+        parts += [
+            "<h3>Gadolinium dose reduction</h3>",
+            f"<p>{html.escape(synth.name)}: {agent}, dose fraction {meta.get('DoseFraction')} "
+            f"({source}); "
+            f"conditioning: {html.escape(conditions)}; weights sha256 {sha}&hellip;</p>",
+        ]
         c = meta.get("ComparisonWithStandardDose")
         if c:
-            parts.append(f"<p>Against the acquired standard dose: PSNR {c['PSNR']:.2f} dB, "
-                         f"SSIM {c['SSIM']:.3f} (naive baseline: {c['NaiveBaselinePSNR']:.2f} dB, "
-                         f"{c['NaiveBaselineSSIM']:.3f}).</p>")
+            parts.append(
+                f"<p>Against the acquired standard dose: PSNR {c['PSNR']:.2f} dB, "
+                f"SSIM {c['SSIM']:.3f} (naive baseline: {c['NaiveBaselinePSNR']:.2f} dB, "
+                f"{c['NaiveBaselineSSIM']:.3f}).</p>"
+            )
         label = next((p for p in synth.name.split("_") if p.startswith("ce-")), "ce-")
         figure = _find(folder / "figures", f"*_{label}_desc-dose_T1w.png")
         if figure is not None:
@@ -204,7 +233,9 @@ def _session_section(session, folder):
         rows = [t1_row]
         residual_path = _find(anat, "*_desc-vfa_T1residual.nii.gz")
         if residual_path is not None:
-            rows.append(dict(volume=_load(residual_path), title="VFA residual", units="fraction", cmap="magma"))
+            rows.append(
+                dict(volume=_load(residual_path), title="VFA residual", units="fraction", cmap="magma")
+            )
         parts.append(_img(figures.map_grid(rows), "T1 map"))
         parts.append(_nan_note(rows))
         parts.append(_img(figures.histogram(t1, "T1 histogram", "T1 (s)"), "T1 histogram"))
@@ -219,22 +250,45 @@ def _session_section(session, folder):
             aif, aif_times = read_aif(aif_path, t)
         aif_meta = _sidecar(aif_path)
         parts.append("<h3>Arterial input function</h3>")
-        parts.append(f"<p>Source: {html.escape(str(aif_meta.get('Source')))}; quality: "
-                     f"{aif_meta.get('Quality')}; haematocrit: {aif_meta.get('Hematocrit')}; "
-                     f"voxels: {aif_meta.get('NumberOfVoxels', 0)}</p>")
+        parts.append(
+            f"<p>Source: {html.escape(str(aif_meta.get('Source')))}; quality: "
+            f"{aif_meta.get('Quality')}; haematocrit: {aif_meta.get('Hematocrit')}; "
+            f"voxels: {aif_meta.get('NumberOfVoxels', 0)}</p>"
+        )
         conc_meta = _sidecar(conc_path) if conc_path is not None else {}
         arrival = conc_meta.get("BolusArrivalTime")
         if "BaselineFrames" in conc_meta:
-            parts.append(f"<p>Bolus arrival: {'not found' if arrival is None else f'{arrival:.2f} s'} "
-                         f"({html.escape(str(conc_meta.get('BolusArrivalMethod', 'unknown method')))}); "
-                         f"baseline frames: {conc_meta['BaselineFrames']} "
-                         f"({html.escape(str(conc_meta.get('BaselineFramesSource')))})</p>")
-        parts.append(_img(figures.aif_plot(table[:, 0], table[:, 1], table[:, 2], aif_meta.get("Source"), arrival), "AIF"))
+            parts.append(
+                f"<p>Bolus arrival: {'not found' if arrival is None else f'{arrival:.2f} s'} "
+                f"({html.escape(str(conc_meta.get('BolusArrivalMethod', 'unknown method')))}); "
+                f"baseline frames: {conc_meta['BaselineFrames']} "
+                f"({html.escape(str(conc_meta.get('BaselineFramesSource')))})</p>"
+            )
+        parts.append(
+            _img(
+                figures.aif_plot(table[:, 0], table[:, 1], table[:, 2], aif_meta.get("Source"), arrival),
+                "AIF",
+            )
+        )
         aif_mask_path = _find(perf, "*_desc-aif_mask.nii.gz")
         if aif_mask_path is not None and conc is not None:
-            parts.append(_img(figures.map_grid([dict(volume=conc.max(axis=-1), title="peak conc.", units="mM",
-                                                     cmap="gray", overlay=_load(aif_mask_path) > 0)],
-                                               "AIF voxels (red) on the peak concentration"), "AIF voxels"))
+            parts.append(
+                _img(
+                    figures.map_grid(
+                        [
+                            dict(
+                                volume=conc.max(axis=-1),
+                                title="peak conc.",
+                                units="mM",
+                                cmap="gray",
+                                overlay=_load(aif_mask_path) > 0,
+                            )
+                        ],
+                        "AIF voxels (red) on the peak concentration",
+                    ),
+                    "AIF voxels",
+                )
+            )
     parts += _motion_section(folder, t)
     parts += _dose_section(folder)
     for model in _models_in(perf):
@@ -247,27 +301,56 @@ def _session_section(session, folder):
         for path in sorted(perf.glob(f"*_desc-{label}_*.nii.gz")):
             name = path.name[: -len(".nii.gz")].rsplit("_", 1)[1]
             if name not in ("R2map", "mask"):
-                rows.append(dict(volume=_load(path), title=name, units=_sidecar(path).get("Units", ""), mask=quality,
-                                 cmap=CMAPS.get(name, "viridis")))
+                rows.append(
+                    dict(
+                        volume=_load(path),
+                        title=name,
+                        units=_sidecar(path).get("Units", ""),
+                        mask=quality,
+                        cmap=CMAPS.get(name, "viridis"),
+                    )
+                )
         rows.append(dict(volume=r2, title="R²", units="R²", limits=(0.0, 1.0)))
         if quality is not None:
             parts.append(f"<p>Quality mask: {int(quality.sum())} of {quality.size} voxels.</p>")
-            rows.append(dict(volume=quality.astype(float), title="quality", units="in mask", cmap="gray",
-                             limits=(0.0, 1.0)))
-        parts.append(_img(figures.map_grid(rows, f"{model}: parameter maps, R² and quality mask"), f"{model} maps"))
+            rows.append(
+                dict(
+                    volume=quality.astype(float),
+                    title="quality",
+                    units="in mask",
+                    cmap="gray",
+                    limits=(0.0, 1.0),
+                )
+            )
+        parts.append(
+            _img(figures.map_grid(rows, f"{model}: parameter maps, R² and quality mask"), f"{model} maps")
+        )
         parts.append(_nan_note([row for row in rows if row["title"] != "quality"]))
-        stderr_rows = [dict(volume=_load(path), title=f"SE {path.name[: -len('.nii.gz')].rsplit('_', 1)[1]}",
-                            units=_sidecar(path).get("Units", ""), mask=quality, cmap="cividis")
-                       for path in sorted(perf.glob(f"*_desc-{stderr_label(model)}_*.nii.gz"))]
+        stderr_rows = [
+            dict(
+                volume=_load(path),
+                title=f"SE {path.name[: -len('.nii.gz')].rsplit('_', 1)[1]}",
+                units=_sidecar(path).get("Units", ""),
+                mask=quality,
+                cmap="cividis",
+            )
+            for path in sorted(perf.glob(f"*_desc-{stderr_label(model)}_*.nii.gz"))
+        ]
         if stderr_rows:
             parts.append("<h4>Uncertainty (standard error)</h4>")
-            parts.append(_img(figures.map_grid(stderr_rows, f"{model}: standard errors"), f"{model} uncertainty"))
+            parts.append(
+                _img(figures.map_grid(stderr_rows, f"{model}: standard errors"), f"{model} uncertainty")
+            )
         if conc is not None and aif is not None and quality is not None:
             examples = example_fit_curves(model, perf, conc, t, aif, aif_times, quality, r2)
             if examples:
                 labels, measured, fitted = zip(*examples, strict=True)
-                parts.append(_img(figures.curves_plot(t, measured, fitted, labels, f"{model}: example voxels"),
-                                  "example curves"))
+                parts.append(
+                    _img(
+                        figures.curves_plot(t, measured, fitted, labels, f"{model}: example voxels"),
+                        "example curves",
+                    )
+                )
     parts.append("<h3>Warnings</h3>")
     parts += [f'<div class="warn">{html.escape(w)}</div>' for w in warnings] or ["<p>None.</p>"]
     return "\n".join(parts)
@@ -293,14 +376,18 @@ def write_subject_report(output_dir, subject):
     from .. import __version__
 
     output_dir = Path(output_dir)
-    body = [f"<h1>dcequant report: sub-{html.escape(subject)}</h1>",
-            f"<p>dcequant {__version__}. Units: time s, T1 s, concentration mM, Ktrans/kep/PS 1/min, "
-            "Fp ml/100ml/min, ve/vp fractions.</p>"]
+    body = [
+        f"<h1>dcequant report: sub-{html.escape(subject)}</h1>",
+        f"<p>dcequant {__version__}. Units: time s, T1 s, concentration mM, Ktrans/kep/PS 1/min, "
+        "Fp ml/100ml/min, ve/vp fractions.</p>",
+    ]
     for session, folder in _session_dirs(output_dir, subject):
         body.append(_session_section(session, folder))
     body += ["<h2>Methods</h2>", _methods_html(output_dir)]
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>sub-{html.escape(subject)}</title>"
-            f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>sub-{html.escape(subject)}</title>"
+        f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+    )
     path = output_dir / f"sub-{subject}.html"
     write_text_atomic(path, page)
     return path

@@ -23,7 +23,9 @@ def b1_map(grid, amplitude, rng):
     r2 = (x / 80.0) ** 2 + (y / 95.0) ** 2 + (z / 120.0) ** 2
     direction = rng.standard_normal(3)
     direction /= np.linalg.norm(direction)
-    gradient = (direction[0] * x / 80.0 + direction[1] * y / 95.0 + direction[2] * z / 120.0) * rng.uniform(0.2, 0.5)
+    gradient = (direction[0] * x / 80.0 + direction[1] * y / 95.0 + direction[2] * z / 120.0) * rng.uniform(
+        0.2, 0.5
+    )
     pattern = (1.0 - 2.0 * r2) + gradient
     pattern = (pattern - pattern.mean()) / max(np.abs(pattern - pattern.mean()).max(), 1e-12)
     return (1.0 + amplitude * pattern).astype(np.float32)

@@ -76,8 +76,10 @@ def dce_timing(protocol, times, timing_field="VolumeTiming"):
     ``AcquisitionDuration``). The SPGR TR is ``RepetitionTimeExcitation`` in both.
     """
     if timing_field == "VolumeTiming":
-        return {"VolumeTiming": [round(float(t), 6) for t in times],
-                "AcquisitionDuration": protocol.temporal_resolution}
+        return {
+            "VolumeTiming": [round(float(t), 6) for t in times],
+            "AcquisitionDuration": protocol.temporal_resolution,
+        }
     if timing_field == "RepetitionTime":
         return {"RepetitionTime": protocol.temporal_resolution}
     raise ValueError(f"timing_field {timing_field!r} is not one of {', '.join(TIMING_FIELDS)}")
@@ -93,7 +95,12 @@ def write_raw_session(root, subject, session, sim, dose_pair=None, timing_field=
     for index, angle in enumerate(protocol.vfa_flip_angles, start=1):
         path = bids_raw.vfa_path(root, subject, session, index)
         save_volume(path, sim.vfa[..., index - 1], sim.vfa_grid or grid)
-        sidecar = {"FlipAngle": angle, "RepetitionTimeExcitation": protocol.vfa_tr, "PulseSequenceType": "SPGR", **_common_sidecar(protocol)}
+        sidecar = {
+            "FlipAngle": angle,
+            "RepetitionTimeExcitation": protocol.vfa_tr,
+            "PulseSequenceType": "SPGR",
+            **_common_sidecar(protocol),
+        }
         write_json_atomic(bids_raw.vfa_path(root, subject, session, index, ".json"), sidecar)
         written.append(path)
     path = bids_raw.dce_path(root, subject, session)
@@ -111,7 +118,10 @@ def write_raw_session(root, subject, session, sim, dose_pair=None, timing_field=
     if protocol.b1_amplitude > 0:
         path = bids_raw.b1_path(root, subject, session)
         save_volume(path, 100.0 * sim.b1, grid)
-        write_json_atomic(bids_raw.b1_path(root, subject, session, ".json"), {"Units": "percent", **_common_sidecar(protocol)})
+        write_json_atomic(
+            bids_raw.b1_path(root, subject, session, ".json"),
+            {"Units": "percent", **_common_sidecar(protocol)},
+        )
         written.append(path)
     if dose_pair is not None:
         written += _write_dose_pair(root, subject, session, dose_pair, protocol, grid)
@@ -125,7 +135,12 @@ def _write_dose_pair(root, subject, session, pair, protocol, grid):
         entities = {} if dose is None else {"acq": DOSE_PAIR_ACQ[dose], "ce": protocol.agent}
         path = bids_raw.raw_path(root, subject, session, "anat", "T1w", **entities)
         save_volume(path, data, grid)
-        sidecar = {"FlipAngle": pair.flip_angle, "RepetitionTimeExcitation": pair.tr, "PulseSequenceType": "SPGR", **_common_sidecar(protocol)}
+        sidecar = {
+            "FlipAngle": pair.flip_angle,
+            "RepetitionTimeExcitation": pair.tr,
+            "PulseSequenceType": "SPGR",
+            **_common_sidecar(protocol),
+        }
         if dose is not None:
             fraction = pair.low_dose_fraction if dose == "low" else 1.0
             sidecar.update(contrast_fields(protocol, fraction))
@@ -140,7 +155,9 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     phantom, protocol, grid = sim.phantom, sim.protocol, sim.phantom.grid
 
     def truth(datatype, suffix, extension=".nii.gz", **entities):
-        return bids_raw.raw_path(root, subject, session, datatype, suffix, extension, **entities, desc="truth")
+        return bids_raw.raw_path(
+            root, subject, session, datatype, suffix, extension, **entities, desc="truth"
+        )
 
     def volume(datatype, suffix, data, sidecar, dtype=np.float32, dt=None, **entities):
         save_volume(truth(datatype, suffix, **entities), data, grid, dt=dt, dtype=dtype)
@@ -149,22 +166,47 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
         write_json_atomic(truth(datatype, suffix, ".json", **entities), sidecar)
 
     volume("anat", "T1map", phantom.t1, {"Units": "s"})
-    volume("anat", "M0map", phantom.m0 * RECEIVER_GAIN, {"Units": "arbitrary", "Description": "receiver gain × relative proton density; the M0 of the SPGR equation"})
-    volume("anat", "dseg", phantom.dseg, {"Description": "dominant tissue class; labels in dseg.tsv"}, dtype=np.int16)
+    volume(
+        "anat",
+        "M0map",
+        phantom.m0 * RECEIVER_GAIN,
+        {
+            "Units": "arbitrary",
+            "Description": "receiver gain × relative proton density; the M0 of the SPGR equation",
+        },
+    )
+    volume(
+        "anat",
+        "dseg",
+        phantom.dseg,
+        {"Description": "dominant tissue class; labels in dseg.tsv"},
+        dtype=np.int16,
+    )
     units = get_model(TRUTH_MODEL).units
     for name, data in phantom.truth_maps().items():
         volume("perf", name, data, {"Units": units[name], "Model": TRUTH_MODEL})
-    volume("perf", "delay", phantom.delay, {"Units": "s", "Description": "bolus delay relative to the arterial input"})
+    volume(
+        "perf",
+        "delay",
+        phantom.delay,
+        {"Units": "s", "Description": "bolus delay relative to the arterial input"},
+    )
     volume(
         "perf",
         "dce",
         sim.concentration,
-        {"Units": "mM", "Description": "noise-free tissue concentration", "VolumeTiming": [float(t) for t in sim.t]},
+        {
+            "Units": "mM",
+            "Description": "noise-free tissue concentration",
+            "VolumeTiming": [float(t) for t in sim.t],
+        },
         dt=protocol.temporal_resolution,
     )
     if protocol.b1_amplitude > 0:
         volume("fmap", "TB1map", 100.0 * sim.b1, {"Units": "percent"})
-    _write_table(truth("perf", "timeseries", ".tsv"), {"time": sim.t, "plasma": sim.aif_plasma, "blood": sim.aif_blood})
+    _write_table(
+        truth("perf", "timeseries", ".tsv"), {"time": sim.t, "plasma": sim.aif_plasma, "blood": sim.aif_blood}
+    )
     write_json_atomic(truth("perf", "timeseries", ".json"), _aif_sidecar(sim))
     if sim.motion is not None:
         names = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -177,7 +219,11 @@ def write_truth_session(root, subject, session, sim, dose_pair=None):
     if dose_pair is not None:
         for dose, data in (("low", dose_pair.low_enhancement), ("standard", dose_pair.enhancement)):
             fraction = dose_pair.low_dose_fraction if dose == "low" else 1.0
-            sidecar = {"Description": "noise-free post-contrast minus pre-contrast T1w signal", "DoseFraction": fraction, "PostContrastTime": dose_pair.time}
+            sidecar = {
+                "Description": "noise-free post-contrast minus pre-contrast T1w signal",
+                "DoseFraction": fraction,
+                "PostContrastTime": dose_pair.time,
+            }
             volume("anat", "enhancement", data, sidecar, acq=DOSE_PAIR_ACQ[dose])
 
 
@@ -214,7 +260,11 @@ def _write_table(path, columns):
 
 def subject_truth_row(subject, phantom, group_column):
     """One ``participants.tsv`` row of the truth dataset: group and subject-level values."""
-    row = {"participant_id": subject, group_column: phantom.group or "n/a", "sinus_delay": round(phantom.sinus_delay, 6)}
+    row = {
+        "participant_id": subject,
+        group_column: phantom.group or "n/a",
+        "sinus_delay": round(phantom.sinus_delay, 6),
+    }
     for tissue, values in phantom.subject_values.items():
         for parameter, value in values.items():
             row[f"{tissue}_{parameter}"] = f"{value:.6g}"
@@ -231,12 +281,25 @@ def subject_truth_columns(row, group_column):
     for column in row:
         tissue, _, parameter = column.rpartition("_")
         if parameter in units:
-            doc[column] = {"Description": f"subject-level {parameter} of {tissue} (before spatial variation)", "Units": units[parameter]}
+            doc[column] = {
+                "Description": f"subject-level {parameter} of {tissue} (before spatial variation)",
+                "Units": units[parameter],
+            }
     return doc
 
 
 #: truth files outside the BIDS derivatives specification (listed in the truth .bidsignore)
-TRUTH_IGNORE_PATTERNS = ("*_desc-truth_Ktrans.*", "*_desc-truth_ve.*", "*_desc-truth_vp.*", "*_desc-truth_kep.*", "*_desc-truth_delay.*", "*_desc-truth_dce.*", "*_desc-truth_timeseries.*", "*_desc-truthmotion_timeseries.*", "*_desc-truth_enhancement.*")
+TRUTH_IGNORE_PATTERNS = (
+    "*_desc-truth_Ktrans.*",
+    "*_desc-truth_ve.*",
+    "*_desc-truth_vp.*",
+    "*_desc-truth_kep.*",
+    "*_desc-truth_delay.*",
+    "*_desc-truth_dce.*",
+    "*_desc-truth_timeseries.*",
+    "*_desc-truthmotion_timeseries.*",
+    "*_desc-truth_enhancement.*",
+)
 
 
 def write_truth_dataset_files(root, participants, group_column):
@@ -251,11 +314,15 @@ def write_truth_dataset_files(root, participants, group_column):
         dataset_type="derivative",
         GeneratedBy=[{"Name": "dcequant-simulate", "Version": __version__}],
     )
-    lines = ["index\tname\tabbreviation"] + [f"{i}\t{name}\t{abbr}" for i, (name, abbr) in TISSUE_CLASSES.items()]
+    lines = ["index\tname\tabbreviation"] + [
+        f"{i}\t{name}\t{abbr}" for i, (name, abbr) in TISSUE_CLASSES.items()
+    ]
     write_text_atomic(root / "dseg.tsv", "\n".join(lines) + "\n")
     bids_raw.ensure_bidsignore(root, TRUTH_IGNORE_PATTERNS)
     if participants:
-        bids_raw.update_participants(root, participants, columns_doc=subject_truth_columns(participants[0], group_column))
+        bids_raw.update_participants(
+            root, participants, columns_doc=subject_truth_columns(participants[0], group_column)
+        )
 
 
 def write_raw_dataset_files(root, participants, group_column, group_labels, readme):

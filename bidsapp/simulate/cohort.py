@@ -81,7 +81,9 @@ class Cohort:
 
     def session_rng(self, index, session_index):
         """Random stream of one session's acquisition of subject ``index``."""
-        return np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(2, index, session_index)))
+        return np.random.default_rng(
+            np.random.SeedSequence(int(self.seed), spawn_key=(2, index, session_index))
+        )
 
     def expected_auroc(self):
         """AUROC of the subject-level log Ktrans (or vp) for the second label: Φ(d/√2)."""

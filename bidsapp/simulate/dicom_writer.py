@@ -42,7 +42,18 @@ def _tm(moment):
 class _Series:
     """One DICOM series: its role, acquisition parameters and image data."""
 
-    def __init__(self, role, description, number, volume, flip_angle, tr, frame_times=None, contrast_fraction=None, bids_name=None):
+    def __init__(
+        self,
+        role,
+        description,
+        number,
+        volume,
+        flip_angle,
+        tr,
+        frame_times=None,
+        contrast_fraction=None,
+        bids_name=None,
+    ):
         self.role, self.description, self.number = role, description, number
         self.volume = np.asarray(volume, dtype=float)
         if self.volume.ndim == 3:
@@ -58,17 +69,62 @@ def _session_series(subject, session, sim, style, dose_pair):
     series = []
     for index, angle in enumerate(protocol.vfa_flip_angles, start=1):
         name = bids_raw.vfa_path("", subject, session, index).as_posix()
-        series.append(_Series("vfa", style.vfa_description.format(angle=angle), 10 + index, sim.vfa[..., index - 1], angle, protocol.vfa_tr, bids_name=name))
+        series.append(
+            _Series(
+                "vfa",
+                style.vfa_description.format(angle=angle),
+                10 + index,
+                sim.vfa[..., index - 1],
+                angle,
+                protocol.vfa_tr,
+                bids_name=name,
+            )
+        )
     if dose_pair is not None:
-        series.append(_Series("t1w_pre", style.t1w_description.format(label="pre"), 20, dose_pair.pre, dose_pair.flip_angle, dose_pair.tr, bids_name=bids_raw.raw_path("", subject, session, "anat", "T1w").as_posix()))
+        series.append(
+            _Series(
+                "t1w_pre",
+                style.t1w_description.format(label="pre"),
+                20,
+                dose_pair.pre,
+                dose_pair.flip_angle,
+                dose_pair.tr,
+                bids_name=bids_raw.raw_path("", subject, session, "anat", "T1w").as_posix(),
+            )
+        )
     dce_name = bids_raw.dce_path("", subject, session).as_posix()
-    series.append(_Series("dce", style.dce_description, DCE_SERIES_NUMBER, sim.dce, protocol.dce_flip_angle, protocol.dce_tr, sim.t, 1.0, dce_name))
+    series.append(
+        _Series(
+            "dce",
+            style.dce_description,
+            DCE_SERIES_NUMBER,
+            sim.dce,
+            protocol.dce_flip_angle,
+            protocol.dce_tr,
+            sim.t,
+            1.0,
+            dce_name,
+        )
+    )
     if dose_pair is not None:
         for offset, (dose, volume) in enumerate((("low", dose_pair.low), ("standard", dose_pair.standard))):
             fraction = dose_pair.low_dose_fraction if dose == "low" else 1.0
             acq = DOSE_PAIR_ACQ[dose]
-            name = bids_raw.raw_path("", subject, session, "anat", "T1w", acq=acq, ce=protocol.agent).as_posix()
-            series.append(_Series(f"t1w_{acq}", style.t1w_description.format(label=f"post_{acq}"), 40 + offset, volume, dose_pair.flip_angle, dose_pair.tr, contrast_fraction=fraction, bids_name=name))
+            name = bids_raw.raw_path(
+                "", subject, session, "anat", "T1w", acq=acq, ce=protocol.agent
+            ).as_posix()
+            series.append(
+                _Series(
+                    f"t1w_{acq}",
+                    style.t1w_description.format(label=f"post_{acq}"),
+                    40 + offset,
+                    volume,
+                    dose_pair.flip_angle,
+                    dose_pair.tr,
+                    contrast_fraction=fraction,
+                    bids_name=name,
+                )
+            )
     return series
 
 
@@ -116,7 +172,18 @@ def write_dicom_session(
         study = vfa_study_uid if s.role == "vfa" else study_uid
         scale = global_scale if not style.rescale else MAX_STORED / max(float(s.volume.max()), 1e-12)
         slope = float(rng.uniform(1.5, 3.0)) if style.private_scale else 1.0 / scale
-        ds = _series_template(style, protocol, grid, s, subject, study, uid(s.number), frame_of_reference, start, series_start[s.number])
+        ds = _series_template(
+            style,
+            protocol,
+            grid,
+            s,
+            subject,
+            study,
+            uid(s.number),
+            frame_of_reference,
+            start,
+            series_start[s.number],
+        )
         if style.rescale:
             ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", "0", "US"
         if style.private_scale:
@@ -144,7 +211,9 @@ def write_dicom_session(
     tasks = [(s, n, k) for s in series for n in range(s.volume.shape[-1]) for k in range(grid.matrix[2])]
     folder.mkdir(parents=True, exist_ok=True)
     encoders = {number: _SeriesEncoder() for number in templates}
-    for (s, n, k), name in zip([tasks[i] for i in rng.permutation(len(tasks))], _random_names(rng, len(tasks)), strict=True):
+    for (s, n, k), name in zip(
+        [tasks[i] for i in rng.permutation(len(tasks))], _random_names(rng, len(tasks)), strict=True
+    ):
         ds, scale = templates[s.number]
         _fill_instance(ds, style, grid, s, n, k, scale, series_start[s.number], uid(s.number, n, k))
         with atomic_path(folder / name, suffix=".dcm") as tmp:
@@ -225,7 +294,9 @@ class _SeriesEncoder:
         return b"".join(parts)
 
 
-def _series_template(style, protocol, grid, s, subject, study_uid, series_uid, frame_of_reference, start, series_start):
+def _series_template(
+    style, protocol, grid, s, subject, study_uid, series_uid, frame_of_reference, start, series_start
+):
     """Dataset holding every attribute that is the same for all files of a series."""
     label = bids_raw.strip_prefix(subject, "sub")
     ds = Dataset()

@@ -130,7 +130,9 @@ def label_points(geo, x, y, z):
     r = _distance(x, y, z, geo.tumour_centre)
     amp, q1, q2 = geo.tumour_shape
     tx, ty, tz = (x - geo.tumour_centre[0], y - geo.tumour_centre[1], z - geo.tumour_centre[2])
-    surface = geo.tumour_radius * (1 + amp * np.sin(3 * np.arctan2(ty, tx) + q1) * np.cos(2 * np.arctan2(tz, np.hypot(tx, ty)) + q2))
+    surface = geo.tumour_radius * (
+        1 + amp * np.sin(3 * np.arctan2(ty, tx) + q1) * np.cos(2 * np.arctan2(tz, np.hypot(tx, ty)) + q2)
+    )
     labels[r < surface] = CLASS_INDEX["tumour_rim"]
     labels[r < surface - geo.rim_thickness] = CLASS_INDEX["tumour_necrosis"]
     # superior sagittal sinus: tube along the midsagittal curve just under the skull

@@ -58,7 +58,12 @@ def plasma_aif(protocol, session_input, t, dose_fraction=1.0):
     from bidsapp import population_aif
 
     scale = session_input.amplitude * dose_fraction * protocol.dose / STANDARD_DOSE
-    cp = population_aif(protocol.aif, np.asarray(t, dtype=float), bolus_arrival=session_input.bolus_arrival, hematocrit=protocol.hematocrit)
+    cp = population_aif(
+        protocol.aif,
+        np.asarray(t, dtype=float),
+        bolus_arrival=session_input.bolus_arrival,
+        hematocrit=protocol.hematocrit,
+    )
     return scale * np.asarray(cp, dtype=float)
 
 
@@ -121,10 +126,26 @@ class FrameResponses:
         t = np.asarray(t_fine)[::every]
         for delay in {_key(d) for d in delays}:
             shift = delay or None
-            out.plasma[delay] = np.asarray(model_curve(TRUTH_MODEL, {"Ktrans": 0.0, "ve": 1.0, "vp": 1.0}, t, aif_fine,
-                                                       delay=shift, aif_times=t_fine))
-            out.leakage[delay] = np.asarray(model_curve(TRUTH_MODEL, {"Ktrans": 1.0, "ve": 1.0 / KEP_GRID, "vp": 0.0},
-                                                        t, aif_fine, delay=shift, aif_times=t_fine))
+            out.plasma[delay] = np.asarray(
+                model_curve(
+                    TRUTH_MODEL,
+                    {"Ktrans": 0.0, "ve": 1.0, "vp": 1.0},
+                    t,
+                    aif_fine,
+                    delay=shift,
+                    aif_times=t_fine,
+                )
+            )
+            out.leakage[delay] = np.asarray(
+                model_curve(
+                    TRUTH_MODEL,
+                    {"Ktrans": 1.0, "ve": 1.0 / KEP_GRID, "vp": 0.0},
+                    t,
+                    aif_fine,
+                    delay=shift,
+                    aif_times=t_fine,
+                )
+            )
         return out
 
     def concentration(self, frame, ktrans, kep, vp, delay):
@@ -143,7 +164,9 @@ class FrameResponses:
             sel = delay == d
             out[sel] = vp[sel] * self.plasma[_key(d)][frame]
             both = sel & leaky
-            out[both] += ktrans[both] * np.interp(np.log(kep[both]), log_grid, self.leakage[_key(d)][:, frame])
+            out[both] += ktrans[both] * np.interp(
+                np.log(kep[both]), log_grid, self.leakage[_key(d)][:, frame]
+            )
         return out
 
 

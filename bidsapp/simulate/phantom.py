@@ -81,8 +81,12 @@ class Phantom:
         to_object = np.linalg.inv(np.asarray(pose, float))
         fractions = class_fractions(self.geometry, self.grid, self.supersample, to_object)
         source = self.field_grid or self.grid
-        maps = _parameter_maps(fractions, {p: _field_at(self.grid, source, f, to_object) for p, f in self.fields.items()},
-                               self.subject_values, priors(self.field_strength, self.hematocrit))
+        maps = _parameter_maps(
+            fractions,
+            {p: _field_at(self.grid, source, f, to_object) for p, f in self.fields.items()},
+            self.subject_values,
+            priors(self.field_strength, self.hematocrit),
+        )
         return replace(self, fractions=fractions, **_derived(fractions, maps, self.sinus_delay))
 
     def truth_maps(self):
@@ -143,8 +147,16 @@ def _derived(fractions, maps, sinus_delay):
     dseg = fractions.argmax(axis=-1).astype(np.int16)
     delay = np.where(dseg == CLASS_INDEX["sagittal_sinus"], sinus_delay, 0.0)
     as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
-    return {"dseg": dseg, "t1": as32(maps["T1"]), "m0": as32(maps["M0"]), "ktrans": as32(ktrans), "ve": as32(ve),
-            "vp": as32(maps["vp"]), "kep": as32(kep), "delay": as32(delay)}
+    return {
+        "dseg": dseg,
+        "t1": as32(maps["T1"]),
+        "m0": as32(maps["M0"]),
+        "ktrans": as32(ktrans),
+        "ve": as32(ve),
+        "vp": as32(maps["vp"]),
+        "kep": as32(kep),
+        "delay": as32(delay),
+    }
 
 
 def make_phantom(
@@ -194,8 +206,12 @@ def make_phantom(
     fractions = class_fractions(geometry, grid, supersample)
     source = field_grid or grid
     fields = {p: smooth_field(rng, source.matrix, source.voxel_size, smoothness_mm) for p in PARAMETERS}
-    maps = _parameter_maps(fractions, {p: _field_at(grid, source, f) for p, f in fields.items()}, values,
-                           priors(field_strength, hematocrit))
+    maps = _parameter_maps(
+        fractions,
+        {p: _field_at(grid, source, f) for p, f in fields.items()},
+        values,
+        priors(field_strength, hematocrit),
+    )
     return Phantom(
         grid=grid,
         geometry=geometry,

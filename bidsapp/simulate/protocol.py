@@ -73,7 +73,9 @@ class Protocol:
             "temporal_resolution": self.temporal_resolution > 0,
             "baseline_frames": 1 <= int(self.baseline_frames) < int(self.n_frames),
             "bolus_arrival": self.bolus_arrival is None
-            or self.earliest_arrival <= self.bolus_arrival < (int(self.n_frames) - 1) * float(self.temporal_resolution),
+            or self.earliest_arrival
+            <= self.bolus_arrival
+            < (int(self.n_frames) - 1) * float(self.temporal_resolution),
             "snr": self.snr > 0,
             "b1_amplitude": 0 <= self.b1_amplitude < 0.5,
             "motion": self.motion >= 0,

@@ -71,11 +71,11 @@ def simulate_study(
     out_dir: str | Path,
     n_subjects: int = 2,
     n_sessions: int = 1,
-    fmt: str = 'bids',
+    fmt: str = "bids",
     seed: int = 0,
     protocol: Protocol | None = None,
     grid: Grid | None = None,
-    vendor: str = 'siemens',
+    vendor: str = "siemens",
     effect_size: float = 1.0,
     lesion: bool = True,
     dose_pairs: bool = False,
@@ -83,7 +83,7 @@ def simulate_study(
     vfa_separate_study: bool = False,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
-    timing_field: str = 'VolumeTiming',
+    timing_field: str = "VolumeTiming",
     vfa_grid: Grid | None = None,
 ) -> StudySummary:
     """Simulate ``n_subjects`` × ``n_sessions`` sessions and write them to ``out_dir``.
@@ -162,14 +162,25 @@ def simulate_study(
         )
         vfa_phantom = None
         if vfa_grid is not None:
-            vfa_phantom = make_phantom(cohort.subject_rng(s_index), vfa_grid, field_strength=protocol.field_strength,
-                                       hematocrit=protocol.hematocrit, lesion=lesion, group=group,
-                                       shifts=cohort.shifts(group), field_grid=grid)
+            vfa_phantom = make_phantom(
+                cohort.subject_rng(s_index),
+                vfa_grid,
+                field_strength=protocol.field_strength,
+                hematocrit=protocol.hematocrit,
+                lesion=lesion,
+                group=group,
+                shifts=cohort.shifts(group),
+                field_grid=grid,
+            )
         truth_rows.append(subject_truth_row(subject, phantom, cohort.group_column))
         for v_index, session in enumerate(cohort.sessions):
             rng = cohort.session_rng(s_index, v_index)
             sim = simulate_subject(phantom, protocol, rng, vfa_phantom)
-            pair = simulate_dose_pair(phantom, protocol, rng, low_dose_fraction, sim.session_input, sim.b1) if dose_pairs else None
+            pair = (
+                simulate_dose_pair(phantom, protocol, rng, low_dose_fraction, sim.session_input, sim.b1)
+                if dose_pairs
+                else None
+            )
             name = f"sub-{subject}" + (f" ses-{session}" if session else "")
             if fmt in ("bids", "both"):
                 write_raw_session(out_dir, subject, session, sim, pair, timing_field)
@@ -177,8 +188,12 @@ def simulate_study(
                 folder = bids_raw.subject_dir(out_dir / DICOM_DIR, subject, session)
                 if folder.exists():
                     shutil.rmtree(folder)
-                study_start = dt.datetime(2024, 3, 4, 9, 0) + dt.timedelta(days=7 * v_index, minutes=45 * s_index)
-                write_dicom_session(folder, subject, session, sim, vendor, pair, vfa_separate_study, seed, study_start)
+                study_start = dt.datetime(2024, 3, 4, 9, 0) + dt.timedelta(
+                    days=7 * v_index, minutes=45 * s_index
+                )
+                write_dicom_session(
+                    folder, subject, session, sim, vendor, pair, vfa_separate_study, seed, study_start
+                )
             write_truth_session(truth_root, subject, session, sim, pair)
             summary.sessions.append(
                 {
@@ -194,7 +209,13 @@ def simulate_study(
     write_truth_dataset_files(truth_root, truth_rows, cohort.group_column)
     if fmt in ("bids", "both"):
         participants = [{"participant_id": s, cohort.group_column: g} for s, g in groups.items()]
-        write_raw_dataset_files(out_dir, participants, cohort.group_column, cohort.group_labels, _readme(cohort, protocol, grid, fmt))
+        write_raw_dataset_files(
+            out_dir,
+            participants,
+            cohort.group_column,
+            cohort.group_labels,
+            _readme(cohort, protocol, grid, fmt),
+        )
     summary.seconds = time.perf_counter() - started
     say(f"done: {n_subjects} subject(s) × {n_sessions} session(s) in {summary.seconds:.1f} s → {out_dir}")
     return summary

@@ -95,10 +95,14 @@ class DosePair:
 def _protocol_for(phantom, protocol):
     protocol = protocol or Protocol(field_strength=phantom.field_strength, hematocrit=phantom.hematocrit)
     if not np.isclose(protocol.field_strength, phantom.field_strength):
-        raise ValueError(f"protocol.field_strength {protocol.field_strength} T differs from the phantom's "
-                         f"{phantom.field_strength} T")
+        raise ValueError(
+            f"protocol.field_strength {protocol.field_strength} T differs from the phantom's "
+            f"{phantom.field_strength} T"
+        )
     if not np.isclose(protocol.hematocrit, phantom.hematocrit):
-        raise ValueError(f"protocol.hematocrit {protocol.hematocrit} differs from the phantom's {phantom.hematocrit}")
+        raise ValueError(
+            f"protocol.hematocrit {protocol.hematocrit} differs from the phantom's {phantom.hematocrit}"
+        )
     return protocol
 
 
@@ -156,9 +160,15 @@ def simulate_subject(
     relaxivity = _relaxivity(protocol)
 
     head = phantom.t1 > 0
-    t10, m0, b1h = phantom.t1[head].astype(float), RECEIVER_GAIN * phantom.m0[head].astype(float), b1[head].astype(float)
+    t10, m0, b1h = (
+        phantom.t1[head].astype(float),
+        RECEIVER_GAIN * phantom.m0[head].astype(float),
+        b1[head].astype(float),
+    )
     dce = np.zeros(concentration.shape)
-    dce[head] = _enhanced_signal(concentration[head].astype(float), t10, m0, protocol.dce_tr, protocol.dce_flip_angle, relaxivity, b1h)
+    dce[head] = _enhanced_signal(
+        concentration[head].astype(float), t10, m0, protocol.dce_tr, protocol.dce_flip_angle, relaxivity, b1h
+    )
     angles = np.asarray(protocol.vfa_flip_angles)
     sigma = _reference_sigma(dce[..., : protocol.baseline_frames], phantom, protocol.snr)
 
@@ -167,15 +177,25 @@ def simulate_subject(
     if protocol.motion > 0:
         motion = motion_trace(rng, protocol.n_frames, protocol.motion)
         vfa_motion = rng.uniform(-1.0, 1.0, 6) * protocol.motion
-        dce = _moving_dce(phantom, motion, FrameResponses.build(t_fine, cp_fine, every, (0.0, phantom.sinus_delay)),
-                          protocol, relaxivity, b1)
+        dce = _moving_dce(
+            phantom,
+            motion,
+            FrameResponses.build(t_fine, cp_fine, every, (0.0, phantom.sinus_delay)),
+            protocol,
+            relaxivity,
+            b1,
+        )
         vfa_pose = vfa_phantom.moved(pose_matrix(vfa_motion, vfa_phantom.grid.slab_centre))
     vfa_grid = vfa_phantom.grid
     vhead = vfa_pose.t1 > 0
     vfa = np.zeros(vfa_grid.matrix + (angles.size,))
-    vfa[vhead] = spgr_signal(RECEIVER_GAIN * vfa_pose.m0[vhead][:, None].astype(float),
-                             1.0 / vfa_pose.t1[vhead][:, None].astype(float), angles[None, :], protocol.vfa_tr,
-                             b1_vfa[vhead][:, None].astype(float))
+    vfa[vhead] = spgr_signal(
+        RECEIVER_GAIN * vfa_pose.m0[vhead][:, None].astype(float),
+        1.0 / vfa_pose.t1[vhead][:, None].astype(float),
+        angles[None, :],
+        protocol.vfa_tr,
+        b1_vfa[vhead][:, None].astype(float),
+    )
     return SubjectSimulation(
         phantom=phantom,
         protocol=protocol,
@@ -204,10 +224,18 @@ def _moving_dce(phantom, motion, responses, protocol, relaxivity, b1):
     for n, params in enumerate(motion):
         moved = phantom.moved(pose_matrix(params, phantom.grid.slab_centre)) if np.any(params) else phantom
         head = moved.t1 > 0
-        conc = responses.concentration(n, moved.ktrans[head], moved.kep[head], moved.vp[head], moved.delay[head])
-        dce[head, n] = _enhanced_signal(conc[:, None], moved.t1[head].astype(float),
-                                        RECEIVER_GAIN * moved.m0[head].astype(float), protocol.dce_tr,
-                                        protocol.dce_flip_angle, relaxivity, b1[head].astype(float))[:, 0]
+        conc = responses.concentration(
+            n, moved.ktrans[head], moved.kep[head], moved.vp[head], moved.delay[head]
+        )
+        dce[head, n] = _enhanced_signal(
+            conc[:, None],
+            moved.t1[head].astype(float),
+            RECEIVER_GAIN * moved.m0[head].astype(float),
+            protocol.dce_tr,
+            protocol.dce_flip_angle,
+            relaxivity,
+            b1[head].astype(float),
+        )[:, 0]
     return dce
 
 
@@ -245,10 +273,18 @@ def simulate_dose_pair(
     relaxivity = _relaxivity(protocol)
 
     head = phantom.t1 > 0
-    t10, m0, b1h = phantom.t1[head].astype(float), RECEIVER_GAIN * phantom.m0[head].astype(float), b1[head].astype(float)
+    t10, m0, b1h = (
+        phantom.t1[head].astype(float),
+        RECEIVER_GAIN * phantom.m0[head].astype(float),
+        b1[head].astype(float),
+    )
     fa, tr = protocol.t1w_flip_angle, protocol.t1w_tr
     volumes = {}
-    for name, c in (("pre", 0.0 * standard_c), ("low", low_dose_fraction * standard_c), ("standard", standard_c)):
+    for name, c in (
+        ("pre", 0.0 * standard_c),
+        ("low", low_dose_fraction * standard_c),
+        ("standard", standard_c),
+    ):
         vol = np.zeros(phantom.grid.matrix)
         vol[head] = _enhanced_signal(c[head][:, None].astype(float), t10, m0, tr, fa, relaxivity, b1h)[:, 0]
         volumes[name] = vol.astype(np.float32)

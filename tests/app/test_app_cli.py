@@ -23,8 +23,16 @@ def test_bad_analysis_level_exits_17(dataset, tmp_path, capsys):
 
 
 def test_unknown_participant_exits_18(dataset, tmp_path, capsys):
-    code = main([str(dataset), str(tmp_path / "out"), "participant", "--participant-label", "99",
-                 "--skip-bids-validation"])
+    code = main(
+        [
+            str(dataset),
+            str(tmp_path / "out"),
+            "participant",
+            "--participant-label",
+            "99",
+            "--skip-bids-validation",
+        ]
+    )
     assert code == 18 and "99" in capsys.readouterr().err
 
 
@@ -56,8 +64,21 @@ def test_requesting_a_network_fails_clearly(dataset, tmp_path, capsys):
 
 def test_boilerplate_only_writes_citation_and_nothing_else(dataset, tmp_path):
     out = tmp_path / "out"
-    code = main([str(dataset), str(out), "participant", "--boilerplate-only", "--skip-bids-validation",
-                 "--models", "tofts", "2cxm", "--fit-delay", "-w", str(tmp_path / "work")])
+    code = main(
+        [
+            str(dataset),
+            str(out),
+            "participant",
+            "--boilerplate-only",
+            "--skip-bids-validation",
+            "--models",
+            "tofts",
+            "2cxm",
+            "--fit-delay",
+            "-w",
+            str(tmp_path / "work"),
+        ]
+    )
     assert code == 0
     text = (out / "logs" / "CITATION.md").read_text()
     assert "standard Tofts model" in text and "two-compartment exchange model" in text

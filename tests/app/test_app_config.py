@@ -26,7 +26,9 @@ def test_aif_is_parsed_once_into_what_it_names():
     assert table.for_session("01", None).path == Path("aif/sub-01.tsv").absolute()
     mask = parse_config(["b", "o", "participant", "--aif", "arteries.nii.gz"]).aif
     assert mask == AIFChoice("mask", str(Path("arteries.nii.gz").absolute())) and str(mask) == mask.value
-    assert parse_config(["b", "o", "participant", "--aif", "georgiou"]).aif == AIFChoice("population", "georgiou")
+    assert parse_config(["b", "o", "participant", "--aif", "georgiou"]).aif == AIFChoice(
+        "population", "georgiou"
+    )
     assert str(parse_config(["b", "o", "participant"]).aif) == "auto"
 
 
@@ -36,19 +38,50 @@ def test_unknown_aif_fails_at_parse_time():
 
 
 def test_labels_accept_prefixes():
-    cfg = parse_config(["b", "o", "participant", "--participant-label", "sub-01", "02",
-                        "--session-label", "ses-A", "B"])
+    cfg = parse_config(
+        ["b", "o", "participant", "--participant-label", "sub-01", "02", "--session-label", "ses-A", "B"]
+    )
     assert cfg.participant_label == ["01", "02"] and cfg.session_label == ["A", "B"]
 
 
 def test_science_options():
-    cfg = parse_config(["b", "o", "participant", "--models", "tofts", "2cxm", "--fit-delay", "--no-b1-correction",
-                        "--t10", "1.4", "--relaxivity", "4.5", "--hematocrit", "0.4", "--baseline-frames", "6",
-                        "--aif", "parker", "--device", "cpu", "--random-seed", "7", "-vv",
-                        "--t1-validity", "strict"])
+    cfg = parse_config(
+        [
+            "b",
+            "o",
+            "participant",
+            "--models",
+            "tofts",
+            "2cxm",
+            "--fit-delay",
+            "--no-b1-correction",
+            "--t10",
+            "1.4",
+            "--relaxivity",
+            "4.5",
+            "--hematocrit",
+            "0.4",
+            "--baseline-frames",
+            "6",
+            "--aif",
+            "parker",
+            "--device",
+            "cpu",
+            "--random-seed",
+            "7",
+            "-vv",
+            "--t1-validity",
+            "strict",
+        ]
+    )
     assert cfg.models == ["tofts", "2cxm"] and cfg.fit_delay and not cfg.b1_correction
     assert (cfg.t10, cfg.relaxivity, cfg.hematocrit, cfg.baseline_frames) == (1.4, 4.5, 0.4, 6)
-    assert (cfg.aif, cfg.device, cfg.random_seed, cfg.verbose) == (AIFChoice("population", "parker"), "cpu", 7, 2)
+    assert (cfg.aif, cfg.device, cfg.random_seed, cfg.verbose) == (
+        AIFChoice("population", "parker"),
+        "cpu",
+        7,
+        2,
+    )
     assert cfg.t1_validity == "strict"
 
 
@@ -64,7 +97,11 @@ def test_config_file_json(tmp_path):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"aif": "georgiou", "nprocs": 4, "work_dir": "/scratch/w"}))
     cfg = parse_config(["b", "o", "participant", "--config-file", str(path)])
-    assert cfg.aif == AIFChoice("population", "georgiou") and cfg.nprocs == 4 and cfg.work_dir == Path("/scratch/w")
+    assert (
+        cfg.aif == AIFChoice("population", "georgiou")
+        and cfg.nprocs == 4
+        and cfg.work_dir == Path("/scratch/w")
+    )
 
 
 def test_config_file_unknown_key_names_file_and_key(tmp_path):
@@ -74,15 +111,18 @@ def test_config_file_unknown_key_names_file_and_key(tmp_path):
         load_config_file(path)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"models": ["nope"]}, "--models"),
-    ({"hematocrit": 1.2}, "--hematocrit"),
-    ({"t10": -1.0}, "--t10"),
-    ({"nprocs": 0}, "--nprocs"),
-    ({"baseline_frames": 0}, "--baseline-frames"),
-    ({"relaxivity": 0.0}, "--relaxivity"),
-    ({"t1_validity": "lenient"}, "--t1-validity"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"models": ["nope"]}, "--models"),
+        ({"hematocrit": 1.2}, "--hematocrit"),
+        ({"t10": -1.0}, "--t10"),
+        ({"nprocs": 0}, "--nprocs"),
+        ({"baseline_frames": 0}, "--baseline-frames"),
+        ({"relaxivity": 0.0}, "--relaxivity"),
+        ({"t1_validity": "lenient"}, "--t1-validity"),
+    ],
+)
 def test_invalid_values_name_the_option(options, message):
     with pytest.raises(ValueError, match=message):
         make_config(options)

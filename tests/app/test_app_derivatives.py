@@ -20,7 +20,9 @@ from bidsapp.io_utils import LOCK_NAME
 def test_names_come_from_entities(tmp_path):
     path = derivative_path(tmp_path, "01", "2", "perf", "Ktrans", model_label("extended_tofts"))
     assert path == tmp_path / "sub-01/ses-2/perf/sub-01_ses-2_desc-extendedtofts_Ktrans.nii.gz"
-    assert derivative_path(tmp_path, "01", None, "anat", "T1map", "vfa").name == "sub-01_desc-vfa_T1map.nii.gz"
+    assert (
+        derivative_path(tmp_path, "01", None, "anat", "T1map", "vfa").name == "sub-01_desc-vfa_T1map.nii.gz"
+    )
     assert derivatives.stderr_label("2cxm") == "2cxmStderr"
 
 
@@ -32,7 +34,11 @@ def test_dataset_description(tmp_path):
     on_disk = json.loads((tmp_path / "out" / "dataset_description.json").read_text())
     assert on_disk == desc and desc["DatasetType"] == "derivative"
     generated = desc["GeneratedBy"][0]
-    assert generated["Name"] == "dcequant" and generated["Version"] and generated["CodeURL"].startswith("https://")
+    assert (
+        generated["Name"] == "dcequant"
+        and generated["Version"]
+        and generated["CodeURL"].startswith("https://")
+    )
     assert desc["SourceDatasets"][0]["DOI"] == "doi:10.1/abc"
     assert "*_dce.*" in (tmp_path / "out" / ".bidsignore").read_text()
 
@@ -53,9 +59,13 @@ def test_stage_then_commit_writes_files_and_sidecars(tmp_path):
     assert not list(out.glob("sub-01"))  # nothing visible before the commit
     written = commit_subject(out, "01", staged)
     assert sorted(p.relative_to(out).as_posix() for p in written) == [
-        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.json", "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.nii.gz",
-        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P1.json", "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P1.nii.gz",
-        "sub-01/ses-2/perf/sub-01_ses-2_desc-m_P0.json", "sub-01/ses-2/perf/sub-01_ses-2_desc-m_P0.nii.gz"]
+        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.json",
+        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.nii.gz",
+        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P1.json",
+        "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P1.nii.gz",
+        "sub-01/ses-2/perf/sub-01_ses-2_desc-m_P0.json",
+        "sub-01/ses-2/perf/sub-01_ses-2_desc-m_P0.nii.gz",
+    ]
     sidecar = json.loads((out / "sub-01/ses-1/perf/sub-01_ses-1_desc-m_P0.json").read_text())
     assert sidecar == {"Units": "1/min", "SkullStripped": False}
     assert not (out / derivatives.STAGING_DIR).exists()

@@ -43,7 +43,10 @@ def test_filter_file(dataset, tmp_path):
     path = tmp_path / "filter.json"
     path.write_text(json.dumps({"vfa": {"flip": [1, 4]}}))
     sessions = collect_sessions(dataset, ["01"], ["01"], load_filter_file(path))
-    assert [p.name for p in sessions[0].vfa] == ["sub-01_ses-01_flip-1_VFA.nii.gz", "sub-01_ses-01_flip-4_VFA.nii.gz"]
+    assert [p.name for p in sessions[0].vfa] == [
+        "sub-01_ses-01_flip-1_VFA.nii.gz",
+        "sub-01_ses-01_flip-4_VFA.nii.gz",
+    ]
     path.write_text(json.dumps({"bold": {}}))
     with pytest.raises(ValueError, match="bold"):
         load_filter_file(path)
@@ -72,28 +75,60 @@ def test_missing_sidecar_field_is_named(tmp_path):
         read_dce_acquisition(nii, 2)
 
 
-@pytest.mark.parametrize("meta, times, tr, field", [
-    ({"VolumeTiming": [3.0, 4.5, 6.5], "RepetitionTimeExcitation": 0.004}, [0.0, 1.5, 3.5], 0.004, "VolumeTiming"),
-    ({"RepetitionTime": 4.7, "RepetitionTimeExcitation": 0.0045}, [0.0, 4.7, 9.4], 0.0045, "RepetitionTime"),
-    # a short frame interval is fine when the excitation TR is given separately
-    ({"RepetitionTime": 0.05, "RepetitionTimeExcitation": 0.002}, [0.0, 0.05, 0.1], 0.002, "RepetitionTime"),
-])
+@pytest.mark.parametrize(
+    "meta, times, tr, field",
+    [
+        (
+            {"VolumeTiming": [3.0, 4.5, 6.5], "RepetitionTimeExcitation": 0.004},
+            [0.0, 1.5, 3.5],
+            0.004,
+            "VolumeTiming",
+        ),
+        (
+            {"RepetitionTime": 4.7, "RepetitionTimeExcitation": 0.0045},
+            [0.0, 4.7, 9.4],
+            0.0045,
+            "RepetitionTime",
+        ),
+        # a short frame interval is fine when the excitation TR is given separately
+        (
+            {"RepetitionTime": 0.05, "RepetitionTimeExcitation": 0.002},
+            [0.0, 0.05, 0.1],
+            0.002,
+            "RepetitionTime",
+        ),
+    ],
+)
 def test_frame_times_from_either_bids_timing_field(meta, times, tr, field):
     got_times, got_tr, got_field = frame_times(meta, "x_dce.json", 3)
     np.testing.assert_allclose(got_times, times)
     assert (got_tr, got_field) == (tr, field)
 
 
-@pytest.mark.parametrize("meta, message", [
-    ({"VolumeTiming": [0, 1, 2], "RepetitionTime": 1.0, "RepetitionTimeExcitation": 0.004},
-     "x_dce.json: sidecar has both 'VolumeTiming' and 'RepetitionTime'"),
-    ({"RepetitionTimeExcitation": 0.004}, "x_dce.json: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing"),
-    ({"RepetitionTime": 0.005}, "x_dce.json: sidecar field 'RepetitionTime' = 0.005 s cannot be a frame interval"),
-    ({"RepetitionTime": 5.0}, "x_dce.json: sidecar field 'RepetitionTimeExcitation' is missing"),
-    ({"RepetitionTime": -5.0, "RepetitionTimeExcitation": 0.004}, "'RepetitionTime' must be positive"),
-    ({"VolumeTiming": [0, 2, 1], "RepetitionTimeExcitation": 0.004}, "'VolumeTiming' must increase"),
-    ({"VolumeTiming": "0 1 2", "RepetitionTimeExcitation": 0.004}, "'VolumeTiming' must be a list of numbers"),
-])
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        (
+            {"VolumeTiming": [0, 1, 2], "RepetitionTime": 1.0, "RepetitionTimeExcitation": 0.004},
+            "x_dce.json: sidecar has both 'VolumeTiming' and 'RepetitionTime'",
+        ),
+        (
+            {"RepetitionTimeExcitation": 0.004},
+            "x_dce.json: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing",
+        ),
+        (
+            {"RepetitionTime": 0.005},
+            "x_dce.json: sidecar field 'RepetitionTime' = 0.005 s cannot be a frame interval",
+        ),
+        ({"RepetitionTime": 5.0}, "x_dce.json: sidecar field 'RepetitionTimeExcitation' is missing"),
+        ({"RepetitionTime": -5.0, "RepetitionTimeExcitation": 0.004}, "'RepetitionTime' must be positive"),
+        ({"VolumeTiming": [0, 2, 1], "RepetitionTimeExcitation": 0.004}, "'VolumeTiming' must increase"),
+        (
+            {"VolumeTiming": "0 1 2", "RepetitionTimeExcitation": 0.004},
+            "'VolumeTiming' must be a list of numbers",
+        ),
+    ],
+)
 def test_bad_timing_fields_are_named(meta, message):
     with pytest.raises(ValueError, match=re.escape(message)) as err:
         frame_times(meta, "x_dce.json", 3)
@@ -105,20 +140,28 @@ def test_simulator_writes_both_timing_forms(tmp_path):
     metas = {}
     for field in ("VolumeTiming", "RepetitionTime"):
         root = tmp_path / field
-        simulate_study(root, n_subjects=1, grid=Grid((4, 4, 1), (40.0, 40.0, 5.0)), protocol=protocol,
-                       timing_field=field)
+        simulate_study(
+            root, n_subjects=1, grid=Grid((4, 4, 1), (40.0, 40.0, 5.0)), protocol=protocol, timing_field=field
+        )
         metas[field] = json.loads(dce_path(root, "01", None, ".json").read_text())
         acq = read_dce_acquisition(dce_path(root, "01", None), 6)
         np.testing.assert_allclose(acq.times, np.arange(6) * 2.5)
         assert acq.timing_field == field and acq.tr == protocol.dce_tr
-    assert "RepetitionTime" not in metas["VolumeTiming"] and metas["VolumeTiming"]["AcquisitionDuration"] == 2.5
-    assert "VolumeTiming" not in metas["RepetitionTime"] and "AcquisitionDuration" not in metas["RepetitionTime"]
+    assert (
+        "RepetitionTime" not in metas["VolumeTiming"] and metas["VolumeTiming"]["AcquisitionDuration"] == 2.5
+    )
+    assert (
+        "VolumeTiming" not in metas["RepetitionTime"] and "AcquisitionDuration" not in metas["RepetitionTime"]
+    )
 
 
 def test_relaxivity_resolution():
     assert resolve_relaxivity(4.2, "gadobutrol", 3.0).value == 4.2
     from_agent = resolve_relaxivity(None, "gadobutrol", 1.5)
-    assert from_agent.value == pytest.approx(bidsapp.relaxivity_for("gadobutrol", 1.5)) and not from_agent.warnings
+    assert (
+        from_agent.value == pytest.approx(bidsapp.relaxivity_for("gadobutrol", 1.5))
+        and not from_agent.warnings
+    )
     unknown = resolve_relaxivity(None, None, None)
     assert unknown.value == pytest.approx(bidsapp.relaxivity_for("gadobutrol", 3.0))
     assert any("ContrastBolusAgent" in w for w in unknown.warnings)

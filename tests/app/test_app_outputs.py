@@ -18,10 +18,16 @@ def outputs(tmp_path_factory, simulated_study):
     root = tmp_path_factory.mktemp("timing")
     out = {}
     for field in ("VolumeTiming", "RepetitionTime"):
-        bids = simulated_study(matrix=(16, 16, 2), voxel_size=(220 / 16, 220 / 16, 6.0), protocol={"n_frames": 30},
-                               timing_field=field)
+        bids = simulated_study(
+            matrix=(16, 16, 2),
+            voxel_size=(220 / 16, 220 / 16, 6.0),
+            protocol={"n_frames": 30},
+            timing_field=field,
+        )
         # the input is validated by bids-validator-deno (no --skip-bids-validation): both forms are valid BIDS
-        assert main([str(bids), str(root / field / "out"), "participant", "-w", str(root / field / "work")]) == 0
+        assert (
+            main([str(bids), str(root / field / "out"), "participant", "-w", str(root / field / "work")]) == 0
+        )
         out[field] = root / field / "out"
         out[field, "bids"] = bids
     return out
@@ -37,10 +43,21 @@ def test_repetition_time_gives_the_same_maps_as_volume_timing(outputs):
 
 
 #: every kind of float map the participant level writes (datatype, desc, suffix)
-FLOAT_MAPS = [("anat", "vfa", "T1map"), ("anat", "vfa", "M0map"), ("anat", "vfa", "T1residual"), ("perf", "conc", "dce")] + [
-    ("perf", desc, p) for desc in ("extendedtofts", "extendedtoftsStderr") for p in ("Ktrans", "ve", "vp", "kep")] + [
-    ("perf", desc, p) for desc in ("patlak", "patlakStderr") for p in ("Ktrans", "vp")] + [
-    ("perf", "extendedtofts", "R2map"), ("perf", "patlak", "R2map")]
+FLOAT_MAPS = (
+    [
+        ("anat", "vfa", "T1map"),
+        ("anat", "vfa", "M0map"),
+        ("anat", "vfa", "T1residual"),
+        ("perf", "conc", "dce"),
+    ]
+    + [
+        ("perf", desc, p)
+        for desc in ("extendedtofts", "extendedtoftsStderr")
+        for p in ("Ktrans", "ve", "vp", "kep")
+    ]
+    + [("perf", desc, p) for desc in ("patlak", "patlakStderr") for p in ("Ktrans", "vp")]
+    + [("perf", "extendedtofts", "R2map"), ("perf", "patlak", "R2map")]
+)
 
 
 def test_not_estimated_is_nan_in_every_map_kind(outputs):
@@ -78,7 +95,9 @@ def test_report_example_fits_are_the_fits_that_were_made(outputs):
     for model, params in (("extended_tofts", ("Ktrans", "ve", "vp")), ("patlak", ("Ktrans", "vp"))):
         label = model.replace("_", "")
         quality, r2 = load(f"desc-{label}_mask") > 0, load(f"desc-{label}_R2map")
-        examples = example_fit_curves(model, perf, conc, t, table[:, 1], table[:, 0] if fine else None, quality, r2)
+        examples = example_fit_curves(
+            model, perf, conc, t, table[:, 1], table[:, 0] if fine else None, quality, r2
+        )
         assert examples
         for name, measured, fitted in examples:
             voxel = tuple(int(c) for c in name.split("(")[1].split(")")[0].split(","))
@@ -86,5 +105,7 @@ def test_report_example_fits_are_the_fits_that_were_made(outputs):
             expected = model_curve(model, written, t, table[:, 1], aif_times=table[:, 0])
             np.testing.assert_allclose(fitted, expected, rtol=1e-9, atol=1e-12)
             ok = np.isfinite(measured)  # samples the SPGR inversion flagged are NaN and not fitted
-            r2_drawn = 1 - np.sum((measured[ok] - fitted[ok]) ** 2) / np.sum((measured[ok] - measured[ok].mean()) ** 2)
+            r2_drawn = 1 - np.sum((measured[ok] - fitted[ok]) ** 2) / np.sum(
+                (measured[ok] - measured[ok].mean()) ** 2
+            )
             assert abs(r2_drawn - r2[voxel]) < 2e-3, (model, name, r2_drawn, r2[voxel])

@@ -31,30 +31,53 @@ def test_fixed_t10_chain_with_a_population_aif(session, tmp_path, monkeypatch):
     dce = dce_path(session, "01", None)
     t1 = session_steps.fixed_t1_step(dce, 1.3)
     assert np.allclose(nib.load(t1["t1"]).get_fdata(), 1.3)
-    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, 4, "fixed T10 = 1.3 s", session)
+    conc = session_steps.concentration_step(
+        dce, t1["t1"], t1["mask"], None, 4.5, 4, "fixed T10 = 1.3 s", session
+    )
     info = json.loads(Path(conc["acquisition"]).read_text())
-    assert info["Relaxivity"] == 4.5 and info["BaselineFrames"] == 4 and info["RelaxivitySource"].startswith("user")
-    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], PARKER, 0.4, session)
+    assert (
+        info["Relaxivity"] == 4.5
+        and info["BaselineFrames"] == 4
+        and info["RelaxivitySource"].startswith("user")
+    )
+    aif = session_steps.aif_step(
+        conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], PARKER, 0.4, session
+    )
     sidecar = json.loads(Path(aif["json"]).read_text())
     assert sidecar["Source"] == "population:parker" and sidecar["Hematocrit"] == 0.4
     table = np.loadtxt(aif["tsv"], skiprows=1)
     np.testing.assert_allclose(table[:, 2], table[:, 1] * 0.6)
-    fit = session_steps.fit_step("tofts", conc["conc"], conc["mask"], conc["acquisition"], aif["tsv"], aif["json"],
-                                 False, "cpu")
+    fit = session_steps.fit_step(
+        "tofts", conc["conc"], conc["mask"], conc["acquisition"], aif["tsv"], aif["json"], False, "cpu"
+    )
     entries = json.loads(Path(fit["manifest"]).read_text())
     names = {(e["suffix"], e["desc"]) for e in entries}
-    assert {("Ktrans", "tofts"), ("ve", "tofts"), ("kep", "tofts"), ("Ktrans", "toftsStderr"),
-            ("R2map", "tofts"), ("mask", "tofts")} <= names
+    assert {
+        ("Ktrans", "tofts"),
+        ("ve", "tofts"),
+        ("kep", "tofts"),
+        ("Ktrans", "toftsStderr"),
+        ("R2map", "tofts"),
+        ("mask", "tofts"),
+    } <= names
     ktrans = next(e for e in entries if (e["suffix"], e["desc"]) == ("Ktrans", "tofts"))
     assert ktrans["sidecar"]["Units"] == "1/min" and ktrans["sidecar"]["AIF"]["Source"] == "population:parker"
     # subject/session URIs and the T1 method are not the fit's: the datasink adds them
     assert "File" not in ktrans["sidecar"]["AIF"] and "Sources" not in ktrans["sidecar"]
     assert "T1Method" not in ktrans["sidecar"]
     sidecar = resolve_provenance(Entry(**ktrans), "01", "A", {"T1Method": "vfa-linear"})
-    assert sidecar["AIF"] == {"Source": "population:parker", "Quality": None,
-                              "File": "bids::sub-01/ses-A/perf/sub-01_ses-A_desc-aif_timeseries.tsv"}
-    assert sidecar["Sources"] == ["bids::sub-01/ses-A/perf/sub-01_ses-A_desc-conc_dce.nii.gz", sidecar["AIF"]["File"]]
-    assert sidecar["T1Method"] == "vfa-linear" and "File" not in ktrans["sidecar"]["AIF"]  # the entry is unchanged
+    assert sidecar["AIF"] == {
+        "Source": "population:parker",
+        "Quality": None,
+        "File": "bids::sub-01/ses-A/perf/sub-01_ses-A_desc-aif_timeseries.tsv",
+    }
+    assert sidecar["Sources"] == [
+        "bids::sub-01/ses-A/perf/sub-01_ses-A_desc-conc_dce.nii.gz",
+        sidecar["AIF"]["File"],
+    ]
+    assert (
+        sidecar["T1Method"] == "vfa-linear" and "File" not in ktrans["sidecar"]["AIF"]
+    )  # the entry is unchanged
     with pytest.raises(KeyError, match="T1Method"):
         resolve_provenance(Entry(**ktrans), "01", None)
 
@@ -73,7 +96,9 @@ def test_t1_step_writes_the_residual_map_and_counts_poor_fits(session, tmp_path,
             data[:6] *= 1.25
         target = tmp_path / Path(path).name
         nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine), target)
-        Path(str(target).replace(".nii.gz", ".json")).write_text(Path(path.replace(".nii.gz", ".json")).read_text())
+        Path(str(target).replace(".nii.gz", ".json")).write_text(
+            Path(path.replace(".nii.gz", ".json")).read_text()
+        )
         distorted.append(str(target))
     out = session_steps.t1_step(distorted, None, "vfa-linear", str(session), validity)
     residual = nib.load(out["residual"]).get_fdata()
@@ -91,8 +116,13 @@ def test_t1_step_writes_the_residual_map_and_counts_poor_fits(session, tmp_path,
 def test_report_says_how_many_t1_fits_are_poor():
     from bidsapp.report.subject import _t1_quality
 
-    meta = {"T1Validity": "physical", "PoorFitResidualThreshold": 0.1, "NumberOfT1Voxels": 200,
-            "NumberOfPoorFitVoxels": 50, "PoorFitVoxelsKept": True}
+    meta = {
+        "T1Validity": "physical",
+        "PoorFitResidualThreshold": 0.1,
+        "NumberOfT1Voxels": 200,
+        "NumberOfPoorFitVoxels": 50,
+        "PoorFitVoxelsKept": True,
+    }
     text = _t1_quality(meta)
     assert "200 voxels have a T1; 50 (25.0 %) of them are flagged as poor fits" in text and "kept" in text
     text = _t1_quality({**meta, "T1Validity": "strict", "PoorFitVoxelsKept": False})
@@ -108,7 +138,9 @@ def test_one_bolus_arrival_sets_the_baseline_and_the_population_shift(session, t
     truth_aif = session / "derivatives/truth/sub-01/perf/sub-01_desc-truth_timeseries.json"
     truth = json.loads(truth_aif.read_text())["BolusArrivalTime"]
     t1 = session_steps.fixed_t1_step(dce, 1.3)
-    conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, None, "fixed T10 = 1.3 s", session)
+    conc = session_steps.concentration_step(
+        dce, t1["t1"], t1["mask"], None, 4.5, None, "fixed T10 = 1.3 s", session
+    )
     info = json.loads(Path(conc["acquisition"]).read_text())
     t = np.asarray(info["VolumeTiming"])
     arrival = info["BolusArrivalTime"]
@@ -117,7 +149,9 @@ def test_one_bolus_arrival_sets_the_baseline_and_the_population_shift(session, t
     assert info["BaselineFrames"] == int(np.sum(t < arrival))
     sidecar = json.loads((Path(conc["manifest"]).parent / "manifest.json").read_text())[0]["sidecar"]
     assert sidecar["BolusArrivalTime"] == arrival
-    aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], PARKER, 0.45, session)
+    aif = session_steps.aif_step(
+        conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], PARKER, 0.45, session
+    )
     assert json.loads(Path(aif["json"]).read_text())["PopulationAIF"]["BolusArrival"] == arrival
     too_many = info["BaselineFrames"] + 2
     conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, 4.5, too_many, "fixed", session)
@@ -193,8 +227,16 @@ def test_demo_grid_gives_an_image_derived_aif(tmp_path, monkeypatch):
         t1 = session_steps.t1_step(vfa, None, "vfa-linear", str(bids))
         dce = str(dce_path(bids, subject, None))
         conc = session_steps.concentration_step(dce, t1["t1"], t1["mask"], None, None, None, "vfa", str(bids))
-        aif = session_steps.aif_step(conc["conc"], conc["mask"], conc["acquisition"], t1["t1"], AIFChoice("auto"), 0.45, str(bids),
-                                     vfa_files=vfa)
+        aif = session_steps.aif_step(
+            conc["conc"],
+            conc["mask"],
+            conc["acquisition"],
+            t1["t1"],
+            AIFChoice("auto"),
+            0.45,
+            str(bids),
+            vfa_files=vfa,
+        )
         meta = json.loads(Path(aif["json"]).read_text())
         assert meta["Source"] == "image" and meta["NumberOfVoxels"] > 0, meta["Warnings"]
         blood_t1 = meta["BloodT1"]  # the pooled VFA fit the image AIF was converted with, and its uncertainty

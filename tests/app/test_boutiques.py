@@ -41,9 +41,18 @@ def test_descriptor_lists_every_option_of_the_parser():
 
 
 def test_generated_command_is_what_dcequant_parses(tmp_path):
-    invocation = {"bids_dir": "/data/bids", "output_dir_name": "/data/out", "analysis_level": "participant",
-                  "participant_label": ["01", "02"], "models": ["patlak", "tofts"], "no_b1_correction": True,
-                  "nprocs": 2, "hematocrit": 0.42, "aif": "parker", "fit_delay": True}
+    invocation = {
+        "bids_dir": "/data/bids",
+        "output_dir_name": "/data/out",
+        "analysis_level": "participant",
+        "participant_label": ["01", "02"],
+        "models": ["patlak", "tofts"],
+        "no_b1_correction": True,
+        "nprocs": 2,
+        "hematocrit": 0.42,
+        "aif": "parker",
+        "fit_delay": True,
+    }
     path = tmp_path / "invocation.json"
     path.write_text(json.dumps(invocation))
     out = boutiques.bosh(["exec", "simulate", str(DESCRIPTOR), "-i", str(path)])
@@ -52,7 +61,13 @@ def test_generated_command_is_what_dcequant_parses(tmp_path):
     argv = shlex.split(command)
     assert argv[0] == "dcequant"
     config = parse_config(argv[1:])
-    assert (str(config.bids_dir), str(config.output_dir), config.analysis_level) == ("/data/bids", "/data/out", "participant")
+    assert (str(config.bids_dir), str(config.output_dir), config.analysis_level) == (
+        "/data/bids",
+        "/data/out",
+        "participant",
+    )
     assert config.participant_label == ["01", "02"] and config.models == ["patlak", "tofts"]
     assert config.b1_correction is False and config.fit_delay is True
-    assert config.nprocs == 2 and config.hematocrit == 0.42 and config.aif == AIFChoice("population", "parker")
+    assert (
+        config.nprocs == 2 and config.hematocrit == 0.42 and config.aif == AIFChoice("population", "parker")
+    )

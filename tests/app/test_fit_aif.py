@@ -29,7 +29,9 @@ def test_population_aif_is_written_on_its_fine_grid_and_read_back_exactly(tmp_pa
     np.testing.assert_array_equal(times, population_grid(t))
     assert times[0] == t[0] and times[-1] == t[-1] and np.diff(times).max() <= 0.5 + 1e-12
     # written once, exactly: the fit reads the very samples of the analytic curve
-    np.testing.assert_array_equal(aif, bidsapp.population_aif("parker", times, bolus_arrival=20.0, hematocrit=0.42))
+    np.testing.assert_array_equal(
+        aif, bidsapp.population_aif("parker", times, bolus_arrival=20.0, hematocrit=0.42)
+    )
     sidecar = json.loads(Path(out["json"]).read_text())
     assert sidecar["PopulationAIF"] == {"Name": "parker", "BolusArrival": 20.0, "BolusArrivalUnits": "s"}
     assert sidecar["Grid"].startswith("frame intervals in equal sub-steps")
@@ -57,4 +59,6 @@ def test_auto_fallback_reports_its_population_curve():
     result = bidsapp.detect_aif(noise, t, fallback="parker")
     assert result.source == "population:parker" and result.bolus_arrival is not None
     np.testing.assert_allclose(
-        result.plasma, bidsapp.population_aif("parker", t, bolus_arrival=result.bolus_arrival, hematocrit=0.45))
+        result.plasma,
+        bidsapp.population_aif("parker", t, bolus_arrival=result.bolus_arrival, hematocrit=0.45),
+    )

@@ -20,10 +20,29 @@ DICOM_GRID = Grid((32, 32, 12), (6.5, 6.5, 5.0))
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion_app")
-    simulate_study(root / "bids", n_subjects=1, grid=DCE_GRID, vfa_grid=VFA_GRID, overwrite=True,
-                   protocol=Protocol(motion=1.0, n_frames=12, baseline_frames=3, snr=80))
-    code = main([str(root / "bids"), str(root / "out"), "participant", "-w", str(root / "work"), "--models", "tofts",
-                 "--aif", "parker", "--omp-nthreads", "2"])
+    simulate_study(
+        root / "bids",
+        n_subjects=1,
+        grid=DCE_GRID,
+        vfa_grid=VFA_GRID,
+        overwrite=True,
+        protocol=Protocol(motion=1.0, n_frames=12, baseline_frames=3, snr=80),
+    )
+    code = main(
+        [
+            str(root / "bids"),
+            str(root / "out"),
+            "participant",
+            "-w",
+            str(root / "work"),
+            "--models",
+            "tofts",
+            "--aif",
+            "parker",
+            "--omp-nthreads",
+            "2",
+        ]
+    )
     assert code == 0
     return root
 
@@ -64,11 +83,30 @@ def test_output_passes_the_bids_validator(run):
 def dicom_run(tmp_path_factory):
     """A moving study given as DICOM only: the participant workflow converts it, then corrects motion."""
     root = tmp_path_factory.mktemp("motion_dicom")
-    simulate_study(root / "bids", n_subjects=1, grid=DICOM_GRID, fmt="dicom", overwrite=True,
-                   protocol=Protocol(motion=1.5, n_frames=10, baseline_frames=3, snr=80))
+    simulate_study(
+        root / "bids",
+        n_subjects=1,
+        grid=DICOM_GRID,
+        fmt="dicom",
+        overwrite=True,
+        protocol=Protocol(motion=1.5, n_frames=10, baseline_frames=3, snr=80),
+    )
     assert not (root / "bids/sub-01").exists()
-    code = main([str(root / "bids"), str(root / "out"), "participant", "-w", str(root / "work"), "--models", "tofts",
-                 "--aif", "parker", "--omp-nthreads", "2"])
+    code = main(
+        [
+            str(root / "bids"),
+            str(root / "out"),
+            "participant",
+            "-w",
+            str(root / "work"),
+            "--models",
+            "tofts",
+            "--aif",
+            "parker",
+            "--omp-nthreads",
+            "2",
+        ]
+    )
     assert code == 0
     return root
 
@@ -77,8 +115,11 @@ def test_dicom_input_is_converted_then_motion_corrected(dicom_run):
     out = dicom_run / "out/sub-01"
     assert (dicom_run / "bids/sub-01/perf/sub-01_dce.nii.gz").is_file()  # converted by the workflow
     est = np.genfromtxt(out / "perf/sub-01_desc-confounds_timeseries.tsv", names=True, delimiter="\t")
-    truth = np.genfromtxt(dicom_run / "bids/derivatives/truth/sub-01/perf/sub-01_desc-truthmotion_timeseries.tsv",
-                          names=True, delimiter="\t")
+    truth = np.genfromtxt(
+        dicom_run / "bids/derivatives/truth/sub-01/perf/sub-01_desc-truthmotion_timeseries.tsv",
+        names=True,
+        delimiter="\t",
+    )
     assert len(est) == len(truth) == 10
     # the reference is the mean baseline pose: compare motion relative to frame 0 (small angles: differences).
     # Measured (RMS over frames): translations <= 0.3 mm; rotations 0.2-1.0 deg on these 6.5 mm voxels (the same

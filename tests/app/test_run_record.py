@@ -11,19 +11,36 @@ from bidsapp.cli.run import main, parse_config
 
 def test_each_run_writes_its_effective_configuration(tiny_study, tmp_path):
     out = tmp_path / "out"
-    argv = [str(tiny_study), str(out), "participant", "--boilerplate-only", "--skip-bids-validation",
-            "--hematocrit", "0.41", "--aif", "georgiou", "--models", "tofts", "-w", str(tmp_path / "work")]
+    argv = [
+        str(tiny_study),
+        str(out),
+        "participant",
+        "--boilerplate-only",
+        "--skip-bids-validation",
+        "--hematocrit",
+        "0.41",
+        "--aif",
+        "georgiou",
+        "--models",
+        "tofts",
+        "-w",
+        str(tmp_path / "work"),
+    ]
     assert main(argv) == 0
     assert main(argv) == 0
     records = sorted((out / "logs").glob("config-*.json"))
     assert len(records) == 2 and records[0].name != records[1].name  # one per run, never overwritten
-    assert sorted(p.name for p in (out / "logs").iterdir()) == sorted(["CITATION.md", *(r.name for r in records)])
+    assert sorted(p.name for p in (out / "logs").iterdir()) == sorted(
+        ["CITATION.md", *(r.name for r in records)]
+    )
     record = json.loads(records[0].read_text())
     assert record["Config"] == parse_config(argv).to_dict()  # every resolved option, defaults included
     assert record["Config"]["aif"] == "georgiou" and record["Config"]["omp_nthreads"] == 1
     assert record["CommandLine"] == ["dcequant", *argv]
     assert record["Versions"]["dcequant"] == __version__ and record["Versions"]["torch"]
-    assert records[0].name.startswith(f"config-{record['Started'][:4]}") and record["RunUUID"] in records[0].name
+    assert (
+        records[0].name.startswith(f"config-{record['Started'][:4]}") and record["RunUUID"] in records[0].name
+    )
 
 
 def test_group_level_records_its_configuration_too(tiny_study, tmp_path):
@@ -52,8 +69,9 @@ print(torch.get_num_threads(), first == float(torch.rand(1)))
 
 
 def test_fit_model_leaves_the_process_alone_and_configure_process_sets_it():
-    proc = subprocess.run([sys.executable, "-c", PROCESS_STATE], capture_output=True, text=True, timeout=300,
-                          cwd=REPO)  # a fresh process: this checkout's bidsapp, no state from other tests
+    proc = subprocess.run(
+        [sys.executable, "-c", PROCESS_STATE], capture_output=True, text=True, timeout=300, cwd=REPO
+    )  # a fresh process: this checkout's bidsapp, no state from other tests
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split("\n")
     assert lines[0] == "False True"  # no allocator tuning, no thread change by the library

@@ -48,7 +48,7 @@ def previous_rule(signal, mask, top_fraction=0.01):
     """Baseline frames by the replaced rule (for comparison only)."""
     flat = signal.reshape(-1, signal.shape[-1])[mask.reshape(-1)]
     enhancement = flat.max(axis=1) - flat[:, 0]
-    curve = flat[np.argsort(enhancement)[-max(1, int(round(top_fraction * flat.shape[0]))):]].mean(axis=0)
+    curve = flat[np.argsort(enhancement)[-max(1, int(round(top_fraction * flat.shape[0]))) :]].mean(axis=0)
     level, noise = np.median(curve[:3]), np.std(curve[:3])
     above = np.flatnonzero(curve > level + max(0.1 * (curve.max() - level), 5 * noise))
     return max(1, int(above[0]) - 1) if above.size else 1
@@ -65,11 +65,21 @@ def image_aif(sim, signal, t10, t1_valid, n_base, arrival, vfa=None):
     conc = signal_to_concentration(signal, t10, p.dce_tr, p.dce_flip_angle, sim.relaxivity, n_base)
     mask = t1_valid & signal_mask(signal) & conc.voxel_valid
     model = {"tr": p.dce_tr, "flip_angle": p.dce_flip_angle, "relaxivity": sim.relaxivity}
-    result = detect_aif(conc.concentration, sim.t, t10=t10, mask=mask, hematocrit=p.hematocrit,
-                        fallback=FALLBACK_POPULATION_AIF, signal_model=model,
-                        population_check=FALLBACK_POPULATION_AIF, bolus_arrival=arrival, baseline_frames=n_base,
-                        vfa=None if vfa is None else {"signals": vfa, "flip_angles": np.asarray(p.vfa_flip_angles),
-                                                      "tr": p.vfa_tr})
+    result = detect_aif(
+        conc.concentration,
+        sim.t,
+        t10=t10,
+        mask=mask,
+        hematocrit=p.hematocrit,
+        fallback=FALLBACK_POPULATION_AIF,
+        signal_model=model,
+        population_check=FALLBACK_POPULATION_AIF,
+        bolus_arrival=arrival,
+        baseline_frames=n_base,
+        vfa=None
+        if vfa is None
+        else {"signals": vfa, "flip_angles": np.asarray(p.vfa_flip_angles), "tr": p.vfa_tr},
+    )
     return result
 
 
@@ -78,9 +88,11 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     phantom = make_phantom(0, grid=GRID)
-    print(f"{'study':26s} {'seed':>4s} {'true s':>7s} {'est s':>7s} {'err fr':>7s} {'base t/e/old':>12s} "
-          f"{'source':>16s} {'area err %':>10s} {'true base %':>11s} {'old rule %':>10s} {'true T1 %':>9s} "
-          f"{'T10 err %':>9s} {'T10 SE %':>8s}")
+    print(
+        f"{'study':26s} {'seed':>4s} {'true s':>7s} {'est s':>7s} {'err fr':>7s} {'base t/e/old':>12s} "
+        f"{'source':>16s} {'area err %':>10s} {'true base %':>11s} {'old rule %':>10s} {'true T1 %':>9s} "
+        f"{'T10 err %':>9s} {'T10 SE %':>8s}"
+    )
     worst_frames, worst_area = 0.0, 0.0
     for label, dt, n_frames, n_base, snr, integer in STUDIES:
         protocol = Protocol(temporal_resolution=dt, n_frames=n_frames, baseline_frames=n_base, snr=snr)
@@ -101,28 +113,46 @@ def main():
             plasma_true = image_aif(sim, dce, t10, t1.valid, true_base, estimate.time, vfa).plasma
             plasma_old = image_aif(sim, dce, t10, t1.valid, old_base, estimate.time, vfa).plasma
             head = phantom.t1 > 0
-            plasma_t1 = image_aif(sim, dce, np.where(head, phantom.t1, 1.0), head, estimate.baseline_frames,
-                                  estimate.time).plasma
-            if result.blood_t10 is not None:  # blood T10 error against the T1 of the selected voxels, and its SE
+            plasma_t1 = image_aif(
+                sim, dce, np.where(head, phantom.t1, 1.0), head, estimate.baseline_frames, estimate.time
+            ).plasma
+            if (
+                result.blood_t10 is not None
+            ):  # blood T10 error against the T1 of the selected voxels, and its SE
                 true_t10 = float(np.mean(phantom.t1[result.mask]))
                 t10_error = 100.0 * (result.blood_t10["value"] / true_t10 - 1.0)
                 t10_se = 100.0 * result.blood_t10["standard_error"] / result.blood_t10["value"]
             else:
                 t10_error = t10_se = float("nan")
-            errors = [100.0 * (area(c, sim.t) / true_area - 1.0) for c in (plasma, plasma_true, plasma_old, plasma_t1)]
+            errors = [
+                100.0 * (area(c, sim.t) / true_area - 1.0)
+                for c in (plasma, plasma_true, plasma_old, plasma_t1)
+            ]
             frames = (estimate.time - truth) / dt
             worst_frames, worst_area = max(worst_frames, abs(frames)), max(worst_area, abs(errors[0]))
-            print(f"{label:26s} {seed:4d} {truth:7.2f} {estimate.time:7.2f} {frames:+7.2f} "
-                  f"{f'{true_base}/{estimate.baseline_frames}/{old_base}':>12s} {source:>16s} "
-                  f"{errors[0]:+10.1f} {errors[1]:+11.1f} {errors[2]:+10.1f} {errors[3]:+9.1f} {t10_error:+9.1f} "
-                  f"{t10_se:8.1f}", flush=True)
+            print(
+                f"{label:26s} {seed:4d} {truth:7.2f} {estimate.time:7.2f} {frames:+7.2f} "
+                f"{f'{true_base}/{estimate.baseline_frames}/{old_base}':>12s} {source:>16s} "
+                f"{errors[0]:+10.1f} {errors[1]:+11.1f} {errors[2]:+10.1f} {errors[3]:+9.1f} {t10_error:+9.1f} "
+                f"{t10_se:8.1f}",
+                flush=True,
+            )
             study_errors.append(errors)
         study_errors = np.asarray(study_errors)
-        print(f"{label}: AIF area error over seeds, worst |.| / median: "
-              + ", ".join(f"{name} {np.abs(column).max():.1f} / {np.median(column):+.1f} %" for name, column in
-                          zip(("estimated", "true base", "old rule", "true T1"), study_errors.T, strict=True)), flush=True)
-    print(f"worst |arrival error| {worst_frames:.2f} frames (target <= 1); "
-          f"worst |AIF area error| {worst_area:.1f} % (target <= 5)")
+        print(
+            f"{label}: AIF area error over seeds, worst |.| / median: "
+            + ", ".join(
+                f"{name} {np.abs(column).max():.1f} / {np.median(column):+.1f} %"
+                for name, column in zip(
+                    ("estimated", "true base", "old rule", "true T1"), study_errors.T, strict=True
+                )
+            ),
+            flush=True,
+        )
+    print(
+        f"worst |arrival error| {worst_frames:.2f} frames (target <= 1); "
+        f"worst |AIF area error| {worst_area:.1f} % (target <= 5)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,11 +28,27 @@ N_FRAMES, MATRIX, ANGLES, TARGET_S = 661, (128, 128, 1), (2.0, 4.0, 6.0, 9.0, 12
 def build(folder):
     affine = np.diag([-1.5, 1.5, 5.0, 1.0])
     dyn = phantom(MATRIX + (N_FRAMES,), 1)
-    write_series(folder, dyn, affine, vendor="acqtime", series_number=7, description="dyn",
-                 times=np.arange(N_FRAMES) * 1.5, start=86400.0 - 300.0)
+    write_series(
+        folder,
+        dyn,
+        affine,
+        vendor="acqtime",
+        series_number=7,
+        description="dyn",
+        times=np.arange(N_FRAMES) * 1.5,
+        start=86400.0 - 300.0,
+    )
     for i, angle in enumerate(ANGLES):
-        write_series(folder, phantom(MATRIX, 10 + i), affine, vendor="acqtime", series_number=20 + i,
-                     description=f"vfa_fa{angle:g}", flip=angle, start=80000.0 + 30 * i)
+        write_series(
+            folder,
+            phantom(MATRIX, 10 + i),
+            affine,
+            vendor="acqtime",
+            series_number=20 + i,
+            description=f"vfa_fa{angle:g}",
+            flip=angle,
+            start=80000.0 + 30 * i,
+        )
 
 
 def main():
@@ -49,10 +65,14 @@ def main():
             print("conversion failed:", result.errors + again.errors)
             return 1
         n_files = result.plan.n_files
-        print(f"DICOM files: {n_files} ({N_FRAMES} dynamic frames {MATRIX[0]}x{MATRIX[1]} + {len(ANGLES)} flip "
-              f"angles); built in {t1 - t0:.1f} s")
-        print(f"convert (first run): {t2 - t1:.2f} s   target < {TARGET_S:.0f} s   "
-              f"{'PASS' if t2 - t1 < TARGET_S else 'FAIL'}")
+        print(
+            f"DICOM files: {n_files} ({N_FRAMES} dynamic frames {MATRIX[0]}x{MATRIX[1]} + {len(ANGLES)} flip "
+            f"angles); built in {t1 - t0:.1f} s"
+        )
+        print(
+            f"convert (first run): {t2 - t1:.2f} s   target < {TARGET_S:.0f} s   "
+            f"{'PASS' if t2 - t1 < TARGET_S else 'FAIL'}"
+        )
         print(f"convert (re-run, all files unchanged): {t3 - t2:.2f} s")
     return 0 if t2 - t1 < TARGET_S else 1
 

@@ -50,15 +50,20 @@ def parker(t):
 def simulate(n, with_delay, seed):
     """Noise-free tissue curves at the frames, integrated on the 0.1 s grid."""
     rng = np.random.default_rng(seed)
-    truth = {"Ktrans": rng.uniform(0.02, 0.4, n), "ve": rng.uniform(0.1, 0.6, n), "vp": rng.uniform(0.01, 0.1, n)}
+    truth = {
+        "Ktrans": rng.uniform(0.02, 0.4, n),
+        "ve": rng.uniform(0.1, 0.6, n),
+        "vp": rng.uniform(0.01, 0.1, n),
+    }
     truth["delay"] = rng.uniform(0.0, 10.0, n) if with_delay else np.zeros(n)
     step = int(round(4.7 / 0.1))
     aif_fine = parker(FINE)
     conc = np.empty((n, FRAMES.size))
     for start in range(0, n, 2000):
         sl = slice(start, start + 2000)
-        fine = bidsapp.model_curve("extended_tofts", {k: truth[k][sl] for k in PARAMS}, FINE, aif_fine,
-                                   delay=truth["delay"][sl])
+        fine = bidsapp.model_curve(
+            "extended_tofts", {k: truth[k][sl] for k in PARAMS}, FINE, aif_fine, delay=truth["delay"][sl]
+        )
         conc[sl] = fine[:, ::step]
     return truth, conc
 
@@ -100,7 +105,9 @@ def run_fit(conc, with_delay, aif_mode, device):
     kwargs = {"aif_times": AIF_GRID} if aif_mode == "0.5s" else {}
     aif = parker(AIF_GRID) if aif_mode == "0.5s" else parker(FRAMES)
     start = time.perf_counter()
-    fit = bidsapp.fit_model("extended_tofts", conc, FRAMES, aif, fit_delay=with_delay, device=device, **kwargs)
+    fit = bidsapp.fit_model(
+        "extended_tofts", conc, FRAMES, aif, fit_delay=with_delay, device=device, **kwargs
+    )
     return fit, time.perf_counter() - start
 
 
@@ -112,8 +119,14 @@ def scipy_loop(conc, with_delay, aif_mode, n):
     times = AIF_GRID if aif_mode == "0.5s" else None
 
     def model(_, kt, ve, vp, delay=0.0):
-        return bidsapp.model_curve("extended_tofts", {"Ktrans": kt, "ve": ve, "vp": vp}, FRAMES, aif,
-                                   delay=delay if with_delay else None, aif_times=times)
+        return bidsapp.model_curve(
+            "extended_tofts",
+            {"Ktrans": kt, "ve": ve, "vp": vp},
+            FRAMES,
+            aif,
+            delay=delay if with_delay else None,
+            aif_times=times,
+        )
 
     p0, lo, hi = [0.1, 0.2, 0.02], [0, 1e-3, 0], [5, 1, 1]
     if with_delay:
@@ -131,21 +144,30 @@ def scipy_loop(conc, with_delay, aif_mode, n):
 
 
 def fmt_acc(acc):
-    return "  ".join(f"{k} {100 * v[0]:.2f}%/{100 * v[1]:.1f}%/{100 * v[2]:.1f}%" if k != "delay"
-                     else f"delay {v[0]:.3f}s/{100 * v[1]:.1f}%" for k, v in acc.items())
+    return "  ".join(
+        f"{k} {100 * v[0]:.2f}%/{100 * v[1]:.1f}%/{100 * v[2]:.1f}%"
+        if k != "delay"
+        else f"delay {v[0]:.3f}s/{100 * v[1]:.1f}%"
+        for k, v in acc.items()
+    )
 
 
 def memory_run(n, device, with_delay=False):
     """Child process: fit n voxels (frame-sampled data), print time and peak RSS as JSON."""
     rng = np.random.default_rng(5)
-    truth = {"Ktrans": rng.uniform(0.02, 0.4, n), "ve": rng.uniform(0.1, 0.6, n), "vp": rng.uniform(0.01, 0.1, n)}
+    truth = {
+        "Ktrans": rng.uniform(0.02, 0.4, n),
+        "ve": rng.uniform(0.1, 0.6, n),
+        "vp": rng.uniform(0.01, 0.1, n),
+    }
     delay = rng.uniform(0.0, 10.0, n) if with_delay else np.zeros(n)
     aif = parker(FRAMES)
     conc = np.empty((n, FRAMES.size), dtype=np.float32)
     for s in range(0, n, 50000):
         sl = slice(s, s + 50000)
-        conc[sl] = bidsapp.model_curve("extended_tofts", {k: v[sl] for k, v in truth.items()}, FRAMES, aif,
-                                       delay=delay[sl])
+        conc[sl] = bidsapp.model_curve(
+            "extended_tofts", {k: v[sl] for k, v in truth.items()}, FRAMES, aif, delay=delay[sl]
+        )
     conc += rng.normal(0, 0.002, conc.shape).astype(np.float32)
     before = peak_rss_mb()
     import torch
@@ -155,31 +177,53 @@ def memory_run(n, device, with_delay=False):
     start = time.perf_counter()
     fit = bidsapp.fit_model("extended_tofts", conc, FRAMES, aif, fit_delay=with_delay, device=device)
     elapsed = time.perf_counter() - start
-    print(json.dumps({"n": n, "seconds": elapsed, "peak_rss_mb": peak_rss_mb(), "rss_before_fit_mb": before,
-                      "valid": float(fit.valid.mean())}))
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "seconds": elapsed,
+                "peak_rss_mb": peak_rss_mb(),
+                "rss_before_fit_mb": before,
+                "valid": float(fit.valid.mean()),
+            }
+        )
+    )
 
 
 def child(n, device, with_delay=False):
     """Run :func:`memory_run` in a fresh process (its own peak memory) and return its JSON."""
-    cmd = [sys.executable, __file__, "--memory-child", str(n), "--device", device] + (["--delay"] if with_delay else [])
+    cmd = [sys.executable, __file__, "--memory-child", str(n), "--device", device] + (
+        ["--delay"] if with_delay else []
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=dict(os.environ))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def print_targets(summary, mem):
     """The issue's CPU targets against this run (N = 10⁵, AIF at the frames, slowest noise level)."""
-    def slowest(delay):
-        return min(r["vox_per_s"] for r in summary if r["n"] == 100_000 and r["delay"] == delay and r["aif"] == "frames")
 
-    checks = [("extended Tofts, no delay, N = 10⁵", slowest(False), 60_000, "vox/s"),
-              ("extended Tofts, per-voxel delay, N = 10⁵", slowest(True), 20_000, "vox/s")]
+    def slowest(delay):
+        return min(
+            r["vox_per_s"]
+            for r in summary
+            if r["n"] == 100_000 and r["delay"] == delay and r["aif"] == "frames"
+        )
+
+    checks = [
+        ("extended Tofts, no delay, N = 10⁵", slowest(False), 60_000, "vox/s"),
+        ("extended Tofts, per-voxel delay, N = 10⁵", slowest(True), 20_000, "vox/s"),
+    ]
     print("targets (2 CPU cores):")
     for label, value, target, unit in checks:
-        print(f"    {label}: {value:,.0f} {unit} (target ≥ {target:,}) "
-              f"{'met' if value >= target else 'NOT met'}")
+        print(
+            f"    {label}: {value:,.0f} {unit} (target ≥ {target:,}) "
+            f"{'met' if value >= target else 'NOT met'}"
+        )
     peak = mem["peak_rss_mb"]
-    print(f"    peak memory at N = 10⁶: {peak:,.0f} MB (target < 2,048 MB) "
-          f"{'met' if peak < 2048 else 'NOT met'}")
+    print(
+        f"    peak memory at N = 10⁶: {peak:,.0f} MB (target < 2,048 MB) "
+        f"{'met' if peak < 2048 else 'NOT met'}"
+    )
 
 
 def main(argv=None):
@@ -187,8 +231,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="N = 10⁴ only, no 10⁶ memory run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--scipy-voxels", type=int, default=200)
-    parser.add_argument("--volume", action="store_true",
-                        help="also fit a 176×176×30 volume with extended Tofts + delay (default on CUDA)")
+    parser.add_argument(
+        "--volume",
+        action="store_true",
+        help="also fit a 176×176×30 volume with extended Tofts + delay (default on CUDA)",
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--delay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -199,11 +246,17 @@ def main(argv=None):
 
     import torch
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
-          f"cuda available: {torch.cuda.is_available()}")
-    bidsapp.fit_model("extended_tofts", np.ones((4, FRAMES.size)), FRAMES, parker(FRAMES), device=args.device)  # warm-up
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
+        f"cuda available: {torch.cuda.is_available()}"
+    )
+    bidsapp.fit_model(
+        "extended_tofts", np.ones((4, FRAMES.size)), FRAMES, parker(FRAMES), device=args.device
+    )  # warm-up
     sizes = [10_000] if args.quick else [10_000, 100_000]
-    print("accuracy columns: median |rel err| / within 1 % / within 10 %  (delay: median |err| / within 0.5 s)")
+    print(
+        "accuracy columns: median |rel err| / within 1 % / within 10 %  (delay: median |err| / within 0.5 s)"
+    )
     summary = []
     for n in sizes:
         for with_delay in (False, True):
@@ -214,34 +267,52 @@ def main(argv=None):
                 for aif_mode in ("frames", "0.5s"):
                     fit, secs = run_fit(conc, with_delay, aif_mode, args.device)
                     acc = accuracy(fit.params, truth, names)
-                    row = dict(n=n, delay=with_delay, noise=noise, aif=aif_mode, vox_per_s=n / secs,
-                               valid=float(fit.valid.mean()), accuracy=acc)
+                    row = dict(
+                        n=n,
+                        delay=with_delay,
+                        noise=noise,
+                        aif=aif_mode,
+                        vox_per_s=n / secs,
+                        valid=float(fit.valid.mean()),
+                        accuracy=acc,
+                    )
                     summary.append(row)
-                    print(f"N={n:>7} delay={'yes' if with_delay else 'no ':3} noise={100 * noise:.0f}% "
-                          f"aif={aif_mode:6} {n / secs:9.0f} vox/s  valid {100 * fit.valid.mean():.1f}%  "
-                          f"peak RSS {peak_rss_mb():.0f} MB\n    dcequant: {fmt_acc(acc)}")
+                    print(
+                        f"N={n:>7} delay={'yes' if with_delay else 'no ':3} noise={100 * noise:.0f}% "
+                        f"aif={aif_mode:6} {n / secs:9.0f} vox/s  valid {100 * fit.valid.mean():.1f}%  "
+                        f"peak RSS {peak_rss_mb():.0f} MB\n    dcequant: {fmt_acc(acc)}"
+                    )
                     if n == sizes[0] and noise and aif_mode == "0.5s":
                         m = args.scipy_voxels
                         ref, rate = scipy_loop(conc, with_delay, aif_mode, m)
                         ref_acc = accuracy(ref, {k: v[:m] for k, v in truth.items()}, names)
-                        ours_sub = accuracy({k: v[:m] for k, v in fit.params.items()},
-                                            {k: v[:m] for k, v in truth.items()}, names)
-                        print(f"    scipy curve_fit on {m} voxels: {rate:.0f} vox/s\n      scipy:    "
-                              f"{fmt_acc(ref_acc)}\n      dcequant: {fmt_acc(ours_sub)}")
+                        ours_sub = accuracy(
+                            {k: v[:m] for k, v in fit.params.items()},
+                            {k: v[:m] for k, v in truth.items()},
+                            names,
+                        )
+                        print(
+                            f"    scipy curve_fit on {m} voxels: {rate:.0f} vox/s\n      scipy:    "
+                            f"{fmt_acc(ref_acc)}\n      dcequant: {fmt_acc(ours_sub)}"
+                        )
                         for name in names:
                             ratio = ours_sub[name][0] / ref_acc[name][0]
                             print(f"      median error ratio dcequant/scipy {name}: {ratio:.3f}")
     if args.volume or args.device == "cuda":
         vol = child(VOLUME, args.device, with_delay=True)
-        print(f"176×176×30 volume ({VOLUME:,} voxels), extended Tofts + delay on {args.device}: "
-              f"{vol['seconds']:.2f} s ({VOLUME / vol['seconds']:,.0f} vox/s), peak RSS "
-              f"{vol['peak_rss_mb']:.0f} MB, "
-              f"valid {100 * vol['valid']:.1f}%")
+        print(
+            f"176×176×30 volume ({VOLUME:,} voxels), extended Tofts + delay on {args.device}: "
+            f"{vol['seconds']:.2f} s ({VOLUME / vol['seconds']:,.0f} vox/s), peak RSS "
+            f"{vol['peak_rss_mb']:.0f} MB, "
+            f"valid {100 * vol['valid']:.1f}%"
+        )
     if not args.quick:
         mem = child(1_000_000, args.device)
-        print(f"N=1,000,000 extended Tofts (no delay, float32 input): {mem['seconds']:.1f} s, "
-              f"{mem['n'] / mem['seconds']:.0f} vox/s, peak RSS {mem['peak_rss_mb']:.0f} MB "
-              f"(input alone {mem['rss_before_fit_mb']:.0f} MB), valid {100 * mem['valid']:.1f}%")
+        print(
+            f"N=1,000,000 extended Tofts (no delay, float32 input): {mem['seconds']:.1f} s, "
+            f"{mem['n'] / mem['seconds']:.0f} vox/s, peak RSS {mem['peak_rss_mb']:.0f} MB "
+            f"(input alone {mem['rss_before_fit_mb']:.0f} MB), valid {100 * mem['valid']:.1f}%"
+        )
         print_targets(summary, mem)
     if torch.cuda.is_available() and args.device != "cuda":
         print("CUDA is available: run again with --device cuda for the GPU figures")

@@ -36,21 +36,46 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
-        write_derivatives(tmp, n_subjects=args.subjects, n_sessions=args.sessions, shape=tuple(args.matrix),
-                          sites=["A", "B", "C"], maps=FULL_MAPS)
+        write_derivatives(
+            tmp,
+            n_subjects=args.subjects,
+            n_sessions=args.sessions,
+            shape=tuple(args.matrix),
+            sites=["A", "B", "C"],
+            maps=FULL_MAPS,
+        )
         written = time.perf_counter() - started
-        (tmp / "g.json").write_text(json.dumps({"label": {"column": "grade", "positive": "high"},
-                                                "compare": [["cnn_Ktrans", "extendedtofts_Ktrans"]],
-                                                "by_site": True}))
+        (tmp / "g.json").write_text(
+            json.dumps(
+                {
+                    "label": {"column": "grade", "positive": "high"},
+                    "compare": [["cnn_Ktrans", "extendedtofts_Ktrans"]],
+                    "by_site": True,
+                }
+            )
+        )
         started, cpu = time.perf_counter(), time.process_time()
-        code = dcequant([str(tmp / "bids"), str(tmp / "out"), "group", "--roi", str(tmp / "rois"),
-                         "--group-config", str(tmp / "g.json")])
+        code = dcequant(
+            [
+                str(tmp / "bids"),
+                str(tmp / "out"),
+                "group",
+                "--roi",
+                str(tmp / "rois"),
+                "--group-config",
+                str(tmp / "g.json"),
+            ]
+        )
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rows = sum(1 for _ in (tmp / "out" / "group_desc-roistats_stats.tsv").open()) - 1
-    print(f"synthetic derivatives: {args.subjects} subjects x {args.sessions} sessions, matrix "
-          f"{tuple(args.matrix)}, {len(FULL_MAPS)} maps, written in {written:.1f} s")
-    print(f"group level: exit {code}, {seconds:.1f} s wall, {cpu:.1f} s CPU ({rows} ROI rows); target < 60 s "
-          "on 2 cores")
+    print(
+        f"synthetic derivatives: {args.subjects} subjects x {args.sessions} sessions, matrix "
+        f"{tuple(args.matrix)}, {len(FULL_MAPS)} maps, written in {written:.1f} s"
+    )
+    print(
+        f"group level: exit {code}, {seconds:.1f} s wall, {cpu:.1f} s CPU ({rows} ROI rows); target < 60 s "
+        "on 2 cores"
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,12 @@ SUPERSAMPLE = 4
 #: (the app averages all baseline frames; their mean pose is not the truth pose)
 REFERENCE_FRAMES = 1
 #: resampling interpolators compared with ``--interpolator`` (the package uses motion.INTERPOLATOR)
-INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "lanczos": sitk.sitkLanczosWindowedSinc,
-                 "hamming": sitk.sitkHammingWindowedSinc}
+INTERPOLATORS = {
+    "linear": sitk.sitkLinear,
+    "bspline": sitk.sitkBSpline,
+    "lanczos": sitk.sitkLanczosWindowedSinc,
+    "hamming": sitk.sitkHammingWindowedSinc,
+}
 TISSUE = ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
 
 
@@ -77,17 +81,26 @@ def part_motion(sim, result, grid):
     pe = np.array([motion.rigid_params(m, centre) for m in est])
     pt = np.array([motion.rigid_params(m, centre) for m in true])
     err = pe - pt
-    rms_t, rms_r = np.sqrt((err[:, :3] ** 2).mean(axis=0)), np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean(axis=0)))
+    rms_t, rms_r = (
+        np.sqrt((err[:, :3] ** 2).mean(axis=0)),
+        np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean(axis=0))),
+    )
     head = np.argwhere(sim.phantom.head_mask)
     world = grid.affine @ np.c_[head, np.ones(len(head))].T
     disp = [np.linalg.norm(((e - t) @ world)[:3], axis=0) for e, t in zip(est, true, strict=True)]
-    print(f"1. motion ({sim.protocol.n_frames} frames, max {sim.protocol.motion:g} mm/deg, grid {grid.matrix} "
-          f"{tuple(round(v, 2) for v in grid.voxel_size)} mm): truth range trans {np.abs(pt[:, :3]).max():.2f} "
-          f"mm, rot {np.rad2deg(np.abs(pt[:, 3:]).max()):.2f} deg")
-    print(f"   RMS error trans x/y/z {rms_t.round(3)} mm (all {np.sqrt((err[:, :3] ** 2).mean()):.3f}), "
-          f"rot x/y/z {rms_r.round(3)} deg (all {np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean())):.3f})")
-    print(f"   RMS displacement error over the head {np.sqrt(np.mean(np.square(disp))):.3f} mm "
-          f"(95th percentile {np.percentile(np.concatenate(disp), 95):.3f} mm)")
+    print(
+        f"1. motion ({sim.protocol.n_frames} frames, max {sim.protocol.motion:g} mm/deg, grid {grid.matrix} "
+        f"{tuple(round(v, 2) for v in grid.voxel_size)} mm): truth range trans {np.abs(pt[:, :3]).max():.2f} "
+        f"mm, rot {np.rad2deg(np.abs(pt[:, 3:]).max()):.2f} deg"
+    )
+    print(
+        f"   RMS error trans x/y/z {rms_t.round(3)} mm (all {np.sqrt((err[:, :3] ** 2).mean()):.3f}), "
+        f"rot x/y/z {rms_r.round(3)} deg (all {np.rad2deg(np.sqrt((err[:, 3:] ** 2).mean())):.3f})"
+    )
+    print(
+        f"   RMS displacement error over the head {np.sqrt(np.mean(np.square(disp))):.3f} mm "
+        f"(95th percentile {np.percentile(np.concatenate(disp), 95):.3f} mm)"
+    )
 
 
 def _oracle(sim):
@@ -98,8 +111,10 @@ def _oracle(sim):
     dce = motion.resample_series(sim.dce, grid.affine, _truth_params(sim, centre))
     pose = np.r_[sim.vfa_motion[:3], np.deg2rad(sim.vfa_motion[3:])]
     vfa_matrix = motion.rigid_matrix(pose, centre)
-    vfa = [motion.resample(sim.vfa[..., k], grid.affine, vfa_matrix, grid.matrix, grid.affine)
-           for k in range(sim.vfa.shape[-1])]
+    vfa = [
+        motion.resample(sim.vfa[..., k], grid.affine, vfa_matrix, grid.matrix, grid.affine)
+        for k in range(sim.vfa.shape[-1])
+    ]
     return dce, np.stack(vfa, axis=-1)
 
 
@@ -111,8 +126,9 @@ def _ktrans(sim, dce, vfa, baseline):
     protocol = sim.protocol
     t1 = _t1(vfa, protocol)
     valid = np.isfinite(t1) & (t1 > 0)
-    conc = signal_to_concentration(dce, np.where(valid, t1, 1.0), protocol.dce_tr, protocol.dce_flip_angle,
-                                   sim.relaxivity, baseline).concentration
+    conc = signal_to_concentration(
+        dce, np.where(valid, t1, 1.0), protocol.dce_tr, protocol.dce_flip_angle, sim.relaxivity, baseline
+    ).concentration
     mask = _tissue_mask(sim.phantom) & valid
     fit = fit_model("extended_tofts", np.nan_to_num(conc), sim.t, sim.aif_plasma, mask=mask, device="cpu")
     return np.asarray(fit.params["Ktrans"]), mask & np.asarray(fit.valid, bool)
@@ -140,8 +156,13 @@ def _regions(phantom):
     away = enhancing & ~binary_dilation(vessel, np.ones((3, 3, 3), bool))
     interior = away & binary_erosion(phantom.ktrans > 0.01, np.ones((3, 3, 3), bool))
     rim = tissue & (phantom.dseg == CLASS_INDEX["tumour_rim"])
-    return {"enhancing": enhancing, "enhancing away from vessels": away, "enhancing interior": interior,
-            "tumour rim": rim, "all tissue": tissue}
+    return {
+        "enhancing": enhancing,
+        "enhancing away from vessels": away,
+        "enhancing interior": interior,
+        "tumour rim": rim,
+        "all tissue": tissue,
+    }
 
 
 def part_ktrans(phantom, protocol, seed, threads):
@@ -156,20 +177,30 @@ def part_ktrans(phantom, protocol, seed, threads):
             result = motion.correct_motion(sim.dce, phantom.grid.affine, REFERENCE_FRAMES, threads=threads)
             flips = np.asarray(protocol.vfa_flip_angles)
             ref = int(np.argmin(np.abs(flips - protocol.dce_flip_angle)))
-            aligned = motion.align_vfa([sim.vfa[..., k] for k in range(flips.size)], [phantom.grid.affine] * flips.size,
-                                       result.reference, phantom.grid.affine, ref, threads=threads)
+            aligned = motion.align_vfa(
+                [sim.vfa[..., k] for k in range(flips.size)],
+                [phantom.grid.affine] * flips.size,
+                result.reference,
+                phantom.grid.affine,
+                ref,
+                threads=threads,
+            )
             seconds = time.perf_counter() - start
-            runs = [("motion uncorrected", sim.dce, sim.vfa), ("motion corrected", result.corrected,
-                                                               np.stack(aligned.vfa, axis=-1)),
-                    ("true transforms", *_oracle(sim))]
+            runs = [
+                ("motion uncorrected", sim.dce, sim.vfa),
+                ("motion corrected", result.corrected, np.stack(aligned.vfa, axis=-1)),
+                ("true transforms", *_oracle(sim)),
+            ]
             part_motion(sim, result, phantom.grid)
             print(f"   (correction + VFA alignment of this series: {seconds:.1f} s on {threads} thread(s))")
         for name, dce, vfa in runs:
             fits[name] = _ktrans(sim, dce, vfa, protocol.baseline_frames)
     truth = phantom.ktrans
     valid = np.logical_and.reduce([fits[name][1] for name in fits])
-    print(f"2. extended Tofts Ktrans RMSE vs truth (1/min); resampling {motion.INTERPOLATOR} (SimpleITK enum); regions without "
-          f"the 2 end slices at each slab edge, voxels whose fit is valid in every run:")
+    print(
+        f"2. extended Tofts Ktrans RMSE vs truth (1/min); resampling {motion.INTERPOLATOR} (SimpleITK enum); regions without "
+        f"the 2 end slices at each slab edge, voxels whose fit is valid in every run:"
+    )
     for region, mask in _regions(phantom).items():
         mask = mask & valid
         base, cells = None, []
@@ -177,10 +208,14 @@ def part_ktrans(phantom, protocol, seed, threads):
             diff = ktrans[mask] - truth[mask]
             value = float(np.sqrt(np.mean(diff**2)))
             base = base or value
-            cells.append(f"{name} {value:.5f} ({value / base:.2f}x; median |error| {np.median(np.abs(diff)):.5f}, "
-                         f"95th percentile {np.percentile(np.abs(diff), 95):.5f})")
-        print(f"   {region} ({int(mask.sum())} voxels of {int(_regions(phantom)[region].sum())}):\n      "
-              + "\n      ".join(cells))
+            cells.append(
+                f"{name} {value:.5f} ({value / base:.2f}x; median |error| {np.median(np.abs(diff)):.5f}, "
+                f"95th percentile {np.percentile(np.abs(diff), 95):.5f})"
+            )
+        print(
+            f"   {region} ({int(mask.sum())} voxels of {int(_regions(phantom)[region].sum())}):\n      "
+            + "\n      ".join(cells)
+        )
 
 
 def _t1_errors(t1, truth, regions):
@@ -188,7 +223,9 @@ def _t1_errors(t1, truth, regions):
     for name, mask in regions.items():
         err = np.abs(t1[mask] - truth[mask]) / truth[mask]
         err = np.where(np.isfinite(err), err, np.inf)  # a voxel without T1 counts as outside 5 %
-        cells.append(f"{name} ({int(mask.sum())}): median {np.median(err):.3f}, within 5 % {np.mean(err < 0.05):.3f}")
+        cells.append(
+            f"{name} ({int(mask.sum())}): median {np.median(err):.3f}, within 5 % {np.mean(err < 0.05):.3f}"
+        )
     return "; ".join(cells)
 
 
@@ -199,28 +236,50 @@ def part_t1(seed, threads):
     vfa_ph = make_phantom(seed, vfa_grid, supersample=3, field_grid=dce_grid)
     flips = np.asarray(Protocol().vfa_flip_angles)
     ref = int(np.argmin(np.abs(flips - Protocol().dce_flip_angle)))
-    print(f"3. T1 on the DCE grid {dce_grid.matrix} at 3 mm from VFA {vfa_grid.matrix} at 2 mm (other FOV), |dT1|/T1 "
-          f"against the phantom on the DCE grid; interior = tissue voxels >= 90 % one tissue, all = every tissue voxel")
+    print(
+        f"3. T1 on the DCE grid {dce_grid.matrix} at 3 mm from VFA {vfa_grid.matrix} at 2 mm (other FOV), |dT1|/T1 "
+        f"against the phantom on the DCE grid; interior = tissue voxels >= 90 % one tissue, all = every tissue voxel"
+    )
     for snr in (np.inf, 30.0):
         protocol = Protocol(n_frames=8, baseline_frames=3, motion=2.0, snr=snr)
         sim = simulate_subject(dce_ph, protocol, rng=seed + 1, vfa_phantom=vfa_ph)
         result = motion.correct_motion(sim.dce, dce_grid.affine, REFERENCE_FRAMES, threads=threads)
         start = time.perf_counter()
-        aligned = motion.align_vfa([sim.vfa[..., k] for k in range(flips.size)], [vfa_grid.affine] * flips.size,
-                                   result.reference, dce_grid.affine, ref, threads=threads)
+        aligned = motion.align_vfa(
+            [sim.vfa[..., k] for k in range(flips.size)],
+            [vfa_grid.affine] * flips.size,
+            result.reference,
+            dce_grid.affine,
+            ref,
+            threads=threads,
+        )
         seconds = time.perf_counter() - start
-        regions = {"interior": _tissue_mask(dce_ph, purity=0.9) & aligned.coverage,
-                   "all": _tissue_mask(dce_ph) & aligned.coverage}
+        regions = {
+            "interior": _tissue_mask(dce_ph, purity=0.9) & aligned.coverage,
+            "all": _tissue_mask(dce_ph) & aligned.coverage,
+        }
         t1 = _t1(np.stack(aligned.vfa, axis=-1), protocol)
-        print(f"   SNR {snr:g}, VFA offset {np.round(sim.vfa_motion, 2)} (mm, deg), alignment {seconds:.1f} s: "
-              + _t1_errors(t1, dce_ph.t1, regions))
-        unaligned = motion.align_vfa([sim.vfa[..., k] for k in range(flips.size)], [vfa_grid.affine] * flips.size,
-                                     result.reference, dce_grid.affine, ref, register=False)
-        print("     without registration (scanner coordinates only): "
-              + _t1_errors(_t1(np.stack(unaligned.vfa, axis=-1), protocol), dce_ph.t1, regions))
+        print(
+            f"   SNR {snr:g}, VFA offset {np.round(sim.vfa_motion, 2)} (mm, deg), alignment {seconds:.1f} s: "
+            + _t1_errors(t1, dce_ph.t1, regions)
+        )
+        unaligned = motion.align_vfa(
+            [sim.vfa[..., k] for k in range(flips.size)],
+            [vfa_grid.affine] * flips.size,
+            result.reference,
+            dce_grid.affine,
+            ref,
+            register=False,
+        )
+        print(
+            "     without registration (scanner coordinates only): "
+            + _t1_errors(_t1(np.stack(unaligned.vfa, axis=-1), protocol), dce_ph.t1, regions)
+        )
         same = simulate_subject(dce_ph, protocol.replace(motion=0.0), rng=seed + 1)
-        print("     reference, VFA acquired on the DCE grid without motion: "
-              + _t1_errors(_t1(same.vfa, protocol), dce_ph.t1, regions))
+        print(
+            "     reference, VFA acquired on the DCE grid without motion: "
+            + _t1_errors(_t1(same.vfa, protocol), dce_ph.t1, regions)
+        )
 
 
 def part_time(shape, threads, seed):
@@ -231,28 +290,45 @@ def part_time(shape, threads, seed):
     start, cpu = time.perf_counter(), time.process_time()
     motion.correct_motion(sim.dce, grid.affine, 5, threads=threads)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(f"4. motion correction of {shape} on {threads} thread(s): wall {seconds:.1f} s, CPU {cpu:.1f} s "
-          f"(CPU / {threads} = {cpu / threads:.1f} s: the wall time on {threads} free cores, frames being "
-          f"independent; the wall time is longer when other jobs share the cores)")
+    print(
+        f"4. motion correction of {shape} on {threads} thread(s): wall {seconds:.1f} s, CPU {cpu:.1f} s "
+        f"(CPU / {threads} = {cpu / threads:.1f} s: the wall time on {threads} free cores, frames being "
+        f"independent; the wall time is longer when other jobs share the cores)"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", nargs="+", default=["ktrans", "t1", "time"], choices=["ktrans", "t1", "time"],
-                        help="ktrans includes the motion-parameter figures (1 and 2)")
+    parser.add_argument(
+        "--part",
+        nargs="+",
+        default=["ktrans", "t1", "time"],
+        choices=["ktrans", "t1", "time"],
+        help="ktrans includes the motion-parameter figures (1 and 2)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=30, help="frames of the study of parts 1-2")
     parser.add_argument("--motion", type=float, default=2.0, help="max motion (mm / deg) of parts 1-2")
-    parser.add_argument("--interpolator", choices=sorted(INTERPOLATORS), default="bspline",
-                        help="resampling of frames and VFA volumes (default: the package's)")
-    parser.add_argument("--shape", type=lambda t: tuple(int(v) for v in t.split(",")), default=(176, 176, 30, 65))
+    parser.add_argument(
+        "--interpolator",
+        choices=sorted(INTERPOLATORS),
+        default="bspline",
+        help="resampling of frames and VFA volumes (default: the package's)",
+    )
+    parser.add_argument(
+        "--shape", type=lambda t: tuple(int(v) for v in t.split(",")), default=(176, 176, 30, 65)
+    )
     args = parser.parse_args(argv)
     motion.INTERPOLATOR = INTERPOLATORS[args.interpolator]
     if "ktrans" in args.part:
         phantom = make_phantom(args.seed, GRID, supersample=SUPERSAMPLE)
-        part_ktrans(phantom, Protocol(n_frames=args.frames, baseline_frames=5, motion=args.motion), args.seed + 1,
-                    args.threads)
+        part_ktrans(
+            phantom,
+            Protocol(n_frames=args.frames, baseline_frames=5, motion=args.motion),
+            args.seed + 1,
+            args.threads,
+        )
     if "t1" in args.part:
         part_t1(args.seed, args.threads)
     if "time" in args.part:

@@ -47,7 +47,10 @@ from bidsapp.simulate.tissues import CLASS_INDEX
 
 GRID = Grid(matrix=(64, 64, 4))
 SNRS = (10.0, 15.0, 20.0)
-TISSUE = [CLASS_INDEX[c] for c in ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")]
+TISSUE = [
+    CLASS_INDEX[c]
+    for c in ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
+]
 METHODS = ("fit", "cnn", "punet")
 PARAMS = ("Ktrans", "vp", "ve")
 WEIGHTS = {"weights_dir": None}  # --weights: another directory than the shipped weights
@@ -72,8 +75,12 @@ def image_aif(conc, phantom, t):
 
 
 def acquisition(protocol):
-    return {"flip_angle": protocol.dce_flip_angle, "repetition_time": protocol.dce_tr,
-            "field_strength": protocol.field_strength, "baseline_length": protocol.nominal_arrival}
+    return {
+        "flip_angle": protocol.dce_flip_angle,
+        "repetition_time": protocol.dce_tr,
+        "field_strength": protocol.field_strength,
+        "baseline_length": protocol.nominal_arrival,
+    }
 
 
 def estimate(method, conc, t, aif, mask, protocol, key=None):
@@ -89,7 +96,16 @@ def estimate(method, conc, t, aif, mask, protocol, key=None):
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = infer_parameters(conc, t, aif, mask=mask, net=method, device="cpu", acquisition=acquisition(protocol), **WEIGHTS)
+            result = infer_parameters(
+                conc,
+                t,
+                aif,
+                mask=mask,
+                net=method,
+                device="cpu",
+                acquisition=acquisition(protocol),
+                **WEIGHTS,
+            )
     return result.params, result.stderr
 
 
@@ -137,21 +153,29 @@ def accuracy(subjects):
                         calib[p][0].append(np.abs(value - truth[p][sel])[ok])
                         calib[p][1].append(sd[p][sel][ok])
             print(f"  subject {i} SNR {snr:g}: done", flush=True)
-    print("\nAccuracy inside tissue (subjects × SNR 10/15/20 pooled; image AIF; fit = extended Tofts + delay)")
+    print(
+        "\nAccuracy inside tissue (subjects × SNR 10/15/20 pooled; image AIF; fit = extended Tofts + delay)"
+    )
     print(f"{'method':8s} {'param':7s} {'RMSE':>9s} {'median|e|':>9s} {'NRMSE':>7s} {'SSIM':>6s} {'n':>7s}")
     for p in PARAMS:
         for method in METHODS:
             e, t = np.concatenate(errors[method, p]), np.concatenate(truths[method, p])
-            print(f"{method:8s} {p:7s} {np.sqrt(np.mean(e**2)):9.5f} {np.median(np.abs(e)):9.5f} "
-                  f"{np.linalg.norm(e) / np.linalg.norm(t):7.3f} {np.mean(ssims[method, p]):6.3f} {e.size:7d}")
+            print(
+                f"{method:8s} {p:7s} {np.sqrt(np.mean(e**2)):9.5f} {np.median(np.abs(e)):9.5f} "
+                f"{np.linalg.norm(e) / np.linalg.norm(t):7.3f} {np.mean(ssims[method, p]):6.3f} {e.size:7d}"
+            )
     print("non-finite Ktrans in tissue: " + ", ".join(f"{m} {n}" for m, n in nan_count.items()))
-    print("wall time per method, all subjects and SNRs (shared CPU): "
-          + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()))
+    print(
+        "wall time per method, all subjects and SNRs (shared CPU): "
+        + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items())
+    )
     print("\nCalibration of the punet SD (held-out tissue voxels)")
     for p in PARAMS:
         err, sd = np.concatenate(calib[p][0]), np.concatenate(calib[p][1])
         rho = spearmanr(sd, err).statistic
-        print(f"  {p:7s} fraction |error| <= 1.96 SD: {np.mean(err <= 1.96 * sd):.3f}   Spearman rho(SD, |error|): {rho:.3f}")
+        print(
+            f"  {p:7s} fraction |error| <= 1.96 SD: {np.mean(err <= 1.96 * sd):.3f}   Spearman rho(SD, |error|): {rho:.3f}"
+        )
 
 
 def out_of_distribution():
@@ -165,16 +189,28 @@ def out_of_distribution():
         aif = image_aif(conc, phantom, clean_case.t)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = infer_parameters(conc, clean_case.t, aif, mask=tissue, net="punet", device="cpu",
-                                      acquisition=acquisition(clean_case.protocol), **WEIGHTS)
+            result = infer_parameters(
+                conc,
+                clean_case.t,
+                aif,
+                mask=tissue,
+                net="punet",
+                device="cpu",
+                acquisition=acquisition(clean_case.protocol),
+                **WEIGHTS,
+            )
         sd = np.nanmedian(result.stderr["Ktrans"][tissue])
         rmse = np.sqrt(np.nanmean((result.params["Ktrans"] - clean_case.truth[0])[tissue] ** 2))
-        print(f"  {label:32s} median SD {sd:.5f}  RMSE {rmse:.5f}  guard: {[str(w.message) for w in caught] or 'silent'}")
+        print(
+            f"  {label:32s} median SD {sd:.5f}  RMSE {rmse:.5f}  guard: {[str(w.message) for w in caught] or 'silent'}"
+        )
         return sd
 
     base = run(clean, 15.0, "in distribution (SNR 15)")
     low = run(clean, 2.5, "SNR 2.5 (training 5-40)")
-    slow_protocol = protocol.replace(temporal_resolution=12.0, n_frames=27, baseline_frames=max(1, int(protocol.nominal_arrival // 12.0)))
+    slow_protocol = protocol.replace(
+        temporal_resolution=12.0, n_frames=27, baseline_frames=max(1, int(protocol.nominal_arrival // 12.0))
+    )
     slow = data.simulate_clean(phantom, slow_protocol, SessionInput(protocol.nominal_arrival, 1.0))
     coarse = run(slow, 15.0, "12 s frames (training 1-8 s)")
     print(f"  SD growth: SNR 2.5 x{low / base:.2f}; 12 s frames x{coarse / base:.2f}")
@@ -209,12 +245,16 @@ def test_retest():
         aif = image_aif(conc, phantom, clean.t)
         for method in METHODS:
             maps[method].append(estimate(method, conc, clean.t, aif, tissue, protocol, f"retest{session}")[0])
-    print("\nTest-retest (subject 1, two sessions, SNR 15): between-session RMS difference and ICC(3,1) in tissue")
+    print(
+        "\nTest-retest (subject 1, two sessions, SNR 15): between-session RMS difference and ICC(3,1) in tissue"
+    )
     for p in ("Ktrans", "vp"):
         for method in METHODS:
             a, b = maps[method][0][p][tissue], maps[method][1][p][tissue]
             ok = np.isfinite(a) & np.isfinite(b)
-            print(f"  {p:7s} {method:6s} RMS diff {np.sqrt(np.mean((a[ok] - b[ok]) ** 2)):.5f}  ICC {icc31(a[ok], b[ok]):.3f}  n {ok.sum()}")
+            print(
+                f"  {p:7s} {method:6s} RMS diff {np.sqrt(np.mean((a[ok] - b[ok]) ** 2)):.5f}  ICC {icc31(a[ok], b[ok]):.3f}  n {ok.sum()}"
+            )
 
 
 def speed():
@@ -224,7 +264,9 @@ def speed():
     conc = data.noisy_concentration(clean, rng, 15.0)
     aif = image_aif(conc, phantom, clean.t)
 
-    conc65 = np.stack([np.interp(t, clean.t, c) for c in conc.reshape(-1, clean.t.size)]).reshape(conc.shape[:3] + (65,))
+    conc65 = np.stack([np.interp(t, clean.t, c) for c in conc.reshape(-1, clean.t.size)]).reshape(
+        conc.shape[:3] + (65,)
+    )
     target = (176, 176, 30)
     pads = [((n - m) // 2, n - m - (n - m) // 2) for n, m in zip(target, conc65.shape[:3], strict=True)]
     volume = np.pad(np.nan_to_num(conc65), pads + [(0, 0)], mode="wrap").astype(np.float32)
@@ -232,7 +274,9 @@ def speed():
     torch.set_num_threads(2)
     print(f"\nSpeed: volume {volume.shape[:3]} × {volume.shape[3]} frames, CPU, 2 threads")
     for net in ("cnn", "punet"):
-        infer_parameters(volume[:, :, :1], t, aif65, net=net, device="cpu", **WEIGHTS)  # load weights, warm up
+        infer_parameters(
+            volume[:, :, :1], t, aif65, net=net, device="cpu", **WEIGHTS
+        )  # load weights, warm up
         wall, cpu = time.perf_counter(), time.process_time()
         infer_parameters(volume, t, aif65, net=net, device="cpu", **WEIGHTS)
         print(f"  {net:6s} wall {time.perf_counter() - wall:6.1f} s   CPU {time.process_time() - cpu:6.1f} s")
@@ -253,7 +297,9 @@ def main():
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--weights", help="directory of cnn/punet weights (default: the shipped ones)")
-    parser.add_argument("--fit-cache", help="directory to keep and reuse the fits (the data are deterministic)")
+    parser.add_argument(
+        "--fit-cache", help="directory to keep and reuse the fits (the data are deterministic)"
+    )
     args = parser.parse_args()
     WEIGHTS["weights_dir"] = args.weights
     FIT_CACHE["dir"] = args.fit_cache

@@ -33,10 +33,25 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        grid = Grid(matrix=tuple(args.matrix), voxel_size=(220.0 / args.matrix[0], 220.0 / args.matrix[1], 5.0))
-        simulate_study(tmp / "bids", n_subjects=args.subjects, n_sessions=args.sessions, fmt="bids", grid=grid)
-        argv = [str(tmp / "bids"), str(tmp / "out"), "participant", "-w", str(tmp / "work"),
-                "--nprocs", str(args.nprocs), "--omp-nthreads", "1", "--device", "cpu"]
+        grid = Grid(
+            matrix=tuple(args.matrix), voxel_size=(220.0 / args.matrix[0], 220.0 / args.matrix[1], 5.0)
+        )
+        simulate_study(
+            tmp / "bids", n_subjects=args.subjects, n_sessions=args.sessions, fmt="bids", grid=grid
+        )
+        argv = [
+            str(tmp / "bids"),
+            str(tmp / "out"),
+            "participant",
+            "-w",
+            str(tmp / "work"),
+            "--nprocs",
+            str(args.nprocs),
+            "--omp-nthreads",
+            "1",
+            "--device",
+            "cpu",
+        ]
         if args.models:
             argv += ["--models", *args.models]
         start = time.perf_counter()
@@ -46,9 +61,11 @@ def main():
         code_resume = dcequant(argv)
         resumed = time.perf_counter() - start
     voxels = args.matrix[0] * args.matrix[1] * args.matrix[2]
-    print(f"participant level: {args.subjects} subject(s) x {args.sessions} session(s), matrix "
-          f"{'x'.join(map(str, args.matrix))} ({voxels} voxels), --nprocs {args.nprocs}, "
-          f"{os.cpu_count()} CPU(s) visible")
+    print(
+        f"participant level: {args.subjects} subject(s) x {args.sessions} session(s), matrix "
+        f"{'x'.join(map(str, args.matrix))} ({voxels} voxels), --nprocs {args.nprocs}, "
+        f"{os.cpu_count()} CPU(s) visible"
+    )
     print(f"  exit code {code}; wall time {seconds:.1f} s (target < 300 s)")
     print(f"  re-run with the same work dir (all cached): exit code {code_resume}; {resumed:.1f} s")
     return 0 if code == 0 and seconds < 300 else 1

@@ -20,7 +20,15 @@ TARGET_S = 30.0
 def one_run():
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        simulate_study(Path(tmp) / "study", n_subjects=2, n_sessions=2, fmt="both", seed=0, protocol=Protocol(n_frames=40), grid=Grid(matrix=(64, 64, 8)))
+        simulate_study(
+            Path(tmp) / "study",
+            n_subjects=2,
+            n_sessions=2,
+            fmt="both",
+            seed=0,
+            protocol=Protocol(n_frames=40),
+            grid=Grid(matrix=(64, 64, 8)),
+        )
         seconds = time.perf_counter() - start
         files = sum(1 for _ in (Path(tmp) / "study").rglob("*") if _.is_file())
     return seconds, files

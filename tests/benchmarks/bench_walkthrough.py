@@ -31,7 +31,9 @@ from bidsapp.simulate.tissues import CLASS_INDEX
 FOV_MM = (220.0, 220.0, 150.0)
 PROTOCOL = Protocol(n_frames=65, temporal_resolution=4.7, vfa_flip_angles=(3, 6, 10, 20, 30))
 PURE = 0.99  # white / grey matter: voxels at least this pure
-RIM_MIN_KTRANS = 0.01  # tumour rim: voxels of the rim class whose true (partial-volume) Ktrans exceeds this (/min)
+RIM_MIN_KTRANS = (
+    0.01  # tumour rim: voxels of the rim class whose true (partial-volume) Ktrans exceeds this (/min)
+)
 
 
 def prepare(matrix, seed=3):
@@ -39,15 +41,30 @@ def prepare(matrix, seed=3):
     grid = Grid(matrix=matrix, voxel_size=tuple(f / n for f, n in zip(FOV_MM, matrix, strict=True)))
     phantom = make_phantom(seed, grid)
     sim = simulate_subject(phantom, PROTOCOL, rng=1)
-    t1 = bidsapp.compute_t1_map(sim.vfa, np.array(PROTOCOL.vfa_flip_angles), PROTOCOL.vfa_tr, method="vfa-linear")
+    t1 = bidsapp.compute_t1_map(
+        sim.vfa, np.array(PROTOCOL.vfa_flip_angles), PROTOCOL.vfa_tr, method="vfa-linear"
+    )
     mask = np.asarray(t1.valid, bool) & (phantom.t1 > 0)
     t10 = np.where(mask, t1.t1, 1.0)
-    conc = bidsapp.signal_to_concentration(sim.dce, t10, PROTOCOL.dce_tr, PROTOCOL.dce_flip_angle, sim.relaxivity,
-                                           PROTOCOL.baseline_frames)
+    conc = bidsapp.signal_to_concentration(
+        sim.dce, t10, PROTOCOL.dce_tr, PROTOCOL.dce_flip_angle, sim.relaxivity, PROTOCOL.baseline_frames
+    )
     mask &= np.asarray(conc.voxel_valid, bool)
-    signal_model = {"tr": PROTOCOL.dce_tr, "flip_angle": PROTOCOL.dce_flip_angle, "relaxivity": sim.relaxivity}
-    aif = bidsapp.detect_aif(conc.concentration, sim.t, t10=t10, mask=mask, hematocrit=PROTOCOL.hematocrit,
-                             fallback="parker", signal_model=signal_model, population_check="parker")
+    signal_model = {
+        "tr": PROTOCOL.dce_tr,
+        "flip_angle": PROTOCOL.dce_flip_angle,
+        "relaxivity": sim.relaxivity,
+    }
+    aif = bidsapp.detect_aif(
+        conc.concentration,
+        sim.t,
+        t10=t10,
+        mask=mask,
+        hematocrit=PROTOCOL.hematocrit,
+        fallback="parker",
+        signal_model=signal_model,
+        population_check="parker",
+    )
     return phantom, sim.t, np.asarray(conc.concentration), mask, aif
 
 
@@ -66,17 +83,25 @@ def main(argv=None):
 
     import torch
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}; matrix {matrix}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}; matrix {matrix}"
+    )
     start = time.perf_counter()
     phantom, t, conc, mask, aif = prepare(matrix)
-    print(f"simulation + T1 + concentration + AIF: {time.perf_counter() - start:.1f} s; AIF {aif.source} "
-          f"(quality {aif.quality:.2f}); {int(mask.sum()):,} voxels fitted")
-    bidsapp.fit_model("extended_tofts", conc[mask][:64], t, aif.plasma, fit_delay=True, device=args.device)  # warm-up
+    print(
+        f"simulation + T1 + concentration + AIF: {time.perf_counter() - start:.1f} s; AIF {aif.source} "
+        f"(quality {aif.quality:.2f}); {int(mask.sum()):,} voxels fitted"
+    )
+    bidsapp.fit_model(
+        "extended_tofts", conc[mask][:64], t, aif.plasma, fit_delay=True, device=args.device
+    )  # warm-up
     delayed, secs_d = timed_fit(conc, t, aif.plasma, mask, True, args.device)
     nested, secs_0 = timed_fit(conc, t, aif.plasma, mask, False, args.device)
     n = int(mask.sum())
-    print(f"delay fit: {n / secs_d:,.0f} vox/s ({secs_d:.1f} s); delay-0 fit: {n / secs_0:,.0f} vox/s "
-          f"({secs_0:.1f} s)")
+    print(
+        f"delay fit: {n / secs_d:,.0f} vox/s ({secs_d:.1f} s); delay-0 fit: {n / secs_0:,.0f} vox/s "
+        f"({secs_0:.1f} s)"
+    )
 
     pure = phantom.purity() >= PURE
     rows = []
@@ -85,29 +110,47 @@ def main(argv=None):
         truth = float(np.median(phantom.ktrans[sel]))
         for name, fit in (("delay", delayed), ("delay-0", nested)):
             kt = float(np.nanmedian(fit.params["Ktrans"][sel]))
-            kep = np.nanmedian(fit.params["kep"][sel]) if np.isfinite(fit.params["kep"][sel]).any() else np.nan
-            print(f"{label} ({int(sel.sum()):,} pure voxels), {name:7} fit: median Ktrans {kt:.4f} /min "
-                  f"(truth {truth:.4f}), valid {100 * fit.valid[sel].mean():.1f}%, median kep {kep:.3g} /min")
-        rows.append((label, abs(float(np.nanmedian(delayed.params["Ktrans"][sel])) - truth), delayed.valid[sel].mean()))
+            kep = (
+                np.nanmedian(fit.params["kep"][sel]) if np.isfinite(fit.params["kep"][sel]).any() else np.nan
+            )
+            print(
+                f"{label} ({int(sel.sum()):,} pure voxels), {name:7} fit: median Ktrans {kt:.4f} /min "
+                f"(truth {truth:.4f}), valid {100 * fit.valid[sel].mean():.1f}%, median kep {kep:.3g} /min"
+            )
+        rows.append(
+            (
+                label,
+                abs(float(np.nanmedian(delayed.params["Ktrans"][sel])) - truth),
+                delayed.valid[sel].mean(),
+            )
+        )
     rim = mask & (phantom.dseg == CLASS_INDEX["tumour_rim"]) & (phantom.ktrans > RIM_MIN_KTRANS)
     rim_err = {}
     for name, fit in (("delay", delayed), ("delay-0", nested)):
         rim_err[name] = float(np.nanmedian(np.abs(fit.params["Ktrans"][rim] / phantom.ktrans[rim] - 1.0)))
-        print(f"tumour rim ({int(rim.sum()):,} voxels), {name:7} fit: median |Ktrans error| "
-              f"{100 * rim_err[name]:.1f}% (median Ktrans {np.nanmedian(fit.params['Ktrans'][rim]):.4f}, "
-              f"truth {np.median(phantom.ktrans[rim]):.4f}), valid {100 * fit.valid[rim].mean():.1f}%")
+        print(
+            f"tumour rim ({int(rim.sum()):,} voxels), {name:7} fit: median |Ktrans error| "
+            f"{100 * rim_err[name]:.1f}% (median Ktrans {np.nanmedian(fit.params['Ktrans'][rim]):.4f}, "
+            f"truth {np.median(phantom.ktrans[rim]):.4f}), valid {100 * fit.valid[rim].mean():.1f}%"
+        )
     above = int((delayed.sse[mask] > nested.sse[mask] * (1 + 1e-9) + 1e-15).sum())
     valid, valid0 = float(delayed.valid[mask].mean()), float(nested.valid[mask].mean())
     kept = float((delayed.params["delay"][mask] != 0).mean())
-    print(f"all fitted voxels (CSF, vessels, lesion and partial volume included): valid {100 * valid:.1f}% "
-          f"(delay-0 fit {100 * valid0:.1f}%); delay kept (F-test) in {100 * kept:.1f}%; "
-          f"{above} voxels with SSE above the delay-0 fit")
+    print(
+        f"all fitted voxels (CSF, vessels, lesion and partial volume included): valid {100 * valid:.1f}% "
+        f"(delay-0 fit {100 * valid0:.1f}%); delay kept (F-test) in {100 * kept:.1f}%; "
+        f"{above} voxels with SSE above the delay-0 fit"
+    )
 
-    checks = [(f"{label} median Ktrans within 0.002 /min of truth", err <= 0.002, f"{err:.4f}")
-              for label, err, _ in rows]
+    checks = [
+        (f"{label} median Ktrans within 0.002 /min of truth", err <= 0.002, f"{err:.4f}")
+        for label, err, _ in rows
+    ]
     checks += [(f"{label} ≥ 95 % valid", v >= 0.95, f"{100 * v:.1f}%") for label, _, v in rows]
-    checks += [("tumour rim Ktrans within 10 %", rim_err["delay"] <= 0.10, f"{100 * rim_err['delay']:.1f}%"),
-               ("no voxel above the delay-0 fit", above == 0, str(above))]
+    checks += [
+        ("tumour rim Ktrans within 10 %", rim_err["delay"] <= 0.10, f"{100 * rim_err['delay']:.1f}%"),
+        ("no voxel above the delay-0 fit", above == 0, str(above)),
+    ]
     print("targets:")
     for label, ok, value in checks:
         print(f"    {label}: {value} {'met' if ok else 'NOT met'}")

@@ -30,12 +30,21 @@ NOISE_FREE = Protocol(snr=np.inf)
 #: The motion stage is tested with motion in tests/app/test_motion_app.py.
 NO_MOTION = ["--no-motion-correction"]
 #: the simulator's true plasma AIF of each session, sampled at the frame times
-TRUTH_AIF = "derivatives/truth/sub-{subject}/ses-{session}/perf/sub-{subject}_ses-{session}_desc-truth_timeseries.tsv"
+TRUTH_AIF = (
+    "derivatives/truth/sub-{subject}/ses-{session}/perf/sub-{subject}_ses-{session}_desc-truth_timeseries.tsv"
+)
 
 
 def _simulate(root, fmt):
-    simulate_study(root, n_subjects=len(SUBJECTS), n_sessions=len(SESSIONS), fmt=fmt, grid=GRID,
-                   protocol=NOISE_FREE, overwrite=True)
+    simulate_study(
+        root,
+        n_subjects=len(SUBJECTS),
+        n_sessions=len(SESSIONS),
+        fmt=fmt,
+        grid=GRID,
+        protocol=NOISE_FREE,
+        overwrite=True,
+    )
     return root
 
 
@@ -44,8 +53,18 @@ def study(tmp_path_factory):
     """Noise-free BIDS study processed with the true AIF (for truth recovery)."""
     root = tmp_path_factory.mktemp("e2e")
     bids = _simulate(root / "bids", "bids")
-    code = main([str(bids), str(root / "out"), "participant", "-w", str(root / "work"),
-                 "--aif", str(bids / TRUTH_AIF), *NO_MOTION])
+    code = main(
+        [
+            str(bids),
+            str(root / "out"),
+            "participant",
+            "-w",
+            str(root / "work"),
+            "--aif",
+            str(bids / TRUTH_AIF),
+            *NO_MOTION,
+        ]
+    )
     assert code == 0
     return root
 
@@ -58,10 +77,23 @@ def dicom_study(tmp_path_factory):
     bids = _simulate(root / "bids", "dicom")
     for session in SESSIONS:
         dicom = bids / f"sourcedata/dicom/sub-01/ses-{session}"
-        assert convert_main([str(dicom), str(bids), "--participant-label", "01", "--session-label", session]) == 0
+        assert (
+            convert_main([str(dicom), str(bids), "--participant-label", "01", "--session-label", session])
+            == 0
+        )
     assert not (bids / "sub-02").exists()
-    code = main([str(bids), str(root / "out"), "participant", "-w", str(root / "work"), "--aif", str(bids / TRUTH_AIF),
-                 *NO_MOTION])
+    code = main(
+        [
+            str(bids),
+            str(root / "out"),
+            "participant",
+            "-w",
+            str(root / "work"),
+            "--aif",
+            str(bids / TRUTH_AIF),
+            *NO_MOTION,
+        ]
+    )
     assert code == 0
     return root
 
@@ -69,16 +101,21 @@ def dicom_study(tmp_path_factory):
 def expected_files(subject, session, image_aif):
     """Every derivative of one session (and its sidecar) under the default models."""
     stem, prefix = f"sub-{subject}/ses-{session}", f"sub-{subject}_ses-{session}"
-    files = [f"{stem}/anat/{prefix}_desc-vfa_T1map", f"{stem}/anat/{prefix}_desc-vfa_M0map",
-             f"{stem}/anat/{prefix}_desc-vfa_T1residual",
-             f"{stem}/perf/{prefix}_desc-conc_dce"] + ([f"{stem}/perf/{prefix}_desc-aif_mask"] if image_aif else [])
+    files = [
+        f"{stem}/anat/{prefix}_desc-vfa_T1map",
+        f"{stem}/anat/{prefix}_desc-vfa_M0map",
+        f"{stem}/anat/{prefix}_desc-vfa_T1residual",
+        f"{stem}/perf/{prefix}_desc-conc_dce",
+    ] + ([f"{stem}/perf/{prefix}_desc-aif_mask"] if image_aif else [])
     for model, params in MODEL_PARAMS.items():
         label = model_label(model)
         files += [f"{stem}/perf/{prefix}_desc-{label}_{p}" for p in params]
         files += [f"{stem}/perf/{prefix}_desc-{stderr_label(model)}_{p}" for p in params]
         files += [f"{stem}/perf/{prefix}_desc-{label}_R2map", f"{stem}/perf/{prefix}_desc-{label}_mask"]
     return [f + ext for f in files for ext in (".nii.gz", ".json")] + [
-        f"{stem}/perf/{prefix}_desc-aif_timeseries.tsv", f"{stem}/perf/{prefix}_desc-aif_timeseries.json"]
+        f"{stem}/perf/{prefix}_desc-aif_timeseries.tsv",
+        f"{stem}/perf/{prefix}_desc-aif_timeseries.json",
+    ]
 
 
 @pytest.mark.parametrize("which", ["study", "dicom_study"])
@@ -86,8 +123,12 @@ def test_every_derivative_is_written(which, request):
     out = request.getfixturevalue(which) / "out"
     for subject in SUBJECTS:
         for session in SESSIONS:
-            aif = json.loads((out / f"sub-{subject}/ses-{session}/perf/"
-                                    f"sub-{subject}_ses-{session}_desc-aif_timeseries.json").read_text())
+            aif = json.loads(
+                (
+                    out / f"sub-{subject}/ses-{session}/perf/"
+                    f"sub-{subject}_ses-{session}_desc-aif_timeseries.json"
+                ).read_text()
+            )
             image_aif = aif["Source"] == "image"
             missing = [f for f in expected_files(subject, session, image_aif) if not (out / f).is_file()]
             assert not missing
@@ -132,15 +173,18 @@ def test_noise_free_truth_is_recovered(which, coverage, ktrans_atol, vp_rtol, t1
             name = f"sub-{subject}_ses-{session}"
 
             def load(folder, suffix, rel=rel, name=name):
-                return nib.load(folder / rel / f"{suffix.split('_')[0]}/{name}_{suffix.split('_', 1)[1]}.nii.gz").get_fdata()
+                return nib.load(
+                    folder / rel / f"{suffix.split('_')[0]}/{name}_{suffix.split('_', 1)[1]}.nii.gz"
+                ).get_fdata()
 
             quality = load(out, "perf_desc-extendedtofts_mask") > 0
             brain = load(truth, "anat_desc-truth_dseg") > 0
             assert quality.sum() > coverage * brain.sum()
             fitted = {p: load(out, f"perf_desc-extendedtofts_{p}") for p in ("Ktrans", "ve", "vp")}
             true = {p: load(truth, f"perf_desc-truth_{p}") for p in ("Ktrans", "ve", "vp", "kep")}
-            np.testing.assert_allclose(fitted["Ktrans"][quality], true["Ktrans"][quality], rtol=0.01,
-                                       atol=ktrans_atol)
+            np.testing.assert_allclose(
+                fitted["Ktrans"][quality], true["Ktrans"][quality], rtol=0.01, atol=ktrans_atol
+            )
             np.testing.assert_allclose(fitted["vp"][quality], true["vp"][quality], rtol=vp_rtol, atol=1e-4)
             identifiable = quality & (true["kep"] > 0.1)
             assert identifiable.sum() > 0
@@ -166,13 +210,28 @@ def test_sidecars_carry_units_and_provenance(study):
 
 def test_report_is_self_contained(dicom_study):
     text = (dicom_study / "out" / "sub-01.html").read_text()
-    for section in ("Pre-contrast T1", "Arterial input function", "Model: extended_tofts", "Model: patlak",
-                    "Uncertainty", "Warnings", "Methods", "References"):
+    for section in (
+        "Pre-contrast T1",
+        "Arterial input function",
+        "Model: extended_tofts",
+        "Model: patlak",
+        "Uncertainty",
+        "Warnings",
+        "Methods",
+        "References",
+    ):
         assert section in text
-    for figure in ("T1 map", "T1 histogram", "AIF", "extended_tofts maps", "extended_tofts uncertainty",
-                   "patlak maps", "example curves"):
+    for figure in (
+        "T1 map",
+        "T1 histogram",
+        "AIF",
+        "extended_tofts maps",
+        "extended_tofts uncertainty",
+        "patlak maps",
+        "example curves",
+    ):
         assert f'alt="{figure}" src="data:image/png;base64,' in text
-    assert "src=\"http" not in text and "<script" not in text
+    assert 'src="http' not in text and "<script" not in text
     assert "Bolus arrival: " in text and "bolus arrival" in text.lower()
 
 
@@ -192,13 +251,30 @@ def test_group_level_agrees_with_the_truth(study, tmp_path):
     truth = root / "bids/derivatives/truth"
     config = tmp_path / "group.json"
     config.write_text(json.dumps({"label": {"column": "grade", "positive": "high"}}))
-    assert main([str(root / "bids"), str(root / "out"), "group", "--roi", str(truth),
-                 "--group-config", str(config)]) == 0
+    assert (
+        main(
+            [
+                str(root / "bids"),
+                str(root / "out"),
+                "group",
+                "--roi",
+                str(truth),
+                "--group-config",
+                str(config),
+            ]
+        )
+        == 0
+    )
     out = root / "out"
     for name in ("roistats", "icc", "auroc"):
-        assert (out / f"group_desc-{name}_stats.tsv").is_file() and (out / f"group_desc-{name}_stats.json").is_file()
+        assert (out / f"group_desc-{name}_stats.tsv").is_file() and (
+            out / f"group_desc-{name}_stats.json"
+        ).is_file()
     assert (out / "group_report.html").is_file()
-    rows = {(r["participant_id"], r["session_id"], r["map"], r["roi"]): r for r in _tsv(out / "group_desc-roistats_stats.tsv")}
+    rows = {
+        (r["participant_id"], r["session_id"], r["map"], r["roi"]): r
+        for r in _tsv(out / "group_desc-roistats_stats.tsv")
+    }
     rim = rows[("sub-01", "ses-01", "extendedtofts_Ktrans", "tumour_rim")]
     white_matter = rows[("sub-01", "ses-01", "extendedtofts_Ktrans", "white_matter")]
     assert float(rim["mean"]) > 10 * float(white_matter["mean"])
@@ -206,9 +282,23 @@ def test_group_level_agrees_with_the_truth(study, tmp_path):
     assert ("sub-01", "ses-01", "vfa_T1map", "grey_matter") in rows
     # truth expectations, computed by the same group level on the truth derivatives
     shutil.copytree(truth, tmp_path / "truth")
-    assert main([str(root / "bids"), str(tmp_path / "truth"), "group", "--roi", str(truth),
-                 "--group-config", str(config)]) == 0
-    truth_icc = {(r["map"], r["roi"], r["icc_type"]): r for r in _tsv(tmp_path / "truth/group_desc-icc_stats.tsv")}
+    assert (
+        main(
+            [
+                str(root / "bids"),
+                str(tmp_path / "truth"),
+                "group",
+                "--roi",
+                str(truth),
+                "--group-config",
+                str(config),
+            ]
+        )
+        == 0
+    )
+    truth_icc = {
+        (r["map"], r["roi"], r["icc_type"]): r for r in _tsv(tmp_path / "truth/group_desc-icc_stats.tsv")
+    }
     assert float(truth_icc[("truth_Ktrans", "tumour_rim", "ICC3")]["icc"]) == pytest.approx(1.0)
     icc = {(r["map"], r["roi"], r["icc_type"]): r for r in _tsv(out / "group_desc-icc_stats.tsv")}
     fitted = icc[("extendedtofts_Ktrans", "tumour_rim", "ICC3")]
@@ -216,22 +306,45 @@ def test_group_level_agrees_with_the_truth(study, tmp_path):
     assert abs(float(fitted["bias"])) < 0.05 * float(rim["mean"])
     auroc = {(r["map"], r["roi"]): r for r in _tsv(out / "group_desc-auroc_stats.tsv")}
     truth_auroc = {(r["map"], r["roi"]): r for r in _tsv(tmp_path / "truth/group_desc-auroc_stats.tsv")}
-    assert auroc[("extendedtofts_Ktrans", "tumour_rim")]["auroc"] == truth_auroc[("truth_Ktrans", "tumour_rim")]["auroc"]
+    assert (
+        auroc[("extendedtofts_Ktrans", "tumour_rim")]["auroc"]
+        == truth_auroc[("truth_Ktrans", "tumour_rim")]["auroc"]
+    )
 
 
 def test_reports_only_rebuilds_the_report(study):
     root = study
     report = root / "out" / "sub-02.html"
     report.unlink()
-    assert main([str(root / "bids"), str(root / "out"), "participant", "--reports-only", "--skip-bids-validation",
-                 "--participant-label", "02", "-w", str(root / "work")]) == 0
+    assert (
+        main(
+            [
+                str(root / "bids"),
+                str(root / "out"),
+                "participant",
+                "--reports-only",
+                "--skip-bids-validation",
+                "--participant-label",
+                "02",
+                "-w",
+                str(root / "work"),
+            ]
+        )
+        == 0
+    )
     assert report.is_file()
 
 
 def _run_cli(args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "bidsapp.cli.run", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bidsapp.cli.run", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _files_under(folder):
@@ -245,8 +358,19 @@ def _derivative_files(out):
 def test_killed_run_resumes_with_identical_outputs(study):
     root = study
     out, work = root / "out_resumed", root / "work_resumed"
-    args = [str(root / "bids"), str(out), "participant", "-w", str(work), "--skip-bids-validation", "--nprocs", "2",
-            "--aif", str(root / "bids" / TRUTH_AIF), *NO_MOTION]  # as the reference run
+    args = [
+        str(root / "bids"),
+        str(out),
+        "participant",
+        "-w",
+        str(work),
+        "--skip-bids-validation",
+        "--nprocs",
+        "2",
+        "--aif",
+        str(root / "bids" / TRUTH_AIF),
+        *NO_MOTION,
+    ]  # as the reference run
     marker = work / "dcequant_wf/sub_01_wf/ses_01_wf/fit_extended_tofts_wf/fit/result_fit.pklz"
     proc = _run_cli(args)
     deadline = time.time() + 300
@@ -281,19 +405,53 @@ def test_killed_run_resumes_with_identical_outputs(study):
 def test_every_model_with_delay_writes_its_parameter_maps(tmp_path):
     """The other models and --fit-delay, on one small noise-free session with a population AIF."""
     bids = tmp_path / "bids"
-    simulate_study(bids, n_subjects=1, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
-                   protocol=NOISE_FREE, overwrite=True)
+    simulate_study(
+        bids,
+        n_subjects=1,
+        n_sessions=1,
+        grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
+        protocol=NOISE_FREE,
+        overwrite=True,
+    )
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation",
-                 "--models", "tofts", "2cxm", "2cum", "--fit-delay", "--aif", "parker"])
+    code = main(
+        [
+            str(bids),
+            str(out),
+            "participant",
+            "-w",
+            str(tmp_path / "work"),
+            "--skip-bids-validation",
+            "--models",
+            "tofts",
+            "2cxm",
+            "2cum",
+            "--fit-delay",
+            "--aif",
+            "parker",
+        ]
+    )
     assert code == 0
     perf = out / "sub-01" / "perf"
-    for model, params in {"tofts": ("Ktrans", "ve", "kep"), "2cxm": ("Fp", "PS", "ve", "vp"),
-                          "2cum": ("Fp", "PS", "vp")}.items():
+    for model, params in {
+        "tofts": ("Ktrans", "ve", "kep"),
+        "2cxm": ("Fp", "PS", "ve", "vp"),
+        "2cum": ("Fp", "PS", "vp"),
+    }.items():
         for param in (*params, "delay"):
             meta = json.loads((perf / f"sub-01_desc-{model}_{param}.json").read_text())
-            assert meta["Units"] == {"Ktrans": "1/min", "kep": "1/min", "PS": "1/min", "Fp": "ml/100ml/min",
-                                     "ve": "fraction", "vp": "fraction", "delay": "s"}[param]
+            assert (
+                meta["Units"]
+                == {
+                    "Ktrans": "1/min",
+                    "kep": "1/min",
+                    "PS": "1/min",
+                    "Fp": "ml/100ml/min",
+                    "ve": "fraction",
+                    "vp": "fraction",
+                    "delay": "s",
+                }[param]
+            )
             assert (perf / f"sub-01_desc-{model}Stderr_{param}.nii.gz").is_file()
             assert meta["FitDelay"] is True and meta["AIF"]["Source"] == "population:parker"
     assert "two-compartment exchange model" in (out / "logs" / "CITATION.md").read_text()
@@ -303,19 +461,40 @@ def test_every_model_with_delay_writes_its_parameter_maps(tmp_path):
 
 def test_a_failing_subject_gets_no_files_and_the_others_finish(tmp_path, capsys):
     bids = tmp_path / "bids"
-    simulate_study(bids, n_subjects=2, n_sessions=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
-                   protocol=NOISE_FREE, overwrite=True)
+    simulate_study(
+        bids,
+        n_subjects=2,
+        n_sessions=1,
+        grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
+        protocol=NOISE_FREE,
+        overwrite=True,
+    )
     sidecar = bids / "sub-02" / "perf" / "sub-02_dce.json"
     meta = json.loads(sidecar.read_text())
     del meta["VolumeTiming"]
     sidecar.write_text(json.dumps(meta))
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation",
-                 "--models", "patlak"])
+    code = main(
+        [
+            str(bids),
+            str(out),
+            "participant",
+            "-w",
+            str(tmp_path / "work"),
+            "--skip-bids-validation",
+            "--models",
+            "patlak",
+        ]
+    )
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dcequant: error:")]
-    assert len(errors) == 1 and "sub-02_dce.nii.gz: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing" in errors[0]
-    assert (out / "sub-01.html").is_file() and (out / "sub-01/perf/sub-01_desc-patlak_Ktrans.nii.gz").is_file()
+    assert (
+        len(errors) == 1
+        and "sub-02_dce.nii.gz: sidecar field 'VolumeTiming' or 'RepetitionTime' is missing" in errors[0]
+    )
+    assert (out / "sub-01.html").is_file() and (
+        out / "sub-01/perf/sub-01_desc-patlak_Ktrans.nii.gz"
+    ).is_file()
     assert not (out / "sub-02").exists() and not (out / ".dcequant-staging").exists()
     aif = json.loads((out / "sub-01/perf/sub-01_desc-aif_timeseries.json").read_text())  # default: --aif auto
     # 18 mm voxels hold no pure arterial voxel: the detection reports partial volume and

@@ -25,10 +25,25 @@ GRID = Grid((16, 16, 2), (220 / 16, 220 / 16, 6.0))
 
 def _participant(cwd, subject):
     """Start ``python -m bidsapp.cli.run bids out participant --participant-label SUBJECT``."""
-    cmd = [sys.executable, "-m", "bidsapp.cli.run", "bids", "out", "participant", "--participant-label", subject,
-           "-w", "work", "--skip-bids-validation", "--aif", "parker"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bidsapp.cli.run",
+        "bids",
+        "out",
+        "participant",
+        "--participant-label",
+        subject,
+        "-w",
+        "work",
+        "--skip-bids-validation",
+        "--aif",
+        "parker",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_two_participants_at_once_into_one_folder(tmp_path, monkeypatch):

@@ -55,8 +55,10 @@ def test_breast_slice_keeps_a_t1_in_tissue_voxels(breast):
     physical = compute_t1_map(breast.vfa, breast.flip_angles, breast.tr)
     strict = compute_t1_map(breast.vfa, breast.flip_angles, breast.tr, validity="strict")
     kept, kept_strict = physical.valid[tissue].mean(), strict.valid[tissue].mean()
-    print(f"breast: T1 in {kept:.3f} of the tissue voxels (physical), {kept_strict:.3f} (strict); "
-          f"{int(physical.poor_fit[tissue].sum())} flagged as poor fits")
+    print(
+        f"breast: T1 in {kept:.3f} of the tissue voxels (physical), {kept_strict:.3f} (strict); "
+        f"{int(physical.poor_fit[tissue].sum())} flagged as poor fits"
+    )
     assert kept >= MIN_T1_FRACTION
     np.testing.assert_array_equal(strict.valid, physical.valid & ~physical.poor_fit)
     np.testing.assert_array_equal(physical.poor_fit, strict.poor_fit)
@@ -73,13 +75,16 @@ def test_breast_slice_extended_tofts_with_the_measured_aif(breast):
     t1 = compute_t1_map(breast.vfa, breast.flip_angles, breast.tr)
     mask = tissue & t1.valid
     n_base = estimate_bolus_arrival(breast.dce, breast.t, mask).baseline_frames
-    conc = signal_to_concentration(breast.dce, np.where(mask, t1.t1, 1.0), breast.tr, breast.dce_flip,
-                                   breast.relaxivity, n_base)
+    conc = signal_to_concentration(
+        breast.dce, np.where(mask, t1.t1, 1.0), breast.tr, breast.dce_flip, breast.relaxivity, n_base
+    )
     mask &= np.asarray(conc.voxel_valid, bool)
     fit = fit_model("extended_tofts", conc.concentration, breast.t, breast.cp, mask=mask, device="cpu")
     converged, valid = int((fit.converged & mask).sum()), int((fit.valid & mask).sum())
-    print(f"breast: {n_base} baseline frames; {int(mask.sum())} voxels fitted, {converged} converged, "
-          f"{valid} valid, of {int(tissue.sum())} tissue voxels")
+    print(
+        f"breast: {n_base} baseline frames; {int(mask.sum())} voxels fitted, {converged} converged, "
+        f"{valid} valid, of {int(tissue.sum())} tissue voxels"
+    )
     assert converged == mask.sum()
     assert valid >= 0.55 * tissue.sum()
     ktrans = fit.params["Ktrans"][fit.valid & mask]
@@ -93,9 +98,28 @@ def test_participant_level_on_the_breast_slice(tmp_path):
     bids, aif, data = write_breast_bids(tmp_path / "bids")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "bidsapp.cli.run", str(bids), str(out), "participant",
-                           "-w", str(tmp_path / "work"), "--aif", str(aif), "--relaxivity", "4.5",
-                           "--models", "extended_tofts"], cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bidsapp.cli.run",
+            str(bids),
+            str(out),
+            "participant",
+            "-w",
+            str(tmp_path / "work"),
+            "--aif",
+            str(aif),
+            "--relaxivity",
+            "4.5",
+            "--models",
+            "extended_tofts",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     anat, perf = out / "sub-01" / "anat", out / "sub-01" / "perf"
     tissue = signal_mask(data.dce)
@@ -103,8 +127,10 @@ def test_participant_level_on_the_breast_slice(tmp_path):
     kept = (np.isfinite(t1) & (t1 > 0))[tissue].mean()
     meta = json.loads((anat / "sub-01_desc-vfa_T1map.json").read_text())
     quality = np.asarray(nib.load(perf / "sub-01_desc-extendedtofts_mask.nii.gz").dataobj) > 0
-    print(f"e2e breast: T1 in {kept:.3f} of the tissue voxels; {meta['NumberOfPoorFitVoxels']} poor fits kept; "
-          f"quality mask {int(quality.sum())} of {int(tissue.sum())} tissue voxels")
+    print(
+        f"e2e breast: T1 in {kept:.3f} of the tissue voxels; {meta['NumberOfPoorFitVoxels']} poor fits kept; "
+        f"quality mask {int(quality.sum())} of {int(tissue.sum())} tissue voxels"
+    )
     assert kept >= MIN_T1_FRACTION
     assert meta["T1Validity"] == "physical" and meta["NumberOfPoorFitVoxels"] > 0
     residual = nib.load(anat / "sub-01_desc-vfa_T1residual.nii.gz")
@@ -115,7 +141,9 @@ def test_participant_level_on_the_breast_slice(tmp_path):
     report = (out / "sub-01.html").read_text()
     assert f"{meta['NumberOfPoorFitVoxels']} (" in report and "flagged as poor fits" in report
     # one slice: motion is corrected in-plane (3 parameters); through-plane columns are not estimated
-    rows = [line.split("\t") for line in (perf / "sub-01_desc-confounds_timeseries.tsv").read_text().splitlines()]
+    rows = [
+        line.split("\t") for line in (perf / "sub-01_desc-confounds_timeseries.tsv").read_text().splitlines()
+    ]
     columns = {name: [r[i] for r in rows[1:]] for i, name in enumerate(rows[0])}
     assert len(rows) == 1 + data.dce.shape[-1] and set(columns["trans_z"]) == {"n/a"}
     assert all(v != "n/a" for v in columns["trans_x"] + columns["rot_z"])

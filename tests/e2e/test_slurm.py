@@ -31,7 +31,9 @@ def cluster(tmp_path_factory):
     if missing_binaries():
         problem = install_binaries()
         if missing_binaries():
-            pytest.skip(f"SLURM/munge not installable here ({problem}); missing {', '.join(missing_binaries())}")
+            pytest.skip(
+                f"SLURM/munge not installable here ({problem}); missing {', '.join(missing_binaries())}"
+            )
     root = tmp_path_factory.mktemp("slurm")
     cluster = SlurmCluster(root / "cluster", cpus=2, memory_mb=8000)
     try:
@@ -52,25 +54,60 @@ def study(tmp_path_factory):
 
 def test_participants_as_array_tasks_then_group(cluster, study):
     out, work = study / "out", study / "work"
-    env = {**cluster.env, "PYTHONPATH": str(REPO), "DCEQUANT": f"{sys.executable} -m bidsapp.cli.run",
-           "DCEQUANT_WORK_DIR": str(work)}
+    env = {
+        **cluster.env,
+        "PYTHONPATH": str(REPO),
+        "DCEQUANT": f"{sys.executable} -m bidsapp.cli.run",
+        "DCEQUANT_WORK_DIR": str(work),
+    }
     # one CPU and 2 GB per task so that both tasks run at once on the 2-CPU node
-    array = cluster.run(["sbatch", "--parsable", "--array=1-2", "--cpus-per-task=1", "--mem=2G",
-                         str(HPC / "participant_array.sbatch"), "bids", "out", *OPTIONS], env=env, cwd=study)
+    array = cluster.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--array=1-2",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            str(HPC / "participant_array.sbatch"),
+            "bids",
+            "out",
+            *OPTIONS,
+        ],
+        env=env,
+        cwd=study,
+    )
     array_id = array.strip().split(";")[0]
-    group = cluster.run(["sbatch", "--parsable", f"--dependency=afterok:{array_id}", "--mem=1G",
-                         str(HPC / "group.sbatch"), "bids", "out"], env=env, cwd=study)
+    group = cluster.run(
+        [
+            "sbatch",
+            "--parsable",
+            f"--dependency=afterok:{array_id}",
+            "--mem=1G",
+            str(HPC / "group.sbatch"),
+            "bids",
+            "out",
+        ],
+        env=env,
+        cwd=study,
+    )
     group_id = group.strip().split(";")[0]
     cluster.wait_for_jobs([array_id, group_id], timeout=300)
 
     logs = {p.name: p.read_text() for p in study.glob("dcequant-*.log")}
-    assert sorted(logs) == sorted([f"dcequant-participant-{array_id}_1.log", f"dcequant-participant-{array_id}_2.log",
-                                   f"dcequant-group-{group_id}.log"]), (logs, cluster.log_tail("slurmctld"))
+    assert sorted(logs) == sorted(
+        [
+            f"dcequant-participant-{array_id}_1.log",
+            f"dcequant-participant-{array_id}_2.log",
+            f"dcequant-group-{group_id}.log",
+        ]
+    ), (logs, cluster.log_tail("slurmctld"))
     for task, subject in ((1, "01"), (2, "02")):
         log = logs[f"dcequant-participant-{array_id}_{task}.log"]
         assert f"task {task}: sub-{subject}" in log and f"report for sub-{subject}" in log, log[-3000:]
         assert (work / f"sub-{subject}" / "dcequant_wf").is_dir()
-    assert "group report" in logs[f"dcequant-group-{group_id}.log"], logs[f"dcequant-group-{group_id}.log"][-3000:]
+    assert "group report" in logs[f"dcequant-group-{group_id}.log"], logs[f"dcequant-group-{group_id}.log"][
+        -3000:
+    ]
     check_all(out, ["01", "02"])
     table = out / "group_desc-roistats_stats.tsv"
     assert table.stat().st_mtime >= max((out / f"sub-{s}.html").stat().st_mtime for s in ("01", "02"))
@@ -84,8 +121,22 @@ def test_nipype_slurm_plugin(cluster, study, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     out, work = study / "out_plugin", study / "work_plugin"
     started = time.time()
-    code = main([str(study / "bids"), str(out), "participant", "--participant-label", "01", "-w", str(work),
-                 "--use-plugin", str(HPC / "nipype_slurm.yml"), "--models", "patlak", *OPTIONS])
+    code = main(
+        [
+            str(study / "bids"),
+            str(out),
+            "participant",
+            "--participant-label",
+            "01",
+            "-w",
+            str(work),
+            "--use-plugin",
+            str(HPC / "nipype_slurm.yml"),
+            "--models",
+            "patlak",
+            *OPTIONS,
+        ]
+    )
     assert code == 0
     batch = list((work / "dcequant_wf" / "batch").glob("batchscript_*.sh"))
     assert any("fit_patlak_wf_fit" in p.name for p in batch), f"the fit was not a SLURM job: {batch}"

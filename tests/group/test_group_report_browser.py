@@ -12,7 +12,9 @@ from group_data import write_derivatives
 
 from bidsapp.cli.run import main
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (.ci/run installs Debian's chromium)")
 #: collects errors and console.error calls, then checks every image once the page has loaded
 PROBE = """<script>
@@ -31,8 +33,15 @@ errors: window.__errors}));
 
 
 def _chromium(tmp_path, *args):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-             "--enable-logging=stderr", "--v=0"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -40,10 +49,28 @@ def _chromium(tmp_path, *args):
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     write_derivatives(root, n_subjects=6, sites=["A", "B"])
-    (root / "g.json").write_text(json.dumps({"label": {"column": "grade", "positive": "high"},
-                                             "compare": [["cnn_Ktrans", "extendedtofts_Ktrans"]]}))
-    assert main([str(root / "bids"), str(root / "out"), "group", "--roi", str(root / "rois"),
-                 "--group-config", str(root / "g.json")]) == 0
+    (root / "g.json").write_text(
+        json.dumps(
+            {
+                "label": {"column": "grade", "positive": "high"},
+                "compare": [["cnn_Ktrans", "extendedtofts_Ktrans"]],
+            }
+        )
+    )
+    assert (
+        main(
+            [
+                str(root / "bids"),
+                str(root / "out"),
+                "group",
+                "--roi",
+                str(root / "rois"),
+                "--group-config",
+                str(root / "g.json"),
+            ]
+        )
+        == 0
+    )
     return root / "out" / "group_report.html"
 
 

@@ -22,16 +22,38 @@ pytestmark = pytest.mark.slow
 
 def _hanley_mcneil_se(a, n_pos, n_neg):
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    return math.sqrt((a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg))
+    return math.sqrt(
+        (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    )
 
 
 def test_truth_auroc_matches_the_simulated_effect(tmp_path):
-    summary = simulate_study(tmp_path / "bids", n_subjects=16, n_sessions=1, grid=Grid((24, 24, 3), (220 / 24, 220 / 24, 6.0)),
-                             effect_size=2.0, seed=0)
+    summary = simulate_study(
+        tmp_path / "bids",
+        n_subjects=16,
+        n_sessions=1,
+        grid=Grid((24, 24, 3), (220 / 24, 220 / 24, 6.0)),
+        effect_size=2.0,
+        seed=0,
+    )
     truth = tmp_path / "bids" / "derivatives" / "truth"
-    (tmp_path / "g.json").write_text(json.dumps({"label": {"column": summary.group_column, "positive": "high"}}))
-    assert main([str(tmp_path / "bids"), str(truth), "group", "--roi", str(truth),
-                 "--group-config", str(tmp_path / "g.json")]) == 0
+    (tmp_path / "g.json").write_text(
+        json.dumps({"label": {"column": summary.group_column, "positive": "high"}})
+    )
+    assert (
+        main(
+            [
+                str(tmp_path / "bids"),
+                str(truth),
+                "group",
+                "--roi",
+                str(truth),
+                "--group-config",
+                str(tmp_path / "g.json"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(truth / "group_desc-auroc_stats.tsv", sep="\t")
     row = table[(table["map"] == "truth_Ktrans") & (table["roi"] == "tumour_rim")].iloc[0]
     assert (row.n_positive, row.n_negative) == (8, 8)

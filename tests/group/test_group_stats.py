@@ -33,7 +33,9 @@ def _pingouin_icc(y):
         pingouin.options["round.column.CI95"] = old
 
 
-@pytest.mark.parametrize("n, k, rater_sd, seed", [(12, 2, 0.3, 0), (20, 3, 0.1, 1), (6, 4, 1.0, 2), (30, 2, 2.0, 3)])
+@pytest.mark.parametrize(
+    "n, k, rater_sd, seed", [(12, 2, 0.3, 0), (20, 3, 0.1, 1), (6, 4, 1.0, 2), (30, 2, 2.0, 3)]
+)
 def test_icc_matches_pingouin(n, k, rater_sd, seed):
     rng = np.random.default_rng(seed)
     y = rng.normal(size=(n, 1)) + rng.normal(0, rater_sd, size=(1, k)) + rng.normal(0, 0.5, size=(n, k))
@@ -63,7 +65,11 @@ def test_bland_altman_and_wcv_by_hand():
     first, second = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 3.5, 4.0])
     bias, low, high = stats.bland_altman(first, second)
     sd = np.std(second - first, ddof=1)
-    assert bias == pytest.approx(0.25) and low == pytest.approx(0.25 - 1.96 * sd) and high == pytest.approx(0.25 + 1.96 * sd)
+    assert (
+        bias == pytest.approx(0.25)
+        and low == pytest.approx(0.25 - 1.96 * sd)
+        and high == pytest.approx(0.25 + 1.96 * sd)
+    )
     y = np.column_stack([first, second])
     expected = math.sqrt(np.mean([np.var(r, ddof=1) / np.mean(r) ** 2 for r in y]))
     assert stats.within_subject_cv(y) == pytest.approx(expected)
@@ -88,18 +94,23 @@ def _reference_test(a, b, pos):
     auc_a, a10, a01 = _delong_reference(a, pos)
     auc_b, b10, b01 = _delong_reference(b, pos)
     s10, s01 = np.cov(a10, b10), np.cov(a01, b01)
-    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / a10.size + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / a01.size
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / a10.size + (
+        s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]
+    ) / a01.size
     return auc_a, auc_b, 2 * sps.norm.sf(abs(auc_a - auc_b) / math.sqrt(var))
 
 
 def _cases():
     rng = np.random.default_rng(7)
     pos = np.array([0] * 11 + [1] * 9, bool)
-    a = np.round(rng.normal(size=20) + 0.8 * pos, 1)          # ties (rounded to 0.1)
+    a = np.round(rng.normal(size=20) + 0.8 * pos, 1)  # ties (rounded to 0.1)
     b = np.round(0.6 * a + rng.normal(size=20), 1)
-    c = np.repeat([1.0, 2.0, 3.0], [7, 7, 6])                  # heavy ties
-    return {"ties": (a, b, pos), "heavy_ties": (c, np.round(a), pos),
-            "continuous": (rng.normal(size=20) + pos, rng.normal(size=20) + 0.3 * pos, pos)}
+    c = np.repeat([1.0, 2.0, 3.0], [7, 7, 6])  # heavy ties
+    return {
+        "ties": (a, b, pos),
+        "heavy_ties": (c, np.round(a), pos),
+        "continuous": (rng.normal(size=20) + pos, rng.normal(size=20) + 0.3 * pos, pos),
+    }
 
 
 @pytest.mark.parametrize("case", ["ties", "heavy_ties", "continuous"])
@@ -109,7 +120,8 @@ def test_auroc_and_delong_match_the_definitions(case):
     auc, low, high = _reference_auroc(a, pos)
     assert (result.auroc, result.ci95_low, result.ci95_high) == pytest.approx((auc, low, high), abs=1e-12)
     assert stats.delong_test(a, b, pos)[:2] + stats.delong_test(a, b, pos)[3:] == pytest.approx(
-        _reference_test(a, b, pos), abs=1e-12)
+        _reference_test(a, b, pos), abs=1e-12
+    )
 
 
 def test_hanley_mcneil_ct_example():
@@ -157,20 +169,27 @@ def _proc_available():
     return subprocess.run(["Rscript", "-e", "library(pROC)"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not _proc_available(), reason="R with pROC is not installed (.ci/run installs r-cran-proc)")
+@pytest.mark.skipif(
+    not _proc_available(), reason="R with pROC is not installed (.ci/run installs r-cran-proc)"
+)
 @pytest.mark.parametrize("case", ["ties", "heavy_ties", "continuous"])
 def test_auroc_delong_and_youden_match_proc(case):
     a, b, pos = _cases()[case]
-    table = "y a b\n" + "".join(f"{int(p)} {float(x)!r} {float(z)!r}\n" for p, x, z in zip(pos, a, b, strict=True))
+    table = "y a b\n" + "".join(
+        f"{int(p)} {float(x)!r} {float(z)!r}\n" for p, x, z in zip(pos, a, b, strict=True)
+    )
     out = subprocess.run(["Rscript", "-e", R_SCRIPT], input=table, capture_output=True, text=True, check=True)
     auc, low, high, auc_b, p, threshold, sens, spec = (float(v) for v in out.stdout.split()[:8])
     result = stats.auroc(a, pos)
-    assert (result.auroc, result.ci95_low, result.ci95_high) == pytest.approx((auc, max(0, low), min(1, high)), abs=1e-6)
+    assert (result.auroc, result.ci95_low, result.ci95_high) == pytest.approx(
+        (auc, max(0, low), min(1, high)), abs=1e-6
+    )
     auc_a2, auc_b2, _, p2 = stats.delong_test(a, b, pos)
     assert (auc_a2, auc_b2, p2) == pytest.approx((auc, auc_b, p), abs=1e-6)
     if int(float(out.stdout.split()[8])) == 1:  # a unique Youden optimum
-        assert (result.threshold, result.sensitivity, result.specificity) == pytest.approx((threshold, sens, spec),
-                                                                                           abs=1e-6)
+        assert (result.threshold, result.sensitivity, result.specificity) == pytest.approx(
+            (threshold, sens, spec), abs=1e-6
+        )
 
 
 def test_kruskal_wallis_needs_two_sites():

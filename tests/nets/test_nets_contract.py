@@ -29,10 +29,18 @@ def test_network_input_is_scaled_by_the_aif_peak():
 
 
 def test_guard_names_each_quantity_outside_and_refuses_short_series():
-    inside = contract.Acquisition(duration=320.0, temporal_resolution=5.0, flip_angle=15.0,
-                                  repetition_time=0.004, field_strength=3.0, baseline_length=30.0)
+    inside = contract.Acquisition(
+        duration=320.0,
+        temporal_resolution=5.0,
+        flip_angle=15.0,
+        repetition_time=0.004,
+        field_strength=3.0,
+        baseline_length=30.0,
+    )
     assert contract.check_envelope(inside) == []
-    outside = contract.Acquisition(duration=320.0, temporal_resolution=12.0, flip_angle=60.0, field_strength=7.0)
+    outside = contract.Acquisition(
+        duration=320.0, temporal_resolution=12.0, flip_angle=60.0, field_strength=7.0
+    )
     messages = contract.check_envelope(outside)
     assert [m.split()[0] for m in messages] == ["temporal_resolution", "flip_angle", "field_strength"]
     with pytest.raises(contract.EnvelopeError, match="flip_angle 60 deg is outside"):

@@ -18,8 +18,12 @@ def case():
     clean = data.clean_slice(0, data.BENCHMARK, 0)
     conc = data.noisy_concentration(clean, np.random.default_rng(0), 20.0)
     p = clean.protocol
-    acquisition = {"flip_angle": p.dce_flip_angle, "repetition_time": p.dce_tr,
-                   "field_strength": p.field_strength, "baseline_length": p.nominal_arrival}
+    acquisition = {
+        "flip_angle": p.dce_flip_angle,
+        "repetition_time": p.dce_tr,
+        "field_strength": p.field_strength,
+        "baseline_length": p.nominal_arrival,
+    }
     return clean, conc, acquisition
 
 
@@ -36,13 +40,18 @@ def test_shipped_network_predicts_a_simulated_slice(case, net):
     tissue = clean.head & (clean.truth[2] < 0.3)  # not vessels
     sd = result.stderr["Ktrans"][clean.head]
     if net == "punet":
-        assert (sd > 0).all() and np.isfinite(result.coefficient_of_variation("Ktrans")[tissue & (ktrans > 0)]).all()
+        assert (sd > 0).all() and np.isfinite(
+            result.coefficient_of_variation("Ktrans")[tissue & (ktrans > 0)]
+        ).all()
     else:
         assert np.isnan(sd).all()
 
 
-UNDERTRAINED = pytest.mark.xfail(strict=True, reason="the shipped punet (6 epochs x 20 steps on the shared 2-core "
-                                 "machine) has Ktrans RMSE 0.052 /min on this slice; retrain longer (docs/networks.md)")
+UNDERTRAINED = pytest.mark.xfail(
+    strict=True,
+    reason="the shipped punet (6 epochs x 20 steps on the shared 2-core "
+    "machine) has Ktrans RMSE 0.052 /min on this slice; retrain longer (docs/networks.md)",
+)
 
 
 @pytest.mark.parametrize("net", ["cnn", pytest.param("punet", marks=UNDERTRAINED)])
@@ -61,7 +70,9 @@ def test_shipped_network_error_is_sane(case, net):
 def test_guard_warns_and_refuses(case):
     clean, conc, acquisition = case
     with pytest.warns(UserWarning, match="flip_angle 60 deg is outside the training envelope"):
-        result = infer_parameters(conc, clean.t, clean.aif, net="cnn", acquisition={**acquisition, "flip_angle": 60.0})
+        result = infer_parameters(
+            conc, clean.t, clean.aif, net="cnn", acquisition={**acquisition, "flip_angle": 60.0}
+        )
     assert result.envelope_warnings and result.envelope_warnings[0].startswith("flip_angle")
     short = clean.t <= 200.0
     with pytest.raises(EnvelopeError, match="duration"):

@@ -38,8 +38,23 @@ def test_prob_unet_samples_the_prior_never_the_posterior(monkeypatch):
 
 
 def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
-    args = ["--epochs", "1", "--steps", "1", "--batch", "2", "--pool", "2", "--refresh", "1",
-            "--validation", "1", "--quiet", "--threads", "1"]
+    args = [
+        "--epochs",
+        "1",
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--pool",
+        "2",
+        "--refresh",
+        "1",
+        "--validation",
+        "1",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     digests = []
     for run in ("a", "b"):
         assert train_main(["cnn", "--out", str(tmp_path / run), *args]) == 0

@@ -15,20 +15,60 @@ from osipi_data import array_cell, read_csv
 import bidsapp
 
 TOL = {  # (a_tol, r_tol), identical in every OSIPI DCE model file
-    "Ktrans": (0.005, 0.1), "PS": (0.005, 0.1), "ve": (0.05, 0.0), "vp": (0.025, 0.0),
-    "Fp": (5.0, 0.1), "delay": (1.0, 0.0),
+    "Ktrans": (0.005, 0.1),
+    "PS": (0.005, 0.1),
+    "ve": (0.05, 0.0),
+    "vp": (0.025, 0.0),
+    "Fp": (5.0, 0.1),
+    "delay": (1.0, 0.0),
 }
 # file, model, {reference column: parameter}, time column, tissue column, aif column, loader-made shift
 CASES = {
-    "tofts": ("DCEmodels/dce_DRO_data_tofts.csv", "tofts", {"Ktrans": "Ktrans", "ve": "ve"}, "t", "C", "ca", 10),
-    "extended_tofts": ("DCEmodels/dce_DRO_data_extended_tofts.csv", "extended_tofts",
-                       {"Ktrans": "Ktrans", "ve": "ve", "vp": "vp"}, "t", "C", "ca", 5),
-    "patlak": ("DCEmodels/patlak_sd_0.02_delay_{d}.csv", "patlak", {"ps": "Ktrans", "vp": "vp"},
-               "t", "C_t", "cp_aif", None),
-    "2cxm": ("DCEmodels/2cxm_sd_0.001_delay_{d}.csv", "2cxm", {"fp": "Fp", "ps": "PS", "ve": "ve", "vp": "vp"},
-             "t", "C_t", "cp_aif", None),
-    "2cum": ("DCEmodels/2cum_sd_0.0025_delay_{d}.csv", "2cum", {"fp": "Fp", "ps": "PS", "vp": "vp"},
-             "t", "C_t", "cp_aif", None),
+    "tofts": (
+        "DCEmodels/dce_DRO_data_tofts.csv",
+        "tofts",
+        {"Ktrans": "Ktrans", "ve": "ve"},
+        "t",
+        "C",
+        "ca",
+        10,
+    ),
+    "extended_tofts": (
+        "DCEmodels/dce_DRO_data_extended_tofts.csv",
+        "extended_tofts",
+        {"Ktrans": "Ktrans", "ve": "ve", "vp": "vp"},
+        "t",
+        "C",
+        "ca",
+        5,
+    ),
+    "patlak": (
+        "DCEmodels/patlak_sd_0.02_delay_{d}.csv",
+        "patlak",
+        {"ps": "Ktrans", "vp": "vp"},
+        "t",
+        "C_t",
+        "cp_aif",
+        None,
+    ),
+    "2cxm": (
+        "DCEmodels/2cxm_sd_0.001_delay_{d}.csv",
+        "2cxm",
+        {"fp": "Fp", "ps": "PS", "ve": "ve", "vp": "vp"},
+        "t",
+        "C_t",
+        "cp_aif",
+        None,
+    ),
+    "2cum": (
+        "DCEmodels/2cum_sd_0.0025_delay_{d}.csv",
+        "2cum",
+        {"fp": "Fp", "ps": "PS", "vp": "vp"},
+        "t",
+        "C_t",
+        "cp_aif",
+        None,
+    ),
 }
 
 
@@ -74,7 +114,10 @@ def case_ids():
     out = []
     for name in CASES:
         for delayed in (False, True):
-            out += [pytest.param(name, delayed, i, id=f"{name}-{label}") for i, label in enumerate(load(name, delayed)[0])]
+            out += [
+                pytest.param(name, delayed, i, id=f"{name}-{label}")
+                for i, label in enumerate(load(name, delayed)[0])
+            ]
     return out
 
 
@@ -86,5 +129,6 @@ def test_osipi_dce_model_case(name, delayed, index):
         a_tol, r_tol = TOL[param]
         measured = params[param]
         assert abs(measured - ref) <= a_tol + r_tol * abs(ref), (
-            f"{param}: measured {measured:.5g}, reference {ref:.5g}, allowed {a_tol + r_tol * abs(ref):.3g}")
+            f"{param}: measured {measured:.5g}, reference {ref:.5g}, allowed {a_tol + r_tol * abs(ref):.3g}"
+        )
     assert converged

@@ -29,8 +29,16 @@ def test_population_aif_shape_and_delay(name):
     np.testing.assert_allclose(shifted[T >= 30.0], curve[: np.sum(T >= 30.0)], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name, medium", [("parker", "blood"), ("georgiou", "blood"), ("mcgrath", "blood"),
-                                          ("weinmann", "plasma"), ("fritz-hansen", "plasma")])
+@pytest.mark.parametrize(
+    "name, medium",
+    [
+        ("parker", "blood"),
+        ("georgiou", "blood"),
+        ("mcgrath", "blood"),
+        ("weinmann", "plasma"),
+        ("fritz-hansen", "plasma"),
+    ],
+)
 def test_hematocrit_converts_blood_curves_only(name, medium):
     blood_or_plasma = population_aif(name, T, hematocrit=0.0)
     converted = population_aif(name, T, hematocrit=0.4)
@@ -163,9 +171,10 @@ def _signal_volume(seed, noise_sd):
     conc, t, artery, vein, blood = synthetic_volume(seed=seed, noise_sd=0.0)
     model = {"tr": 0.005, "flip_angle": 15.0, "relaxivity": 4.5}
     t10 = np.where(artery | vein, 1.7, 1.2)
-    signal = concentration_to_signal(conc, t10, 1.0, model["tr"], model["flip_angle"],
-                                     model["relaxivity"])
-    s0_tissue = concentration_to_signal(np.zeros(1), 1.2, 1.0, model["tr"], model["flip_angle"], model["relaxivity"])[0]
+    signal = concentration_to_signal(conc, t10, 1.0, model["tr"], model["flip_angle"], model["relaxivity"])
+    s0_tissue = concentration_to_signal(
+        np.zeros(1), 1.2, 1.0, model["tr"], model["flip_angle"], model["relaxivity"]
+    )[0]
     signal = signal + np.random.default_rng(seed).normal(0.0, noise_sd * s0_tissue, signal.shape)
     return signal, t, t10, model, artery, blood
 
@@ -176,8 +185,9 @@ def test_detect_aif_rebaselines_an_arterial_upslope_frame(seed):
     bolus arrival, 20 s): the AIF's S0 must come from the frames before it."""
     signal, t, t10, model, artery, blood = _signal_volume(seed, noise_sd=0.005)
     n_base = int(np.sum(t <= 20.0))  # frames 0-5: the last one is on the arterial upslope
-    conc = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
-                                   n_base).concentration
+    conc = signal_to_concentration(
+        signal, t10, model["tr"], model["flip_angle"], model["relaxivity"], n_base
+    ).concentration
     kwargs = {"t10": t10, "hematocrit": HCT, "fallback": None, "signal_model": model}
     old = detect_aif(conc, t, **kwargs)  # no baseline check: S0 includes the upslope frame
     new = detect_aif(conc, t, **kwargs, baseline_frames=n_base)
@@ -186,8 +196,9 @@ def test_detect_aif_rebaselines_an_arterial_upslope_frame(seed):
     assert abs(_area(new.blood, t) / _area(blood, t) - 1.0) < 0.02
     assert any("AIF baseline" in w and "first 5 frame" in w for w in new.warnings)
     # a baseline that ends before the upslope is left as it is
-    clean = signal_to_concentration(signal, t10, model["tr"], model["flip_angle"], model["relaxivity"],
-                                    5).concentration
+    clean = signal_to_concentration(
+        signal, t10, model["tr"], model["flip_angle"], model["relaxivity"], 5
+    ).concentration
     unchanged = detect_aif(clean, t, **kwargs, baseline_frames=5)
     np.testing.assert_array_equal(unchanged.blood, detect_aif(clean, t, **kwargs).blood)
     assert not any("AIF baseline" in w for w in unchanged.warnings)

@@ -27,12 +27,21 @@ def _simulated_detection(grid, seed):
     sim = simulate_subject(phantom, protocol, rng=seed + 100)
     t1 = compute_t1_map(sim.vfa, np.asarray(protocol.vfa_flip_angles), protocol.vfa_tr)
     t10 = np.where(t1.valid, t1.t1, 1.0)
-    conc = signal_to_concentration(sim.dce, t10, protocol.dce_tr, protocol.dce_flip_angle, sim.relaxivity,
-                                   protocol.baseline_frames)
+    conc = signal_to_concentration(
+        sim.dce, t10, protocol.dce_tr, protocol.dce_flip_angle, sim.relaxivity, protocol.baseline_frames
+    )
     mask = t1.valid & conc.voxel_valid & (phantom.t1 > 0)
     model = {"tr": protocol.dce_tr, "flip_angle": protocol.dce_flip_angle, "relaxivity": sim.relaxivity}
-    result = detect_aif(conc.concentration, sim.t, t10=t10, mask=mask, hematocrit=protocol.hematocrit,
-                        fallback="parker", signal_model=model, population_check="parker")
+    result = detect_aif(
+        conc.concentration,
+        sim.t,
+        t10=t10,
+        mask=mask,
+        hematocrit=protocol.hematocrit,
+        fallback="parker",
+        signal_model=model,
+        population_check="parker",
+    )
     return phantom, sim, result
 
 

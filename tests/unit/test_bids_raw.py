@@ -2,7 +2,10 @@ from bidsapp import bids_raw
 
 
 def test_names():
-    assert bids_raw.vfa_path("/d", "sub-01", "ses-1", 2).as_posix() == "/d/sub-01/ses-1/anat/sub-01_ses-1_flip-2_VFA.nii.gz"
+    assert (
+        bids_raw.vfa_path("/d", "sub-01", "ses-1", 2).as_posix()
+        == "/d/sub-01/ses-1/anat/sub-01_ses-1_flip-2_VFA.nii.gz"
+    )
     assert bids_raw.dce_path("/d", "01", None).as_posix() == "/d/sub-01/perf/sub-01_dce.nii.gz"
     assert bids_raw.b1_path("/d", "01", "2").name == "sub-01_ses-2_TB1map.nii.gz"
 

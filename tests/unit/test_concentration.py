@@ -98,9 +98,14 @@ def test_bad_input_raises_naming_argument():
     signal = concentration_to_signal(_curve(), 1.0, 1000.0, TR, FA, R1)
     ok = dict(t10=1.0, tr=TR, flip_angle=FA, relaxivity=R1, baseline_frames=5)
     cases = {
-        "baseline_frames": [dict(baseline_frames=signal.size), dict(baseline_frames=0),
-                            dict(baseline_frames=slice(50, 60)), dict(baseline_frames=[0, 99]),
-                            dict(baseline_frames=None), dict(baseline_frames=[0.5, 1.5])],
+        "baseline_frames": [
+            dict(baseline_frames=signal.size),
+            dict(baseline_frames=0),
+            dict(baseline_frames=slice(50, 60)),
+            dict(baseline_frames=[0, 99]),
+            dict(baseline_frames=None),
+            dict(baseline_frames=[0.5, 1.5]),
+        ],
         "tr": [dict(tr=0.0), dict(tr=-1.0), dict(tr=np.nan)],
         "relaxivity": [dict(relaxivity=0.0)],
         "flip_angle": [dict(flip_angle=0.0), dict(flip_angle=200.0)],

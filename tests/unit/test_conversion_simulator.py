@@ -23,17 +23,29 @@ pytestmark = pytest.mark.slow
 
 
 def _simulate(root, vendor, matrix, separate_study):
-    simulate_study(root, n_subjects=1, fmt="both", vendor=vendor, grid=Grid(matrix=matrix),
-                   protocol=Protocol(n_frames=12), dose_pairs=True, vfa_separate_study=separate_study, seed=3)
+    simulate_study(
+        root,
+        n_subjects=1,
+        fmt="both",
+        vendor=vendor,
+        grid=Grid(matrix=matrix),
+        protocol=Protocol(n_frames=12),
+        dose_pairs=True,
+        vfa_separate_study=separate_study,
+        seed=3,
+    )
     return root / "sourcedata" / "dicom" / "sub-01"
 
 
-@pytest.mark.parametrize("vendor,matrix,separate_study", [
-    ("siemens", (16, 12, 4), False),
-    ("ge", (16, 12, 4), True),
-    ("philips", (16, 12, 4), False),
-    ("siemens", (16, 12, 1), True),  # single slice, VFA in another study, AcquisitionTime only
-])
+@pytest.mark.parametrize(
+    "vendor,matrix,separate_study",
+    [
+        ("siemens", (16, 12, 4), False),
+        ("ge", (16, 12, 4), True),
+        ("philips", (16, 12, 4), False),
+        ("siemens", (16, 12, 1), True),  # single slice, VFA in another study, AcquisitionTime only
+    ],
+)
 def test_converted_simulator_dicom_equals_simulator_bids(tmp_path, vendor, matrix, separate_study):
     sim = tmp_path / "sim"
     dicom = _simulate(sim, vendor, matrix, separate_study)
@@ -58,8 +70,17 @@ def test_converted_simulator_dicom_equals_simulator_bids(tmp_path, vendor, matri
     want = json.loads((sim / "sub-01/perf/sub-01_dce.json").read_text())
     got = json.loads((out / "sub-01/perf/sub-01_dce.json").read_text())
     assert np.max(np.abs(np.array(got["VolumeTiming"]) - want["VolumeTiming"])) < 1e-3
-    for key in ("FlipAngle", "RepetitionTimeExcitation", "EchoTime", "MagneticFieldStrength", "ContrastBolusAgent",
-                "ContrastBolusIngredient", "ContrastBolusTotalDose", "ContrastBolusDose", "ContrastBolusDoseUnits"):
+    for key in (
+        "FlipAngle",
+        "RepetitionTimeExcitation",
+        "EchoTime",
+        "MagneticFieldStrength",
+        "ContrastBolusAgent",
+        "ContrastBolusIngredient",
+        "ContrastBolusTotalDose",
+        "ContrastBolusDose",
+        "ContrastBolusDoseUnits",
+    ):
         assert got[key] == pytest.approx(want[key]), key
     for index in range(1, 5):
         want_vfa = json.loads((sim / f"sub-01/anat/sub-01_flip-{index}_VFA.json").read_text())

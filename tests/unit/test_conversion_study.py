@@ -18,25 +18,59 @@ SHAPE = (8, 6, 4)
 N_VOL = 10
 TIMES = np.arange(N_VOL) * 3.5
 ANGLES = (15.0, 2.0, 5.0)  # written out of order on purpose
-CONTRAST = {"ContrastBolusAgent": "Gadovist", "ContrastBolusVolume": 7.5, "ContrastBolusTotalDose": 7.5,
-            "ContrastBolusIngredient": "GADOLINIUM", "ContrastBolusIngredientConcentration": 604.72,
-            "ContrastBolusStartTime": tm(36000.0 + 12.0)}
+CONTRAST = {
+    "ContrastBolusAgent": "Gadovist",
+    "ContrastBolusVolume": 7.5,
+    "ContrastBolusTotalDose": 7.5,
+    "ContrastBolusIngredient": "GADOLINIUM",
+    "ContrastBolusIngredientConcentration": 604.72,
+    "ContrastBolusStartTime": tm(36000.0 + 12.0),
+}
 
 
 def make_study(folder, vendor="siemens", with_t2=True):
     """Dynamic (4 slices × 10 volumes), three flip-angle series, a T2 series with the same matrix."""
     aff = oblique_affine()
     truth = {"affine": aff, "dce": phantom(SHAPE + (N_VOL,), 1), "vfa": {}}
-    write_series(folder, truth["dce"], aff, vendor=vendor, series_number=9, description="dyn", flip=12.0,
-                 times=TIMES, slice_dt=0.25, contrast=CONTRAST)
+    write_series(
+        folder,
+        truth["dce"],
+        aff,
+        vendor=vendor,
+        series_number=9,
+        description="dyn",
+        flip=12.0,
+        times=TIMES,
+        slice_dt=0.25,
+        contrast=CONTRAST,
+    )
     for i, angle in enumerate(ANGLES):
         truth["vfa"][angle] = phantom(SHAPE, 10 + i)
         # all flip-angle series share one SeriesNumber
-        write_series(folder, truth["vfa"][angle], aff, vendor=vendor, series_number=4, description="vfa", flip=angle,
-                     start=35000.0 + 60 * i)
+        write_series(
+            folder,
+            truth["vfa"][angle],
+            aff,
+            vendor=vendor,
+            series_number=4,
+            description="vfa",
+            flip=angle,
+            start=35000.0 + 60 * i,
+        )
     if with_t2:
-        write_series(folder, phantom(SHAPE, 30), aff, vendor=vendor, series_number=5, description="ax_tse",
-                     flip=90.0, tr=3.5, te=0.095, seq="SE", start=34000.0)
+        write_series(
+            folder,
+            phantom(SHAPE, 30),
+            aff,
+            vendor=vendor,
+            series_number=5,
+            description="ax_tse",
+            flip=90.0,
+            tr=3.5,
+            te=0.095,
+            seq="SE",
+            start=34000.0,
+        )
     (folder / "notes.txt").write_text("not DICOM")
     return truth
 
@@ -110,7 +144,9 @@ def test_participants_rows_are_added_not_clobbered(tmp_path):
 
 def test_dry_run_prints_plan_and_writes_nothing(tmp_path, capsys):
     make_study(tmp_path / "dicom")
-    code = convert_main([str(tmp_path / "dicom"), str(tmp_path / "bids"), "--participant-label", "01", "--dry-run"])
+    code = convert_main(
+        [str(tmp_path / "dicom"), str(tmp_path / "bids"), "--participant-label", "01", "--dry-run"]
+    )
     out = capsys.readouterr().out
     assert code == 0 and not (tmp_path / "bids").exists()
     assert "perf/sub-01_dce.nii.gz" in out and "anat/sub-01_flip-3_VFA.nii.gz" in out and "T2w" in out
@@ -122,13 +158,31 @@ def test_single_slice_vfa_in_other_study_with_acquisition_time_only_across_midni
     aff[:3, 3] = [30.0, 40.0, -2.0]
     dyn = phantom((6, 5, 1, 30), 3)
     times = np.cumsum(np.r_[0.0, np.full(29, 2.4)])
-    write_series(tmp_path / "dicom", dyn, aff, vendor="acqtime", series_number=3, description="dyn",
-                 times=times, start=86400.0 - 30.0, study_uid="1.2.3.4.100")
+    write_series(
+        tmp_path / "dicom",
+        dyn,
+        aff,
+        vendor="acqtime",
+        series_number=3,
+        description="dyn",
+        times=times,
+        start=86400.0 - 30.0,
+        study_uid="1.2.3.4.100",
+    )
     vfa = {}
     for i, angle in enumerate((20.0, 3.0, 8.0, 14.0, 5.0, 11.0)):
         vfa[angle] = phantom((6, 5, 1), 40 + i)
-        write_series(tmp_path / "dicom", vfa[angle], aff, vendor="acqtime", series_number=20 + i,
-                     description=f"fa{angle:g}", flip=angle, start=80000.0 + i, study_uid="1.2.3.4.200")
+        write_series(
+            tmp_path / "dicom",
+            vfa[angle],
+            aff,
+            vendor="acqtime",
+            series_number=20 + i,
+            description=f"fa{angle:g}",
+            flip=angle,
+            start=80000.0 + i,
+            study_uid="1.2.3.4.200",
+        )
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "02")
     assert result.ok, result.errors
     img = nib.load(tmp_path / "bids/sub-02/perf/sub-02_dce.nii.gz")
@@ -146,7 +200,9 @@ def test_vfa_set_stored_in_one_series(tmp_path):
     data = {a: phantom(SHAPE, int(a)) for a in (3.0, 9.0, 18.0)}
     uid = "1.2.3.4.55"
     for angle, vol in data.items():
-        write_series(tmp_path / "dicom", vol, aff, series_number=6, description="vfa_all", flip=angle, series_uid=uid)
+        write_series(
+            tmp_path / "dicom", vol, aff, series_number=6, description="vfa_all", flip=angle, series_uid=uid
+        )
     plan = plan_conversion(tmp_path / "dicom", "01")
     assert sorted(e.assignment.flip_index for e in plan.entries_with_role("vfa")) == [1, 2, 3]
     convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
@@ -157,8 +213,15 @@ def test_vfa_set_stored_in_one_series(tmp_path):
 def test_slice_spacing_comes_from_positions_not_thickness(tmp_path):
     aff = np.diag([-1.0, 1.0, 5.0, 1.0])
     vol = phantom((4, 4, 3, 4), 2)
-    write_series(tmp_path / "dicom", vol, aff, series_number=1, description="dyn", times=np.arange(4) * 2.0,
-                 extra={"SliceThickness": 3.0})
+    write_series(
+        tmp_path / "dicom",
+        vol,
+        aff,
+        series_number=1,
+        description="dyn",
+        times=np.arange(4) * 2.0,
+        extra={"SliceThickness": 3.0},
+    )
     convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     img = nib.load(tmp_path / "bids/sub-01/perf/sub-01_dce.nii.gz")
     assert np.allclose(img.affine, aff, atol=1e-4)
@@ -167,9 +230,20 @@ def test_slice_spacing_comes_from_positions_not_thickness(tmp_path):
 def test_rescale_slope_and_philips_private_scale(tmp_path):
     aff = np.diag([-1.0, 1.0, 2.0, 1.0])
     vol = phantom((4, 4, 2), 5) * 0.5
-    write_series(tmp_path / "dicom", vol, aff, vendor="philips", series_number=1, description="a", flip=4.0,
-                 slope=0.5, philips_scale=2.0)
-    write_series(tmp_path / "dicom", vol, aff, vendor="ge", series_number=2, description="b", flip=9.0, slope=0.5)
+    write_series(
+        tmp_path / "dicom",
+        vol,
+        aff,
+        vendor="philips",
+        series_number=1,
+        description="a",
+        flip=4.0,
+        slope=0.5,
+        philips_scale=2.0,
+    )
+    write_series(
+        tmp_path / "dicom", vol, aff, vendor="ge", series_number=2, description="b", flip=9.0, slope=0.5
+    )
     convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     philips = nib.load(tmp_path / "bids/sub-01/anat/sub-01_flip-1_VFA.nii.gz").get_fdata()
     ge = nib.load(tmp_path / "bids/sub-01/anat/sub-01_flip-2_VFA.nii.gz").get_fdata()
@@ -192,35 +266,74 @@ def test_enhanced_multiframe_dynamic(tmp_path):
 def test_user_rules_override_roles_and_add_sidecar_fields(tmp_path):
     make_study(tmp_path / "dicom")
     config = tmp_path / "rules.json"
-    config.write_text(json.dumps({"rules": [
-        {"name": "tse is ignored", "match": {"SeriesDescription": "*TSE*"}, "role": "ignore"},
-        {"match": {"AutoRole": "dce"}, "sidecar": {"ContrastBolusAgent": "gadobutrol"}},
-    ]}))
-    code = convert_main([str(tmp_path / "dicom"), str(tmp_path / "bids"), "--participant-label", "01",
-                         "--config", str(config)])
+    config.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {"name": "tse is ignored", "match": {"SeriesDescription": "*TSE*"}, "role": "ignore"},
+                    {"match": {"AutoRole": "dce"}, "sidecar": {"ContrastBolusAgent": "gadobutrol"}},
+                ]
+            }
+        )
+    )
+    code = convert_main(
+        [
+            str(tmp_path / "dicom"),
+            str(tmp_path / "bids"),
+            "--participant-label",
+            "01",
+            "--config",
+            str(config),
+        ]
+    )
     assert code == 0
     assert not (tmp_path / "bids/sub-01/anat/sub-01_T2w.nii.gz").exists()
     side = json.loads((tmp_path / "bids/sub-01/perf/sub-01_dce.json").read_text())
     assert side["ContrastBolusAgent"] == "gadobutrol"
     bad = tmp_path / "bad.json"
     bad.write_text('{"rules": [{"match": {}, "role": "dynamic"}]}')
-    assert convert_main([str(tmp_path / "dicom"), str(tmp_path / "b2"), "--participant-label", "01",
-                         "--config", str(bad)]) == 2
+    assert (
+        convert_main(
+            [str(tmp_path / "dicom"), str(tmp_path / "b2"), "--participant-label", "01", "--config", str(bad)]
+        )
+        == 2
+    )
 
 
 def test_post_contrast_dose_pair_gets_ce_and_acq_entities(tmp_path):
     aff = np.diag([-1.0, 1.0, 2.0, 1.0])
     dicom = tmp_path / "dicom"
-    write_series(dicom, phantom((4, 4, 2, 4), 1), aff, series_number=30, description="dyn", times=np.arange(4.0),
-                 start=1000.0, contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 10.0})
-    write_series(dicom, phantom((4, 4, 2), 2), aff, series_number=20, description="t1_pre", tr=0.008, start=900.0)
+    write_series(
+        dicom,
+        phantom((4, 4, 2, 4), 1),
+        aff,
+        series_number=30,
+        description="dyn",
+        times=np.arange(4.0),
+        start=1000.0,
+        contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 10.0},
+    )
+    write_series(
+        dicom, phantom((4, 4, 2), 2), aff, series_number=20, description="t1_pre", tr=0.008, start=900.0
+    )
     for n, (dose, start) in enumerate(((2.5, 1200.0), (10.0, 1400.0))):
-        write_series(dicom, phantom((4, 4, 2), 3 + n), aff, series_number=40 + n, description="t1_post", tr=0.008,
-                     start=start, contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": dose})
+        write_series(
+            dicom,
+            phantom((4, 4, 2), 3 + n),
+            aff,
+            series_number=40 + n,
+            description="t1_post",
+            tr=0.008,
+            start=start,
+            contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": dose},
+        )
     plan = plan_conversion(dicom, "01", bids_dir=tmp_path / "bids")
     names = sorted(e.target.name for e in plan.entries if e.role == "T1w")
-    assert names == ["sub-01_T1w.nii.gz", "sub-01_acq-fulldose_ce-gadobutrol_T1w.nii.gz",
-                     "sub-01_acq-lowdose_ce-gadobutrol_T1w.nii.gz"]
+    assert names == [
+        "sub-01_T1w.nii.gz",
+        "sub-01_acq-fulldose_ce-gadobutrol_T1w.nii.gz",
+        "sub-01_acq-lowdose_ce-gadobutrol_T1w.nii.gz",
+    ]
 
 
 # --- bad input: each names the series, the rest still converts -------------------------
@@ -267,8 +380,15 @@ def test_missing_dynamic_frame_is_reported_and_vfa_still_converts(tmp_path, caps
 
 def test_single_slice_missing_temporal_position_is_an_error(tmp_path):
     aff = np.diag([-1.0, 1.0, 3.0, 1.0])
-    paths = write_series(tmp_path / "dicom", phantom((4, 4, 1, 6), 1), aff, vendor="philips", series_number=2,
-                         description="dyn", times=np.arange(6) * 2.0)
+    paths = write_series(
+        tmp_path / "dicom",
+        phantom((4, 4, 1, 6), 1),
+        aff,
+        vendor="philips",
+        series_number=2,
+        description="dyn",
+        times=np.arange(6) * 2.0,
+    )
     paths[3].unlink()
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     assert any("series 2 'dyn'" in e and "missing temporal positions [4]" in e for e in result.errors)
@@ -288,10 +408,24 @@ def test_duplicate_instances_are_dropped_with_a_note(tmp_path):
 def test_missing_flip_angle_is_named_and_the_rest_converts(tmp_path):
     aff = oblique_affine()
     for i, angle in enumerate((2.0, 6.0, 12.0, 20.0)):
-        write_series(tmp_path / "dicom", phantom(SHAPE, i), aff, series_number=10 + i, description=f"vfa{i}",
-                     flip=None if i == 1 else angle, tr=None if i == 3 else 0.005)
-    write_series(tmp_path / "dicom", phantom(SHAPE + (4,), 9), aff, series_number=3, description="dyn", flip=None,
-                 times=np.arange(4.0))
+        write_series(
+            tmp_path / "dicom",
+            phantom(SHAPE, i),
+            aff,
+            series_number=10 + i,
+            description=f"vfa{i}",
+            flip=None if i == 1 else angle,
+            tr=None if i == 3 else 0.005,
+        )
+    write_series(
+        tmp_path / "dicom",
+        phantom(SHAPE + (4,), 9),
+        aff,
+        series_number=3,
+        description="dyn",
+        flip=None,
+        times=np.arange(4.0),
+    )
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     assert any("series 11 'vfa1'" in e and "FlipAngle missing" in e for e in result.errors)
     assert any("series 13 'vfa3'" in e and "RepetitionTime missing" in e for e in result.errors)
@@ -303,13 +437,20 @@ def test_missing_flip_angle_is_named_and_the_rest_converts(tmp_path):
 
 def test_mixed_geometry_vfa_is_recorded(tmp_path):
     aff = oblique_affine()
-    write_series(tmp_path / "dicom", phantom(SHAPE + (4,), 1), aff, series_number=1, description="dyn",
-                 times=np.arange(4.0))
+    write_series(
+        tmp_path / "dicom",
+        phantom(SHAPE + (4,), 1),
+        aff,
+        series_number=1,
+        description="dyn",
+        times=np.arange(4.0),
+    )
     shifted = aff.copy()
     shifted[:3, 3] += [0.0, 0.0, 1.0]
     for i, angle in enumerate((3.0, 12.0)):
-        write_series(tmp_path / "dicom", phantom(SHAPE, i), shifted, series_number=5 + i, description="vfa",
-                     flip=angle)
+        write_series(
+            tmp_path / "dicom", phantom(SHAPE, i), shifted, series_number=5 + i, description="vfa", flip=angle
+        )
     result = convert_dicom_study(tmp_path / "dicom", tmp_path / "bids", "01")
     assert result.ok
     assert any("not on the dynamic series' grid" in n for n in result.plan.notes)
@@ -335,15 +476,30 @@ def test_failed_write_leaves_no_partial_nifti(tmp_path, monkeypatch):
 def test_b1_maps_are_written_in_percent(tmp_path):
     aff = np.diag([-2.0, 2.0, 4.0, 1.0])
     percent = phantom((6, 6, 3), 4, low=70, high=130)
-    write_series(tmp_path / "a", percent, aff, series_number=8, description="B1 map", flip=None,
-                 image_type=("DERIVED", "PRIMARY", "B1", "ND"))
+    write_series(
+        tmp_path / "a",
+        percent,
+        aff,
+        series_number=8,
+        description="B1 map",
+        flip=None,
+        image_type=("DERIVED", "PRIMARY", "B1", "ND"),
+    )
     convert_dicom_study(tmp_path / "a", tmp_path / "bids_a", "01")
     img = nib.load(tmp_path / "bids_a/sub-01/fmap/sub-01_TB1map.nii.gz")
     assert np.allclose(img.get_fdata(), percent)
     assert json.loads((tmp_path / "bids_a/sub-01/fmap/sub-01_TB1map.json").read_text())["Units"] == "percent"
     # Siemens tfl_b1map: 10 × actual flip angle for a nominal 80°
-    write_series(tmp_path / "b", percent * 8.0, aff, series_number=9, description="tfl_b1map", flip=80.0, tr=5.0,
-                 image_type=("ORIGINAL", "PRIMARY", "M", "ND"))
+    write_series(
+        tmp_path / "b",
+        percent * 8.0,
+        aff,
+        series_number=9,
+        description="tfl_b1map",
+        flip=80.0,
+        tr=5.0,
+        image_type=("ORIGINAL", "PRIMARY", "M", "ND"),
+    )
     convert_dicom_study(tmp_path / "b", tmp_path / "bids_b", "01")
     img = nib.load(tmp_path / "bids_b/sub-01/fmap/sub-01_TB1map.nii.gz")
     assert np.allclose(img.get_fdata(), percent)
@@ -355,12 +511,35 @@ def test_localizer_derived_and_phase_series_are_not_converted(tmp_path):
     axial = np.diag([-2.0, 2.0, 5.0, 1.0])
     sagittal = np.array([[0, 0, -5.0, 0], [-2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 1]])
     for aff in (axial, sagittal):  # one series, two orientations, no localizer in the name
-        write_series(tmp_path / "dicom", phantom((8, 8, 1), 1), aff, series_number=1, description="3plane",
-                     flip=20.0, tr=0.0086, series_uid="1.2.3.999")
-    write_series(tmp_path / "dicom", phantom(SHAPE + (N_VOL,), 2), oblique_affine(), series_number=10,
-                 description="dyn_SUB", flip=12.0, times=TIMES, image_type=("DERIVED", "SECONDARY", "SUBTRACT"))
-    write_series(tmp_path / "dicom", phantom(SHAPE, 3), oblique_affine(), series_number=11, description="phase",
-                 flip=15.0, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
+        write_series(
+            tmp_path / "dicom",
+            phantom((8, 8, 1), 1),
+            aff,
+            series_number=1,
+            description="3plane",
+            flip=20.0,
+            tr=0.0086,
+            series_uid="1.2.3.999",
+        )
+    write_series(
+        tmp_path / "dicom",
+        phantom(SHAPE + (N_VOL,), 2),
+        oblique_affine(),
+        series_number=10,
+        description="dyn_SUB",
+        flip=12.0,
+        times=TIMES,
+        image_type=("DERIVED", "SECONDARY", "SUBTRACT"),
+    )
+    write_series(
+        tmp_path / "dicom",
+        phantom(SHAPE, 3),
+        oblique_affine(),
+        series_number=11,
+        description="phase",
+        flip=15.0,
+        image_type=("ORIGINAL", "PRIMARY", "P", "ND"),
+    )
     plan = plan_conversion(tmp_path / "dicom", "01")
     roles = [(e.assignment.acq.first.series_number, e.role) for e in plan.entries]
     assert [r for n, r in roles if n in (1, 10, 11)] == ["other"] * 4
@@ -421,18 +600,46 @@ def test_cli_usage_errors_exit_2_with_a_message(tmp_path, capsys):
 def test_low_dose_dynamic_and_multi_echo(tmp_path):
     aff = np.diag([-1.0, 1.0, 2.0, 1.0])
     dicom = tmp_path / "dicom"
-    write_series(dicom, phantom((4, 4, 2, 6), 1), aff, series_number=8, description="dyn_low", times=np.arange(6.0),
-                 start=1000.0, contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 2.0})
+    write_series(
+        dicom,
+        phantom((4, 4, 2, 6), 1),
+        aff,
+        series_number=8,
+        description="dyn_low",
+        times=np.arange(6.0),
+        start=1000.0,
+        contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 2.0},
+    )
     uid = "1.2.3.4.77"
     for echo, te in enumerate((0.0015, 0.004), start=1):
-        write_series(dicom, phantom((4, 4, 2, 6), 2 + echo), aff, series_number=9, description="dyn_full", te=te,
-                     times=np.arange(6.0), start=2000.0, series_uid=uid, extra={"EchoNumbers": echo},
-                     contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 8.0})
+        write_series(
+            dicom,
+            phantom((4, 4, 2, 6), 2 + echo),
+            aff,
+            series_number=9,
+            description="dyn_full",
+            te=te,
+            times=np.arange(6.0),
+            start=2000.0,
+            series_uid=uid,
+            extra={"EchoNumbers": echo},
+            contrast={"ContrastBolusAgent": "gadobutrol", "ContrastBolusTotalDose": 8.0},
+        )
     plan = plan_conversion(dicom, "01", bids_dir=tmp_path / "bids")
-    got = sorted((e.assignment.acq.first.series_number, e.assignment.acq.first.echo_number, e.role,
-                  e.target.name if e.target else None) for e in plan.entries)
-    assert got == [(8, None, "dce-lowdose", "sub-01_acq-lowdose_dce.nii.gz"),
-                   (9, 1, "dce", "sub-01_dce.nii.gz"), (9, 2, "other", None)]
+    got = sorted(
+        (
+            e.assignment.acq.first.series_number,
+            e.assignment.acq.first.echo_number,
+            e.role,
+            e.target.name if e.target else None,
+        )
+        for e in plan.entries
+    )
+    assert got == [
+        (8, None, "dce-lowdose", "sub-01_acq-lowdose_dce.nii.gz"),
+        (9, 1, "dce", "sub-01_dce.nii.gz"),
+        (9, 2, "other", None),
+    ]
 
 
 def test_two_series_forced_to_one_name_are_reported(tmp_path):

@@ -27,9 +27,17 @@ class _F:
     """Minimal frame stand-in for timing tests."""
 
     def __init__(self, **kw):
-        base = dict(trigger_time=None, acquisition_time=None, acquisition_date=None, content_time=None,
-                    content_date=None, temporal_position=None, temporal_resolution=None, instance_number=None,
-                    series_time=None)
+        base = dict(
+            trigger_time=None,
+            acquisition_time=None,
+            acquisition_date=None,
+            content_time=None,
+            content_date=None,
+            temporal_position=None,
+            temporal_resolution=None,
+            instance_number=None,
+            series_time=None,
+        )
         base.update(kw)
         self.__dict__.update(base)
 
@@ -112,15 +120,21 @@ def test_rule_patterns():
     assert m("re:^vfa_\\d+$", "VFA_12") and not m("re:^vfa_\\d+$", "vfa_x")
     assert m(3, "3") and m(12.5, 12.5000000001) and not m(3, "4")
     assert m([1, 2], 2) and m({"min": 1, "max": 5}, 4.5) and not m({"max": 5}, 6)
-    assert m("M", ["ORIGINAL", "PRIMARY", "M", "ND"]) and m("ORIGINAL\\PRIMARY*", ["ORIGINAL", "PRIMARY", "M"])
+    assert m("M", ["ORIGINAL", "PRIMARY", "M", "ND"]) and m(
+        "ORIGINAL\\PRIMARY*", ["ORIGINAL", "PRIMARY", "M"]
+    )
     assert m(None, None) and not m("x", None)
 
 
 def test_first_role_wins_and_sidecars_merge():
-    parsed = rules.parse_rules({"rules": [
-        {"match": {"SeriesNumber": 7}, "role": "T2w", "sidecar": {"A": 1}},
-        {"match": {"SeriesNumber": 7}, "role": "other", "sidecar": {"A": 2, "B": 3}},
-    ]})
+    parsed = rules.parse_rules(
+        {
+            "rules": [
+                {"match": {"SeriesNumber": 7}, "role": "T2w", "sidecar": {"A": 1}},
+                {"match": {"SeriesNumber": 7}, "role": "other", "sidecar": {"A": 2, "B": 3}},
+            ]
+        }
+    )
     fields = {"SeriesNumber": 7}.get
     assert rules.apply_rules(parsed, fields) == ("T2w", "rules[0]", {"A": 2, "B": 3})
 

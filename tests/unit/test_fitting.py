@@ -11,10 +11,18 @@ from bidsapp import fit_model, model_curve, patlak_linear
 T = np.arange(60) * 5.0
 ROUND_TRIP = {
     "tofts": {"Ktrans": [0.02, 0.1, 0.3, 0.6], "ve": [0.1, 0.25, 0.4, 0.5]},
-    "extended_tofts": {"Ktrans": [0.02, 0.1, 0.3, 0.6], "ve": [0.1, 0.25, 0.4, 0.5], "vp": [0.01, 0.03, 0.05, 0.1]},
+    "extended_tofts": {
+        "Ktrans": [0.02, 0.1, 0.3, 0.6],
+        "ve": [0.1, 0.25, 0.4, 0.5],
+        "vp": [0.01, 0.03, 0.05, 0.1],
+    },
     "patlak": {"Ktrans": [0.001, 0.01, 0.03, 0.05], "vp": [0.01, 0.03, 0.05, 0.1]},
-    "2cxm": {"Fp": [10.0, 25.0, 40.0, 60.0], "PS": [0.05, 0.1, 0.15, 0.3], "ve": [0.1, 0.2, 0.3, 0.4],
-             "vp": [0.02, 0.05, 0.08, 0.1]},
+    "2cxm": {
+        "Fp": [10.0, 25.0, 40.0, 60.0],
+        "PS": [0.05, 0.1, 0.15, 0.3],
+        "ve": [0.1, 0.2, 0.3, 0.4],
+        "vp": [0.02, 0.05, 0.08, 0.1],
+    },
     "2cum": {"Fp": [10.0, 25.0, 40.0, 60.0], "PS": [0.01, 0.05, 0.1, 0.2], "vp": [0.02, 0.05, 0.08, 0.1]},
 }
 
@@ -53,7 +61,11 @@ def test_noise_free_round_trip_with_delay(model, aif):
 def test_fine_aif_grid_recovers_truth_that_frames_alone_cannot(aif):
     """Tissue integrated on a 0.1 s grid; the AIF given on 1 s steps resolves the first pass."""
     fine = np.arange(0, T[-1] + 1e-9, 0.1)
-    truth = {"Ktrans": np.array([0.05, 0.2, 0.5]), "ve": np.array([0.2, 0.3, 0.4]), "vp": np.array([0.02, 0.05, 0.08])}
+    truth = {
+        "Ktrans": np.array([0.05, 0.2, 0.5]),
+        "ve": np.array([0.2, 0.3, 0.4]),
+        "vp": np.array([0.02, 0.05, 0.08]),
+    }
     aif_fine = bidsapp.population_aif("parker", fine, bolus_arrival=20.0, hematocrit=0.45)
     conc = model_curve("extended_tofts", truth, fine, aif_fine)[:, ::50]
     coarse = np.arange(0, T[-1] + 1e-9, 1.0)
@@ -109,10 +121,13 @@ def scipy_reference(model, conc, aif, x0, bounds):
     return least_squares(resid, x0, bounds=bounds, method="trf", x_scale="jac", xtol=1e-14, ftol=1e-14).x
 
 
-@pytest.mark.parametrize("model,x0", [
-    ("extended_tofts", [0.1, 0.2, 0.02]),
-    ("2cxm", [20.0, 0.1, 0.2, 0.05]),
-])
+@pytest.mark.parametrize(
+    "model,x0",
+    [
+        ("extended_tofts", [0.1, 0.2, 0.02]),
+        ("2cxm", [20.0, 0.1, 0.2, 0.05]),
+    ],
+)
 def test_equals_float64_scipy_reference_on_noisy_curves(model, x0, aif):
     rng = np.random.default_rng(2)
     truth = {k: np.array(v) for k, v in ROUND_TRIP[model].items()}
@@ -124,7 +139,9 @@ def test_equals_float64_scipy_reference_on_noisy_curves(model, x0, aif):
     for i in range(conc.shape[0]):
         ref = scipy_reference(model, conc[i], aif, x0, (lo, hi))
         ours = np.array([fit.params[n][i] for n in spec.params])
-        sse_ref = ((model_curve(model, dict(zip(spec.params, ref, strict=True)), T, aif) - conc[i]) ** 2).sum()
+        sse_ref = (
+            (model_curve(model, dict(zip(spec.params, ref, strict=True)), T, aif) - conc[i]) ** 2
+        ).sum()
         assert fit.sse[i] <= sse_ref * (1 + 1e-6)
         np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=1e-5)
 
@@ -139,23 +156,41 @@ def test_patlak_linear_is_exact_and_matches_iterative(aif):
     np.testing.assert_allclose(it.params["Ktrans"], lin.params["Ktrans"], rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"model": "gamma"}, "model"),
-    ({"aif": np.zeros(60)}, "aif: the arterial input function is zero"),
-    ({"aif": np.ones(59)}, "aif: length"),
-    ({"t": T[::-1].copy()}, "t:"),
-    ({"conc": np.zeros((3, 59))}, "concentration: last axis"),
-    ({"mask": np.ones(4, bool)}, "mask"),
-    ({"device": "cuda:7" if not __import__("torch").cuda.is_available() else "tpu"}, "device"),
-    ({"extra": {"bogus": 1}}, "unknown option"),
-    ({"extra": {"bounds": {"Fp": (0, 1)}}}, "bounds"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"model": "gamma"}, "model"),
+        ({"aif": np.zeros(60)}, "aif: the arterial input function is zero"),
+        ({"aif": np.ones(59)}, "aif: length"),
+        ({"t": T[::-1].copy()}, "t:"),
+        ({"conc": np.zeros((3, 59))}, "concentration: last axis"),
+        ({"mask": np.ones(4, bool)}, "mask"),
+        ({"device": "cuda:7" if not __import__("torch").cuda.is_available() else "tpu"}, "device"),
+        ({"extra": {"bogus": 1}}, "unknown option"),
+        ({"extra": {"bounds": {"Fp": (0, 1)}}}, "bounds"),
+    ],
+)
 def test_bad_input_raises_clear_errors(kwargs, match, aif):
-    args = {"model": "extended_tofts", "conc": np.zeros((3, 60)), "t": T, "aif": aif, "mask": None, "device": "cpu"}
+    args = {
+        "model": "extended_tofts",
+        "conc": np.zeros((3, 60)),
+        "t": T,
+        "aif": aif,
+        "mask": None,
+        "device": "cpu",
+    }
     extra = kwargs.pop("extra", {})
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        fit_model(args["model"], args["conc"], args["t"], args["aif"], mask=args["mask"], device=args["device"], **extra)
+        fit_model(
+            args["model"],
+            args["conc"],
+            args["t"],
+            args["aif"],
+            mask=args["mask"],
+            device=args["device"],
+            **extra,
+        )
 
 
 def test_device_auto_runs_on_available_device(aif):
@@ -177,7 +212,9 @@ def test_exchange_parameters_of_non_enhancing_and_patlak_like_voxels_are_not_est
     assert np.isnan(fit.params["ve"][:2]).all() and np.isnan(fit.params["kep"][:2]).all()
     assert np.isnan(fit.stderr["ve"][:2]).all()
     assert abs(fit.params["Ktrans"][0]) < 0.005 and fit.params["vp"][0] == pytest.approx(0.03, rel=0.1)
-    assert fit.params["Ktrans"][1] == pytest.approx(0.05, rel=0.15)  # ve ≤ 1 keeps kep ≥ Ktrans: mild mismatch
+    assert fit.params["Ktrans"][1] == pytest.approx(
+        0.05, rel=0.15
+    )  # ve ≤ 1 keeps kep ≥ Ktrans: mild mismatch
     assert fit.params["ve"][2] == pytest.approx(0.3, rel=0.1) and np.isfinite(fit.stderr["ve"][2])
 
 
@@ -212,13 +249,14 @@ def test_delay_fit_reaches_the_scipy_optimum_near_kinks(aif):
         assert fit.sse[i] <= (resid(ref) ** 2).sum() * (1 + 1e-6), i
 
 
-
 def test_delay_grid_past_the_acquisition_gives_finite_starts():
     """Delays that move the whole AIF past the last frame make all-zero grid bases."""
     t = np.arange(8) * 5.0  # 35 s; the delay grid runs to 42.5 s, searched exhaustively
     aif = bidsapp.population_aif("parker", t, bolus_arrival=4.0, hematocrit=0.45)
     conc = model_curve("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.05}, t, aif, delay=1.0)
-    fit = fit_model("extended_tofts", conc[None], t, aif, fit_delay=True, delay_bounds=(-5.0, 45.0), device="cpu")
+    fit = fit_model(
+        "extended_tofts", conc[None], t, aif, fit_delay=True, delay_bounds=(-5.0, 45.0), device="cpu"
+    )
     assert fit.valid.all()
     np.testing.assert_allclose(fit.params["delay"], 1.0, atol=1e-3)
 
@@ -228,11 +266,15 @@ def test_delay_is_kept_only_where_it_improves_on_the_delay_zero_fit(aif):
     fit (delay 0 with no standard error, still valid) and never a larger SSE than it."""
     rng = np.random.default_rng(7)
     p = {"Ktrans": np.array([0.2, 0.2]), "ve": np.array([0.3, 0.3]), "vp": np.array([0.05, 0.05])}
-    conc = model_curve("extended_tofts", p, T, aif, delay=np.array([6.0, 0.0])) + rng.normal(0, 0.01, (2, T.size))
+    conc = model_curve("extended_tofts", p, T, aif, delay=np.array([6.0, 0.0])) + rng.normal(
+        0, 0.01, (2, T.size)
+    )
     delayed = fit_model("extended_tofts", conc, T, aif, fit_delay=True, device="cpu")
     nested = fit_model("extended_tofts", conc, T, aif, device="cpu")
     assert delayed.valid.all()
-    assert delayed.params["delay"][0] == pytest.approx(6.0, abs=0.5) and np.isfinite(delayed.stderr["delay"][0])
+    assert delayed.params["delay"][0] == pytest.approx(6.0, abs=0.5) and np.isfinite(
+        delayed.stderr["delay"][0]
+    )
     assert delayed.params["delay"][1] == 0.0 and np.isnan(delayed.stderr["delay"][1])
     np.testing.assert_allclose(delayed.params["Ktrans"][1], nested.params["Ktrans"][1], rtol=1e-9)
     assert (delayed.sse <= nested.sse * (1 + 1e-9)).all()
@@ -249,8 +291,9 @@ def _bound_curves(model, rng, n=120):
         truth["vp"][10:20] = 0.0
     delay = rng.uniform(0.0, 8.0, n)
     delay[::3] = 0.0
-    conc = model_curve(model, truth, T, bidsapp.population_aif("parker", T, bolus_arrival=20.0, hematocrit=0.45),
-                       delay=delay)
+    conc = model_curve(
+        model, truth, T, bidsapp.population_aif("parker", T, bolus_arrival=20.0, hematocrit=0.45), delay=delay
+    )
     return conc + rng.normal(0, 0.02, conc.shape) * conc.max(-1, keepdims=True).clip(1e-3)
 
 

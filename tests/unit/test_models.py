@@ -10,7 +10,9 @@ T = np.linspace(0, 300, 65)
 
 
 def parker_like(t):
-    return 6.0 * np.exp(-0.5 * ((t - 40) / 5) ** 2) + 1.2 * np.exp(-0.002 * (t - 30)) / (1 + np.exp(-0.5 * (t - 40)))
+    return 6.0 * np.exp(-0.5 * ((t - 40) / 5) ** 2) + 1.2 * np.exp(-0.002 * (t - 30)) / (
+        1 + np.exp(-0.5 * (t - 40))
+    )
 
 
 def fine_reference(model, params, t, aif_fn, n=400):
@@ -19,13 +21,16 @@ def fine_reference(model, params, t, aif_fn, n=400):
     return model_curve(model, params, tf, aif_fn(tf))[..., ::n]
 
 
-@pytest.mark.parametrize("model,params", [
-    ("tofts", {"Ktrans": 0.2, "ve": 0.3}),
-    ("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.05}),
-    ("patlak", {"Ktrans": 0.05, "vp": 0.05}),
-    ("2cxm", {"Fp": 40.0, "PS": 0.15, "ve": 0.2, "vp": 0.05}),
-    ("2cum", {"Fp": 40.0, "PS": 0.1, "vp": 0.05}),
-])
+@pytest.mark.parametrize(
+    "model,params",
+    [
+        ("tofts", {"Ktrans": 0.2, "ve": 0.3}),
+        ("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.05}),
+        ("patlak", {"Ktrans": 0.05, "vp": 0.05}),
+        ("2cxm", {"Fp": 40.0, "PS": 0.15, "ve": 0.2, "vp": 0.05}),
+        ("2cum", {"Fp": 40.0, "PS": 0.1, "vp": 0.05}),
+    ],
+)
 def test_piecewise_linear_aif_is_convolved_exactly(model, params):
     aif = parker_like(T)
     fine = fine_reference(model, params, T, lambda tf: np.interp(tf, T, aif))
@@ -51,7 +56,9 @@ def test_2cxm_with_tiny_exchange_tends_to_patlak_and_2cum_limit():
 def test_vectorised_parameters_and_delay_broadcast():
     aif = parker_like(T)
     kt = np.array([[0.1, 0.2], [0.3, 0.0]])
-    out = model_curve("extended_tofts", {"Ktrans": kt, "ve": 0.3, "vp": 0.02}, T, aif, delay=np.array([0.0, 5.0]))
+    out = model_curve(
+        "extended_tofts", {"Ktrans": kt, "ve": 0.3, "vp": 0.02}, T, aif, delay=np.array([0.0, 5.0])
+    )
     assert out.shape == (2, 2, 65)
     single = model_curve("extended_tofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.02}, T, aif, delay=5.0)
     np.testing.assert_allclose(out[0, 1], single)
@@ -72,7 +79,8 @@ def test_exp_conv_gradient_matches_finite_difference():
     _, grad = exp_conv_time_major(c, t, k, with_grad=True)
     h = 1e-7
     fd = (exp_conv_time_major(c, t, k + h) - exp_conv_time_major(c, t, (k - h).clamp(min=0))) / torch.where(
-        k > 0, 2 * h, h)[None, :, None]
+        k > 0, 2 * h, h
+    )[None, :, None]
     torch.testing.assert_close(grad, fd, rtol=1e-4, atol=1e-6)
 
 
@@ -87,11 +95,14 @@ def test_delayed_input_zero_before_and_slope(grid):
     assert slope[0] == 0 and slope[5] == 1
 
 
-@pytest.mark.parametrize("frames,grid", [
-    (np.arange(40) * 3.0, None),  # AIF at uniform frames: one offset per voxel
-    (np.arange(40) * 3.0, np.arange(0, 117.01, 0.7)),  # finer, incommensurate grid: a few offsets
-    (np.cumsum(np.r_[0, np.full(15, 1.5), np.full(24, 4.0)]), None),  # non-uniform frames
-])
+@pytest.mark.parametrize(
+    "frames,grid",
+    [
+        (np.arange(40) * 3.0, None),  # AIF at uniform frames: one offset per voxel
+        (np.arange(40) * 3.0, np.arange(0, 117.01, 0.7)),  # finer, incommensurate grid: a few offsets
+        (np.cumsum(np.r_[0, np.full(15, 1.5), np.full(24, 4.0)]), None),  # non-uniform frames
+    ],
+)
 def test_located_offsets_match_direct_search(frames, grid):
     """The phase decomposition of the read-out times gives the segment and offset of a direct search."""
     t = torch.tensor(frames)
@@ -111,10 +122,13 @@ def test_located_offsets_match_direct_search(frames, grid):
     torch.testing.assert_close(located.value, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("path,model", [
-    ("DCEmodels/historical_noisefree/2cxm_sd_0_delay_0.csv", "2cxm"),
-    ("DCEmodels/historical_noisefree/2cum_sd_0_delay_0.csv", "2cum"),
-])
+@pytest.mark.parametrize(
+    "path,model",
+    [
+        ("DCEmodels/historical_noisefree/2cxm_sd_0_delay_0.csv", "2cxm"),
+        ("DCEmodels/historical_noisefree/2cum_sd_0_delay_0.csv", "2cum"),
+    ],
+)
 def test_forward_models_reproduce_osipi_noise_free_curves(path, model):
     df = read_csv(path)
     names = {"fp": "Fp", "ps": "PS", "ve": "ve", "vp": "vp"}

@@ -28,7 +28,9 @@ def _blobs(shape, seed=0):
 def _moved_series(vol, affine, params_list):
     centre = motion.fov_centre(vol.shape, affine)
     matrices = [motion.rigid_matrix(p, centre) for p in params_list]
-    frames = [motion.resample(vol, affine, np.linalg.inv(m), vol.shape, affine, extrapolate=False) for m in matrices]
+    frames = [
+        motion.resample(vol, affine, np.linalg.inv(m), vol.shape, affine, extrapolate=False) for m in matrices
+    ]
     return np.stack(frames, axis=-1), np.stack(matrices)
 
 
@@ -37,14 +39,16 @@ def test_rigid_parameters_round_trip():
     centre = rng.normal(0, 30, 3)
     for _ in range(5):
         params = np.r_[rng.uniform(-5, 5, 3), rng.uniform(-0.3, 0.3, 3)]
-        np.testing.assert_allclose(motion.rigid_params(motion.rigid_matrix(params, centre), centre), params, atol=1e-12)
+        np.testing.assert_allclose(
+            motion.rigid_params(motion.rigid_matrix(params, centre), centre), params, atol=1e-12
+        )
 
 
 def test_framewise_displacement_follows_power_2012():
     params = np.zeros((3, 6))
-    params[1, 0] = 0.2          # 0.2 mm
+    params[1, 0] = 0.2  # 0.2 mm
     params[2, 0] = 0.2
-    params[2, 3] = 0.01         # 0.01 rad = 0.5 mm at 50 mm
+    params[2, 3] = 0.01  # 0.01 rad = 0.5 mm at 50 mm
     fd = motion.framewise_displacement(params)
     assert np.isnan(fd[0])
     np.testing.assert_allclose(fd[1:], [0.2, 0.5])
@@ -143,8 +147,14 @@ def test_no_overlap_is_refused():
 @pytest.fixture(scope="module")
 def moving_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion_study")
-    simulate_study(root, n_subjects=1, n_sessions=1, grid=Grid((32, 32, 10), (6.0, 6.0, 5.0)),
-                   protocol=Protocol(motion=1.0, n_frames=8, baseline_frames=3, snr=60), overwrite=True)
+    simulate_study(
+        root,
+        n_subjects=1,
+        n_sessions=1,
+        grid=Grid((32, 32, 10), (6.0, 6.0, 5.0)),
+        protocol=Protocol(motion=1.0, n_frames=8, baseline_frames=3, snr=60),
+        overwrite=True,
+    )
     return root
 
 
@@ -158,12 +168,22 @@ def test_motion_step_writes_confounds_transforms_and_aligned_inputs(moving_study
     entries = {(e["suffix"], e["desc"]): e for e in json.loads(Path(out["manifest"]).read_text())}
     confounds = entries[("timeseries", "confounds")]
     lines = Path(confounds["source"]).read_text().splitlines()
-    assert lines[0].split("\t") == ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
-                                    "framewise_displacement", "motion_outlier"]
+    assert lines[0].split("\t") == [
+        "trans_x",
+        "trans_y",
+        "trans_z",
+        "rot_x",
+        "rot_y",
+        "rot_z",
+        "framewise_displacement",
+        "motion_outlier",
+    ]
     assert len(lines) == 9 and lines[1].split("\t")[6] == "n/a"
     for column in lines[0].split("\t"):
         assert "Description" in confounds["sidecar"][column]
-    assert confounds["sidecar"]["trans_x"]["Units"] == "mm" and confounds["sidecar"]["rot_x"]["Units"] == "rad"
+    assert (
+        confounds["sidecar"]["trans_x"]["Units"] == "mm" and confounds["sidecar"]["rot_x"]["Units"] == "rad"
+    )
     hmc = entries[("xfm", "hmc")]
     assert hmc["entities"] == {"from": "orig", "to": "dceref", "mode": "image"}
     assert len(motion.read_itk_transforms(hmc["source"])) == 8
@@ -193,12 +213,21 @@ def test_motion_options_parse_into_the_config():
 
 def test_too_small_a_series_is_passed_through_with_a_warning(tmp_path, monkeypatch, caplog):
     root = tmp_path / "tiny"
-    simulate_study(root, n_subjects=1, grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)), protocol=Protocol(n_frames=6),
-                   overwrite=True)
+    simulate_study(
+        root,
+        n_subjects=1,
+        grid=Grid((12, 12, 2), (18.0, 18.0, 5.0)),
+        protocol=Protocol(n_frames=6),
+        overwrite=True,
+    )
     monkeypatch.chdir(tmp_path)
     dce = dce_path(root, "01", None)
     with pytest.raises(ValueError, match="at least 16 voxels"):
         motion.correct_motion(np.ones((12, 12, 2, 3)), np.eye(4), 1)
-    assert not motion.registrable((32, 32, 2)) and motion.registrable((32, 32, 1)) and motion.registrable((16, 16, 4))
+    assert (
+        not motion.registrable((32, 32, 2))
+        and motion.registrable((32, 32, 1))
+        and motion.registrable((16, 16, 4))
+    )
     out = motion_step(dce, [], None, None, True, 0.5, 1, root)
     assert out["dce"] == str(dce) and "motion correction skipped" in caplog.text

@@ -19,8 +19,11 @@ def test_type_checking_imports_match_the_lazy_exports():
 
     tree = ast.parse(Path(bidsapp.__file__).read_text())
     block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
-    typed = {alias.name: f"bidsapp{node.module and '.' + node.module}" for node in block.body
-             for alias in node.names}
+    typed = {
+        alias.name: f"bidsapp{node.module and '.' + node.module}"
+        for node in block.body
+        for alias in node.names
+    }
     assert typed == bidsapp._EXPORTS
 
 
@@ -31,6 +34,9 @@ def test_public_callables_are_annotated():
         value = getattr(bidsapp, name)
         if inspect.isfunction(value):
             sig = inspect.signature(value)
-            missing = [p for p, par in sig.parameters.items()
-                       if par.annotation is inspect.Parameter.empty and par.kind not in (par.VAR_KEYWORD,)]
+            missing = [
+                p
+                for p, par in sig.parameters.items()
+                if par.annotation is inspect.Parameter.empty and par.kind not in (par.VAR_KEYWORD,)
+            ]
             assert not missing and sig.return_annotation is not inspect.Signature.empty, (name, missing)

@@ -55,7 +55,9 @@ def _coefficients(spec, p):
             rates.append(rate)
         coefs.append(coef)
     n = coefs[0].shape[0]
-    return torch.stack(coefs, dim=1), (torch.stack(rates, dim=1) if rates else torch.zeros(n, 0, dtype=torch.float64))
+    return torch.stack(coefs, dim=1), (
+        torch.stack(rates, dim=1) if rates else torch.zeros(n, 0, dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -100,7 +102,7 @@ def test_bases_rebuild_terms(name, delay, fine):
     expected = evaluate(spec, p, plasma, shift)  # [5, T]
     delays = None if delay is None else torch.tensor([delay], dtype=torch.float64)
     for i in range(5):
-        bases = _bases(spec, plasma, delays, rates[i:i + 1])[0, 0]  # [m, T]
+        bases = _bases(spec, plasma, delays, rates[i : i + 1])[0, 0]  # [m, T]
         np.testing.assert_allclose((coef[i] @ bases).numpy(), expected[i].numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -133,8 +135,10 @@ def test_every_population_curve_registered():
 
 def test_command_line_imports_no_science_stack():
     """``dcequant --help`` reads the registry without loading torch (or numpy)."""
-    code = ("import sys, bidsapp.cli.parser as p; p.build_parser().format_help(); "
-            "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")
+    code = (
+        "import sys, bidsapp.cli.parser as p; p.build_parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -182,7 +186,9 @@ def test_methods_cite_every_key_of_an_entry():
 
     spec = POPULATION_AIF_SPECS["weinmann"]
     wf = pe.Workflow(name="methods_test")
-    wf.__desc__ = f"The AIF was the {spec.human} [{'; '.join('@' + k for k in spec.citations)}]; [@unknown] stays."
+    wf.__desc__ = (
+        f"The AIF was the {spec.human} [{'; '.join('@' + k for k in spec.citations)}]; [@unknown] stays."
+    )
     wf.__refs__ = list(spec.citations)
     text = methods_markdown(wf)
     assert "the Weinmann population AIF [1, 2]; [@unknown] stays." in text

@@ -18,10 +18,20 @@ def test_required_agents_tabulated(agent, field):
 
 @pytest.mark.parametrize(
     "name, generic",
-    [("Gadovist", "gadobutrol"), ("Gadavist", "gadobutrol"), ("DOTAREM", "gadoterate"),
-     ("gadoterate meglumine", "gadoterate"), ("Gd-DOTA", "gadoterate"), ("MultiHance", "gadobenate"),
-     ("Magnevist", "gadopentetate"), ("Gd-DTPA", "gadopentetate"), ("ProHance", "gadoteridol"),
-     ("Omniscan", "gadodiamide"), ("Gd-DTPA-BMA", "gadodiamide"), ("Primovist", "gadoxetate")],
+    [
+        ("Gadovist", "gadobutrol"),
+        ("Gadavist", "gadobutrol"),
+        ("DOTAREM", "gadoterate"),
+        ("gadoterate meglumine", "gadoterate"),
+        ("Gd-DOTA", "gadoterate"),
+        ("MultiHance", "gadobenate"),
+        ("Magnevist", "gadopentetate"),
+        ("Gd-DTPA", "gadopentetate"),
+        ("ProHance", "gadoteridol"),
+        ("Omniscan", "gadodiamide"),
+        ("Gd-DTPA-BMA", "gadodiamide"),
+        ("Primovist", "gadoxetate"),
+    ],
 )
 def test_brand_names_and_abbreviations(name, generic):
     assert relaxivity_for(name, 3.0) == RELAXIVITY_TABLE[generic][3.0]

@@ -50,7 +50,9 @@ def test_concentration_to_signal_torch_matches_numpy_and_has_gradients():
     conc, t10, m0, b1 = _maps()
     expected = concentration_to_signal(conc, t10, m0, TR, FA, R1, b1)
     conc_t = torch.as_tensor(conc).requires_grad_(True)
-    got = concentration_to_signal(conc_t, torch.as_tensor(t10), torch.as_tensor(m0), TR, FA, R1, torch.as_tensor(b1))
+    got = concentration_to_signal(
+        conc_t, torch.as_tensor(t10), torch.as_tensor(m0), TR, FA, R1, torch.as_tensor(b1)
+    )
     np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-12)
     got.sum().backward()  # dS/dC = r1 · ∂S/∂R1
     dr1 = spgr_signal_dr1(m0[..., None], 1.0 / t10[..., None] + R1 * conc, FA, TR, b1[..., None])

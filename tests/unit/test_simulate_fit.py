@@ -34,7 +34,11 @@ def test_enhancing_tumour_parameters_are_recovered(fitted):
 
 def test_normal_brain_has_intact_barrier_and_its_plasma_volume(fitted):
     phantom, leaky, result = fitted
-    brain = leaky & np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]]) & (phantom.purity() > 0.99)
+    brain = (
+        leaky
+        & np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]])
+        & (phantom.purity() > 0.99)
+    )
     assert brain.sum() > 100
     np.testing.assert_allclose(result.params["vp"][brain], phantom.vp[brain], rtol=0.01)
     assert np.abs(result.params["Ktrans"][brain] - phantom.ktrans[brain]).max() < 1e-3
@@ -55,9 +59,16 @@ def normal_brain_fits():
     pick = np.flatnonzero(brain.reshape(-1))
     pick = np.sort(rng.choice(pick, size=min(pick.size, 600), replace=False))
     dce = sim.dce.reshape(-1, protocol.n_frames)[pick]
-    conc = np.asarray(signal_to_concentration(dce, phantom.t1.reshape(-1)[pick], protocol.dce_tr,
-                                              protocol.dce_flip_angle, sim.relaxivity,
-                                              protocol.baseline_frames).concentration)
+    conc = np.asarray(
+        signal_to_concentration(
+            dce,
+            phantom.t1.reshape(-1)[pick],
+            protocol.dce_tr,
+            protocol.dce_flip_angle,
+            sim.relaxivity,
+            protocol.baseline_frames,
+        ).concentration
+    )
     nested = fit_model("extended_tofts", conc, sim.t, sim.aif_plasma, device="cpu")
     delayed = fit_model("extended_tofts", conc, sim.t, sim.aif_plasma, fit_delay=True, device="cpu")
     return phantom.dseg.reshape(-1)[pick], phantom.ktrans.reshape(-1)[pick], nested, delayed

@@ -36,7 +36,9 @@ def test_frame_responses_reproduce_the_model_curves(phantom, inputs):
     head = phantom.t1 > 0
     assert np.any(phantom.delay[head] > 0)  # the delayed sinus is covered
     for n in range(PROTOCOL.n_frames):
-        c = responses.concentration(n, phantom.ktrans[head], phantom.kep[head], phantom.vp[head], phantom.delay[head])
+        c = responses.concentration(
+            n, phantom.ktrans[head], phantom.kep[head], phantom.vp[head], phantom.delay[head]
+        )
         np.testing.assert_allclose(c, exact[head, n], rtol=0, atol=1e-6 * max(exact.max(), 1e-9))
     with pytest.raises(ValueError, match="kep outside"):
         responses.concentration(0, [0.1], [1e4], [0.0], [0.0])

@@ -44,11 +44,16 @@ def test_pure_voxels_lie_in_documented_ranges(phantom):
         for name, data in maps.items():
             lo, hi = ranges[tissue][name]
             values = data[sel]
-            assert values.min() >= lo * (1 - 1e-5) - 1e-7 and values.max() <= hi * (1 + 1e-5) + 1e-7, (tissue, name, values.min(), values.max())
+            assert values.min() >= lo * (1 - 1e-5) - 1e-7 and values.max() <= hi * (1 + 1e-5) + 1e-7, (
+                tissue,
+                name,
+                values.min(),
+                values.max(),
+            )
 
 
 def test_vessels_are_whole_blood_and_kep_is_derived(phantom):
-    artery = (phantom.fractions[..., CLASS_INDEX["artery"]] == 1.0)
+    artery = phantom.fractions[..., CLASS_INDEX["artery"]] == 1.0
     np.testing.assert_allclose(phantom.vp[artery], 1 - phantom.hematocrit, rtol=1e-6)
     assert (phantom.ktrans[artery] == 0).all()
     sel = phantom.ve > 0
@@ -88,7 +93,10 @@ def test_field_strength_selects_t1_priors():
 def test_group_effect_shifts_subject_level_log_values_by_d(effect):
     cohort = Cohort(n_subjects=2, effect_size=effect)
     rng = np.random.default_rng(11)
-    draws = {label: [draw_subject_parameters(rng, shifts=cohort.shifts(label)) for _ in range(600)] for label in cohort.group_labels}
+    draws = {
+        label: [draw_subject_parameters(rng, shifts=cohort.shifts(label)) for _ in range(600)]
+        for label in cohort.group_labels
+    }
 
     def cohen_d(tissue, parameter):
         low, high = (np.log([d[tissue][parameter] for d in draws[label]]) for label in cohort.group_labels)

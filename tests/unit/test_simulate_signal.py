@@ -32,9 +32,13 @@ def test_baseline_is_contrast_free_and_arteries_carry_blood(phantom, session):
     assert plasma_only.sum() > 10
     expected = phantom.vp[plasma_only][:, None] * session.aif_plasma[None, :]
     np.testing.assert_allclose(session.concentration[plasma_only], expected, rtol=1e-5, atol=1e-6)
-    most_arterial = np.unravel_index(phantom.fractions[..., CLASS_INDEX["artery"]].argmax(), phantom.dseg.shape)
+    most_arterial = np.unravel_index(
+        phantom.fractions[..., CLASS_INDEX["artery"]].argmax(), phantom.dseg.shape
+    )
     assert session.concentration[most_arterial].max() > 0.7 * session.aif_blood.max()
-    expected = session.session_input.amplitude * population_aif("parker", session.t, session.session_input.bolus_arrival, FAST.hematocrit)
+    expected = session.session_input.amplitude * population_aif(
+        "parker", session.t, session.session_input.bolus_arrival, FAST.hematocrit
+    )
     np.testing.assert_allclose(session.aif_plasma, expected, rtol=1e-10)
 
 
@@ -45,7 +49,9 @@ def test_truth_concentration_is_the_extended_tofts_curve_of_the_truth_maps():
     sim = simulate_subject(p, protocol, rng=2)
     sel = (p.ktrans > 0) & (p.delay == 0)
     ve = np.where(p.ve[sel] > 0, p.ve[sel], 1.0)
-    expected = model_curve("extended_tofts", {"Ktrans": p.ktrans[sel], "ve": ve, "vp": p.vp[sel]}, sim.t, sim.aif_plasma)
+    expected = model_curve(
+        "extended_tofts", {"Ktrans": p.ktrans[sel], "ve": ve, "vp": p.vp[sel]}, sim.t, sim.aif_plasma
+    )
     scale = np.abs(expected).max()
     assert np.abs(sim.concentration[sel] - expected).max() < 0.01 * scale
 
@@ -57,7 +63,15 @@ def test_signals_follow_the_spgr_equation(phantom):
     for i, angle in enumerate(FAST.vfa_flip_angles):
         expected = spgr_signal(m0, 1 / phantom.t1[head], angle, FAST.vfa_tr, sim.b1[head])
         np.testing.assert_allclose(sim.vfa[head][:, i], expected, rtol=1e-3, atol=1e-3)
-    expected = concentration_to_signal(sim.concentration[head], phantom.t1[head], m0, FAST.dce_tr, FAST.dce_flip_angle, relaxivity_for("gadobutrol", 3.0), sim.b1[head])
+    expected = concentration_to_signal(
+        sim.concentration[head],
+        phantom.t1[head],
+        m0,
+        FAST.dce_tr,
+        FAST.dce_flip_angle,
+        relaxivity_for("gadobutrol", 3.0),
+        sim.b1[head],
+    )
     np.testing.assert_allclose(sim.dce[head], expected, rtol=1e-3, atol=1e-3)
     assert np.abs(sim.b1 - 1).max() == pytest.approx(0.2, rel=1e-5)
     assert sim.b1.std() > 0.02
@@ -97,7 +111,13 @@ def test_dose_pair_goes_through_the_signal_equation(phantom):
     r1 = relaxivity_for("gadobutrol", 3.0)
     m0 = RECEIVER_GAIN * phantom.m0[head]
     for fraction, volume in ((0.2, pair.low_clean), (1.0, pair.standard_clean)):
-        expected = spgr_signal(m0, 1 / phantom.t1[head] + r1 * fraction * pair.concentration[head], FAST.t1w_flip_angle, FAST.t1w_tr, pair.b1[head])
+        expected = spgr_signal(
+            m0,
+            1 / phantom.t1[head] + r1 * fraction * pair.concentration[head],
+            FAST.t1w_flip_angle,
+            FAST.t1w_tr,
+            pair.b1[head],
+        )
         np.testing.assert_allclose(volume[head], expected, rtol=1e-5)
     np.testing.assert_allclose(pair.enhancement, pair.standard_clean - pair.pre_clean)
     # SPGR saturates: the low-dose enhancement is not the scaled full-dose enhancement

@@ -21,13 +21,25 @@ pytestmark = pytest.mark.slow
 
 GRID = Grid(matrix=(32, 32, 4), voxel_size=(6.875, 6.875, 8.0))
 PROTOCOL = Protocol(n_frames=10, baseline_frames=3, b1_amplitude=0.1, motion=0.5)
-GEOMETRY_WORDS = re.compile(r"slice|spacing|orient|position|gantry|tilt|geometr|distance|collinear|varies", re.I)
+GEOMETRY_WORDS = re.compile(
+    r"slice|spacing|orient|position|gantry|tilt|geometr|distance|collinear|varies", re.I
+)
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    summary = simulate_study(out, n_subjects=2, n_sessions=2, fmt="both", seed=4, protocol=PROTOCOL, grid=GRID, vendor="ge", dose_pairs=True)
+    summary = simulate_study(
+        out,
+        n_subjects=2,
+        n_sessions=2,
+        fmt="both",
+        seed=4,
+        protocol=PROTOCOL,
+        grid=GRID,
+        vendor="ge",
+        dose_pairs=True,
+    )
     return out, summary
 
 
@@ -57,14 +69,19 @@ def test_raw_layout_and_sidecars(study):
     assert "RepetitionTime" not in dce
     assert dce["ContrastBolusIngredient"] == "GADOLINIUM" and dce["MagneticFieldStrength"] == 3.0
     img = nib.load(ses / "perf/sub-01_ses-02_dce.nii.gz")
-    assert img.shape == GRID.matrix + (PROTOCOL.n_frames,) and img.header.get_zooms()[3] == PROTOCOL.temporal_resolution
+    assert (
+        img.shape == GRID.matrix + (PROTOCOL.n_frames,)
+        and img.header.get_zooms()[3] == PROTOCOL.temporal_resolution
+    )
     np.testing.assert_allclose(img.affine, GRID.affine)
     assert json.loads((ses / "fmap/sub-01_ses-02_TB1map.json").read_text())["Units"] == "percent"
     for name in ("T1w", "acq-lowdose_ce-gadobutrol_T1w", "acq-fulldose_ce-gadobutrol_T1w"):
         assert (ses / f"anat/sub-01_ses-02_{name}.nii.gz").exists()
     with open(out / "participants.tsv") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    assert {r["participant_id"]: r["grade"] for r in rows} == {f"sub-{s}": g for s, g in summary.groups.items()}
+    assert {r["participant_id"]: r["grade"] for r in rows} == {
+        f"sub-{s}": g for s, g in summary.groups.items()
+    }
 
 
 def test_truth_layout_and_test_retest(study):
@@ -106,7 +123,10 @@ def test_every_dicom_file_is_read_by_pydicom(study):
         by_series = {}
         for f in files:
             ds = pydicom.dcmread(f)
-            assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" and ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+            assert (
+                ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
+                and ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+            )
             assert ds.pixel_array.shape == (GRID.matrix[1], GRID.matrix[0])
             by_series.setdefault(ds.SeriesInstanceUID, []).append(ds)
         # the cached-element encoder writes exactly what pydicom's own writer writes
@@ -120,13 +140,22 @@ def test_every_dicom_file_is_read_by_pydicom(study):
             assert float(datasets[0].FlipAngle) == record["FlipAngle"]
             if record["role"] == "dce":
                 assert datasets[0].ContrastBolusAgent == PROTOCOL.agent
-                assert sorted({int(d.TemporalPositionIdentifier) for d in datasets}) == list(range(1, PROTOCOL.n_frames + 1))
-                assert sorted({float(d.TriggerTime) for d in datasets}) == pytest.approx(1000 * PROTOCOL.frame_times)
+                assert sorted({int(d.TemporalPositionIdentifier) for d in datasets}) == list(
+                    range(1, PROTOCOL.n_frames + 1)
+                )
+                assert sorted({float(d.TriggerTime) for d in datasets}) == pytest.approx(
+                    1000 * PROTOCOL.frame_times
+                )
 
 
 def run_dcm2niix(dicom_dir, out_dir):
     out_dir.mkdir()
-    result = subprocess.run([tool("dcm2niix"), "-b", "y", "-z", "y", "-f", "%s", "-o", str(out_dir), str(dicom_dir)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [tool("dcm2niix"), "-b", "y", "-z", "y", "-f", "%s", "-o", str(out_dir), str(dicom_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if "warning" in line.lower()]
     return [w for w in warnings if GEOMETRY_WORDS.search(w)]
@@ -144,7 +173,9 @@ def test_dcm2niix_converts_every_series_without_geometry_warnings(tmp_path, vend
         img = nib.load(tmp_path / "nii" / f"{record['SeriesNumber']}.nii.gz")
         # dcm2niix may store 3-D and 4-D series with different axis flips: compare in
         # physical space (same voxel grid as the BIDS writer after reorientation)
-        ornt = nib.orientations.ornt_transform(nib.io_orientation(img.affine), nib.io_orientation(GRID.affine))
+        ornt = nib.orientations.ornt_transform(
+            nib.io_orientation(img.affine), nib.io_orientation(GRID.affine)
+        )
         img = img.as_reoriented(ornt)
         np.testing.assert_allclose(img.affine, GRID.affine, atol=1e-3)
         data = np.asarray(img.dataobj, dtype=float)
@@ -160,7 +191,22 @@ def test_dcm2niix_converts_every_series_without_geometry_warnings(tmp_path, vend
 
 def test_cli_writes_a_study_and_refuses_a_non_empty_folder(tmp_path, capsys):
     out = tmp_path / "cli"
-    args = [str(out), "--subjects", "1", "--format", "dicom", "--matrix", "24,24,2", "--frames", "6", "--baseline-frames", "2", "--vendor", "philips", "--quiet"]
+    args = [
+        str(out),
+        "--subjects",
+        "1",
+        "--format",
+        "dicom",
+        "--matrix",
+        "24,24,2",
+        "--frames",
+        "6",
+        "--baseline-frames",
+        "2",
+        "--vendor",
+        "philips",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert (out / "sourcedata/dicom/sub-01" / SIMULATION_JSON).exists()
     assert (out / "derivatives/truth/sub-01/perf/sub-01_desc-truth_Ktrans.nii.gz").exists()
@@ -176,15 +222,27 @@ def test_cli_writes_a_study_and_refuses_a_non_empty_folder(tmp_path, capsys):
 
 
 def test_cli_module_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bidsapp.simulate.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bidsapp.simulate.cli", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--vendor" in result.stdout
 
 
 def test_same_seed_gives_the_same_study(tmp_path):
-    tiny = dict(n_subjects=1, fmt="both", grid=Grid(matrix=(16, 16, 2), voxel_size=(12.0, 12.0, 10.0)), protocol=Protocol(n_frames=4, baseline_frames=2))
-    runs = [simulate_study(tmp_path / name, seed=seed, **tiny) for name, seed in (("a", 8), ("b", 8), ("c", 9))]
+    tiny = dict(
+        n_subjects=1,
+        fmt="both",
+        grid=Grid(matrix=(16, 16, 2), voxel_size=(12.0, 12.0, 10.0)),
+        protocol=Protocol(n_frames=4, baseline_frames=2),
+    )
+    runs = [
+        simulate_study(tmp_path / name, seed=seed, **tiny) for name, seed in (("a", 8), ("b", 8), ("c", 9))
+    ]
     assert runs[0].sessions == runs[1].sessions != runs[2].sessions
-    dicom = [{f.name: f.read_bytes() for f in (tmp_path / n / "sourcedata/dicom/sub-01").iterdir()} for n in ("a", "b")]
+    dicom = [
+        {f.name: f.read_bytes() for f in (tmp_path / n / "sourcedata/dicom/sub-01").iterdir()}
+        for n in ("a", "b")
+    ]
     assert dicom[0] == dicom[1]
     dce = [nib.load(tmp_path / n / "sub-01/perf/sub-01_dce.nii.gz").get_fdata() for n in ("a", "b", "c")]
     np.testing.assert_array_equal(dce[0], dce[1])

@@ -36,4 +36,6 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path):
     members of a group cannot read in a shared HPC output folder)."""
     write_json_atomic(tmp_path / "atomic.json", {"a": 1})
     (tmp_path / "plain.json").write_text("{}")
-    assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777
+    assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == (
+        tmp_path / "plain.json"
+    ).stat().st_mode & 0o777

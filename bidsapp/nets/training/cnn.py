@@ -23,13 +23,20 @@ NAME = "cnn"
 def add_arguments(parser):
     """Options of ``dcequant-train cnn`` (defaults are the shipped recipe)."""
     loop.add_common_arguments(parser, epochs=8, steps=25, batch=8, pool=48, refresh=8, patience=3, lr=2e-3)
-    parser.add_argument("--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)")
+    parser.add_argument(
+        "--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)"
+    )
 
 
 def architecture():
     """Return constructor keywords of the shipped CNN."""
-    return {"n_times": int(contract.GRID.size), "temporal": 32, "spatial": 24, "head": 48,
-            "scales": [data.SCALES[p] for p in data.PARAMS]}
+    return {
+        "n_times": int(contract.GRID.size),
+        "temporal": 32,
+        "spatial": 24,
+        "head": 48,
+        "scales": [data.SCALES[p] for p in data.PARAMS],
+    }
 
 
 def evaluate(model, batches):
@@ -41,7 +48,10 @@ def evaluate(model, batches):
         for name, (sse, n) in loop.parameter_errors(pred, batch).items():
             prev = sums.get(name, (0.0, 0))
             sums[name] = (prev[0] + sse, prev[1] + n)
-    return {"loss": float(np.mean(losses)), **{f"rmse_{k}": float(np.sqrt(s / max(n, 1))) for k, (s, n) in sums.items()}}
+    return {
+        "loss": float(np.mean(losses)),
+        **{f"rmse_{k}": float(np.sqrt(s / max(n, 1))) for k, (s, n) in sums.items()},
+    }
 
 
 def train(args) -> int:
@@ -59,11 +69,28 @@ def train(args) -> int:
     card = {
         "architecture": {"class": "bidsapp.nets.cnn.DirectCNN", **architecture()},
         "input_contract": contract.describe(),
-        "training": {"command": args.command, "seed": args.seed, "device": str(device), "threads": args.threads,
-                     "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
-                     "hyperparameters": {k: getattr(args, k) for k in ("epochs", "steps", "batch", "pool", "refresh",
-                                                                      "validation", "patience", "lr", "physics_weight")},
-                     **record},
+        "training": {
+            "command": args.command,
+            "seed": args.seed,
+            "device": str(device),
+            "threads": args.threads,
+            "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in (
+                    "epochs",
+                    "steps",
+                    "batch",
+                    "pool",
+                    "refresh",
+                    "validation",
+                    "patience",
+                    "lr",
+                    "physics_weight",
+                )
+            },
+            **record,
+        },
         "metrics": {"validation": record["curves"][record["best_epoch"] - 1]},
         "reference": "Ulas C et al. Front Neurol 2019;9:1147, doi:10.3389/fneur.2018.01147",
     }

@@ -117,7 +117,11 @@ def widen_kinetics(rng, phantom, wide_fraction=0.7):
             values["ve"] = float(rng.uniform(0.05, 0.7))
             values["vp"] = float(min(np.exp(rng.uniform(np.log(0.003), np.log(0.2))), 0.95 - values["ve"]))
         for name in maps:
-            field = np.exp(0.25 * smooth_field(rng, grid.matrix, grid.voxel_size, 10.0)) if tissue in WIDE_CLASSES else 1.0
+            field = (
+                np.exp(0.25 * smooth_field(rng, grid.matrix, grid.voxel_size, 10.0))
+                if tissue in WIDE_CLASSES
+                else 1.0
+            )
             maps[name] += f[..., index] * values[name] * field
     ve = np.clip(maps["ve"], 0.0, 1.0)
     vp = np.clip(maps["vp"], 0.0, 1.0 - ve)
@@ -137,7 +141,9 @@ def draw_phantom(rng, protocol, grid=None):
     """
     while True:
         g = grid or Grid(matrix=SLICE_MATRIX, slab_centre=float(rng.uniform(-25.0, 45.0)))
-        phantom = make_phantom(rng, grid=g, field_strength=protocol.field_strength, hematocrit=protocol.hematocrit)
+        phantom = make_phantom(
+            rng, grid=g, field_strength=protocol.field_strength, hematocrit=protocol.hematocrit
+        )
         if np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]]).sum() >= 200:
             return widen_kinetics(rng, phantom)
 
@@ -151,14 +157,26 @@ def simulate_clean(phantom, protocol, session) -> CleanSlice:
     head = phantom.t1 > 0
     m0 = RECEIVER_GAIN * phantom.m0
     signal = np.zeros(conc.shape, dtype=np.float32)
-    signal[head] = concentration_to_signal(conc[head].astype(float), phantom.t1[head], m0[head],
-                                           protocol.dce_tr, protocol.dce_flip_angle, relaxivity)
+    signal[head] = concentration_to_signal(
+        conc[head].astype(float),
+        phantom.t1[head],
+        m0[head],
+        protocol.dce_tr,
+        protocol.dce_flip_angle,
+        relaxivity,
+    )
     brain = np.isin(phantom.dseg, [CLASS_INDEX["white_matter"], CLASS_INDEX["grey_matter"]])
     return CleanSlice(
-        signal=signal, t10=phantom.t1, aif=cp_fine[::every].astype(np.float32),
-        truth=np.stack([phantom.ktrans, phantom.ve, phantom.vp]).astype(np.float32), head=head,
-        artery=phantom.dseg == CLASS_INDEX["artery"], reference=float(signal[brain][:, 0].mean()),
-        t=protocol.frame_times, protocol=protocol, relaxivity=relaxivity,
+        signal=signal,
+        t10=phantom.t1,
+        aif=cp_fine[::every].astype(np.float32),
+        truth=np.stack([phantom.ktrans, phantom.ve, phantom.vp]).astype(np.float32),
+        head=head,
+        artery=phantom.dseg == CLASS_INDEX["artery"],
+        reference=float(signal[brain][:, 0].mean()),
+        t=protocol.frame_times,
+        protocol=protocol,
+        relaxivity=relaxivity,
     )
 
 
@@ -168,19 +186,28 @@ def clean_slice(seed, stream, index) -> CleanSlice:
     protocol = draw_protocol(rng)
     phantom = draw_phantom(rng, protocol)
     case = simulate_clean(phantom, protocol, SessionInput.draw(rng, protocol))
-    return replace(case, signal=case.signal[:, :, 0], t10=case.t10[..., 0], truth=case.truth[..., 0],
-                   head=case.head[..., 0], artery=case.artery[..., 0])
+    return replace(
+        case,
+        signal=case.signal[:, :, 0],
+        t10=case.t10[..., 0],
+        truth=case.truth[..., 0],
+        head=case.head[..., 0],
+        artery=case.artery[..., 0],
+    )
 
 
 def noisy_concentration(clean: CleanSlice, rng, snr):
     """Concentration (mM) ``[H, W, T]`` from the noisy signal at ``snr`` and an erroneous T10 map."""
     sigma = clean.reference / snr
     noisy = rician(clean.signal, sigma, rng)
-    t10 = clean.t10 * (1.0 + 0.05 * rng.standard_normal()) * (1.0 + 0.03 * rng.standard_normal(clean.t10.shape))
+    t10 = (
+        clean.t10 * (1.0 + 0.05 * rng.standard_normal()) * (1.0 + 0.03 * rng.standard_normal(clean.t10.shape))
+    )
     p = clean.protocol
     conc = np.full(noisy.shape, np.nan, dtype=np.float32)
-    result = signal_to_concentration(noisy[clean.head], t10[clean.head], p.dce_tr, p.dce_flip_angle,
-                                     clean.relaxivity, p.baseline_frames)
+    result = signal_to_concentration(
+        noisy[clean.head], t10[clean.head], p.dce_tr, p.dce_flip_angle, clean.relaxivity, p.baseline_frames
+    )
     conc[clean.head] = result.concentration.astype(np.float32)
     return conc
 
@@ -207,4 +234,11 @@ def noisy_example(clean: CleanSlice, rng, snr=None, crop=CROP):
     weight = np.repeat(head[None].astype(np.float32), 3, axis=0)
     weight[1] *= target[0] > VE_MIN_KTRANS
     n = contract.GRID.size
-    return {"input": x, "target": target, "weight": weight, "conc": x[:n], "aif": x[n:, 0, 0].copy(), "snr": snr}
+    return {
+        "input": x,
+        "target": target,
+        "weight": weight,
+        "conc": x[:n],
+        "aif": x[n:, 0, 0].copy(),
+        "snr": snr,
+    }

@@ -24,12 +24,23 @@ from . import data
 def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr):
     """Options every parameter-network trainer shares (defaults are the shipped recipe)."""
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
-    parser.add_argument("--steps", type=int, default=steps, help=f"optimiser steps per epoch (default {steps})")
+    parser.add_argument(
+        "--steps", type=int, default=steps, help=f"optimiser steps per epoch (default {steps})"
+    )
     parser.add_argument("--batch", type=int, default=batch, help=f"slices per step (default {batch})")
-    parser.add_argument("--pool", type=int, default=pool, help=f"noise-free training slices held (default {pool})")
-    parser.add_argument("--refresh", type=int, default=refresh, help=f"pool slices redrawn per epoch (default {refresh})")
+    parser.add_argument(
+        "--pool", type=int, default=pool, help=f"noise-free training slices held (default {pool})"
+    )
+    parser.add_argument(
+        "--refresh", type=int, default=refresh, help=f"pool slices redrawn per epoch (default {refresh})"
+    )
     parser.add_argument("--validation", type=int, default=16, help="validation slices (default 16)")
-    parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience in epochs (default {patience})")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=patience,
+        help=f"early-stopping patience in epochs (default {patience})",
+    )
     parser.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,7 +66,9 @@ class SlicePool:
     def refresh(self, count):
         """Replace the ``count`` oldest slices of the pool by fresh simulated ones."""
         for _ in range(count):
-            self.slices[self.next_index % len(self.slices)] = data.clean_slice(self.seed, data.TRAIN, self.next_index)
+            self.slices[self.next_index % len(self.slices)] = data.clean_slice(
+                self.seed, data.TRAIN, self.next_index
+            )
             self.next_index += 1
 
 
@@ -75,8 +88,10 @@ def draw_batch(pool, rng, batch, device):
         example = data.noisy_example(pool.slices[int(rng.integers(len(pool.slices)))], rng)
         for axis in (1, 2):
             if rng.uniform() < 0.5:
-                example = {k: (np.flip(v, axis).copy() if k in ("input", "target", "weight", "conc") else v)
-                           for k, v in example.items()}
+                example = {
+                    k: (np.flip(v, axis).copy() if k in ("input", "target", "weight", "conc") else v)
+                    for k, v in example.items()
+                }
         examples.append(example)
     return stack(examples, device)
 
@@ -84,14 +99,20 @@ def draw_batch(pool, rng, batch, device):
 def validation_batches(seed, count, device, size=8):
     """Return the validation split: whole slices of stream 1 with fixed noise, in batches of ``size``."""
     rng = np.random.default_rng([seed, data.VALIDATION, 10**6])
-    examples = [data.noisy_example(data.clean_slice(seed, data.VALIDATION, i), rng, crop=None) for i in range(count)]
+    examples = [
+        data.noisy_example(data.clean_slice(seed, data.VALIDATION, i), rng, crop=None) for i in range(count)
+    ]
     return [stack(examples[i : i + size], device) for i in range(0, count, size)]
 
 
 def _progress(epoch, step, steps, loss, quiet):
     if not quiet:
-        print(f"\repoch {epoch:3d} [{'#' * (20 * step // steps):<20}] {step}/{steps} loss {loss:.4g}",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\repoch {epoch:3d} [{'#' * (20 * step // steps):<20}] {step}/{steps} loss {loss:.4g}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def fit(model, loss_fn, evaluate, args, device):
@@ -123,11 +144,22 @@ def fit(model, loss_fn, evaluate, args, device):
         model.eval()
         with torch.no_grad():
             metrics = evaluate(model, validation)
-        curves.append({"epoch": epoch, "train_loss": float(np.mean(running)), **metrics,
-                       "wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0})
+        curves.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(running)),
+                **metrics,
+                "wall_s": time.perf_counter() - wall0,
+                "cpu_s": time.process_time() - cpu0,
+            }
+        )
         if not args.quiet:
-            print(f"\repoch {epoch:3d} train {curves[-1]['train_loss']:.4g} "
-                  + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()), file=sys.stderr, flush=True)
+            print(
+                f"\repoch {epoch:3d} train {curves[-1]['train_loss']:.4g} "
+                + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         if metrics["loss"] < best:
             best, best_state, best_epoch = metrics["loss"], copy.deepcopy(model.state_dict()), epoch
         elif epoch - best_epoch >= args.patience:

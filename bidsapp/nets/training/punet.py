@@ -28,13 +28,22 @@ SAMPLES = 16
 def add_arguments(parser):
     """Options of ``dcequant-train punet`` (defaults are the shipped recipe)."""
     loop.add_common_arguments(parser, epochs=6, steps=20, batch=6, pool=48, refresh=8, patience=3, lr=2e-3)
-    parser.add_argument("--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)")
+    parser.add_argument(
+        "--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)"
+    )
 
 
 def architecture():
     """Return constructor keywords of the shipped network."""
-    return {"n_times": int(contract.GRID.size), "tcn_channels": 12, "features": 16, "channels": [16, 32, 48],
-            "latent": 4, "head": 32, "scales": [data.SCALES[p] for p in data.PARAMS]}
+    return {
+        "n_times": int(contract.GRID.size),
+        "tcn_channels": 12,
+        "features": 16,
+        "channels": [16, 32, 48],
+        "latent": 4,
+        "head": 32,
+        "scales": [data.SCALES[p] for p in data.PARAMS],
+    }
 
 
 def _nll_terms(mean, log_var, batch, scales):
@@ -120,13 +129,32 @@ def train(args) -> int:
         "architecture": {"class": "bidsapp.nets.prob_unet.ProbUNet", **architecture()},
         "input_contract": contract.describe(),
         "inference": {"prior_samples": SAMPLES, "sampling": "prior net only (never the posterior)"},
-        "training": {"command": args.command, "seed": args.seed, "device": str(device), "threads": args.threads,
-                     "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
-                     "hyperparameters": {k: getattr(args, k) for k in ("epochs", "steps", "batch", "pool", "refresh",
-                                                                      "validation", "patience", "lr", "kl_weight")},
-                     **record},
-        "calibration": {"method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 SD))",
-                        "temperature": dict(zip(data.PARAMS, model.temperature.view(-1).tolist(), strict=True))},
+        "training": {
+            "command": args.command,
+            "seed": args.seed,
+            "device": str(device),
+            "threads": args.threads,
+            "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in (
+                    "epochs",
+                    "steps",
+                    "batch",
+                    "pool",
+                    "refresh",
+                    "validation",
+                    "patience",
+                    "lr",
+                    "kl_weight",
+                )
+            },
+            **record,
+        },
+        "calibration": {
+            "method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 SD))",
+            "temperature": dict(zip(data.PARAMS, model.temperature.view(-1).tolist(), strict=True)),
+        },
         "metrics": {"validation": calibrated},
         "reference": "Lyoo Y et al. Eur Radiol 2025, doi:10.1007/s00330-025-11588-z; Kohl SAA et al. NeurIPS 2018",
     }
