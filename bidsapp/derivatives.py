@@ -132,7 +132,7 @@ def derivative_path(output_dir, subject, session, datatype, suffix, desc=None, e
 
 
 def ref(datatype, suffix, desc=None, extension=".nii.gz"):
-    """Return a reference to a derivative of the session being written (resolved by :func:`derivative_uri`)."""
+    """Return a reference to a derivative of the session being written (see :func:`derivative_uri`)."""
     return {"datatype": datatype, "suffix": suffix, "desc": desc, "extension": extension}
 
 
@@ -144,7 +144,8 @@ def derivative_uri(subject, session, reference):
 def resolve_provenance(entry, subject, session, metadata=None):
     """Return the sidecar of ``entry`` with its provenance filled in.
 
-    Its run metadata (from ``metadata``) and its links (as ``bids::`` URIs of this subject/session) filled in; raises ``KeyError`` naming a run
+    Its run metadata (from ``metadata``) and its links (as ``bids::`` URIs of this subject/session) filled
+    in; raises ``KeyError`` naming a run
     metadata key that ``metadata`` lacks.
     """
     sidecar = dict(entry.sidecar)

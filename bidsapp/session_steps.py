@@ -473,7 +473,8 @@ def aif_step(
             "Units": "s",
             "Voxels": blood_t10["voxels"],
             "Method": f"{blood_t10['method']} of the arterial blood pool "
-            "(bootstrap standard error over its voxels); the AIF area changes by about -2x its relative error",
+            "(bootstrap standard error over its voxels); "
+            "the AIF area changes by about -2x its relative error",
         }
     if population is not None:
         sidecar["PopulationAIF"] = {

@@ -87,7 +87,8 @@ class T1MapOutputSpec(_Manifest):
 class T1Map(SimpleInterface):
     """Variable-flip-angle T1 mapping (:func:`bidsapp.compute_t1_map`).
 
-    For the non-linear fit it sets its process's torch threads first (:func:`bidsapp.runtime.configure_process`): the
+    For the non-linear fit it sets its process's torch threads first
+    (:func:`bidsapp.runtime.configure_process`): the
     non-linear fit runs on the shared torch Levenberg–Marquardt, and under MultiProc the
     node runs in a worker process that the command did not configure.
     """
@@ -298,7 +299,7 @@ class DerivativesSinkOutputSpec(TraitedSpec):
 
 
 class DerivativesSink(SimpleInterface):
-    """Stage all derivatives of one session, adding their provenance (:func:`bidsapp.derivatives.stage_session`)."""
+    """Stage the derivatives of a session with provenance (:func:`bidsapp.derivatives.stage_session`)."""
 
     input_spec = DerivativesSinkInputSpec
     output_spec = DerivativesSinkOutputSpec

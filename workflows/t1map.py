@@ -59,7 +59,8 @@ def init_t1map_wf(*, config: Config, use_vfa=True, use_b1=False, name="t1map_wf"
             "Every physically valid fit (0 < exp(-TR/T1) < 1, T1 within 1 ms-10 s, M0 > 0) kept its "
             "T1; fits with a relative residual above 0.1 were flagged as poor fits but kept."
             if config.t1_validity == "physical"
-            else "Voxels whose fit was not physically valid or had a relative residual above 0.1 were excluded."
+            else "Voxels whose fit was not physically valid or had a relative residual above 0.1 were "
+            "excluded."
         )
         wf.__desc__ = (
             f"Pre-contrast T1 (T10) and M0 maps were estimated from the variable-flip-angle "

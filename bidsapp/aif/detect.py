@@ -453,7 +453,8 @@ BOOTSTRAP_SAMPLES = 200  # resamples of the T10 pool for the blood T10 standard 
 def _pooled_t10(t10, pool, b1_pooled, vfa):
     """Estimate the blood T10 of the pool voxels (flat indices ``pool``).
 
-    Returns ``(value s, standard error s, method)``. The value is the VFA fit of their mean VFA signals when ``vfa`` is given
+    Returns ``(value s, standard error s, method)``. The value is the VFA fit of their mean VFA signals when
+    ``vfa`` is given
     (noise averaged before the non-linear T1 estimate, which per-voxel fits at clinical SNR
     scatter by several per cent), else the median of their T10 values; the median is also
     the fallback when the pooled fit is not valid. The standard error is the SD of the same

@@ -4,7 +4,8 @@ Every curve is evaluated from its published functional form and parameters. Time
 in s at the API (converted to each paper's unit inside). ``bolus_arrival`` shifts the
 published curve: C(t) = curve(t − bolus_arrival) for t ≥ bolus_arrival and exactly 0
 before (the OSIPI convention). Name, medium, time unit, formula and citations of each
-curve are entries of the registry :mod:`bidsapp.registry.aifs`; this module evaluates them. The published curves are either whole-blood or plasma
+curve are entries of the registry :mod:`bidsapp.registry.aifs`; this module evaluates them. The published
+curves are either whole-blood or plasma
 concentrations; blood curves are converted to plasma with Cp = Cb / (1 − Hct).
 
 ========================  ======  ==========================================================

@@ -504,7 +504,8 @@ def _fit_with_nested(spec, opts, plasma, flat, todo, dev, lo, hi, chunk, progres
 def _delayed_sse(spec, opts, plasma, flat, sel, theta0, sse, dev, chunk):
     """Return the sum of squares ``[len(sel)]`` of the delayed model at the nested solutions.
 
-    The solutions are ``theta0[sel]`` (delay 0 appended): the nested fit's own ``sse[sel]`` unless the undelayed model
+    The solutions are ``theta0[sel]`` (delay 0 appended): the nested fit's own ``sse[sel]`` unless the
+    undelayed model
     sub-steps the AIF (``aif_times``), where the two differ slightly.
     """
     if opts.aif_times is None:

@@ -48,7 +48,8 @@ def nested_bound(spec, plasma, lower, upper):
 
     ``lower``/``upper`` are the fit's bounds (model parameters first, in ``spec.params``
     order; a delay bound after them is ignored). ``None`` for models without the registry's
-    ``nested_bound`` flag (all but Tofts and extended Tofts), for bounds that allow negative coefficients, and for an AIF whose
+    ``nested_bound`` flag (all but Tofts and extended Tofts), for bounds that allow negative coefficients,
+    and for an AIF whose
     bases are not mutually non-negative (then the relaxation above does not hold).
     """
     if not spec.nested_bound:
@@ -85,7 +86,8 @@ def nested_bound(spec, plasma, lower, upper):
 def _interpolation_error(plasma, rates, fixed):
     """Return the largest relative distance ``[K]`` of E_k to the searched cones.
 
-    E_k has k inside each interval of ``rates``; the cones that :class:`NestedBound` searches for that interval (at :data:`SAMPLES` rates):
+    E_k has k inside each interval of ``rates``; the cones that :class:`NestedBound` searches for that
+    interval (at :data:`SAMPLES` rates):
     the cone of E at the interval's ends, or — where the triple (Cp, E_i, E_{i+1}) is too
     ill-conditioned to be searched — the cones of Cp with either end. ``None`` where the
     relaxation does not hold (some ⟨Cp, E_k⟩ < 0, or a pair too ill-conditioned).

@@ -105,7 +105,7 @@ def check_envelope(acquisition: Acquisition, strict: bool = False) -> list[str]:
 
 
 def acquisition_from_times(t, **known) -> Acquisition:
-    """Return an :class:`Acquisition` with duration and temporal resolution taken from frame times ``t`` (s)."""
+    """Return an :class:`Acquisition` with duration and temporal resolution from frame times ``t`` (s)."""
     t = np.asarray(t, dtype=float)
     return Acquisition(duration=float(t[-1] - t[0]), temporal_resolution=float(np.max(np.diff(t))), **known)
 

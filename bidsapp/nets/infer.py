@@ -185,7 +185,10 @@ def infer_parameters(
 
 def _result(net, mean, sd, use, squeeze, card, sha, messages):
     shape = use.shape[:2] if squeeze else use.shape
-    out = lambda a: np.where(use, a, np.nan).astype(float).reshape(shape)
+
+    def out(a):
+        return np.where(use, a, np.nan).astype(float).reshape(shape)
+
     ktrans, ve, vp = (out(mean[i]) for i in range(3))
     s_ktrans, s_ve, s_vp = (out(sd[i]) for i in range(3))
     leaky = ktrans >= VE_MIN_KTRANS

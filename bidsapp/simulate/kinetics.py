@@ -151,7 +151,8 @@ class FrameResponses:
     def concentration(self, frame, ktrans, kep, vp, delay):
         """Return the concentration (mM) at frame index ``frame``.
 
-        The voxels have ``ktrans``, ``kep`` (1/min), ``vp`` and ``delay`` (s; values given to :meth:`build`, compared in float32 as the
+        The voxels have ``ktrans``, ``kep`` (1/min), ``vp`` and ``delay`` (s; values given to :meth:`build`,
+        compared in float32 as the
         phantom stores them).
         """
         ktrans, kep, vp, delay = (np.asarray(a, float) for a in (ktrans, kep, vp, delay))

@@ -1,4 +1,7 @@
-"""dcequant participant with motion correction: a moving BIDS study whose VFA volumes lie on another grid, and a moving DICOM-only study."""
+"""dcequant participant with motion correction.
+
+A moving BIDS study whose VFA volumes lie on another grid, and a moving DICOM-only study.
+"""
 
 import json
 
@@ -122,7 +125,8 @@ def test_dicom_input_is_converted_then_motion_corrected(dicom_run):
     )
     assert len(est) == len(truth) == 10
     # the reference is the mean baseline pose: compare motion relative to frame 0 (small angles: differences).
-    # Measured (RMS over frames): translations <= 0.3 mm; rotations 0.2-1.0 deg on these 6.5 mm voxels (the same
+    # Measured (RMS over frames): translations <= 0.3 mm; rotations 0.2-1.0 deg on these 6.5 mm voxels (the
+    # same
     # with the BIDS input; the 0.3 deg target is shown by tests/benchmarks/bench_motion.py on 2.3 mm voxels).
     for axis in ("x", "y", "z"):
         moved = est[f"trans_{axis}"] - est[f"trans_{axis}"][0]

@@ -133,7 +133,8 @@ def main():
             print(
                 f"{label:26s} {seed:4d} {truth:7.2f} {estimate.time:7.2f} {frames:+7.2f} "
                 f"{f'{true_base}/{estimate.baseline_frames}/{old_base}':>12s} {source:>16s} "
-                f"{errors[0]:+10.1f} {errors[1]:+11.1f} {errors[2]:+10.1f} {errors[3]:+9.1f} {t10_error:+9.1f} "
+                f"{errors[0]:+10.1f} {errors[1]:+11.1f} {errors[2]:+10.1f} {errors[3]:+9.1f} "
+                f"{t10_error:+9.1f} "
                 f"{t10_se:8.1f}",
                 flush=True,
             )

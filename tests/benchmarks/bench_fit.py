@@ -239,7 +239,8 @@ def main(argv=None):
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--delay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    configure_process()  # the allocator tuning the dcequant command applies (fit_model leaves the process alone)
+    # the allocator tuning the dcequant command applies (fit_model leaves the process alone)
+    configure_process()
     if args.memory_child:
         memory_run(args.memory_child, args.device, args.delay)
         return 0

@@ -23,7 +23,8 @@ Prints
 On a shared machine read the CPU time of part 4 (divided by the threads) rather than
 the wall time. Parts 1-2 simulate the moving head at 4 points per voxel edge: 735 s wall
 for the 30 moved frames on 2 cores shared with other jobs (load 10-15), most of it the
-64 label evaluations per voxel and frame. Run: ``python tests/benchmarks/bench_motion.py [--part ktrans t1 time] [--seed 0] [--interpolator bspline]``.
+64 label evaluations per voxel and frame. Run: ``python tests/benchmarks/bench_motion.py [--part ktrans t1
+time] [--seed 0] [--interpolator bspline]``.
 """
 
 import argparse
@@ -47,7 +48,8 @@ from bidsapp.simulate.tissues import CLASS_INDEX  # noqa: E402
 GRID = Grid((96, 96, 30), (220 / 96, 220 / 96, 2.5))
 #: points per voxel edge of the phantom of parts 1-2: its partial-volume fractions are point counts, and a
 #: moved head sampled with 2 points per edge aliases enough to bias the registration (noise-free rotation of
-#: 2 deg about y: mutual information / mean squares optimal at 1.4-1.6 / 1.8 deg; with 4 points at 1.8-2.0 / 2.0)
+#: 2 deg about y: mutual information / mean squares optimal at 1.4-1.6 / 1.8 deg; with 4 points at 1.8-2.0 /
+#: 2.0)
 SUPERSAMPLE = 4
 #: frames averaged into the reference here: frame 0 only, which the simulator leaves in the
 #: pose of the truth maps, so corrected images can be compared with the truth voxel for voxel
@@ -198,7 +200,8 @@ def part_ktrans(phantom, protocol, seed, threads):
     truth = phantom.ktrans
     valid = np.logical_and.reduce([fits[name][1] for name in fits])
     print(
-        f"2. extended Tofts Ktrans RMSE vs truth (1/min); resampling {motion.INTERPOLATOR} (SimpleITK enum); regions without "
+        f"2. extended Tofts Ktrans RMSE vs truth (1/min); resampling {motion.INTERPOLATOR} (SimpleITK enum); "
+        "regions without "
         f"the 2 end slices at each slab edge, voxels whose fit is valid in every run:"
     )
     for region, mask in _regions(phantom).items():
@@ -237,8 +240,10 @@ def part_t1(seed, threads):
     flips = np.asarray(Protocol().vfa_flip_angles)
     ref = int(np.argmin(np.abs(flips - Protocol().dce_flip_angle)))
     print(
-        f"3. T1 on the DCE grid {dce_grid.matrix} at 3 mm from VFA {vfa_grid.matrix} at 2 mm (other FOV), |dT1|/T1 "
-        f"against the phantom on the DCE grid; interior = tissue voxels >= 90 % one tissue, all = every tissue voxel"
+        f"3. T1 on the DCE grid {dce_grid.matrix} at 3 mm from VFA {vfa_grid.matrix} at 2 mm (other FOV), "
+        "|dT1|/T1 "
+        "against the phantom on the DCE grid; interior = tissue voxels >= 90 % one tissue, all = every "
+        "tissue voxel"
     )
     for snr in (np.inf, 30.0):
         protocol = Protocol(n_frames=8, baseline_frames=3, motion=2.0, snr=snr)

@@ -21,7 +21,8 @@ rim or necrosis, lesion):
   between-session RMS difference and ICC(3,1) of the maps, nets vs fits;
 * speed: a 176×176×30 volume with 65 frames on CPU (2 threads).
 
-Run: ``python tests/benchmarks/bench_nets.py [--subjects N] [--skip-speed] [--fit-cache DIR] [--weights DIR]``.
+Run: ``python tests/benchmarks/bench_nets.py [--subjects N] [--skip-speed] [--fit-cache DIR] [--weights
+DIR]``.
 """
 
 import argparse
@@ -115,7 +116,10 @@ def ssim(estimate_map, truth, mask):
     y = np.where(mask, truth, 0.0)
     span = float(truth[mask].max() - truth[mask].min()) or 1.0
     c1, c2 = (0.01 * span) ** 2, (0.03 * span) ** 2
-    f = lambda a: gaussian_filter(a, (1.5, 1.5, 0.0))
+
+    def f(a):
+        return gaussian_filter(a, (1.5, 1.5, 0.0))
+
     mx, my = f(x), f(y)
     vx, vy, cxy = f(x * x) - mx**2, f(y * y) - my**2, f(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
@@ -174,7 +178,8 @@ def accuracy(subjects):
         err, sd = np.concatenate(calib[p][0]), np.concatenate(calib[p][1])
         rho = spearmanr(sd, err).statistic
         print(
-            f"  {p:7s} fraction |error| <= 1.96 SD: {np.mean(err <= 1.96 * sd):.3f}   Spearman rho(SD, |error|): {rho:.3f}"
+            f"  {p:7s} fraction |error| <= 1.96 SD: {np.mean(err <= 1.96 * sd):.3f}   Spearman rho(SD, "
+            f"|error|): {rho:.3f}"
         )
 
 
@@ -202,7 +207,8 @@ def out_of_distribution():
         sd = np.nanmedian(result.stderr["Ktrans"][tissue])
         rmse = np.sqrt(np.nanmean((result.params["Ktrans"] - clean_case.truth[0])[tissue] ** 2))
         print(
-            f"  {label:32s} median SD {sd:.5f}  RMSE {rmse:.5f}  guard: {[str(w.message) for w in caught] or 'silent'}"
+            f"  {label:32s} median SD {sd:.5f}  RMSE {rmse:.5f}  guard: "
+            f"{[str(w.message) for w in caught] or 'silent'}"
         )
         return sd
 
@@ -246,14 +252,16 @@ def test_retest():
         for method in METHODS:
             maps[method].append(estimate(method, conc, clean.t, aif, tissue, protocol, f"retest{session}")[0])
     print(
-        "\nTest-retest (subject 1, two sessions, SNR 15): between-session RMS difference and ICC(3,1) in tissue"
+        "\nTest-retest (subject 1, two sessions, SNR 15): between-session RMS difference and ICC(3,1) in "
+        "tissue"
     )
     for p in ("Ktrans", "vp"):
         for method in METHODS:
             a, b = maps[method][0][p][tissue], maps[method][1][p][tissue]
             ok = np.isfinite(a) & np.isfinite(b)
             print(
-                f"  {p:7s} {method:6s} RMS diff {np.sqrt(np.mean((a[ok] - b[ok]) ** 2)):.5f}  ICC {icc31(a[ok], b[ok]):.3f}  n {ok.sum()}"
+                f"  {p:7s} {method:6s} RMS diff {np.sqrt(np.mean((a[ok] - b[ok]) ** 2)):.5f}  ICC "
+                f"{icc31(a[ok], b[ok]):.3f}  n {ok.sum()}"
             )
 
 

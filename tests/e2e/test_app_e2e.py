@@ -26,7 +26,8 @@ MODEL_PARAMS = {"extended_tofts": ("Ktrans", "ve", "vp", "kep"), "patlak": ("Ktr
 GRID = Grid((24, 24, 3), (220 / 24, 220 / 24, 6.0))
 NOISE_FREE = Protocol(snr=np.inf)
 #: these studies do not move; motion correction would resample every frame (and its MI registration shifts
-#: frames by ~0.1 mm at peak enhancement on this 9 mm grid), which the 1 % truth tolerances below do not allow.
+#: frames by ~0.1 mm at peak enhancement on this 9 mm grid), which the 1 % truth tolerances below do not
+#: allow.
 #: The motion stage is tested with motion in tests/app/test_motion_app.py.
 NO_MOTION = ["--no-motion-correction"]
 #: the simulator's true plasma AIF of each session, sampled at the frame times

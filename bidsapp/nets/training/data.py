@@ -129,7 +129,10 @@ def widen_kinetics(rng, phantom, wide_fraction=0.7):
     tissue_delay = float(rng.uniform(0.0, 3.0))
     vessel = np.isin(phantom.dseg, [CLASS_INDEX["artery"], CLASS_INDEX["sagittal_sinus"]])
     delay = np.where(vessel, phantom.delay, tissue_delay)
-    as32 = lambda a: np.asarray(a, dtype=np.float32)
+
+    def as32(a):
+        return np.asarray(a, dtype=np.float32)
+
     kep = np.divide(ktrans, ve, out=np.zeros(ve.shape), where=ve > 0)
     return replace(phantom, ktrans=as32(ktrans), ve=as32(ve), vp=as32(vp), kep=as32(kep), delay=as32(delay))
 
@@ -137,7 +140,8 @@ def widen_kinetics(rng, phantom, wide_fraction=0.7):
 def draw_phantom(rng, protocol, grid=None):
     """Return a phantom with wide kinetics (:func:`widen_kinetics`).
 
-    Default grid: one slice at a random height. Redrawn until at least 200 voxels are mostly white or grey matter.
+    Default grid: one slice at a random height. Redrawn until at least 200 voxels are mostly white or grey
+    matter.
     """
     while True:
         g = grid or Grid(matrix=SLICE_MATRIX, slab_centre=float(rng.uniform(-25.0, 45.0)))
@@ -181,7 +185,7 @@ def simulate_clean(phantom, protocol, session) -> CleanSlice:
 
 
 def clean_slice(seed, stream, index) -> CleanSlice:
-    """Return the noise-free slice ``index`` of ``stream`` (deterministic in its three seeds); maps ``[H, W]``."""
+    """Return the noise-free slice ``index`` of ``stream`` (deterministic in its seeds); maps ``[H, W]``."""
     rng = np.random.default_rng([int(seed), int(stream), int(index)])
     protocol = draw_protocol(rng)
     phantom = draw_phantom(rng, protocol)

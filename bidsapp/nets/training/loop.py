@@ -199,7 +199,8 @@ def normalised_parameter_loss(pred, batch):
 class _ExtendedToftsCurve(torch.autograd.Function):
     """Extended Tofts curves ``[n, T]`` of ``theta [n, 3]`` (Ktrans, ve, vp).
 
-    The backward pass is the fitting engine's analytic Jacobian as the backward pass (:class:`bidsapp.fitting.problem.KineticProblem`).
+    The backward pass is the fitting engine's analytic Jacobian
+    (:class:`bidsapp.fitting.problem.KineticProblem`).
     """
 
     @staticmethod

@@ -152,11 +152,13 @@ def train(args) -> int:
             **record,
         },
         "calibration": {
-            "method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 SD))",
+            "method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 "
+            "SD))",
             "temperature": dict(zip(data.PARAMS, model.temperature.view(-1).tolist(), strict=True)),
         },
         "metrics": {"validation": calibrated},
-        "reference": "Lyoo Y et al. Eur Radiol 2025, doi:10.1007/s00330-025-11588-z; Kohl SAA et al. NeurIPS 2018",
+        "reference": "Lyoo Y et al. Eur Radiol 2025, doi:10.1007/s00330-025-11588-z; Kohl SAA et al. "
+        "NeurIPS 2018",
     }
     path = save_weights(NAME, model.cpu(), card, args.out)
     print(f"wrote {path} (wall {record['wall_s']:.0f} s, CPU {record['cpu_s']:.0f} s)")
