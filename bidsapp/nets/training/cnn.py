@@ -69,28 +69,7 @@ def train(args) -> int:
     card = {
         "architecture": {"class": "bidsapp.nets.cnn.DirectCNN", **architecture()},
         "input_contract": contract.describe(),
-        "training": {
-            "command": args.command,
-            "seed": args.seed,
-            "device": str(device),
-            "threads": args.threads,
-            "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
-            "hyperparameters": {
-                k: getattr(args, k)
-                for k in (
-                    "epochs",
-                    "steps",
-                    "batch",
-                    "pool",
-                    "refresh",
-                    "validation",
-                    "patience",
-                    "lr",
-                    "physics_weight",
-                )
-            },
-            **record,
-        },
+        "training": loop.training_record(args, device, record, ("physics_weight",)),
         "metrics": {"validation": record["curves"][record["best_epoch"] - 1]},
         "reference": "Ulas C et al. Front Neurol 2019;9:1147, doi:10.3389/fneur.2018.01147",
     }

@@ -46,6 +46,29 @@ def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, 
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+#: hyper-parameters of :func:`add_common_arguments`, recorded in every model card
+COMMON_HYPERPARAMETERS = ("epochs", "steps", "batch", "pool", "refresh", "validation", "patience", "lr")
+
+
+def training_record(args, device, record, extra_hyperparameters=()):
+    """Return the model card's ``training`` entry.
+
+    It holds the command that reproduces the weights, the seed, device and threads, the
+    data recipe, the hyper-parameters (the common ones and ``extra_hyperparameters``) and
+    the fit ``record`` of :func:`fit` (curves, best epoch, wall and CPU time).
+    """
+    names = (*COMMON_HYPERPARAMETERS, *extra_hyperparameters)
+    return {
+        "command": args.command,
+        "seed": args.seed,
+        "device": str(device),
+        "threads": args.threads,
+        "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
+        "hyperparameters": {name: getattr(args, name) for name in names},
+        **record,
+    }
+
+
 def setup(args) -> torch.device:
     """Seed everything, make kernels deterministic, set threads; return the device."""
     torch.manual_seed(args.seed)

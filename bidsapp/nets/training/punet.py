@@ -129,28 +129,7 @@ def train(args) -> int:
         "architecture": {"class": "bidsapp.nets.prob_unet.ProbUNet", **architecture()},
         "input_contract": contract.describe(),
         "inference": {"prior_samples": SAMPLES, "sampling": "prior net only (never the posterior)"},
-        "training": {
-            "command": args.command,
-            "seed": args.seed,
-            "device": str(device),
-            "threads": args.threads,
-            "recipe": "bidsapp.nets.training.data (simulated slices; docs/networks.md)",
-            "hyperparameters": {
-                k: getattr(args, k)
-                for k in (
-                    "epochs",
-                    "steps",
-                    "batch",
-                    "pool",
-                    "refresh",
-                    "validation",
-                    "patience",
-                    "lr",
-                    "kl_weight",
-                )
-            },
-            **record,
-        },
+        "training": loop.training_record(args, device, record, ("kl_weight",)),
         "calibration": {
             "method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 "
             "SD))",
