@@ -5,8 +5,8 @@ Integer and boolean maps, NIfTI headers, the report text and every non-numeric v
 be identical. Floating-point values (map voxels, JSON numbers, TSV cells) must agree to a
 relative 1e-4 (absolute 1e-12 near zero): the last bits of a float32 map move with the order
 of floating-point reductions (thread count, CPU, blocking of a sum), and ill-conditioned
-standard errors amplify that to ~1e-5; neither is a change
-of result; any change of method moves them by far more.
+standard errors amplify that to ~1e-5; neither is a change of result, and any change of
+method moves them by far more.
 """
 
 import math
