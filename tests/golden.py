@@ -38,6 +38,12 @@ fits.
 The ``dicom`` case was regenerated once more when the simulator began to move the head
 before sampling it (its input data changed; the other cases do not move and stayed
 identical).
+All three cases were regenerated when the kinetic networks joined the default run (#14): their
+series (145 s) are shorter than the networks' 300 s, so no network map is written, but the methods
+text (``logs/CITATION.md``, and the report that embeds it) gained the network stage. The same
+regeneration took up three single-voxel differences that the code of commit b4de4fe already showed
+against the old reference on the development machine (``default``: one voxel of
+``desc-extendedtofts_vp``; ``dicom``: ``desc-2cxmStderr_Fp`` and ``desc-2cxmStderr_vp``).
 """
 
 from __future__ import annotations
