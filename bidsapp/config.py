@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io_utils import read_option_file
-from .nets.infer import shipped_networks
+from .nets.weights import shipped_networks
 from .registry.kinetic import MODEL_NAMES
 
 DEFAULT_MODELS = ("extended_tofts", "patlak")

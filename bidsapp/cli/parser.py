@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import ANALYSIS_LEVELS, DEFAULT_MODELS, DEVICES, MODEL_NAMES, T1_METHODS, T1_VALIDITY
-from ..nets.infer import shipped_networks
+from ..nets.weights import shipped_networks
 from ..registry.aifs import POPULATION_AIFS
 
 S = argparse.SUPPRESS

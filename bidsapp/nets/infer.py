@@ -18,7 +18,6 @@ where Ktrans < 0.01 /min (no measurable leakage, ve not determined).
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,22 +53,6 @@ class NetFitResult(FitResult):
         """SD / mean of parameter ``name`` (NaN where the mean is 0 or no SD exists)."""
         mean, sd = self.params[name], self.stderr[name]
         return np.divide(sd, mean, out=np.full(mean.shape, np.nan), where=mean > 0)
-
-
-def shipped_networks(directory=None) -> list[str]:
-    """Return the names of the shipped kinetic networks, read from their model cards.
-
-    A kinetic network is one whose card's ``input_contract.outputs`` has ``Ktrans`` and
-    that :func:`load_network` can build (one of :data:`NETS`); sorted by name.
-    """
-    from .weights import default_directory
-
-    names = []
-    for path in sorted(Path(directory or default_directory()).glob("*.json")):
-        card = json.loads(path.read_text())
-        if card.get("name") in NETS and "Ktrans" in card.get("input_contract", {}).get("outputs", {}):
-            names.append(card["name"])
-    return names
 
 
 @lru_cache(maxsize=4)

@@ -21,7 +21,7 @@ import numpy as np
 from ..bids_raw import subject_dir
 from ..derivatives import model_label, stderr_label
 from ..io_utils import write_text_atomic
-from ..nets.infer import shipped_networks
+from ..nets.weights import shipped_networks
 from ..registry.kinetic import MODEL_NAMES, MODELS, get_model
 from ..session_steps import read_aif
 from . import figures

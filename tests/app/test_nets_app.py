@@ -10,8 +10,7 @@ import pytest
 
 from bidsapp.cli.parser import build_parser
 from bidsapp.cli.run import main, parse_config, validate_bids
-from bidsapp.nets.infer import shipped_networks
-from bidsapp.nets.weights import read_card
+from bidsapp.nets.weights import read_card, shipped_networks
 from bidsapp.nets_step import nets_step
 
 #: 61 frames every 5 s = 300 s, the shortest series the networks accept
