@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io_utils import read_option_file
+from .nets.weights import shipped_networks
 from .registry.kinetic import MODEL_NAMES
 
 DEFAULT_MODELS = ("extended_tofts", "patlak")
@@ -183,7 +184,16 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        unknown_nets = sorted(set(self.nets or ()) - set(shipped_networks()))
+        if unknown_nets:
+            raise ValueError(
+                f"--nets: unknown network(s) {unknown_nets}; choose from {', '.join(shipped_networks())}"
+            )
         return self
+
+    def networks(self) -> list[str]:
+        """Return the kinetic networks to run: ``--nets`` as given, all shipped ones when not given."""
+        return shipped_networks() if self.nets is None else list(dict.fromkeys(self.nets))
 
     def to_dict(self):
         """JSON-serialisable dict of every option (paths as strings)."""

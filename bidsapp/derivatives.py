@@ -15,6 +15,8 @@ Names are built from entities (never hard-coded paths) with
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>Stderr_<param>.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_R2map.nii.gz
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<model>_mask.nii.gz     quality mask
+    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-<net>_<param>.nii.gz    network (cnn, punet) Ktrans, vp, ve
+    sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-punetStd_<param>.nii.gz punet SD over its prior draws
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_desc-confounds_timeseries.tsv motion parameters (mm, rad), FD
     sub-<L>/ses-<S>/perf/sub-<L>_ses-<S>_from-orig_to-dceref_mode-image_desc-hmc_xfm.txt
                                                                       frame transforms (ITK)

@@ -43,6 +43,10 @@ reductions): one voxel of the default case's vp map moved by 1e-7 relative and t
 ill-conditioned 2CXM standard-error voxels by 1e-5; at the same time the snapshot began to
 hash the reports without their embedded figures and to keep TSV cells, so that floats
 can be compared to a relative 1e-4 (``tests/e2e/test_golden.py``).
+All three cases were regenerated when the kinetic networks joined the default run (#14):
+their series (145 s) are shorter than the networks' 300 s, so no network map is written,
+but the methods text (``logs/CITATION.md``, and the report that embeds it) gained the
+network stage.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 Graph per subject/session (:func:`init_single_session_wf`)::
 
     [dicom_wf: convert DICOM] -> motion_wf (correction, VFA onto the DCE grid) -> t1map_wf (VFA, B1)
-        -> concentration_wf -> aif_wf -> fit_<model>_wf ... -> outputs_wf (datasink, staging)
+        -> concentration_wf -> aif_wf -> fit_<model>_wf ... [-> nets_wf] -> outputs_wf (datasink, staging)
     and per subject (:func:`init_subject_wf`): all sessions' staged files -> outputs_wf
     (commit into output_dir, then the HTML report).
 
 One module per stage (:mod:`workflows.dicom`, :mod:`workflows.motion`, :mod:`workflows.t1map`,
-:mod:`workflows.concentration`, :mod:`workflows.aif`, :mod:`workflows.fit`,
+:mod:`workflows.concentration`, :mod:`workflows.aif`, :mod:`workflows.fit`, :mod:`workflows.nets`,
 :mod:`workflows.outputs`); each ``init_*_wf`` factory documents its Parameters, Inputs and
 Outputs and sets ``workflow.__desc__`` (and ``__refs__``), the methods paragraph that
 :mod:`bidsapp.boilerplate` assembles into ``logs/CITATION.md``. Node outputs are
@@ -32,6 +32,7 @@ from .dicom import init_dicom_wf
 from .dose import init_dose_session_wf, init_dose_wf
 from .fit import init_fit_wf, node_name
 from .motion import init_motion_wf
+from .nets import init_nets_wf
 from .outputs import init_session_outputs_wf, init_subject_outputs_wf
 from .t1map import init_t1map_wf
 
@@ -214,6 +215,28 @@ def init_single_session_wf(*, config: Config, inputs, work_dir, name=None):
             ]
         )
         stages[f"fit_{node_name(model)}"] = fit_wf
+    nets = config.networks()
+    if nets:
+        nets_wf = init_nets_wf(config=config, nets=nets)
+        wf.connect(
+            [
+                (
+                    conc_wf,
+                    nets_wf,
+                    [
+                        ("outputnode.conc", "inputnode.conc"),
+                        ("outputnode.mask", "inputnode.mask"),
+                        ("outputnode.acquisition", "inputnode.acquisition"),
+                    ],
+                ),
+                (
+                    aif_wf,
+                    nets_wf,
+                    [("outputnode.tsv", "inputnode.aif_tsv"), ("outputnode.json", "inputnode.aif_json")],
+                ),
+            ]
+        )
+        stages["nets"] = nets_wf
     if inputs.dose_low is not None:
         stages["dose"] = init_dose_wf(config=config, inputs=inputs)
     outputs_wf = init_session_outputs_wf(

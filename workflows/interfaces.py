@@ -423,3 +423,41 @@ class Motion(SimpleInterface):
         )
         self._results.update({k: v for k, v in out.items() if v is not None})
         return runtime
+
+
+class NetsInputSpec(BaseInterfaceInputSpec):
+    """Inputs of :class:`InferParameters`."""
+
+    nets = traits.List(traits.Str, mandatory=True, desc="shipped kinetic networks to run")
+    conc = File(exists=True, mandatory=True)
+    mask = File(exists=True, mandatory=True)
+    acquisition = File(exists=True, mandatory=True)
+    aif_tsv = File(exists=True, mandatory=True)
+    aif_json = File(exists=True, mandatory=True)
+    device = traits.Str("auto", usedefault=True)
+    seed = traits.Int(0, usedefault=True, desc="seed of the prior draws and of the node's process")
+    threads = traits.Int(1, usedefault=True, desc="torch threads of the node's process")
+
+
+class NetsOutputSpec(_Manifest):
+    """Outputs of :class:`InferParameters`."""
+
+    refused = traits.Str(desc="the envelope guard's message when the networks did not run ('' if they ran)")
+
+
+class InferParameters(SimpleInterface):
+    """Kinetic-parameter maps from the shipped networks (:func:`bidsapp.nets_step.nets_step`)."""
+
+    input_spec = NetsInputSpec
+    output_spec = NetsOutputSpec
+
+    def _run_interface(self, runtime):
+        from bidsapp.nets_step import nets_step
+        from bidsapp.runtime import configure_process
+
+        i = self.inputs
+        configure_process(threads=i.threads, seed=i.seed)
+        self._results.update(
+            nets_step(i.nets, i.conc, i.mask, i.acquisition, i.aif_tsv, i.aif_json, i.device, i.seed)
+        )
+        return runtime

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import ANALYSIS_LEVELS, DEFAULT_MODELS, DEVICES, MODEL_NAMES, T1_METHODS, T1_VALIDITY
+from ..nets.weights import shipped_networks
 from ..registry.aifs import POPULATION_AIFS
 
 S = argparse.SUPPRESS
@@ -268,6 +269,7 @@ def build_parser():
         dest="nets",
         nargs="*",
         metavar="NET",
-        help="neural networks to run [default: all available; none are available in this version]",
+        help=f"kinetic-parameter networks to run after the fits, any of {', '.join(shipped_networks())}; "
+        "--nets without a name runs none [default: all shipped]",
     )
     return parser

@@ -290,12 +290,6 @@ def _run(argv):
         raise AppError(f"bids_dir {config.bids_dir} is not a folder")
     if Path(config.output_dir).resolve() == Path(config.bids_dir).resolve():
         raise AppError("output_dir must differ from bids_dir")
-    if config.nets:
-        raise AppError(
-            f"--nets {' '.join(config.nets)}: no networks are available in this version of dcequant"
-        )
-    if config.nets is not None:
-        LOGGER.info("--nets: no networks are available in this version; none will run")
     if not config.skip_bids_validation and config.analysis_level == "participant":
         if any(Path(config.bids_dir).glob("sub-*")):
             validate_bids(config.bids_dir)

@@ -145,3 +145,17 @@ def save_weights(name: str, module, card: dict, directory: Path) -> Path:
         tmp.write_bytes(payload)
     write_text_atomic(directory / f"{name}.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
     return weights_path
+
+
+def shipped_networks(directory: Path | None = None) -> list[str]:
+    """Return the names of the shipped kinetic networks, read from their model cards (sorted).
+
+    A kinetic network is one whose card's ``input_contract.outputs`` has ``Ktrans`` (the
+    dose network's card has none). Imports no numpy or torch (``dcequant --help`` uses it).
+    """
+    names = []
+    for path in sorted(Path(directory or default_directory()).glob("*.json")):
+        card = json.loads(path.read_text())
+        if "Ktrans" in card.get("input_contract", {}).get("outputs", {}):
+            names.append(card["name"])
+    return names

@@ -115,6 +115,23 @@ REFERENCES = {
         "Deike K, Effland A. Gadolinium dose reduction for brain MRI using conditional deep learning. "
         "arXiv:2403.03539, 2024",
     ),
+    "ulas2018": Reference(
+        "Ulas et al. 2018",
+        "Ulas C, Das D, Thrippleton MJ, Valdés Hernández MdC, Armitage PA, Makin SD, Wardlaw JM, Menze BH. "
+        "Convolutional neural networks for direct inference of pharmacokinetic parameters: application to "
+        "stroke dynamic contrast-enhanced MRI. Front Neurol 2019;9:1147. doi:10.3389/fneur.2018.01147",
+    ),
+    "lyoo2025": Reference(
+        "Lyoo et al. 2025",
+        "Lyoo Y, et al. (DCE-MRI pharmacokinetic maps with voxel-wise uncertainty from a temporal "
+        "convolutional network and a probabilistic U-Net.) Eur Radiol 2025. doi:10.1007/s00330-025-11588-z",
+    ),
+    "kohl2018": Reference(
+        "Kohl et al. 2018",
+        "Kohl SAA, Romera-Paredes B, Meyer C, De Fauw J, Ledsam JR, Maier-Hein KH, Eslami SMA, Rezende DJ, "
+        "Ronneberger O. A probabilistic U-Net for segmentation of ambiguous images. Advances in Neural "
+        "Information Processing Systems 31 (NeurIPS 2018)",
+    ),
 }
 
 

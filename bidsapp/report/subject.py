@@ -5,6 +5,7 @@ time. Sections per session: T1 map, VFA fit residual, the count of poor VFA fits
 T1 histogram, AIF with the selected voxels, head motion (traces from the confounds table,
 before/after temporal SD), parameter maps of every model (lightbox with colourbar and
 units), example voxel curves with their fits, R² and quality masks, standard-error maps,
+network maps next to the fitted extended Tofts maps with their differences and SD maps,
 warnings raised during the run; then the methods text of ``logs/CITATION.md``.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from ..bids_raw import subject_dir
 from ..derivatives import model_label, stderr_label
 from ..io_utils import write_text_atomic
+from ..nets.weights import shipped_networks
 from ..registry.kinetic import MODEL_NAMES, MODELS, get_model
 from ..session_steps import read_aif
 from . import figures
@@ -217,6 +219,65 @@ def _dose_section(folder):
     return parts
 
 
+def _difference_row(volume, reference, title, units):
+    """Return a map-grid row of ``volume - reference`` on a symmetric diverging scale."""
+    difference = volume - reference
+    low, high = figures.robust_limits(difference)
+    bound = max(abs(low), abs(high), 1e-6)
+    return dict(volume=difference, title=title, units=units, cmap="RdBu_r", limits=(-bound, bound))
+
+
+def _nets_section(perf):
+    """Return the network maps next to the fitted extended Tofts maps, differences and SD maps."""
+    from ..nets_step import PARAMETERS, sd_label
+
+    fitted_label = model_label("extended_tofts")
+    parts = []
+    for net in shipped_networks():
+        maps = {name: _find(perf, f"*_desc-{net}_{name}.nii.gz") for name in PARAMETERS}
+        if not any(maps.values()):
+            continue
+        meta = _sidecar(next(p for p in maps.values() if p is not None))
+        parts.append(f"<h3>Network: {html.escape(net)}</h3>")
+        parts.append(
+            f"<p>{html.escape(str(meta.get('NetworkDescription', net)))}; weights sha256 "
+            f"<code>{html.escape(str(meta.get('NetworkWeightsSHA256', ''))[:16])}…</code>; "
+            f"envelope warnings: {html.escape('; '.join(meta.get('EnvelopeWarnings', [])) or 'none')}.</p>"
+        )
+        rows = []
+        for name, path in maps.items():
+            if path is None:
+                continue
+            units = _sidecar(path).get("Units", "")
+            volume = _load(path)
+            row = dict(volume=volume, title=f"{net} {name}", units=units, cmap=CMAPS.get(name, "viridis"))
+            fitted_path = _find(perf, f"*_desc-{fitted_label}_{name}.nii.gz")
+            if fitted_path is None:
+                rows.append(row)
+                continue
+            fitted = _load(fitted_path)
+            row["limits"] = figures.robust_limits(np.concatenate([volume.ravel(), fitted.ravel()]))
+            rows += [
+                row,
+                dict(row, volume=fitted, title=f"fit {name}"),
+                _difference_row(volume, fitted, f"{net} − fit {name}", units),
+            ]
+        title = f"{net}: network maps" + (", extended Tofts fit and difference" if len(rows) > 3 else "")
+        parts.append(_img(figures.map_grid(rows, title), f"{net} maps"))
+        parts.append(_nan_note(rows))
+        sd_rows = [
+            dict(
+                volume=_load(path), title=f"SD {name}", units=_sidecar(path).get("Units", ""), cmap="cividis"
+            )
+            for name in PARAMETERS
+            if (path := _find(perf, f"*_desc-{sd_label(net)}_{name}.nii.gz")) is not None
+        ]
+        if sd_rows:
+            parts.append("<h4>Uncertainty (SD over the prior draws)</h4>")
+            parts.append(_img(figures.map_grid(sd_rows, f"{net}: standard deviations"), f"{net} uncertainty"))
+    return parts
+
+
 def _session_section(session, folder):
     anat, perf = folder / "anat", folder / "perf"
     parts, warnings = [f"<h2>{'Session ' + html.escape(session) if session else 'Results'}</h2>"], []
@@ -351,6 +412,7 @@ def _session_section(session, folder):
                         "example curves",
                     )
                 )
+    parts += _nets_section(perf)
     parts.append("<h3>Warnings</h3>")
     parts += [f'<div class="warn">{html.escape(w)}</div>' for w in warnings] or ["<p>None.</p>"]
     return "\n".join(parts)

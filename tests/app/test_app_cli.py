@@ -57,9 +57,10 @@ def test_missing_bids_dir_exits_1(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
-def test_requesting_a_network_fails_clearly(dataset, tmp_path, capsys):
+def test_requesting_an_unknown_network_fails_clearly(dataset, tmp_path, capsys):
     assert main([str(dataset), str(tmp_path / "out"), "participant", "--nets", "unet"]) == 1
-    assert "no networks are available" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "--nets" in err and "unet" in err and "cnn, punet" in err and len(err.splitlines()) == 1
 
 
 def test_boilerplate_only_writes_citation_and_nothing_else(dataset, tmp_path):

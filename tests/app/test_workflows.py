@@ -33,6 +33,7 @@ def test_one_module_per_stage():
         "fit",
         "outputs",
         "dose",
+        "nets",
     }
     assert {m for m, _ in FACTORIES} == set(MODULES)
 
@@ -81,6 +82,7 @@ def test_session_graph_has_every_stage_with_its_methods_text(tiny_study, tmp_pat
         "aif_wf.aif",
         "fit_tofts_wf.fit",
         "fit_patlak_wf.fit",
+        "nets_wf.infer",
         "outputs_wf.datasink",
     ):
         assert prefix + node in nodes, node
@@ -90,5 +92,6 @@ def test_session_graph_has_every_stage_with_its_methods_text(tiny_study, tmp_pat
     assert (aif_node.inputs.aif_kind, aif_node.inputs.aif_value) == ("population", "parker")
     sink = session_wf.get_node("outputs_wf").get_node("datasink")
     assert sink.inputs.t1_method == "vfa-linear" and sink.inputs.session == "01"
-    for stage in ("motion_wf", "t1map_wf", "concentration_wf", "aif_wf", "fit_tofts_wf"):
+    assert session_wf.get_node("nets_wf").get_node("infer").inputs.nets == ["cnn", "punet"]
+    for stage in ("motion_wf", "t1map_wf", "concentration_wf", "aif_wf", "fit_tofts_wf", "nets_wf"):
         assert session_wf.get_node(stage).__desc__, f"{stage}: no methods text"
