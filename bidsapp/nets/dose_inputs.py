@@ -1,4 +1,4 @@
-"""Inputs, conditioning and training targets of the dose-reduction network (arrays only).
+"""Inputs and conditioning of the dose-reduction network (arrays only).
 
 Steps, in the order :func:`bidsapp.nets.dose_infer.synthesize_standard_dose` runs them:
 
@@ -20,27 +20,15 @@ Steps, in the order :func:`bidsapp.nets.dose_infer.synthesize_standard_dose` run
    ``sqrt(mean₅(r²)·27/26)`` (5×5×5 box), floored at half the global robust value
    ``1.4826·median|r|·sqrt(27/26)`` over the head (which is the ``noise_level``
    condition once divided by ``s``).
-4. **Enhancement mask of a training target** (:func:`enhancement_mask`), as Pinetz et
-   al. build noise-free targets: the standard-dose subtraction ``d`` is smoothed with
-   a Gaussian of SD 1 voxel, ``m = G₁ * d``; its local z-score is
-   ``z = m / (σ_d · sqrt(Σ G₁²))`` with ``σ_d`` the local noise SD of ``d`` (step 3)
-   and ``sqrt(Σ G₁²)`` the noise-SD reduction of the smoothing; the mask is
-   ``w = 1 / (1 + exp(−(z − 3) / 0.5))`` (a sigmoid centred at z = 3) and the target is
-   ``w · d``. Voxels without significant enhancement (noise only, or negative) thus get
-   target 0, no fabricated noise, while enhancing voxels keep their subtraction value.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, uniform_filter
+from scipy.ndimage import uniform_filter
 
 from .dose_unet import CONDITION_SCALE
 
-#: z-score at which the enhancement mask is one half, and the sigmoid's width
-MASK_Z0, MASK_WIDTH = 3.0, 0.5
-#: SD (voxels) of the Gaussian smoothing before the z-score
-MASK_SMOOTHING = 1.0
 _HIGHPASS_GAIN = np.sqrt(27.0 / 26.0)
 
 
@@ -115,19 +103,6 @@ def local_noise_sd(d, head):
     r = _highpass(d)
     local = np.sqrt(uniform_filter(r * r, 5, mode="nearest")) * _HIGHPASS_GAIN
     return np.maximum(local, 0.5 * global_noise_sd(d, head)).astype(np.float32)
-
-
-def enhancement_mask(d, noise_sd):
-    """Soft enhancement mask ``w`` in [0, 1] of a subtraction ``d`` (rule in the module docstring).
-
-    ``noise_sd``: local noise SD of ``d`` (:func:`local_noise_sd`), same units.
-    """
-    m = gaussian_filter(np.asarray(d, np.float32), MASK_SMOOTHING, mode="nearest")
-    impulse = np.zeros((9, 9, 9), np.float32)
-    impulse[4, 4, 4] = 1.0
-    reduction = float(np.sqrt((gaussian_filter(impulse, MASK_SMOOTHING, mode="constant") ** 2).sum()))
-    z = m / (np.asarray(noise_sd, np.float32) * reduction)
-    return (1.0 / (1.0 + np.exp(-(z - MASK_Z0) / MASK_WIDTH))).astype(np.float32)
 
 
 def condition_vector(field_strength, fraction, relaxivity, noise_level, voxel_size, standard_dose=0.1):

@@ -10,7 +10,9 @@ subtraction ``(low − registered pre) / (s · fraction)``, the low-dose image `
 the local noise SD of the first channel, with ``s`` the reference intensity of the
 pre-contrast image. Conditioning: the vector of :data:`CONDITION_NAMES`, each divided
 by its :data:`CONDITION_SCALE`. Output: the standard-dose contrast-enhancement signal
-divided by ``s``.
+divided by ``s``; with ``residual`` (the shipped network) the network predicts the
+correction to the first channel, the naive standard-dose estimate, and the output is
+their sum.
 
 Architecture (``features = (f0, f1, f2)``): ``ResBlock(3→f0)`` · max-pool ·
 ``ResBlock(f0→f1)`` · max-pool · ``ResBlock(f1→f2)`` · upsample, concatenate ·
@@ -73,10 +75,13 @@ class DoseUNet(nn.Module):
         Channels at the three resolutions.
     embedding : int
         Width of the conditioning embedding.
+    residual : bool
+        Add the first input channel (the dose-normalised subtraction) to the output.
     """
 
-    def __init__(self, features: tuple = (8, 16, 32), embedding: int = 32):
+    def __init__(self, features: tuple = (8, 16, 32), embedding: int = 32, residual: bool = False):
         super().__init__()
+        self.residual = bool(residual)
         f0, f1, f2 = (int(f) for f in features)
         self.embed = nn.Sequential(
             nn.Linear(len(CONDITION_NAMES), embedding), nn.SiLU(), nn.Linear(embedding, embedding)
@@ -106,7 +111,8 @@ class DoseUNet(nn.Module):
         b = self.bottom(self.pool(e1), emb)
         d1 = self.dec1(_up_cat(b, e1), emb)
         d0 = self.dec0(_up_cat(d1, e0), emb)
-        return self.head(d0)
+        out = self.head(d0)
+        return out + x[:, :1] if self.residual else out
 
 
 def _up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

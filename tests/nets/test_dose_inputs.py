@@ -1,13 +1,11 @@
-"""Inputs, conditioning, target mask and registration of the dose-reduction network."""
+"""Inputs, conditioning and registration of the dose-reduction network."""
 
 import numpy as np
 import pytest
 
 from bidsapp.nets.dose_inputs import (
-    MASK_Z0,
     align_to_low,
     condition_vector,
-    enhancement_mask,
     global_noise_sd,
     local_noise_sd,
     network_inputs,
@@ -34,24 +32,6 @@ def test_noise_estimates_recover_white_noise():
     local = local_noise_sd(noise, head)
     assert np.median(local) == pytest.approx(2.0, rel=0.08)
     assert local.min() >= 1.0 - 1e-6  # floored at half the global value
-
-
-def test_mask_keeps_enhancement_and_zeroes_noise():
-    rng = np.random.default_rng(1)
-    blob, r = _blob(amplitude=6.0)
-    sigma = 1.0
-    d = (blob + rng.normal(0.0, sigma, blob.shape)).astype(np.float32)
-    w = enhancement_mask(d, np.full(d.shape, sigma, np.float32))
-    assert w[r < 4].mean() > 0.99  # 6 sigma enhancement, well above the z0 = 3 threshold
-    assert w[r > 10].mean() < 0.03  # pure noise: rarely above z0 = 3 after smoothing
-    assert (
-        np.abs((w * d)[r > 10]).mean() < 0.05 * np.abs(d[r > 10]).mean()
-    )  # no fabricated noise in the target
-    # the weight rises with the enhancement at a fixed noise level, one half near z = z0
-    flat = np.ones((16, 16, 16), np.float32)
-    weights = [enhancement_mask(a * flat, flat).mean() for a in (0.1, 0.3, 0.5, 1.0)]
-    assert weights == sorted(weights) and weights[0] < 0.05 and weights[-1] > 0.95
-    assert MASK_Z0 == 3.0
 
 
 def test_condition_vector_scales_the_physics():

@@ -8,6 +8,7 @@ from bidsapp import synthesize_standard_dose
 from bidsapp.nets.dose_infer import load_dose_network, run_network
 from bidsapp.nets.dose_metrics import psnr
 from bidsapp.nets.dose_unet import CONDITION_NAMES, INPUT_NAMES, DoseUNet, ResBlock
+from bidsapp.nets.training.dose import ENHANCING_WEIGHT, _loss
 from bidsapp.nets.weights import REQUIRED_CARD_FIELDS, read_card
 from bidsapp.simulate.dose import DoseRanges, simulate_dose_sample
 
@@ -30,6 +31,28 @@ def test_unet_keeps_odd_sizes_and_uses_the_embedding_in_every_block():
         assert torch.allclose(zeroed, model(x, condition + 1.0, zero_embedding=True))
 
 
+def test_residual_output_adds_the_correction_to_the_dose_normalised_subtraction():
+    torch.manual_seed(2)
+    model = DoseUNet(features=(4, 8, 8), embedding=8, residual=True).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    x = torch.randn(1, len(INPUT_NAMES), 12, 12, 12)
+    with torch.no_grad():  # a zero correction returns the naive standard-dose enhancement
+        assert torch.equal(model(x, torch.zeros(1, len(CONDITION_NAMES))), x[:, :1])
+
+
+def test_training_loss_penalises_a_biased_lesion_mean():
+    target = torch.zeros(1, 1, 8, 8, 8)
+    lesion = torch.zeros(1, 1, 8, 8, 8, dtype=torch.bool)
+    lesion[0, 0, 3:5, 3:5, 3:5] = True
+    target[lesion] = 1.0
+    shrunk = target * 0.5
+    voxels = (ENHANCING_WEIGHT * 0.25 * 8) / 512  # weighted squared error of the 8 lesion voxels
+    assert float(_loss(shrunk, target, lesion)) == pytest.approx(voxels + 0.25)  # + (mean bias 0.5)²
+    assert float(_loss(target, target, lesion)) == 0.0
+    assert float(_loss(shrunk, target, torch.zeros_like(lesion))) == pytest.approx(voxels)
+
+
 def test_tiled_inference_blends_to_the_single_pass_on_one_tile():
     torch.manual_seed(1)
     model = DoseUNet().eval()
@@ -44,7 +67,8 @@ def test_tiled_inference_blends_to_the_single_pass_on_one_tile():
 def test_shipped_weights_and_model_card():
     card = read_card("dose")
     assert set(REQUIRED_CARD_FIELDS) <= set(card)
-    assert card["training"]["command"] == "dcequant-train dose --out bidsapp/data/nets"
+    assert card["training"]["command"] == "dcequant-train dose --out bidsapp/data/nets --threads 1"
+    assert card["architecture"]["residual"] is True
     assert card["input_contract"]["condition"] == list(CONDITION_NAMES)
     assert card["training"]["time"]["total_cpu_s"] > 0 and card["training"]["curves"]
     model, shipped = load_dose_network()

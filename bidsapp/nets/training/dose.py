@@ -7,11 +7,15 @@ rationale and the measured time):
   :func:`bidsapp.simulate.dose.simulate_dose_sample` (seeds ``seed + i`` for training,
   ``seed + 100000 + i`` for validation; the benchmark uses ``200000 + i``), each
   registered, normalised and turned into inputs exactly as at inference
-  (:mod:`bidsapp.nets.dose_inputs`); targets are the masked standard-dose subtractions;
-* patches of ``--patch``³ voxels, half centred on enhancing voxels (target > 0.25 of
-  the reference intensity), half anywhere in the head; random flips along each axis;
-* Adam, mean squared error weighted 5× on enhancing voxels, ``--steps-per-epoch``
-  batches of ``--batch`` patches per epoch; the learning rate decays from ``--lr`` to
+  (:mod:`bidsapp.nets.dose_inputs`); targets are the noise-free standard-dose
+  enhancements ``pair.enhancement / s`` (known in simulation);
+* patches of ``--patch``³ voxels centred in turn on a lesion voxel, anywhere in the
+  head, an enhancing voxel (target > 0.25 of the reference intensity) and anywhere in
+  the head; random flips along each axis;
+* Adam; loss: mean squared error weighted 5× on enhancing and lesion voxels, plus the
+  squared error of the mean enhancement over each patch's lesion voxels (:func:`_loss`);
+  ``--steps-per-epoch`` batches of ``--batch`` patches per epoch; the learning rate
+  decays from ``--lr`` to
   ``--lr``/20 along a cosine over
   ``--epochs`` epochs; validation loss on a fixed set of 16 validation patches after
   every epoch; training stops after ``--patience`` epochs without a 0.5 %
@@ -34,16 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...simulate.dose import TRAINING_RANGES, simulate_dose_sample
-from ..dose_inputs import (
-    MASK_SMOOTHING,
-    MASK_WIDTH,
-    MASK_Z0,
-    align_to_low,
-    condition_vector,
-    enhancement_mask,
-    local_noise_sd,
-    network_inputs,
-)
+from ..dose_inputs import align_to_low, condition_vector, network_inputs
 from ..dose_metrics import psnr, ssim
 from ..dose_unet import CONDITION_NAMES, CONDITION_SCALE, INPUT_NAMES, DoseUNet
 
@@ -61,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--patch", type=int, default=24, help="patch edge (voxels)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=25)
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--patience", type=int, default=6)
     parser.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (cosine decay to 1/20)")
     parser.add_argument("--features", type=int, nargs=3, default=(8, 16, 32))
@@ -78,52 +73,67 @@ class Prepared:
     condition: np.ndarray
     head_voxels: np.ndarray
     enhancing_voxels: np.ndarray
+    lesion_voxels: np.ndarray
+    lesion: np.ndarray
 
 
 def prepare(sample):
-    """Return inputs, masked target and condition of a :class:`~bidsapp.simulate.dose.DoseSample`."""
+    """Return inputs, noise-free target, condition and lesion mask of a simulated dose sample."""
     pair, scenario, affine = sample.pair, sample.scenario, sample.grid.affine
     pre_on_low, _ = align_to_low(pair.pre, affine, pair.low, affine)
     x, s, noise_level, head = network_inputs(pre_on_low, pair.low, scenario.fraction)
-    d = pair.standard - pre_on_low
-    target = (enhancement_mask(d, local_noise_sd(d, head)) * d / s).astype(np.float32)
+    target = (pair.enhancement / s).astype(np.float32)
     condition = condition_vector(
         scenario.field_strength, scenario.fraction, scenario.relaxivity, noise_level, scenario.voxel_size
     )
     enhancing = np.argwhere((target > ENHANCING) & head)
-    return Prepared(
-        x, target[None], condition, np.argwhere(head), enhancing if len(enhancing) else np.argwhere(head)
-    )
+    enhancing = enhancing if len(enhancing) else np.argwhere(head)
+    lesion = sample.lesion_labels > 0
+    lesions = np.argwhere(lesion) if lesion.any() else enhancing
+    return Prepared(x, target[None], condition, np.argwhere(head), enhancing, lesions, lesion[None])
 
 
-def _patch(prepared, rng, size, enhancing):
-    centres = prepared.enhancing_voxels if enhancing else prepared.head_voxels
+#: patch centres in turn: a lesion voxel, anywhere in the head, an enhancing voxel, anywhere in the head
+CENTRES = ("lesion_voxels", "head_voxels", "enhancing_voxels", "head_voxels")
+
+
+def _patch(prepared, rng, size, centres):
+    centres = getattr(prepared, centres)
     centre = centres[rng.integers(len(centres))]
     shape = np.array(prepared.x.shape[1:])
     start = np.clip(centre - size // 2, 0, shape - size)
     region = (slice(None),) + tuple(slice(a, a + size) for a in start)
-    x, y = prepared.x[region], prepared.target[region]
-    return x, y
+    return prepared.x[region], prepared.target[region], prepared.lesion[region]
 
 
 def _batch(subjects, rng, size, n, augment=True):
-    xs, ys, cs = [], [], []
+    xs, ys, ls, cs = [], [], [], []
     for k in range(n):
         subject = subjects[rng.integers(len(subjects))]
-        x, y = _patch(subject, rng, size, enhancing=k % 2 == 0)
+        x, y, lesion = _patch(subject, rng, size, CENTRES[k % len(CENTRES)])
         if augment:
             flips = tuple(axis + 1 for axis in range(3) if rng.uniform() < 0.5)
-            x, y = np.flip(x, flips), np.flip(y, flips)
+            x, y, lesion = np.flip(x, flips), np.flip(y, flips), np.flip(lesion, flips)
         xs.append(x)
         ys.append(y)
+        ls.append(lesion)
         cs.append(subject.condition)
-    return np.stack(xs), np.stack(ys), np.stack(cs)
+    return np.stack(xs), np.stack(ys), np.stack(ls), np.stack(cs)
 
 
-def _loss(predicted, target):
-    """Mean squared error with weight :data:`ENHANCING_WEIGHT` where the target enhances."""
-    weight = 1.0 + (ENHANCING_WEIGHT - 1.0) * (target > ENHANCING).float()
-    return (weight * (predicted - target) ** 2).mean()
+def _loss(predicted, target, lesion):
+    """Weighted mean squared error plus the squared error of the mean lesion enhancement of each patch.
+
+    Voxels where the target enhances or that lie in a lesion weigh :data:`ENHANCING_WEIGHT`;
+    the second term is the mean over patches of ``(mean over lesion voxels of (predicted −
+    target))²`` (0 for a patch without lesion voxels).
+    """
+    weight = 1.0 + (ENHANCING_WEIGHT - 1.0) * ((target > ENHANCING) | lesion).float()
+    voxels = (weight * (predicted - target) ** 2).mean()
+    inside = lesion.float()
+    count = inside.sum(dim=(1, 2, 3, 4))
+    bias = ((predicted - target) * inside).sum(dim=(1, 2, 3, 4)) / count.clamp(min=1.0)
+    return voxels + (bias**2).mean()
 
 
 def _learning_rate(args, step):
@@ -203,12 +213,12 @@ def train(args) -> int:
     validation = _simulate(val_seeds, "validation")
     simulated = {"wall_s": time.time() - wall0, "cpu_s": time.process_time() - cpu0}
     rng = np.random.default_rng(args.seed)
-    val_x, val_y, val_c = (
+    val_x, val_y, val_l, val_c = (
         torch.from_numpy(np.ascontiguousarray(a))
         for a in _batch(validation, np.random.default_rng(args.seed + 1), args.patch, 16, False)
     )
 
-    model = DoseUNet(features=tuple(args.features), embedding=args.embedding)
+    model = DoseUNet(features=tuple(args.features), embedding=args.embedding, residual=True)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     best, best_state, stale, curves = np.inf, None, 0, []
     wall1, cpu1 = time.time(), time.process_time()
@@ -218,11 +228,11 @@ def train(args) -> int:
         for step in range(1, args.steps_per_epoch + 1):
             for group in optimiser.param_groups:
                 group["lr"] = _learning_rate(args, (epoch - 1) * args.steps_per_epoch + step - 1)
-            x, y, c = (
+            x, y, lesion, c = (
                 torch.from_numpy(np.ascontiguousarray(a))
                 for a in _batch(subjects, rng, args.patch, args.batch)
             )
-            loss = _loss(model(x, c), y)
+            loss = _loss(model(x, c), y, lesion)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -230,7 +240,7 @@ def train(args) -> int:
             _progress(epoch, args.epochs, step, args.steps_per_epoch, float(np.mean(losses)), wall1)
         model.eval()
         with torch.no_grad():
-            val = float(_loss(model(val_x, val_c), val_y))
+            val = float(_loss(model(val_x, val_c), val_y, val_l))
         lr = optimiser.param_groups[0]["lr"]
         curves.append(
             {
@@ -269,15 +279,20 @@ def _card(args, curves, simulated, trained, metrics, best, wall0, cpu0):
         for key in ("psnr_net", "psnr_naive", "ssim_net", "ssim_naive")
     }
     return {
-        "architecture": {"features": list(args.features), "embedding": int(args.embedding)},
+        "architecture": {
+            "features": list(args.features),
+            "embedding": int(args.embedding),
+            "residual": True,
+        },
         "input_contract": {
             "channels": list(INPUT_NAMES),
             "normalisation": "output and low-dose channel divided by s, the median registered "
             "pre-contrast signal in the head; subtraction and noise channels by s x dose fraction",
             "condition": list(CONDITION_NAMES),
             "condition_scale": list(CONDITION_SCALE),
-            "output": "standard-dose contrast-enhancement signal / reference intensity",
-            "target_mask": {"smoothing_voxels": MASK_SMOOTHING, "z0": MASK_Z0, "width": MASK_WIDTH},
+            "output": "standard-dose contrast-enhancement signal / reference intensity: the "
+            "dose-normalised subtraction (first channel) plus the network's correction",
+            "target": "noise-free simulated standard-dose enhancement (standard_clean - pre_clean) / s",
         },
         "training": {
             "command": args.command,
