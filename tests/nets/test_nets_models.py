@@ -37,6 +37,22 @@ def test_prob_unet_samples_the_prior_never_the_posterior(monkeypatch):
     assert torch.equal(mean, again)
 
 
+def test_tcn_tissue_gain_scales_only_the_tissue_channel_and_norm_standardises():
+    from bidsapp.nets.tcn import TemporalConvNet
+
+    torch.manual_seed(0)
+    plain = TemporalConvNet(7, 4, out_channels=3)
+    gained = TemporalConvNet(7, 4, out_channels=3, tissue_gain=20.0, feature_norm=True)
+    gained.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 14, 9, 8)
+    scaled = torch.cat([20.0 * x[:, :7], x[:, 7:]], dim=1)
+    gained.norm.eval()  # running statistics 0/1 at initialisation: the norm is the identity
+    assert torch.allclose(gained(x), plain(scaled), atol=1e-6)
+    gained.norm.train()
+    features = gained(x)
+    assert torch.allclose(features.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
 def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
     args = [
         "--epochs",
