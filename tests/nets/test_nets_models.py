@@ -81,3 +81,17 @@ def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
     assert card["training"]["command"].startswith("dcequant-train cnn --out")
     assert card["training"]["cpu_s"] > 0 and card["input_contract"]["time_grid_s"]["n"] == 61
     assert np.isfinite(card["metrics"]["validation"]["rmse_Ktrans"])
+
+
+def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
+    from bidsapp.nets.weights import load_weights
+
+    args = ["--epochs", "1", "--steps", "1", "--batch", "1", "--pool", "1", "--refresh", "1"]
+    args += ["--validation", "1", "--quiet", "--threads", "1", "--tissue-gain", "20", "--feature-norm"]
+    assert train_main(["punet", "--out", str(tmp_path), *args]) == 0
+    shipped = load_weights("punet", tmp_path)
+    architecture = {k: v for k, v in shipped.card["architecture"].items() if k != "class"}
+    assert architecture["tissue_gain"] == 20.0 and architecture["feature_norm"] is True
+    net = ProbUNet(**architecture)
+    net.load_state_dict(shipped.state_dict)  # strict: the batch-norm buffers are in the weights
+    assert net.tcn.tissue_gain == 20.0 and "tcn.norm.running_mean" in shipped.state_dict
