@@ -68,6 +68,10 @@ class ProbUNet(nn.Module):
         Hidden channels of the output head.
     scales : sequence of 3 float
         Typical magnitude of Ktrans (1/min), ve, vp.
+    tissue_gain : float
+        Factor on the tissue channel before the TCN (:class:`TemporalConvNet`).
+    feature_norm : bool
+        Batch-normalise the temporal features (:class:`TemporalConvNet`).
     """
 
     def __init__(
@@ -79,12 +83,16 @@ class ProbUNet(nn.Module):
         latent: int = 4,
         head: int = 32,
         scales=(0.1, 0.3, 0.05),
+        tissue_gain: float = 1.0,
+        feature_norm: bool = False,
     ):
         super().__init__()
         c0, c1, c2 = channels
         n_out = len(PARAM_NAMES)
         self.latent = latent
-        self.tcn = TemporalConvNet(n_times, tcn_channels, out_channels=features)
+        self.tcn = TemporalConvNet(
+            n_times, tcn_channels, out_channels=features, tissue_gain=tissue_gain, feature_norm=feature_norm
+        )
         self.enc0, self.enc1, self.enc2 = TwoConv(2, features, c0), Down(2, c0, c1), Down(2, c1, c2)
         self.up1, self.up0 = UpCat(2, c2, c1, c1), UpCat(2, c1, c0, c0)
         self.prior = LatentNet(features, channels, latent)

@@ -37,6 +37,22 @@ def test_prob_unet_samples_the_prior_never_the_posterior(monkeypatch):
     assert torch.equal(mean, again)
 
 
+def test_tcn_tissue_gain_scales_only_the_tissue_channel_and_norm_standardises():
+    from bidsapp.nets.tcn import TemporalConvNet
+
+    torch.manual_seed(0)
+    plain = TemporalConvNet(7, 4, out_channels=3)
+    gained = TemporalConvNet(7, 4, out_channels=3, tissue_gain=20.0, feature_norm=True)
+    gained.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 14, 9, 8)
+    scaled = torch.cat([20.0 * x[:, :7], x[:, 7:]], dim=1)
+    gained.norm.eval()  # running statistics 0/1 at initialisation: the norm is the identity
+    assert torch.allclose(gained(x), plain(scaled), atol=1e-6)
+    gained.norm.train()
+    features = gained(x)
+    assert torch.allclose(features.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
 def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
     args = [
         "--epochs",
@@ -65,3 +81,17 @@ def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
     assert card["training"]["command"].startswith("dcequant-train cnn --out")
     assert card["training"]["cpu_s"] > 0 and card["input_contract"]["time_grid_s"]["n"] == 61
     assert np.isfinite(card["metrics"]["validation"]["rmse_Ktrans"])
+
+
+def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
+    from bidsapp.nets.weights import load_weights
+
+    args = ["--epochs", "1", "--steps", "1", "--batch", "1", "--pool", "1", "--refresh", "1"]
+    args += ["--validation", "1", "--quiet", "--threads", "1", "--tissue-gain", "20", "--feature-norm"]
+    assert train_main(["punet", "--out", str(tmp_path), *args]) == 0
+    shipped = load_weights("punet", tmp_path)
+    architecture = {k: v for k, v in shipped.card["architecture"].items() if k != "class"}
+    assert architecture["tissue_gain"] == 20.0 and architecture["feature_norm"] is True
+    net = ProbUNet(**architecture)
+    net.load_state_dict(shipped.state_dict)  # strict: the batch-norm buffers are in the weights
+    assert net.tcn.tissue_gain == 20.0 and "tcn.norm.running_mean" in shipped.state_dict

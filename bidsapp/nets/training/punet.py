@@ -31,10 +31,28 @@ def add_arguments(parser):
     parser.add_argument(
         "--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)"
     )
+    parser.add_argument(
+        "--tissue-gain",
+        type=float,
+        default=1.0,
+        help="factor on the tissue channel before the TCN (default 1; docs/networks.md suggests 20)",
+    )
+    parser.add_argument(
+        "--feature-norm", action="store_true", help="batch-normalise the TCN features (docs/networks.md)"
+    )
 
 
-def architecture():
-    """Return constructor keywords of the shipped network."""
+def architecture(args=None):
+    """Return constructor keywords of the network (the shipped one without ``args``).
+
+    ``args.tissue_gain`` and ``args.feature_norm`` (:class:`bidsapp.nets.tcn.TemporalConvNet`)
+    are added when they differ from the shipped network's (1, off), so older cards stay valid.
+    """
+    extra = {}
+    if args is not None and args.tissue_gain != 1.0:
+        extra["tissue_gain"] = args.tissue_gain
+    if args is not None and args.feature_norm:
+        extra["feature_norm"] = True
     return {
         "n_times": int(contract.GRID.size),
         "tcn_channels": 12,
@@ -43,6 +61,7 @@ def architecture():
         "latent": 4,
         "head": 32,
         "scales": [data.SCALES[p] for p in data.PARAMS],
+        **extra,
     }
 
 
@@ -107,7 +126,7 @@ def evaluate(model, batches):
 def train(args) -> int:
     """Train, calibrate, then write ``punet.pt`` and ``punet.json`` to ``args.out``; return 0."""
     device = loop.setup(args)
-    model = ProbUNet(**architecture()).to(device)
+    model = ProbUNet(**architecture(args)).to(device)
 
     def loss_fn(net, batch):
         features, unet = net.encode(batch["input"])
@@ -126,10 +145,10 @@ def train(args) -> int:
         fit_temperature(model, validation, args.seed)
         calibrated = evaluate(model, validation)
     card = {
-        "architecture": {"class": "bidsapp.nets.prob_unet.ProbUNet", **architecture()},
+        "architecture": {"class": "bidsapp.nets.prob_unet.ProbUNet", **architecture(args)},
         "input_contract": contract.describe(),
         "inference": {"prior_samples": SAMPLES, "sampling": "prior net only (never the posterior)"},
-        "training": loop.training_record(args, device, record, ("kl_weight",)),
+        "training": loop.training_record(args, device, record, ("kl_weight", "tissue_gain", "feature_norm")),
         "calibration": {
             "method": "per-parameter temperature on the validation split (95th percentile of |error|/(1.96 "
             "SD))",
