@@ -20,16 +20,32 @@ Steps, in the order :func:`bidsapp.nets.dose_infer.synthesize_standard_dose` run
    ``sqrt(mean₅(r²)·27/26)`` (5×5×5 box), floored at half the global robust value
    ``1.4826·median|r|·sqrt(27/26)`` over the head (which is the ``noise_level``
    condition once divided by ``s``).
+4. **Training target** (:func:`training_target`, after Pinetz et al.: no fabricated
+   noise in the target): the standard-dose subtraction ``d = standard − pre`` (the
+   pre-contrast image registered and resampled onto the low-dose grid exactly as for the
+   inputs, step 1) is multiplied by a soft contrast-enhancement mask
+   ``m = 1 / (1 + exp(−(z − z0) / w))`` with :data:`MASK_Z0` ``z0 = 3`` and
+   :data:`MASK_WIDTH` ``w = 1``. ``z`` is the local z-score of the enhancement:
+   the local mean ``G₁ * d`` (Gaussian of SD :data:`MASK_SMOOTHING` = 1 voxel) over its
+   noise SD ``σ_d · sqrt(Σ G₁²)``, with ``σ_d`` the local noise SD of ``d`` (step 3)
+   and ``sqrt(Σ G₁²) ≈ 0.15`` the noise-SD reduction of the smoothing (white noise). The
+   target is ``m · d / s``: noise-only voxels (and decreases) get a target near 0, voxels
+   whose local mean enhances clearly keep their subtraction value (with its noise, whose
+   mean is 0, so the squared error is unbiased there).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import uniform_filter
+from scipy.ndimage import gaussian_filter, uniform_filter
 
 from .dose_unet import CONDITION_SCALE
 
 _HIGHPASS_GAIN = np.sqrt(27.0 / 26.0)
+#: local z-score at which the enhancement mask of a training target is 1/2, and the sigmoid's width
+MASK_Z0, MASK_WIDTH = 3.0, 1.0
+#: SD (voxels) of the Gaussian local mean of the subtraction in the mask's z-score
+MASK_SMOOTHING = 1.0
 
 
 def align_to_low(pre, pre_affine, low, low_affine, seed=0):
@@ -107,6 +123,36 @@ def local_noise_sd(d, head):
     r = _highpass(d)
     local = np.sqrt(uniform_filter(r * r, 5, mode="nearest")) * _HIGHPASS_GAIN
     return np.maximum(local, 0.5 * global_noise_sd(d, head)).astype(np.float32)
+
+
+def _smoothing_noise_reduction(sigma):
+    """``sqrt(Σ G²)`` of the Gaussian of SD ``sigma`` voxels: its factor on the SD of white noise."""
+    half = int(np.ceil(4 * sigma))
+    impulse = np.zeros((2 * half + 1,) * 3, np.float32)
+    impulse[half, half, half] = 1.0
+    return float(np.sqrt((gaussian_filter(impulse, sigma, mode="constant") ** 2).sum()))
+
+
+def enhancement_mask(d, noise_sd):
+    """Soft contrast-enhancement mask in [0, 1] of a subtraction ``d`` (rule 4 of the module docstring).
+
+    ``noise_sd``: local noise SD of ``d`` (:func:`local_noise_sd`), same units.
+    """
+    local_mean = gaussian_filter(np.asarray(d, np.float32), MASK_SMOOTHING, mode="nearest")
+    z = local_mean / (np.asarray(noise_sd, np.float32) * _smoothing_noise_reduction(MASK_SMOOTHING))
+    return (0.5 * (1.0 + np.tanh(0.5 * (z - MASK_Z0) / MASK_WIDTH))).astype(np.float32)
+
+
+def training_target(standard, pre_on_low, head, s):
+    """Masked standard-dose subtraction ``m · (standard − pre_on_low) / s`` (float32) and the mask ``m``.
+
+    ``standard`` (signal units) on the low-dose grid; ``pre_on_low`` the registered
+    pre-contrast image (:func:`align_to_low`); ``head`` and ``s`` as returned by
+    :func:`network_inputs`. Rule 4 of the module docstring.
+    """
+    d = np.asarray(standard, np.float32) - np.asarray(pre_on_low, np.float32)
+    mask = enhancement_mask(d, local_noise_sd(d, head))
+    return (mask * d / s).astype(np.float32), mask
 
 
 def condition_vector(field_strength, fraction, relaxivity, noise_level, voxel_size, standard_dose=0.1):

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 
 from bidsapp.nets.dose_inputs import (
+    MASK_Z0,
     align_to_low,
     condition_vector,
+    enhancement_mask,
     global_noise_sd,
     local_noise_sd,
     network_inputs,
+    training_target,
 )
 from bidsapp.nets.dose_metrics import lesion_relative_errors, psnr, ssim
 from bidsapp.nets.dose_unet import CONDITION_NAMES, CONDITION_SCALE
@@ -62,6 +65,28 @@ def test_network_inputs_normalise_by_pre_and_fraction():
     assert not head[:4].any()
     with pytest.raises(ValueError, match="no positive signal"):
         network_inputs(np.zeros_like(pre), low, 0.2)
+
+
+def test_enhancement_mask_is_the_sigmoid_of_the_local_z_score():
+    sd = np.full((20, 20, 20), 2.0, np.float32)
+    reduction = 0.1499  # noise-SD factor of the Gaussian local mean (SD 1 voxel)
+    half = enhancement_mask(np.full(sd.shape, MASK_Z0 * 2.0 * reduction, np.float32), sd)
+    assert half == pytest.approx(0.5, abs=2e-3)  # z = z0
+    assert enhancement_mask(np.full(sd.shape, 10.0 * 2.0 * reduction, np.float32), sd).min() > 0.999
+    assert enhancement_mask(np.full(sd.shape, -2.0, np.float32), sd).max() < 1e-3  # a decrease is masked
+
+
+def test_training_target_keeps_the_enhancement_and_drops_the_noise():
+    rng = np.random.default_rng(5)
+    blob, _ = _blob(amplitude=4.0)  # 2 noise SDs per voxel: z ~ 13 for the local mean
+    pre = np.full(blob.shape, 100.0, np.float32)
+    standard = pre + blob + rng.normal(0, 2.0, blob.shape).astype(np.float32)
+    head = np.ones(blob.shape, bool)
+    target, mask = training_target(standard, pre, head, 100.0)
+    inside, outside = blob > 0, _blob(radius=9.0)[0] == 0
+    assert target[inside].mean() == pytest.approx(4.0 / 100.0, rel=0.05)  # enhancement kept (with its noise)
+    assert np.sqrt(np.mean(target[outside] ** 2)) < 0.15 * 2.0 / 100.0  # < 15 % of the noise left outside
+    assert mask[outside].mean() < 0.1 and np.median(mask[inside]) > 0.99
 
 
 def test_registration_recovers_a_rigid_displacement():

@@ -1,14 +1,18 @@
 """The dose-reduction network: architecture, shipped weights, synthesis on a held-out subject."""
 
+import argparse
+import io
+
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
 from bidsapp import synthesize_standard_dose
 from bidsapp.nets.dose_infer import load_dose_network, run_network
 from bidsapp.nets.dose_metrics import psnr
 from bidsapp.nets.dose_unet import CONDITION_NAMES, INPUT_NAMES, DoseUNet, ResBlock
-from bidsapp.nets.training.dose import ENHANCING_WEIGHT, _loss
+from bidsapp.nets.training.dose import ENHANCING_WEIGHT, _loss, add_arguments, prepare, train_step
 from bidsapp.nets.weights import REQUIRED_CARD_FIELDS, read_card
 from bidsapp.simulate.dose import DoseRanges, simulate_dose_sample
 
@@ -115,3 +119,31 @@ def test_bad_arguments_are_refused():
         synthesize_standard_dose(volume[0], volume, 0.2, 3.0, "gadobutrol", 1.0)
     with pytest.raises(ValueError, match="different grids"):
         synthesize_standard_dose(volume[:4], volume, 0.2, 3.0, "gadobutrol", 1.0, register=False)
+
+
+def test_one_training_step_is_bit_reproducible():
+    """Data preparation (registration included) and a training step give the same bytes twice.
+
+    ITK runs with 4 threads by default here, as on a multi-core machine: the registration
+    in ``prepare`` must not depend on it (it did, and made the training non-reproducible).
+    """
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--patch", "16", "--batch", "2"])
+    sample = simulate_dose_sample(0, DoseRanges(voxel_mm=(3.5, 3.5)))  # seed whose registration varied
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(4)
+    try:
+        runs = []
+        for _ in range(2):
+            prepared = prepare(sample)
+            torch.manual_seed(0)
+            model = DoseUNet(features=(4, 8, 8), embedding=8, residual=True)
+            optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+            loss = train_step(model, optimiser, [prepared], np.random.default_rng(0), args, 0)
+            buffer = io.BytesIO()
+            torch.save(model.state_dict(), buffer)
+            runs.append((prepared.x.tobytes(), prepared.target.tobytes(), loss, buffer.getvalue()))
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+    assert runs[0] == runs[1]

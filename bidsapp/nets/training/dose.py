@@ -7,8 +7,10 @@ rationale and the measured time):
   :func:`bidsapp.simulate.dose.simulate_dose_sample` (seeds ``seed + i`` for training,
   ``seed + 100000 + i`` for validation; the benchmark uses ``200000 + i``), each
   registered, normalised and turned into inputs exactly as at inference
-  (:mod:`bidsapp.nets.dose_inputs`); targets are the noise-free standard-dose
-  enhancements ``pair.enhancement / s`` (known in simulation);
+  (:mod:`bidsapp.nets.dose_inputs`); targets are the standard-dose subtractions
+  (standard − registered pre-contrast) / s through the soft enhancement mask of
+  :func:`bidsapp.nets.dose_inputs.training_target` (a sigmoid of the local z-score, as
+  Pinetz et al. do); the simulator's noise-free enhancement is used for evaluation only;
 * patches of ``--patch``³ voxels centred in turn on a lesion voxel, anywhere in the
   head, an enhancing voxel (target > 0.25 of the reference intensity) and anywhere in
   the head; random flips along each axis;
@@ -20,8 +22,10 @@ rationale and the measured time):
   ``--epochs`` epochs; validation loss on a fixed set of 16 validation patches after
   every epoch; training stops after ``--patience`` epochs without a 0.5 %
   improvement or after ``--epochs``; the best validation state is kept;
-* ``--threads`` CPU threads; all draws from ``--seed`` (yet two runs of the same command
-  on one machine were not bit-identical, ``docs/dose.md``).
+* ``--threads`` CPU threads; all draws from ``--seed``; deterministic torch kernels and
+  single-threaded ITK registration, so two runs of the same command with the same
+  ``--threads`` write the same ``dose.pt`` byte for byte (``docs/dose.md``,
+  "Reproducibility").
 
 Writes ``dose.pt`` and ``dose.json`` (model card with the recipe, the command, the
 learning curves, wall and CPU time, and whole-volume validation PSNR/SSIM against the
@@ -38,7 +42,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...simulate.dose import TRAINING_RANGES, simulate_dose_sample
-from ..dose_inputs import align_to_low, condition_vector, network_inputs
+from ..dose_inputs import (
+    MASK_SMOOTHING,
+    MASK_WIDTH,
+    MASK_Z0,
+    align_to_low,
+    condition_vector,
+    network_inputs,
+    training_target,
+)
 from ..dose_metrics import psnr, ssim
 from ..dose_unet import CONDITION_NAMES, CONDITION_SCALE, INPUT_NAMES, DoseUNet
 
@@ -78,11 +90,11 @@ class Prepared:
 
 
 def prepare(sample):
-    """Return inputs, noise-free target, condition and lesion mask of a simulated dose sample."""
+    """Return inputs, masked standard-dose target, condition and lesion mask of a simulated dose sample."""
     pair, scenario, affine = sample.pair, sample.scenario, sample.grid.affine
     pre_on_low, _ = align_to_low(pair.pre, affine, pair.low, affine)
     x, s, noise_level, head = network_inputs(pre_on_low, pair.low, scenario.fraction)
-    target = (pair.enhancement / s).astype(np.float32)
+    target, _ = training_target(pair.standard, pre_on_low, head, s)
     condition = condition_vector(
         scenario.field_strength, scenario.fraction, scenario.relaxivity, noise_level, scenario.voxel_size
     )
@@ -140,6 +152,22 @@ def _learning_rate(args, step):
     """Cosine decay from ``args.lr`` to ``args.lr / 20`` over ``epochs × steps_per_epoch`` steps."""
     total = max(args.epochs * args.steps_per_epoch - 1, 1)
     return args.lr * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * min(step / total, 1.0))))
+
+
+def train_step(model, optimiser, subjects, rng, args, step):
+    """One optimiser step (0-based ``step``) on a batch of ``subjects`` drawn with ``rng``; its loss."""
+    import torch
+
+    for group in optimiser.param_groups:
+        group["lr"] = _learning_rate(args, step)
+    x, y, lesion, c = (
+        torch.from_numpy(np.ascontiguousarray(a)) for a in _batch(subjects, rng, args.patch, args.batch)
+    )
+    loss = _loss(model(x, c), y, lesion)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
 
 
 def _progress(epoch, epochs, step, steps, loss, started):
@@ -226,17 +254,11 @@ def train(args) -> int:
         model.train()
         losses = []
         for step in range(1, args.steps_per_epoch + 1):
-            for group in optimiser.param_groups:
-                group["lr"] = _learning_rate(args, (epoch - 1) * args.steps_per_epoch + step - 1)
-            x, y, lesion, c = (
-                torch.from_numpy(np.ascontiguousarray(a))
-                for a in _batch(subjects, rng, args.patch, args.batch)
+            losses.append(
+                train_step(
+                    model, optimiser, subjects, rng, args, (epoch - 1) * args.steps_per_epoch + step - 1
+                )
             )
-            loss = _loss(model(x, c), y, lesion)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
             _progress(epoch, args.epochs, step, args.steps_per_epoch, float(np.mean(losses)), wall1)
         model.eval()
         with torch.no_grad():
@@ -292,7 +314,9 @@ def _card(args, curves, simulated, trained, metrics, best, wall0, cpu0):
             "condition_scale": list(CONDITION_SCALE),
             "output": "standard-dose contrast-enhancement signal / reference intensity: the "
             "dose-normalised subtraction (first channel) plus the network's correction",
-            "target": "noise-free simulated standard-dose enhancement (standard_clean - pre_clean) / s",
+            "target": "masked standard-dose subtraction m * (standard - registered pre) / s, "
+            "m = sigmoid((z - z0) / width), z = Gaussian local mean of the subtraction over its noise SD",
+            "target_mask": {"smoothing_voxels": MASK_SMOOTHING, "z0": MASK_Z0, "width": MASK_WIDTH},
         },
         "training": {
             "command": args.command,
