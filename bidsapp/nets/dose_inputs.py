@@ -140,6 +140,7 @@ def enhancement_mask(d, noise_sd):
     """
     local_mean = gaussian_filter(np.asarray(d, np.float32), MASK_SMOOTHING, mode="nearest")
     z = local_mean / (np.asarray(noise_sd, np.float32) * _smoothing_noise_reduction(MASK_SMOOTHING))
+    # sigmoid(t) = (1 + tanh(t / 2)) / 2, which does not overflow for large |t|
     return (0.5 * (1.0 + np.tanh(0.5 * (z - MASK_Z0) / MASK_WIDTH))).astype(np.float32)
 
 

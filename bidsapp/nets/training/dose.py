@@ -63,13 +63,13 @@ ENHANCING_WEIGHT = 5.0
 
 def add_arguments(parser):
     """Options of ``dcequant-train dose``."""
-    parser.add_argument("--train-subjects", type=int, default=16)
+    parser.add_argument("--train-subjects", type=int, default=32)
     parser.add_argument("--val-subjects", type=int, default=3)
     parser.add_argument("--patch", type=int, default=24, help="patch edge (voxels)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=25)
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--patience", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=90)
+    parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (cosine decay to 1/20)")
     parser.add_argument("--features", type=int, nargs=3, default=(8, 16, 32))
     parser.add_argument("--embedding", type=int, default=32)
