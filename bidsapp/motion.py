@@ -49,7 +49,7 @@ the nearest edge value.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -259,8 +259,9 @@ def register_rigid(
     :func:`_pyramid` and each level starts from the previous level's result.
     ``fixed``/``moving``: SimpleITK images (same dimension); ``fixed_mask``: SimpleITK
     uint8 image restricting the metric samples. :data:`SAMPLES` random samples per
-    level, with a fixed ``seed`` and one thread per registration, so results are
-    deterministic. ``in_plane`` (3-D only) freezes
+    level, with a fixed ``seed`` and one thread per registration; results are bitwise
+    deterministic only inside :func:`itk_single_threaded` (ITK's global default thread
+    count also reaches the registration's internal filters). ``in_plane`` (3-D only) freezes
     the rotations about x and y and the translation along z (image axes).
     """
     dim = fixed.GetDimension()
@@ -309,7 +310,7 @@ def register_rigid(
 
 
 @contextmanager
-def _itk_single_threaded():
+def itk_single_threaded() -> Iterator[None]:
     """Run every ITK filter in one thread while the context is active.
 
     Every ITK filter in one thread while we run (our frames run in parallel threads instead): no
@@ -370,7 +371,7 @@ def correct_motion(
         raise ValueError(f"baseline_frames {baseline_frames} outside 1..{dce.shape[3]}")
     in_plane = dce.shape[2] < MIN_SLICES_3D
     register = _register_series_in_plane if in_plane else _register_series_3d
-    with _itk_single_threaded():
+    with itk_single_threaded():
         matrices, params = register(
             dce, np.asarray(affine, float), dce[..., :n_base].mean(axis=-1), seed, threads
         )
@@ -566,7 +567,7 @@ def align_vfa(
     grid) the registrations are in-plane (scanner x-y plane). Raises ``ValueError`` when
     the VFA field of view does not overlap the DCE field of view.
     """
-    with _itk_single_threaded():
+    with itk_single_threaded():
         return _align_vfa(
             vfa,
             vfa_affines,

@@ -78,10 +78,8 @@ def align_to_low(pre, pre_affine, low, low_affine, seed=0):
     fixed = motion.to_sitk(low, low_affine)
     mask = sitk.Cast(motion.to_sitk(motion.foreground(low).astype(np.float32), low_affine), sitk.sitkUInt8)
     moving = motion.to_sitk(np.asarray(pre, np.float32), pre_affine)
-    # ITK filters in one thread: ImageRegistrationMethod.Execute gives a different transform from run
-    # to run (last digits) with ITK's global default of several threads, although register_rigid sets
-    # one thread on the registration; docs/dose.md, "Reproducibility"
-    with motion._itk_single_threaded():
+    # ITK filters in one thread: docs/dose.md, "Reproducibility"
+    with motion.itk_single_threaded():
         if motion.registrable(low.shape) and motion.registrable(np.shape(pre)):
             thin = low.shape[2] < motion.MIN_SLICES_3D  # thin slab: in-plane rigid, as the motion stage does
             matrix = motion._ras_matrix(
