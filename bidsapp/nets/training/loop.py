@@ -22,7 +22,7 @@ import torch
 from . import data
 
 
-def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr):
+def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr, validation=4):
     """Options every parameter-network trainer shares (defaults are the shipped recipe)."""
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
     parser.add_argument(
@@ -38,8 +38,8 @@ def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, 
     parser.add_argument(
         "--validation",
         type=int,
-        default=4,
-        help="validation slabs, each 4 slices at SNR 10, 15, 20 with the image AIF (default 4)",
+        default=validation,
+        help=f"validation slabs, each 4 slices at SNR 10, 15, 20 with the image AIF (default {validation})",
     )
     parser.add_argument(
         "--patience",
