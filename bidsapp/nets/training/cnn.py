@@ -23,7 +23,7 @@ NAME = "cnn"
 def add_arguments(parser):
     """Options of ``dcequant-train cnn`` (defaults are the shipped recipe)."""
     loop.add_common_arguments(
-        parser, epochs=40, steps=60, batch=8, pool=48, refresh=12, patience=12, lr=2e-3, validation=8
+        parser, epochs=40, steps=60, batch=8, pool=96, refresh=48, patience=12, lr=2e-3, validation=8
     )
     parser.add_argument(
         "--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)"
