@@ -16,6 +16,12 @@ The frames of the resampled series are channels (:mod:`bidsapp.nets.contract`):
 
 Fully convolutional: any slice size runs at inference. No normalisation layers, so a
 voxel's output depends on its absolute (AIF-normalised) curve, not on slice statistics.
+
+``tissue_gain`` multiplies the N concentration channels before the first layer. Tissue
+curves are 0.01–0.2 of the AIF peak while the AIF channels (the same in every voxel)
+reach 1, so without it the voxel-to-voxel differences are a small part of the first
+features and, with Adam's per-weight step, the concentration weights change the features
+slowly (``docs/networks.md``).
 """
 
 from __future__ import annotations
@@ -47,12 +53,21 @@ class DirectCNN(nn.Module):
         Channels of the hidden 1×1 layer of the output head.
     scales : sequence of 3 floats
         Output scale of Ktrans (1/min), ve and vp.
+    tissue_gain : float
+        Factor on the concentration channels (the AIF channels are unchanged).
     """
 
     def __init__(
-        self, n_times: int, temporal: int = 48, spatial: int = 32, head: int = 64, scales=(0.1, 0.3, 0.05)
+        self,
+        n_times: int,
+        temporal: int = 48,
+        spatial: int = 32,
+        head: int = 64,
+        scales=(0.1, 0.3, 0.05),
+        tissue_gain: float = 1.0,
     ):
         super().__init__()
+        self.n_times, self.tissue_gain = int(n_times), float(tissue_gain)
         self.temporal = nn.Sequential(
             conv(2, 2 * n_times, temporal, 1), _act(), conv(2, temporal, temporal, 1), _act()
         )
@@ -71,6 +86,8 @@ class DirectCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Non-negative Ktrans (1/min), ve, vp maps ``[B, 3, H, W]``."""
+        if self.tissue_gain != 1.0:
+            x = torch.cat([x[:, : self.n_times] * self.tissue_gain, x[:, self.n_times :]], dim=1)
         features = self.temporal(x)
         merged = torch.cat([features, self.local(features), self.globl(features)], dim=1)
         return nn.functional.softplus(self.head(merged)) * self.scales

@@ -1,14 +1,15 @@
 """Benchmark: the shipped networks against voxel-wise extended Tofts fitting (issue #14).
 
-Held-out simulated subjects (seed stream 2 of :mod:`bidsapp.nets.training.data`, never
-used in training or validation): a 64×64×4 head slab at 3.4×3.4×5 mm with wide kinetics, a
-random protocol inside the training envelope, Rician noise at SNR 10, 15 and 20 on the
-baseline, concentration from the noisy signal with a T10 map carrying 5 % global and 3 %
-voxel errors, and the **image AIF**: :func:`bidsapp.aif_from_mask` over the artery
-voxels that are at least 80 % artery. Networks (:func:`bidsapp.infer_parameters`) and
-the fit (:func:`bidsapp.fit_model`, extended Tofts with a fitted delay) get the same
-concentration and AIF. Figures inside tissue (dominant class white/grey matter, tumour
-rim or necrosis, lesion):
+Held-out simulated subjects (:func:`bidsapp.nets.training.data.slab_case` on seed
+stream 2, never used in training; the validation split draws its slabs the same way on
+stream 1): a 64×64×4 head slab at 3.4×3.4×5 mm with wide kinetics, a random protocol
+inside the training envelope, Rician noise at SNR 10, 15 and 20 on the baseline,
+concentration from the noisy signal with a T10 map carrying 5 % global and 3 % voxel
+errors, and the **image AIF** (:func:`bidsapp.nets.training.data.image_aif`:
+:func:`bidsapp.aif_from_mask` over the artery voxels that are at least 80 % artery).
+Networks (:func:`bidsapp.infer_parameters`) and the fit (:func:`bidsapp.fit_model`,
+extended Tofts with a fitted delay) get the same concentration and AIF. Figures inside
+tissue (dominant class white/grey matter, tumour rim or necrosis, lesion):
 
 * Ktrans, vp (and ve) RMSE and median |error| against truth; NRMSE = ‖estimate − truth‖ / ‖truth‖; SSIM
   (Wang et al. IEEE TIP 2004;13:600, Gaussian window σ = 1.5 voxels per slice,
@@ -39,19 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 import torch
 
-from bidsapp import aif_from_mask, fit_model, infer_parameters
+from bidsapp import fit_model, infer_parameters
 from bidsapp.nets.contract import EnvelopeError
 from bidsapp.nets.training import data
-from bidsapp.simulate import Grid
 from bidsapp.simulate.kinetics import SessionInput
 from bidsapp.simulate.tissues import CLASS_INDEX
 
-GRID = Grid(matrix=(64, 64, 4))
-SNRS = (10.0, 15.0, 20.0)
-TISSUE = [
-    CLASS_INDEX[c]
-    for c in ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
-]
+SNRS = data.EVAL_SNRS
+TISSUE = [CLASS_INDEX[c] for c in data.TISSUE_EVAL]
 METHODS = ("fit", "cnn", "punet")
 PARAMS = ("Ktrans", "vp", "ve")
 WEIGHTS = {"weights_dir": None}  # --weights: another directory than the shipped weights
@@ -59,20 +55,13 @@ FIT_CACHE = {"dir": None}  # --fit-cache: reuse fits of earlier runs (same deter
 
 
 def subject(i, seed=0):
-    """Held-out subject ``i``: (phantom, protocol, clean session)."""
-    rng = np.random.default_rng([seed, data.BENCHMARK, 1000 + i])
-    protocol = data.draw_protocol(rng)
-    phantom = data.draw_phantom(rng, protocol, GRID)
-    return phantom, protocol, data.simulate_clean(phantom, protocol, SessionInput.draw(rng, protocol)), rng
+    """Held-out subject ``i``: (phantom, protocol, clean session, rng for its noise)."""
+    return data.slab_case(seed, data.BENCHMARK, i)
 
 
 def image_aif(conc, phantom, t):
-    """Plasma AIF from the voxels at least 80 % artery (the 5 purest if fewer)."""
-    fraction = phantom.fractions[..., CLASS_INDEX["artery"]]
-    mask = fraction >= 0.8
-    if mask.sum() < 5:
-        mask = fraction >= np.sort(fraction.ravel())[-5]
-    return aif_from_mask(conc, mask & np.isfinite(conc).all(-1), t, phantom.hematocrit).plasma
+    """Plasma AIF measured in the image (:func:`bidsapp.nets.training.data.image_aif`, as in validation)."""
+    return data.image_aif(conc, phantom.fractions[..., CLASS_INDEX["artery"]], t, phantom.hematocrit)
 
 
 def acquisition(protocol):

@@ -21,6 +21,17 @@ def test_cnn_is_fully_convolutional_and_non_negative():
         assert bool((out >= 0).all())
 
 
+def test_cnn_tissue_gain_scales_only_the_concentration_channels():
+    torch.manual_seed(0)
+    plain = DirectCNN(n_times=7, temporal=8, spatial=4, head=8)
+    gained = DirectCNN(n_times=7, temporal=8, spatial=4, head=8, tissue_gain=10.0)
+    gained.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 14, 9, 8)
+    scaled = torch.cat([10.0 * x[:, :7], x[:, 7:]], dim=1)
+    assert torch.allclose(gained(x), plain(scaled), atol=1e-6)
+    assert not torch.allclose(gained(x), plain(x), atol=1e-3)
+
+
 def test_prob_unet_samples_the_prior_never_the_posterior(monkeypatch):
     torch.manual_seed(0)
     net = ProbUNet(n_times=7, tcn_channels=4, features=4, channels=(4, 8, 8), latent=2, head=8).eval()

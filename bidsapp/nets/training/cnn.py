@@ -26,16 +26,24 @@ def add_arguments(parser):
     parser.add_argument(
         "--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)"
     )
+    parser.add_argument(
+        "--tissue-gain",
+        type=float,
+        default=1.0,
+        help="factor on the concentration channels before the first layer (default 1)",
+    )
 
 
-def architecture():
-    """Return constructor keywords of the shipped CNN."""
+def architecture(args=None):
+    """Return constructor keywords of the CNN (``args.tissue_gain`` added when it is not 1)."""
+    extra = {"tissue_gain": args.tissue_gain} if args is not None and args.tissue_gain != 1.0 else {}
     return {
         "n_times": int(contract.GRID.size),
         "temporal": 32,
         "spatial": 24,
         "head": 48,
         "scales": [data.SCALES[p] for p in data.PARAMS],
+        **extra,
     }
 
 
@@ -57,7 +65,7 @@ def evaluate(model, batches):
 def train(args) -> int:
     """Train, then write ``cnn.pt`` and ``cnn.json`` to ``args.out``; return 0."""
     device = loop.setup(args)
-    model = DirectCNN(**architecture()).to(device)
+    model = DirectCNN(**architecture(args)).to(device)
 
     def loss_fn(net, batch):
         pred = net(batch["input"])
@@ -67,9 +75,9 @@ def train(args) -> int:
 
     model, record = loop.fit(model, loss_fn, evaluate, args, device)
     card = {
-        "architecture": {"class": "bidsapp.nets.cnn.DirectCNN", **architecture()},
+        "architecture": {"class": "bidsapp.nets.cnn.DirectCNN", **architecture(args)},
         "input_contract": contract.describe(),
-        "training": loop.training_record(args, device, record, ("physics_weight",)),
+        "training": loop.training_record(args, device, record, ("physics_weight", "tissue_gain")),
         "metrics": {"validation": record["curves"][record["best_epoch"] - 1]},
         "reference": "Ulas C et al. Front Neurol 2019;9:1147, doi:10.3389/fneur.2018.01147",
     }

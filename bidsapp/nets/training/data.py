@@ -26,6 +26,11 @@ voxel-wise error; the plasma AIF gets 2 % (of its peak) frame noise. Everything 
 deterministic function of the seeds: slice ``i`` of stream ``s`` uses
 ``numpy.random.default_rng([seed, s, i])`` (stream 0 training, 1 validation,
 2 benchmark).
+
+The validation split and the benchmark (``tests/benchmarks/bench_nets.py``) share one
+recipe, :func:`slab_case` (a 64×64×4 slab, rng ``[seed, stream, 1000 + i]``) and
+:func:`image_aif` (the plasma AIF measured in the image, as the pipeline would):
+validation uses stream 1, the benchmark stream 2, so they never overlap.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bidsapp import concentration_to_signal, relaxivity_for, signal_to_concentration
+from bidsapp import aif_from_mask, concentration_to_signal, relaxivity_for, signal_to_concentration
 from bidsapp.nets import contract
 from bidsapp.simulate import Grid, Protocol, make_phantom
 from bidsapp.simulate.acquisition import rician
@@ -58,6 +63,16 @@ AIF_SHAPES = ("parker", "georgiou", "weinmann", "fritz-hansen")
 WIDE_CLASSES = ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
 SLICE_MATRIX = (64, 64, 1)
 CROP = 32
+#: benchmark and validation slab: 64×64×4 voxels of 3.4×3.4×5 mm
+SLAB_MATRIX = (64, 64, 4)
+#: SNRs (baseline of normal brain) of every benchmark and validation slab
+EVAL_SNRS = (10.0, 15.0, 20.0)
+#: classes whose dominant voxels count as tissue in validation and benchmark figures
+TISSUE_EVAL = ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
+#: image AIF: voxels at least this artery fraction ...
+AIF_PURITY = 0.8
+#: ... or the this many purest artery voxels if fewer are
+AIF_MIN_VOXELS = 5
 
 
 @dataclass
@@ -216,33 +231,99 @@ def noisy_concentration(clean: CleanSlice, rng, snr):
     return conc
 
 
-def noisy_example(clean: CleanSlice, rng, snr=None, crop=CROP):
-    """One training example with fresh noise.
+def image_aif(conc, artery_fraction, t, hematocrit):
+    """Plasma AIF (mM) measured in the image, as the benchmark and the validation split do.
 
-    Returns a dict with ``input`` ``[2N, h, w]`` (:func:`bidsapp.nets.contract.network_input`),
-    ``target`` ``[3, h, w]`` (Ktrans 1/min, ve, vp), ``weight`` ``[3, h, w]`` (1 where a
-    parameter enters the loss), ``conc`` ``[N, h, w]`` and ``aif`` ``[N]`` (the input
-    curves divided by the AIF peak, for the physics loss) and ``snr``.
+    :func:`bidsapp.aif_from_mask` over the voxels at least :data:`AIF_PURITY` artery (the
+    :data:`AIF_MIN_VOXELS` purest if fewer) with finite curves; ``conc`` ``[..., T]`` (mM),
+    ``artery_fraction`` ``[...]`` (the phantom's artery class fraction), ``t`` frame times
+    (s), ``hematocrit`` (fraction) for blood → plasma.
     """
-    snr = float(np.exp(rng.uniform(np.log(5.0), np.log(40.0)))) if snr is None else float(snr)
-    conc = contract.resample(noisy_concentration(clean, rng, snr), clean.t)
-    aif = clean.aif + 0.02 * clean.aif.max() * rng.standard_normal(clean.aif.shape).astype(np.float32)
-    x, _ = contract.network_input(conc, contract.resample(aif, clean.t))
-    target, head = clean.truth, clean.head
-    if crop:
-        h, w = head.shape
-        i0 = int(rng.integers(0, h - crop + 1))
-        j0 = int(rng.integers(0, w - crop + 1))
-        window = (slice(i0, i0 + crop), slice(j0, j0 + crop))
-        x, target, head = x[(slice(None),) + window], target[(slice(None),) + window], head[window]
-    weight = np.repeat(head[None].astype(np.float32), 3, axis=0)
-    weight[1] *= target[0] > VE_MIN_KTRANS
+    fraction = np.asarray(artery_fraction)
+    mask = fraction >= AIF_PURITY
+    if mask.sum() < AIF_MIN_VOXELS:
+        mask = fraction >= np.sort(fraction.ravel())[-AIF_MIN_VOXELS]
+    return aif_from_mask(conc, mask & np.isfinite(conc).all(-1), t, hematocrit).plasma
+
+
+def slab_case(seed, stream, index):
+    """Slab ``index`` of ``stream`` as the benchmark draws it: ``(phantom, protocol, clean, rng)``.
+
+    A :data:`SLAB_MATRIX` head slab with wide kinetics, a random protocol and session
+    (:func:`draw_protocol`, :func:`draw_phantom`, :func:`simulate_clean`); ``rng``
+    (``default_rng([seed, stream, 1000 + index])``, after these draws) is for its noise.
+    Stream :data:`VALIDATION` is the validation split, :data:`BENCHMARK` the benchmark.
+    """
+    rng = np.random.default_rng([int(seed), int(stream), 1000 + int(index)])
+    protocol = draw_protocol(rng)
+    phantom = draw_phantom(rng, protocol, Grid(matrix=SLAB_MATRIX))
+    return phantom, protocol, simulate_clean(phantom, protocol, SessionInput.draw(rng, protocol)), rng
+
+
+def tissue_mask(phantom):
+    """Voxels whose dominant class is one of :data:`TISSUE_EVAL` (validation and benchmark figures)."""
+    return np.isin(phantom.dseg, [CLASS_INDEX[c] for c in TISSUE_EVAL])
+
+
+def example(conc, t, aif, truth, mask, snr):
+    """Return one network example from ``conc`` ``[H, W, T]`` and plasma ``aif`` (mM) at ``t`` (s).
+
+    Returns a dict with ``input`` ``[2N, H, W]`` (:func:`bidsapp.nets.contract.network_input`),
+    ``target`` ``[3, H, W]`` (``truth``: Ktrans 1/min, ve, vp), ``weight`` ``[3, H, W]`` (1 where
+    a parameter enters the loss: ``mask``, and for ve also Ktrans > :data:`VE_MIN_KTRANS`),
+    ``conc`` ``[N, H, W]`` and ``aif`` ``[N]`` (the input curves divided by the AIF peak, for
+    the physics loss) and ``snr``.
+    """
+    x, _ = contract.network_input(contract.resample(conc, t), contract.resample(aif, t))
+    weight = np.repeat(np.asarray(mask)[None].astype(np.float32), 3, axis=0)
+    weight[1] *= truth[0] > VE_MIN_KTRANS
     n = contract.GRID.size
     return {
         "input": x,
-        "target": target,
+        "target": np.asarray(truth, dtype=np.float32),
         "weight": weight,
         "conc": x[:n],
         "aif": x[n:, 0, 0].copy(),
-        "snr": snr,
+        "snr": float(snr),
     }
+
+
+def noisy_example(clean: CleanSlice, rng, snr=None, crop=CROP):
+    """One training example (:func:`example`, head voxels weighted) of ``clean`` with fresh noise.
+
+    SNR log-uniform in 5–40 unless given; the true plasma AIF with 2 % (of peak) frame
+    noise; a random ``crop`` × ``crop`` window (``None``: the whole slice).
+    """
+    snr = float(np.exp(rng.uniform(np.log(5.0), np.log(40.0)))) if snr is None else float(snr)
+    conc = noisy_concentration(clean, rng, snr)
+    aif = clean.aif + 0.02 * clean.aif.max() * rng.standard_normal(clean.aif.shape).astype(np.float32)
+    out = example(conc, clean.t, aif, clean.truth, clean.head, snr)
+    if crop:
+        h, w = clean.head.shape
+        i0 = int(rng.integers(0, h - crop + 1))
+        j0 = int(rng.integers(0, w - crop + 1))
+        window = (slice(None), slice(i0, i0 + crop), slice(j0, j0 + crop))
+        out.update({k: np.ascontiguousarray(out[k][window]) for k in ("input", "target", "weight", "conc")})
+    return out
+
+
+def validation_examples(seed, slabs):
+    """Return the validation split: ``slabs`` slabs of stream :data:`VALIDATION` drawn like the benchmark.
+
+    Each slab (:func:`slab_case`) at every SNR of :data:`EVAL_SNRS` (in turn, from the
+    slab's rng), concentration through :func:`noisy_concentration`, the image AIF
+    (:func:`image_aif`); one example per slice, weighted in tissue (:func:`tissue_mask`)
+    as the benchmark's figures are. Deterministic in ``seed``.
+    """
+    examples = []
+    for index in range(slabs):
+        phantom, _, clean, rng = slab_case(seed, VALIDATION, index)
+        tissue = tissue_mask(phantom)
+        artery = phantom.fractions[..., CLASS_INDEX["artery"]]
+        for snr in EVAL_SNRS:
+            conc = noisy_concentration(clean, rng, snr)
+            aif = image_aif(conc, artery, clean.t, phantom.hematocrit)
+            for z in range(conc.shape[2]):
+                truth = clean.truth[..., z]
+                examples.append(example(conc[:, :, z], clean.t, aif, truth, tissue[..., z], snr))
+    return examples

@@ -4,8 +4,9 @@ Used by every parameter-network trainer. The pool holds ``pool`` noise-free trai
 slices (:func:`bidsapp.nets.training.data.clean_slice`); after every epoch the oldest
 ``refresh`` are replaced by new draws, so over a run the network sees
 ``pool + epochs × refresh`` distinct simulated slices, each time with new noise, SNR,
-crop and flips. The validation split is a fixed set of whole slices from a separate
-seed stream with fixed noise. The best validation state is kept; training stops when
+crop and flips. The validation split is a fixed set of whole slabs from a separate
+seed stream, drawn as the benchmark draws its subjects (image AIF, SNR 10–20, tissue
+voxels; :func:`data.validation_examples`). The best validation state is kept; training stops when
 the validation loss has not improved for ``patience`` epochs.
 """
 
@@ -21,7 +22,7 @@ import torch
 from . import data
 
 
-def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr):
+def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr, validation=4):
     """Options every parameter-network trainer shares (defaults are the shipped recipe)."""
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
     parser.add_argument(
@@ -34,7 +35,12 @@ def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, 
     parser.add_argument(
         "--refresh", type=int, default=refresh, help=f"pool slices redrawn per epoch (default {refresh})"
     )
-    parser.add_argument("--validation", type=int, default=16, help="validation slices (default 16)")
+    parser.add_argument(
+        "--validation",
+        type=int,
+        default=validation,
+        help=f"validation slabs, each 4 slices at SNR 10, 15, 20 with the image AIF (default {validation})",
+    )
     parser.add_argument(
         "--patience",
         type=int,
@@ -120,12 +126,9 @@ def draw_batch(pool, rng, batch, device):
 
 
 def validation_batches(seed, count, device, size=8):
-    """Return the validation split: whole slices of stream 1 with fixed noise, in batches of ``size``."""
-    rng = np.random.default_rng([seed, data.VALIDATION, 10**6])
-    examples = [
-        data.noisy_example(data.clean_slice(seed, data.VALIDATION, i), rng, crop=None) for i in range(count)
-    ]
-    return [stack(examples[i : i + size], device) for i in range(0, count, size)]
+    """Return the validation split (:func:`data.validation_examples`, ``count`` slabs) in batches."""
+    examples = data.validation_examples(seed, count)
+    return [stack(examples[i : i + size], device) for i in range(0, len(examples), size)]
 
 
 def _progress(epoch, step, steps, loss, quiet):
