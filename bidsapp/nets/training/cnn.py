@@ -22,15 +22,17 @@ NAME = "cnn"
 
 def add_arguments(parser):
     """Options of ``dcequant-train cnn`` (defaults are the shipped recipe)."""
-    loop.add_common_arguments(parser, epochs=8, steps=25, batch=8, pool=48, refresh=8, patience=3, lr=2e-3)
+    loop.add_common_arguments(
+        parser, epochs=40, steps=60, batch=8, pool=48, refresh=12, patience=12, lr=2e-3, validation=8
+    )
     parser.add_argument(
         "--physics-weight", type=float, default=0.5, help="weight of the physics term (default 0.5)"
     )
     parser.add_argument(
         "--tissue-gain",
         type=float,
-        default=1.0,
-        help="factor on the concentration channels before the first layer (default 1)",
+        default=10.0,
+        help="factor on the concentration channels before the first layer (default 10)",
     )
 
 

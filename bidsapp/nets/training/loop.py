@@ -53,7 +53,16 @@ def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, 
 
 
 #: hyper-parameters of :func:`add_common_arguments`, recorded in every model card
-COMMON_HYPERPARAMETERS = ("epochs", "steps", "batch", "pool", "refresh", "validation", "patience", "lr")
+COMMON_HYPERPARAMETERS = (
+    "epochs",
+    "steps",
+    "batch",
+    "pool",
+    "refresh",
+    "validation",
+    "patience",
+    "lr",
+)
 
 
 def training_record(args, device, record, extra_hyperparameters=()):

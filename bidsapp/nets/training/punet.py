@@ -29,7 +29,7 @@ SAMPLES = 16
 
 def add_arguments(parser):
     """Options of ``dcequant-train punet`` (defaults are the shipped recipe)."""
-    loop.add_common_arguments(parser, epochs=12, steps=40, batch=6, pool=48, refresh=16, patience=4, lr=2e-3)
+    loop.add_common_arguments(parser, epochs=30, steps=100, batch=6, pool=48, refresh=12, patience=8, lr=2e-3)
     parser.add_argument(
         "--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)"
     )
