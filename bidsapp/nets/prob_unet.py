@@ -36,6 +36,9 @@ from .blocks import Down, TwoConv, UpCat, conv
 from .tcn import TemporalConvNet
 
 PARAM_NAMES = ("Ktrans", "ve", "vp")
+#: floor of the head's log-variance of the normalised error (docs/networks.md: a floor of −6
+#: steadied training but pinned most tissue SDs to it, so they no longer grew out of distribution)
+LOG_VAR_MIN = -12.0
 
 
 class LatentNet(nn.Module):
@@ -120,7 +123,7 @@ class ProbUNet(nn.Module):
         ``hidden`` is the second output of :meth:`encode`, ``z`` ``[B, latent]``.
         """
         mean, log_var = self.head_out(hidden + self.head_z(z)[:, :, None, None]).chunk(2, dim=1)
-        return nn.functional.softplus(mean) * self.scales, log_var.clamp(-12.0, 6.0)
+        return nn.functional.softplus(mean) * self.scales, log_var.clamp(LOG_VAR_MIN, 6.0)
 
     def posterior_of(self, features, target, mask):
         """Posterior over ``z`` given the true parameters ``target [B, 3, H, W]`` (training only)."""
