@@ -84,10 +84,17 @@ def _device(device):
 def _run(module, net, x, samples, generator):
     import torch
 
-    with torch.no_grad():
-        if net == "cnn":
-            return module(x), None
-        return module.sample(x, samples, generator)
+    # the trained punet produces subnormal floats (< 1e-38) on CPU, which made a 176×176×30 volume
+    # take 205 s instead of ~10 s; flushing them to zero changes no figure that matters
+    flushed = x.device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        with torch.no_grad():
+            if net == "cnn":
+                return module(x), None
+            return module.sample(x, samples, generator)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
 
 
 def infer_parameters(

@@ -15,7 +15,10 @@ temporal features. Stage 2 is a probabilistic U-Net assembled from
   in the loss) and never at inference;
 * a head of 1×1 convolutions on [temporal features, U-Net output, ``z``] giving each
   parameter's mean (softplus × scale: non-negative) and log-variance (heteroscedastic
-  noise term).
+  noise term). Its first layer is split into a part on [features, U-Net output] and a
+  part on ``z`` (the same linear map), so, as in Kohl et al., the TCN, the U-Net, the
+  prior net and that first part run once per slice and only the rest of the head runs
+  once per latent draw.
 
 Inference (:meth:`ProbUNet.sample`) draws K latents from the **prior**. The predictive
 variance is the mean of the heteroscedastic variances plus the variance of the K means;
@@ -33,6 +36,9 @@ from .blocks import Down, TwoConv, UpCat, conv
 from .tcn import TemporalConvNet
 
 PARAM_NAMES = ("Ktrans", "ve", "vp")
+#: floor of the head's log-variance of the normalised error (docs/networks.md: a floor of −6
+#: steadied training but pinned most tissue SDs to it, so they no longer grew out of distribution)
+LOG_VAR_MIN = -12.0
 
 
 class LatentNet(nn.Module):
@@ -77,14 +83,14 @@ class ProbUNet(nn.Module):
     def __init__(
         self,
         n_times: int,
-        tcn_channels: int = 12,
+        tcn_channels: int = 32,
         features: int = 16,
         channels=(16, 32, 48),
         latent: int = 4,
         head: int = 32,
         scales=(0.1, 0.3, 0.05),
-        tissue_gain: float = 1.0,
-        feature_norm: bool = False,
+        tissue_gain: float = 20.0,
+        feature_norm: bool = True,
     ):
         super().__init__()
         c0, c1, c2 = channels
@@ -97,24 +103,27 @@ class ProbUNet(nn.Module):
         self.up1, self.up0 = UpCat(2, c2, c1, c1), UpCat(2, c1, c0, c0)
         self.prior = LatentNet(features, channels, latent)
         self.posterior = LatentNet(features + n_out + 1, channels, latent)
-        self.head = nn.Sequential(
-            conv(2, features + c0 + latent, head, 1), nn.LeakyReLU(0.1), conv(2, head, 2 * n_out, 1)
-        )
+        self.head_in = conv(2, features + c0, head, 1)
+        self.head_z = nn.Linear(latent, head, bias=False)
+        self.head_out = nn.Sequential(nn.LeakyReLU(0.1), conv(2, head, 2 * n_out, 1))
         self.register_buffer("scales", torch.as_tensor(scales, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("temperature", torch.ones(1, n_out, 1, 1))
 
     def encode(self, x: torch.Tensor):
-        """Temporal features and the U-Net output (the part that does not depend on ``z``)."""
+        """Temporal features and the head's first layer on [features, U-Net output] (no ``z``)."""
         features = self.tcn(x)
         e0 = self.enc0(features)
         e1 = self.enc1(e0)
-        return features, self.up0(self.up1(self.enc2(e1), e1), e0)
+        unet = self.up0(self.up1(self.enc2(e1), e1), e0)
+        return features, self.head_in(torch.cat([features, unet], dim=1))
 
-    def decode(self, features, unet, z):
-        """Mean (non-negative, parameter units) and log-variance (of the normalised error)."""
-        zmap = z[:, :, None, None].expand(-1, -1, *features.shape[2:])
-        mean, log_var = self.head(torch.cat([features, unet, zmap], dim=1)).chunk(2, dim=1)
-        return nn.functional.softplus(mean) * self.scales, log_var.clamp(-12.0, 6.0)
+    def decode(self, hidden, z):
+        """Mean (non-negative, parameter units) and log-variance (of the normalised error).
+
+        ``hidden`` is the second output of :meth:`encode`, ``z`` ``[B, latent]``.
+        """
+        mean, log_var = self.head_out(hidden + self.head_z(z)[:, :, None, None]).chunk(2, dim=1)
+        return nn.functional.softplus(mean) * self.scales, log_var.clamp(LOG_VAR_MIN, 6.0)
 
     def posterior_of(self, features, target, mask):
         """Posterior over ``z`` given the true parameters ``target [B, 3, H, W]`` (training only)."""
@@ -125,12 +134,12 @@ class ProbUNet(nn.Module):
 
         The posterior net is not called. ``generator`` makes the draws reproducible.
         """
-        features, unet = self.encode(x)
+        features, hidden = self.encode(x)
         prior = self.prior(features)
         means, variances = [], []
         for _ in range(k):
             eps = torch.randn(prior.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
-            mean, log_var = self.decode(features, unet, prior.loc + prior.scale * eps)
+            mean, log_var = self.decode(hidden, prior.loc + prior.scale * eps)
             means.append(mean)
             variances.append(torch.exp(log_var) * self.scales**2)
         means, variances = torch.stack(means), torch.stack(variances)

@@ -47,14 +47,7 @@ def test_shipped_network_predicts_a_simulated_slice(case, net):
         assert np.isnan(sd).all()
 
 
-UNDERTRAINED = pytest.mark.xfail(
-    strict=True,
-    reason="the shipped punet (6 epochs x 20 steps on the shared 2-core "
-    "machine) has Ktrans RMSE 0.052 /min on this slice; retrain longer (docs/networks.md)",
-)
-
-
-@pytest.mark.parametrize("net", ["cnn", pytest.param("punet", marks=UNDERTRAINED)])
+@pytest.mark.parametrize("net", ["cnn", "punet"])
 def test_shipped_network_error_is_sane(case, net):
     clean, conc, acquisition = case
     result = infer_parameters(conc, clean.t, clean.aif, mask=clean.head, net=net, acquisition=acquisition)

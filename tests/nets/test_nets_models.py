@@ -8,6 +8,7 @@ import torch
 from bidsapp.nets.cnn import DirectCNN
 from bidsapp.nets.prob_unet import ProbUNet
 from bidsapp.nets.training.cli import main as train_main
+from bidsapp.nets.training.punet import architecture as punet_architecture
 from bidsapp.nets.weights import sha256_of
 
 
@@ -52,7 +53,7 @@ def test_tcn_tissue_gain_scales_only_the_tissue_channel_and_norm_standardises():
     from bidsapp.nets.tcn import TemporalConvNet
 
     torch.manual_seed(0)
-    plain = TemporalConvNet(7, 4, out_channels=3)
+    plain = TemporalConvNet(7, 4, out_channels=3, tissue_gain=1.0, feature_norm=False)
     gained = TemporalConvNet(7, 4, out_channels=3, tissue_gain=20.0, feature_norm=True)
     gained.load_state_dict(plain.state_dict(), strict=False)
     x = torch.rand(2, 14, 9, 8)
@@ -62,6 +63,36 @@ def test_tcn_tissue_gain_scales_only_the_tissue_channel_and_norm_standardises():
     gained.norm.train()
     features = gained(x)
     assert torch.allclose(features.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
+def _dilated_causal_reference(tcn, curves):
+    """The same TCN run as a full dilated causal stack (kernel 2, dilations 1, 2, 4, ...) at every step."""
+    x = torch.nn.functional.pad(curves, (0, 0, tcn.length - curves.shape[1], 0))  # [M, L, 2]
+    m, length, _ = x.shape
+    pairs = torch.cat([torch.nn.functional.pad(x, (0, 0, 1, 0))[:, :-1], x], dim=2)  # (t-1, t) taps
+    h = tcn.act(tcn.inp(pairs))
+    dilation = 2
+    for level in tcn.levels:
+        earlier = torch.nn.functional.pad(h, (0, 0, dilation, 0))[:, :length]
+        taps = level.act(level.taps(torch.cat([earlier, h], dim=2)))
+        h = level.act(h + level.mix(taps))
+        dilation *= 2
+    return tcn.out(h[:, -1])
+
+
+def test_tcn_equals_a_dilated_causal_stack_read_at_its_last_step():
+    from bidsapp.nets.tcn import TemporalConvNet
+
+    torch.manual_seed(0)
+    tcn = TemporalConvNet(13, 5, out_channels=3, tissue_gain=1.0, feature_norm=False)  # padded to 16 steps
+    x = torch.randn(1, 26, 3, 4)
+    curves = x.view(1, 2, 13, 12).permute(0, 3, 2, 1).reshape(12, 13, 2)
+    expected = _dilated_causal_reference(tcn, curves).T.reshape(1, 3, 3, 4)
+    assert torch.allclose(tcn(x), expected, atol=1e-5)
+    # causal over the whole curve: the last feature depends on the first sample
+    x2 = x.clone()
+    x2[:, 0] += 1.0
+    assert not torch.allclose(tcn(x2), tcn(x))
 
 
 def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
@@ -98,11 +129,12 @@ def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
     from bidsapp.nets.weights import load_weights
 
     args = ["--epochs", "1", "--steps", "1", "--batch", "1", "--pool", "1", "--refresh", "1"]
-    args += ["--validation", "1", "--quiet", "--threads", "1", "--tissue-gain", "20", "--feature-norm"]
+    args += ["--validation", "1", "--quiet", "--threads", "1", "--tissue-gain", "10", "--no-feature-norm"]
     assert train_main(["punet", "--out", str(tmp_path), *args]) == 0
     shipped = load_weights("punet", tmp_path)
     architecture = {k: v for k, v in shipped.card["architecture"].items() if k != "class"}
-    assert architecture["tissue_gain"] == 20.0 and architecture["feature_norm"] is True
+    assert architecture["tissue_gain"] == 10.0 and architecture["feature_norm"] is False
     net = ProbUNet(**architecture)
-    net.load_state_dict(shipped.state_dict)  # strict: the batch-norm buffers are in the weights
-    assert net.tcn.tissue_gain == 20.0 and "tcn.norm.running_mean" in shipped.state_dict
+    net.load_state_dict(shipped.state_dict)  # strict
+    assert net.tcn.tissue_gain == 10.0 and "tcn.norm.running_mean" not in shipped.state_dict
+    assert "tcn.norm.running_mean" in ProbUNet(**punet_architecture()).state_dict()  # the default: on
