@@ -47,7 +47,6 @@ from bidsapp.simulate.kinetics import SessionInput
 from bidsapp.simulate.tissues import CLASS_INDEX
 
 SNRS = data.EVAL_SNRS
-TISSUE = [CLASS_INDEX[c] for c in data.TISSUE_EVAL]
 METHODS = ("fit", "cnn", "punet")
 PARAMS = ("Ktrans", "vp", "ve")
 WEIGHTS = {"weights_dir": None}  # --weights: another directory than the shipped weights
@@ -125,7 +124,7 @@ def accuracy(subjects):
     seconds = {m: 0.0 for m in METHODS}
     for i in range(subjects):
         phantom, protocol, clean, rng = subject(i)
-        tissue = np.isin(phantom.dseg, TISSUE)
+        tissue = data.tissue_mask(phantom)
         truth = dict(zip(("Ktrans", "ve", "vp"), clean.truth, strict=True))
         for snr in SNRS:
             conc = data.noisy_concentration(clean, rng, snr)
@@ -175,7 +174,7 @@ def accuracy(subjects):
 def out_of_distribution():
     """Guard messages and punet SD growth outside the training envelope."""
     phantom, protocol, clean, rng = subject(0)
-    tissue = np.isin(phantom.dseg, TISSUE)
+    tissue = data.tissue_mask(phantom)
     print("\nOut of distribution (subject 0; punet median Ktrans SD in tissue, RMSE Ktrans)")
 
     def run(clean_case, snr, label):
@@ -232,7 +231,7 @@ def test_retest():
     """Same subject, two sessions with new noise, AIF amplitude and arrival (SNR 15)."""
     phantom, protocol, _, rng = subject(1)
     protocol = protocol.replace(arrival_jitter=3.0, aif_amplitude_cv=0.25)
-    tissue = np.isin(phantom.dseg, TISSUE)
+    tissue = data.tissue_mask(phantom)
     maps = {m: [] for m in METHODS}
     for session in range(2):
         clean = data.simulate_clean(phantom, protocol, SessionInput.draw(rng, protocol))

@@ -68,7 +68,7 @@ SLAB_MATRIX = (64, 64, 4)
 #: SNRs (baseline of normal brain) of every benchmark and validation slab
 EVAL_SNRS = (10.0, 15.0, 20.0)
 #: classes whose dominant voxels count as tissue in validation and benchmark figures
-TISSUE_EVAL = ("white_matter", "grey_matter", "tumour_rim", "tumour_necrosis", "non_enhancing_lesion")
+TISSUE_EVAL = WIDE_CLASSES  # the classes whose kinetics are widened are the ones scored
 #: image AIF: voxels at least this artery fraction ...
 AIF_PURITY = 0.8
 #: ... or the this many purest artery voxels if fewer are
