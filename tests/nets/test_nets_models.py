@@ -123,9 +123,9 @@ def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
     assert card["training"]["command"].startswith("dcequant-train cnn --out")
     assert card["training"]["cpu_s"] > 0 and card["input_contract"]["time_grid_s"]["n"] == 61
     assert np.isfinite(card["metrics"]["validation"]["rmse_Ktrans"])
-    assert card["training"]["hyperparameters"]["near_vessel_weight"] == 1.0
+    assert card["training"]["hyperparameters"]["near_vessel_weight"] == 4.0
     assert np.isfinite(card["metrics"]["validation"]["rmse_near_vp"])
-    assert train_main(["cnn", "--out", str(tmp_path / "c"), *args, "--near-vessel-weight", "4"]) == 0
+    assert train_main(["cnn", "--out", str(tmp_path / "c"), *args, "--near-vessel-weight", "1"]) == 0
     assert sha256_of(tmp_path / "c" / "cnn.pt") != digests[0]  # the weighting reaches the loss
 
 

@@ -37,8 +37,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--near-vessel-weight",
         type=float,
-        default=1.0,
-        help="loss weight of tissue voxels within 2 voxels of a vessel, others 1 (default 1)",
+        default=4.0,
+        help="loss weight of tissue voxels within 2 voxels of a vessel, others 1 (default 4)",
     )
 
 
