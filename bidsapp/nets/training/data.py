@@ -31,6 +31,10 @@ The validation split and the benchmark (``tests/benchmarks/bench_nets.py``) shar
 recipe, :func:`slab_case` (a 64×64×4 slab, rng ``[seed, stream, 1000 + i]``) and
 :func:`image_aif` (the plasma AIF measured in the image, as the pipeline would):
 validation uses stream 1, the benchmark stream 2, so they never overlap.
+
+Every example also carries the map of tissue voxels within two voxels of a vessel
+(:func:`near_vessel`, the benchmark's distance bins), which the cnn's loss can weight
+more (``dcequant-train cnn --near-vessel-weight``).
 """
 
 from __future__ import annotations
@@ -302,15 +306,15 @@ def near_vessel(phantom):
     return tissue_mask(phantom) & (vessel_distance(phantom) < NEAR_VESSEL_VOXELS)
 
 
-def example(conc, t, aif, truth, mask, snr, near=None):
+def example(conc, t, aif, truth, mask, snr, near):
     """Return one network example from ``conc`` ``[H, W, T]`` and plasma ``aif`` (mM) at ``t`` (s).
 
     Returns a dict with ``input`` ``[2N, H, W]`` (:func:`bidsapp.nets.contract.network_input`),
     ``target`` ``[3, H, W]`` (``truth``: Ktrans 1/min, ve, vp), ``weight`` ``[3, H, W]`` (1 where
     a parameter enters the loss: ``mask``, and for ve also Ktrans > :data:`VE_MIN_KTRANS`),
     ``conc`` ``[N, H, W]`` and ``aif`` ``[N]`` (the input curves divided by the AIF peak, for
-    the physics loss), ``near`` ``[H, W]`` (1 at tissue voxels near a vessel,
-    :func:`near_vessel`; zeros when ``near`` is None) and ``snr``.
+    the physics loss), ``near`` ``[H, W]`` (1 at the tissue voxels near a vessel given by
+    ``near``, :func:`near_vessel`) and ``snr``.
     """
     x, _ = contract.network_input(contract.resample(conc, t), contract.resample(aif, t))
     weight = np.repeat(np.asarray(mask)[None].astype(np.float32), 3, axis=0)
@@ -322,7 +326,7 @@ def example(conc, t, aif, truth, mask, snr, near=None):
         "weight": weight,
         "conc": x[:n],
         "aif": x[n:, 0, 0].copy(),
-        "near": np.zeros(weight.shape[1:], np.float32) if near is None else np.asarray(near, np.float32),
+        "near": np.asarray(near, np.float32),
         "snr": float(snr),
     }
 
