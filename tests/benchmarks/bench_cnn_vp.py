@@ -5,7 +5,8 @@ On the benchmark subjects of ``bench_nets.py`` (stream 2, SNR 10/15/20, tissue v
 1. the cnn with the **image AIF** (as the benchmark), the **true** plasma AIF, and the
    true AIF scaled to the image AIF's peak: does the AIF mismatch explain the error?
 2. the vp error of the image-AIF run by distance (voxels, in-plane) to the nearest voxel
-   with > 2 % vessel (artery or sinus): do the spatial pathways blur vessels into tissue?
+   with > 2 % vessel (artery or sinus; :func:`data.vessel_distance`): do the spatial
+   pathways blur vessels into tissue?
 3. on 6 training-stream slices (new noise, whole slices), each voxel class's share of
    the training vp loss ((error / 0.05)² summed over head voxels) and its vp RMSE and
    bias: do the vessels dominate the vp term?
@@ -21,7 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
@@ -34,7 +34,7 @@ from bidsapp.nets.training import data
 from bidsapp.simulate.kinetics import SessionInput
 from bidsapp.simulate.tissues import CLASS_INDEX, TISSUE_CLASSES
 
-DISTANCE_BINS = ((0, 1), (1, 2), (2, 3), (3, 6), (6, 999))
+DISTANCE_BINS = ((0, 1), (1, 2), (2, 3), (3, 6), (6, np.inf))  # inf: no vessel in the slice
 
 
 def cnn_maps(conc, t, aif, mask, weights):
@@ -55,8 +55,7 @@ def aif_and_distance(subjects, weights):
         phantom, protocol, clean, rng = data.slab_case(0, data.BENCHMARK, i)
         tissue = data.tissue_mask(phantom)
         f = phantom.fractions
-        vessel = f[..., CLASS_INDEX["artery"]] + f[..., CLASS_INDEX["sagittal_sinus"]] > 0.02
-        dist = np.stack([distance_transform_edt(~vessel[..., z]) for z in range(vessel.shape[2])], -1)
+        dist = data.vessel_distance(phantom)
         for snr in data.EVAL_SNRS:
             conc = data.noisy_concentration(clean, rng, snr)
             image = data.image_aif(conc, f[..., CLASS_INDEX["artery"]], clean.t, phantom.hematocrit)
@@ -113,6 +112,7 @@ def loss_shares(weights, slices=6):
             truth=clean.truth[..., 0],
             head=clean.head[..., 0],
             artery=clean.artery[..., 0],
+            near_vessel=clean.near_vessel[..., 0],
         )
         example = data.noisy_example(clean, rng, crop=None)
         with torch.no_grad():

@@ -123,6 +123,10 @@ def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
     assert card["training"]["command"].startswith("dcequant-train cnn --out")
     assert card["training"]["cpu_s"] > 0 and card["input_contract"]["time_grid_s"]["n"] == 61
     assert np.isfinite(card["metrics"]["validation"]["rmse_Ktrans"])
+    assert card["training"]["hyperparameters"]["near_vessel_weight"] == 4.0
+    assert np.isfinite(card["metrics"]["validation"]["rmse_near_vp"])
+    assert train_main(["cnn", "--out", str(tmp_path / "c"), *args, "--near-vessel-weight", "1"]) == 0
+    assert sha256_of(tmp_path / "c" / "cnn.pt") != digests[0]  # the weighting reaches the loss
 
 
 def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
@@ -138,3 +142,47 @@ def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
     net.load_state_dict(shipped.state_dict)  # strict
     assert net.tcn.tissue_gain == 10.0 and "tcn.norm.running_mean" not in shipped.state_dict
     assert "tcn.norm.running_mean" in ProbUNet(**punet_architecture()).state_dict()  # the default: on
+
+
+def test_cnn_near_vessel_weight_multiplies_only_the_near_vessel_voxels():
+    from bidsapp.nets.training import cnn, loop
+
+    weight = torch.ones(2, 3, 4, 4)
+    weight[:, 1, 0] = 0.0  # ve not in the loss on one row
+    near = torch.zeros(2, 4, 4)
+    near[0, 0, :2] = near[1, 3, 3] = 1.0
+    batch = {"weight": weight, "near": near, "target": torch.full((2, 3, 4, 4), 0.1)}
+    assert cnn.near_vessel_weighted(batch, 1.0) is batch
+    weighted = cnn.near_vessel_weighted(batch, 4.0)["weight"]
+    expected = weight * (1.0 + 3.0 * near[:, None])
+    assert torch.equal(weighted, expected) and weighted[0, 1, 0, 0] == 0.0
+    # the loss then weighs the near-vessel error 4x: error only there vs only at one other voxel
+    pred = batch["target"].clone()
+    pred[1, 2, 3, 3] += 0.05
+    near_loss = loop.normalised_parameter_loss(pred, {**batch, "weight": weighted})
+    pred = batch["target"].clone()
+    pred[1, 2, 2, 2] += 0.05
+    far_loss = loop.normalised_parameter_loss(pred, {**batch, "weight": weighted})
+    assert torch.isclose(near_loss, 4.0 * far_loss)
+
+
+def test_cnn_validation_reports_the_rmse_near_vessels():
+    from bidsapp.nets.training import cnn
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 3, *x.shape[2:]), 0.02)
+
+    target = torch.zeros(1, 3, 4, 4)
+    target[0, 2, 0, 0] = 0.52  # a near-vessel voxel with vessel-like vp
+    near = torch.zeros(1, 4, 4)
+    near[0, 0, :2] = 1.0
+    batch = {
+        "input": torch.zeros(1, 2, 4, 4),
+        "target": target,
+        "weight": torch.ones(1, 3, 4, 4),
+        "near": near,
+    }
+    metrics = cnn.evaluate(Constant(), [batch])
+    np.testing.assert_allclose(metrics["rmse_near_vp"], np.sqrt((0.5**2 + 0.02**2) / 2), rtol=1e-5)
+    np.testing.assert_allclose(metrics["rmse_vp"], np.sqrt((0.5**2 + 15 * 0.02**2) / 16), rtol=1e-5)

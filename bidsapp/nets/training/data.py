@@ -31,6 +31,10 @@ The validation split and the benchmark (``tests/benchmarks/bench_nets.py``) shar
 recipe, :func:`slab_case` (a 64×64×4 slab, rng ``[seed, stream, 1000 + i]``) and
 :func:`image_aif` (the plasma AIF measured in the image, as the pipeline would):
 validation uses stream 1, the benchmark stream 2, so they never overlap.
+
+Every example also carries the map of tissue voxels within two voxels of a vessel
+(:func:`near_vessel`, the benchmark's distance bins), which the cnn's loss can weight
+more (``dcequant-train cnn --near-vessel-weight``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from bidsapp import aif_from_mask, concentration_to_signal, relaxivity_for, signal_to_concentration
 from bidsapp.nets import contract
@@ -69,10 +74,18 @@ SLAB_MATRIX = (64, 64, 4)
 EVAL_SNRS = (10.0, 15.0, 20.0)
 #: classes whose dominant voxels count as tissue in validation and benchmark figures
 TISSUE_EVAL = WIDE_CLASSES  # the classes whose kinetics are widened are the ones scored
+#: classes that are vessels (vp ≈ 1 − Hct) for :func:`near_vessel`
+VESSEL_CLASSES = ("artery", "sagittal_sinus")
+#: a voxel with more than this vessel fraction (artery + sinus) counts as vessel in :func:`near_vessel`
+VESSEL_FRACTION = 0.02
+#: tissue voxels closer than this (voxels, in-plane) to a vessel voxel are "near a vessel"
+NEAR_VESSEL_VOXELS = 2.0
 #: image AIF: voxels at least this artery fraction ...
 AIF_PURITY = 0.8
 #: ... or the this many purest artery voxels if fewer are
 AIF_MIN_VOXELS = 5
+#: keys of an example (:func:`example`) that are maps, cropped and flipped with the slice
+MAP_KEYS = ("input", "target", "weight", "conc", "near")
 
 
 @dataclass
@@ -82,7 +95,8 @@ class CleanSlice:
     ``signal`` ``[H, W, T]`` noise-free SPGR signal at frame times ``t`` (s);
     ``t10`` true T10 (s, 0 outside the head); ``aif`` plasma AIF (mM) at ``t``;
     ``truth`` ``[3, H, W]`` Ktrans (1/min), ve, vp; ``head``/``artery`` masks;
-    ``reference`` mean baseline signal of normal brain (defines the SNR).
+    ``reference`` mean baseline signal of normal brain (defines the SNR);
+    ``near_vessel`` tissue voxels next to a vessel (:func:`near_vessel`).
     """
 
     signal: np.ndarray
@@ -95,6 +109,7 @@ class CleanSlice:
     t: np.ndarray
     protocol: Protocol
     relaxivity: float
+    near_vessel: np.ndarray
 
 
 def draw_protocol(rng) -> Protocol:
@@ -196,6 +211,7 @@ def simulate_clean(phantom, protocol, session) -> CleanSlice:
         t=protocol.frame_times,
         protocol=protocol,
         relaxivity=relaxivity,
+        near_vessel=near_vessel(phantom),
     )
 
 
@@ -212,6 +228,7 @@ def clean_slice(seed, stream, index) -> CleanSlice:
         truth=case.truth[..., 0],
         head=case.head[..., 0],
         artery=case.artery[..., 0],
+        near_vessel=case.near_vessel[..., 0],
     )
 
 
@@ -265,14 +282,39 @@ def tissue_mask(phantom):
     return np.isin(phantom.dseg, [CLASS_INDEX[c] for c in TISSUE_EVAL])
 
 
-def example(conc, t, aif, truth, mask, snr):
+def vessel_distance(phantom):
+    """In-plane distance (voxels) ``[X, Y, Z]`` of each voxel to the nearest vessel voxel.
+
+    A vessel voxel holds more than :data:`VESSEL_FRACTION` of :data:`VESSEL_CLASSES`
+    (distance 0); distances are computed per slice (slices are 5 mm, voxels 3.4 mm in-plane).
+    """
+    f = phantom.fractions
+    vessel = sum(f[..., CLASS_INDEX[c]] for c in VESSEL_CLASSES) > VESSEL_FRACTION
+    out = np.full(vessel.shape, np.inf)
+    for z in range(vessel.shape[2]):
+        if vessel[..., z].any():
+            out[..., z] = distance_transform_edt(~vessel[..., z])
+    return out
+
+
+def near_vessel(phantom):
+    """Tissue voxels (:func:`tissue_mask`) closer than :data:`NEAR_VESSEL_VOXELS` to a vessel ``[X, Y, Z]``.
+
+    Their vp mixes the vessel's (≈ 0.55) by partial volume and a network's spatial pathways
+    can carry it further; the cnn's vp error above the fit's sits there (``docs/networks.md``).
+    """
+    return tissue_mask(phantom) & (vessel_distance(phantom) < NEAR_VESSEL_VOXELS)
+
+
+def example(conc, t, aif, truth, mask, snr, near):
     """Return one network example from ``conc`` ``[H, W, T]`` and plasma ``aif`` (mM) at ``t`` (s).
 
     Returns a dict with ``input`` ``[2N, H, W]`` (:func:`bidsapp.nets.contract.network_input`),
     ``target`` ``[3, H, W]`` (``truth``: Ktrans 1/min, ve, vp), ``weight`` ``[3, H, W]`` (1 where
     a parameter enters the loss: ``mask``, and for ve also Ktrans > :data:`VE_MIN_KTRANS`),
     ``conc`` ``[N, H, W]`` and ``aif`` ``[N]`` (the input curves divided by the AIF peak, for
-    the physics loss) and ``snr``.
+    the physics loss), ``near`` ``[H, W]`` (1 at the tissue voxels near a vessel given by
+    ``near``, :func:`near_vessel`) and ``snr``.
     """
     x, _ = contract.network_input(contract.resample(conc, t), contract.resample(aif, t))
     weight = np.repeat(np.asarray(mask)[None].astype(np.float32), 3, axis=0)
@@ -284,6 +326,7 @@ def example(conc, t, aif, truth, mask, snr):
         "weight": weight,
         "conc": x[:n],
         "aif": x[n:, 0, 0].copy(),
+        "near": np.asarray(near, np.float32),
         "snr": float(snr),
     }
 
@@ -297,13 +340,12 @@ def noisy_example(clean: CleanSlice, rng, snr=None, crop=CROP):
     snr = float(np.exp(rng.uniform(np.log(5.0), np.log(40.0)))) if snr is None else float(snr)
     conc = noisy_concentration(clean, rng, snr)
     aif = clean.aif + 0.02 * clean.aif.max() * rng.standard_normal(clean.aif.shape).astype(np.float32)
-    out = example(conc, clean.t, aif, clean.truth, clean.head, snr)
+    out = example(conc, clean.t, aif, clean.truth, clean.head, snr, clean.near_vessel)
     if crop:
         h, w = clean.head.shape
         i0 = int(rng.integers(0, h - crop + 1))
         j0 = int(rng.integers(0, w - crop + 1))
-        window = (slice(None), slice(i0, i0 + crop), slice(j0, j0 + crop))
-        out.update({k: np.ascontiguousarray(out[k][window]) for k in ("input", "target", "weight", "conc")})
+        out.update({k: np.ascontiguousarray(out[k][..., i0 : i0 + crop, j0 : j0 + crop]) for k in MAP_KEYS})
     return out
 
 
@@ -318,12 +360,14 @@ def validation_examples(seed, slabs):
     examples = []
     for index in range(slabs):
         phantom, _, clean, rng = slab_case(seed, VALIDATION, index)
-        tissue = tissue_mask(phantom)
+        tissue, near = tissue_mask(phantom), near_vessel(phantom)
         artery = phantom.fractions[..., CLASS_INDEX["artery"]]
         for snr in EVAL_SNRS:
             conc = noisy_concentration(clean, rng, snr)
             aif = image_aif(conc, artery, clean.t, phantom.hematocrit)
             for z in range(conc.shape[2]):
                 truth = clean.truth[..., z]
-                examples.append(example(conc[:, :, z], clean.t, aif, truth, tissue[..., z], snr))
+                examples.append(
+                    example(conc[:, :, z], clean.t, aif, truth, tissue[..., z], snr, near[..., z])
+                )
     return examples

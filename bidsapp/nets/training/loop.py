@@ -113,7 +113,7 @@ class SlicePool:
 def stack(examples, device):
     """Collate example dicts into tensors on ``device``."""
     out = {}
-    for key in ("input", "target", "weight", "conc", "aif"):
+    for key in (*data.MAP_KEYS, "aif"):
         out[key] = torch.as_tensor(np.stack([e[key] for e in examples]), device=device)
     out["snr"] = torch.as_tensor([e["snr"] for e in examples], device=device)
     return out
@@ -124,11 +124,10 @@ def draw_batch(pool, rng, batch, device):
     examples = []
     for _ in range(batch):
         example = data.noisy_example(pool.slices[int(rng.integers(len(pool.slices)))], rng)
-        for axis in (1, 2):
+        for axis in (-2, -1):  # rows, columns of every map
             if rng.uniform() < 0.5:
                 example = {
-                    k: (np.flip(v, axis).copy() if k in ("input", "target", "weight", "conc") else v)
-                    for k, v in example.items()
+                    k: (np.flip(v, axis).copy() if k in data.MAP_KEYS else v) for k, v in example.items()
                 }
         examples.append(example)
     return stack(examples, device)
