@@ -135,10 +135,14 @@ def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
 
     args = ["--epochs", "1", "--steps", "1", "--batch", "1", "--pool", "1", "--refresh", "1"]
     args += ["--validation", "1", "--quiet", "--threads", "1", "--tissue-gain", "10", "--no-feature-norm"]
-    assert train_main(["punet", "--out", str(tmp_path), *args, "--beta-nll", "0.25"]) == 0
+    args += ["--beta-nll", "0.25", "--calibration", "2"]
+    assert train_main(["punet", "--out", str(tmp_path), *args]) == 0
     shipped = load_weights("punet", tmp_path)
     hyper = shipped.card["training"]["hyperparameters"]
     assert hyper["beta_nll"] == 0.25 and hyper["clip_grad"] == 20.0  # the punet's default clip
+    assert hyper["calibration"] == 2 and "2 slabs" in shipped.card["calibration"]["method"]
+    # the temperature puts 95 % of the calibration voxels inside ±1.96 SD
+    assert abs(shipped.card["metrics"]["calibration"]["coverage95_Ktrans"] - 0.95) < 0.01
     architecture = {k: v for k, v in shipped.card["architecture"].items() if k != "class"}
     assert architecture["tissue_gain"] == 10.0 and architecture["feature_norm"] is False
     net = ProbUNet(**architecture)
