@@ -23,8 +23,8 @@ temporal features. Stage 2 is a probabilistic U-Net assembled from
 
 Inference (:meth:`ProbUNet.sample`) draws K latents from the **prior**. The predictive
 variance is the mean of the heteroscedastic variances plus the variance of the K means;
-its SD is multiplied by a per-parameter ``temperature`` fitted on the validation split
-so that 95 % of validation voxels lie within ±1.96 SD (buffer, stored in the weights).
+its SD is multiplied by a per-parameter ``temperature`` fitted on slabs of the validation
+stream so that 95 % of their voxels lie within ±1.96 SD (buffer, stored in the weights).
 """
 
 from __future__ import annotations
