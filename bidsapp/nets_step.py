@@ -108,6 +108,9 @@ def nets_step(nets, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, d
             "links": {"AIF.File": AIF_REF, "Sources": [CONC_REF, AIF_REF]},
             "run_metadata": ["T1Method"],
         }
+        # a network with an SD (the punet) writes all its SD maps, also one that is all NaN (ve where
+        # every predicted Ktrans < 0.01 /min); the CNN's stderr is NaN everywhere and writes none
+        has_sd = any(np.isfinite(np.where(mask > 0, result.stderr[p], np.nan)).any() for p in PARAMETERS)
         for name in PARAMETERS:
             sidecar = {**common, "Parameter": name, "Units": units[name]}
             path = _save(np.where(mask > 0, result.params[name], np.nan), img, f"{net}_{name}.nii.gz")
@@ -116,7 +119,7 @@ def nets_step(nets, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, d
                 Entry(path, "perf", name, net, sidecar={**sidecar, "Description": description}, **provenance)
             )
             sd = np.where(mask > 0, result.stderr[name], np.nan)
-            if np.isfinite(sd).any():
+            if has_sd:
                 sd_path = _save(sd, img, f"{net}_{name}_sd.nii.gz")
                 sd_sidecar = {
                     **sidecar,

@@ -15,15 +15,16 @@ temporal features. Stage 2 is a probabilistic U-Net assembled from
   in the loss) and never at inference;
 * a head of 1×1 convolutions on [temporal features, U-Net output, ``z``] giving each
   parameter's mean (softplus × scale: non-negative) and log-variance (heteroscedastic
-  noise term). Its first layer is split into a part on [features, U-Net output] and a
-  part on ``z`` (the same linear map), so, as in Kohl et al., the TCN, the U-Net, the
+  noise term, above a soft floor, :func:`soft_floor`). Its first layer is split into a
+  part on [features, U-Net output] and a part on ``z`` (the same linear map), so, as in
+  Kohl et al., the TCN, the U-Net, the
   prior net and that first part run once per slice and only the rest of the head runs
   once per latent draw.
 
 Inference (:meth:`ProbUNet.sample`) draws K latents from the **prior**. The predictive
 variance is the mean of the heteroscedastic variances plus the variance of the K means;
-its SD is multiplied by a per-parameter ``temperature`` fitted on the validation split
-so that 95 % of validation voxels lie within ±1.96 SD (buffer, stored in the weights).
+its SD is multiplied by a per-parameter ``temperature`` fitted on slabs of the validation
+stream so that 95 % of their voxels lie within ±1.96 SD (buffer, stored in the weights).
 """
 
 from __future__ import annotations
@@ -36,9 +37,22 @@ from .blocks import Down, TwoConv, UpCat, conv
 from .tcn import TemporalConvNet
 
 PARAM_NAMES = ("Ktrans", "ve", "vp")
-#: floor of the head's log-variance of the normalised error (docs/networks.md: a floor of −6
-#: steadied training but pinned most tissue SDs to it, so they no longer grew out of distribution)
+#: soft floor of the head's log-variance of the normalised error (:func:`soft_floor`; docs/networks.md:
+#: a hard floor of −12 let one voxel at the floor with a large error blow up training, a hard floor
+#: of −6 steadied it but pinned most tissue SDs to it, so they no longer grew out of distribution)
 LOG_VAR_MIN = -12.0
+#: ceiling of the log-variance (hard; far above any normalised error of the training data)
+LOG_VAR_MAX = 6.0
+
+
+def soft_floor(raw: torch.Tensor, floor: float = LOG_VAR_MIN) -> torch.Tensor:
+    """``floor + softplus(raw − floor)``: ≈ ``raw`` above the floor, never below it, smooth.
+
+    Unlike a clamp, its gradient (sigmoid(raw − floor)) is not zero at the floor, so a
+    voxel whose log-variance sits there while its error is large can still raise its
+    variance instead of feeding e²/σ² ≈ e²·e¹² into the loss step after step.
+    """
+    return floor + nn.functional.softplus(raw - floor)
 
 
 class LatentNet(nn.Module):
@@ -123,7 +137,7 @@ class ProbUNet(nn.Module):
         ``hidden`` is the second output of :meth:`encode`, ``z`` ``[B, latent]``.
         """
         mean, log_var = self.head_out(hidden + self.head_z(z)[:, :, None, None]).chunk(2, dim=1)
-        return nn.functional.softplus(mean) * self.scales, log_var.clamp(LOG_VAR_MIN, 6.0)
+        return nn.functional.softplus(mean) * self.scales, soft_floor(log_var).clamp(max=LOG_VAR_MAX)
 
     def posterior_of(self, features, target, mask):
         """Posterior over ``z`` given the true parameters ``target [B, 3, H, W]`` (training only)."""

@@ -114,12 +114,17 @@ def test_short_training_is_reproducible_and_writes_a_complete_card(tmp_path):
         "1",
     ]
     digests = []
-    for run in ("a", "b"):
-        assert train_main(["cnn", "--out", str(tmp_path / run), *args]) == 0
+    for run, extra in (("a", []), ("b", []), ("clipped", ["--clip-grad", "1e-4"])):
+        assert train_main(["cnn", "--out", str(tmp_path / run), *args, *extra]) == 0
         digests.append(sha256_of(tmp_path / run / "cnn.pt"))
     assert digests[0] == digests[1]
     card = json.loads((tmp_path / "a" / "cnn.json").read_text())
     assert card["sha256"] == digests[0]
+    # the measured gradient norm is far above 1e-4, so clipping to it changes the step
+    assert card["training"]["curves"][0]["grad_norm_max"] > 1e-3
+    assert digests[2] != digests[0]
+    clipped = json.loads((tmp_path / "clipped" / "cnn.json").read_text())
+    assert clipped["training"]["hyperparameters"]["clip_grad"] == 1e-4
     assert card["training"]["command"].startswith("dcequant-train cnn --out")
     assert card["training"]["cpu_s"] > 0 and card["input_contract"]["time_grid_s"]["n"] == 61
     assert np.isfinite(card["metrics"]["validation"]["rmse_Ktrans"])
@@ -134,8 +139,14 @@ def test_punet_tcn_options_are_recorded_and_reload(tmp_path):
 
     args = ["--epochs", "1", "--steps", "1", "--batch", "1", "--pool", "1", "--refresh", "1"]
     args += ["--validation", "1", "--quiet", "--threads", "1", "--tissue-gain", "10", "--no-feature-norm"]
+    args += ["--beta-nll", "0.25", "--calibration", "2"]
     assert train_main(["punet", "--out", str(tmp_path), *args]) == 0
     shipped = load_weights("punet", tmp_path)
+    hyper = shipped.card["training"]["hyperparameters"]
+    assert hyper["beta_nll"] == 0.25 and hyper["clip_grad"] == 20.0  # the punet's default clip
+    assert hyper["calibration"] == 2 and "2 slabs" in shipped.card["calibration"]["method"]
+    # the temperature puts 95 % of the calibration voxels inside ±1.96 SD
+    assert abs(shipped.card["metrics"]["calibration"]["coverage95_Ktrans"] - 0.95) < 0.01
     architecture = {k: v for k, v in shipped.card["architecture"].items() if k != "class"}
     assert architecture["tissue_gain"] == 10.0 and architecture["feature_norm"] is False
     net = ProbUNet(**architecture)
@@ -186,3 +197,42 @@ def test_cnn_validation_reports_the_rmse_near_vessels():
     metrics = cnn.evaluate(Constant(), [batch])
     np.testing.assert_allclose(metrics["rmse_near_vp"], np.sqrt((0.5**2 + 0.02**2) / 2), rtol=1e-5)
     np.testing.assert_allclose(metrics["rmse_vp"], np.sqrt((0.5**2 + 15 * 0.02**2) / 16), rtol=1e-5)
+
+
+def test_log_variance_soft_floor_keeps_a_gradient_where_a_clamp_has_none():
+    from bidsapp.nets.prob_unet import LOG_VAR_MIN, soft_floor
+
+    raw = torch.tensor([LOG_VAR_MIN - 10.0, LOG_VAR_MIN, LOG_VAR_MIN + 10.0, 0.0], requires_grad=True)
+    out = soft_floor(raw)
+    assert bool((out > LOG_VAR_MIN).all())
+    assert torch.allclose(out[2:], raw[2:], atol=1e-3)  # the identity well above the floor
+    out.sum().backward()
+    assert raw.grad[1] == 0.5 and raw.grad[0] > 0  # a clamp's gradient is 0 at and below the floor
+    clamped = raw.detach().clone().requires_grad_(True)
+    clamped.clamp(min=LOG_VAR_MIN).sum().backward()
+    assert clamped.grad[0] == 0
+
+
+def test_beta_nll_scales_each_voxel_by_its_detached_variance():
+    from bidsapp.nets.training.punet import _nll_terms
+
+    scales = torch.tensor([0.1, 0.3, 0.05]).view(1, 3, 1, 1)
+    target = torch.full((1, 3, 2, 2), 0.2)
+    batch = {"target": target, "weight": torch.ones(1, 3, 2, 2)}
+    e = torch.tensor([0.5, -1.0, 2.0, 0.1]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    log_var = torch.tensor([-6.0, -2.0, 0.0, 1.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    grads = {}
+    for beta in (0.0, 0.5):
+        mean = (target + e * scales).clone().requires_grad_(True)
+        lv = log_var.clone().requires_grad_(True)
+        mse, nll = _nll_terms(mean, lv, batch, scales, beta)
+        nll.backward()
+        grads[beta] = (mean.grad * scales * 4, lv.grad * 4)  # per voxel, in normalised units
+        plain = 0.5 * (log_var + e**2 / torch.exp(log_var))
+        weight = torch.exp(beta * log_var)
+        assert torch.allclose(nll, (plain * weight).mean(dim=(0, 2, 3)).sum())
+        assert torch.allclose(mse, (e**2).mean(dim=(0, 2, 3)).sum())
+    sigma2 = torch.exp(log_var)
+    assert torch.allclose(grads[0.0][0], e / sigma2, rtol=1e-4)  # plain NLL: e/σ²
+    assert torch.allclose(grads[0.5][0], e / sigma2.sqrt(), rtol=1e-4)  # β = 0.5: e/σ
+    assert torch.allclose(grads[0.5][1], 0.5 * (1 - e**2 / sigma2) * sigma2.sqrt(), rtol=1e-4, atol=1e-6)

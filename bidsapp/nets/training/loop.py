@@ -22,7 +22,9 @@ import torch
 from . import data
 
 
-def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, lr, validation=4):
+def add_common_arguments(
+    parser, epochs, steps, batch, pool, refresh, patience, lr, validation=4, clip_grad=0.0
+):
     """Options every parameter-network trainer shares (defaults are the shipped recipe)."""
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
     parser.add_argument(
@@ -48,6 +50,12 @@ def add_common_arguments(parser, epochs, steps, batch, pool, refresh, patience, 
         help=f"early-stopping patience in epochs (default {patience})",
     )
     parser.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
+    parser.add_argument(
+        "--clip-grad",
+        type=float,
+        default=clip_grad,
+        help=f"clip the gradient's global L2 norm to this before each step, 0 = off (default {clip_grad})",
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -62,6 +70,7 @@ COMMON_HYPERPARAMETERS = (
     "validation",
     "patience",
     "lr",
+    "clip_grad",
 )
 
 
@@ -153,8 +162,10 @@ def fit(model, loss_fn, evaluate, args, device):
     """Train ``model`` with Adam; return ``(model at best validation, record)``.
 
     ``loss_fn(model, batch) -> (loss, {name: float})``; ``evaluate(model, batches) ->
-    {name: float}`` with a ``"loss"`` entry used for early stopping. The record holds
-    the per-epoch curves, the stopping epoch and wall/CPU times (s).
+    {name: float}`` with a ``"loss"`` entry used for early stopping. With
+    ``args.clip_grad > 0`` the gradient's global L2 norm is clipped to it before every
+    step. The record holds the per-epoch curves (with the median and largest gradient
+    norm before clipping), the stopping epoch and wall/CPU times (s).
     """
     wall0, cpu0 = time.perf_counter(), time.process_time()
     rng = np.random.default_rng([args.seed, data.TRAIN, 2**31])
@@ -166,11 +177,14 @@ def fit(model, loss_fn, evaluate, args, device):
     best, best_state, best_epoch, curves = np.inf, None, 0, []
     for epoch in range(1, args.epochs + 1):
         model.train()
-        running = []
+        running, norms = [], []
         for step in range(1, args.steps + 1):
             loss, _ = loss_fn(model, draw_batch(pool, rng, args.batch, device))
             optimiser.zero_grad()
             loss.backward()
+            # max_norm inf only measures: the gradients are multiplied by exactly 1
+            clip = args.clip_grad if args.clip_grad > 0 else float("inf")
+            norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip)))
             optimiser.step()
             scheduler.step()
             running.append(float(loss.detach()))
@@ -182,6 +196,8 @@ def fit(model, loss_fn, evaluate, args, device):
             {
                 "epoch": epoch,
                 "train_loss": float(np.mean(running)),
+                "grad_norm_median": float(np.median(norms)),
+                "grad_norm_max": float(np.max(norms)),
                 **metrics,
                 "wall_s": time.perf_counter() - wall0,
                 "cpu_s": time.process_time() - cpu0,
