@@ -62,7 +62,7 @@ def nets_step(nets, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, d
     the networks ran).
     """
     from .nets.contract import EnvelopeError
-    from .nets.infer import infer_parameters
+    from .nets.infer import NETS_WITH_SD, infer_parameters
 
     img, conc = _load(conc_file, 4)
     _, mask = _load(mask_file, 3)
@@ -108,9 +108,9 @@ def nets_step(nets, conc_file, mask_file, acquisition_file, aif_tsv, aif_json, d
             "links": {"AIF.File": AIF_REF, "Sources": [CONC_REF, AIF_REF]},
             "run_metadata": ["T1Method"],
         }
-        # a network with an SD (the punet) writes all its SD maps, also one that is all NaN (ve where
-        # every predicted Ktrans < 0.01 /min); the CNN's stderr is NaN everywhere and writes none
-        has_sd = any(np.isfinite(np.where(mask > 0, result.stderr[p], np.nan)).any() for p in PARAMETERS)
+        # a network with an SD writes all its SD maps, also one that is all NaN (ve where every
+        # predicted Ktrans < 0.01 /min)
+        has_sd = net in NETS_WITH_SD
         for name in PARAMETERS:
             sidecar = {**common, "Parameter": name, "Units": units[name]}
             path = _save(np.where(mask > 0, result.params[name], np.nan), img, f"{net}_{name}.nii.gz")

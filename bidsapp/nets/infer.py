@@ -31,6 +31,8 @@ from bidsapp.results import FitResult
 from . import contract
 
 NETS = ("cnn", "punet")
+#: networks whose result carries an SD per parameter (``stderr``; the others' is all NaN)
+NETS_WITH_SD = ("punet",)
 #: below this Ktrans (1/min) ve and kep are reported as NaN (as in training: not identifiable)
 VE_MIN_KTRANS = 0.01
 

@@ -175,6 +175,8 @@ def fit(model, loss_fn, evaluate, args, device):
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=args.epochs * args.steps)
     best, best_state, best_epoch, curves = np.inf, None, 0, []
+    # max_norm inf only measures: the gradients are multiplied by exactly 1
+    clip = args.clip_grad if args.clip_grad > 0 else float("inf")
     for epoch in range(1, args.epochs + 1):
         model.train()
         running, norms = [], []
@@ -182,8 +184,6 @@ def fit(model, loss_fn, evaluate, args, device):
             loss, _ = loss_fn(model, draw_batch(pool, rng, args.batch, device))
             optimiser.zero_grad()
             loss.backward()
-            # max_norm inf only measures: the gradients are multiplied by exactly 1
-            clip = args.clip_grad if args.clip_grad > 0 else float("inf")
             norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip)))
             optimiser.step()
             scheduler.step()
