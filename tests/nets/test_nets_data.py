@@ -19,6 +19,13 @@ def test_validation_split_uses_the_benchmark_recipe_on_its_own_stream():
     assert sorted({e["snr"] for e in examples}) == list(data.EVAL_SNRS)
     again = data.validation_examples(0, 1)
     assert all(np.array_equal(a["input"], b["input"]) for a, b in zip(examples, again, strict=True))
+    # drawn in parts (as the punet's calibration does), the stream is the same slabs
+    second = data.validation_examples(0, 1, start=1)
+    both = data.validation_examples(0, 2)
+    assert all(
+        np.array_equal(a["input"], b["input"]) for a, b in zip(second, both[len(examples) :], strict=True)
+    )
+    assert not np.array_equal(second[0]["target"], examples[0]["target"])
 
     phantom, _, clean, rng = data.slab_case(0, data.VALIDATION, 0)
     benchmark = data.slab_case(0, data.BENCHMARK, 0)[2]

@@ -222,7 +222,7 @@ def test_beta_nll_scales_each_voxel_by_its_detached_variance():
     e = torch.tensor([0.5, -1.0, 2.0, 0.1]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
     log_var = torch.tensor([-6.0, -2.0, 0.0, 1.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
     grads = {}
-    for beta in (0.0, 0.5):
+    for beta in (0.0, 0.5, 1.0):
         mean = (target + e * scales).clone().requires_grad_(True)
         lv = log_var.clone().requires_grad_(True)
         mse, nll = _nll_terms(mean, lv, batch, scales, beta)
@@ -235,4 +235,5 @@ def test_beta_nll_scales_each_voxel_by_its_detached_variance():
     sigma2 = torch.exp(log_var)
     assert torch.allclose(grads[0.0][0], e / sigma2, rtol=1e-4)  # plain NLL: e/σ²
     assert torch.allclose(grads[0.5][0], e / sigma2.sqrt(), rtol=1e-4)  # β = 0.5: e/σ
+    assert torch.allclose(grads[1.0][0], e, rtol=1e-4)  # β = 1 (the default): e, as the MSE's
     assert torch.allclose(grads[0.5][1], 0.5 * (1 - e**2 / sigma2) * sigma2.sqrt(), rtol=1e-4, atol=1e-6)

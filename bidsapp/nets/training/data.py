@@ -349,8 +349,11 @@ def noisy_example(clean: CleanSlice, rng, snr=None, crop=CROP):
     return out
 
 
-def validation_examples(seed, slabs):
+def validation_examples(seed, slabs, start=0):
     """Return the validation split: ``slabs`` slabs of stream :data:`VALIDATION` drawn like the benchmark.
+
+    Slabs ``start`` … ``start + slabs − 1``, so a long stretch of the stream can be drawn
+    in parts.
 
     Each slab (:func:`slab_case`) at every SNR of :data:`EVAL_SNRS` (in turn, from the
     slab's rng), concentration through :func:`noisy_concentration`, the image AIF
@@ -358,7 +361,7 @@ def validation_examples(seed, slabs):
     as the benchmark's figures are. Deterministic in ``seed``.
     """
     examples = []
-    for index in range(slabs):
+    for index in range(start, start + slabs):
         phantom, _, clean, rng = slab_case(seed, VALIDATION, index)
         tissue, near = tissue_mask(phantom), near_vessel(phantom)
         artery = phantom.fractions[..., CLASS_INDEX["artery"]]

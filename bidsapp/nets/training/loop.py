@@ -142,9 +142,9 @@ def draw_batch(pool, rng, batch, device):
     return stack(examples, device)
 
 
-def validation_batches(seed, count, device, size=8):
-    """Return the validation split (:func:`data.validation_examples`, ``count`` slabs) in batches."""
-    examples = data.validation_examples(seed, count)
+def validation_batches(seed, count, device, size=8, start=0):
+    """Return ``count`` validation slabs from slab ``start`` (:func:`data.validation_examples`) in batches."""
+    examples = data.validation_examples(seed, count, start)
     return [stack(examples[i : i + size], device) for i in range(0, len(examples), size)]
 
 

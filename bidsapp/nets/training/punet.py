@@ -5,7 +5,9 @@ mean(e²) + the Gaussian negative log-likelihood ½·(log σ² + e²/σ²) of th
 heteroscedastic head, each voxel's weighted by sg(σ²)^β (β-NLL, Seitzer et al. ICLR
 2022, ``--beta-nll``; sg = no gradient), with ``z`` drawn from the posterior, plus
 ``--kl-weight`` × KL(posterior ‖ prior). β = 0 is the plain NLL, whose gradient on the
-mean, e/σ², grows without bound as σ shrinks; β = 0.5 turns it into e/σ. After training
+mean, e/σ², grows without bound as σ shrinks; β = 0.5 turns it into e/σ and β = 1 (the
+default) into e, the MSE's, so voxels with a large predicted σ (hard ones: weakly
+identifiable vp or ve) pull on the mean as much as easy ones. After training
 the per-parameter temperature is fitted on ``--calibration`` slabs of the validation
 stream (prior samples only): the 95th percentile of |error| / (1.96·SD), so that 95 % of
 those voxels lie within ±1.96 calibrated SD.
@@ -30,6 +32,8 @@ NAME = "punet"
 SAMPLES = 16
 #: default gradient-norm clip (docs/networks.md)
 CLIP_GRAD = 20.0
+#: validation slabs drawn at a time while the temperatures are fitted (bounds memory)
+CALIBRATION_CHUNK = 8
 
 
 def add_arguments(parser):
@@ -49,15 +53,15 @@ def add_arguments(parser):
     parser.add_argument(
         "--calibration",
         type=int,
-        default=24,
+        default=96,
         help="validation-stream slabs the temperatures are fitted on, the first --validation of them "
-        "the early-stopping split (default 24; docs/networks.md)",
+        "the early-stopping split (default 96; docs/networks.md)",
     )
     parser.add_argument(
         "--beta-nll",
         type=float,
-        default=0.5,
-        help="β of the β-NLL weighting sg(σ²)^β of each voxel's NLL, 0 = plain NLL (default 0.5)",
+        default=1.0,
+        help="β of the β-NLL weighting sg(σ²)^β of each voxel's NLL, 0 = plain NLL (default 1)",
     )
     parser.add_argument(
         "--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)"
@@ -110,25 +114,44 @@ def predictions(model, batches, seed):
     return [model.sample(b["input"], SAMPLES, generator) for b in batches]
 
 
-def calibration_data(model, batches, seed):
-    """Per parameter: |error| and uncalibrated SD over the weighted validation voxels."""
+def calibration_data(model, seed, slabs, device):
+    """Per parameter: |error| and uncalibrated SD over the tissue voxels of validation slabs 0 … ``slabs``−1.
+
+    The slabs are drawn :data:`CALIBRATION_CHUNK` at a time and dropped once their voxels'
+    errors are kept, so memory does not grow with ``slabs``.
+    """
     temperature = model.temperature.clone()
     model.temperature.fill_(1.0)
     errors, sds = {p: [] for p in data.PARAMS}, {p: [] for p in data.PARAMS}
-    for batch, (mean, sd) in zip(batches, predictions(model, batches, seed), strict=True):
-        for i, name in enumerate(data.PARAMS):
-            w = batch["weight"][:, i] > 0
-            errors[name].append((mean[:, i] - batch["target"][:, i]).abs()[w])
-            sds[name].append(sd[:, i][w])
+    for start in range(0, slabs, CALIBRATION_CHUNK):
+        batches = loop.validation_batches(seed, min(CALIBRATION_CHUNK, slabs - start), device, start=start)
+        for batch, (mean, sd) in zip(batches, predictions(model, batches, seed + start), strict=True):
+            for i, name in enumerate(data.PARAMS):
+                w = batch["weight"][:, i] > 0
+                errors[name].append((mean[:, i] - batch["target"][:, i]).abs()[w])
+                sds[name].append(sd[:, i][w])
     model.temperature.copy_(temperature)
     return {p: (torch.cat(errors[p]), torch.cat(sds[p])) for p in data.PARAMS}
 
 
-def fit_temperature(model, batches, seed):
-    """Set ``model.temperature`` to the 95th percentile of |error| / (1.96 · SD) per parameter."""
-    for i, (err, sd) in enumerate(calibration_data(model, batches, seed).values()):
+def fit_temperature(model, calibration):
+    """Set ``model.temperature`` to the 95th percentile of |error| / (1.96 · SD) per parameter.
+
+    ``calibration`` is :func:`calibration_data`'s result.
+    """
+    for i, (err, sd) in enumerate(calibration.values()):
         ratio = (err / (1.96 * sd.clamp(min=1e-12))).double().cpu().numpy()
         model.temperature[0, i] = float(np.quantile(ratio, 0.95))
+
+
+def calibration_metrics(model, calibration):
+    """RMSE and the fraction inside ±1.96 calibrated SD, per parameter, over the calibration voxels."""
+    out = {}
+    for i, (name, (err, sd)) in enumerate(calibration.items()):
+        out[f"rmse_{name}"] = float(torch.sqrt((err.double() ** 2).mean()))
+        inside = err <= 1.96 * sd * model.temperature[0, i, 0, 0]
+        out[f"coverage95_{name}"] = float(inside.double().mean())
+    return out
 
 
 def evaluate(model, batches):
@@ -171,11 +194,11 @@ def train(args) -> int:
     model, record = loop.fit(model, loss_fn, evaluate, args, device)
     model.eval()
     validation = loop.validation_batches(args.seed, args.validation, device)
-    calibration = loop.validation_batches(args.seed, args.calibration, device)
     with torch.no_grad():
-        fit_temperature(model, calibration, args.seed)
+        calibration = calibration_data(model, args.seed, args.calibration, device)
+        fit_temperature(model, calibration)
         calibrated = evaluate(model, validation)
-        on_calibration = evaluate(model, calibration)
+        on_calibration = calibration_metrics(model, calibration)
     card = {
         "architecture": {"class": "bidsapp.nets.prob_unet.ProbUNet", **architecture(args)},
         "input_contract": contract.describe(),
