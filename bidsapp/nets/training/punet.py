@@ -40,7 +40,7 @@ def add_arguments(parser):
     """Options of ``dcequant-train punet`` (defaults are the shipped recipe)."""
     loop.add_common_arguments(
         parser,
-        epochs=40,
+        epochs=60,
         steps=100,
         batch=6,
         pool=96,
