@@ -102,7 +102,9 @@ def estimate(method, conc, t, aif, mask, protocol, key=None):
 
 
 def ssim(estimate_map, truth, mask):
-    """Mean SSIM over ``mask`` voxels (per-slice Gaussian windows, σ = 1.5 voxels)."""
+    """Mean SSIM over ``mask`` voxels (per-slice Gaussian windows, σ = 1.5 voxels); NaN if none."""
+    if not mask.any():  # e.g. ve of a subject whose tissue Ktrans is below 0.01 /min everywhere
+        return np.nan
     x = np.where(mask, np.nan_to_num(estimate_map, nan=0.0), 0.0)
     y = np.where(mask, truth, 0.0)
     span = float(truth[mask].max() - truth[mask].min()) or 1.0
@@ -154,11 +156,11 @@ def accuracy(subjects):
             print(f"  subject {i} SNR {snr:g}: done", flush=True)
         for p in PARAMS:
             err, sd = (np.concatenate(part[-len(SNRS) :]) for part in calib[p])
-            per_subject[p].append(np.mean(err <= 1.96 * sd))
+            if err.size:  # a subject may have no ve voxels (tissue Ktrans < 0.01 /min)
+                per_subject[p].append(np.mean(err <= 1.96 * sd))
             for method in METHODS:
-                subject_rmse[method, p].append(
-                    np.sqrt(np.mean(np.concatenate(errors[method, p][-len(SNRS) :]) ** 2))
-                )
+                e = np.concatenate(errors[method, p][-len(SNRS) :])
+                subject_rmse[method, p].append(np.sqrt(np.mean(e**2)) if e.size else np.nan)
     print(
         "\nAccuracy inside tissue (subjects × SNR 10/15/20 pooled; image AIF; fit = extended Tofts + delay)"
     )
@@ -166,14 +168,15 @@ def accuracy(subjects):
     for p in PARAMS:
         for method in METHODS:
             e, t = np.concatenate(errors[method, p]), np.concatenate(truths[method, p])
+            nrmse, mean_ssim = np.linalg.norm(e) / np.linalg.norm(t), np.nanmean(ssims[method, p])
             print(
                 f"{method:8s} {p:7s} {np.sqrt(np.mean(e**2)):9.5f} {np.median(np.abs(e)):9.5f} "
-                f"{np.linalg.norm(e) / np.linalg.norm(t):7.3f} {np.mean(ssims[method, p]):6.3f} {e.size:7d}"
+                f"{nrmse:7.3f} {mean_ssim:6.3f} {e.size:7d}"
             )
     for p in PARAMS:
         fit = np.array(subject_rmse["fit", p])
         wins = ", ".join(f"{m} {int(np.sum(np.array(subject_rmse[m, p]) < fit))}" for m in METHODS[1:])
-        print(f"subjects whose {p} RMSE is below the fit's (of {subjects}): {wins}")
+        print(f"subjects whose {p} RMSE is below the fit's (of {int(np.isfinite(fit).sum())}): {wins}")
     print("RMSE by population AIF shape of the subject (Ktrans / vp / ve):")
     for shape in sorted(set(shapes)):
         rows = [k for k, name in enumerate(shapes) if name == shape]

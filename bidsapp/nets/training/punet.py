@@ -34,13 +34,15 @@ SAMPLES = 16
 CLIP_GRAD = 20.0
 #: validation slabs drawn at a time while the temperatures are fitted (bounds memory)
 CALIBRATION_CHUNK = 8
+#: punet options recorded in the model card next to the common ones
+EXTRA_HYPERPARAMETERS = ("kl_weight", "beta_nll", "faithful", "calibration", "tissue_gain", "feature_norm")
 
 
 def add_arguments(parser):
     """Options of ``dcequant-train punet`` (defaults are the shipped recipe)."""
     loop.add_common_arguments(
         parser,
-        epochs=60,
+        epochs=40,
         steps=100,
         batch=6,
         pool=96,
@@ -53,15 +55,22 @@ def add_arguments(parser):
     parser.add_argument(
         "--calibration",
         type=int,
-        default=96,
+        default=24,
         help="validation-stream slabs the temperatures are fitted on, the first --validation of them "
-        "the early-stopping split (default 96; docs/networks.md)",
+        "the early-stopping split (default 24; docs/networks.md)",
     )
     parser.add_argument(
         "--beta-nll",
         type=float,
-        default=1.0,
-        help="β of the β-NLL weighting sg(σ²)^β of each voxel's NLL, 0 = plain NLL (default 1)",
+        default=0.5,
+        help="β of the β-NLL weighting sg(σ²)^β of each voxel's NLL, 0 = plain NLL (default 0.5)",
+    )
+    parser.add_argument(
+        "--faithful",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="train the mean by the MSE only and the variance by the NLL of the detached error "
+        "(Stirn et al. 2023; default off; docs/networks.md)",
     )
     parser.add_argument(
         "--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)"
@@ -95,22 +104,33 @@ def architecture(args=None):
     }
 
 
-def _nll_terms(mean, log_var, batch, scales, beta=0.0):
-    """Weighted normalised MSE and β-NLL (each a sum over parameters of a mean over voxels)."""
+def _nll_terms(mean, log_var, batch, scales, beta=0.0, faithful=False):
+    """Weighted normalised MSE and β-NLL (each a sum over parameters of a mean over voxels).
+
+    ``faithful``: the NLL sees the error with the mean detached, so only the MSE trains
+    the mean and the NLL trains only the variance (Stirn et al., AISTATS 2023).
+    """
     e = (mean - batch["target"]) / scales
     w = batch["weight"]
     norm = w.sum(dim=(0, 2, 3)).clamp(min=1)
     mse = ((e**2 * w).sum(dim=(0, 2, 3)) / norm).sum()
-    voxel_nll = 0.5 * (log_var + e**2 / torch.exp(log_var))
+    e_nll = e.detach() if faithful else e
+    voxel_nll = 0.5 * (log_var + e_nll**2 / torch.exp(log_var))
     if beta:
         voxel_nll = voxel_nll * torch.exp(beta * log_var.detach())
     nll = ((voxel_nll * w).sum(dim=(0, 2, 3)) / norm).sum()
     return mse, nll
 
 
-def predictions(model, batches, seed):
-    """Prior-sampled mean and SD for each validation batch (reproducible draws)."""
-    generator = torch.Generator(device=batches[0]["input"].device).manual_seed(seed)
+def predictions(model, batches, seed_or_generator):
+    """Prior-sampled mean and SD for each validation batch (reproducible draws).
+
+    ``seed_or_generator``: a seed for a new generator, or a ``torch.Generator`` whose
+    draws continue (so batches handled in parts draw as in one pass).
+    """
+    generator = seed_or_generator
+    if not isinstance(generator, torch.Generator):
+        generator = torch.Generator(device=batches[0]["input"].device).manual_seed(seed_or_generator)
     return [model.sample(b["input"], SAMPLES, generator) for b in batches]
 
 
@@ -123,9 +143,10 @@ def calibration_data(model, seed, slabs, device):
     temperature = model.temperature.clone()
     model.temperature.fill_(1.0)
     errors, sds = {p: [] for p in data.PARAMS}, {p: [] for p in data.PARAMS}
+    generator = torch.Generator(device=device).manual_seed(seed)
     for start in range(0, slabs, CALIBRATION_CHUNK):
         batches = loop.validation_batches(seed, min(CALIBRATION_CHUNK, slabs - start), device, start=start)
-        for batch, (mean, sd) in zip(batches, predictions(model, batches, seed + start), strict=True):
+        for batch, (mean, sd) in zip(batches, predictions(model, batches, generator), strict=True):
             for i, name in enumerate(data.PARAMS):
                 w = batch["weight"][:, i] > 0
                 errors[name].append((mean[:, i] - batch["target"][:, i]).abs()[w])
@@ -187,7 +208,7 @@ def train(args) -> int:
         posterior = net.posterior_of(features, batch["target"], mask)
         prior = net.prior(features)
         mean, log_var = net.decode(hidden, posterior.rsample())
-        mse, nll = _nll_terms(mean, log_var, batch, net.scales, args.beta_nll)
+        mse, nll = _nll_terms(mean, log_var, batch, net.scales, args.beta_nll, args.faithful)
         kl = kl_divergence(posterior, prior).sum(dim=1).mean()
         return mse + nll + args.kl_weight * kl, {}
 
@@ -203,9 +224,7 @@ def train(args) -> int:
         "architecture": {"class": "bidsapp.nets.prob_unet.ProbUNet", **architecture(args)},
         "input_contract": contract.describe(),
         "inference": {"prior_samples": SAMPLES, "sampling": "prior net only (never the posterior)"},
-        "training": loop.training_record(
-            args, device, record, ("kl_weight", "beta_nll", "calibration", "tissue_gain", "feature_norm")
-        ),
+        "training": loop.training_record(args, device, record, EXTRA_HYPERPARAMETERS),
         "calibration": {
             "method": f"per-parameter temperature on {args.calibration} slabs of the validation stream "
             "(95th percentile of |error|/(1.96 SD))",
