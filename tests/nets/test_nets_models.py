@@ -237,3 +237,25 @@ def test_beta_nll_scales_each_voxel_by_its_detached_variance():
     assert torch.allclose(grads[0.5][0], e / sigma2.sqrt(), rtol=1e-4)  # β = 0.5: e/σ
     assert torch.allclose(grads[1.0][0], e, rtol=1e-4)  # β = 1 (the default): e, as the MSE's
     assert torch.allclose(grads[0.5][1], 0.5 * (1 - e**2 / sigma2) * sigma2.sqrt(), rtol=1e-4, atol=1e-6)
+
+
+def test_faithful_nll_trains_only_the_variance():
+    from bidsapp.nets.training.punet import _nll_terms
+
+    scales = torch.tensor([0.1, 0.3, 0.05]).view(1, 3, 1, 1)
+    target = torch.full((1, 3, 2, 2), 0.2)
+    batch = {"target": target, "weight": torch.ones(1, 3, 2, 2)}
+    e = torch.tensor([0.5, -1.0, 2.0, 0.1]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    grads = {}
+    for faithful in (False, True):
+        mean = (target + e * scales).clone().requires_grad_(True)
+        log_var = torch.full((1, 3, 2, 2), -1.0, requires_grad=True)
+        mse, nll = _nll_terms(mean, log_var, batch, scales, 0.5, faithful)
+        nll.backward()
+        grads[faithful] = (mean.grad.clone(), log_var.grad.clone())
+        mean.grad = None
+        mse.backward()
+        assert torch.count_nonzero(mean.grad) == 12  # the MSE still trains the mean
+    assert torch.count_nonzero(grads[False][0]) == 12
+    assert torch.count_nonzero(grads[True][0]) == 0  # the NLL no longer moves the mean
+    assert torch.equal(grads[True][1], grads[False][1])  # and trains the variance as before
