@@ -251,7 +251,7 @@ def test_faithful_nll_trains_only_the_variance():
         mean = (target + e * scales).clone().requires_grad_(True)
         log_var = torch.full((1, 3, 2, 2), -1.0, requires_grad=True)
         mse, nll = _nll_terms(mean, log_var, batch, scales, 0.5, faithful)
-        nll.backward()
+        nll.backward(retain_graph=True)
         grads[faithful] = (mean.grad.clone(), log_var.grad.clone())
         mean.grad = None
         mse.backward()
