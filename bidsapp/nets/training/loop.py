@@ -175,8 +175,9 @@ def fit(model, loss_fn, evaluate, args, device):
     ``args.clip_grad > 0`` the gradient's global L2 norm is clipped to it before every
     step. With ``args.ema > 0`` an exponential moving average of the weights and buffers
     (decay ``args.ema`` per step; torch's ``AveragedModel``, as in Polyak averaging) is
-    what is validated and returned. The record holds the per-epoch curves (with the median and largest gradient
-    norm before clipping), the stopping epoch and wall/CPU times (s).
+    what is validated and returned. The record holds the per-epoch curves (with the
+    median and largest gradient norm before clipping), the stopping epoch and wall/CPU
+    times (s).
     """
     wall0, cpu0 = time.perf_counter(), time.process_time()
     rng = np.random.default_rng([args.seed, data.TRAIN, 2**31])
