@@ -257,3 +257,33 @@ def test_faithful_nll_trains_only_the_variance():
     assert torch.count_nonzero(grads[False][0]) == 12
     assert grads[True][0] is None  # the NLL no longer reaches the mean
     assert torch.equal(grads[True][1], grads[False][1])  # and trains the variance as before
+
+
+def test_ema_keeps_the_moving_average_of_the_weights():
+    from argparse import Namespace
+
+    from bidsapp.nets.training import loop
+
+    class Scalar(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def run(ema):
+        seen = []
+
+        def loss_fn(net, batch):
+            seen.append(float(net.w))  # the weights before this step
+            return net.w * 1.0, {}
+
+        args = Namespace(seed=0, pool=1, refresh=1, validation=1, epochs=1, steps=2, batch=1, lr=0.1)
+        args.__dict__.update(patience=1, clip_grad=0.0, ema=ema, quiet=True)
+        model, _ = loop.fit(Scalar(), loss_fn, lambda net, batches: {"loss": 0.0}, args, torch.device("cpu"))
+        return float(model.w), seen
+
+    raw, seen = run(0.0)  # the weights after the last (second) step
+    after_first = seen[1]
+    averaged, _ = run(0.75)
+    assert raw < after_first < 0.0  # two steps down the constant gradient
+    # AveragedModel copies the first step's weights, then w ← 0.75 w + 0.25 w_new
+    assert np.isclose(averaged, 0.75 * after_first + 0.25 * raw, rtol=1e-6)

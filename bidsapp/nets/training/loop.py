@@ -18,12 +18,13 @@ import time
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import data
 
 
 def add_common_arguments(
-    parser, epochs, steps, batch, pool, refresh, patience, lr, validation=4, clip_grad=0.0
+    parser, epochs, steps, batch, pool, refresh, patience, lr, validation=4, clip_grad=0.0, ema=0.0
 ):
     """Options every parameter-network trainer shares (defaults are the shipped recipe)."""
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
@@ -56,6 +57,13 @@ def add_common_arguments(
         default=clip_grad,
         help=f"clip the gradient's global L2 norm to this before each step, 0 = off (default {clip_grad})",
     )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=ema,
+        help="decay per step of an exponential moving average of the weights (and normalisation "
+        f"statistics) that is validated and kept instead of the raw weights, 0 = off (default {ema})",
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -71,6 +79,7 @@ COMMON_HYPERPARAMETERS = (
     "patience",
     "lr",
     "clip_grad",
+    "ema",
 )
 
 
@@ -164,8 +173,11 @@ def fit(model, loss_fn, evaluate, args, device):
     ``loss_fn(model, batch) -> (loss, {name: float})``; ``evaluate(model, batches) ->
     {name: float}`` with a ``"loss"`` entry used for early stopping. With
     ``args.clip_grad > 0`` the gradient's global L2 norm is clipped to it before every
-    step. The record holds the per-epoch curves (with the median and largest gradient
-    norm before clipping), the stopping epoch and wall/CPU times (s).
+    step. With ``args.ema > 0`` an exponential moving average of the weights and buffers
+    (decay ``args.ema`` per step; torch's ``AveragedModel``, as in Polyak averaging) is
+    what is validated and returned. The record holds the per-epoch curves (with the
+    median and largest gradient norm before clipping), the stopping epoch and wall/CPU
+    times (s).
     """
     wall0, cpu0 = time.perf_counter(), time.process_time()
     rng = np.random.default_rng([args.seed, data.TRAIN, 2**31])
@@ -177,6 +189,12 @@ def fit(model, loss_fn, evaluate, args, device):
     best, best_state, best_epoch, curves = np.inf, None, 0, []
     # max_norm inf only measures: the gradients are multiplied by exactly 1
     clip = args.clip_grad if args.clip_grad > 0 else float("inf")
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
+        if args.ema > 0
+        else None
+    )
+    validated = averaged.module if averaged is not None else model
     for epoch in range(1, args.epochs + 1):
         model.train()
         running, norms = [], []
@@ -187,11 +205,13 @@ def fit(model, loss_fn, evaluate, args, device):
             norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip)))
             optimiser.step()
             scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             running.append(float(loss.detach()))
             _progress(epoch, step, args.steps, float(np.mean(running[-20:])), args.quiet)
-        model.eval()
+        validated.eval()
         with torch.no_grad():
-            metrics = evaluate(model, validation)
+            metrics = evaluate(validated, validation)
         curves.append(
             {
                 "epoch": epoch,
@@ -211,7 +231,7 @@ def fit(model, loss_fn, evaluate, args, device):
                 flush=True,
             )
         if metrics["loss"] < best:
-            best, best_state, best_epoch = metrics["loss"], copy.deepcopy(model.state_dict()), epoch
+            best, best_state, best_epoch = metrics["loss"], copy.deepcopy(validated.state_dict()), epoch
         elif epoch - best_epoch >= args.patience:
             break
         pool.refresh(args.refresh)
