@@ -273,7 +273,7 @@ def test_ema_keeps_the_moving_average_of_the_weights():
         seen = []
 
         def loss_fn(net, batch):
-            seen.append(float(net.w))  # the weights before this step
+            seen.append(float(net.w.detach()))  # the weights before this step
             return net.w * 1.0, {}
 
         args = Namespace(seed=0, pool=1, refresh=1, validation=1, epochs=1, steps=2, batch=1, lr=0.1)
