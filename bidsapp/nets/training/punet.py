@@ -5,9 +5,12 @@ mean(e²) + the Gaussian negative log-likelihood ½·(log σ² + e²/σ²) of th
 heteroscedastic head, each voxel's weighted by sg(σ²)^β (β-NLL, Seitzer et al. ICLR
 2022, ``--beta-nll``; sg = no gradient), with ``z`` drawn from the posterior, plus
 ``--kl-weight`` × KL(posterior ‖ prior). β = 0 is the plain NLL, whose gradient on the
-mean, e/σ², grows without bound as σ shrinks; β = 0.5 turns it into e/σ and β = 1 (the
-default) into e, the MSE's, so voxels with a large predicted σ (hard ones: weakly
-identifiable vp or ve) pull on the mean as much as easy ones. After training
+mean, e/σ², grows without bound as σ shrinks; β = 0.5 (the default) turns it into e/σ,
+β = 1 into e. With ``--faithful`` (the default) the NLL sees the error with the mean
+detached, so the MSE alone trains the mean (voxels with a large predicted σ, e.g.
+weakly identifiable vp, pull on it as much as easy ones) and the β-NLL only the
+variance (Stirn et al., "Faithful heteroscedastic regression with neural networks",
+AISTATS 2023). After training
 the per-parameter temperature is fitted on ``--calibration`` slabs of the validation
 stream (prior samples only): the 95th percentile of |error| / (1.96·SD), so that 95 % of
 those voxels lie within ±1.96 calibrated SD.
@@ -42,7 +45,7 @@ def add_arguments(parser):
     """Options of ``dcequant-train punet`` (defaults are the shipped recipe)."""
     loop.add_common_arguments(
         parser,
-        epochs=40,
+        epochs=60,
         steps=100,
         batch=6,
         pool=96,
@@ -55,9 +58,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--calibration",
         type=int,
-        default=24,
+        default=96,
         help="validation-stream slabs the temperatures are fitted on, the first --validation of them "
-        "the early-stopping split (default 24; docs/networks.md)",
+        "the early-stopping split (default 96; docs/networks.md)",
     )
     parser.add_argument(
         "--beta-nll",
@@ -68,9 +71,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--faithful",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="train the mean by the MSE only and the variance by the NLL of the detached error "
-        "(Stirn et al. 2023; default off; docs/networks.md)",
+        "(Stirn et al. 2023; default on; docs/networks.md)",
     )
     parser.add_argument(
         "--kl-weight", type=float, default=0.01, help="weight of KL(posterior‖prior) (default 0.01)"
