@@ -125,15 +125,8 @@ def _nll_terms(mean, log_var, batch, scales, beta=0.0, faithful=False):
     return mse, nll
 
 
-def predictions(model, batches, seed_or_generator):
-    """Prior-sampled mean and SD for each validation batch (reproducible draws).
-
-    ``seed_or_generator``: a seed for a new generator, or a ``torch.Generator`` whose
-    draws continue (so batches handled in parts draw as in one pass).
-    """
-    generator = seed_or_generator
-    if not isinstance(generator, torch.Generator):
-        generator = torch.Generator(device=batches[0]["input"].device).manual_seed(seed_or_generator)
+def predictions(model, batches, generator):
+    """Prior-sampled mean and SD for each validation batch, drawn from ``generator`` (reproducible)."""
     return [model.sample(b["input"], SAMPLES, generator) for b in batches]
 
 
@@ -182,7 +175,8 @@ def evaluate(model, batches):
     """Return validation loss (posterior-free: prior-sampled mean's normalised MSE), RMSE and coverage."""
     losses, sums, cover = [], {}, {}
     scales = model.scales
-    for batch, (mean, sd) in zip(batches, predictions(model, batches, 0), strict=True):
+    generator = torch.Generator(device=batches[0]["input"].device).manual_seed(0)
+    for batch, (mean, sd) in zip(batches, predictions(model, batches, generator), strict=True):
         w = batch["weight"]
         e = (mean - batch["target"]) / scales
         losses.append(float(((e**2 * w).sum(dim=(0, 2, 3)) / w.sum(dim=(0, 2, 3)).clamp(min=1)).sum()))
